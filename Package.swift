@@ -1,0 +1,65 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "ie-toolbox",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ie-split", targets: ["ie-split"]),
+        .executable(name: "ie-train", targets: ["ie-train"]),
+        .executable(name: "ie-infer", targets: ["ie-infer"]),
+        .executable(name: "ie-ensemble", targets: ["ie-ensemble"]),
+        .executable(name: "ie-metrics", targets: ["ie-metrics"]),
+        .executable(name: "ie-stats", targets: ["ie-stats"]),
+        .executable(name: "ie-report", targets: ["ie-report"]),
+        .executable(name: "ie-synth", targets: ["ie-synth"]),
+        .executable(name: "ie-bench", targets: ["ie-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CNIfTI", path: "Sources/CNIfTI"),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .systemLibrary(name: "CCSV", path: "Sources/CCSV"),
+
+        .target(name: "IECore", dependencies: ["CCSV"]),
+        .target(name: "IEImage", dependencies: ["IECore", "CNIfTI", "CPNG"]),
+        .target(name: "IEConfig", dependencies: ["IECore", "Yams"]),
+        .target(name: "IEData", dependencies: ["IECore", "IEImage", "IEConfig"]),
+        .target(name: "IERun", dependencies: ["IECore", "IEConfig"]),
+        .target(name: "IENet", dependencies: ["IECore", "CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "IEEval", dependencies: ["IECore", "IEImage"]),
+        .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet"]),
+        .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun"]),
+
+        .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-train", dependencies: ["IETrain", "IEEval", "IEReport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-infer", dependencies: ["IETrain",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-ensemble", dependencies: ["IETrain",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-metrics", dependencies: ["IEEval", "IEData", "IERun",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-stats", dependencies: ["IEEval",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-report", dependencies: ["IEReport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-synth", dependencies: ["IEImage", "IEData",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "CBLAS"], path: "bench/ie-bench"),
+
+        .testTarget(name: "IECoreTests", dependencies: ["IECore"]),
+        .testTarget(name: "IEImageTests", dependencies: ["IEImage"]),
+        .testTarget(name: "IEDataTests", dependencies: ["IEData", "IEConfig", "IERun"]),
+        .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
+        .testTarget(name: "IENetTests", dependencies: ["IENet"]),
+        .testTarget(name: "IEEvalTests", dependencies: ["IEEval"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
+    ]
+)

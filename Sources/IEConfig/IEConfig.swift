@@ -1,0 +1,1 @@
+// IEConfig: see DESIGN.md

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Verbosity and progress, to stderr (SPEC §1.3): a bar on a terminal, one plain line per step otherwise.
+public enum Log {
+    public enum Level: Int, Sendable { case quiet = 0, normal = 1, verbose = 2 }
+    nonisolated(unsafe) public static var level: Level = .normal
+    nonisolated(unsafe) public static var tool: String = "ie"
+    /// Extra sink (a run's logs/<tool>.log) that receives every line, whatever the verbosity.
+    nonisolated(unsafe) public static var logFile: FileHandle?
+    private static let lock = NSLock()
+
+    public static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
+    public static func info(_ message: String) {
+        emit(message, show: level.rawValue >= Level.normal.rawValue)
+    }
+    public static func verbose(_ message: String) {
+        emit(message, show: level == .verbose)
+    }
+    public static func warning(_ message: String) {
+        emit("\(tool): warning: \(message)", show: true)
+    }
+
+    private static func emit(_ message: String, show: Bool) {
+        lock.lock(); defer { lock.unlock() }
+        let line = message + "\n"
+        if show { FileHandle.standardError.write(Data(line.utf8)) }
+        if let logFile {
+            let stamp = ISO8601DateFormatter().string(from: Date())
+            logFile.write(Data("[\(stamp)] \(line)".utf8))
+        }
+    }
+}
+
+/// Progress over a known number of steps.
+public final class Progress {
+    let label: String
+    let total: Int
+    var done = 0
+    let start = Date()
+    let bar: Bool
+
+    public init(_ label: String, total: Int) {
+        self.label = label
+        self.total = max(total, 1)
+        self.bar = Log.stderrIsTerminal && Log.level != .quiet
+    }
+
+    public func step(_ detail: String = "") {
+        done += 1
+        let elapsed = Date().timeIntervalSince(start)
+        if bar {
+            let width = 30
+            let filled = width * done / total
+            let text = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) \(String(format: "%.1fs", elapsed)) \(detail)"
+            FileHandle.standardError.write(Data(text.utf8))
+            if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+            if let f = Log.logFile { f.write(Data("\(label) \(done)/\(total) \(detail)\n".utf8)) }
+        } else {
+            Log.info("\(label) \(done)/\(total) \(String(format: "%.1fs", elapsed)) \(detail)")
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// IEData: see DESIGN.md

@@ -1,0 +1,1 @@
+// IEEval: see DESIGN.md

@@ -1,0 +1,75 @@
+import IECore
+
+/// A 3-D image in NIfTI storage order: data index = (z * ny + y) * nx + x, X fastest.
+/// Shape, spacing and origin are (Z, Y, X) triples as everywhere in the configs (SPEC conventions).
+/// `direction` is the 3x3 rotation (row-major, world = origin + direction * (index * spacing)) in (x, y, z)
+/// world/index order as NIfTI and ITK use it; `affine` keeps the exact NIfTI qform/sform for writing back.
+public struct Volume<T>: @unchecked Sendable {
+    public var shape: (z: Int, y: Int, x: Int)
+    public var spacing: (z: Double, y: Double, x: Double)
+    public var origin: (z: Double, y: Double, x: Double)
+    public var direction: [Double]
+    public var geometry: NIfTIGeometry?
+    public var data: [T]
+
+    public init(shape: (z: Int, y: Int, x: Int), spacing: (z: Double, y: Double, x: Double) = (1, 1, 1),
+                origin: (z: Double, y: Double, x: Double) = (0, 0, 0),
+                direction: [Double] = [1, 0, 0, 0, 1, 0, 0, 0, 1], geometry: NIfTIGeometry? = nil, data: [T]) {
+        precondition(data.count == shape.z * shape.y * shape.x, "data count \(data.count) does not match shape \(shape)")
+        self.shape = shape
+        self.spacing = spacing
+        self.origin = origin
+        self.direction = direction
+        self.geometry = geometry
+        self.data = data
+    }
+
+    public init(shape: (z: Int, y: Int, x: Int), repeating value: T,
+                spacing: (z: Double, y: Double, x: Double) = (1, 1, 1)) {
+        self.init(shape: shape, spacing: spacing, data: [T](repeating: value, count: shape.z * shape.y * shape.x))
+    }
+
+    public var count: Int { shape.z * shape.y * shape.x }
+
+    @inline(__always) public func index(_ z: Int, _ y: Int, _ x: Int) -> Int { (z * shape.y + y) * shape.x + x }
+
+    public subscript(z: Int, y: Int, x: Int) -> T {
+        get { data[index(z, y, x)] }
+        set { data[index(z, y, x)] = newValue }
+    }
+
+    /// Same geometry, other voxel values.
+    public func with<U>(data newData: [U]) -> Volume<U> {
+        Volume<U>(shape: shape, spacing: spacing, origin: origin, direction: direction, geometry: geometry, data: newData)
+    }
+
+    public func map<U>(_ f: (T) -> U) -> Volume<U> { with(data: data.map(f)) }
+
+    public func sameShape<U>(as other: Volume<U>) -> Bool {
+        shape.z == other.shape.z && shape.y == other.shape.y && shape.x == other.shape.x
+    }
+}
+
+/// The NIfTI header fields that define world geometry, kept verbatim so a written file carries exactly the
+/// qform/sform of the image it was derived from.
+public struct NIfTIGeometry: Sendable, Equatable {
+    public var qformCode: Int32
+    public var sformCode: Int32
+    public var quaternB: Float, quaternC: Float, quaternD: Float
+    public var qoffsetX: Float, qoffsetY: Float, qoffsetZ: Float
+    public var qfac: Float
+    public var srowX: [Float], srowY: [Float], srowZ: [Float]
+    public var xyztUnits: Int32
+
+    public init(qformCode: Int32 = 1, sformCode: Int32 = 0, quaternB: Float = 0, quaternC: Float = 0, quaternD: Float = 0,
+                qoffsetX: Float = 0, qoffsetY: Float = 0, qoffsetZ: Float = 0, qfac: Float = 1,
+                srowX: [Float] = [1, 0, 0, 0], srowY: [Float] = [0, 1, 0, 0], srowZ: [Float] = [0, 0, 1, 0],
+                xyztUnits: Int32 = 2) {
+        self.qformCode = qformCode; self.sformCode = sformCode
+        self.quaternB = quaternB; self.quaternC = quaternC; self.quaternD = quaternD
+        self.qoffsetX = qoffsetX; self.qoffsetY = qoffsetY; self.qoffsetZ = qoffsetZ
+        self.qfac = qfac
+        self.srowX = srowX; self.srowY = srowY; self.srowZ = srowZ
+        self.xyztUnits = xyztUnits
+    }
+}

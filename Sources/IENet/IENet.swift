@@ -1,0 +1,1 @@
+// IENet: see DESIGN.md

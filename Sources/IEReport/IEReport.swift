@@ -1,0 +1,1 @@
+// IEReport: see DESIGN.md

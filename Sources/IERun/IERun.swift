@@ -1,0 +1,1 @@
+// IERun: see DESIGN.md

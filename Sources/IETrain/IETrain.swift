@@ -1,0 +1,1 @@
+// IETrain: see DESIGN.md

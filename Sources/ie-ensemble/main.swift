@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-ensemble") { throw IEError.failure("not implemented yet") }

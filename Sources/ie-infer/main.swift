@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-infer") { throw IEError.failure("not implemented yet") }

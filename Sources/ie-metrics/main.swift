@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-metrics") { throw IEError.failure("not implemented yet") }

@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-report") { throw IEError.failure("not implemented yet") }

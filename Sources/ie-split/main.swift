@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-split") { throw IEError.failure("not implemented yet") }

@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-stats") { throw IEError.failure("not implemented yet") }

@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-synth") { throw IEError.failure("not implemented yet") }

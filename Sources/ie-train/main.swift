@@ -1,0 +1,2 @@
+import IECore
+runTool("ie-train") { throw IEError.failure("not implemented yet") }

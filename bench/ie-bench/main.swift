@@ -1,0 +1,2 @@
+import IENet
+print("ie-bench")
