@@ -1,0 +1,49 @@
+# ie-toolbox: build, test, demo and benchmark targets. The pipeline rules live in ie.mk so that a user's
+# local folder (with its own settings.yml and configs/) can include them with two lines.
+SHELL := /bin/bash
+TOOLBOX_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+include $(TOOLBOX_DIR)/ie.mk
+
+# Debian packages the toolbox builds against or runs (gnuplot for plots).
+APT_PACKAGES := libniftiio-dev libznz-dev zlib1g-dev libopenblas-dev libpng-dev libcsv-dev gnuplot-nox \
+                python3 python3-venv python3-pip
+VENV := $(TOOLBOX_DIR)/.venv
+
+.PHONY: deps test-deps build build-debug test demo bench clean-runs help
+
+help:
+	@echo "make deps        install missing Debian packages (needs root)"
+	@echo "make build       release build of every ie-* tool into .build/release"
+	@echo "make demo        deps + build + train HelloWorld on the built-in synthetic data"
+	@echo "make test        deps + test python references + the whole test suite"
+	@echo "make bench       speed figures (conv GFLOP/s vs sgemm, training step, metrics)"
+	@echo "make train MODEL=Name [ARGS='--num_epochs=3']   the full pipeline for one model"
+	@echo "make report RUN=runs/<experiment>/<run_id>       regenerate a run's report only"
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: missing Debian packages:$$missing"; echo "      run as root: apt-get install$$missing"; exit 1; fi
+
+# The python packages are test oracles only (nibabel, scipy, scikit-learn, nbformat, safetensors).
+test-deps: deps
+	@test -x $(VENV)/bin/python3 || python3 -m venv $(VENV)
+	@$(VENV)/bin/python3 -c "import numpy, scipy, nibabel, sklearn, nbformat, safetensors" 2>/dev/null || \
+	  $(VENV)/bin/python3 -m pip install -q --disable-pip-version-check -r $(TOOLBOX_DIR)/tests/requirements.txt
+
+build: deps
+	cd $(TOOLBOX_DIR) && swift build -c release
+
+test: test-deps
+	cd $(TOOLBOX_DIR) && swift build -c release && swift build --build-tests
+	cd $(TOOLBOX_DIR) && PATH=$(VENV)/bin:$$PATH IE_BIN=$(TOOLBOX_DIR)/.build/release swift test --skip-build
+
+demo: build
+	$(MAKE) -f $(TOOLBOX_DIR)/Makefile train MODEL=HelloWorld
+
+bench: build
+	cd $(TOOLBOX_DIR) && ./.build/release/ie-bench

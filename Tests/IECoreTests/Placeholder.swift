@@ -1,5 +1,0 @@
-import XCTest
-
-final class IECoreTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}

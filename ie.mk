@@ -1,0 +1,46 @@
+# ie-toolbox pipeline rules. Include from a local folder (InnerEye's "InnerEyeLocal"):
+#     TOOLBOX ?= ../ie-toolbox
+#     include $(TOOLBOX)/ie.mk
+# then `make train MODEL=Prostate` uses that folder's settings.yml and configs/ and the toolbox's binaries.
+# Every step reads and writes files of the run folder only, so each one can be rerun alone.
+IE_TOOLBOX_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+IE_BIN ?= $(IE_TOOLBOX_DIR)/.build/release
+MODEL ?= HelloWorld
+ARGS ?=
+SPLITS ?= 2
+SETTINGS ?= $(firstword $(wildcard $(CURDIR)/settings.yml) $(IE_TOOLBOX_DIR)/settings.yml)
+IE := --settings=$(SETTINGS)
+
+.PHONY: train evaluate report synth status
+
+# The built-in demo data (ie-synth) for HelloWorld.
+synth:
+	@ds=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --print_dataset_folder 2>/dev/null || true); \
+	if [ "$(MODEL)" = HelloWorld ] && [ -n "$$ds" ] && [ ! -f "$$ds/dataset.csv" ]; then \
+	  $(IE_BIN)/ie-synth --output_folder="$$ds"; fi
+
+# New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
+train: synth
+	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) $(ARGS)); \
+	echo "run folder: $$run"; \
+	$(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS); \
+	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \
+	echo "done: $$run"
+
+# Inference, metrics, statistics and the report for an existing run (its tested epochs, Val and Test).
+evaluate:
+	@test -n "$(RUN)" || { echo "usage: make evaluate RUN=runs/<experiment>/<run_id>"; exit 2; }
+	@set -e; for mode in Val Test; do \
+	  $(IE_BIN)/ie-infer $(IE) --run="$(RUN)" --mode=$$mode; \
+	  $(IE_BIN)/ie-metrics --run="$(RUN)" --mode=$$mode; \
+	done; \
+	$(IE_BIN)/ie-report --run="$(RUN)"
+
+# Regenerate the report of a finished run (cron friendly: touches nothing else).
+report:
+	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<experiment>/<run_id>"; exit 2; }
+	$(IE_BIN)/ie-report --run="$(RUN)"
+
+status:
+	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<experiment>/<run_id>"; exit 2; }
+	$(IE_BIN)/ie-train $(IE) --status "$(RUN)"
