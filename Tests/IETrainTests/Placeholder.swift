@@ -1,2 +1,0 @@
-import XCTest
-final class IETrainPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
