@@ -36,7 +36,8 @@ public func gaussianKernel(sigma: Double, truncate: Double = 4.0) -> [Double] {
 }
 
 
-/// Smooths one [Z, Y, X] volume in place with sigma (in voxels) per axis.
+/// Smooths one [Z, Y, X] volume in place with sigma (in voxels) per axis. Lines along an axis are
+/// independent, so they are filtered in parallel (this runs outside the network's BLAS calls).
 public func gaussianFilter(_ volume: inout [Float], shape: Shape3, sigma: (z: Double, y: Double, x: Double),
                            truncate: Double = 4.0, boundary: FilterBoundary = .reflect) {
     precondition(volume.count == shape.count)
@@ -46,17 +47,27 @@ public func gaussianFilter(_ volume: inout [Float], shape: Shape3, sigma: (z: Do
         let kernel = gaussianKernel(sigma: sigmas[axis], truncate: truncate)
         let radius = kernel.count / 2
         let n = shape[axis], stride = strides[axis]
-        // Every line along `axis`: its first voxel runs over the other two axes.
-        var line = [Double](repeating: 0, count: n)
         let others = (0..<3).filter { $0 != axis }
-        for a in 0..<shape[others[0]] {
-            for b in 0..<shape[others[1]] {
-                let first = a * strides[others[0]] + b * strides[others[1]]
-                for i in 0..<n { line[i] = Double(volume[first + i * stride]) }
-                for i in 0..<n {
-                    var sum = 0.0
-                    for (k, w) in kernel.enumerated() { sum += w * line[boundary.index(i + k - radius, n)] }
-                    volume[first + i * stride] = Float(sum)
+        let outer = shape[others[0]], inner = shape[others[1]]
+        let outerStride = strides[others[0]], innerStride = strides[others[1]]
+        // Source index of each position of a line extended by `radius` on both sides.
+        let sourceIndex = (0..<(n + 2 * radius)).map { boundary.index($0 - radius, n) }
+        volume.withUnsafeMutableBufferPointer { data in
+            let base = data.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: outer) { a in
+                var line = [Double](repeating: 0, count: n + 2 * radius)
+                for b in 0..<inner {
+                    let first = a * outerStride + b * innerStride
+                    for j in 0..<line.count { line[j] = Double(base[first + sourceIndex[j] * stride]) }
+                    line.withUnsafeBufferPointer { l in
+                        kernel.withUnsafeBufferPointer { k in
+                            for i in 0..<n {
+                                var sum = 0.0
+                                for t in 0..<k.count { sum += k[t] * l[i + t] }
+                                base[first + i * stride] = Float(sum)
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -44,39 +44,46 @@ public enum PostProcessing {
     /// Keeps, for each listed class, only its largest 6-connected component; the removed voxels become
     /// background (InnerEye's `extract_largest_foreground_connected_component`; equal sizes keep the
     /// component met first in storage order, as numpy.argmax over scipy.ndimage.label's numbering).
+    /// Memory: one byte per voxel besides the labels.
     public static func keepLargestComponent(_ labels: inout [UInt8], shape: Shape3, classes: [Int]) {
         precondition(labels.count == shape.count)
-        var component = [Int32](repeating: 0, count: labels.count)
+        var visited = [Bool](repeating: false, count: labels.count)
         var stack = [Int]()
-        for cls in classes where cls > 0 {
-            let c = UInt8(cls)
-            for i in component.indices { component[i] = 0 }
-            var sizes = [Int](), next: Int32 = 0
-            for seed in labels.indices where labels[seed] == c && component[seed] == 0 {
-                next += 1
-                var size = 0
-                component[seed] = next
-                stack.append(seed)
-                while let v = stack.popLast() {
-                    size += 1
-                    let x = v % shape.x, y = (v / shape.x) % shape.y, z = v / (shape.x * shape.y)
-                    @inline(__always) func visit(_ u: Int) {
-                        if labels[u] == c && component[u] == 0 { component[u] = next; stack.append(u) }
-                    }
-                    if x > 0 { visit(v - 1) }
-                    if x + 1 < shape.x { visit(v + 1) }
-                    if y > 0 { visit(v - shape.x) }
-                    if y + 1 < shape.y { visit(v + shape.x) }
-                    if z > 0 { visit(v - shape.x * shape.y) }
-                    if z + 1 < shape.z { visit(v + shape.x * shape.y) }
+        // Flood fill from `seed` over voxels of class c, marking `visited` with `mark`; returns the size.
+        func flood(_ seed: Int, _ c: UInt8, _ mark: Bool) -> Int {
+            var size = 0
+            visited[seed] = mark
+            stack.append(seed)
+            let plane = shape.x * shape.y
+            while let v = stack.popLast() {
+                size += 1
+                let x = v % shape.x, y = (v / shape.x) % shape.y, z = v / plane
+                @inline(__always) func visit(_ u: Int) {
+                    if labels[u] == c && visited[u] != mark { visited[u] = mark; stack.append(u) }
                 }
-                sizes.append(size)
+                if x > 0 { visit(v - 1) }
+                if x + 1 < shape.x { visit(v + 1) }
+                if y > 0 { visit(v - shape.x) }
+                if y + 1 < shape.y { visit(v + shape.x) }
+                if z > 0 { visit(v - plane) }
+                if z + 1 < shape.z { visit(v + plane) }
             }
-            guard sizes.count > 1 else { continue }
-            var largest = 0
-            for (j, s) in sizes.enumerated() where s > sizes[largest] { largest = j }
-            let keep = Int32(largest + 1)
-            for i in labels.indices where labels[i] == c && component[i] != keep { labels[i] = 0 }
+            return size
+        }
+        for cls in classes where cls > 0 && cls < 256 {
+            let c = UInt8(cls)
+            var components = 0, largestSeed = -1, largestSize = 0
+            for seed in labels.indices where labels[seed] == c && !visited[seed] {
+                let size = flood(seed, c, true)
+                components += 1
+                if size > largestSize { largestSize = size; largestSeed = seed }
+            }
+            guard components > 0 else { continue }
+            // Unmark the largest component, then every class voxel still marked is removed.
+            _ = flood(largestSeed, c, false)
+            for i in labels.indices where labels[i] == c {
+                if visited[i] { labels[i] = 0; visited[i] = false }
+            }
         }
     }
 
