@@ -183,3 +183,24 @@ public struct CropSampler: Sendable {
         return crops
     }
 }
+
+/// Crops stacked for the network: images [B, C, Z, Y, X] and one-hot labels [B, K, Z, Y, X] as Float
+/// (the layout IENet's tensors use), plus class indices [B, Z, Y, X] for losses that want them.
+public struct CropBatch: Sendable {
+    public var count: Int
+    public var size: Shape3
+    public var images: [Float]
+    public var labels: [Float]
+    public var classIndices: [UInt8]
+
+    public init(_ crops: [Crop], classCount: Int) {
+        precondition(!crops.isEmpty, "a batch needs at least one crop")
+        let size = crops[0].size
+        precondition(crops.allSatisfy { $0.size == size }, "all crops of a batch must have one size")
+        count = crops.count
+        self.size = size
+        images = crops.flatMap(\.image)
+        labels = crops.flatMap { $0.labels.map(Float.init) }
+        classIndices = crops.flatMap { $0.classIndices(classCount: classCount) }
+    }
+}

@@ -138,3 +138,20 @@ print(json.dumps(out))
         XCTAssertEqual(try sampler.sample(subjects[1], using: &r1).start, try sampler.sample(subjects[1], using: &r2).start)
     }
 }
+
+final class CropBatchTests: XCTestCase {
+    func testBatchStacksCropsInNCDHWOrder() throws {
+        let s = Shape3(1, 1, 2)
+        func crop(_ base: Float, _ classes: [Int]) -> Crop {
+            var labels = [UInt8](repeating: 0, count: 2 * 2)
+            for (i, k) in classes.enumerated() { labels[k * 2 + i] = 1 }
+            return Crop(size: s, image: [base, base + 1, base + 2, base + 3], labels: labels, mask: [1, 1],
+                        centre: Shape3(0, 0, 0), start: Shape3(0, 0, 0), paddingOffset: Shape3(0, 0, 0), chosenClass: 0)
+        }
+        let batch = CropBatch([crop(0, [0, 1]), crop(10, [1, 1])], classCount: 2)
+        XCTAssertEqual(batch.count, 2)
+        XCTAssertEqual(batch.images, [0, 1, 2, 3, 10, 11, 12, 13])
+        XCTAssertEqual(batch.labels, [1, 0, 0, 1, /* second crop */ 0, 0, 1, 1])
+        XCTAssertEqual(batch.classIndices, [0, 1, 1, 1])
+    }
+}
