@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),
         .testTarget(name: "IEEvalTests", dependencies: ["IEEval"]),
-        .testTarget(name: "IETrainTests", dependencies: ["IETrain"]),
+        .testTarget(name: "IETrainTests", dependencies: ["IETrain"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
     ]
 )
