@@ -58,44 +58,51 @@ public enum Augmentations {
                               spacing: (z: Double, y: Double, x: Double) = (1, 1, 1)) {
         let size = crop.size, n = size.count
         let m = parameters.samplingMatrix()
-        let sp = [spacing.z, spacing.y, spacing.x]
-        let centre = [Double(size.z - 1) / 2, Double(size.y - 1) / 2, Double(size.x - 1) / 2]
+        let (sz, sy, sx) = (spacing.z, spacing.y, spacing.x)
+        let (cz, cy, cx) = (Double(size.z - 1) / 2, Double(size.y - 1) / 2, Double(size.x - 1) / 2)
+        let (lz, ly, lx) = (Double(size.z - 1), Double(size.y - 1), Double(size.x - 1))
         let minima = (0..<channels).map { c in crop.image[(c * n)..<((c + 1) * n)].min() ?? 0 }
         var image = [Float](repeating: 0, count: crop.image.count)
         var labels = [UInt8](repeating: 0, count: crop.labels.count)
         var mask = [UInt8](repeating: 0, count: n)
+        // Snap to the grid what is off only by rounding (keeps 90 degree rotations exact).
+        @inline(__always) func snap(_ v: Double) -> Double { abs(v - v.rounded()) < 1e-9 ? v.rounded() : v }
+        crop.image.withUnsafeBufferPointer { src in
+        crop.labels.withUnsafeBufferPointer { srcLabels in
         var i = 0
         for z in 0..<size.z { for y in 0..<size.y { for x in 0..<size.x {
-            let d = [(Double(z) - centre[0]) * sp[0], (Double(y) - centre[1]) * sp[1], (Double(x) - centre[2]) * sp[2]]
-            var q = [0.0, 0.0, 0.0]
-            for r in 0..<3 { q[r] = centre[r] + (m[r * 3] * d[0] + m[r * 3 + 1] * d[1] + m[r * 3 + 2] * d[2]) / sp[r] }
-            // Snap to the grid what is off only by rounding (keeps 90 degree rotations exact).
-            for r in 0..<3 where abs(q[r] - q[r].rounded()) < 1e-9 { q[r] = q[r].rounded() }
-            let inside = (0..<3).allSatisfy { q[$0] >= 0 && q[$0] <= Double(size[$0] - 1) }
-            if inside {
-                let nz = Int(q[0].rounded()), ny = Int(q[1].rounded()), nx = Int(q[2].rounded())
-                let nearest = size.index(nz, ny, nx)
-                for k in 0..<classCount { labels[k * n + i] = crop.labels[k * n + nearest] }
-                mask[i] = crop.mask[nearest]
-                let z0 = min(Int(q[0]), size.z - 1), y0 = min(Int(q[1]), size.y - 1), x0 = min(Int(q[2]), size.x - 1)
-                let z1 = min(z0 + 1, size.z - 1), y1 = min(y0 + 1, size.y - 1), x1 = min(x0 + 1, size.x - 1)
-                let fz = q[0] - Double(z0), fy = q[1] - Double(y0), fx = q[2] - Double(x0)
-                for c in 0..<channels {
-                    let b = c * n
-                    func v(_ zz: Int, _ yy: Int, _ xx: Int) -> Double { Double(crop.image[b + size.index(zz, yy, xx)]) }
-                    let c00 = v(z0, y0, x0) * (1 - fx) + v(z0, y0, x1) * fx
-                    let c01 = v(z0, y1, x0) * (1 - fx) + v(z0, y1, x1) * fx
-                    let c10 = v(z1, y0, x0) * (1 - fx) + v(z1, y0, x1) * fx
-                    let c11 = v(z1, y1, x0) * (1 - fx) + v(z1, y1, x1) * fx
-                    let c0 = c00 * (1 - fy) + c01 * fy, c1 = c10 * (1 - fy) + c11 * fy
-                    image[b + i] = Float(c0 * (1 - fz) + c1 * fz)
-                }
-            } else {
+            defer { i += 1 }
+            let dz = (Double(z) - cz) * sz, dy = (Double(y) - cy) * sy, dx = (Double(x) - cx) * sx
+            let qz = snap(cz + (m[0] * dz + m[1] * dy + m[2] * dx) / sz)
+            let qy = snap(cy + (m[3] * dz + m[4] * dy + m[5] * dx) / sy)
+            let qx = snap(cx + (m[6] * dz + m[7] * dy + m[8] * dx) / sx)
+            guard qz >= 0, qz <= lz, qy >= 0, qy <= ly, qx >= 0, qx <= lx else {
                 labels[i] = 1
                 for c in 0..<channels { image[c * n + i] = minima[c] }
+                continue
             }
-            i += 1
+            let nearest = size.index(Int(qz.rounded()), Int(qy.rounded()), Int(qx.rounded()))
+            for k in 0..<classCount { labels[k * n + i] = srcLabels[k * n + nearest] }
+            mask[i] = crop.mask[nearest]
+            let z0 = min(Int(qz), size.z - 1), y0 = min(Int(qy), size.y - 1), x0 = min(Int(qx), size.x - 1)
+            let z1 = min(z0 + 1, size.z - 1), y1 = min(y0 + 1, size.y - 1), x1 = min(x0 + 1, size.x - 1)
+            let fz = qz - Double(z0), fy = qy - Double(y0), fx = qx - Double(x0)
+            let i000 = size.index(z0, y0, x0), i001 = size.index(z0, y0, x1)
+            let i010 = size.index(z0, y1, x0), i011 = size.index(z0, y1, x1)
+            let i100 = size.index(z1, y0, x0), i101 = size.index(z1, y0, x1)
+            let i110 = size.index(z1, y1, x0), i111 = size.index(z1, y1, x1)
+            for c in 0..<channels {
+                let b = c * n
+                let c00 = Double(src[b + i000]) * (1 - fx) + Double(src[b + i001]) * fx
+                let c01 = Double(src[b + i010]) * (1 - fx) + Double(src[b + i011]) * fx
+                let c10 = Double(src[b + i100]) * (1 - fx) + Double(src[b + i101]) * fx
+                let c11 = Double(src[b + i110]) * (1 - fx) + Double(src[b + i111]) * fx
+                let c0 = c00 * (1 - fy) + c01 * fy, c1 = c10 * (1 - fy) + c11 * fy
+                image[b + i] = Float(c0 * (1 - fz) + c1 * fz)
+            }
         } } }
+        }
+        }
         crop.image = image; crop.labels = labels; crop.mask = mask
     }
 

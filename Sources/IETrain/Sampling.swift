@@ -123,18 +123,27 @@ public struct CropSampler: Sendable {
             let pick = rng.weightedIndex(w)
             let cls = available[pick]
             // Count then select the r-th voxel: no index list, so memory stays O(1) per draw.
-            let base = cls * n
-            var count = 0
-            for i in 0..<n where subject.labels[base + i] != 0 && (subject.mask?[i] ?? 1) != 0 { count += 1 }
-            if count == 0 { available.remove(at: pick); continue }
-            var target = rng.nextInt(below: count)
-            for i in 0..<n where subject.labels[base + i] != 0 && (subject.mask?[i] ?? 1) != 0 {
-                if target == 0 {
-                    let s = subject.shape
-                    return (Shape3(i / (s.y * s.x), (i / s.x) % s.y, i % s.x), cls)
+            let found: Int? = subject.labels.withUnsafeBufferPointer { labels in
+                let classLabels = UnsafeBufferPointer(rebasing: labels[(cls * n)..<((cls + 1) * n)])
+                func select(_ inside: (Int) -> Bool) -> Int? {
+                    var count = 0
+                    for i in 0..<n where classLabels[i] != 0 && inside(i) { count += 1 }
+                    if count == 0 { return nil }
+                    var target = rng.nextInt(below: count)
+                    for i in 0..<n where classLabels[i] != 0 && inside(i) {
+                        if target == 0 { return i }
+                        target -= 1
+                    }
+                    return nil
                 }
-                target -= 1
+                if let mask = subject.mask {
+                    return mask.withUnsafeBufferPointer { m in select { m[$0] != 0 } }
+                }
+                return select { _ in true }
             }
+            guard let i = found else { available.remove(at: pick); continue }
+            let s = subject.shape
+            return (Shape3(i / (s.y * s.x), (i / s.x) % s.y, i % s.x), cls)
         }
         throw IEError.badInput("subject \(subject.id): no labelled voxel inside the mask, expected at least one voxel to centre a crop on")
     }
