@@ -31,13 +31,18 @@ public enum PaddingMode: String, Sendable, CaseIterable {
     case zero
     /// Mirror without repeating the border voxel (numpy "reflect").
     case reflect
+    /// InnerEye's NoPadding: a training image smaller than the crop is an error; at inference the
+    /// (cropped-away) padding is zero.
+    case noPadding
 
-    /// Accepts the config spellings: edge, zero/constant, reflect (case-insensitive).
+    /// Accepts InnerEye's and numpy's spellings: Edge/edge, Zero/zero/constant, reflect,
+    /// NoPadding/no_padding (case-insensitive).
     public init?(configValue: String) {
         switch configValue.lowercased() {
         case "edge": self = .edge
         case "zero", "constant": self = .zero
         case "reflect": self = .reflect
+        case "nopadding", "no_padding": self = .noPadding
         default: return nil
         }
     }
@@ -46,7 +51,7 @@ public enum PaddingMode: String, Sendable, CaseIterable {
     @inline(__always) func sourceIndex(_ i: Int, _ n: Int) -> Int? {
         if i >= 0 && i < n { return i }
         switch self {
-        case .zero: return nil
+        case .zero, .noPadding: return nil
         case .edge: return i < 0 ? 0 : n - 1
         case .reflect:
             if n == 1 { return 0 }

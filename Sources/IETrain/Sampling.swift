@@ -163,6 +163,10 @@ public struct CropSampler: Sendable {
 
     /// One random crop of a subject (padding it first when it is smaller than the crop).
     public func sample(_ original: SegmentationSubject, using rng: inout Xoshiro256) throws -> Crop {
+        if paddingMode == .noPadding,
+           (0..<3).contains(where: { original.shape[$0] < cropSize[$0] }) {
+            throw IEError.badInput("subject \(original.id): image \(original.shape) is smaller than crop_size \(cropSize), expected padding_mode Edge or Zero to pad it")
+        }
         let (subject, offset) = padded(original)
         let (centre, cls) = try sampleCentre(subject, using: &rng)
         let start = cropStart(centre: centre, shape: subject.shape)

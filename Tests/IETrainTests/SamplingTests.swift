@@ -121,6 +121,12 @@ print(json.dumps(out))
             let crop = try sampler.sample(subject, using: &rng)
             XCTAssertEqual(crop.image, padded.image)
         }
+        var rng = Xoshiro256(seed: 1)
+        XCTAssertThrowsError(try CropSampler(cropSize: Shape3(4, 4, 8), paddingMode: .noPadding).sample(subject, using: &rng))
+        XCTAssertEqual(PaddingMode(configValue: "Edge"), .edge)
+        XCTAssertEqual(PaddingMode(configValue: "Zero"), .zero)
+        XCTAssertEqual(PaddingMode(configValue: "no_padding"), .noPadding)
+        XCTAssertNil(PaddingMode(configValue: "wrap"))
     }
 
     func testValidationCropsAreTheSameEveryEpochAndTrainingCropsVary() throws {
