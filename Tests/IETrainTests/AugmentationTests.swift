@@ -130,6 +130,21 @@ print(json.dumps(np.stack([gaussian_filter(c, sigma=(0.7, 1.3, 2.0)) for c in a]
         assertClose(crop.image, ref, tolerance: 2e-6, "blur")
     }
 
+    func testNearestBoundaryFilterMatchesScipy() throws {
+        let shape = Shape3(4, 5, 9)
+        var volume = testValues(shape.count, seed: 31)
+        let original = volume
+        gaussianFilter(&volume, shape: shape, sigma: (0, 1.7, 0.6), boundary: .nearest)
+        let script = """
+import sys, json, numpy as np
+from scipy.ndimage import gaussian_filter
+a = np.array(json.load(sys.stdin), dtype=np.float32).reshape(4, 5, 9)
+print(json.dumps(gaussian_filter(a, sigma=(0, 1.7, 0.6), mode='nearest').flatten().astype(float).tolist()))
+"""
+        assertClose(volume, doubles(try pythonReference(script, input: original.map(Double.init))), tolerance: 2e-6, "nearest")
+        XCTAssertEqual(gaussianKernel(sigma: 1).count, 9)   // radius int(4 * 1 + 0.5) = 4
+    }
+
     func testMotionShiftAndGhostHandValues() {
         // One line along x: 0 1 2 3. Shifts [0, 1]: mean of the line and the line moved right by one voxel
         // (edge clamped): (0+0)/2, (1+0)/2, (2+1)/2, (3+2)/2.
