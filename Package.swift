@@ -55,11 +55,12 @@ let package = Package(
         .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "CBLAS"], path: "bench/ie-bench"),
 
         .testTarget(name: "IECoreTests", dependencies: ["IECore"]),
-        .testTarget(name: "IEImageTests", dependencies: ["IEImage"]),
+        .testTarget(name: "IEImageTests", dependencies: ["IEImage"], exclude: ["Fixtures"]),
         .testTarget(name: "IEDataTests", dependencies: ["IEData", "IEConfig", "IERun"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),
         .testTarget(name: "IEEvalTests", dependencies: ["IEEval"]),
+        .testTarget(name: "IETrainTests", dependencies: ["IETrain"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
     ]
 )

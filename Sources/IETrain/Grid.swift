@@ -1,0 +1,113 @@
+// Plain-array building blocks shared by sampling, augmentation, sliding-window inference and post-processing.
+// Arrays are [C, Z, Y, X] (X fastest) Float32 or UInt8, as IENet's NCDHW tensors without the batch axis,
+// so a crop can be copied into a batch with one memcpy.
+import IECore
+
+/// A (Z, Y, X) size or index triple.
+public struct Shape3: Hashable, Sendable, CustomStringConvertible {
+    public var z: Int, y: Int, x: Int
+    public init(_ z: Int, _ y: Int, _ x: Int) { self.z = z; self.y = y; self.x = x }
+    public init(z: Int, y: Int, x: Int) { self.z = z; self.y = y; self.x = x }
+    /// From a config triple ([Z, Y, X]).
+    public init(_ triple: [Int]) {
+        precondition(triple.count == 3, "a (Z, Y, X) triple needs 3 values, got \(triple)")
+        self.init(triple[0], triple[1], triple[2])
+    }
+    public var count: Int { z * y * x }
+    public var array: [Int] { [z, y, x] }
+    public subscript(axis: Int) -> Int {
+        get { axis == 0 ? z : (axis == 1 ? y : x) }
+        set { if axis == 0 { z = newValue } else if axis == 1 { y = newValue } else { x = newValue } }
+    }
+    @inline(__always) public func index(_ zi: Int, _ yi: Int, _ xi: Int) -> Int { (zi * y + yi) * x + xi }
+    public var description: String { "(\(z), \(y), \(x))" }
+}
+
+/// How to fill voxels added around an image (InnerEye's padding_mode).
+public enum PaddingMode: String, Sendable, CaseIterable {
+    /// Repeat the border voxel (numpy "edge"; InnerEye's default).
+    case edge
+    /// Fill with a constant (0 for images; background for labels; outside for masks).
+    case zero
+    /// Mirror without repeating the border voxel (numpy "reflect").
+    case reflect
+    /// InnerEye's NoPadding: a training image smaller than the crop is an error; at inference the
+    /// (cropped-away) padding is zero.
+    case noPadding
+
+    /// Accepts InnerEye's and numpy's spellings: Edge/edge, Zero/zero/constant, reflect,
+    /// NoPadding/no_padding (case-insensitive).
+    public init?(configValue: String) {
+        switch configValue.lowercased() {
+        case "edge": self = .edge
+        case "zero", "constant": self = .zero
+        case "reflect": self = .reflect
+        case "nopadding", "no_padding": self = .noPadding
+        default: return nil
+        }
+    }
+
+    /// The source index for a (possibly out-of-range) index along an axis of length n; nil means "constant".
+    @inline(__always) func sourceIndex(_ i: Int, _ n: Int) -> Int? {
+        if i >= 0 && i < n { return i }
+        switch self {
+        case .zero, .noPadding: return nil
+        case .edge: return i < 0 ? 0 : n - 1
+        case .reflect:
+            if n == 1 { return 0 }
+            let period = 2 * (n - 1)
+            var m = i % period
+            if m < 0 { m += period }
+            return m < n ? m : period - m
+        }
+    }
+}
+
+/// Copies a box of a multi-channel volume: output[c, z, y, x] = input[c, start + (z, y, x)], with
+/// out-of-range source voxels filled per `mode` (`fill[c]` for `.zero`, per channel so one-hot label
+/// background can be 1). Used for crops, padding and sliding-window patches alike.
+public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3, start: Shape3, size: Shape3,
+                          mode: PaddingMode, fill: [T]) -> [T] {
+    precondition(input.count == channels * shape.count, "input has \(input.count) values, expected \(channels) x \(shape)")
+    precondition(fill.count == channels)
+    var out = [T]()
+    out.reserveCapacity(channels * size.count)
+    let sx = (0..<size.x).map { mode.sourceIndex(start.x + $0, shape.x) }
+    let fullyInsideX = start.x >= 0 && start.x + size.x <= shape.x
+    for c in 0..<channels {
+        let base = c * shape.count
+        for z in 0..<size.z {
+            let zs = mode.sourceIndex(start.z + z, shape.z)
+            for y in 0..<size.y {
+                let ys = mode.sourceIndex(start.y + y, shape.y)
+                guard let zs, let ys else {
+                    out.append(contentsOf: repeatElement(fill[c], count: size.x))
+                    continue
+                }
+                let row = base + (zs * shape.y + ys) * shape.x
+                if fullyInsideX {
+                    out.append(contentsOf: input[(row + start.x)..<(row + start.x + size.x)])
+                } else {
+                    for xs in sx { out.append(xs.map { input[row + $0] } ?? fill[c]) }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Pads each axis up to `target` (never crops), `ceil(diff/2)` before and the rest after, as InnerEye's
+/// `pad_images`. Returns the padded array, its shape and the offset of the original voxel (0,0,0).
+public func padToAtLeast<T>(_ input: [T], channels: Int, shape: Shape3, target: Shape3,
+                            mode: PaddingMode, fill: [T]) -> (data: [T], shape: Shape3, offset: Shape3) {
+    var newShape = shape, offset = Shape3(0, 0, 0)
+    for a in 0..<3 where target[a] > shape[a] {
+        let diff = target[a] - shape[a]
+        offset[a] = (diff + 1) / 2
+        newShape[a] = target[a]
+    }
+    if newShape == shape { return (input, shape, offset) }
+    let start = Shape3(-offset.z, -offset.y, -offset.x)
+    return (extractBox(input, channels: channels, shape: shape, start: start, size: newShape, mode: mode, fill: fill),
+            newShape, offset)
+}

@@ -1,0 +1,130 @@
+// Post-processing of stitched posteriors [K, Z, Y, X] (SPEC §5, InnerEye's inference pipeline):
+// mask -> optional Gaussian smoothing (sigma_mm / spacing per axis) -> argmax -> largest connected
+// component (6-connectivity) per listed class -> uint8 outputs.
+import Foundation
+import IECore
+
+public enum PostProcessing {
+    /// Outside the mask the background posterior becomes 1 and every other class 0.
+    public static func applyMask(_ posteriors: inout [Float], classCount: Int, mask: [UInt8]) {
+        let n = mask.count
+        precondition(posteriors.count == classCount * n)
+        for i in 0..<n where mask[i] == 0 {
+            posteriors[i] = 1
+            for k in 1..<classCount { posteriors[k * n + i] = 0 }
+        }
+    }
+
+    /// Gaussian smoothing of each class map, sigma = sigma_mm / spacing per axis (scipy's gaussian_filter
+    /// defaults: reflect boundary, truncate 4), as InnerEye's `gaussian_smooth_posteriors`.
+    public static func smooth(_ posteriors: inout [Float], classCount: Int, shape: Shape3,
+                              sigmaMM: (z: Double, y: Double, x: Double),
+                              spacing: (z: Double, y: Double, x: Double)) {
+        let n = shape.count
+        let sigma = (z: sigmaMM.z / spacing.z, y: sigmaMM.y / spacing.y, x: sigmaMM.x / spacing.x)
+        for k in 0..<classCount {
+            var map = Array(posteriors[(k * n)..<((k + 1) * n)])
+            gaussianFilter(&map, shape: shape, sigma: sigma)
+            posteriors.replaceSubrange((k * n)..<((k + 1) * n), with: map)
+        }
+    }
+
+    /// The class of highest posterior per voxel; ties go to the lower class (numpy.argmax).
+    public static func argmax(_ posteriors: [Float], classCount: Int) -> [UInt8] {
+        let n = posteriors.count / classCount
+        var labels = [UInt8](repeating: 0, count: n)
+        var best = Array(posteriors[0..<n])
+        for k in 1..<classCount {
+            let base = k * n
+            for i in 0..<n where posteriors[base + i] > best[i] { best[i] = posteriors[base + i]; labels[i] = UInt8(k) }
+        }
+        return labels
+    }
+
+    /// Keeps, for each listed class, only its largest 6-connected component; the removed voxels become
+    /// background (InnerEye's `extract_largest_foreground_connected_component`; equal sizes keep the
+    /// component met first in storage order, as numpy.argmax over scipy.ndimage.label's numbering).
+    /// Memory: one byte per voxel besides the labels.
+    public static func keepLargestComponent(_ labels: inout [UInt8], shape: Shape3, classes: [Int]) {
+        precondition(labels.count == shape.count)
+        var visited = [Bool](repeating: false, count: labels.count)
+        var stack = [Int]()
+        // Flood fill from `seed` over voxels of class c, marking `visited` with `mark`; returns the size.
+        func flood(_ seed: Int, _ c: UInt8, _ mark: Bool) -> Int {
+            var size = 0
+            visited[seed] = mark
+            stack.append(seed)
+            let plane = shape.x * shape.y
+            while let v = stack.popLast() {
+                size += 1
+                let x = v % shape.x, y = (v / shape.x) % shape.y, z = v / plane
+                @inline(__always) func visit(_ u: Int) {
+                    if labels[u] == c && visited[u] != mark { visited[u] = mark; stack.append(u) }
+                }
+                if x > 0 { visit(v - 1) }
+                if x + 1 < shape.x { visit(v + 1) }
+                if y > 0 { visit(v - shape.x) }
+                if y + 1 < shape.y { visit(v + shape.x) }
+                if z > 0 { visit(v - plane) }
+                if z + 1 < shape.z { visit(v + plane) }
+            }
+            return size
+        }
+        for cls in classes where cls > 0 && cls < 256 {
+            let c = UInt8(cls)
+            var components = 0, largestSeed = -1, largestSize = 0
+            for seed in labels.indices where labels[seed] == c && !visited[seed] {
+                let size = flood(seed, c, true)
+                components += 1
+                if size > largestSize { largestSize = size; largestSeed = seed }
+            }
+            guard components > 0 else { continue }
+            // Unmark the largest component, then every class voxel still marked is removed.
+            _ = flood(largestSeed, c, false)
+            for i in labels.indices where labels[i] == c {
+                if visited[i] { labels[i] = 0; visited[i] = false }
+            }
+        }
+    }
+
+    /// Normalised entropy -sum p log2 p / log2 K in [0, 1] (0 log 0 = 0).
+    public static func normalisedEntropy(_ posteriors: [Float], classCount: Int) -> [Float] {
+        let n = posteriors.count / classCount
+        let norm = log2(Double(classCount))
+        var out = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            var h = 0.0
+            for k in 0..<classCount {
+                let p = Double(posteriors[k * n + i])
+                if p > 0 { h -= p * log2(p) }
+            }
+            out[i] = Float(h / norm)
+        }
+        return out
+    }
+
+    /// A [0, 1] map as uint8: value*255 truncated (values clamped to [0, 1] first).
+    public static func toUInt8(_ values: ArraySlice<Float>) -> [UInt8] {
+        values.map { v in
+            let scaled = Double(min(max(v, 0), 1)) * 255
+            return UInt8(scaled.rounded(.towardZero))
+        }
+    }
+
+    /// Everything after stitching: returns the final posteriors (masked, smoothed) and the label map.
+    public static func run(posteriors: [Float], classCount: Int, shape: Shape3, mask: [UInt8]?,
+                           smoothingMM: (z: Double, y: Double, x: Double)?,
+                           spacing: (z: Double, y: Double, x: Double),
+                           largestComponentClasses: [Int]) -> (posteriors: [Float], labels: [UInt8]) {
+        var p = posteriors
+        if let mask { applyMask(&p, classCount: classCount, mask: mask) }
+        if let smoothingMM, smoothingMM.z > 0 || smoothingMM.y > 0 || smoothingMM.x > 0 {
+            smooth(&p, classCount: classCount, shape: shape, sigmaMM: smoothingMM, spacing: spacing)
+        }
+        var labels = argmax(p, classCount: classCount)
+        if !largestComponentClasses.isEmpty {
+            keepLargestComponent(&labels, shape: shape, classes: largestComponentClasses)
+        }
+        return (p, labels)
+    }
+}

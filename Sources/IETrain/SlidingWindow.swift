@@ -1,0 +1,196 @@
+// Sliding-window inference over a whole normalised image (SPEC §5). The image is (virtually) padded to a
+// multiple of 16 and to at least one patch per axis (ceil(diff/2) before, as InnerEye's pad_images), patches
+// start at 0, s, 2s, ... plus one flush with the padded end, each batch of patches goes through `predict`,
+// and overlapping posteriors are averaged with uniform or Gaussian (sigma = patch/8, nnU-Net) weights.
+// Only the original image's voxels are accumulated, in Float32: memory is K+1 floats per voxel plus one
+// batch of patches, whatever the overlap.
+import Foundation
+import IECore
+
+public struct SlidingWindow: Sendable {
+    public enum Weighting: Sendable { case uniform, gaussian }
+
+    /// Network call: `batch` holds `count` patches [count, C, pz, py, px]; the result must be the softmax
+    /// posteriors [count, K, pz, py, px].
+    public typealias Predictor = (_ batch: [Float], _ count: Int, _ patch: Shape3) throws -> [Float]
+
+    public var patch: Shape3
+    public var stride: Shape3
+    public var classCount: Int
+    public var batchSize: Int
+    public var paddingMode: PaddingMode
+    public var weighting: Weighting
+    /// Test-time augmentation: average over these mirrorings (each a set of flipped axes, 0 = Z, 1 = Y,
+    /// 2 = X); `[[]]` = no mirroring. `allMirrorings` gives the 8 of nnU-Net.
+    public var mirrorings: [[Int]]
+    /// Padded sizes are rounded up to a multiple of this (the UNet's 2^4).
+    public var multiple: Int
+
+    public static let allMirrorings: [[Int]] = [[], [2], [1], [1, 2], [0], [0, 2], [0, 1], [0, 1, 2]]
+
+    public init(patch: Shape3, stride: Shape3? = nil, classCount: Int, batchSize: Int = 8,
+                paddingMode: PaddingMode = .edge, weighting: Weighting = .uniform, mirrorings: [[Int]] = [[]],
+                multiple: Int = 16) throws {
+        let stride = stride ?? patch
+        for a in 0..<3 {
+            guard patch[a] > 0 else { throw IEError.usage("test_crop_size \(patch) is invalid, expected positive sizes") }
+            guard stride[a] > 0, stride[a] <= patch[a] else {
+                throw IEError.usage("inference_stride_size \(stride) is invalid, expected 1 ... test_crop_size \(patch) per axis")
+            }
+        }
+        guard classCount > 1 else { throw IEError.usage("\(classCount) classes, expected background and at least one structure") }
+        guard batchSize > 0 else { throw IEError.usage("inference_batch_size \(batchSize) is invalid, expected >= 1") }
+        guard !mirrorings.isEmpty, mirrorings.allSatisfy({ $0.allSatisfy { (0..<3).contains($0) } }) else {
+            throw IEError.usage("mirrorings \(mirrorings) are invalid, expected lists of axes 0, 1, 2")
+        }
+        self.patch = patch; self.stride = stride; self.classCount = classCount; self.batchSize = batchSize
+        self.paddingMode = paddingMode; self.weighting = weighting; self.mirrorings = mirrorings; self.multiple = multiple
+    }
+
+    /// The padded shape: each axis rounded up to `multiple` and at least one patch.
+    public func paddedShape(_ shape: Shape3) -> Shape3 {
+        var out = shape
+        for a in 0..<3 {
+            let rounded = (shape[a] + multiple - 1) / multiple * multiple
+            out[a] = max(rounded, patch[a])
+        }
+        return out
+    }
+
+    /// Patch starts along one axis: 0, s, 2s, ... while the patch fits, plus one flush with the end.
+    public static func starts(length: Int, patch: Int, stride: Int) -> [Int] {
+        precondition(length >= patch)
+        var starts = Array(Swift.stride(from: 0, through: length - patch, by: stride))
+        if starts.last! != length - patch { starts.append(length - patch) }
+        return starts
+    }
+
+    /// Per-voxel weights of one patch (all 1, or the Gaussian normalised to a maximum of 1).
+    public func patchWeights() -> [Float] {
+        guard weighting == .gaussian else { return [Float](repeating: 1, count: patch.count) }
+        func axisWeights(_ n: Int) -> [Double] {
+            let sigma = Double(n) / 8, centre = Double(n / 2)
+            return (0..<n).map { exp(-0.5 * (Double($0) - centre) * (Double($0) - centre) / (sigma * sigma)) }
+        }
+        let wz = axisWeights(patch.z), wy = axisWeights(patch.y), wx = axisWeights(patch.x)
+        var weights = [Float](repeating: 0, count: patch.count)
+        let peak = wz.max()! * wy.max()! * wx.max()!
+        var i = 0
+        for z in 0..<patch.z { for y in 0..<patch.y { for x in 0..<patch.x {
+            // Never exactly 0, so every voxel keeps a positive total weight (nnU-Net does the same).
+            weights[i] = Float(max(wz[z] * wy[y] * wx[x] / peak, 1e-6)); i += 1
+        } } }
+        return weights
+    }
+
+    /// Runs the whole image [C, Z, Y, X] and returns posteriors [K, Z, Y, X] of the original shape.
+    public func run(image: [Float], channels: Int, shape: Shape3, progress: ((Int, Int) -> Void)? = nil,
+                    predict: Predictor) throws -> [Float] {
+        guard channels > 0, image.count == channels * shape.count else {
+            throw IEError.badInput("image has \(image.count) voxels, expected \(channels) x \(shape)")
+        }
+        let padded = paddedShape(shape)
+        let offset = Shape3((padded.z - shape.z + 1) / 2, (padded.y - shape.y + 1) / 2, (padded.x - shape.x + 1) / 2)
+        var origins = [Shape3]()
+        for z in SlidingWindow.starts(length: padded.z, patch: patch.z, stride: stride.z) {
+            for y in SlidingWindow.starts(length: padded.y, patch: patch.y, stride: stride.y) {
+                for x in SlidingWindow.starts(length: padded.x, patch: patch.x, stride: stride.x) {
+                    origins.append(Shape3(z, y, x))
+                }
+            }
+        }
+        let n = shape.count, p = patch.count, k = classCount
+        var sums = [Float](repeating: 0, count: k * n)
+        var weightSums = [Float](repeating: 0, count: n)
+        let weights = patchWeights()
+        let zeroFill = [Float](repeating: 0, count: channels)
+
+        var done = 0
+        for batchStart in Swift.stride(from: 0, to: origins.count, by: batchSize) {
+            let batchOrigins = origins[batchStart..<min(batchStart + batchSize, origins.count)]
+            // Patch origins in original-image coordinates (negative = in the padding).
+            let imageStarts = batchOrigins.map { Shape3($0.z - offset.z, $0.y - offset.y, $0.x - offset.x) }
+            var batch = [Float]()
+            batch.reserveCapacity(batchOrigins.count * channels * p)
+            for s in imageStarts {
+                batch.append(contentsOf: extractBox(image, channels: channels, shape: shape, start: s, size: patch,
+                                                    mode: paddingMode, fill: zeroFill))
+            }
+            let posteriors = try predictMirrored(batch, count: batchOrigins.count, channels: channels, predict: predict)
+            for (b, s) in imageStarts.enumerated() {
+                accumulate(posteriors, patchOffset: b * k * p, start: s, shape: shape, weights: weights,
+                           sums: &sums, weightSums: &weightSums)
+            }
+            done += batchOrigins.count
+            progress?(done, origins.count)
+        }
+        for i in 0..<n {
+            let w = weightSums[i]
+            for c in 0..<k { sums[c * n + i] /= w }
+        }
+        return sums
+    }
+
+    /// Average of `predict` over the mirrorings (each input mirrored, each output mirrored back).
+    func predictMirrored(_ batch: [Float], count: Int, channels: Int, predict: Predictor) throws -> [Float] {
+        let expected = count * classCount * patch.count
+        var mean = [Float]()
+        for axes in mirrorings {
+            let input = axes.isEmpty ? batch : mirror(batch, volumes: count * channels, axes: axes)
+            var output = try predict(input, count, patch)
+            guard output.count == expected else {
+                throw IEError.failure("the network returned \(output.count) values for \(count) patches, expected \(expected) (\(classCount) classes x \(patch))")
+            }
+            if !axes.isEmpty { output = mirror(output, volumes: count * classCount, axes: axes) }
+            if mean.isEmpty { mean = output } else { for i in mean.indices { mean[i] += output[i] } }
+        }
+        if mirrorings.count > 1 {
+            let scale = 1 / Float(mirrorings.count)
+            for i in mean.indices { mean[i] *= scale }
+        }
+        return mean
+    }
+
+    /// Flips `volumes` consecutive patch-shaped volumes along the given axes (an involution).
+    public func mirror(_ data: [Float], volumes: Int, axes: [Int]) -> [Float] {
+        let fz = axes.contains(0), fy = axes.contains(1), fx = axes.contains(2)
+        var out = [Float](repeating: 0, count: data.count)
+        let p = patch.count
+        for v in 0..<volumes {
+            let base = v * p
+            for z in 0..<patch.z {
+                let sz = fz ? patch.z - 1 - z : z
+                for y in 0..<patch.y {
+                    let sy = fy ? patch.y - 1 - y : y
+                    let dst = base + (z * patch.y + y) * patch.x, src = base + (sz * patch.y + sy) * patch.x
+                    if fx { for x in 0..<patch.x { out[dst + x] = data[src + patch.x - 1 - x] } }
+                    else { for x in 0..<patch.x { out[dst + x] = data[src + x] } }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Adds one patch's weighted posteriors to the voxels it covers inside the original image.
+    func accumulate(_ posteriors: [Float], patchOffset: Int, start: Shape3, shape: Shape3, weights: [Float],
+                    sums: inout [Float], weightSums: inout [Float]) {
+        let n = shape.count, p = patch.count
+        let z0 = max(0, -start.z), z1 = min(patch.z, shape.z - start.z)
+        let y0 = max(0, -start.y), y1 = min(patch.y, shape.y - start.y)
+        let x0 = max(0, -start.x), x1 = min(patch.x, shape.x - start.x)
+        guard z0 < z1, y0 < y1, x0 < x1 else { return }
+        for z in z0..<z1 {
+            for y in y0..<y1 {
+                let patchRow = (z * patch.y + y) * patch.x
+                let imageRow = ((start.z + z) * shape.y + (start.y + y)) * shape.x + start.x
+                for x in x0..<x1 {
+                    let w = weights[patchRow + x]
+                    weightSums[imageRow + x] += w
+                    for c in 0..<classCount {
+                        sums[c * n + imageRow + x] += w * posteriors[patchOffset + c * p + patchRow + x]
+                    }
+                }
+            }
+        }
+    }
+}
