@@ -108,7 +108,7 @@ g = splitmix(int(sys.argv[1]))
 print(json.dumps([str(next(g)) for _ in range(5)]))
 """#
         let expected = try XCTUnwrap(PythonReference.run(script, arguments: ["1234567"]) as? [String])
-        var generator = SplitMix64(seed: 1_234_567)
+        var generator = SyntheticDataset.SplitMix64(seed: 1_234_567)
         XCTAssertEqual((0..<5).map { _ in String(generator.next()) }, expected)
     }
 
