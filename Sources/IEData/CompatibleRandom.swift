@@ -150,7 +150,7 @@ public struct NumpyRandomState: Sendable {
 
 /// scikit-learn's `KFold(n_splits, shuffle=True, random_state=seed)`: indices permuted by
 /// `RandomState(seed).shuffle`, then cut into consecutive folds of n // k, the first n % k one larger.
-/// Each fold's train indices are the others in ascending order (as `split` yields them).
+/// Both index lists of a fold are in ascending order, as `KFold.split` yields them.
 public func kFoldSplits(count n: Int, folds k: Int, seed: UInt32 = 0) -> [(train: [Int], validation: [Int])] {
     precondition(k >= 2 && k <= n, "KFold needs 2 <= k <= n")
     var rng = NumpyRandomState(seed: seed)
@@ -159,7 +159,7 @@ public func kFoldSplits(count n: Int, folds k: Int, seed: UInt32 = 0) -> [(train
     var start = 0
     for fold in 0..<k {
         let size = n / k + (fold < n % k ? 1 : 0)
-        let validation = Array(order[start..<(start + size)])
+        let validation = order[start..<(start + size)].sorted()
         let inValidation = Set(validation)
         result.append((train: (0..<n).filter { !inValidation.contains($0) }, validation: validation))
         start += size
