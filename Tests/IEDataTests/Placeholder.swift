@@ -1,5 +1,0 @@
-import XCTest
-
-final class IEDataTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
