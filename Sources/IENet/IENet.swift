@@ -1,1 +1,0 @@
-// IENet: see DESIGN.md

@@ -1,0 +1,550 @@
+import Foundation
+
+/// How a convolution's weights start out.
+public enum WeightInitialisation {
+    /// kaiming_normal_(mode='fan_in', nonlinearity='relu'), bias zero: InnerEye's `initialise_layer_weights`.
+    case kaimingNormal
+    /// PyTorch's default for Conv3d/ConvTranspose3d: kaiming_uniform_(a=sqrt(5)) and a uniform bias,
+    /// both bounded by 1/sqrt(fan_in). InnerEye leaves its ConvTranspose3d and output layer at this default.
+    case pytorchDefault
+}
+
+// MARK: - Conv3d
+
+/// 3D convolution, cubic kernel, zero padding. Weight [out, in, k, k, k] as PyTorch.
+public final class Conv3d {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    private var savedInput: Tensor?
+
+    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                bias: Bool, initialisation: WeightInitialisation = .kaimingNormal, rng: inout SeededGenerator) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        let fanIn = inChannels * kernel * kernel * kernel
+        let shape = [outChannels, inChannels, kernel, kernel, kernel]
+        let values = initialWeights(count: shape.reduce(1, *), fanIn: fanIn, initialisation, &rng)
+        weight = Parameter(name: name + ".weight", shape: shape, value: values)
+        if bias {
+            let b = initialBias(count: outChannels, fanIn: fanIn, initialisation, &rng)
+            self.bias = Parameter(name: name + ".bias", shape: [outChannels], value: b)
+        } else {
+            self.bias = nil
+        }
+    }
+
+    public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
+
+    func geometry(_ x: Tensor) -> ConvGeometry {
+        precondition(x.shape.count == 5 && x.shape[1] == inChannels,
+                     "Conv3d \(weight.name): expected [N, \(inChannels), D, H, W], got \(x.shape)")
+        return ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
+                            padding: padding, inD: x.shape[2], inH: x.shape[3], inW: x.shape[4])
+    }
+
+    /// `saveForBackward` keeps a reference to the input (no copy) for `backward`.
+    public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
+        let g = geometry(x)
+        var y = Tensor(uninitialized: [x.batch, outChannels, g.outD, g.outH, g.outW])
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    ConvKernels.forward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                        output: yp.baseAddress!)
+                }
+            }
+        }
+        if let bias { addChannelBias(&y, bias.value) }
+        savedInput = saveForBackward ? x : nil
+        return y
+    }
+
+    /// Accumulates weight/bias gradients; returns the input gradient when asked for.
+    @discardableResult
+    public func backward(_ gradOutput: Tensor, inputGradient: Bool = true) -> Tensor? {
+        guard let x = savedInput else { preconditionFailure("Conv3d \(weight.name): backward without forward") }
+        let g = geometry(x)
+        var gradInput: Tensor? = inputGradient ? Tensor(uninitialized: x.shape) : nil
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                gradOutput.data.withUnsafeBufferPointer { gp in
+                    weight.grad.withUnsafeMutableBufferPointer { gwp in
+                        if gradInput != nil {
+                            gradInput!.data.withUnsafeMutableBufferPointer { gip in
+                                ConvKernels.backward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                                     gradOutput: gp.baseAddress!, gradWeight: gwp.baseAddress!,
+                                                     gradInput: gip.baseAddress!)
+                            }
+                        } else {
+                            ConvKernels.backward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                                 gradOutput: gp.baseAddress!, gradWeight: gwp.baseAddress!,
+                                                 gradInput: nil)
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { accumulateChannelSums(gradOutput, into: &bias.grad) }
+        savedInput = nil
+        return gradInput
+    }
+}
+
+// MARK: - ConvTranspose3d
+
+/// Transposed 3D convolution with bias. Weight [in, out, k, k, k] as PyTorch's ConvTranspose3d.
+/// It is the adjoint of a Conv3d from `outChannels` to `inChannels` with the same weight tensor.
+public final class ConvTranspose3d {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    private var savedInput: Tensor?
+
+    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
+                initialisation: WeightInitialisation = .pytorchDefault, rng: inout SeededGenerator) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        // PyTorch computes fan_in of a transposed conv weight from its dimension 1 (= out channels).
+        let fanIn = outChannels * kernel * kernel * kernel
+        let shape = [inChannels, outChannels, kernel, kernel, kernel]
+        weight = Parameter(name: name + ".weight", shape: shape,
+                           value: initialWeights(count: shape.reduce(1, *), fanIn: fanIn, initialisation, &rng))
+        bias = Parameter(name: name + ".bias", shape: [outChannels],
+                         value: initialBias(count: outChannels, fanIn: fanIn, initialisation, &rng))
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+
+    func outputSize(_ n: Int) -> Int { (n - 1) * stride - 2 * padding + kernel }
+
+    /// The geometry of the convolution whose adjoint this layer is (its input = our output).
+    func adjointGeometry(_ x: Tensor) -> ConvGeometry {
+        precondition(x.shape.count == 5 && x.shape[1] == inChannels,
+                     "ConvTranspose3d \(weight.name): expected [N, \(inChannels), D, H, W], got \(x.shape)")
+        let g = ConvGeometry(inChannels: outChannels, outChannels: inChannels, kernel: kernel, stride: stride,
+                             padding: padding, inD: outputSize(x.shape[2]), inH: outputSize(x.shape[3]),
+                             inW: outputSize(x.shape[4]))
+        precondition(g.outD == x.shape[2] && g.outH == x.shape[3] && g.outW == x.shape[4])
+        return g
+    }
+
+    public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
+        let g = adjointGeometry(x)
+        var y = Tensor(uninitialized: [x.batch, outChannels, g.inD, g.inH, g.inW])
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    ConvKernels.adjointData(g, batch: x.batch, source: xp.baseAddress!, weight: wp.baseAddress!,
+                                            target: yp.baseAddress!)
+                }
+            }
+        }
+        addChannelBias(&y, bias.value)
+        savedInput = saveForBackward ? x : nil
+        return y
+    }
+
+    @discardableResult
+    public func backward(_ gradOutput: Tensor, inputGradient: Bool = true) -> Tensor? {
+        guard let x = savedInput else { preconditionFailure("ConvTranspose3d \(weight.name): backward without forward") }
+        let g = adjointGeometry(x)
+        var gradInput: Tensor? = inputGradient ? Tensor(uninitialized: x.shape) : nil
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                gradOutput.data.withUnsafeBufferPointer { gp in
+                    weight.grad.withUnsafeMutableBufferPointer { gwp in
+                        if gradInput != nil {
+                            gradInput!.data.withUnsafeMutableBufferPointer { gip in
+                                ConvKernels.adjointBackward(g, batch: x.batch, source: xp.baseAddress!,
+                                                            weight: wp.baseAddress!, gradTarget: gp.baseAddress!,
+                                                            gradWeight: gwp.baseAddress!, gradSource: gip.baseAddress!)
+                            }
+                        } else {
+                            ConvKernels.adjointBackward(g, batch: x.batch, source: xp.baseAddress!,
+                                                        weight: wp.baseAddress!, gradTarget: gp.baseAddress!,
+                                                        gradWeight: gwp.baseAddress!, gradSource: nil)
+                        }
+                    }
+                }
+            }
+        }
+        accumulateChannelSums(gradOutput, into: &bias.grad)
+        savedInput = nil
+        return gradInput
+    }
+}
+
+// MARK: - BatchNorm3d (+ optional fused ReLU)
+
+/// BatchNorm3d as PyTorch: training mode normalises with the batch statistics (biased variance) and updates
+/// running_mean/running_var with momentum (unbiased variance); eval mode uses the running statistics.
+/// With `fusedReLU` the layer computes relu(bn(x)) in one pass (the UNet always follows BN by ReLU).
+public final class BatchNorm3d {
+    public let weight: Parameter
+    public let bias: Parameter
+    public var runningMean: [Float]
+    public var runningVar: [Float]
+    public var numBatchesTracked: Int64 = 0
+    public let name: String
+    public let channels: Int
+    public let momentum: Float
+    public let eps: Float
+    public let fusedReLU: Bool
+    private var savedInput: Tensor?
+    private var savedMean: [Float] = []
+    private var savedInvStd: [Float] = []
+
+    /// `weightInitStd` > 0 draws gamma ~ N(1, std) (InnerEye's init); 0 gives gamma = 1 (PyTorch default).
+    public init(name: String, channels: Int, fusedReLU: Bool, weightInitStd: Double = 0,
+                momentum: Float = 0.1, eps: Float = 1e-5, rng: inout SeededGenerator) {
+        self.name = name; self.channels = channels; self.fusedReLU = fusedReLU
+        self.momentum = momentum; self.eps = eps
+        var gamma = [Float](repeating: 1, count: channels)
+        if weightInitStd > 0 {
+            for c in 0..<channels { gamma[c] = Float(1 + weightInitStd * rng.nextNormal()) }
+        }
+        weight = Parameter(name: name + ".weight", shape: [channels], value: gamma)
+        bias = Parameter(name: name + ".bias", shape: [channels], value: [Float](repeating: 0, count: channels))
+        runningMean = [Float](repeating: 0, count: channels)
+        runningVar = [Float](repeating: 1, count: channels)
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count >= 2 && x.shape[1] == channels, "BatchNorm3d \(name): bad input shape \(x.shape)")
+        let batch = x.batch, spatial = x.spatialCount
+        let count = batch * spatial
+        var mean = [Float](repeating: 0, count: channels)
+        var invStd = [Float](repeating: 0, count: channels)
+        if training {
+            var variance = [Double](repeating: 0, count: channels)
+            var meanD = [Double](repeating: 0, count: channels)
+            x.data.withUnsafeBufferPointer { xp in
+                let base = xp.baseAddress!
+                meanD.withUnsafeMutableBufferPointer { mp in
+                    variance.withUnsafeMutableBufferPointer { vp in
+                        parallelFor(channels) { c in
+                            var sum = 0.0
+                            for n in 0..<batch { sum += simdSum(base + (n * channels + c) * spatial, spatial) }
+                            let m = sum / Double(count)
+                            var squares = 0.0
+                            for n in 0..<batch {
+                                squares += simdCenteredSquares(base + (n * channels + c) * spatial, spatial, Float(m))
+                            }
+                            mp[c] = m
+                            vp[c] = squares / Double(count)
+                        }
+                    }
+                }
+            }
+            numBatchesTracked += 1
+            for c in 0..<channels {
+                mean[c] = Float(meanD[c])
+                invStd[c] = Float(1 / (variance[c] + Double(eps)).squareRoot())
+                let unbiased = count > 1 ? variance[c] * Double(count) / Double(count - 1) : variance[c]
+                runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(meanD[c])
+                runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
+            }
+            savedInput = x
+            savedMean = mean
+            savedInvStd = invStd
+        } else {
+            for c in 0..<channels {
+                mean[c] = runningMean[c]
+                invStd[c] = 1 / (runningVar[c] + eps).squareRoot()
+            }
+            savedInput = nil
+        }
+        var y = Tensor(uninitialized: x.shape)
+        let relu = fusedReLU
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                let xb = xp.baseAddress!, yb = yp.baseAddress!
+                let gamma = weight.value, beta = bias.value
+                parallelFor(batch * channels) { nc in
+                    let c = nc % channels
+                    let scale = gamma[c] * invStd[c]
+                    let shift = beta[c] - mean[c] * scale
+                    let src = xb + nc * spatial, dst = yb + nc * spatial
+                    if relu {
+                        for i in 0..<spatial { dst[i] = max(src[i] * scale + shift, 0) }
+                    } else {
+                        for i in 0..<spatial { dst[i] = src[i] * scale + shift }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Training-mode backward (batch statistics depend on the input).
+    public func backward(_ gradOutput: Tensor) -> Tensor {
+        guard let x = savedInput else { preconditionFailure("BatchNorm3d \(name): backward without training forward") }
+        let batch = x.batch, spatial = x.spatialCount
+        let count = Float(batch * spatial)
+        let mean = savedMean, invStd = savedInvStd
+        let gamma = weight.value, beta = bias.value
+        let relu = fusedReLU
+        var sumGrad = [Double](repeating: 0, count: channels)      // d beta
+        var sumGradXhat = [Double](repeating: 0, count: channels)  // d gamma
+        var gradInput = Tensor(uninitialized: x.shape)
+        x.data.withUnsafeBufferPointer { xp in
+            gradOutput.data.withUnsafeBufferPointer { gp in
+                gradInput.data.withUnsafeMutableBufferPointer { dp in
+                    let xb = xp.baseAddress!, gb = gp.baseAddress!, db = dp.baseAddress!
+                    sumGrad.withUnsafeMutableBufferPointer { sgp in
+                        sumGradXhat.withUnsafeMutableBufferPointer { sxp in
+                            parallelFor(channels) { c in
+                                let m = mean[c], s = invStd[c]
+                                let scale = gamma[c] * s, shift = beta[c] - m * scale
+                                var a = 0.0, b = 0.0
+                                for n in 0..<batch {
+                                    let off = (n * channels + c) * spatial
+                                    let (ga, gb2) = reluMaskedSums(xb + off, gb + off, spatial, mean: m, invStd: s,
+                                                                   scale: scale, shift: shift, relu: relu)
+                                    a += ga; b += gb2
+                                }
+                                sgp[c] = a; sxp[c] = b
+                                let dBeta = Float(a), dGamma = Float(b)
+                                let k1 = dBeta / count, k2 = dGamma / count
+                                for n in 0..<batch {
+                                    let off = (n * channels + c) * spatial
+                                    let src = xb + off, g = gb + off, d = db + off
+                                    for i in 0..<spatial {
+                                        let xhat = (src[i] - m) * s
+                                        var gi = g[i]
+                                        if relu && src[i] * scale + shift <= 0 { gi = 0 }
+                                        d[i] = scale * (gi - k1 - xhat * k2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..<channels {
+            weight.grad[c] += Float(sumGradXhat[c])
+            bias.grad[c] += Float(sumGrad[c])
+        }
+        savedInput = nil
+        return gradInput
+    }
+}
+
+// MARK: - ReLU, residual add, softmax
+
+public final class ReLU {
+    private var savedOutput: Tensor?
+    public init() {}
+    public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
+        var y = x
+        y.data.withUnsafeMutableBufferPointer { p in
+            let b = p.baseAddress!
+            parallelFor(p.count / 65536 + 1) { chunk in
+                let start = chunk * 65536, end = min(p.count, start + 65536)
+                for i in start..<end { b[i] = max(b[i], 0) }
+            }
+        }
+        savedOutput = saveForBackward ? y : nil
+        return y
+    }
+    public func backward(_ gradOutput: Tensor) -> Tensor {
+        guard let y = savedOutput else { preconditionFailure("ReLU: backward without forward") }
+        var g = gradOutput
+        y.data.withUnsafeBufferPointer { yp in
+            g.data.withUnsafeMutableBufferPointer { gp in
+                for i in 0..<gp.count where yp[i] <= 0 { gp[i] = 0 }
+            }
+        }
+        savedOutput = nil
+        return g
+    }
+}
+
+/// Element-wise a + b (residual connection). Its backward passes the gradient unchanged to both inputs.
+public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+    var out = a
+    addInPlace(&out, b)
+    return out
+}
+
+public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
+    precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+    b.data.withUnsafeBufferPointer { bp in
+        a.data.withUnsafeMutableBufferPointer { ap in
+            let x = ap.baseAddress!, y = bp.baseAddress!
+            let total = ap.count
+            parallelFor(total / 65536 + 1) { chunk in
+                let start = chunk * 65536, end = min(total, start + 65536)
+                for i in start..<end { x[i] += y[i] }
+            }
+        }
+    }
+}
+
+/// Softmax over the channel axis (dim 1) of an [N, C, ...] tensor.
+public func softmaxChannels(_ logits: Tensor) -> Tensor {
+    let batch = logits.batch, classes = logits.channels, spatial = logits.spatialCount
+    var out = Tensor(uninitialized: logits.shape)
+    logits.data.withUnsafeBufferPointer { lp in
+        out.data.withUnsafeMutableBufferPointer { op in
+            let l = lp.baseAddress!, o = op.baseAddress!
+            let block = 4096
+            let blocks = (spatial + block - 1) / block
+            parallelFor(batch * blocks) { job in
+                let n = job / blocks, start = (job % blocks) * block, end = min(spatial, start + block)
+                let base = n * classes * spatial
+                for i in start..<end {
+                    var m = -Float.infinity
+                    for c in 0..<classes { m = max(m, l[base + c * spatial + i]) }
+                    var sum: Float = 0
+                    for c in 0..<classes {
+                        let e = expf(l[base + c * spatial + i] - m)
+                        o[base + c * spatial + i] = e
+                        sum += e
+                    }
+                    let inv = 1 / sum
+                    for c in 0..<classes { o[base + c * spatial + i] *= inv }
+                }
+            }
+        }
+    }
+    return out
+}
+
+// MARK: - Helpers
+
+func initialWeights(count: Int, fanIn: Int, _ initialisation: WeightInitialisation,
+                    _ rng: inout SeededGenerator) -> [Float] {
+    var values = [Float](repeating: 0, count: count)
+    switch initialisation {
+    case .kaimingNormal:
+        let std = (2.0 / Double(fanIn)).squareRoot()
+        for i in 0..<count { values[i] = Float(std * rng.nextNormal()) }
+    case .pytorchDefault:
+        // kaiming_uniform_(a=sqrt(5)): gain = sqrt(2/(1+5)), bound = gain*sqrt(3/fan_in) = 1/sqrt(fan_in)
+        let bound = 1 / Double(fanIn).squareRoot()
+        for i in 0..<count { values[i] = Float(rng.nextUniform(-bound, bound)) }
+    }
+    return values
+}
+
+func initialBias(count: Int, fanIn: Int, _ initialisation: WeightInitialisation,
+                 _ rng: inout SeededGenerator) -> [Float] {
+    switch initialisation {
+    case .kaimingNormal:
+        return [Float](repeating: 0, count: count)
+    case .pytorchDefault:
+        let bound = 1 / Double(fanIn).squareRoot()
+        return (0..<count).map { _ in Float(rng.nextUniform(-bound, bound)) }
+    }
+}
+
+func addChannelBias(_ y: inout Tensor, _ bias: [Float]) {
+    let channels = y.channels, spatial = y.spatialCount, batch = y.batch
+    y.data.withUnsafeMutableBufferPointer { p in
+        let b = p.baseAddress!
+        parallelFor(batch * channels) { nc in
+            let v = bias[nc % channels]
+            let row = b + nc * spatial
+            for i in 0..<spatial { row[i] += v }
+        }
+    }
+}
+
+func accumulateChannelSums(_ g: Tensor, into grad: inout [Float]) {
+    let channels = g.channels, spatial = g.spatialCount, batch = g.batch
+    var sums = [Double](repeating: 0, count: channels)
+    g.data.withUnsafeBufferPointer { p in
+        let b = p.baseAddress!
+        sums.withUnsafeMutableBufferPointer { sp in
+            parallelFor(channels) { c in
+                var total = 0.0
+                for n in 0..<batch { total += simdSum(b + (n * channels + c) * spatial, spatial) }
+                sp[c] = total
+            }
+        }
+    }
+    for c in 0..<channels { grad[c] += Float(sums[c]) }
+}
+
+/// Sum of `count` floats: SIMD partial sums per block of 1024, blocks added in Double.
+@inline(__always)
+func simdSum(_ p: UnsafePointer<Float>, _ count: Int) -> Double {
+    var total = 0.0
+    var start = 0
+    while start < count {
+        let end = min(count, start + 1024)
+        var acc = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var tail: Float = acc.sum()
+        while i < end { tail += p[i]; i += 1 }
+        total += Double(tail)
+        start = end
+    }
+    return total
+}
+
+@inline(__always)
+func simdCenteredSquares(_ p: UnsafePointer<Float>, _ count: Int, _ mean: Float) -> Double {
+    var total = 0.0
+    var start = 0
+    let m = SIMD8<Float>(repeating: mean)
+    while start < count {
+        let end = min(count, start + 1024)
+        var acc = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) - m
+            acc += d * d
+            i += 8
+        }
+        var tail: Float = acc.sum()
+        while i < end { let d = p[i] - mean; tail += d * d; i += 1 }
+        total += Double(tail)
+        start = end
+    }
+    return total
+}
+
+/// (sum g, sum g*xhat) over one channel row, with g zeroed where the fused ReLU was inactive.
+@inline(__always)
+func reluMaskedSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ count: Int, mean: Float, invStd: Float,
+                    scale: Float, shift: Float, relu: Bool) -> (Double, Double) {
+    var totalG = 0.0, totalGX = 0.0
+    var start = 0
+    let vm = SIMD8<Float>(repeating: mean), vs = SIMD8<Float>(repeating: invStd)
+    let vscale = SIMD8<Float>(repeating: scale), vshift = SIMD8<Float>(repeating: shift)
+    let zero = SIMD8<Float>()
+    while start < count {
+        let end = min(count, start + 1024)
+        var accG = SIMD8<Float>(), accGX = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            var gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+            if relu { gv.replace(with: zero, where: xv * vscale + vshift .<= zero) }
+            accG += gv
+            accGX += gv * ((xv - vm) * vs)
+            i += 8
+        }
+        var tailG = accG.sum(), tailGX = accGX.sum()
+        while i < end {
+            var gi = g[i]
+            if relu && x[i] * scale + shift <= 0 { gi = 0 }
+            tailG += gi; tailGX += gi * (x[i] - mean) * invStd
+            i += 1
+        }
+        totalG += Double(tailG); totalGX += Double(tailGX)
+        start = end
+    }
+    return (totalG, totalGX)
+}

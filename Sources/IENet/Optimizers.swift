@@ -1,0 +1,193 @@
+import Foundation
+import IECore
+
+public enum OptimizerKind: String, CaseIterable {
+    case adam = "Adam", amsgrad = "AMSGrad", sgd = "SGD", rmsprop = "RMSprop"
+}
+
+/// Hyper-parameters with InnerEye's defaults (adam_betas, opt_eps, weight_decay, momentum, rms_alpha).
+public struct OptimizerSettings {
+    public var betas: (Double, Double) = (0.9, 0.999)
+    public var eps: Double = 1e-4
+    public var weightDecay: Double = 1e-4
+    public var momentum: Double = 0.6
+    public var nesterov: Bool = false
+    public var rmsAlpha: Double = 0.9
+    public init(betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-4, weightDecay: Double = 1e-4,
+                momentum: Double = 0.6, nesterov: Bool = false, rmsAlpha: Double = 0.9) {
+        self.betas = betas; self.eps = eps; self.weightDecay = weightDecay
+        self.momentum = momentum; self.nesterov = nesterov; self.rmsAlpha = rmsAlpha
+    }
+}
+
+/// Optimizers over a flat parameter list with PyTorch's update rules (torch.optim.Adam(amsgrad:), SGD with
+/// momentum/Nesterov and dampening 0, RMSprop non-centred). weight_decay is L2 added to the gradient.
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public let parameters: [Parameter]
+    public var settings: OptimizerSettings
+    /// Number of steps taken (PyTorch's `step` state; Adam's bias correction uses it).
+    public private(set) var stepCount: Int = 0
+    /// Per parameter, per slot state (e.g. "exp_avg").
+    private var slots: [[String: [Float]]]
+
+    public init(kind: OptimizerKind, parameters: [Parameter], settings: OptimizerSettings = OptimizerSettings()) {
+        self.kind = kind
+        self.parameters = parameters
+        self.settings = settings
+        self.slots = parameters.map { p in
+            var s: [String: [Float]] = [:]
+            for name in Optimizer.slotNames(kind, settings) { s[name] = [Float](repeating: 0, count: p.count) }
+            return s
+        }
+    }
+
+    static func slotNames(_ kind: OptimizerKind, _ settings: OptimizerSettings) -> [String] {
+        switch kind {
+        case .adam: return ["exp_avg", "exp_avg_sq"]
+        case .amsgrad: return ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+        case .sgd: return settings.momentum != 0 ? ["momentum_buffer"] : []
+        case .rmsprop: return settings.momentum > 0 ? ["square_avg", "momentum_buffer"] : ["square_avg"]
+        }
+    }
+
+    public var slotNames: [String] { Optimizer.slotNames(kind, settings) }
+
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+
+    /// One update of every parameter from its accumulated gradient.
+    public func step(lr: Double) {
+        stepCount += 1
+        let t = Double(stepCount)
+        let lr = Float(lr)
+        let wd = Float(settings.weightDecay)
+        let firstStep = stepCount == 1
+        for (index, p) in parameters.enumerated() {
+            let n = p.count
+            var slot = slots[index]
+            slots[index] = [:]  // drop the references so the arrays below mutate in place
+            switch kind {
+            case .adam, .amsgrad:
+                let b1 = Float(settings.betas.0), b2 = Float(settings.betas.1), eps = Float(settings.eps)
+                let stepSize = lr / Float(1 - pow(settings.betas.0, t))
+                let correction2Root = Float((1 - pow(settings.betas.1, t)).squareRoot())
+                var m = slot["exp_avg"]!, v = slot["exp_avg_sq"]!
+                var vmax = kind == .amsgrad ? slot["max_exp_avg_sq"]! : []
+                for i in 0..<n {
+                    let g = p.grad[i] + wd * p.value[i]
+                    m[i] = b1 * m[i] + (1 - b1) * g
+                    v[i] = b2 * v[i] + (1 - b2) * g * g
+                    var second = v[i]
+                    if kind == .amsgrad { vmax[i] = max(vmax[i], v[i]); second = vmax[i] }
+                    let denominator = second.squareRoot() / correction2Root + eps
+                    p.value[i] -= stepSize * m[i] / denominator
+                }
+                slot["exp_avg"] = m; slot["exp_avg_sq"] = v
+                if kind == .amsgrad { slot["max_exp_avg_sq"] = vmax }
+            case .sgd:
+                let mu = Float(settings.momentum)
+                if mu != 0 {
+                    var buffer = slot["momentum_buffer"]!
+                    for i in 0..<n {
+                        let g = p.grad[i] + wd * p.value[i]
+                        buffer[i] = firstStep ? g : mu * buffer[i] + g
+                        let direction = settings.nesterov ? g + mu * buffer[i] : buffer[i]
+                        p.value[i] -= lr * direction
+                    }
+                    slot["momentum_buffer"] = buffer
+                } else {
+                    for i in 0..<n { p.value[i] -= lr * (p.grad[i] + wd * p.value[i]) }
+                }
+            case .rmsprop:
+                let alpha = Float(settings.rmsAlpha), eps = Float(settings.eps), mu = Float(settings.momentum)
+                var square = slot["square_avg"]!
+                var buffer = mu > 0 ? slot["momentum_buffer"]! : []
+                for i in 0..<n {
+                    let g = p.grad[i] + wd * p.value[i]
+                    square[i] = alpha * square[i] + (1 - alpha) * g * g
+                    let average = square[i].squareRoot() + eps
+                    if mu > 0 {
+                        buffer[i] = mu * buffer[i] + g / average
+                        p.value[i] -= lr * buffer[i]
+                    } else {
+                        p.value[i] -= lr * g / average
+                    }
+                }
+                slot["square_avg"] = square
+                if mu > 0 { slot["momentum_buffer"] = buffer }
+            }
+            slots[index] = slot
+        }
+    }
+
+    /// State as `optimizer/<parameter name>/<slot>` tensors (parameter shapes, F32).
+    public func stateTensors() -> [NamedTensor] {
+        var out: [NamedTensor] = []
+        for (index, p) in parameters.enumerated() {
+            for name in slotNames {
+                out.append(NamedTensor(name: "optimizer/\(p.name)/\(name)", shape: p.shape, float32: slots[index][name]!))
+            }
+        }
+        return out
+    }
+
+    /// Restores state written by `stateTensors()` (extra tensors are ignored; missing or misshaped ones are errors).
+    public func loadState(_ tensors: [NamedTensor], stepCount: Int, source: String = "checkpoint") throws {
+        var byName: [String: NamedTensor] = [:]
+        for t in tensors { byName[t.name.hasPrefix("model.") ? String(t.name.dropFirst(6)) : t.name] = t }
+        var restored = slots
+        var missing: [String] = []
+        for (index, p) in parameters.enumerated() {
+            for name in slotNames {
+                let key = "optimizer/\(p.name)/\(name)"
+                guard let t = byName[key] else { missing.append(key); continue }
+                guard t.shape == p.shape else {
+                    throw IEError.badInput("\(source): \(key) has shape \(t.shape), expected \(p.shape)")
+                }
+                restored[index][name] = try t.floatValues(source: source)
+            }
+        }
+        if !missing.isEmpty {
+            throw IEError.badInput("\(source): \(kind.rawValue) optimizer state missing: "
+                                   + missing.prefix(5).joined(separator: ", ")
+                                   + (missing.count > 5 ? " (+\(missing.count - 5) more)" : ""))
+        }
+        slots = restored
+        self.stepCount = stepCount
+    }
+}
+
+/// Learning-rate schedules as InnerEye's SchedulerWithWarmUp (stepped once per epoch).
+public enum LearningRateSchedule: Equatable {
+    case polynomial(gamma: Double)
+    case exponential(gamma: Double)
+    case step(stepSize: Int, gamma: Double)
+    case multiStep(milestones: [Int], gamma: Double)
+    case cosine
+}
+
+/// The learning rate for the 0-based training epoch `epoch`. During `warmupEpochs` a linear warm-up
+/// lr = l_rate*(e+1)/(W+1); afterwards the schedule runs on e' = e - W over E' = numEpochs - W epochs:
+/// Polynomial l_rate*((1-x)*(1-e'/E')^gamma + x) with x = min_l_rate/l_rate; Exponential l_rate*gamma^e';
+/// Step l_rate*gamma^floor(e'/stepSize); MultiStep l_rate*gamma^#(milestones <= e');
+/// Cosine min + (l_rate-min)*(1+cos(pi*e'/E'))/2.
+public func learningRate(epoch: Int, baseRate: Double, minRate: Double = 0, numEpochs: Int,
+                         schedule: LearningRateSchedule, warmupEpochs: Int = 0) -> Double {
+    let warmup = max(0, warmupEpochs)
+    if epoch < warmup { return baseRate * Double(epoch + 1) / Double(warmup + 1) }
+    let e = Double(epoch - warmup)
+    let total = Double(max(1, numEpochs - warmup))
+    switch schedule {
+    case .polynomial(let gamma):
+        let x = baseRate == 0 ? 0 : minRate / baseRate
+        return baseRate * ((1 - x) * pow(max(0, 1 - e / total), gamma) + x)
+    case .exponential(let gamma):
+        return baseRate * pow(gamma, e)
+    case .step(let stepSize, let gamma):
+        return baseRate * pow(gamma, floor(e / Double(max(1, stepSize))))
+    case .multiStep(let milestones, let gamma):
+        return baseRate * pow(gamma, Double(milestones.filter { $0 <= epoch - warmup }.count))
+    case .cosine:
+        return minRate + (baseRate - minRate) * (1 + cos(Double.pi * e / total)) / 2
+    }
+}

@@ -1,0 +1,161 @@
+import XCTest
+@testable import IENet
+
+/// Direct (six nested loops, Double) convolution used as the independent reference.
+func referenceConv(_ x: Tensor, weight: [Float], bias: [Float]?, outChannels: Int, kernel k: Int, stride s: Int,
+                   padding p: Int) -> Tensor {
+    let n = x.shape[0], ci = x.shape[1], d = x.shape[2], h = x.shape[3], w = x.shape[4]
+    let od = (d + 2 * p - k) / s + 1, oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+    var y = Tensor(zeros: [n, outChannels, od, oh, ow])
+    for b in 0..<n { for co in 0..<outChannels { for z in 0..<od { for yy in 0..<oh { for xx in 0..<ow {
+        var acc = Double(bias?[co] ?? 0)
+        for c in 0..<ci { for kz in 0..<k { for ky in 0..<k { for kx in 0..<k {
+            let iz = z * s - p + kz, iy = yy * s - p + ky, ix = xx * s - p + kx
+            if iz < 0 || iz >= d || iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
+            acc += Double(x.data[(((b * ci + c) * d + iz) * h + iy) * w + ix])
+                * Double(weight[(((co * ci + c) * k + kz) * k + ky) * k + kx])
+        }}}}
+        y.data[(((b * outChannels + co) * od + z) * oh + yy) * ow + xx] = Float(acc)
+    }}}}}
+    return y
+}
+
+/// Direct transposed convolution from its definition: every input voxel scatters weight * value.
+func referenceConvTranspose(_ x: Tensor, weight: [Float], bias: [Float], outChannels co: Int, kernel k: Int,
+                            stride s: Int, padding p: Int) -> Tensor {
+    let n = x.shape[0], ci = x.shape[1], d = x.shape[2], h = x.shape[3], w = x.shape[4]
+    let od = (d - 1) * s - 2 * p + k, oh = (h - 1) * s - 2 * p + k, ow = (w - 1) * s - 2 * p + k
+    var acc = [Double](repeating: 0, count: n * co * od * oh * ow)
+    for b in 0..<n { for c in 0..<ci { for z in 0..<d { for yy in 0..<h { for xx in 0..<w {
+        let v = Double(x.data[(((b * ci + c) * d + z) * h + yy) * w + xx])
+        for o in 0..<co { for kz in 0..<k { for ky in 0..<k { for kx in 0..<k {
+            let tz = z * s - p + kz, ty = yy * s - p + ky, tx = xx * s - p + kx
+            if tz < 0 || tz >= od || ty < 0 || ty >= oh || tx < 0 || tx >= ow { continue }
+            acc[(((b * co + o) * od + tz) * oh + ty) * ow + tx] += v * Double(weight[(((c * co + o) * k + kz) * k + ky) * k + kx])
+        }}}}
+    }}}}}
+    for b in 0..<n { for o in 0..<co { for i in 0..<(od * oh * ow) { acc[(b * co + o) * od * oh * ow + i] += Double(bias[o]) } } }
+    return Tensor(shape: [n, co, od, oh, ow], data: acc.map { Float($0) })
+}
+
+func assertClose(_ a: Tensor, _ b: Tensor, tolerance: Float = 1e-4, _ label: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.shape, b.shape, label, file: file, line: line)
+    guard a.shape == b.shape else { return }
+    var worst: Float = 0
+    for i in 0..<a.count { worst = max(worst, abs(a.data[i] - b.data[i]) / (1 + abs(b.data[i]))) }
+    XCTAssertLessThan(worst, tolerance, "\(label): max deviation \(worst)", file: file, line: line)
+}
+
+final class ConvTests: XCTestCase {
+    struct Case { let cin, cout, k, s, p: Int; let size: [Int]; let bias: Bool }
+    let cases = [
+        Case(cin: 3, cout: 4, k: 3, s: 1, p: 1, size: [5, 6, 7], bias: false),
+        Case(cin: 2, cout: 5, k: 3, s: 2, p: 1, size: [6, 5, 8], bias: true),
+        Case(cin: 4, cout: 3, k: 1, s: 1, p: 0, size: [3, 4, 5], bias: true),
+        Case(cin: 2, cout: 2, k: 3, s: 1, p: 0, size: [5, 5, 4], bias: true),
+    ]
+
+    func testConvForwardMatchesDirectConvolutionAndShapes() {
+        var random = TestRandom(1)
+        var rng = SeededGenerator(seed: 3)
+        for c in cases {
+            let conv = Conv3d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
+                              padding: c.p, bias: c.bias, rng: &rng)
+            if let b = conv.bias { b.value = (0..<c.cout).map { Float($0) * 0.3 - 0.5 } }
+            let x = random.tensor([2, c.cin] + c.size)
+            let y = conv.forward(x, saveForBackward: false)
+            let expectedShape = [2, c.cout] + c.size.map { ($0 + 2 * c.p - c.k) / c.s + 1 }
+            XCTAssertEqual(y.shape, expectedShape)
+            let reference = referenceConv(x, weight: conv.weight.value, bias: conv.bias?.value, outChannels: c.cout,
+                                          kernel: c.k, stride: c.s, padding: c.p)
+            assertClose(y, reference, "conv k\(c.k) s\(c.s) p\(c.p)")
+        }
+    }
+
+    func testConvForwardWithTinySlabsMatches() {
+        // Force several slabs (and single-row slabs) so slab boundaries are exercised.
+        let saved = ConvScratch.budgetFloats
+        defer { ConvScratch.budgetFloats = saved }
+        var random = TestRandom(2)
+        var rng = SeededGenerator(seed: 4)
+        for budget in [1, 200, 1000] {
+            ConvScratch.budgetFloats = budget
+            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
+            let x = random.tensor([1, 2, 7, 6, 5])
+            let y = conv.forward(x)
+            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: 2, padding: 1),
+                        "budget \(budget)")
+            let projection = random.tensor(y.shape)
+            let gx = conv.backward(projection)!
+            var xm = x
+            checkFiniteDifferences(label: "slabbed conv input (budget \(budget))", count: x.count,
+                                   get: { xm.data[$0] }, set: { xm.data[$0] = $1 },
+                                   loss: { projectedSum(conv.forward(xm, saveForBackward: false), projection) },
+                                   analytic: { gx.data[$0] })
+            checkFiniteDifferences(label: "slabbed conv weight (budget \(budget))", count: conv.weight.count,
+                                   get: { conv.weight.value[$0] }, set: { conv.weight.value[$0] = $1 },
+                                   loss: { projectedSum(conv.forward(xm, saveForBackward: false), projection) },
+                                   analytic: { conv.weight.grad[$0] })
+        }
+    }
+
+    func testConvGradientsByFiniteDifferences() {
+        var random = TestRandom(5)
+        var rng = SeededGenerator(seed: 6)
+        for c in cases {
+            let conv = Conv3d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
+                              padding: c.p, bias: c.bias, rng: &rng)
+            var x = random.tensor([2, c.cin] + c.size)
+            let y = conv.forward(x)
+            let projection = random.tensor(y.shape)
+            let gradInput = conv.backward(projection)!
+            XCTAssertEqual(gradInput.shape, x.shape)
+            let loss = { projectedSum(conv.forward(x, saveForBackward: false), projection) }
+            checkFiniteDifferences(label: "conv input k\(c.k) s\(c.s)", count: x.count,
+                                   get: { x.data[$0] }, set: { x.data[$0] = $1 }, loss: loss,
+                                   analytic: { gradInput.data[$0] })
+            checkFiniteDifferences(label: "conv weight k\(c.k) s\(c.s)", count: conv.weight.count,
+                                   get: { conv.weight.value[$0] }, set: { conv.weight.value[$0] = $1 }, loss: loss,
+                                   analytic: { conv.weight.grad[$0] })
+            if let b = conv.bias {
+                checkFiniteDifferences(label: "conv bias", count: b.count, get: { b.value[$0] },
+                                       set: { b.value[$0] = $1 }, loss: loss, analytic: { b.grad[$0] })
+            }
+        }
+    }
+
+    func testConvTransposeMatchesDefinitionAndGradients() {
+        var random = TestRandom(8)
+        var rng = SeededGenerator(seed: 9)
+        let up = ConvTranspose3d(name: "u", inChannels: 4, outChannels: 3, kernel: 4, stride: 2, padding: 1, rng: &rng)
+        var x = random.tensor([2, 4, 3, 2, 4])
+        let y = up.forward(x)
+        XCTAssertEqual(y.shape, [2, 3, 6, 4, 8])
+        assertClose(y, referenceConvTranspose(x, weight: up.weight.value, bias: up.bias.value, outChannels: 3,
+                                              kernel: 4, stride: 2, padding: 1), "conv transpose")
+        let projection = random.tensor(y.shape)
+        let gradInput = up.backward(projection)!
+        let loss = { projectedSum(up.forward(x, saveForBackward: false), projection) }
+        checkFiniteDifferences(label: "convT input", count: x.count, get: { x.data[$0] },
+                               set: { x.data[$0] = $1 }, loss: loss, analytic: { gradInput.data[$0] })
+        checkFiniteDifferences(label: "convT weight", count: up.weight.count, get: { up.weight.value[$0] },
+                               set: { up.weight.value[$0] = $1 }, loss: loss, analytic: { up.weight.grad[$0] })
+        checkFiniteDifferences(label: "convT bias", count: up.bias.count, get: { up.bias.value[$0] },
+                               set: { up.bias.value[$0] = $1 }, loss: loss, analytic: { up.bias.grad[$0] })
+    }
+
+    func testKaimingInitialisationStatistics() {
+        var rng = SeededGenerator(seed: 42)
+        let conv = Conv3d(name: "c", inChannels: 16, outChannels: 32, kernel: 3, bias: false, rng: &rng)
+        let values = conv.weight.value.map(Double.init)
+        let mean = values.reduce(0, +) / Double(values.count)
+        let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+        let expected = (2.0 / Double(16 * 27)).squareRoot()
+        XCTAssertEqual(std, expected, accuracy: expected * 0.03)
+        XCTAssertEqual(mean, 0, accuracy: expected * 0.03)
+        var again = SeededGenerator(seed: 42)
+        let same = Conv3d(name: "c", inChannels: 16, outChannels: 32, kernel: 3, bias: false, rng: &again)
+        XCTAssertEqual(same.weight.value, conv.weight.value, "same seed, same weights")
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class IENetTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
