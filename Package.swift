@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "CBLAS"], path: "bench/ie-bench"),
 
         .testTarget(name: "IECoreTests", dependencies: ["IECore"]),
-        .testTarget(name: "IEImageTests", dependencies: ["IEImage"]),
+        .testTarget(name: "IEImageTests", dependencies: ["IEImage"], exclude: ["Fixtures"]),
         .testTarget(name: "IEDataTests", dependencies: ["IEData", "IEConfig", "IERun"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),

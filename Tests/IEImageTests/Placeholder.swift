@@ -1,5 +1,0 @@
-import XCTest
-
-final class IEImageTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
