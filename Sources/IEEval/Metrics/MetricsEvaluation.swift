@@ -55,7 +55,7 @@ public enum MetricsEvaluation {
 
     /// Metrics of one prediction file against one ground-truth file (nil: structure missing, all NaN).
     public static func evaluate(predictionPath: String, groundTruthPath: String?, extras: [ExtraMetric] = [],
-                                load: VolumeLoader) throws -> SegmentationMetrics {
+                                load: VolumeLoader = readNIfTI) throws -> SegmentationMetrics {
         let prediction = try load(predictionPath)
         let predictionMask = try binaryMask(prediction, path: predictionPath)
         guard let groundTruthPath else {
@@ -68,15 +68,25 @@ public enum MetricsEvaluation {
         return SegmentationMetrics.compute(prediction: predictionMask, groundTruth: truthMask, grid: grid(of: truth), extras: extras)
     }
 
-    /// Writes a thumbnail PNG; ie-metrics passes the image module's RGB PNG writer.
+    /// Writes a thumbnail PNG (default: `writeThumbnail`, an atomic RGB PNG).
     public typealias PNGWriter = (MetricsRGBImage, String) throws -> Void
 
+    /// Atomic 8-bit RGB PNG through the image module's libpng writer.
+    public static func writeThumbnail(_ picture: MetricsRGBImage, to path: String) throws {
+        try PNG.write(pixels: picture.pixels, width: picture.width, height: picture.height, format: .rgb, to: path)
+    }
+
+    /// Reads a NIfTI volume (the default loader).
+    public static func readNIfTI(_ path: String) throws -> Volume<Float> {
+        try NIfTI.read(path)
+    }
+
     /// Evaluates every case (in the given order, one subject's image loaded once), writes
-    /// `<outputFolder>/metrics.csv` (sorted as SPEC §7) and, when `writePNG` is given,
+    /// `<outputFolder>/metrics.csv` (sorted as SPEC §7) and, unless `writePNG` is nil,
     /// `<outputFolder>/thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png`. Returns the rows, unsorted.
     @discardableResult
     public static func run(cases: [MetricsCase], outputFolder: String, extras: [ExtraMetric] = [],
-                           load: VolumeLoader, writePNG: PNGWriter? = nil) throws -> [MetricsRow] {
+                           load: VolumeLoader = readNIfTI, writePNG: PNGWriter? = writeThumbnail) throws -> [MetricsRow] {
         var rows: [MetricsRow] = []
         let progress = Progress("metrics", total: cases.count)
         var cachedImage: (path: String, volume: Volume<Float>)?
