@@ -1,0 +1,157 @@
+import Foundation
+import IECore
+
+/// A parameter value after type checking. Lists keep the element type of their parameter.
+public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
+    case none
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    case string(String)
+    case strings([String])
+    case ints([Int])
+    case floats([Double])
+
+    /// The text written to args.txt and accepted back by `--name=value`.
+    public var description: String {
+        switch self {
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .float(let d): return ConfigValue.format(d)
+        case .string(let s): return s
+        case .strings(let l): return l.joined(separator: ",")
+        case .ints(let l): return l.map(String.init).joined(separator: ",")
+        case .floats(let l): return l.map(ConfigValue.format).joined(separator: ",")
+        }
+    }
+
+    /// Shortest text that reads back to the same Double (Swift's description does exactly that).
+    static func format(_ d: Double) -> String {
+        if d == d.rounded(), abs(d) < 1e15 { return String(format: "%.1f", d) }
+        return "\(d)"
+    }
+
+    public var isNone: Bool { if case .none = self { return true } else { return false } }
+}
+
+/// Boolean spellings accepted exactly as InnerEye's command line (SPEC §1.3).
+public enum BooleanSpelling {
+    public static let trueWords: Set<String> = ["True", "true", "T", "t", "Yes", "yes", "Y", "y", "On", "on", "1"]
+    public static let falseWords: Set<String> = ["False", "false", "F", "f", "No", "no", "N", "n", "Off", "off", "0"]
+
+    public static func parse(_ text: String) -> Bool? {
+        if trueWords.contains(text) { return true }
+        if falseWords.contains(text) { return false }
+        return nil
+    }
+}
+
+/// The type of a parameter; decides how text (from YAML scalars or the command line) is converted.
+public enum ParameterType: Equatable, Sendable {
+    case bool
+    case int
+    case float
+    case string
+    /// One of a fixed set of names, matched case-insensitively and stored in the canonical spelling.
+    case choice([String])
+    case names
+    case ints
+    case floats
+    /// A fixed-length tuple, e.g. a (Z, Y, X) size triple (ints) or an (a, b) float pair.
+    case intTuple(Int)
+    case floatTuple(Int)
+    /// `name=value` entries, e.g. comparison_runs `Baseline=exp:run_id`.
+    case namedEntries
+
+    public var expectation: String {
+        switch self {
+        case .bool: return "a boolean (True/False, yes/no, on/off, 1/0)"
+        case .int: return "an integer"
+        case .float: return "a number"
+        case .string: return "a string"
+        case .choice(let c): return "one of " + c.joined(separator: ", ")
+        case .names: return "a comma-separated list of names"
+        case .ints: return "a comma-separated list of integers"
+        case .floats: return "a comma-separated list of numbers"
+        case .intTuple(3): return "a (Z,Y,X) triple of integers such as 64,224,224"
+        case .intTuple(let n): return "\(n) comma-separated integers"
+        case .floatTuple(3): return "a (Z,Y,X) triple of numbers such as 2.0,2.0,3.0"
+        case .floatTuple(let n): return "\(n) comma-separated numbers"
+        case .namedEntries: return "a comma-separated list of name=value entries"
+        }
+    }
+
+    /// Converts command-line or YAML text. Lists are comma separated; brackets/parentheses around them are
+    /// tolerated so that `(64, 224, 224)` and `[64,224,224]` both work.
+    public func parse(_ raw: String) -> ConfigValue? {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        switch self {
+        case .bool:
+            return BooleanSpelling.parse(text).map(ConfigValue.bool)
+        case .int:
+            return ParameterType.parseInt(text).map(ConfigValue.int)
+        case .float:
+            return ParameterType.parseFloat(text).map(ConfigValue.float)
+        case .string:
+            return .string(text)
+        case .choice(let options):
+            if let match = options.first(where: { $0.lowercased() == text.lowercased() }) { return .string(match) }
+            return nil
+        case .names:
+            let items = ParameterType.items(text)
+            guard items.allSatisfy({ !$0.isEmpty }) else { return nil }
+            return .strings(items)
+        case .ints:
+            let items = ParameterType.items(text).map(ParameterType.parseInt)
+            guard items.allSatisfy({ $0 != nil }) else { return nil }
+            return .ints(items.map { $0! })
+        case .floats:
+            let items = ParameterType.items(text).map(ParameterType.parseFloat)
+            guard items.allSatisfy({ $0 != nil }) else { return nil }
+            return .floats(items.map { $0! })
+        case .intTuple(let n):
+            guard case .ints(let l)? = ParameterType.ints.parse(text), l.count == n else { return nil }
+            return .ints(l)
+        case .floatTuple(let n):
+            guard case .floats(let l)? = ParameterType.floats.parse(text), l.count == n else { return nil }
+            return .floats(l)
+        case .namedEntries:
+            let items = ParameterType.items(text)
+            for item in items {
+                guard let eq = item.firstIndex(of: "="), eq != item.startIndex,
+                      item.index(after: eq) != item.endIndex else { return nil }
+            }
+            return .strings(items)
+        }
+    }
+
+    static func items(_ text: String) -> [String] {
+        var t = text
+        if let f = t.first, let l = t.last, (f == "[" && l == "]") || (f == "(" && l == ")") {
+            t = String(t.dropFirst().dropLast())
+        }
+        if t.trimmingCharacters(in: .whitespaces).isEmpty { return [] }
+        return t.split(separator: ",", omittingEmptySubsequences: false).map {
+            var s = $0.trimmingCharacters(in: .whitespaces)
+            // Quoted names inside a flow list written as text: 'ct' or "ct".
+            if s.count >= 2, let f = s.first, f == s.last, f == "'" || f == "\"" { s = String(s.dropFirst().dropLast()) }
+            return s
+        }
+    }
+
+    static func parseInt(_ s: String) -> Int? {
+        if let i = Int(s) { return i }
+        // YAML/Python writers sometimes produce 64.0 for an integer value.
+        if let d = Double(s), d == d.rounded(), abs(d) < 1e15 { return Int(d) }
+        return nil
+    }
+
+    static func parseFloat(_ s: String) -> Double? {
+        let lower = s.lowercased()
+        if lower == "inf" || lower == ".inf" || lower == "+inf" { return .infinity }
+        if lower == "-inf" || lower == "-.inf" { return -.infinity }
+        guard let d = Double(s), d.isFinite else { return nil }
+        return d
+    }
+}

@@ -1,1 +1,0 @@
-// IEConfig: see DESIGN.md

@@ -1,0 +1,352 @@
+import Foundation
+import IECore
+import Yams
+
+/// Where a parameter value came from, for error messages.
+public struct ValueSource: Sendable, Equatable {
+    public var file: String?
+    public var line: Int?
+    /// The command-line flag, for overrides.
+    public var flag: String?
+
+    public static func flag(_ f: String) -> ValueSource { ValueSource(file: nil, line: nil, flag: f) }
+}
+
+/// A model configuration after `base:` inheritance and command-line overrides (SPEC §1.2).
+/// `explicitValues` holds what files and overrides set; `value(_:)` adds defaults and derived defaults.
+public struct ModelConfig: Sendable {
+    public var name: String
+    /// The model's own YAML file (nil for a config built from defaults only, e.g. `ie-split --dataset`).
+    public var file: String?
+    /// Files read, most derived first.
+    public var inheritanceChain: [String]
+    public var explicitValues: [String: ConfigValue]
+    public var sources: [String: ValueSource]
+
+    public init(name: String, file: String? = nil, inheritanceChain: [String] = [],
+                explicitValues: [String: ConfigValue] = [:], sources: [String: ValueSource] = [:]) {
+        self.name = name
+        self.file = file
+        self.inheritanceChain = inheritanceChain
+        self.explicitValues = explicitValues
+        self.sources = sources
+    }
+
+    /// Names ending in `Base` are partial configs that only serve as `base:` of others.
+    public var isPartial: Bool { name.hasSuffix("Base") }
+
+    // MARK: Finding and loading
+
+    /// `<dir>/segmentation/<name>.yml` (or `.yaml`) in model_configs_dirs order; the first match wins.
+    public static func findFile(name: String, settings: Settings) throws -> String {
+        guard !name.isEmpty, !name.contains("/") else {
+            throw IEError.usage("invalid model name '\(name)', expected a config name such as HelloWorld")
+        }
+        for dir in settings.modelConfigsDirs {
+            for ext in ["yml", "yaml"] {
+                let candidate = dir + "/segmentation/" + name + "." + ext
+                if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            }
+        }
+        let available = availableModels(settings: settings)
+        let hint = closestMatch(name, in: available).map { " (closest: \($0))" } ?? ""
+        throw IEError.usage("no model config '\(name)' in \(settings.modelConfigsDirs.map { $0 + "/segmentation" }.joined(separator: ", "))\(hint), expected one of: \(available.joined(separator: ", "))",
+                            file: settings.file)
+    }
+
+    /// Every model name visible through the search path.
+    public static func availableModels(settings: Settings) -> [String] {
+        var names = Set<String>()
+        for dir in settings.modelConfigsDirs {
+            let folder = dir + "/segmentation"
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where f.hasSuffix(".yml") || f.hasSuffix(".yaml") {
+                names.insert(String(f.prefix(upTo: f.lastIndex(of: ".")!)))
+            }
+        }
+        return names.sorted()
+    }
+
+    /// Loads `name` through the search path, applies `overrides`, and validates. With `requireRunnable`, partial
+    /// (`*Base`) configs and configs lacking required keys are errors.
+    public static func load(name: String, settings: Settings, overrides: [ConfigOverride] = [],
+                            requireRunnable: Bool = true) throws -> ModelConfig {
+        var config = try loadFile(name: name, settings: settings, visiting: [])
+        try config.apply(overrides)
+        if requireRunnable { try config.checkRunnable() }
+        try config.validate()
+        return config
+    }
+
+    /// A config with only defaults and overrides (tools that can work without a model, such as `ie-split --dataset`).
+    public static func fromDefaults(overrides: [ConfigOverride] = []) throws -> ModelConfig {
+        var config = ModelConfig(name: "default")
+        try config.apply(overrides)
+        try config.validate()
+        return config
+    }
+
+    static func loadFile(name: String, settings: Settings, visiting: [String]) throws -> ModelConfig {
+        let path = try findFile(name: name, settings: settings)
+        if visiting.contains(name) {
+            throw IEError.usage("config inheritance cycle \((visiting + [name]).joined(separator: " -> ")), expected base: chains that end",
+                                file: path)
+        }
+        let parsed = try parseFile(path: path)
+        var config: ModelConfig
+        if let base = parsed.base {
+            config = try loadFile(name: base.name, settings: settings, visiting: visiting + [name])
+        } else {
+            config = ModelConfig(name: name)
+        }
+        config.name = name
+        config.file = path
+        config.inheritanceChain.insert(path, at: 0)
+        for (key, value) in parsed.values {
+            config.explicitValues[key] = value
+            config.sources[key] = parsed.sources[key]
+        }
+        return config
+    }
+
+    struct ParsedFile {
+        var base: (name: String, line: Int?)?
+        var values: [(String, ConfigValue)] = []
+        var sources: [String: ValueSource] = [:]
+    }
+
+    /// Reads one YAML file: every key must be a known parameter (or `base`), every value of the right type.
+    static func parseFile(path: String) throws -> ParsedFile {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw IEError.usage("cannot read model config", file: path)
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw IEError.usage("invalid YAML (\(yamlProblem(error))), expected a mapping of parameters", file: path)
+        }
+        var result = ParsedFile()
+        guard let node else { return result }
+        guard case .mapping(let mapping) = node else {
+            throw IEError.usage("expected a mapping of parameter names to values", file: path, line: node.mark?.line)
+        }
+        var seen = Set<String>()
+        for (keyNode, valueNode) in mapping {
+            let key = keyNode.string ?? ""
+            let line = keyNode.mark?.line
+            if seen.contains(key) { throw IEError.usage("key '\(key)' appears twice, expected each key once", file: path, line: line) }
+            seen.insert(key)
+            if key == "base" {
+                guard case .scalar(let s) = valueNode, !s.string.isEmpty else {
+                    throw IEError.usage("base must name another model config", file: path, line: line)
+                }
+                result.base = (s.string, line)
+                continue
+            }
+            guard let spec = ParameterSchema.byName[key] else {
+                let hint = closestMatch(key, in: ParameterSchema.names + ParameterSchema.structuralKeys).map { " (closest known key: \($0))" } ?? ""
+                throw IEError.usage("unknown key '\(key)'\(hint), expected a parameter of SPEC §1.4", file: path, line: line)
+            }
+            let value = try convert(valueNode, spec: spec, file: path, line: line)
+            result.values.append((key, value))
+            result.sources[key] = ValueSource(file: path, line: line, flag: nil)
+        }
+        return result
+    }
+
+    static let nullWords: Set<String> = ["null", "Null", "NULL", "~", "None", ""]
+
+    static func convert(_ node: Node, spec: ParameterSpec, file: String, line: Int?) throws -> ConfigValue {
+        func fail(_ got: String) -> IEError {
+            IEError.usage("\(spec.name): cannot use '\(got)', expected \(spec.type.expectation)", file: file, line: line)
+        }
+        let text: String
+        switch node {
+        case .scalar(let s):
+            text = s.string
+            if case .choice(let c) = spec.type, c.contains(text) { return .string(text) }
+            if s.style == .plain || s.string.isEmpty, nullWords.contains(text) {
+                guard spec.defaultValue.isNone else { throw fail(text) }
+                return .none
+            }
+        case .sequence(let seq):
+            var parts: [String] = []
+            for element in seq {
+                switch element {
+                case .scalar(let s): parts.append(s.string)
+                // Nested lists, e.g. mixture_loss_components [[0.5, Focal, 0.2], ...], become weight:type:power.
+                case .sequence(let inner): parts.append(inner.map { $0.string ?? "" }.joined(separator: ":"))
+                case .mapping(let m) where spec.type == .namedEntries:
+                    for (k, v) in m { parts.append("\(k.string ?? "")=\(v.string ?? "")") }
+                default: throw fail("a nested mapping")
+                }
+            }
+            if spec.type == .namedEntries || spec.type == .names {
+                guard parts.allSatisfy({ !$0.contains(",") }) else { throw fail(parts.joined(separator: ",")) }
+            }
+            text = parts.joined(separator: ",")
+            if parts.isEmpty {
+                switch spec.type {
+                case .names, .ints, .floats, .namedEntries: break
+                default: throw fail("[]")
+                }
+            }
+        case .mapping(let m):
+            guard spec.type == .namedEntries else { throw fail("a mapping") }
+            text = m.map { "\($0.key.string ?? "")=\($0.value.string ?? "")" }.joined(separator: ",")
+        }
+        guard let value = spec.type.parse(text) else { throw fail(text) }
+        return value
+    }
+
+    // MARK: Overrides
+
+    public mutating func apply(_ overrides: [ConfigOverride]) throws {
+        for o in overrides {
+            explicitValues[o.name] = o.value
+            sources[o.name] = .flag(o.flag)
+        }
+    }
+
+    // MARK: Values
+
+    /// The effective value: explicit, else derived default (test_crop_size, inference_stride_size,
+    /// epochs_to_test, ground_truth_ids_display_names), else the schema default.
+    public func value(_ name: String) -> ConfigValue {
+        if let v = explicitValues[name], !v.isNone { return v }
+        switch name {
+        case "test_crop_size": return value("crop_size")
+        case "inference_stride_size": return value("test_crop_size")
+        case "epochs_to_test":
+            if case .int(let n) = value("num_epochs") { return .ints([n]) }
+        case "ground_truth_ids_display_names": return value("ground_truth_ids")
+        default: break
+        }
+        if let v = explicitValues[name] { return v }
+        return ParameterSchema.byName[name]?.defaultValue ?? .none
+    }
+
+    public func isSet(_ name: String) -> Bool { !(explicitValues[name]?.isNone ?? true) }
+
+    /// Every parameter in schema order with its effective value, for args.txt.
+    public var orderedArguments: [(name: String, value: String)] {
+        ParameterSchema.parameters.map { ($0.name, value($0.name).description) }
+    }
+
+    // MARK: Validation
+
+    /// The keys a runnable config must set.
+    public var missingRequiredKeys: [String] {
+        var missing: [String] = []
+        if !isSet("dataset_id") && !isSet("local_dataset") { missing.append("dataset_id or local_dataset") }
+        for key in ["image_channels", "ground_truth_ids", "feature_channels", "crop_size"] where !isSet(key) {
+            missing.append(key)
+        }
+        return missing
+    }
+
+    public func checkRunnable() throws {
+        let missing = missingRequiredKeys
+        if isPartial {
+            let what = missing.isEmpty ? "it only serves as the base: of other configs" : "it lacks " + missing.joined(separator: ", ")
+            throw IEError.usage("\(name) is partial: \(what), expected a config with base: \(name) that sets the rest", file: file)
+        }
+        if !missing.isEmpty {
+            throw IEError.usage("\(name) lacks \(missing.joined(separator: ", ")), expected every required key to be set (here, in a base config, or as --key=value)", file: file)
+        }
+    }
+
+    func fail(_ key: String, _ message: String) -> IEError {
+        if let s = sources[key] {
+            if let flag = s.flag { return IEError.usage("\(flag): \(message)") }
+            return IEError.usage("\(key): \(message)", file: s.file, line: s.line)
+        }
+        return IEError.usage("\(key): \(message)", file: file)
+    }
+
+    /// Cross-parameter checks (InnerEye's validate plus our UNet3D size rule). Errors name the file:line or flag
+    /// that set the offending value.
+    public func validate() throws {
+        func positive(_ key: String) throws {
+            if case .int(let v) = value(key), v < 1 { throw fail(key, "got \(v), expected a positive integer") }
+        }
+        for key in ["kernel_size", "num_downsampling_paths", "inference_batch_size", "num_epochs", "train_batch_size", "num_nodes"] {
+            try positive(key)
+        }
+        if kernelSize % 2 == 0 { throw fail("kernel_size", "got \(kernelSize), expected an odd number") }
+        if window < 0 { throw fail("window", "got \(window), expected a width >= 0") }
+        for key in ["feature_channels"] {
+            if case .ints(let l) = value(key), l.isEmpty || l.contains(where: { $0 < 1 }) {
+                throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected positive channel counts")
+            }
+        }
+        let unitSize = 1 << min(numDownsamplingPaths, 20)
+        for key in ["crop_size", "test_crop_size", "inference_stride_size"] {
+            guard case .ints(let l) = value(key) else { continue }
+            if l.contains(where: { $0 < 1 }) { throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected positive sizes") }
+            if architecture == "UNet3D" && key != "inference_stride_size" && l.contains(where: { $0 % unitSize != 0 }) {
+                throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
+            }
+        }
+        if let stride = inferenceStrideSize, let patch = testCropSize, zip(stride, patch).contains(where: { $0 > $1 }) {
+            throw fail("inference_stride_size", "got \(stride.map(String.init).joined(separator: ",")), expected at most test_crop_size \(patch.map(String.init).joined(separator: ",")) per axis")
+        }
+        let channels = imageChannels, structures = groundTruthIds
+        if let both = channels.first(where: { structures.contains($0) }) {
+            throw fail("ground_truth_ids", "'\(both)' is also an image channel, expected distinct channel names")
+        }
+        if let m = maskId, channels.contains(m) || structures.contains(m) {
+            throw fail("mask_id", "'\(m)' is also an image or ground-truth channel, expected a separate mask channel")
+        }
+        if Set(structures).count != structures.count { throw fail("ground_truth_ids", "expected distinct names") }
+        if Set(channels).count != channels.count { throw fail("image_channels", "expected distinct names") }
+        if let w = classWeights {
+            if !structures.isEmpty && w.count != structures.count + 1 {
+                throw fail("class_weights", "got \(w.count) weights, expected \(structures.count + 1) (background first, then each of ground_truth_ids)")
+            }
+            if w.contains(where: { $0 < 0 }) || abs(w.reduce(0, +) - 1) > 1e-6 {
+                throw fail("class_weights", "weights sum to \(w.reduce(0, +)), expected non-negative weights summing to 1")
+            }
+        }
+        if isSet("ground_truth_ids_display_names") && !structures.isEmpty && groundTruthDisplayNames.count != structures.count {
+            throw fail("ground_truth_ids_display_names", "expected one name per ground_truth_ids entry (\(structures.count))")
+        }
+        if let lcc = largestConnectedComponentClasses, !structures.isEmpty, let bad = lcc.first(where: { !structures.contains($0) }) {
+            throw fail("largest_connected_component_foreground_classes", "'\(bad)' is not in ground_truth_ids, expected some of \(structures.joined(separator: ", "))")
+        }
+        if lossType == "Mixture" && !isSet("mixture_loss_components") {
+            throw fail("loss_type", "Mixture needs mixture_loss_components, expected e.g. 0.5:Focal:0.2,0.5:SoftDice:0.1")
+        }
+        _ = try mixtureLossComponents()
+        let n = numberOfCrossValidationSplits, k = crossValidationSplitIndex
+        if n < 0 || n == 1 { throw fail("number_of_cross_validation_splits", "got \(n), expected 0 (no cross-validation) or at least 2") }
+        if k < -1 { throw fail("cross_validation_split_index", "got \(k), expected -1 or a fold index") }
+        if n > 0 && k >= n { throw fail("cross_validation_split_index", "got \(k), expected an index below number_of_cross_validation_splits=\(n)") }
+        if n == 0 && k != -1 { throw fail("cross_validation_split_index", "got \(k), expected -1 when number_of_cross_validation_splits is 0") }
+        if lRate < 0 { throw fail("l_rate", "got \(lRate), expected a learning rate >= 0") }
+        if minLRate < 0 || minLRate > lRate { throw fail("min_l_rate", "got \(minLRate), expected 0 <= min_l_rate <= l_rate (\(lRate))") }
+        if lRateScheduler == "MultiStep" {
+            guard let m = lRateMultiStepMilestones, !m.isEmpty else {
+                throw fail("l_rate_scheduler", "MultiStep needs l_rate_multi_step_milestones, expected e.g. --l_rate_multi_step_milestones=50,100")
+            }
+            if m[0] <= 0 || zip(m, m.dropFirst()).contains(where: { $0 >= $1 }) {
+                throw fail("l_rate_multi_step_milestones", "expected strictly increasing positive epochs")
+            }
+        }
+        if saveStepEpochs < 1 { throw fail("save_step_epochs", "got \(saveStepEpochs), expected a positive integer") }
+        if startEpoch < 0 { throw fail("start_epoch", "got \(startEpoch), expected an epoch >= 0") }
+        if let e = epochsToTest.first(where: { $0 < 1 || $0 > numEpochs }) {
+            throw fail("epochs_to_test", "got \(e), expected epochs between 1 and num_epochs (\(numEpochs))")
+        }
+        for p in ["proportion_train", "proportion_val", "proportion_test"] {
+            if case .float(let v) = value(p), v < 0 || v > 1 { throw fail(p, "got \(v), expected a fraction between 0 and 1") }
+        }
+        _ = try comparisonRuns()
+    }
+}
+
+/// One `--name=value` override from a command line, already type checked.
+public struct ConfigOverride: Sendable, Equatable {
+    public var name: String
+    public var value: ConfigValue
+    /// The argument as given, for error messages.
+    public var flag: String
+}

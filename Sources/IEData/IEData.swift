@@ -1,1 +1,0 @@
-// IEData: see DESIGN.md

@@ -1,0 +1,237 @@
+import Foundation
+import XCTest
+import IECore
+@testable import IEConfig
+
+final class ModelConfigTests: XCTestCase {
+    func testDefaultsAreInnerEyes() throws {
+        let s = try ConfigScratch()
+        try s.model("Demo", minimalRunnable)
+        let c = try ModelConfig.load(name: "Demo", settings: s.settings)
+        XCTAssertEqual(c.architecture, "UNet3D")
+        XCTAssertEqual(c.kernelSize, 3)
+        XCTAssertEqual(c.numDownsamplingPaths, 4)
+        XCTAssertEqual(c.inferenceBatchSize, 8)
+        XCTAssertEqual(c.lossType, "SoftDice")
+        XCTAssertEqual(c.focalLossGamma, 1.0)
+        XCTAssertEqual(c.normMethod, "CtWindow")
+        XCTAssertEqual(c.window, 600)
+        XCTAssertEqual(c.level, 50)
+        XCTAssertEqual(c.outputRange.0, -1); XCTAssertEqual(c.outputRange.1, 1)
+        XCTAssertEqual(c.sharpen, 0.9)
+        XCTAssertEqual(c.trimPercentiles.0, 1); XCTAssertEqual(c.trimPercentiles.1, 99)
+        XCTAssertEqual(c.paddingMode, "Edge")
+        XCTAssertEqual(c.numEpochs, 100)
+        XCTAssertEqual(c.trainBatchSize, 4)
+        XCTAssertEqual(c.lRate, 1e-4)
+        XCTAssertEqual(c.minLRate, 0)
+        XCTAssertEqual(c.lRateScheduler, "Polynomial")
+        XCTAssertEqual(c.optimizerType, "Adam")
+        XCTAssertEqual(c.adamBetas.0, 0.9); XCTAssertEqual(c.adamBetas.1, 0.999)
+        XCTAssertEqual(c.optEps, 1e-4)
+        XCTAssertEqual(c.weightDecay, 1e-4)
+        XCTAssertEqual(c.momentum, 0.6)
+        XCTAssertEqual(c.randomSeed, 42)
+        XCTAssertEqual(c.numberOfCrossValidationSplits, 0)
+        XCTAssertEqual(c.crossValidationSplitIndex, -1)
+        XCTAssertEqual(c.ensembleAggregationType, "Average")
+        XCTAssertTrue(c.checkExclusive)
+        XCTAssertFalse(c.allowIncompleteLabels)
+        XCTAssertFalse(c.applyAugmentations)
+        XCTAssertEqual(c.saveStartEpoch, 100)
+        XCTAssertEqual(c.saveStepEpochs, 50)
+        XCTAssertTrue(c.inferenceOnValSet)
+        XCTAssertTrue(c.inferenceOnTestSet)
+        XCTAssertEqual(c.datasetCSV, "dataset.csv")
+        XCTAssertTrue(c.train)
+        XCTAssertEqual(c.numNodes, 1)
+        XCTAssertFalse(c.slurm)
+        // Derived defaults.
+        XCTAssertEqual(c.testCropSize, [16, 32, 32])
+        XCTAssertEqual(c.inferenceStrideSize, [16, 32, 32])
+        XCTAssertEqual(c.epochsToTest, [100])
+        XCTAssertEqual(c.groundTruthDisplayNames, ["liver", "kidney"])
+        XCTAssertNil(c.classWeights)
+        XCTAssertEqual(c.numberOfClasses, 3)
+        XCTAssertEqual(try c.datasetCSVPath(settings: s.settings), s.root + "/datasets/Demo/dataset.csv")
+    }
+
+    func testInheritanceIsRecursiveAndChildWins() throws {
+        let s = try ConfigScratch()
+        try s.model("RootBase", "image_channels: [ct]\nground_truth_ids: [a, b]\nfeature_channels: [32]\ncrop_size: [64, 224, 224]\nnum_epochs: 120\nl_rate: 1.0e-3\n")
+        try s.model("MiddleBase", "base: RootBase\nnum_epochs: 50\nwindow: 400\n")
+        try s.model("Leaf", "base: MiddleBase\ndataset_id: X\nwindow: 350\n")
+        let c = try ModelConfig.load(name: "Leaf", settings: s.settings)
+        XCTAssertEqual(c.numEpochs, 50)        // from the middle
+        XCTAssertEqual(c.window, 350)          // leaf wins over middle
+        XCTAssertEqual(c.lRate, 1e-3)          // from the root
+        XCTAssertEqual(c.cropSize, [64, 224, 224])
+        XCTAssertEqual(c.inheritanceChain.count, 3)
+        XCTAssertEqual(c.name, "Leaf")
+    }
+
+    func testInheritanceCycleIsAnError() throws {
+        let s = try ConfigScratch()
+        try s.model("A", "base: B\n")
+        try s.model("B", "base: C\n")
+        try s.model("C", "base: A\n")
+        assertIEError(.usage, contains: ["cycle", "A -> B -> C -> A"]) { _ = try ModelConfig.load(name: "A", settings: s.settings) }
+        try s.model("Self", "base: Self\n")
+        assertIEError(.usage, contains: ["cycle", "Self -> Self"]) { _ = try ModelConfig.load(name: "Self", settings: s.settings) }
+    }
+
+    func testPartialConfigCannotRun() throws {
+        let s = try ConfigScratch()
+        try s.model("ProstateBase", "image_channels: [ct]\nground_truth_ids: [a]\nfeature_channels: [32]\ncrop_size: [64, 224, 224]\n")
+        assertIEError(.usage, contains: ["ProstateBase is partial: it lacks dataset_id or local_dataset", "ProstateBase.yml"]) {
+            _ = try ModelConfig.load(name: "ProstateBase", settings: s.settings)
+        }
+        // Not runnable is fine when the caller only needs the values.
+        let c = try ModelConfig.load(name: "ProstateBase", settings: s.settings, requireRunnable: false)
+        XCTAssertTrue(c.isPartial)
+        try s.model("Incomplete", "dataset_id: X\nimage_channels: [ct]\n")
+        assertIEError(.usage, contains: ["Incomplete lacks", "ground_truth_ids", "feature_channels", "crop_size"]) {
+            _ = try ModelConfig.load(name: "Incomplete", settings: s.settings)
+        }
+    }
+
+    func testUnknownKeyNamesFileLineKeyAndClosest() throws {
+        let s = try ConfigScratch()
+        try s.model("Typo", minimalRunnable + "num_epoch: 3\n")
+        assertIEError(.usage, contains: ["Typo.yml:6", "num_epoch", "closest known key: num_epochs"]) {
+            _ = try ModelConfig.load(name: "Typo", settings: s.settings)
+        }
+    }
+
+    func testTypesAreCheckedInFiles() throws {
+        let s = try ConfigScratch()
+        let cases: [(String, [String])] = [
+            ("num_epochs: ten\n", ["num_epochs", "'ten'", "an integer"]),
+            ("l_rate: fast\n", ["l_rate", "a number"]),
+            ("check_exclusive: maybe\n", ["check_exclusive", "a boolean"]),
+            ("loss_type: Dice\n", ["loss_type", "SoftDice"]),
+            ("crop_size: [16, 32]\n", ["crop_size", "(Z,Y,X) triple"]),
+            ("feature_channels: [8, x]\n", ["feature_channels", "integers"]),
+            ("adam_betas: [0.9]\n", ["adam_betas", "2 comma-separated numbers"]),
+            ("num_epochs: null\n", ["num_epochs", "an integer"]),
+        ]
+        for (i, (line, fragments)) in cases.enumerated() {
+            try s.model("Bad\(i)", runnable(with: line))
+            assertIEError(.usage, contains: ["Bad\(i).yml:6"] + fragments) { _ = try ModelConfig.load(name: "Bad\(i)", settings: s.settings) }
+        }
+    }
+
+    func testCrossParameterValidation() throws {
+        let s = try ConfigScratch()
+        let cases: [(String, [String])] = [
+            ("crop_size: [16, 30, 32]\n", ["crop_size", "multiples of 16"]),
+            ("kernel_size: 4\n", ["kernel_size", "odd"]),
+            ("class_weights: [0.5, 0.5]\n", ["class_weights", "expected 3"]),
+            ("class_weights: [0.2, 0.2, 0.2]\n", ["class_weights", "summing to 1"]),
+            ("loss_type: Mixture\n", ["Mixture needs mixture_loss_components"]),
+            ("mixture_loss_components: [[0.5, Dice, 0.2]]\n", ["mixture_loss_components", "weight:loss_type:class_weight_power"]),
+            ("number_of_cross_validation_splits: 1\n", ["number_of_cross_validation_splits", "at least 2"]),
+            ("number_of_cross_validation_splits: 3\ncross_validation_split_index: 3\n", ["cross_validation_split_index", "below"]),
+            ("cross_validation_split_index: 0\n", ["cross_validation_split_index", "expected -1"]),
+            ("min_l_rate: 1.0\n", ["min_l_rate", "l_rate"]),
+            ("mask_id: ct\n", ["mask_id", "separate"]),
+            ("l_rate_scheduler: MultiStep\n", ["MultiStep needs l_rate_multi_step_milestones"]),
+            ("largest_connected_component_foreground_classes: [spleen]\n", ["spleen", "not in ground_truth_ids"]),
+            ("test_crop_size: [16, 32, 32]\ninference_stride_size: [32, 32, 32]\n", ["inference_stride_size", "at most test_crop_size"]),
+        ]
+        for (i, (text, fragments)) in cases.enumerated() {
+            try s.model("Invalid\(i)", runnable(with: text))
+            assertIEError(.usage, contains: fragments) { _ = try ModelConfig.load(name: "Invalid\(i)", settings: s.settings) }
+        }
+        // The error points at the line that set the value.
+        try s.model("Where", minimalRunnable + "kernel_size: 4\n")
+        assertIEError(.usage, contains: ["Where.yml:6: kernel_size"]) { _ = try ModelConfig.load(name: "Where", settings: s.settings) }
+    }
+
+    func testMixtureAndComparisonRunsParse() throws {
+        let s = try ConfigScratch()
+        try s.model("Mix", minimalRunnable + "loss_type: Mixture\nmixture_loss_components: [[0.5, Focal, 0.2], [0.5, SoftDice, 0.1]]\ncomparison_runs: {Baseline: exp:exp_20260101T000000Z_abcd}\n")
+        let c = try ModelConfig.load(name: "Mix", settings: s.settings)
+        XCTAssertEqual(try c.mixtureLossComponents(), [MixtureLossComponent(weight: 0.5, lossType: "Focal", classWeightPower: 0.2),
+                                                   MixtureLossComponent(weight: 0.5, lossType: "SoftDice", classWeightPower: 0.1)])
+        let runs = try c.comparisonRuns()
+        XCTAssertEqual(runs.count, 1)
+        XCTAssertEqual(runs[0].name, "Baseline")
+        XCTAssertEqual(runs[0].runRecoveryId, "exp:exp_20260101T000000Z_abcd")
+    }
+
+    func testModelSearchPathFirstMatchWins() throws {
+        let s = try ConfigScratch()
+        try s.write("local/segmentation/Demo.yml", minimalRunnable + "num_epochs: 7\n")
+        try s.model("Demo", minimalRunnable + "num_epochs: 9\n")
+        var settings = s.settings
+        settings.modelConfigsDirs = [s.root + "/local", s.root + "/configs"]
+        XCTAssertEqual(try ModelConfig.load(name: "Demo", settings: settings).numEpochs, 7)
+        settings.modelConfigsDirs = [s.root + "/configs", s.root + "/local"]
+        XCTAssertEqual(try ModelConfig.load(name: "Demo", settings: settings).numEpochs, 9)
+        assertIEError(.usage, contains: ["no model config 'Dem0'", "closest: Demo"]) { _ = try ModelConfig.load(name: "Dem0", settings: settings) }
+    }
+
+    func testLocalDatasetIsRelativeToItsFile() throws {
+        let s = try ConfigScratch()
+        try s.model("Local", "local_dataset: ../../data/mine\nimage_channels: [ct]\nground_truth_ids: [a]\nfeature_channels: [4]\ncrop_size: [16, 16, 16]\n")
+        let c = try ModelConfig.load(name: "Local", settings: s.settings)
+        XCTAssertEqual(try c.datasetCSVPath(settings: s.settings), s.root + "/data/mine/dataset.csv")
+        let o = try ModelConfig.load(name: "Local", settings: s.settings, overrides: ConfigOverrides.parse(["--local_dataset=elsewhere"]))
+        XCTAssertEqual(try o.datasetFolder(settings: s.settings, workingDirectory: "/tmp/wd"), "/tmp/wd/elsewhere")
+    }
+
+    func testArgumentsListEveryParameterInSchemaOrder() throws {
+        let s = try ConfigScratch()
+        try s.model("Demo", minimalRunnable)
+        let c = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(["--l_rate=0.01"]))
+        let args = c.orderedArguments
+        XCTAssertEqual(args.map(\.name), ParameterSchema.names)
+        let dict = Dictionary(uniqueKeysWithValues: args.map { ($0.name, $0.value) })
+        XCTAssertEqual(dict["l_rate"], "0.01")
+        XCTAssertEqual(dict["crop_size"], "16,32,32")
+        XCTAssertEqual(dict["check_exclusive"], "True")
+        XCTAssertEqual(dict["mask_id"], "None")
+        XCTAssertEqual(dict["image_channels"], "ct")
+        // Every printed value parses back to the same value (args.txt can be replayed as overrides).
+        for spec in ParameterSchema.parameters where !c.value(spec.name).isNone {
+            XCTAssertEqual(spec.type.parse(c.value(spec.name).description), c.value(spec.name), spec.name)
+        }
+    }
+
+    func testShippedConfigs() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let settings = try Settings.load(path: repo + "/settings.yml")
+        XCTAssertEqual(settings.modelConfigsDirs, [repo + "/configs"])
+        XCTAssertEqual(settings.runsDir, repo + "/runs")
+        XCTAssertEqual(settings.slurm.cpusPerTask, 16)
+        XCTAssertNil(settings.slurm.account)
+        for name in ["HelloWorld", "Prostate", "HeadAndNeck", "Lung"] {
+            XCTAssertNoThrow(try ModelConfig.load(name: name, settings: settings), name)
+        }
+        for name in ["ProstateBase", "HeadAndNeckBase"] {
+            assertIEError(.usage, contains: ["\(name) is partial: it lacks dataset_id or local_dataset"]) {
+                _ = try ModelConfig.load(name: name, settings: settings)
+            }
+        }
+        let prostate = try ModelConfig.load(name: "Prostate", settings: settings)
+        XCTAssertEqual(prostate.groundTruthIds, ["femur_r", "femur_l", "rectum", "prostate", "bladder", "seminalvesicles"])
+        XCTAssertEqual(prostate.cropSize, [64, 224, 224])
+        XCTAssertEqual(prostate.testCropSize, [128, 512, 512])
+        XCTAssertEqual(prostate.featureChannels, [32])
+        XCTAssertEqual(prostate.numEpochs, 120)
+        XCTAssertEqual(prostate.datasetId, "Prostate")
+        let lung = try ModelConfig.load(name: "Lung", settings: settings)
+        XCTAssertEqual(lung.groundTruthIds, ["spinalcord", "lung_r", "lung_l", "heart", "esophagus"])
+        XCTAssertEqual(lung.level, 40)
+        XCTAssertEqual(lung.window, 400)
+        XCTAssertEqual(try lung.mixtureLossComponents().map(\.lossType), ["Focal", "SoftDice"])
+        let hn = try ModelConfig.load(name: "HeadAndNeck", settings: settings)
+        XCTAssertEqual(hn.cropSize, [96, 288, 288])
+        XCTAssertEqual(hn.classWeights?.count, hn.groundTruthIds.count + 1)
+        let hello = try ModelConfig.load(name: "HelloWorld", settings: settings)
+        XCTAssertEqual(hello.groundTruthIds, ["region_a", "region_b"])
+        XCTAssertEqual(hello.maskId, "mask")
+        XCTAssertEqual(try hello.datasetCSVPath(settings: settings), repo + "/datasets/HelloWorld/dataset.csv")
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class IEConfigTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
