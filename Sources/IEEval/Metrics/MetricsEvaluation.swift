@@ -21,8 +21,53 @@ public struct MetricsCase: Sendable, Equatable {
 }
 
 public enum MetricsEvaluation {
+    /// The per-subject folder of an inference output (SPEC §5: `<split dir>/<subject:03d>/`), or the subject's own
+    /// name when that is what exists; nil when neither folder exists.
+    public static func subjectFolder(in predictionFolder: String, subject: String) -> String? {
+        var candidates: [String] = []
+        if let number = Int(subject) { candidates.append(String(format: "%03d", number)) }
+        candidates.append(subject)
+        for name in candidates {
+            var isDirectory: ObjCBool = false
+            let path = predictionFolder + "/" + name
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path }
+        }
+        return nil
+    }
+
+    /// The cases of an inference folder: for each subject (in the order given) that has a subject folder there,
+    /// one case per structure with prediction `<subject folder>/<structure>.nii.gz`, the ground-truth file
+    /// `groundTruth(subject, structure)` (nil: missing) and the thumbnail image `image(subject)`.
+    /// Fails when no subject has a folder, or a subject folder lacks a structure's prediction.
+    public static func cases(predictionFolder: String, subjects: [String], structures: [String],
+                             groundTruth: (String, String) -> String?, image: (String) -> String? = { _ in nil }) throws -> [MetricsCase] {
+        var result: [MetricsCase] = []
+        for subject in subjects {
+            guard let folder = subjectFolder(in: predictionFolder, subject: subject) else { continue }
+            for structure in structures {
+                let prediction = folder + "/" + structure + ".nii.gz"
+                guard FileManager.default.fileExists(atPath: prediction) else {
+                    throw IEError.badInput("prediction for structure '\(structure)' not found, expected the binary mask ie-infer writes", file: prediction)
+                }
+                result.append(MetricsCase(patient: subject, structure: structure, predictionPath: prediction,
+                                          groundTruthPath: groundTruth(subject, structure), imagePath: image(subject)))
+            }
+        }
+        guard !result.isEmpty else {
+            throw IEError.badInput("no subject folder (<subject:03d>/) of the dataset found, expected ie-infer's output folder", file: predictionFolder)
+        }
+        return result
+    }
+
     /// Reads an image file as a volume; ie-metrics passes `NIfTI.read`, tests may pass in-memory volumes.
     public typealias VolumeLoader = (String) throws -> Volume<Float>
+
+    /// A structure name from a mask file name: `lung_l.nii.gz` -> `lung_l`.
+    public static func structureName(fromPath path: String) -> String {
+        var name = URL(fileURLWithPath: path).lastPathComponent
+        for suffix in [".gz", ".nii"] where name.hasSuffix(suffix) { name.removeLast(suffix.count) }
+        return name
+    }
 
     /// A binary mask from a volume: every voxel must be 0 or 1 (SPEC §2), else a bad-input error naming the file.
     public static func binaryMask(_ volume: Volume<Float>, path: String) throws -> [Bool] {
