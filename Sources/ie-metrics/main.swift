@@ -60,8 +60,8 @@ struct Metrics: ParsableCommand {
     @Option(help: "Extra columns: comma-separated hd95, assd, nsd@<mm>.")
     var extra: String = ""
 
-    @Option(name: .customShort("o"), help: "Output file for single-pair mode, '-' for stdout.")
-    var output: String = "-"
+    @Option(name: .customShort("o"), help: "metrics.csv destination, '-' for stdout (single-pair default '-'; in folder mode an extra copy).")
+    var output: String?
 
     @Flag(help: "Only errors on stderr.")
     var quiet = false
@@ -99,14 +99,15 @@ struct Metrics: ParsableCommand {
                 groundTruth: { subject, structure in data.row(subject: subject, channel: structure).map(data.absolutePath) },
                 image: { subject in imageChannel.flatMap { data.row(subject: subject, channel: $0) }.map(data.absolutePath) })
             let folder = outputFolder ?? predictionDir!
-            try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
-                                      writePNG: noThumbnails ? nil : MetricsEvaluation.writeThumbnail)
+            let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
+                                                 writePNG: noThumbnails ? nil : MetricsEvaluation.writeThumbnail)
+            if let output { try MetricsCSVWriter.write(rows: rows, extras: extras, to: output) }
             Log.info("ie-metrics: wrote \(folder)/metrics.csv (\(cases.count) rows)")
         } else {
             let metrics = try MetricsEvaluation.evaluate(predictionPath: prediction!, groundTruthPath: groundTruth!, extras: extras)
             let name = structure ?? MetricsEvaluation.structureName(fromPath: groundTruth!)
             try MetricsCSVWriter.write(rows: [MetricsRow(patient: patient, structure: name, metrics: metrics)],
-                                       extras: extras, to: output)
+                                       extras: extras, to: output ?? "-")
         }
     }
 }
