@@ -8,7 +8,7 @@ final class MetricsCasesTests: XCTestCase {
         for path in ["001/a.nii.gz", "001/b.nii.gz", "010/a.nii.gz", "010/b.nii.gz", "x/a.nii.gz", "x/b.nii.gz"] {
             try FileManager.default.createDirectory(atPath: root + "/" + (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: root + "/" + path, contents: Data())
+            XCTAssertTrue(FileManager.default.createFile(atPath: root + "/" + path, contents: Data()))
         }
         // Subject 2 has no folder (not in this split) and is skipped; 10 maps to 010/, "x" to x/.
         let cases = try MetricsEvaluation.cases(
