@@ -1,0 +1,72 @@
+import Foundation
+import IECore
+
+/// One metrics.csv line: a (patient, structure) and its metrics.
+public struct MetricsRow: Sendable, Equatable {
+    public var patient: String
+    public var structure: String
+    public var metrics: SegmentationMetrics
+
+    public init(patient: String, structure: String, metrics: SegmentationMetrics) {
+        self.patient = patient
+        self.structure = structure
+        self.metrics = metrics
+    }
+}
+
+/// metrics.csv as SPEC §7 (InnerEye's MetricsPerPatientWriter): header
+/// `Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm` plus one column per extra metric,
+/// values `%.3f`, infinity as `inf`, NaN as an empty field, rows sorted by Structure then Dice ascending.
+public enum MetricsCSVWriter {
+    public static let baseHeader = ["Patient", "Structure", "Dice", "HausdorffDistance_mm", "MeanDistance_mm"]
+
+    public static func header(extras: [ExtraMetric]) -> [String] {
+        baseHeader + extras.map(\.columnName)
+    }
+
+    /// `%.3f`; `inf` / `-inf` for infinities; empty for NaN (pandas `na_rep=""`).
+    public static func format(_ value: Double) -> String {
+        if value.isNaN { return "" }
+        if value.isInfinite { return value > 0 ? "inf" : "-inf" }
+        let text = String(format: "%.3f", value)
+        return text == "-0.000" ? "0.000" : text
+    }
+
+    /// Sorted by Structure (code-point order, as Python compares strings), then Dice ascending with NaN last
+    /// (pandas `sort_values`); ties keep their input order.
+    public static func sorted(_ rows: [MetricsRow]) -> [MetricsRow] {
+        let indexed = Array(rows.enumerated())
+        return indexed.sorted { lhs, rhs in
+            let a = lhs.element, b = rhs.element
+            if a.structure != b.structure {
+                return a.structure.unicodeScalars.lexicographicallyPrecedes(b.structure.unicodeScalars)
+            }
+            let da = a.metrics.dice, db = b.metrics.dice
+            if da.isNaN != db.isNaN { return db.isNaN }
+            if !da.isNaN && da != db { return da < db }
+            return lhs.offset < rhs.offset
+        }.map(\.element)
+    }
+
+    /// The whole file's text. Every row must carry one value per extra metric.
+    public static func text(rows: [MetricsRow], extras: [ExtraMetric] = []) -> String {
+        var out = CSVTable.line(header(extras: extras))
+        for row in sorted(rows) {
+            precondition(row.metrics.extras.count == extras.count,
+                         "row \(row.patient)/\(row.structure) has \(row.metrics.extras.count) extra values, expected \(extras.count)")
+            let values = [row.metrics.dice, row.metrics.hausdorffDistanceMM, row.metrics.meanDistanceMM] + row.metrics.extras
+            out += CSVTable.line([row.patient, row.structure] + values.map(format))
+        }
+        return out
+    }
+
+    /// Writes atomically to `path`, or to stdout for "-".
+    public static func write(rows: [MetricsRow], extras: [ExtraMetric] = [], to path: String) throws {
+        let content = text(rows: rows, extras: extras)
+        if path == "-" {
+            FileHandle.standardOutput.write(Data(content.utf8))
+        } else {
+            try AtomicFile.write(content, to: path)
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import IECore
+
+/// Optional metrics beyond SPEC §7's three columns, requested as `--extra=hd95,assd,nsd@2`.
+/// All three use MONAI's surface (`SurfaceDefinition.edgeIncludingImageBorder`) and distances from a surface
+/// voxel of one mask to the nearest surface voxel of the other (MONAI `get_surface_distance`).
+public enum ExtraMetric: Hashable, Sendable, CustomStringConvertible {
+    /// 95th percentile (numpy's linear interpolation) of each directed surface distance list, the larger kept.
+    case hd95
+    /// Average symmetric surface distance: the mean of both directed lists concatenated.
+    case assd
+    /// Normalised surface Dice at a tolerance in mm: surface voxels of both masks within the tolerance of the
+    /// other surface, over all surface voxels of both masks.
+    case surfaceDice(toleranceMM: Double)
+
+    /// The metrics.csv column name.
+    public var columnName: String {
+        switch self {
+        case .hd95: return "HD95_mm"
+        case .assd: return "ASSD_mm"
+        case .surfaceDice(let tolerance): return "SurfaceDice_\(ExtraMetric.compactNumber(tolerance))mm"
+        }
+    }
+
+    /// The `--extra` spelling.
+    public var description: String {
+        switch self {
+        case .hd95: return "hd95"
+        case .assd: return "assd"
+        case .surfaceDice(let tolerance): return "nsd@\(ExtraMetric.compactNumber(tolerance))"
+        }
+    }
+
+    static func compactNumber(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    /// Parses a comma-separated list such as `hd95,assd,nsd@2` (empty text: no extras).
+    public static func parseList(_ text: String) throws -> [ExtraMetric] {
+        var result: [ExtraMetric] = []
+        for raw in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let item = raw.trimmingCharacters(in: .whitespaces).lowercased()
+            let metric: ExtraMetric
+            if item == "hd95" {
+                metric = .hd95
+            } else if item == "assd" {
+                metric = .assd
+            } else if item.hasPrefix("nsd@") {
+                let number = item.dropFirst(4)
+                guard let tolerance = Double(number), tolerance.isFinite, tolerance >= 0 else {
+                    throw IEError.usage("--extra: bad tolerance in '\(raw)', expected nsd@<mm>, a number >= 0 such as nsd@2")
+                }
+                metric = .surfaceDice(toleranceMM: tolerance)
+            } else {
+                let hint = closestMatch(item, in: ["hd95", "assd", "nsd@2"]).map { " (did you mean '\($0)'?)" } ?? ""
+                throw IEError.usage("--extra: unknown metric '\(raw)'\(hint), expected a list of hd95, assd, nsd@<mm>")
+            }
+            if !result.contains(metric) { result.append(metric) }
+        }
+        return result
+    }
+}
+
+/// The SPEC §7 metrics of one (subject, structure): prediction A against ground truth B.
+public struct SegmentationMetrics: Sendable, Equatable {
+    public var dice: Double
+    public var hausdorffDistanceMM: Double
+    public var meanDistanceMM: Double
+    /// Values of the requested extra metrics, in request order.
+    public var extras: [Double]
+
+    public init(dice: Double, hausdorffDistanceMM: Double, meanDistanceMM: Double, extras: [Double] = []) {
+        self.dice = dice
+        self.hausdorffDistanceMM = hausdorffDistanceMM
+        self.meanDistanceMM = meanDistanceMM
+        self.extras = extras
+    }
+
+    /// Equality that treats NaN as equal to NaN (for tests and comparisons of whole rows).
+    public static func == (a: SegmentationMetrics, b: SegmentationMetrics) -> Bool {
+        func same(_ x: Double, _ y: Double) -> Bool { x == y || (x.isNaN && y.isNaN) }
+        return same(a.dice, b.dice) && same(a.hausdorffDistanceMM, b.hausdorffDistanceMM)
+            && same(a.meanDistanceMM, b.meanDistanceMM) && a.extras.count == b.extras.count
+            && zip(a.extras, b.extras).allSatisfy { same($0, $1) }
+    }
+
+    static func allNaN(extras: [ExtraMetric]) -> SegmentationMetrics {
+        SegmentationMetrics(dice: .nan, hausdorffDistanceMM: .nan, meanDistanceMM: .nan,
+                            extras: extras.map { _ in .nan })
+    }
+
+    /// Metrics of `prediction` against `groundTruth` (nil: the structure is missing in the ground truth, so
+    /// every value is NaN). Both masks are (Z, Y, X) with X fastest on `grid`.
+    ///
+    /// Cost: two exact distance transforms (four with extras when a mask touches the image border), all
+    /// restricted to the bounding box of A ∪ B, which holds every voxel the metrics look at.
+    public static func compute(prediction: [Bool], groundTruth: [Bool]?, grid: VoxelGrid,
+                               extras: [ExtraMetric] = []) -> SegmentationMetrics {
+        precondition(prediction.count == grid.count, "prediction has \(prediction.count) voxels, grid \(grid.count)")
+        guard let groundTruth else { return allNaN(extras: extras) }
+        precondition(groundTruth.count == grid.count, "ground truth has \(groundTruth.count) voxels, grid \(grid.count)")
+
+        var countA = 0, countB = 0, countBoth = 0
+        prediction.withUnsafeBufferPointer { a in
+            groundTruth.withUnsafeBufferPointer { b in
+                for i in 0..<grid.count {
+                    let inA = a[i], inB = b[i]
+                    if inA { countA += 1 }
+                    if inB { countB += 1 }
+                    if inA && inB { countBoth += 1 }
+                }
+            }
+        }
+        if countA == 0 && countB == 0 { return allNaN(extras: extras) }
+        if countA == 0 || countB == 0 {
+            return SegmentationMetrics(dice: 0, hausdorffDistanceMM: .infinity, meanDistanceMM: .infinity,
+                                       extras: extras.map { extra in
+                                           if case .surfaceDice = extra { return 0 }
+                                           return .infinity
+                                       })
+        }
+        let dice = 2 * Double(countBoth) / Double(countA + countB)
+
+        // Every voxel the metrics read (mask voxels, hence surface voxels) lies in the bounding box of A ∪ B.
+        let box = VoxelBox.bounding([prediction, groundTruth], grid: grid)!
+        let cropGrid = VoxelGrid(shape: box.shape, spacing: grid.spacing)
+        let a = box.crop(prediction, grid: grid)
+        let b = box.crop(groundTruth, grid: grid)
+        let faces = [box.z0 == 0, box.z1 == grid.nz, box.y0 == 0, box.y1 == grid.ny, box.x0 == 0, box.x1 == grid.nx]
+
+        let contourA = MaskSurface.surface(of: a, grid: cropGrid, definition: .contourInsideImage, outsideGridIsImageBorder: faces)
+        let contourB = MaskSurface.surface(of: b, grid: cropGrid, definition: .contourInsideImage, outsideGridIsImageBorder: faces)
+        let toContourA = DistanceTransform.squaredDistance(to: contourA, grid: cropGrid)
+        let toContourB = DistanceTransform.squaredDistance(to: contourB, grid: cropGrid)
+
+        // Hausdorff over all voxels: h(A, B) = max over a in A of the distance to the nearest voxel of B. That is 0
+        // for a in B, and for a outside B the nearest voxel of B is a contour voxel of B (the step from it towards a
+        // stays inside the image and leaves B), so the contour distance map serves both metrics.
+        var hausdorffSquared = 0.0
+        var contourSum = 0.0, contourCount = 0
+        for i in 0..<cropGrid.count {
+            let inA = a[i], inB = b[i]
+            if inA && !inB { hausdorffSquared = max(hausdorffSquared, toContourB[i]) }
+            if inB && !inA { hausdorffSquared = max(hausdorffSquared, toContourA[i]) }
+            if contourA[i] { contourSum += toContourB[i].squareRoot(); contourCount += 1 }
+            if contourB[i] { contourSum += toContourA[i].squareRoot(); contourCount += 1 }
+        }
+        let hasBothContours = contourA.contains(true) && contourB.contains(true)
+        // A non-empty mask without a contour fills the image: SPEC says NaN (InnerEye printed 1.8e19).
+        let meanDistance = hasBothContours ? contourSum / Double(contourCount) : .nan
+
+        var extraValues: [Double] = []
+        if !extras.isEmpty {
+            let edgeA = MaskSurface.surface(of: a, grid: cropGrid, definition: .edgeIncludingImageBorder, outsideGridIsImageBorder: faces)
+            let edgeB = MaskSurface.surface(of: b, grid: cropGrid, definition: .edgeIncludingImageBorder, outsideGridIsImageBorder: faces)
+            // The two surface definitions differ only at the image border; reuse the maps when they agree.
+            let toEdgeA = edgeA == contourA ? toContourA : DistanceTransform.squaredDistance(to: edgeA, grid: cropGrid)
+            let toEdgeB = edgeB == contourB ? toContourB : DistanceTransform.squaredDistance(to: edgeB, grid: cropGrid)
+            var fromA: [Double] = [], fromB: [Double] = []
+            for i in 0..<cropGrid.count {
+                if edgeA[i] { fromA.append(toEdgeB[i].squareRoot()) }
+                if edgeB[i] { fromB.append(toEdgeA[i].squareRoot()) }
+            }
+            extraValues = extras.map { SurfaceDistanceSummary.value(of: $0, fromPrediction: fromA, fromGroundTruth: fromB) }
+        }
+        return SegmentationMetrics(dice: dice, hausdorffDistanceMM: hausdorffSquared.squareRoot(),
+                                   meanDistanceMM: meanDistance, extras: extraValues)
+    }
+}
+
+/// Summaries of two directed surface-distance lists (non-empty masks, so both lists are non-empty).
+public enum SurfaceDistanceSummary {
+    public static func value(of metric: ExtraMetric, fromPrediction: [Double], fromGroundTruth: [Double]) -> Double {
+        switch metric {
+        case .hd95:
+            return max(percentile(fromPrediction, 95), percentile(fromGroundTruth, 95))
+        case .assd:
+            let total = fromPrediction.count + fromGroundTruth.count
+            guard total > 0 else { return .nan }
+            return (fromPrediction.reduce(0, +) + fromGroundTruth.reduce(0, +)) / Double(total)
+        case .surfaceDice(let tolerance):
+            let total = fromPrediction.count + fromGroundTruth.count
+            guard total > 0 else { return .nan }
+            let within = fromPrediction.filter { $0 <= tolerance }.count + fromGroundTruth.filter { $0 <= tolerance }.count
+            return Double(within) / Double(total)
+        }
+    }
+
+    /// numpy.percentile with the default linear method: position (n - 1) * p / 100 in the sorted values.
+    public static func percentile(_ values: [Double], _ p: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        let position = Double(sorted.count - 1) * p / 100
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        let fraction = position - Double(lower)
+        let a = sorted[lower], b = sorted[upper]
+        if a == b { return a }
+        // Same rounding as numpy's _lerp, which interpolates from the nearer end.
+        return fraction >= 0.5 ? b - (b - a) * (1 - fraction) : a + (b - a) * fraction
+    }
+}
