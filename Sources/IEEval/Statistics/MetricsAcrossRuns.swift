@@ -133,19 +133,26 @@ public enum MetricsAcrossRuns {
     public static func inputs(runs: [(name: String, path: String)], epoch: Int? = nil,
                               modes: [String] = ["Test", "Val"], datasetOverride: String? = nil) throws -> [Input] {
         var result: [Input] = []
-        var resolved: [(name: String, outputs: String, epoch: Int, dataset: CSVTable?)] = []
+        // resultsFolder: the folder holding Test/ and Val/ (an epoch_NNN folder, or the folder itself in
+        // InnerEye's downloaded cross-validation trees).
+        var resolved: [(name: String, resultsFolder: String, dataset: CSVTable?)] = []
         for run in runs {
             let outputs = RunLayout.outputsFolder(run.path)
-            guard let e = epoch ?? RunLayout.bestEpoch(outputs) else {
+            let resultsFolder: String
+            if let e = epoch ?? RunLayout.bestEpoch(outputs) {
+                resultsFolder = (outputs as NSString).appendingPathComponent(RunLayout.epochFolderName(e))
+            } else if modes.contains(where: { FileManager.default.fileExists(atPath: "\(outputs)/\($0)/metrics.csv") }) {
+                resultsFolder = outputs
+            } else {
                 throw IEError.badInput("no epoch_NNN folder, expected a run folder with test results", file: outputs)
             }
             let datasetPath = datasetOverride ?? (outputs as NSString).appendingPathComponent("dataset.csv")
             let dataset = FileManager.default.fileExists(atPath: datasetPath) ? try CSVTable.read(path: datasetPath) : nil
-            resolved.append((run.name, outputs, e, dataset))
+            resolved.append((run.name, resultsFolder, dataset))
         }
         for mode in modes {
             for run in resolved {
-                let path = "\(run.outputs)/\(RunLayout.epochFolderName(run.epoch))/\(mode)/metrics.csv"
+                let path = "\(run.resultsFolder)/\(mode)/metrics.csv"
                 guard FileManager.default.fileExists(atPath: path) else { continue }
                 result.append(Input(split: run.name, mode: mode, metrics: try MetricsFile.read(path: path),
                                     dataset: run.dataset))
