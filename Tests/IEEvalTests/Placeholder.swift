@@ -1,5 +1,0 @@
-import XCTest
-
-final class IEEvalTestsPlaceholder: XCTestCase {
-    func testBuilds() { XCTAssertTrue(true) }
-}
