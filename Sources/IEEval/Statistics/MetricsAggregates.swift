@@ -1,0 +1,60 @@
+import Foundation
+
+/// metrics_aggregates.csv of SPEC §7: per structure (sorted), count of non-NaN Dice values and mean, sample
+/// std, min, max of Dice, HausdorffDistance_mm and MeanDistance_mm, `%.3f` (inf as `inf`, NaN empty).
+public enum MetricsAggregates {
+    public static let header = ["Structure", "count",
+                                "DiceNumeric_mean", "DiceNumeric_std", "DiceNumeric_min", "DiceNumeric_max",
+                                "HausdorffDistance_mm_mean", "HausdorffDistance_mm_std",
+                                "HausdorffDistance_mm_min", "HausdorffDistance_mm_max",
+                                "MeanDistance_mm_mean", "MeanDistance_mm_std",
+                                "MeanDistance_mm_min", "MeanDistance_mm_max"]
+
+    public struct Summary: Sendable, Equatable {
+        public var mean: Double
+        public var std: Double
+        public var min: Double
+        public var max: Double
+
+        /// pandas' describe() semantics: NaNs skipped; std NaN below two values or with infinite values.
+        public init(_ values: [Double]) {
+            let v = values.filter { !$0.isNaN }
+            mean = Descriptive.mean(v)
+            std = Descriptive.sampleStandardDeviation(v)
+            min = v.min() ?? .nan
+            max = v.max() ?? .nan
+        }
+    }
+
+    public struct Row: Sendable, Equatable {
+        public var structure: String
+        public var count: Int
+        public var dice: Summary
+        public var hausdorffDistance: Summary
+        public var meanDistance: Summary
+    }
+
+    public static func rows(_ records: [MetricsRecord]) -> [Row] {
+        var byStructure: [String: [MetricsRecord]] = [:]
+        for r in records { byStructure[r.structure, default: []].append(r) }
+        return byStructure.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map { s in
+            let rs = byStructure[s]!
+            return Row(structure: s, count: rs.filter { !$0.dice.isNaN }.count,
+                       dice: Summary(rs.map { $0.dice }),
+                       hausdorffDistance: Summary(rs.map { $0.hausdorffDistance }),
+                       meanDistance: Summary(rs.map { $0.meanDistance }))
+        }
+    }
+
+    public static func csv(_ records: [MetricsRecord]) -> String {
+        var out = header.joined(separator: ",") + "\n"
+        for row in rows(records) {
+            var fields = [csvQuote(row.structure), String(format: "%.3f", Double(row.count))]
+            for s in [row.dice, row.hausdorffDistance, row.meanDistance] {
+                fields += [s.mean, s.std, s.min, s.max].map(formatMetric3)
+            }
+            out += fields.joined(separator: ",") + "\n"
+        }
+        return out
+    }
+}
