@@ -1,1 +1,0 @@
-// IETrain: see DESIGN.md

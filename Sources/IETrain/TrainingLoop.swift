@@ -1,0 +1,291 @@
+import Foundation
+import IECore
+import IENet
+
+/// Everything the training loop needs, as plain values (the config mapping lives in TrainingSetup+Config).
+public struct TrainingSetup {
+    public var modelName: String
+    public var structureNames: [String]          // ground_truth_ids, background excluded
+    public var imageChannels: Int
+    public var featureChannels: Int
+    public var cropSize: Shape3
+    public var classWeights: [Double]?
+    public var paddingMode: PaddingMode = .edge
+    public var batchSize: Int = 4
+    public var numEpochs: Int = 100
+    public var learningRate: Double = 1e-4
+    public var minLearningRate: Double = 0
+    public var schedule: LearningRateSchedule = .polynomial(gamma: 1e-4)
+    public var warmupEpochs: Int = 0
+    public var optimizer: OptimizerKind = .adam
+    public var optimizerSettings = OptimizerSettings()
+    public var loss: SegmentationLoss = .softDice()
+    public var seed: Int = 42
+    public var applyAugmentations = false
+    public var outputRange: (low: Double, high: Double) = (-1, 1)
+    public var saveStartEpoch: Int = 100
+    public var saveStepEpochs: Int = 50
+    public var crossValidationSplitIndex: Int = -1
+    public var validationCropsPerSubject: Int = 1
+
+    public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3) {
+        self.modelName = modelName
+        self.structureNames = structureNames
+        self.imageChannels = imageChannels
+        self.featureChannels = featureChannels
+        self.cropSize = cropSize
+    }
+
+    public var classCount: Int { structureNames.count + 1 }
+
+    /// SPEC §1.4: kept at epochs >= save_start_epoch with epoch % save_step_epochs == 0, and the last.
+    public func keepsCheckpoint(epoch: Int) -> Bool {
+        epoch == numEpochs || (epoch >= saveStartEpoch && saveStepEpochs > 0 && epoch % saveStepEpochs == 0)
+    }
+}
+
+/// Where a run starts from: nothing, given weights only, or a full training state (weights, optimizer, epoch).
+public enum TrainingStart {
+    case fresh
+    case weights(Checkpoint, source: String)
+    case state(Checkpoint, source: String)
+}
+
+/// Signals that ask training to stop (SIGTERM from Slurm, SIGUSR1 before a time limit). The handler only sets a
+/// flag; the loop checks it between batches so that nothing is half-written.
+public enum StopSignal {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    public static var requested: Bool { flag != 0 }
+
+    public static func install() {
+        for sig in [SIGTERM, SIGUSR1] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { flag = 1 }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// Exit status after a stop signal: 128 + SIGTERM, what Slurm's requeue logic expects.
+public let stoppedBySignalExitCode: Int32 = 143
+
+/// The training loop of SPEC §4.2. One epoch = one random crop per training subject, in a seeded random order,
+/// batched; then validation on crops that are the same every epoch. Each epoch's random stream is derived from
+/// (seed, epoch), so a run resumed from the autosave of epoch e draws exactly what an uninterrupted run draws.
+public final class Trainer {
+    public let setup: TrainingSetup
+    public let outputs: String
+    public let model: UNet3D
+    public let optimizer: Optimizer
+    let train: [SegmentationSubject]
+    let validation: [SegmentationSubject]
+    let sampler: CropSampler
+    let validationCrops: [Crop]
+    public private(set) var lastCompletedEpoch = 0
+
+    public var checkpointsFolder: String { outputs + "/checkpoints" }
+
+    public init(setup: TrainingSetup, outputs: String, train: [SegmentationSubject], validation: [SegmentationSubject],
+                start: TrainingStart) throws {
+        guard !train.isEmpty else { throw IEError.badInput("the training set is empty, expected at least one subject") }
+        self.setup = setup
+        self.outputs = outputs
+        self.train = train
+        self.validation = validation
+        model = UNet3D(imageChannels: setup.imageChannels, classes: setup.classCount,
+                       featureChannels: setup.featureChannels, seed: UInt64(truncatingIfNeeded: setup.seed))
+        try model.validateInputShape([setup.batchSize, setup.imageChannels, setup.cropSize.z, setup.cropSize.y, setup.cropSize.x])
+        optimizer = Optimizer(kind: setup.optimizer, parameters: model.parameters, settings: setup.optimizerSettings)
+        sampler = try CropSampler(cropSize: setup.cropSize, classWeights: setup.classWeights, paddingMode: setup.paddingMode)
+        validationCrops = try sampler.validationCrops(validation, seed: UInt64(truncatingIfNeeded: setup.seed) &+ 0x5eed,
+                                                      cropsPerSubject: setup.validationCropsPerSubject)
+        switch start {
+        case .fresh:
+            break
+        case .weights(let checkpoint, let source):
+            try checkpoint.restore(model: model, optimizer: nil, source: source)
+        case .state(let checkpoint, let source):
+            try checkpoint.restore(model: model, optimizer: optimizer, source: source)
+            lastCompletedEpoch = checkpoint.epoch ?? 0
+        }
+    }
+
+    /// Trains epochs lastCompletedEpoch+1 ... numEpochs. Returns false when a stop signal ended it early (the
+    /// autosave then holds the last completed epoch).
+    @discardableResult
+    public func run(progress: Bool = true) throws -> Bool {
+        let trainLog = outputs + "/Train/epoch_metrics.csv"
+        let valLog = outputs + "/Val/epoch_metrics.csv"
+        var trainRows = try EpochMetricsLog.rows(path: trainLog, before: lastCompletedEpoch + 1)
+        var valRows = try EpochMetricsLog.rows(path: valLog, before: lastCompletedEpoch + 1)
+        let header = EpochMetricsLog.header(structures: setup.structureNames)
+        if lastCompletedEpoch >= setup.numEpochs {
+            Log.info("\(setup.modelName): already trained to epoch \(lastCompletedEpoch) of \(setup.numEpochs)")
+            return true
+        }
+        for epoch in (lastCompletedEpoch + 1)...setup.numEpochs {
+            let started = Date()
+            let lr = learningRate(epoch: epoch - 1, baseRate: setup.learningRate, minRate: setup.minLearningRate,
+                                  numEpochs: setup.numEpochs, schedule: setup.schedule, warmupEpochs: setup.warmupEpochs)
+            guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress) else { return false }
+            let trainSeconds = Date().timeIntervalSince(started)
+            trainRows.append(EpochMetricsLog.row(epoch: epoch, stats: trainStats, lr: lr, seconds: trainSeconds,
+                                                 split: setup.crossValidationSplitIndex))
+            let valStarted = Date()
+            if !validationCrops.isEmpty {
+                let valStats = evaluate(validationCrops)
+                valRows.append(EpochMetricsLog.row(epoch: epoch, stats: valStats, lr: lr,
+                                                   seconds: Date().timeIntervalSince(valStarted),
+                                                   split: setup.crossValidationSplitIndex))
+                Log.info(String(format: "epoch %d/%d  train loss %.4f dice %.3f  val loss %.4f dice %.3f  lr %.2e  %.1fs",
+                                epoch, setup.numEpochs, trainStats.loss, trainStats.meanDice, valStats.loss,
+                                valStats.meanDice, lr, Date().timeIntervalSince(started)))
+            } else {
+                Log.info(String(format: "epoch %d/%d  train loss %.4f dice %.3f  lr %.2e  %.1fs", epoch, setup.numEpochs,
+                                trainStats.loss, trainStats.meanDice, lr, trainSeconds))
+            }
+            // Logs first, then checkpoints: a resumed run rewrites the logs up to its autosave's epoch.
+            try AtomicFile.write(header + trainRows.joined(), to: trainLog)
+            if !validationCrops.isEmpty { try AtomicFile.write(header + valRows.joined(), to: valLog) }
+            let data = Checkpoint.serialize(model: model, optimizer: optimizer, epoch: epoch, metadata: checkpointMetadata())
+            if setup.keepsCheckpoint(epoch: epoch) {
+                try AtomicFile.write(data, to: checkpointsFolder + "/" + Trainer.checkpointName(epoch: epoch))
+            }
+            try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
+            lastCompletedEpoch = epoch
+            if StopSignal.requested { return false }
+        }
+        return true
+    }
+
+    public static func checkpointName(epoch: Int) -> String { String(format: "epoch_%03d.ckpt", epoch) }
+
+    func checkpointMetadata() -> [String: String] {
+        ["model_name": setup.modelName,
+         "random_seed": String(setup.seed),
+         "rng_state": "xoshiro256** seeded by (random_seed, \"train-epoch-<epoch>\"); the state at an epoch boundary is a function of the epoch",
+         "structures": setup.structureNames.joined(separator: ","),
+         "crop_size": setup.cropSize.array.map(String.init).joined(separator: ",")]
+    }
+
+    /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded).
+    func trainEpoch(epoch: Int, lr: Double, progress: Bool) throws -> EpochStats? {
+        var rng = Xoshiro256(seed: UInt64(truncatingIfNeeded: setup.seed), stream: "train-epoch-\(epoch)")
+        var order = Array(train.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
+        let augmenter = setup.applyAugmentations ? Augmenter(outputRange: setup.outputRange) : nil
+        var stats = EpochStats(structures: setup.structureNames.count)
+        let batches = stride(from: 0, to: order.count, by: setup.batchSize).map { Array(order[$0..<min($0 + setup.batchSize, order.count)]) }
+        let bar = progress ? Progress("epoch \(epoch) train", total: batches.count) : nil
+        for batchIndices in batches {
+            if StopSignal.requested { return nil }
+            var crops = [Crop]()
+            for i in batchIndices {
+                var crop = try sampler.sample(train[i], using: &rng)
+                augmenter?.apply(&crop, channels: setup.imageChannels, classCount: setup.classCount, using: &rng)
+                crops.append(crop)
+            }
+            let batch = CropBatch(crops, classCount: setup.classCount)
+            let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
+            let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+            optimizer.zeroGrad()
+            let logits = model.forward(input, training: true)
+            let result = setup.loss.evaluate(logits: logits, target: target)
+            model.backward(result.gradLogits)
+            optimizer.step(lr: lr)
+            stats.add(loss: result.value, logits: logits, batch: batch)
+            bar?.step(String(format: "loss %.4f", result.value))
+        }
+        return stats
+    }
+
+    /// Loss and crop Dice on fixed crops, network in inference mode (BatchNorm running statistics).
+    func evaluate(_ crops: [Crop]) -> EpochStats {
+        var stats = EpochStats(structures: setup.structureNames.count)
+        for start in stride(from: 0, to: crops.count, by: setup.batchSize) {
+            let batch = CropBatch(Array(crops[start..<min(start + setup.batchSize, crops.count)]), classCount: setup.classCount)
+            let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
+            let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+            let logits = model.forward(input, training: false)
+            let result = setup.loss.evaluate(logits: logits, target: target)
+            stats.add(loss: result.value, logits: logits, batch: batch)
+        }
+        return stats
+    }
+}
+
+/// Running sums for one epoch: mean loss per batch, crop Dice per structure (2|A∩B|/(|A|+|B|+1e-6) per crop,
+/// averaged over crops), mean ground-truth voxel count per crop.
+struct EpochStats {
+    var lossSum = 0.0
+    var batches = 0
+    var diceSum: [Double]
+    var voxelSum: [Double]
+    var crops = 0
+
+    init(structures: Int) {
+        diceSum = [Double](repeating: 0, count: structures)
+        voxelSum = [Double](repeating: 0, count: structures)
+    }
+
+    var loss: Double { batches == 0 ? .nan : lossSum / Double(batches) }
+    var dice: [Double] { diceSum.map { crops == 0 ? .nan : $0 / Double(crops) } }
+    var voxelCounts: [Double] { voxelSum.map { crops == 0 ? .nan : $0 / Double(crops) } }
+    var meanDice: Double { dice.isEmpty ? .nan : dice.reduce(0, +) / Double(dice.count) }
+
+    mutating func add(loss: Double, logits: Tensor, batch: CropBatch) {
+        lossSum += loss
+        batches += 1
+        let k = logits.shape[1]
+        let n = batch.size.count
+        for b in 0..<batch.count {
+            var intersection = [Double](repeating: 0, count: k)
+            var predicted = [Double](repeating: 0, count: k)
+            var truth = [Double](repeating: 0, count: k)
+            logits.data.withUnsafeBufferPointer { l in
+                for v in 0..<n {
+                    var best = 0
+                    var bestValue = l[(b * k) * n + v]
+                    for c in 1..<k where l[(b * k + c) * n + v] > bestValue { best = c; bestValue = l[(b * k + c) * n + v] }
+                    let t = Int(batch.classIndices[b * n + v])
+                    predicted[best] += 1
+                    truth[t] += 1
+                    if best == t { intersection[t] += 1 }
+                }
+            }
+            for s in 0..<diceSum.count {
+                diceSum[s] += 2 * intersection[s + 1] / (predicted[s + 1] + truth[s + 1] + 1e-6)
+                voxelSum[s] += truth[s + 1]
+            }
+            crops += 1
+        }
+    }
+}
+
+/// `outputs/{Train,Val}/epoch_metrics.csv` (SPEC §4.2).
+enum EpochMetricsLog {
+    static func header(structures: [String]) -> String {
+        (["epoch", "loss", "learning_rate", "Dice/AverageAcrossStructures"] + structures.map { "Dice/\($0)" }
+            + structures.map { "VoxelCount/\($0)" } + ["seconds", "cross_validation_split_index"]).joined(separator: ",") + "\n"
+    }
+
+    static func row(epoch: Int, stats: EpochStats, lr: Double, seconds: Double, split: Int) -> String {
+        var fields = [String(epoch), String(format: "%.6f", stats.loss), String(format: "%.6e", lr),
+                      String(format: "%.6f", stats.meanDice)]
+        fields += stats.dice.map { String(format: "%.6f", $0) }
+        fields += stats.voxelCounts.map { String(format: "%.1f", $0) }
+        fields += [String(format: "%.3f", seconds), String(split)]
+        return fields.joined(separator: ",") + "\n"
+    }
+
+    /// The rows of an existing log for epochs before `epoch` (kept when a run resumes).
+    static func rows(path: String, before epoch: Int) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let table = try CSVTable.read(path: path)
+        return table.rows.filter { ($0.first.flatMap { Int($0) } ?? Int.max) < epoch }.map { CSVTable.line($0) }
+    }
+}
