@@ -1,0 +1,125 @@
+import Foundation
+import IECore
+import IEConfig
+import IEImage
+import IENet
+
+/// How a full image becomes a segmentation (SPEC §5 and §6).
+public struct InferenceSettings {
+    public var patch: Shape3
+    public var stride: Shape3?
+    public var batchSize: Int = 8
+    public var paddingMode: PaddingMode = .edge
+    public var gaussian = false
+    public var testTimeMirroring = false
+    public var smoothingMM: (z: Double, y: Double, x: Double)?
+    /// Class indices (1-based structures) that keep only their largest connected component.
+    public var largestComponentClasses: [Int] = []
+    public var majorityVote = false
+
+    public init(patch: Shape3) { self.patch = patch }
+
+    public init(config: ModelConfig, gaussian: Bool = false, tta: Bool = false) throws {
+        guard let crop = config.testCropSize ?? config.cropSize, crop.count == 3 else {
+            throw IEError.usage("\(config.name): test_crop_size and crop_size are unset, expected a (Z,Y,X) triple", file: config.file)
+        }
+        self.init(patch: Shape3(crop))
+        stride = config.inferenceStrideSize.map(Shape3.init)
+        batchSize = max(1, config.inferenceBatchSize)
+        paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
+        self.gaussian = gaussian
+        testTimeMirroring = tta
+        if let s = config.posteriorSmoothingMM, !s.isEmpty {
+            smoothingMM = s.count == 3 ? (s[0], s[1], s[2]) : (s[0], s[0], s[0])
+        }
+        let names = config.groundTruthIds
+        largestComponentClasses = try (config.largestConnectedComponentClasses ?? []).map { name in
+            guard let i = names.firstIndex(of: name) else {
+                throw IEError.usage("largest_connected_component_foreground_classes: \(name) is not a ground_truth_id, expected one of \(names.joined(separator: ", "))", file: config.file)
+            }
+            return i + 1
+        }
+        majorityVote = config.ensembleAggregationType == "MajorityVote"
+    }
+}
+
+/// Runs one model or an ensemble (mean of the members' softmax posteriors) over whole images.
+public final class Segmenter {
+    public let models: [UNet3D]
+    public let settings: InferenceSettings
+    public let classCount: Int
+
+    public init(models: [UNet3D], settings: InferenceSettings) throws {
+        guard let first = models.first else { throw IEError.usage("no model given, expected at least one checkpoint") }
+        guard models.allSatisfy({ $0.classes == first.classes && $0.imageChannels == first.imageChannels }) else {
+            throw IEError.usage("ensemble members differ in image channels or classes, expected the same architecture")
+        }
+        let m = first.sizeMultiple
+        guard settings.patch.z % m == 0, settings.patch.y % m == 0, settings.patch.x % m == 0 else {
+            throw IEError.usage("test_crop_size \(settings.patch) is not a multiple of \(m) on every axis, as the UNet3D needs")
+        }
+        self.models = models
+        self.settings = settings
+        classCount = first.classes
+    }
+
+    /// Softmax posteriors [K, Z, Y, X] of one model over the whole normalised image [C, Z, Y, X].
+    func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3) throws -> [Float] {
+        let window = try SlidingWindow(patch: settings.patch, stride: settings.stride, classCount: classCount,
+                                   batchSize: settings.batchSize, paddingMode: settings.paddingMode,
+                                   weighting: settings.gaussian ? .gaussian : .uniform,
+                                   mirrorings: settings.testTimeMirroring ? SlidingWindow.allMirrorings : [[]])
+        return try window.run(image: image, channels: channels, shape: shape) { batch, count, patch in
+            let input = Tensor(shape: [count, channels, patch.z, patch.y, patch.x], data: batch)
+            return softmaxChannels(model.forward(input, training: false)).data
+        }
+    }
+
+    /// Averaged posteriors, post-processed, and labels (SPEC §5, §6).
+    public func segment(image: [Float], channels: Int, shape: Shape3, mask: [UInt8]?,
+                        spacing: (z: Double, y: Double, x: Double)) throws -> (posteriors: [Float], labels: [UInt8]) {
+        var mean = [Float](repeating: 0, count: classCount * shape.count)
+        var votes: [[UInt8]] = []
+        for model in models {
+            let p = try posteriors(model: model, image: image, channels: channels, shape: shape)
+            for i in 0..<mean.count { mean[i] += p[i] }
+            if settings.majorityVote {
+                var masked = p
+                if let mask { PostProcessing.applyMask(&masked, classCount: classCount, mask: mask) }
+                votes.append(PostProcessing.argmax(masked, classCount: classCount))
+            }
+        }
+        let scale = 1 / Float(models.count)
+        for i in 0..<mean.count { mean[i] *= scale }
+        var result = PostProcessing.run(posteriors: mean, classCount: classCount, shape: shape, mask: mask,
+                                        smoothingMM: settings.smoothingMM, spacing: spacing,
+                                        largestComponentClasses: settings.largestComponentClasses)
+        if settings.majorityVote && models.count > 1 {
+            var labels = [UInt8](repeating: 0, count: shape.count)
+            var counts = [Int](repeating: 0, count: classCount)
+            for v in 0..<shape.count {
+                for c in 0..<classCount { counts[c] = 0 }
+                for vote in votes { counts[Int(vote[v])] += 1 }
+                var best = 0
+                for c in 1..<classCount where counts[c] > counts[best] { best = c }
+                labels[v] = UInt8(best)
+            }
+            PostProcessing.keepLargestComponent(&labels, shape: shape, classes: settings.largestComponentClasses)
+            result.labels = labels
+        }
+        return result
+    }
+}
+
+/// Loading models from checkpoint files (hash verified; a bad file is exit 3).
+public enum ModelLoading {
+    public static func load(checkpointPath: String) throws -> UNet3D {
+        guard let data = FileManager.default.contents(atPath: checkpointPath) else {
+            throw IEError.badInput("cannot read checkpoint, expected a .ckpt file written by ie-train", file: checkpointPath)
+        }
+        let checkpoint = try Checkpoint.load(data, source: checkpointPath)
+        let model = try checkpoint.makeModel(source: checkpointPath)
+        try checkpoint.restore(model: model, source: checkpointPath)
+        return model
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import IECore
+import IEConfig
+import IEData
+import IEImage
+import IENet
+import IERun
+
+/// The run-folder steps of SPEC §9 that involve the network: training and inference of a run's splits.
+/// Each reads only files of the run (and the dataset it names) so it can be rerun alone.
+public enum RunPipeline {
+    /// Config overrides given to later tools of a run (e.g. `ie-train --run=R --num_epochs=5`), kept so that
+    /// ie-infer and ie-metrics of the same run see the same parameters.
+    static func overridesFile(_ run: RunDirectory) -> String { run.outputs + "/config_overrides.txt" }
+
+    /// The run's model config: its model, the overrides on the command line that created it, the overrides
+    /// recorded by later tools, then `extra` (later wins).
+    public static func config(run: RunDirectory, settings: Settings, extra: [String] = [], record: Bool = false) throws -> ModelConfig {
+        let info = try run.readInfo()
+        var flags = ConfigOverrides.split(Array(info.commandLine.dropFirst())).overrides
+        if let text = try? String(contentsOfFile: overridesFile(run), encoding: .utf8) {
+            flags += text.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        }
+        flags += extra
+        let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
+        if record && !extra.isEmpty {
+            let previous = (try? String(contentsOfFile: overridesFile(run), encoding: .utf8)) ?? ""
+            try AtomicFile.write(previous + extra.joined(separator: "\n") + "\n", to: overridesFile(run))
+        }
+        return config
+    }
+
+    /// Subjects of a split CSV written by ie-split (`train`, `val`, `test`), in string-sorted order.
+    public static func subjects(run: RunDirectory, split: String) throws -> [String] {
+        let path = run.outputs + "/\(split)_dataset.csv"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw IEError.usage("no \(split)_dataset.csv in the run, expected ie-split to have written it", file: path)
+        }
+        let table = try CSVTable.read(path: path)
+        guard let column = table.columnIndex("subject") else {
+            throw IEError.badInput("missing column subject", file: path, line: 1)
+        }
+        return Array(Set(table.rows.compactMap { $0.count > column ? $0[column] : nil })).sorted()
+    }
+
+    public static func dataset(config: ModelConfig, settings: Settings) throws -> Dataset {
+        try Dataset.load(path: config.datasetCSVPath(settings: settings))
+    }
+
+    public static func checkpointPath(run: RunDirectory, epoch: Int) -> String {
+        run.outputs + "/checkpoints/" + Trainer.checkpointName(epoch: epoch)
+    }
+
+    static func readCheckpoint(_ path: String) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IEError.badInput("cannot read checkpoint", file: path)
+        }
+        return try Checkpoint.load(data, source: path)
+    }
+
+    /// Trains a run created by ie-split. `resume` continues from the run's autosave when there is one.
+    /// Returns false when a stop signal ended training early.
+    @discardableResult
+    public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> Bool {
+        try config.checkRunnable()
+        let setup = try TrainingSetup(config: config)
+        let dataset = try dataset(config: config, settings: settings)
+        let preparation = try SubjectPreparation(dataset: dataset, config: config)
+        try run.writeArguments(config)
+        try run.writeBuildInformation()
+        let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
+        let trainSubjects = try preparation.loadAll(subjects(run: run, split: "train"), label: "train")
+        let valSubjects = try preparation.loadAll(subjects(run: run, split: "val"), label: "val")
+        let trainer = try Trainer(setup: setup, outputs: run.outputs, train: trainSubjects, validation: valSubjects, start: start)
+        Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
+                 "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
+                 "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount)")
+        return try trainer.run()
+    }
+
+    static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
+        let autosave = run.outputs + "/checkpoints/autosave.ckpt"
+        if resume, FileManager.default.fileExists(atPath: autosave) {
+            Log.info("resuming from \(autosave)")
+            return .state(try readCheckpoint(autosave), source: autosave)
+        }
+        if let recovery = config.runRecoveryId {
+            let source = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
+            let epoch = config.startEpoch
+            guard epoch > 0 else {
+                throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to continue from")
+            }
+            let path = checkpointPath(run: source, epoch: epoch)
+            Log.info("recovering from \(path)")
+            return .state(try readCheckpoint(path), source: path)
+        }
+        if let weights = config.localWeightsPath.first {
+            return .weights(try readCheckpoint(weights), source: weights)
+        }
+        return .fresh
+    }
+
+    /// `outputs/epoch_NNN/<Mode>/`.
+    public static func epochFolder(run: RunDirectory, epoch: Int, mode: String) -> String {
+        run.outputs + String(format: "/epoch_%03d/", epoch) + mode
+    }
+
+    /// The folder name of a subject: `<subject:03d>` for integer ids, the id itself otherwise.
+    public static func subjectFolderName(_ subject: String) -> String {
+        if let n = Int(subject) { return String(format: "%03d", n) }
+        return subject
+    }
+
+    /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
+    public static func infer(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
+                             models: [UNet3D]? = nil, gaussian: Bool = false, tta: Bool = false) throws {
+        let split = mode.lowercased()
+        let subjects = try subjects(run: run, split: split)
+        let dataset = try dataset(config: config, settings: settings)
+        let preparation = try SubjectPreparation(dataset: dataset, config: config)
+        let members = try models ?? [ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch))]
+        let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
+        let folder = epochFolder(run: run, epoch: epoch, mode: mode)
+        let classNames = ["background"] + config.groundTruthIds
+        let progress = Progress("inference \(mode)", total: subjects.count)
+        for subject in subjects {
+            let (prepared, raw) = try preparation.load(subject)
+            let result = try segmenter.segment(image: prepared.image, channels: prepared.channels, shape: prepared.shape,
+                                               mask: prepared.mask, spacing: raw.channels[0].spacing)
+            try SubjectOutputs.write(directory: folder + "/" + subjectFolderName(subject), posteriors: result.posteriors,
+                                     labels: result.labels, classNames: classNames, reference: raw.channels[0])
+            progress.step(subject)
+        }
+        try AtomicFile.write(config.datasetId ?? config.localDataset ?? "", to: folder + "/dataset_id.txt")
+        try AtomicFile.write(config.groundTruthIds.joined(separator: "\n") + "\n", to: folder + "/ground_truth_ids.txt")
+        try AtomicFile.write(config.imageChannels.joined(separator: "\n") + "\n", to: folder + "/image_channel_ids.txt")
+    }
+}
