@@ -1,1 +1,0 @@
-// IERun: see DESIGN.md

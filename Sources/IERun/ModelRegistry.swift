@@ -1,0 +1,142 @@
+import Foundation
+import IECore
+import IEConfig
+
+/// One checkpoint of a registered model.
+public struct RegisteredCheckpoint: Codable, Sendable, Equatable {
+    /// File name inside the version folder.
+    public var file: String
+    public var sha256: String
+}
+
+/// `<models_dir>/<Name>/<version>/model.json` (SPEC §6).
+public struct RegisteredModel: Codable, Sendable {
+    public var name: String
+    public var version: Int
+    /// The config's parameters (args.txt values) the model was trained with.
+    public var config: [String: String]
+    public var checkpoints: [RegisteredCheckpoint]
+    public var sourceRunIds: [String]
+    public var created: String
+    /// The version folder (not stored in model.json).
+    public var folder: String = ""
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, config, checkpoints, sourceRunIds = "source_run_ids", created
+    }
+
+    public var id: String { "\(name):\(version)" }
+    public var checkpointPaths: [String] { checkpoints.map { folder + "/" + $0.file } }
+
+    /// Recomputes every checkpoint's SHA-256; a mismatch is bad input (exit 3).
+    public func verify() throws {
+        for c in checkpoints {
+            let path = folder + "/" + c.file
+            let actual = try SHA256.hex(file: path)
+            guard actual == c.sha256 else {
+                throw IEError.badInput("checkpoint SHA-256 is \(actual), expected \(c.sha256) as registered in model.json", file: path)
+            }
+        }
+    }
+}
+
+/// The model registry: versions count up from 1 per name and are taken atomically (mkdir is the lock); a
+/// version is complete once its model.json exists (written last).
+public struct ModelRegistry: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+    public init(settings: Settings) { self.root = settings.modelsDir }
+
+    /// Versions of `name` that have a folder (complete or not), ascending.
+    public func versionFolders(name: String) -> [Int] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + name)) ?? []).compactMap(Int.init).filter { $0 > 0 }.sorted()
+    }
+
+    /// Complete versions of `name`, ascending.
+    public func versions(name: String) -> [Int] {
+        versionFolders(name: name).filter { FileManager.default.fileExists(atPath: "\(root)/\(name)/\($0)/model.json") }
+    }
+
+    /// Registers checkpoints as the next version of `name`: copies them (with SHA-256) into the version folder
+    /// and writes model.json last.
+    @discardableResult
+    public func register(name: String, config: ModelConfig?, checkpoints: [String], sourceRunIds: [String],
+                         date: Date = Date()) throws -> RegisteredModel {
+        guard RunIDs.isValidName(name) else {
+            throw IEError.usage("invalid model name '\(name)', expected letters, digits, '.', '-' or '_'")
+        }
+        guard !checkpoints.isEmpty else { throw IEError.usage("nothing to register, expected at least one checkpoint") }
+        for c in checkpoints where !FileManager.default.fileExists(atPath: c) {
+            throw IEError.badInput("checkpoint not found", file: c)
+        }
+        let nameDir = root + "/" + name
+        try FileManager.default.createDirectory(atPath: nameDir, withIntermediateDirectories: true)
+        var version = (versionFolders(name: name).last ?? 0) + 1
+        while mkdir("\(nameDir)/\(version)", 0o755) != 0 {
+            guard errno == EEXIST else {
+                throw IEError.failure("cannot create registry folder: \(String(cString: strerror(errno)))", file: "\(nameDir)/\(version)")
+            }
+            version += 1
+        }
+        let folder = "\(nameDir)/\(version)"
+        // Distinct file names even when members share a base name (e.g. every fold's epoch_100.ckpt).
+        let baseNames = checkpoints.map { URL(fileURLWithPath: $0).lastPathComponent }
+        let clash = Set(baseNames).count != baseNames.count
+        var entries: [RegisteredCheckpoint] = []
+        for (i, source) in checkpoints.enumerated() {
+            let file = clash ? "\(i)_\(baseNames[i])" : baseNames[i]
+            let destination = folder + "/" + file
+            let temporary = AtomicFile.temporaryPath(for: destination)
+            try? FileManager.default.removeItem(atPath: temporary)
+            do { try FileManager.default.copyItem(atPath: source, toPath: temporary) } catch {
+                throw IEError.failure("cannot copy checkpoint into the registry: \(error.localizedDescription)", file: source)
+            }
+            try AtomicFile.commit(temporary: temporary, to: destination)
+            entries.append(RegisteredCheckpoint(file: file, sha256: try SHA256.hex(file: destination)))
+        }
+        var configValues: [String: String] = [:]
+        if let config {
+            configValues["model_name"] = config.name
+            for (k, v) in config.orderedArguments { configValues[k] = v }
+        }
+        var model = RegisteredModel(name: name, version: version, config: configValues, checkpoints: entries,
+                                    sourceRunIds: sourceRunIds, created: RunIDs.isoDate(date))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(encoder.encode(model) + Data("\n".utf8), to: folder + "/model.json")
+        model.folder = folder
+        return model
+    }
+
+    /// Resolves `Name:version` (or `Name:latest`) to a complete registered model.
+    public func resolve(_ modelID: String) throws -> RegisteredModel {
+        let parts = modelID.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1] == "latest" || (Int(parts[1]) ?? 0) > 0 else {
+            throw IEError.usage("invalid model id '\(modelID)', expected Name:version such as Prostate:3")
+        }
+        let name = parts[0]
+        let available = versions(name: name)
+        let version: Int
+        if parts[1] == "latest" {
+            guard let last = available.last else {
+                throw IEError.usage("no registered versions of \(name), expected a model registered by ie-train", file: root)
+            }
+            version = last
+        } else {
+            version = Int(parts[1])!
+        }
+        let folder = "\(root)/\(name)/\(version)"
+        let json = folder + "/model.json"
+        guard let data = FileManager.default.contents(atPath: json) else {
+            let known = available.isEmpty ? "none" : available.map(String.init).joined(separator: ", ")
+            throw IEError.usage("model \(name):\(version) is not registered (complete versions: \(known)), expected an existing Name:version", file: folder)
+        }
+        var model: RegisteredModel
+        do { model = try JSONDecoder().decode(RegisteredModel.self, from: data) } catch {
+            throw IEError.badInput("model.json is not valid (\(error)), expected name, version, config, checkpoints", file: json)
+        }
+        model.folder = folder
+        return model
+    }
+}

@@ -1,0 +1,289 @@
+import Foundation
+import IECore
+import IEConfig
+
+public enum RunStatus: String, Codable, Sendable {
+    case queued, running, completed, failed
+}
+
+/// run.json (SPEC §9).
+public struct RunInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var experiment: String
+    public var model: String
+    public var parent: String?
+    public var children: [String]
+    public var status: RunStatus
+    public var error: String?
+    public var commandLine: [String]
+    public var gitCommit: String?
+    public var gitBranch: String?
+    public var host: String
+    public var slurmJobId: String?
+    public var created: String
+    public var started: String?
+    public var finished: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, experiment, model, parent, children, status, error
+        case commandLine = "command_line", gitCommit = "git_commit", gitBranch = "git_branch", host
+        case slurmJobId = "slurm_job_id", created, started, finished
+    }
+
+    // Every key is always written (null when unknown), so readers can rely on the field set.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(experiment, forKey: .experiment)
+        try c.encode(model, forKey: .model)
+        try c.encode(parent, forKey: .parent)
+        try c.encode(children, forKey: .children)
+        try c.encode(status, forKey: .status)
+        try c.encode(error, forKey: .error)
+        try c.encode(commandLine, forKey: .commandLine)
+        try c.encode(gitCommit, forKey: .gitCommit)
+        try c.encode(gitBranch, forKey: .gitBranch)
+        try c.encode(host, forKey: .host)
+        try c.encode(slurmJobId, forKey: .slurmJobId)
+        try c.encode(created, forKey: .created)
+        try c.encode(started, forKey: .started)
+        try c.encode(finished, forKey: .finished)
+    }
+}
+
+/// `<runs_dir>/<experiment>/<run_id>/` with run.json, logs/ and outputs/ (SPEC §9).
+public struct RunDirectory: Sendable {
+    public let path: String
+    public let experiment: String
+    public let id: String
+
+    public var recoveryID: RunRecoveryID { RunRecoveryID(experiment: experiment, runID: id) }
+    public var outputs: String { path + "/outputs" }
+    public var logs: String { path + "/logs" }
+    public var runJSON: String { path + "/run.json" }
+
+    init(path: String, experiment: String, id: String) {
+        self.path = path
+        self.experiment = experiment
+        self.id = id
+    }
+
+    /// Creates a new run (status queued). With `parent`, the run is the parent's cross-validation child
+    /// `<parent>_<childIndex>` and is added to the parent's children.
+    public static func create(runsDir: String, experiment: String, model: String, commandLine: [String] = CommandLine.arguments,
+                              parent: RunDirectory? = nil, childIndex: Int? = nil, date: Date = Date()) throws -> RunDirectory {
+        let experimentDir = runsDir + "/" + experiment
+        try FileManager.default.createDirectory(atPath: experimentDir, withIntermediateDirectories: true)
+        var id = ""
+        var attempts = 0
+        while true {
+            if let parent {
+                guard let k = childIndex else { throw IEError.failure("a child run needs its fold index") }
+                id = RunIDs.childRunID(parent: parent.id, index: k)
+            } else {
+                id = RunIDs.newRunID(experiment: experiment, date: date)
+            }
+            // mkdir is atomic: two processes can never both create the same run.
+            if mkdir(experimentDir + "/" + id, 0o755) == 0 { break }
+            let reason = errno
+            attempts += 1
+            if reason != EEXIST || parent != nil || attempts > 100 {
+                throw IEError.failure("cannot create run directory: \(String(cString: strerror(reason)))", file: experimentDir + "/" + id)
+            }
+        }
+        let run = RunDirectory(path: experimentDir + "/" + id, experiment: experiment, id: id)
+        try FileManager.default.createDirectory(atPath: run.outputs, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: run.logs, withIntermediateDirectories: true)
+        let env = ProcessInfo.processInfo.environment
+        let git = GitInfo.find(from: FileManager.default.currentDirectoryPath)
+        let info = RunInfo(id: id, experiment: experiment, model: model, parent: parent?.id, children: [], status: .queued, error: nil,
+                           commandLine: commandLine, gitCommit: git?.commit, gitBranch: git?.branch,
+                           host: ProcessInfo.processInfo.hostName, slurmJobId: env["SLURM_JOB_ID"],
+                           created: RunIDs.isoDate(date), started: nil, finished: nil)
+        try run.write(info)
+        if let parent {
+            try parent.update { p in if !p.children.contains(id) { p.children.append(id) } }
+        }
+        return run
+    }
+
+    /// An existing run by recovery id.
+    public static func open(runsDir: String, recoveryID: RunRecoveryID) throws -> RunDirectory {
+        try open(path: runsDir + "/" + recoveryID.experiment + "/" + recoveryID.runID)
+    }
+
+    /// An existing run by folder.
+    public static func open(path: String) throws -> RunDirectory {
+        let standardized = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard FileManager.default.fileExists(atPath: standardized + "/run.json") else {
+            throw IEError.usage("no run here (run.json missing), expected a run directory <runs_dir>/<experiment>/<run_id>", file: standardized)
+        }
+        let url = URL(fileURLWithPath: standardized)
+        return RunDirectory(path: standardized, experiment: url.deletingLastPathComponent().lastPathComponent, id: url.lastPathComponent)
+    }
+
+    /// The parent run of a cross-validation child.
+    public func parentRun() throws -> RunDirectory? {
+        guard let p = RunIDs.parentAndIndex(of: id) else { return nil }
+        return try RunDirectory.open(path: URL(fileURLWithPath: path).deletingLastPathComponent().path + "/" + p.parent)
+    }
+
+    public func readInfo() throws -> RunInfo {
+        guard let data = FileManager.default.contents(atPath: runJSON) else {
+            throw IEError.badInput("cannot read run.json", file: runJSON)
+        }
+        do { return try JSONDecoder().decode(RunInfo.self, from: data) } catch {
+            throw IEError.badInput("run.json is not valid (\(error)), expected the fields of SPEC §9", file: runJSON)
+        }
+    }
+
+    func write(_ info: RunInfo) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(encoder.encode(info) + Data("\n".utf8), to: runJSON)
+    }
+
+    /// Read-modify-write of run.json under an exclusive lock (parallel children update their parent), written atomically.
+    public func update(_ change: (inout RunInfo) throws -> Void) throws {
+        let lockPath = path + "/.run.json.lock"
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw IEError.failure("cannot open lock file: \(String(cString: strerror(errno)))", file: lockPath) }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw IEError.failure("cannot lock: \(String(cString: strerror(errno)))", file: lockPath) }
+        defer { flock(fd, LOCK_UN) }
+        var info = try readInfo()
+        try change(&info)
+        try write(info)
+    }
+
+    public func markRunning(date: Date = Date()) throws {
+        try update {
+            $0.status = .running
+            $0.error = nil
+            $0.started = RunIDs.isoDate(date)
+            $0.finished = nil
+            if let job = ProcessInfo.processInfo.environment["SLURM_JOB_ID"] { $0.slurmJobId = job }
+        }
+    }
+
+    public func markCompleted(date: Date = Date()) throws {
+        try update { $0.status = .completed; $0.error = nil; $0.finished = RunIDs.isoDate(date) }
+    }
+
+    public func markFailed(_ error: Error, tool: String? = nil, date: Date = Date()) throws {
+        let text = (error as? IEError)?.description ?? "\(error)"
+        try update { $0.status = .failed; $0.error = (tool.map { "\($0): " } ?? "") + text; $0.finished = RunIDs.isoDate(date) }
+    }
+
+    /// Runs a tool's work in this run: logs to logs/<tool>.log, marks the run running, then completed, or failed
+    /// with the error (which is rethrown for `runTool` to report). `completes: false` leaves the status running
+    /// for tools that are one step of a longer pipeline.
+    public func perform(tool: String, completes: Bool = true, _ body: () throws -> Void) throws {
+        try openLog(tool: tool)
+        defer { closeLog() }
+        try markRunning()
+        do {
+            try body()
+        } catch {
+            // Into the log file only: runTool prints the same line to stderr.
+            let text = "\(tool): error: \((error as? IEError)?.description ?? "\(error)")\n"
+            Log.logFile?.write(Data("[\(RunIDs.isoDate(Date()))] \(text)".utf8))
+            try? markFailed(error, tool: tool)
+            throw error
+        }
+        if completes { try markCompleted() }
+    }
+
+    // MARK: Logs and outputs
+
+    /// Appends this tool's log lines to logs/<tool>.log (sets `Log.logFile`).
+    public func openLog(tool: String) throws {
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let file = logs + "/" + tool + ".log"
+        if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
+        handle.seekToEndOfFile()
+        Log.logFile = handle
+        Log.info("\(tool): \(CommandLine.arguments.joined(separator: " "))")
+    }
+
+    public func closeLog() {
+        try? Log.logFile?.close()
+        Log.logFile = nil
+    }
+
+    /// outputs/args.txt: "Arguments:" then one `\t<name:40>: <value>` line per parameter (InnerEye's format).
+    public func writeArguments(_ config: ModelConfig) throws {
+        try AtomicFile.write(RunDirectory.argumentsText(config), to: outputs + "/args.txt")
+    }
+
+    public static func argumentsText(_ config: ModelConfig) -> String {
+        var text = "Arguments:\n"
+        for (name, value) in [("model_name", config.name)] + config.orderedArguments.map({ ($0.name, $0.value) }) {
+            text += "\t" + name.padding(toLength: max(40, name.count), withPad: " ", startingAt: 0) + ": " + value + "\n"
+        }
+        return text
+    }
+
+    /// outputs/buildinformation.json.
+    public func writeBuildInformation(blas: String = "OpenBLAS") throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(encoder.encode(BuildInformation.current(blas: blas)) + Data("\n".utf8), to: outputs + "/buildinformation.json")
+    }
+}
+
+/// What built the toolbox and where it runs.
+public struct BuildInformation: Codable, Sendable {
+    public static let toolboxVersion = "0.1.0"
+    public var toolboxVersion: String
+    public var gitCommit: String?
+    public var gitBranch: String?
+    public var buildDate: String?
+    public var host: String
+    public var swiftVersion: String
+    public var blas: String
+
+    enum CodingKeys: String, CodingKey {
+        case toolboxVersion = "toolbox_version", gitCommit = "git_commit", gitBranch = "git_branch", buildDate = "build_date"
+        case host, swiftVersion = "swift_version", blas
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(toolboxVersion, forKey: .toolboxVersion)
+        try c.encode(gitCommit, forKey: .gitCommit)
+        try c.encode(gitBranch, forKey: .gitBranch)
+        try c.encode(buildDate, forKey: .buildDate)
+        try c.encode(host, forKey: .host)
+        try c.encode(swiftVersion, forKey: .swiftVersion)
+        try c.encode(blas, forKey: .blas)
+    }
+
+    /// The toolbox checkout is found from the running executable (`<checkout>/.build/<config>/ie-*`); the build
+    /// date is the executable's modification time.
+    public static func current(blas: String) -> BuildInformation {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let git = GitInfo.find(from: URL(fileURLWithPath: exe).deletingLastPathComponent().path)
+        let modified = (try? FileManager.default.attributesOfItem(atPath: exe))?[.modificationDate] as? Date
+        return BuildInformation(toolboxVersion: toolboxVersion, gitCommit: git?.commit, gitBranch: git?.branch,
+                                buildDate: modified.map(RunIDs.isoDate), host: ProcessInfo.processInfo.hostName,
+                                swiftVersion: swiftCompilerVersion, blas: blas)
+    }
+
+    static var swiftCompilerVersion: String {
+        #if compiler(>=6.4)
+        return ">=6.4"
+        #elseif compiler(>=6.3)
+        return "6.3"
+        #elseif compiler(>=6.2)
+        return "6.2"
+        #elseif compiler(>=6.1)
+        return "6.1"
+        #elseif compiler(>=6.0)
+        return "6.0"
+        #else
+        return "<6.0"
+        #endif
+    }
+}
