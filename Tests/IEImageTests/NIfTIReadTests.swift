@@ -1,6 +1,6 @@
 import Foundation
 import IECore
-@testable import IEImage
+import IEImage
 import XCTest
 
 /// nibabel writes NIfTI files of every datatype and geometry flavour; we read them and compare voxel values
