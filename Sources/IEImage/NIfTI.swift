@@ -437,7 +437,7 @@ public enum NIfTI {
         let temporary = AtomicFile.temporaryPath(for: path)
         var ok = false
         defer { if !ok { unlink(temporary) } }
-        guard let file = znzopen(temporary, compressed ? "wb6" : "wb", compressed ? 1 : 0) else {
+        guard let file = znzopen(temporary, compressed ? "wb1" : "wb", compressed ? 1 : 0) else {
             throw IEError.failure("cannot create file: \(String(cString: strerror(errno)))", file: temporary)
         }
         var headerCopy = header
@@ -490,17 +490,34 @@ public enum NIfTI {
 
     /// Little-endian (native on every platform Swift on Linux runs on) voxel bytes of `datatype`.
     static func voxelBytes<T: NIfTIVoxel>(_ values: [T], as datatype: NIfTIDataType) -> [UInt8] {
-        // Fast paths: the element type already is the file type.
+        // Fast path: the element type already is the file type.
         if T.nativeType == datatype {
             return values.withUnsafeBytes { Array($0) }
         }
-        let range = datatype.integerRange
-        func integer(_ v: T) -> Double {
-            let d = v.niftiDouble
-            if d.isNaN { return 0 }
-            return min(max(d.rounded(), range.lowerBound), range.upperBound)
+        // Convert through concrete floating-point arrays: code generic over T would run unspecialised
+        // (witness calls per voxel) when called from another module, several times slower.
+        // (`as? [Float]` would cast element by element; reinterpreting the storage is free.)
+        if T.self == Float.self {
+            return values.withUnsafeBytes { convert($0.bindMemory(to: Float.self), to: datatype) }
         }
-        func pack<S>(_ f: (T) -> S) -> [UInt8] { values.map(f).withUnsafeBytes { Array($0) } }
+        let doubles = values.map { $0.niftiDouble }
+        return doubles.withUnsafeBufferPointer { convert($0, to: datatype) }
+    }
+
+    static func convert<S: BinaryFloatingPoint>(_ values: UnsafeBufferPointer<S>, to datatype: NIfTIDataType) -> [UInt8] {
+        let range = datatype.integerRange
+        @inline(__always) func integer(_ v: S) -> Double {
+            if v.isNaN { return 0 }
+            return min(max(Double(v).rounded(), range.lowerBound), range.upperBound)
+        }
+        @inline(__always) func pack<R>(_ f: (S) -> R) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: values.count * MemoryLayout<R>.stride)
+            out.withUnsafeMutableBytes { raw in
+                let typed = raw.bindMemory(to: R.self)
+                for i in 0..<values.count { typed[i] = f(values[i]) }
+            }
+            return out
+        }
         switch datatype {
         case .uint8: return pack { UInt8(integer($0)) }
         case .int8: return pack { Int8(integer($0)) }
@@ -510,8 +527,8 @@ public enum NIfTI {
         case .uint32: return pack { UInt32(integer($0)) }
         case .int64: return pack { Int64(integer($0)) }
         case .uint64: return pack { UInt64(integer($0)) }
-        case .float32: return pack { Float($0.niftiDouble) }
-        case .float64: return pack { $0.niftiDouble }
+        case .float32: return pack { Float($0) }
+        case .float64: return pack { Double($0) }
         }
     }
 }
