@@ -429,6 +429,10 @@ public enum NIfTI {
         } else {
             throw IEError.usage("output image must end in .nii or .nii.gz", file: path)
         }
+        let s = volume.shape
+        guard [s.z, s.y, s.x].allSatisfy({ (1...32767).contains($0) }) else {
+            throw IEError.failure("image shape (Z,Y,X) \(s.z),\(s.y),\(s.x) cannot be stored in NIfTI-1, expected 1...32767 per axis", file: path)
+        }
         let header = makeHeader(for: volume, datatype: datatype)
         let body = voxelBytes(volume.data, as: datatype)
 
@@ -462,6 +466,8 @@ public enum NIfTI {
         let made = nifti_make_new_header(&dims, datatype.rawValue)!
         var h = made.pointee
         free(made)
+        // libnifti zeroes dim[4...7]; write 1 as ITK and nibabel do, for readers that multiply them in.
+        h.dim = (3, Int16(volume.shape.x), Int16(volume.shape.y), Int16(volume.shape.z), 1, 1, 1, 1)
         let g = geometryForWriting(volume)
         withUnsafeMutableBytes(of: &h.pixdim) { raw in
             let p = raw.bindMemory(to: Float.self)
