@@ -437,7 +437,11 @@ public enum NIfTI {
         let body = voxelBytes(volume.data, as: datatype)
 
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw IEError.failure("cannot create the folder for this image (\(error.localizedDescription))", file: path)
+        }
         let temporary = AtomicFile.temporaryPath(for: path)
         var ok = false
         defer { if !ok { unlink(temporary) } }
