@@ -98,7 +98,11 @@ public enum SyntheticDataset {
     @discardableResult
     public static func generate(into folder: String, options: Options = Options()) throws -> String {
         try validate(options)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw IEError.failure("cannot create the output folder (\(error.localizedDescription))", file: folder)
+        }
         var rows: [[String]] = []
         var seriesRNG = SplitMix64(seed: SplitMix64.mix(options.seed ^ 0x5E41_E5ED))
         let progress = Progress("ie-synth: subjects", total: options.subjects)

@@ -429,15 +429,23 @@ public enum NIfTI {
         } else {
             throw IEError.usage("output image must end in .nii or .nii.gz", file: path)
         }
+        let s = volume.shape
+        guard [s.z, s.y, s.x].allSatisfy({ (1...32767).contains($0) }) else {
+            throw IEError.failure("image shape (Z,Y,X) \(s.z),\(s.y),\(s.x) cannot be stored in NIfTI-1, expected 1...32767 per axis", file: path)
+        }
         let header = makeHeader(for: volume, datatype: datatype)
         let body = voxelBytes(volume.data, as: datatype)
 
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw IEError.failure("cannot create the folder for this image (\(error.localizedDescription))", file: path)
+        }
         let temporary = AtomicFile.temporaryPath(for: path)
         var ok = false
         defer { if !ok { unlink(temporary) } }
-        guard let file = znzopen(temporary, compressed ? "wb6" : "wb", compressed ? 1 : 0) else {
+        guard let file = znzopen(temporary, compressed ? "wb1" : "wb", compressed ? 1 : 0) else {
             throw IEError.failure("cannot create file: \(String(cString: strerror(errno)))", file: temporary)
         }
         var headerCopy = header
@@ -462,6 +470,8 @@ public enum NIfTI {
         let made = nifti_make_new_header(&dims, datatype.rawValue)!
         var h = made.pointee
         free(made)
+        // libnifti zeroes dim[4...7]; write 1 as ITK and nibabel do, for readers that multiply them in.
+        h.dim = (3, Int16(volume.shape.x), Int16(volume.shape.y), Int16(volume.shape.z), 1, 1, 1, 1)
         let g = geometryForWriting(volume)
         withUnsafeMutableBytes(of: &h.pixdim) { raw in
             let p = raw.bindMemory(to: Float.self)
@@ -490,17 +500,34 @@ public enum NIfTI {
 
     /// Little-endian (native on every platform Swift on Linux runs on) voxel bytes of `datatype`.
     static func voxelBytes<T: NIfTIVoxel>(_ values: [T], as datatype: NIfTIDataType) -> [UInt8] {
-        // Fast paths: the element type already is the file type.
+        // Fast path: the element type already is the file type.
         if T.nativeType == datatype {
             return values.withUnsafeBytes { Array($0) }
         }
-        let range = datatype.integerRange
-        func integer(_ v: T) -> Double {
-            let d = v.niftiDouble
-            if d.isNaN { return 0 }
-            return min(max(d.rounded(), range.lowerBound), range.upperBound)
+        // Convert through concrete floating-point arrays: code generic over T would run unspecialised
+        // (witness calls per voxel) when called from another module, several times slower.
+        // (`as? [Float]` would cast element by element; reinterpreting the storage is free.)
+        if T.self == Float.self {
+            return values.withUnsafeBytes { convert($0.bindMemory(to: Float.self), to: datatype) }
         }
-        func pack<S>(_ f: (T) -> S) -> [UInt8] { values.map(f).withUnsafeBytes { Array($0) } }
+        let doubles = values.map { $0.niftiDouble }
+        return doubles.withUnsafeBufferPointer { convert($0, to: datatype) }
+    }
+
+    static func convert<S: BinaryFloatingPoint>(_ values: UnsafeBufferPointer<S>, to datatype: NIfTIDataType) -> [UInt8] {
+        let range = datatype.integerRange
+        @inline(__always) func integer(_ v: S) -> Double {
+            if v.isNaN { return 0 }
+            return min(max(Double(v).rounded(), range.lowerBound), range.upperBound)
+        }
+        @inline(__always) func pack<R>(_ f: (S) -> R) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: values.count * MemoryLayout<R>.stride)
+            out.withUnsafeMutableBytes { raw in
+                let typed = raw.bindMemory(to: R.self)
+                for i in 0..<values.count { typed[i] = f(values[i]) }
+            }
+            return out
+        }
         switch datatype {
         case .uint8: return pack { UInt8(integer($0)) }
         case .int8: return pack { Int8(integer($0)) }
@@ -510,8 +537,8 @@ public enum NIfTI {
         case .uint32: return pack { UInt32(integer($0)) }
         case .int64: return pack { Int64(integer($0)) }
         case .uint64: return pack { UInt64(integer($0)) }
-        case .float32: return pack { Float($0.niftiDouble) }
-        case .float64: return pack { $0.niftiDouble }
+        case .float32: return pack { Float($0) }
+        case .float64: return pack { Double($0) }
         }
     }
 }

@@ -3,7 +3,9 @@ import IECore
 /// A 3-D image in NIfTI storage order: data index = (z * ny + y) * nx + x, X fastest.
 /// Shape, spacing and origin are (Z, Y, X) triples as everywhere in the configs (SPEC conventions).
 /// `direction` is the 3x3 rotation (row-major, world = origin + direction * (index * spacing)) in (x, y, z)
-/// world/index order as NIfTI and ITK use it; `affine` keeps the exact NIfTI qform/sform for writing back.
+/// world/index order as NIfTI and ITK use it; `geometry` keeps the exact NIfTI qform/sform for writing back.
+/// World coordinates are NIfTI's RAS+ millimetres, exactly nibabel's `img.affine` (`NIfTI.read` documents how
+/// spacing, origin and direction are taken from the header).
 public struct Volume<T>: @unchecked Sendable {
     public var shape: (z: Int, y: Int, x: Int)
     public var spacing: (z: Double, y: Double, x: Double)

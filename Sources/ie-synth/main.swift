@@ -65,11 +65,9 @@ struct Synth: ParsableCommand {
 }
 
 runTool("ie-synth") {
+    let command: Synth
     do {
-        var command = try Synth.parseAsRoot()
-        try command.run()
-    } catch let error as IEError {
-        throw error
+        command = try Synth.parse()
     } catch {
         // --help prints to stdout and succeeds; every other parser error is a usage error (exit 2, SPEC §1.3).
         if Synth.exitCode(for: error).rawValue == 0 {
@@ -78,4 +76,5 @@ runTool("ie-synth") {
         }
         throw IEError.usage(Synth.message(for: error))
     }
+    try command.run()
 }

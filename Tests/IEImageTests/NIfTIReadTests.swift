@@ -1,6 +1,6 @@
 import Foundation
 import IECore
-@testable import IEImage
+import IEImage
 import XCTest
 
 /// nibabel writes NIfTI files of every datatype and geometry flavour; we read them and compare voxel values
@@ -159,6 +159,8 @@ nib.save(nib.Nifti1Image(np.zeros((4, 3), np.int16), np.eye(4)), os.path.join(d,
 nib.save(nib.Nifti1Image(np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2), np.eye(4)), os.path.join(d, 'whole.nii'))
 raw = open(os.path.join(d, 'whole.nii'), 'rb').read()
 open(os.path.join(d, 'truncated.nii'), 'wb').write(raw[:-10])
+import gzip
+open(os.path.join(d, 'truncated.nii.gz'), 'wb').write(gzip.compress(raw)[:-40])
 open(os.path.join(d, 'not_nifti.nii'), 'wb').write(b'hello, this is not an image' * 20)
 print('[]')
 """#
@@ -167,7 +169,7 @@ print('[]')
         var expected: [Float] = []
         for z in 0..<2 { for y in 0..<3 { for x in 0..<4 { expected.append(Float(x * 6 + y * 2 + z)) } } }
         XCTAssertEqual(try NIfTI.read(dir + "/whole.nii").data, expected)
-        for name in ["time_series.nii.gz", "two_d.nii", "truncated.nii", "not_nifti.nii", "missing.nii.gz"] {
+        for name in ["time_series.nii.gz", "two_d.nii", "truncated.nii", "truncated.nii.gz", "not_nifti.nii", "missing.nii.gz"] {
             let path = dir + "/" + name
             XCTAssertThrowsError(try NIfTI.read(path), name) { error in
                 let e = error as? IEError

@@ -1,6 +1,6 @@
 import Foundation
 import IECore
-@testable import IEImage
+import IEImage
 import XCTest
 
 /// We write volumes; nibabel reads them back: same values (get_fdata), same affine, same header fields.

@@ -1,6 +1,6 @@
 import Foundation
 import IECore
-@testable import IEImage
+import IEImage
 import XCTest
 
 /// We write PNGs with libpng; a small independent pure-Python decoder (zlib + the five PNG row filters)

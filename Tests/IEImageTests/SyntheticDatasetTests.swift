@@ -7,6 +7,10 @@ import XCTest
 final class SyntheticDatasetTests: XCTestCase {
     static let options = SyntheticDataset.Options(subjects: 3, seed: 2024, shape: (z: 16, y: 48, x: 48))
 
+    override func setUp() {
+        Log.level = .quiet     // no progress lines in the test log
+    }
+
     func testDatasetIsConsistentAndStructuresHaveTheirDesignedIntensities() throws {
         let dir = try TestFiles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

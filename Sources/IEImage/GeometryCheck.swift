@@ -1,0 +1,45 @@
+import Foundation
+
+/// Comparing the grids of two images (dataset validation, SPEC §2: channels of one subject must share shape,
+/// and spacing and origin may differ by at most 1e-3 relative).
+public enum GridComparison {
+    /// nil when the grids agree; otherwise a phrase naming what differs, for an error message.
+    /// A value pair (a, b) agrees when |a - b| <= relativeTolerance * max(|a|, |b|, 1) (the 1 keeps origins
+    /// near 0 mm from being judged by a vanishing scale).
+    public static func mismatch(shape a: (z: Int, y: Int, x: Int), spacing sa: (z: Double, y: Double, x: Double),
+                                origin oa: (z: Double, y: Double, x: Double),
+                                versus b: (z: Int, y: Int, x: Int), spacing sb: (z: Double, y: Double, x: Double),
+                                origin ob: (z: Double, y: Double, x: Double),
+                                relativeTolerance: Double = 1e-3) -> String? {
+        if a != b {
+            return "shape (Z,Y,X) \(a.z),\(a.y),\(a.x) differs from \(b.z),\(b.y),\(b.x)"
+        }
+        func close(_ u: Double, _ v: Double) -> Bool {
+            abs(u - v) <= relativeTolerance * max(abs(u), abs(v), 1)
+        }
+        func text(_ t: (z: Double, y: Double, x: Double)) -> String { "\(t.z),\(t.y),\(t.x)" }
+        if !(close(sa.z, sb.z) && close(sa.y, sb.y) && close(sa.x, sb.x)) {
+            return "spacing (Z,Y,X) \(text(sa)) differs from \(text(sb)) by more than \(relativeTolerance) relative"
+        }
+        if !(close(oa.z, ob.z) && close(oa.y, ob.y) && close(oa.x, ob.x)) {
+            return "origin (Z,Y,X) \(text(oa)) differs from \(text(ob)) by more than \(relativeTolerance) relative"
+        }
+        return nil
+    }
+}
+
+extension NIfTIHeaderInfo {
+    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing and origin.
+    public func gridMismatch(with other: NIfTIHeaderInfo, relativeTolerance: Double = 1e-3) -> String? {
+        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, versus: other.shape,
+                                spacing: other.spacing, origin: other.origin, relativeTolerance: relativeTolerance)
+    }
+}
+
+extension Volume {
+    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing and origin.
+    public func gridMismatch<U>(with other: Volume<U>, relativeTolerance: Double = 1e-3) -> String? {
+        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, versus: other.shape,
+                                spacing: other.spacing, origin: other.origin, relativeTolerance: relativeTolerance)
+    }
+}
