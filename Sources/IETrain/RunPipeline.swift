@@ -75,7 +75,16 @@ public enum RunPipeline {
         Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
                  "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount)")
-        return try trainer.run()
+        let finished = try trainer.run()
+        if finished {
+            let last = checkpointPath(run: run, epoch: setup.numEpochs)
+            if FileManager.default.fileExists(atPath: last) {
+                let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],
+                                                                          sourceRunIds: [run.recoveryID.description])
+                Log.info("registered model \(model.id) in \(model.folder)")
+            }
+        }
+        return finished
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
@@ -98,6 +107,37 @@ public enum RunPipeline {
             return .weights(try readCheckpoint(weights), source: weights)
         }
         return .fresh
+    }
+
+    /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several).
+    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings) throws -> [UNet3D] {
+        var paths = checkpoints
+        let registry = ModelRegistry(settings: settings)
+        for id in modelIDs {
+            let model = try registry.resolve(id)
+            try model.verify()
+            paths += model.checkpointPaths
+        }
+        return try paths.map { try ModelLoading.load(checkpointPath: $0) }
+    }
+
+    /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`.
+    public static func inferImage(files: [String], config: ModelConfig, models: [UNet3D], outputFolder: String,
+                                  gaussian: Bool, tta: Bool) throws {
+        guard files.count == config.imageChannels.count else {
+            throw IEError.usage("\(files.count) --image_file given, expected one per image channel (\(config.imageChannels.joined(separator: ", ")))")
+        }
+        let volumes = try files.map { try NIfTI.read($0) }
+        for (i, v) in volumes.enumerated().dropFirst() where !v.sameShape(as: volumes[0]) {
+            throw IEError.badInput("image shape \(v.shape) differs from the first channel's \(volumes[0].shape), expected one grid", file: files[i])
+        }
+        let shape = Shape3(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
+        let normalisation = try PhotometricNormalisation(config: config)
+        let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: nil)
+        let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
+        let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: nil, spacing: volumes[0].spacing)
+        try SubjectOutputs.write(directory: outputFolder, posteriors: result.posteriors, labels: result.labels,
+                                 classNames: ["background"] + config.groundTruthIds, reference: volumes[0])
     }
 
     /// `outputs/epoch_NNN/<Mode>/`.

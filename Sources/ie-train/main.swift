@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IECommand
 import IECore
 import IEConfig
 import IENet
@@ -24,7 +25,7 @@ struct Train: ParsableCommand {
           ie-train --run=$NEW --no-train --local_weights_path=model.ckpt   # evaluate given weights only
         """)
 
-    @Option(help: "The run folder (runs/<experiment>/<run_id>) created by ie-split.") var run: String
+    @Option(name: .customLong("run"), help: "The run folder (runs/<experiment>/<run_id>) created by ie-split.") var runFolder: String
     @Option(help: "settings.yml (default: $IE_SETTINGS, ./settings.yml, built-in defaults).") var settings: String?
     @Flag(help: "Continue from the run's autosave.ckpt when there is one.") var resume = false
     @Option(help: "Threads for the GEMMs (default: $OMP_NUM_THREADS or all cores).") var threads: Int?
@@ -41,7 +42,7 @@ struct Train: ParsableCommand {
         Log.tool = "ie-train"
         Log.level = quiet ? .quiet : verbose ? .verbose : .normal
         let settingsValue = try Settings.locate(explicitPath: settings)
-        let runDir = try RunDirectory.open(path: run)
+        let runDir = try RunDirectory.open(path: runFolder)
         let config = try RunPipeline.config(run: runDir, settings: settingsValue, extra: Train.overrides, record: true)
         let env = ProcessInfo.processInfo.environment
         setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -56,20 +57,9 @@ struct Train: ParsableCommand {
         }
         if !finished {
             Log.info("stopped by signal; the autosave holds the last completed epoch, rerun with --resume")
-            exit(stoppedBySignalExitCode)
+            Foundation.exit(stoppedBySignalExitCode)
         }
     }
 }
 
-runTool("ie-train") {
-    let (overrides, rest) = ConfigOverrides.split(Array(CommandLine.arguments.dropFirst()))
-    Train.overrides = overrides
-    do {
-        let command = try Train.parseAsRoot(rest)
-        try command.run()
-    } catch let error as IEError {
-        throw error
-    } catch {
-        Train.exit(withError: error)
-    }
-}
+runCommand(Train.self, tool: "ie-train") { Train.overrides = $0 }
