@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "IEDataTests", dependencies: ["IEData", "IEConfig", "IERun"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),
-        .testTarget(name: "IEEvalTests", dependencies: ["IEEval"]),
+        .testTarget(name: "IEEvalTests", dependencies: ["IEEval", "IEReport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
     ]
 )
