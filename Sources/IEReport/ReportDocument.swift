@@ -129,7 +129,7 @@ public struct ReportDocument: Sendable {
             body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
             table { border-collapse: collapse; margin: 0.5em 0 1.5em 0; font-size: 0.9em; }
             th, td { border: 1px solid #bbb; padding: 0.2em 0.6em; text-align: right; }
-            th:first-child, td:first-child { text-align: left; }
+            th:first-child, td.t { text-align: left; }
             th { background: #eee; }
             figure { margin: 1em 0; }
             figcaption { font-weight: bold; margin-bottom: 0.3em; }
@@ -148,7 +148,10 @@ public struct ReportDocument: Sendable {
 
     func htmlTable(header: [String], rows: [[String]]) -> String {
         var s = "<table>\n<thead><tr>" + header.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
-        for row in rows { s += "<tr>" + row.map { "<td>\(escapeHTML($0))</td>" }.joined() + "</tr>\n" }
+        for row in rows {
+            // Numbers right-aligned, text left-aligned.
+            s += "<tr>" + row.map { Double($0) != nil || $0 == "inf" ? "<td>\(escapeHTML($0))</td>" : "<td class=\"t\">\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
+        }
         return s + "</tbody>\n</table>\n"
     }
 

@@ -57,7 +57,8 @@ public enum RunReport {
             if requestedEpoch != nil {
                 doc.add(.markdown("Results of \(folder) (requested on the command line)."))
             } else if let dice = RunLayout.validationDice(outputs), !dice.isEmpty {
-                let value = dice.first { $0.epoch == epoch || $0.epoch + 1 == epoch }?.dice
+                // The same numbering bestEpoch matched: epoch values equal to folder numbers first, else one less.
+                let value = (dice.first { $0.epoch == epoch } ?? dice.first { $0.epoch + 1 == epoch })?.dice
                 doc.add(.markdown("Results of \(folder): the tested epoch with the best mean validation Dice"
                                   + (value.map { String(format: " (%.4f)", $0) } ?? "") + " in Val/epoch_metrics.csv."))
             } else {

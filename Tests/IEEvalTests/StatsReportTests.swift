@@ -145,7 +145,7 @@ final class StatsReportTests: XCTestCase {
         XCTAssertTrue(html.contains("Test: mean Dice (%) per fold and ensemble"))
         XCTAssertTrue(html.contains("Dice_Test_Splits.png"))
         // bladder mean Dice x 100 of fold 0: 60 + mean(1..6) = 63.5.
-        XCTAssertTrue(html.contains("<tr><td>bladder</td><td>63.500</td><td>68.500</td><td>73.500</td></tr>"))
+        XCTAssertTrue(html.contains("<tr><td class=\"t\">bladder</td><td>63.500</td><td>68.500</td><td>73.500</td></tr>"))
         try validateNotebook(result.notebookPath)
     }
 
