@@ -199,3 +199,31 @@ final class StatsReportTests: XCTestCase {
         }
     }
 }
+
+final class StatsReportCrossValidationTests: XCTestCase {
+    func testInnerEyeTrainEnsembleFilesAreReproduced() throws {
+        // Copy InnerEye's PR_TrainEnsemble CrossValResults inputs (folds 0, 1, ENSEMBLE; one Test subject).
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("ie-cv-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for k in ["0", "1", "ENSEMBLE"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: StatsFixtures.path("PR_TrainEnsemble/\(k)/Test/metrics.csv")))
+            try AtomicFile.write(data, to: "\(root)/\(k)/Test/metrics.csv")
+        }
+        let result = try CrossValidationResults.write(crossValResults: root,
+                                                      dataset: StatsFixtures.path("PR_TrainEnsemble/dataset_subject5.csv"),
+                                                      drawPlots: false)
+        XCTAssertEqual(result.writtenFiles.map { ($0 as NSString).lastPathComponent },
+                       ["MetricsAcrossAllRuns.csv", "Test_outliers.txt",
+                        "CrossValidationWilcoxonSignedRankTestResults.txt", "CrossValidationMannWhitneyTestResults.txt"])
+        XCTAssertEqual(try String(contentsOfFile: "\(root)/Test_outliers.txt", encoding: .utf8),
+                       try StatsFixtures.text("PR_TrainEnsemble_Test_outliers.txt"))
+        // InnerEye's files hold the message without a newline; the stored copies have one appended.
+        XCTAssertEqual(try String(contentsOfFile: "\(root)/CrossValidationWilcoxonSignedRankTestResults.txt", encoding: .utf8) + "\n",
+                       try StatsFixtures.text("CrossValidationWilcoxonSignedRankTestResults.txt"))
+        XCTAssertEqual(try String(contentsOfFile: "\(root)/CrossValidationMannWhitneyTestResults.txt", encoding: .utf8),
+                       WilcoxonComparison.notEnoughData)
+        let across = try String(contentsOfFile: "\(root)/MetricsAcrossAllRuns.csv", encoding: .utf8)
+        XCTAssertEqual(across.split(separator: "\n").count, 10)
+        XCTAssertTrue(across.contains("5,spinalcord,0.0,169.77,108.318,402ba5d42f37357f18f29af17b0846cbca4c430fea5b15a6baad5ec29dd6c9ba,b7f757fb-12e0-489e-a6da-f64895cdd229,1,Test"))
+    }
+}
