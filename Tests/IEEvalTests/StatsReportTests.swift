@@ -61,6 +61,12 @@ final class StatsReportTests: XCTestCase {
     }
 
     func validateNotebook(_ path: String) throws {
+        // Always: the JSON parses and has nbformat 4's top-level shape (nbformat's schema check follows).
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+        XCTAssertEqual(json?["nbformat"] as? Int, 4)
+        let cells = json?["cells"] as? [[String: Any]] ?? []
+        XCTAssertFalse(cells.isEmpty)
+        XCTAssertTrue(cells.allSatisfy { ["markdown", "code"].contains($0["cell_type"] as? String ?? "") })
         let out = try pythonReference("""
             import nbformat
             nb = nbformat.read(\(jsonString(path)), as_version=4)
