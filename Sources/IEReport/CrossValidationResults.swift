@@ -20,7 +20,7 @@ public enum CrossValidationResults {
         }.sorted { (Int($0) ?? Int.max, $0) < (Int($1) ?? Int.max, $1) }
     }
 
-    /// Writes MetricsAcrossAllRuns.csv, `<metric>_<Mode>_splits*.png`, `<Mode>_outliers.txt`,
+    /// Writes MetricsAcrossAllRuns.csv, ResultsByModeAndStructure.csv, ResultsByMode.csv, `<metric>_<Mode>_splits*.png`, `<Mode>_outliers.txt`,
     /// CrossValidationWilcoxonSignedRankTestResults.txt (all splits against each other on Test),
     /// CrossValidationMannWhitneyTestResults.txt (institutions, Test) and scatterplots/<A>_vs_<B>.png.
     /// `dataset` is the parent's dataset.csv (used when a split folder has none).
@@ -50,6 +50,8 @@ public enum CrossValidationResults {
         let csv = try MetricsAcrossRuns.csv(inputs, withIndex: false)
         try put(Data(csv.utf8), "MetricsAcrossAllRuns.csv")
         let all = try MetricsFile.parse(text: csv, source: "\(crossValResults)/MetricsAcrossAllRuns.csv")
+        try put(Data(ResultsBreakdown.csv(all.records, byStructure: true).utf8), "ResultsByModeAndStructure.csv")
+        try put(Data(ResultsBreakdown.csv(all.records, byStructure: false).utf8), "ResultsByMode.csv")
 
         if drawPlots {
             for (name, png) in try Plots.crossValidationBoxPlots(all.records, epochLabel: epoch.map(String.init) ?? "") {

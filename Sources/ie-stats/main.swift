@@ -37,7 +37,8 @@ struct Stats: ParsableCommand {
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE
           ie-stats mannwhitney MetricsAcrossAllRuns.csv --by=institutionId
         """,
-        subcommands: [Aggregate.self, AcrossRuns.self, Outliers.self, Wilcoxon.self, MannWhitney.self])
+        subcommands: [Aggregate.self, AcrossRuns.self, Outliers.self, Wilcoxon.self, MannWhitney.self,
+                      Breakdown.self])
 }
 
 struct Aggregate: ParsableCommand {
@@ -266,6 +267,26 @@ struct MannWhitney: ParsableCommand {
 }
 
 extension MannWhitneyU.Method: ExpressibleByArgument {}
+
+struct Breakdown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ResultsByMode.csv / ResultsByModeAndStructure.csv: mean, median, min, max of Dice.",
+        discussion: """
+        Examples:
+          ie-stats breakdown MetricsAcrossAllRuns.csv -o ResultsByMode.csv
+          ie-stats breakdown MetricsAcrossAllRuns.csv --by-structure -o ResultsByModeAndStructure.csv
+        """)
+
+    @Argument(help: "Metrics CSV files with a mode column ('-' = stdin).") var inputs: [String] = ["-"]
+    @Flag(help: "Group by mode and structure.") var byStructure = false
+    @OptionGroup var out: OutputOption
+
+    func run() throws {
+        var records: [MetricsRecord] = []
+        for path in inputs { records += try MetricsFile.read(path: path).records }
+        try out.write(ResultsBreakdown.csv(records, byStructure: byStructure))
+    }
+}
 
 runTool("ie-stats") {
     do {

@@ -219,7 +219,7 @@ final class StatsReportCrossValidationTests: XCTestCase {
                                                       dataset: StatsFixtures.path("PR_TrainEnsemble/dataset_subject5.csv"),
                                                       drawPlots: false)
         XCTAssertEqual(result.writtenFiles.map { ($0 as NSString).lastPathComponent },
-                       ["MetricsAcrossAllRuns.csv", "Test_outliers.txt",
+                       ["MetricsAcrossAllRuns.csv", "ResultsByModeAndStructure.csv", "ResultsByMode.csv", "Test_outliers.txt",
                         "CrossValidationWilcoxonSignedRankTestResults.txt", "CrossValidationMannWhitneyTestResults.txt"])
         XCTAssertEqual(try String(contentsOfFile: "\(root)/Test_outliers.txt", encoding: .utf8),
                        try StatsFixtures.text("PR_TrainEnsemble_Test_outliers.txt"))
