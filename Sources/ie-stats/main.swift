@@ -166,6 +166,8 @@ struct Wilcoxon: ParsableCommand {
           ie-stats wilcoxon old/metrics.csv new/metrics.csv --names=OLD,NEW
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE --subset=test
           ie-stats wilcoxon a.csv b.csv --method=exact --adjust=holm --format=csv
+        CSV columns: Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict (with Run1,Run2 first
+        when there are several pairs).
         """)
 
     enum Method: String, ExpressibleByArgument, CaseIterable { case innereye, exact, approx }
@@ -212,11 +214,7 @@ struct Wilcoxon: ParsableCommand {
         case .text:
             try out.write(WilcoxonComparison.text(results))
         case .csv:
-            guard results.count == 1 else {
-                throw IEError.usage("--format=csv compares exactly one pair of runs, got \(results.count) pairs; "
-                                    + "expected two runs or --against with one other run")
-            }
-            try out.write(WilcoxonComparison.csv(results[0]))
+            try out.write(WilcoxonComparison.csv(results))
         }
     }
 }
