@@ -15,6 +15,12 @@ public enum RunReport {
 
     static let modes = ["Test", "Val", "Train"]
 
+    /// `RUN/outputs` when it exists, else `RUN` (see IEEval.RunLayout).
+    public static func outputsFolder(_ run: String) -> String { RunLayout.outputsFolder(run) }
+
+    /// The epoch a report uses: best mean validation Dice among the epoch folders, else the highest.
+    public static func bestEpoch(_ outputs: String) -> Int? { RunLayout.bestEpoch(outputs) }
+
     /// Writes both files atomically into the run's outputs folder (or `outputFolder`).
     @discardableResult
     public static func write(run: String, outputFolder: String? = nil, epoch: Int? = nil,
