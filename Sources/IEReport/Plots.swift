@@ -89,7 +89,7 @@ public enum Plots {
                            + "title \(Gnuplot.quoted("\(structure), \(xBetter):\(yBetter)"))")
             block += 1
         }
-        clauses.append("x with lines lc rgb 'black' notitle")
+        if clauses.isEmpty { clauses.append("NaN notitle") }
         let body = """
             set title \(Gnuplot.quoted("Dice scores for \(xName) (x axis) and \(yName) (y axis)"))
             set xlabel \(Gnuplot.quoted(xName))
@@ -99,6 +99,11 @@ public enum Plots {
             set yrange [\(-0.02 * maxDice):\(1.02 * maxDice)]
             set key left top
             set grid
+            set arrow from 0,0 to \(maxDice),\(maxDice) nohead lc rgb 'black'
+            set arrow from 0,0 to 0,\(maxDice) nohead lc rgb 'black'
+            set arrow from 0,0 to \(maxDice),0 nohead lc rgb 'black'
+            set arrow from \(maxDice),0 to \(maxDice),\(maxDice) nohead lc rgb 'black'
+            set arrow from 0,\(maxDice) to \(maxDice),\(maxDice) nohead lc rgb 'black'
             plot \(clauses.joined(separator: ", \\\n     "))
             """
         return try Gnuplot.png(body: body, dataFiles: ["scatter.dat": data], width: 900, height: 800)
