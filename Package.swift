@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "IEDataTests", dependencies: ["IEData", "IEConfig", "IERun"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),
-        .testTarget(name: "IEEvalTests", dependencies: ["IEEval"]),
+        .testTarget(name: "IEEvalTests", dependencies: ["IEEval", "IEReport"], exclude: ["Fixtures"]),
         .testTarget(name: "IETrainTests", dependencies: ["IETrain"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
     ]

@@ -1,2 +1,85 @@
+import ArgumentParser
+import Foundation
 import IECore
-runTool("ie-report") { throw IEError.failure("not implemented yet") }
+import IEReport
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ie-report",
+        abstract: "Writes outputs/report.ipynb and outputs/report.html of a run (SPEC §11).",
+        discussion: """
+        The report holds, per mode (Test, Val, Train when present), the per-structure describe tables, the 20
+        worst subjects by each metric with an is_outlier column and box plots; the training curves; baseline
+        comparisons; and for cross-validation parents (CrossValResults/) the per-fold and ensemble comparison.
+        It uses the epoch with the best mean validation Dice (Val/epoch_metrics.csv), else the highest
+        epoch_NNN folder. Plots are drawn by gnuplot (pngcairo). The notebook needs no kernel: its outputs
+        are pre-rendered; the HTML page embeds its images.
+
+        --baseline=NAME=RUN (repeatable) first compares this run's Test Dice with baseline runs (SPEC §9
+        comparison_runs): BaselineComparisonWilcoxonSignedRankTestResults.txt, MetricsAcrossAllRuns.csv and
+        scatterplots/ in epoch_NNN/Test, the baseline metrics copied to outputs/NAME/epoch_MMM/.
+        --cross-validation first writes the statistics files of outputs/CrossValResults/ (SPEC §10) from its
+        0/ ... N-1/ and ENSEMBLE/ folders.
+
+        Examples:
+          ie-report --run=runs/Prostate/Prostate_20260101T120000Z_ab12
+          ie-report --run=RUN --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
+          ie-report --run=runs/Prostate/PARENT_RUN --epoch=100
+          ie-report --run=RUN --output-dir=/tmp/report
+        """)
+
+    @Option(name: .customLong("run"), help: "Run folder (or its outputs folder).") var runFolder: String
+    @Option(help: "Epoch folder to report (default: best validation epoch).") var epoch: Int?
+    @Option(help: "Write the two files here instead of the run's outputs folder.") var outputDir: String?
+    @Option(help: "Baseline run as NAME=RUN_FOLDER to compare with first (repeatable).") var baseline: [String] = []
+    @Flag(help: "Write the CrossValResults/ statistics files first (cross-validation parent).")
+    var crossValidation = false
+    @Flag(help: "Less output.") var quiet = false
+
+    func validate() throws {
+        for b in baseline where !b.contains("=") {
+            throw ValidationError("--baseline expects NAME=RUN_FOLDER, got '\(b)'")
+        }
+    }
+
+    func run() throws {
+        let outputs = RunReport.outputsFolder(runFolder)
+        if crossValidation {
+            let dataset = "\(outputs)/dataset.csv"
+            try CrossValidationResults.write(crossValResults: "\(outputs)/CrossValResults",
+                                             dataset: FileManager.default.fileExists(atPath: dataset) ? dataset : nil)
+        }
+        if !baseline.isEmpty {
+            guard let e = epoch ?? RunReport.bestEpoch(outputs) else {
+                throw IEError.badInput("no epoch_NNN folder, expected Test results to compare with baselines", file: outputs)
+            }
+            let baselines = baseline.map { b -> BaselineComparison.Baseline in
+                let eq = b.firstIndex(of: "=")!
+                return .init(name: String(b[..<eq]), run: String(b[b.index(after: eq)...]))
+            }
+            try BaselineComparison.run(outputs: outputs, epoch: e, baselines: baselines)
+        }
+        let result = try RunReport.write(run: runFolder, outputFolder: outputDir, epoch: epoch)
+        if !quiet {
+            FileHandle.standardError.write(Data("ie-report: wrote \(result.notebookPath) and \(result.htmlPath)\n".utf8))
+            if !result.missing.isEmpty {
+                FileHandle.standardError.write(Data("ie-report: missing: \(result.missing.joined(separator: ", "))\n".utf8))
+            }
+        }
+    }
+}
+
+runTool("ie-report") {
+    do {
+        var command = try Report.parseAsRoot()
+        try command.run()
+    } catch let error as IEError {
+        throw error
+    } catch {
+        if Report.exitCode(for: error).rawValue == 0 {
+            print(Report.fullMessage(for: error))
+            exit(0)
+        }
+        throw IEError.usage(Report.message(for: error) + "; see ie-report --help")
+    }
+}

@@ -37,7 +37,8 @@ struct Stats: ParsableCommand {
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE
           ie-stats mannwhitney MetricsAcrossAllRuns.csv --by=institutionId
         """,
-        subcommands: [Aggregate.self, AcrossRuns.self, Outliers.self, Wilcoxon.self, MannWhitney.self])
+        subcommands: [Aggregate.self, AcrossRuns.self, Outliers.self, Wilcoxon.self, MannWhitney.self,
+                      Breakdown.self])
 }
 
 struct Aggregate: ParsableCommand {
@@ -165,6 +166,8 @@ struct Wilcoxon: ParsableCommand {
           ie-stats wilcoxon old/metrics.csv new/metrics.csv --names=OLD,NEW
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE --subset=test
           ie-stats wilcoxon a.csv b.csv --method=exact --adjust=holm --format=csv
+        CSV columns: Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict (with Run1,Run2 first
+        when there are several pairs).
         """)
 
     enum Method: String, ExpressibleByArgument, CaseIterable { case innereye, exact, approx }
@@ -211,11 +214,7 @@ struct Wilcoxon: ParsableCommand {
         case .text:
             try out.write(WilcoxonComparison.text(results))
         case .csv:
-            guard results.count == 1 else {
-                throw IEError.usage("--format=csv compares exactly one pair of runs, got \(results.count) pairs; "
-                                    + "expected two runs or --against with one other run")
-            }
-            try out.write(WilcoxonComparison.csv(results[0]))
+            try out.write(WilcoxonComparison.csv(results))
         }
     }
 }
@@ -266,6 +265,26 @@ struct MannWhitney: ParsableCommand {
 }
 
 extension MannWhitneyU.Method: ExpressibleByArgument {}
+
+struct Breakdown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ResultsByMode.csv / ResultsByModeAndStructure.csv: mean, median, min, max of Dice.",
+        discussion: """
+        Examples:
+          ie-stats breakdown MetricsAcrossAllRuns.csv -o ResultsByMode.csv
+          ie-stats breakdown MetricsAcrossAllRuns.csv --by-structure -o ResultsByModeAndStructure.csv
+        """)
+
+    @Argument(help: "Metrics CSV files with a mode column ('-' = stdin).") var inputs: [String] = ["-"]
+    @Flag(help: "Group by mode and structure.") var byStructure = false
+    @OptionGroup var out: OutputOption
+
+    func run() throws {
+        var records: [MetricsRecord] = []
+        for path in inputs { records += try MetricsFile.read(path: path).records }
+        try out.write(ResultsBreakdown.csv(records, byStructure: byStructure))
+    }
+}
 
 runTool("ie-stats") {
     do {

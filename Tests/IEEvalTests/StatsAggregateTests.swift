@@ -90,3 +90,13 @@ final class StatsAcrossRunsTests: XCTestCase {
         XCTAssertEqual(pythonFloatRepr(.infinity), "inf")
     }
 }
+
+final class StatsBreakdownTests: XCTestCase {
+    func testResultsBreakdownMatchesInnerEyeFiles() throws {
+        // InnerEye's test_create_summary input and expected outputs.
+        let file = try MetricsFile.read(path: StatsFixtures.path("MetricsAcrossAllRuns.csv"))
+        XCTAssertEqual(ResultsBreakdown.csv(file.records, byStructure: false), try StatsFixtures.text("ResultsByMode.csv"))
+        XCTAssertEqual(ResultsBreakdown.csv(file.records, byStructure: true),
+                       try StatsFixtures.text("ResultsByModeAndStructure.csv"))
+    }
+}

@@ -35,7 +35,8 @@ public struct MetricsRecord: Sendable, Equatable {
 
     /// The key that pairs a subject across runs: seriesId when the table has one, else Patient (as InnerEye).
     public func pairingKey(useSeriesId: Bool) -> String {
-        useSeriesId ? (seriesId ?? patient) : patient
+        if useSeriesId, let seriesId, !seriesId.isEmpty { return seriesId }
+        return patient
     }
 }
 

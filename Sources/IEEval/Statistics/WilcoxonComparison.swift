@@ -176,18 +176,25 @@ public enum WilcoxonComparison {
         return lines.isEmpty ? notEnoughData : lines.joined(separator: "\n") + "\n"
     }
 
-    /// `Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict` for one pair.
-    public static func csv(_ result: WilcoxonPairResult) -> String {
-        var out = "Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict\n"
-        for row in result.rows {
-            let fields = [row.structure, String(row.pairs), csvNumber(row.mean1), csvNumber(row.mean2),
-                          String(row.firstHigher), String(row.secondHigher), csvNumber(row.median1),
-                          csvNumber(row.median2), csvNumber(row.statistic), csvNumber(row.z),
-                          csvNumber(row.p), row.verdict]
-            out += fields.map(csvQuote).joined(separator: ",") + "\n"
+    /// `Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict` for one pair; with several pairs each
+    /// row is prefixed by `Run1,Run2` columns.
+    public static func csv(_ results: [WilcoxonPairResult]) -> String {
+        let several = results.count > 1
+        var out = (several ? "Run1,Run2," : "") + "Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict\n"
+        for result in results {
+            for row in result.rows {
+                var fields = [row.structure, String(row.pairs), csvNumber(row.mean1), csvNumber(row.mean2),
+                              String(row.firstHigher), String(row.secondHigher), csvNumber(row.median1),
+                              csvNumber(row.median2), csvNumber(row.statistic), csvNumber(row.z),
+                              csvNumber(row.p), row.verdict]
+                if several { fields = [result.run1, result.run2] + fields }
+                out += fields.map(csvQuote).joined(separator: ",") + "\n"
+            }
         }
         return out
     }
+
+    public static func csv(_ result: WilcoxonPairResult) -> String { csv([result]) }
 
     /// `{'Name':<15s} {'N':^3s} {'Mean1':^7s} ...` of InnerEye, spelled out.
     public static let header = pad("Name", 15) + " " + center("N", 3) + " " + center("Mean1", 7) + " "

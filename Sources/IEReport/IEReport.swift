@@ -1,1 +1,0 @@
-// IEReport: see DESIGN.md
