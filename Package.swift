@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet"]),
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun"]),
+        .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig"]),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -46,7 +46,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-ensemble", dependencies: ["IETrain", "IECommand",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ie-metrics", dependencies: ["IEEval", "IEData", "IERun",
+        .executableTarget(name: "ie-metrics", dependencies: ["IEEval", "IEData", "IERun", "IEReport", "IEConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-stats", dependencies: ["IEEval",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
