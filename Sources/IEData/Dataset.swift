@@ -41,6 +41,9 @@ public struct Dataset: Sendable {
     public init(table: CSVTable, path: String) throws {
         self.path = path
         self.folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var table = table
+        // Spreadsheet programs like to start UTF-8 CSV files with a byte-order mark.
+        if let first = table.header.first, first.hasPrefix("\u{FEFF}") { table.header[0] = String(first.dropFirst()) }
         self.table = table
         for column in Dataset.requiredColumns where table.columnIndex(column) == nil {
             let hint = closestMatch(column, in: table.header).map { " (closest: \($0))" } ?? ""
