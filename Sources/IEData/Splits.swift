@@ -131,7 +131,10 @@ public enum Splits {
         var institutions: [String] = []
         var subjectsBy: [String: [String]] = [:]
         for row in dataset.rows {
-            let inst = row.institutionId ?? ""
+            // InnerEye (pandas groupby) silently dropped rows without an institution; we refuse them instead.
+            guard let inst = row.institutionId, !inst.isEmpty else {
+                throw IEError.badInput("subject \(row.subject) has an empty institutionId, expected one for split_by_institution", file: dataset.path, line: row.line)
+            }
             if subjectsBy[inst] == nil { institutions.append(inst) }
             if !(subjectsBy[inst]?.contains(row.subject) ?? false) { subjectsBy[inst, default: []].append(row.subject) }
         }
