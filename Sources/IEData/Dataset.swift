@@ -97,11 +97,16 @@ public struct Dataset: Sendable {
         row.filePath.hasPrefix("/") ? row.filePath : URL(fileURLWithPath: folder).appendingPathComponent(row.filePath).standardizedFileURL.path
     }
 
-    /// The CSV rows (header kept) whose subject is in `subjects`, in file order.
-    public func table(subjects: Set<String>) -> CSVTable {
-        let keep = rows.filter { subjects.contains($0.subject) }
-        return CSVTable(header: table.header, rows: keep.map { table.rows[$0.rowIndex] },
-                        lineNumbers: keep.map(\.line), source: path)
+    /// The CSV rows (header kept) whose subject is in `subjects`, in file order. With `absolutePaths`, filePath
+    /// holds each file's absolute path, so the table stays valid wherever it is written.
+    public func table(subjects: Set<String>? = nil, absolutePaths: Bool = false) -> CSVTable {
+        let keep = rows.filter { subjects?.contains($0.subject) ?? true }
+        let fileColumn = table.columnIndex("filePath")!
+        return CSVTable(header: table.header, rows: keep.map { row in
+            var fields = table.rows[row.rowIndex]
+            if absolutePaths { fields[fileColumn] = absolutePath(row) }
+            return fields
+        }, lineNumbers: keep.map(\.line), source: path)
     }
 
     /// Checks that every subject has a row for each required channel (image channels and mask always;

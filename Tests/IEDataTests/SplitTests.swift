@@ -209,7 +209,17 @@ final class SplitTests: XCTestCase {
         XCTAssertEqual(Set(train.rows.map { $0[0] }), Set(split.train))
         XCTAssertEqual(train.rows.count, 2 * split.train.count)
         let all = try CSVTable.read(path: scratch.root + "/out/dataset.csv")
-        XCTAssertEqual(all.rows, dataset.table.rows)
+        XCTAssertEqual(all.rows.count, dataset.table.rows.count)
+        // Rows are dataset.csv's with absolute file paths (the copies live elsewhere than the images).
+        for (written, original) in zip(all.rows, dataset.table.rows) {
+            XCTAssertEqual(written[0], original[0]); XCTAssertEqual(written[2], original[2])
+            XCTAssertEqual(written[1], scratch.root + "/d/" + original[1])
+        }
+        let readBack = try Splits.read(from: scratch.root + "/out")
+        XCTAssertEqual(readBack.train?.subjectsInFileOrder, split.train)
+        XCTAssertEqual(readBack.val?.subjectsInFileOrder, split.val)
+        XCTAssertEqual(readBack.test?.subjectsInFileOrder, split.test)
+        XCTAssertEqual(readBack.all.subjectsInFileOrder, dataset.subjectsInFileOrder)
         let testRows = try CSVTable.read(path: scratch.root + "/out/test_dataset.csv")
         XCTAssertEqual(Set(testRows.rows.map { $0[0] }), Set(split.test))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.root + "/out").filter { $0.hasPrefix(".") }

@@ -105,6 +105,9 @@ final class SplitToolTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: runPath + "/outputs/" + f), f)
         }
         XCTAssertTrue(try String(contentsOfFile: runPath + "/logs/ie-split.log", encoding: .utf8).contains("train 4, val 2, test 1"))
+        // The run's copies point at the images wherever the run lives.
+        let copied = try Dataset.load(path: runPath + "/outputs/dataset.csv")
+        XCTAssertEqual(copied.absolutePath(copied.rows[0]), s.root + "/data/toy/train_and_test_data/id1_channel1.nii.gz")
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runPath + "/run.json"))) as! [String: Any]
         XCTAssertEqual(info["model"] as? String, "Tiny")
         XCTAssertEqual(info["status"] as? String, "queued")
