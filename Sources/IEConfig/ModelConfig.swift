@@ -94,6 +94,12 @@ public struct ModelConfig: Sendable {
         let parsed = try parseFile(path: path)
         var config: ModelConfig
         if let base = parsed.base {
+            do {
+                _ = try findFile(name: base.name, settings: settings)
+            } catch let e as IEError {
+                // Name the file and line that asked for the missing base.
+                throw IEError.usage("base: \(e.message)", file: path, line: base.line)
+            }
             config = try loadFile(name: base.name, settings: settings, visiting: visiting + [name])
         } else {
             config = ModelConfig(name: name)

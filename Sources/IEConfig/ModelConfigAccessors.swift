@@ -55,7 +55,9 @@ extension ModelConfig {
     public var numDownsamplingPaths: Int { int("num_downsampling_paths") }
     /// (Z, Y, X); nil when unset (partial configs).
     public var cropSize: [Int]? { ints("crop_size") }
+    /// (Z, Y, X); default crop_size.
     public var testCropSize: [Int]? { ints("test_crop_size") }
+    /// (Z, Y, X); default test_crop_size.
     public var inferenceStrideSize: [Int]? { ints("inference_stride_size") }
     public var inferenceBatchSize: Int { int("inference_batch_size") }
     /// Background first; nil when unset.

@@ -200,11 +200,11 @@ public struct RunDirectory: Sendable {
     public func openLog(tool: String) throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let file = logs + "/" + tool + ".log"
-        if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+        if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
         handle.seekToEndOfFile()
         Log.logFile = handle
-        Log.info("\(tool): \(CommandLine.arguments.joined(separator: " "))")
+        handle.write(Data("[\(RunIDs.isoDate(Date()))] \(tool): \(CommandLine.arguments.joined(separator: " "))\n".utf8))
     }
 
     public func closeLog() {
