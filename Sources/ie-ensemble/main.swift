@@ -64,7 +64,7 @@ struct Ensemble: ParsableCommand {
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: extra)
-            try run.perform(tool: "ie-ensemble", completes: false) {
+            try run.perform(tool: "ie-ensemble") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
                                           models: models, gaussian: gaussian, tta: tta)
@@ -79,4 +79,4 @@ struct Ensemble: ParsableCommand {
     }
 }
 
-runCommand(Ensemble.self, tool: "ie-ensemble") { Ensemble.overrides = $0 }
+runCommand(Ensemble.self, tool: "ie-ensemble", ownOptions: ["model_id"]) { Ensemble.overrides = $0 }

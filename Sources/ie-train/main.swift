@@ -48,7 +48,7 @@ struct Train: ParsableCommand {
         setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         StopSignal.install()
         var finished = true
-        try runDir.perform(tool: "ie-train", completes: false) {
+        try runDir.perform(tool: "ie-train") {
             if config.train {
                 finished = try RunPipeline.train(run: runDir, config: config, settings: settingsValue, resume: resume)
             } else {
