@@ -36,5 +36,15 @@ public enum RunEvaluation {
             Log.warning("gnuplot not found: metrics_boxplot.png not drawn (apt-get install gnuplot-nox)")
         }
         Log.info("ie-metrics: \(mode) epoch \(epoch): \(rows.count) rows in \(folder)/metrics.csv")
+        let comparisons = try config.comparisonRuns()
+        if mode == "Test" && !comparisons.isEmpty {
+            let baselines = try comparisons.map { entry -> BaselineComparison.Baseline in
+                let source = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: entry.runRecoveryId))
+                return BaselineComparison.Baseline(name: entry.name, run: source.path)
+            }
+            let result = try BaselineComparison.run(outputs: run.outputs, epoch: epoch, baselines: baselines,
+                                                    drawPlots: Gnuplot.executable() != nil)
+            Log.info("ie-metrics: compared with \(comparisons.map(\.name).joined(separator: ", ")): \(result.wilcoxonPath)")
+        }
     }
 }

@@ -61,6 +61,43 @@ public enum RunPipeline {
         return finished
     }
 
+    /// `train: false` (InnerEye's "testing an existing model"): the given weights (local_weights_path,
+    /// model_id, or run_recovery_id + start_epoch) become this run's checkpoint of their epoch, and that epoch is
+    /// recorded as epochs_to_test, so ie-infer and ie-metrics evaluate them on Val and Test. Returns the epoch.
+    @discardableResult
+    public static func adoptWeights(run: RunDirectory, config: ModelConfig, settings: Settings) throws -> Int {
+        var source: String?
+        var epoch = 0
+        if let recovery = config.runRecoveryId {
+            let from = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
+            guard config.startEpoch > 0 else {
+                throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to evaluate")
+            }
+            source = checkpointPath(run: from, epoch: config.startEpoch)
+            epoch = config.startEpoch
+        } else if let weights = config.localWeightsPath.first {
+            source = weights
+        } else if let id = config.modelId {
+            let model = try ModelRegistry(settings: settings).resolve(id)
+            try model.verify()
+            source = model.checkpointPaths.first
+        }
+        guard let source else {
+            throw IEError.usage("--no-train needs weights to evaluate, expected --local_weights_path, --model_id or --run_recovery_id with --start_epoch")
+        }
+        let checkpoint = try readCheckpoint(source)
+        _ = try checkpoint.makeModel(source: source)
+        if epoch == 0 { epoch = checkpoint.epoch ?? 0 }
+        let target = checkpointPath(run: run, epoch: epoch)
+        try FileManager.default.createDirectory(atPath: run.outputs + "/checkpoints", withIntermediateDirectories: true)
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: source)), to: target)
+        _ = try run.modelConfig(settings: settings, extra: ["--epochs_to_test=\(epoch)"], record: true)
+        try run.writeArguments(config)
+        try run.writeBuildInformation()
+        Log.info("no training: \(source) is the run's epoch \(epoch) checkpoint, evaluated by ie-infer/ie-metrics")
+        return epoch
+    }
+
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
         let autosave = run.outputs + "/checkpoints/autosave.ckpt"
         if resume, FileManager.default.fileExists(atPath: autosave) {
@@ -79,6 +116,12 @@ public enum RunPipeline {
         }
         if let weights = config.localWeightsPath.first {
             return .weights(try readCheckpoint(weights), source: weights)
+        }
+        if let id = config.modelId {
+            let model = try ModelRegistry(settings: settings).resolve(id)
+            try model.verify()
+            guard let path = model.checkpointPaths.first else { throw IEError.badInput("model \(id) has no checkpoint", file: model.folder) }
+            return .weights(try readCheckpoint(path), source: path)
         }
         return .fresh
     }

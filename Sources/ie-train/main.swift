@@ -52,7 +52,7 @@ struct Train: ParsableCommand {
             if config.train {
                 finished = try RunPipeline.train(run: runDir, config: config, settings: settingsValue, resume: resume)
             } else {
-                Log.info("train is false: no training, the given weights are evaluated by ie-infer")
+                try RunPipeline.adoptWeights(run: runDir, config: config, settings: settingsValue)
             }
         }
         if !finished {

@@ -5,7 +5,7 @@ import XCTest
 final class PipelineTests: XCTestCase {
     static let tiny = ["--crop_size=16,32,32", "--test_crop_size=16,48,48", "--threads=1"]
 
-    func makeRun(_ runner: ToolRunner, subjects: Int = 8) throws -> String {
+    static func makeRun(_ runner: ToolRunner, subjects: Int = 8) throws -> String {
         let synth = try runner.run("synth", ["--output_folder=datasets/HelloWorld", "--subjects=\(subjects)", "--shape=16,48,48", "--quiet"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let split = try runner.run("split", ["--model=HelloWorld"])
@@ -18,7 +18,7 @@ final class PipelineTests: XCTestCase {
     func testTrainInferMetricsReportLeaveTheRunLayout() throws {
         let runner = try ToolRunner(name: "pipeline")
         defer { runner.remove() }
-        let run = try makeRun(runner)
+        let run = try Self.makeRun(runner)
         let train = try runner.run("train", ["--run=\(run)", "--num_epochs=2", "--save_start_epoch=1", "--save_step_epochs=1"] + Self.tiny)
         XCTAssertEqual(train.status, 0, train.stderr)
         for file in ["args.txt", "buildinformation.json", "dataset.csv", "train_dataset.csv", "val_dataset.csv", "test_dataset.csv",
@@ -76,7 +76,7 @@ final class PipelineTests: XCTestCase {
     func testKilledTrainingResumesToTheSameWeights() throws {
         let runner = try ToolRunner(name: "resume")
         defer { runner.remove() }
-        let reference = try makeRun(runner)
+        let reference = try Self.makeRun(runner)
         let killed = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let args = ["--num_epochs=4"] + Self.tiny
         let straight = try runner.run("train", ["--run=\(reference)"] + args)
@@ -109,7 +109,7 @@ final class PipelineTests: XCTestCase {
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
         let runner = try ToolRunner(name: "corrupt")
         defer { runner.remove() }
-        let run = try makeRun(runner)
+        let run = try Self.makeRun(runner)
         let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.tiny)
         XCTAssertEqual(train.status, 0, train.stderr)
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: run + "/outputs/checkpoints/epoch_001.ckpt")))
@@ -129,7 +129,7 @@ final class PipelineTests: XCTestCase {
     func testBadOverrideIsExitCode2NamingTheFlag() throws {
         let runner = try ToolRunner(name: "usage")
         defer { runner.remove() }
-        let run = try makeRun(runner, subjects: 6)
+        let run = try Self.makeRun(runner, subjects: 6)
         let typo = try runner.run("train", ["--run=\(run)", "--num_epoch=3"])
         XCTAssertEqual(typo.status, 2, typo.stderr)
         XCTAssertTrue(typo.stderr.contains("--num_epoch"), typo.stderr)
@@ -139,5 +139,31 @@ final class PipelineTests: XCTestCase {
         let help = try runner.run("train", ["--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("Examples:"))
+    }
+}
+
+/// InnerEye's "testing an existing model": no training, the given weights evaluated on Val and Test.
+final class ExistingModelTests: XCTestCase {
+    func testNoTrainWithRecoveredWeightsEvaluatesThemInTheNewRun() throws {
+        let runner = try ToolRunner(name: "notrain")
+        defer { runner.remove() }
+        let first = try PipelineTests.makeRun(runner, subjects: 6)
+        let train = try runner.run("train", ["--run=\(first)", "--num_epochs=2"] + PipelineTests.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let recovery = URL(fileURLWithPath: first).deletingLastPathComponent().lastPathComponent + ":" + URL(fileURLWithPath: first).lastPathComponent
+
+        let second = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let noTrain = try runner.run("train", ["--run=\(second)", "--no-train", "--run_recovery_id=\(recovery)", "--start_epoch=2"] + PipelineTests.tiny)
+        XCTAssertEqual(noTrain.status, 0, noTrain.stderr)
+        for mode in ["Val", "Test"] {
+            XCTAssertEqual(try runner.run("infer", ["--run=\(second)", "--mode=\(mode)", "--threads=1"]).status, 0)
+            XCTAssertEqual(try runner.run("metrics", ["--run=\(second)", "--mode=\(mode)"]).status, 0)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: second + "/outputs/epoch_002/\(mode)/metrics.csv"), mode)
+        }
+        // The adopted checkpoint is byte-identical to the recovered run's epoch-2 checkpoint; nothing was trained.
+        let a = try Data(contentsOf: URL(fileURLWithPath: first + "/outputs/checkpoints/epoch_002.ckpt"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: second + "/outputs/checkpoints/epoch_002.ckpt"))
+        XCTAssertEqual(a, b)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: second + "/outputs/Train/epoch_metrics.csv"))
     }
 }
