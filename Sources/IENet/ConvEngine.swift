@@ -1,3 +1,4 @@
+import Foundation
 import CBLAS
 
 /// Geometry of one 3D convolution (cubic kernel, equal stride and padding on all axes).
@@ -39,8 +40,12 @@ struct ConvGeometry: Equatable {
 /// One reusable scratch area for column matrices: avoids page-faulting tens of MB per layer call.
 /// Layers run one after another, so a single process-wide buffer is enough.
 enum ConvScratch {
-    /// 8 Mi floats = 32 MiB per column buffer.
-    nonisolated(unsafe) static var budgetFloats = 8 << 20
+    /// Floats per column buffer. Small enough that a slab's columns stay in cache between im2col and the GEMM's
+    /// packing (the conv is memory-bound otherwise); IENET_SLAB_FLOATS overrides it for tuning.
+    nonisolated(unsafe) static var budgetFloats: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_SLAB_FLOATS"], let n = Int(text), n > 0 { return n }
+        return 1 << 18
+    }()
     nonisolated(unsafe) private static var buffers: [UnsafeMutablePointer<Float>?] = [nil, nil]
     nonisolated(unsafe) private static var capacities: [Int] = [0, 0]
 
@@ -169,7 +174,26 @@ enum ConvKernels {
                          gradInput: UnsafeMutablePointer<Float>?) {
         let rows = g.outD * g.outH
         let slab = g.rowsPerSlab
-        if let gradInput, !g.isPointwise {
+        // Stride 1: the input gradient is itself a convolution of gradOutput with the flipped, transposed kernel
+        // (padding k-1-p). That GEMM has the large inner dimension Cout*k^3 and needs no col2im scatter.
+        let flipped = g.stride == 1 && !g.isPointwise && gradInput != nil && g.kernel - 1 - g.padding >= 0
+        if flipped {
+            let k3 = g.kernel * g.kernel * g.kernel
+            let flippedWeight = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * g.colRows)
+            defer { flippedWeight.deallocate() }
+            for co in 0..<g.outChannels {
+                for ci in 0..<g.inChannels {
+                    let src = weight + (co * g.inChannels + ci) * k3
+                    let dst = flippedWeight + (ci * g.outChannels + co) * k3
+                    for t in 0..<k3 { dst[t] = src[k3 - 1 - t] }
+                }
+            }
+            let transposed = ConvGeometry(inChannels: g.outChannels, outChannels: g.inChannels, kernel: g.kernel,
+                                          stride: 1, padding: g.kernel - 1 - g.padding,
+                                          inD: g.outD, inH: g.outH, inW: g.outW)
+            precondition(transposed.outD == g.inD && transposed.outH == g.inH && transposed.outW == g.inW)
+            forward(transposed, batch: batch, input: gradOutput, weight: flippedWeight, output: gradInput!)
+        } else if let gradInput, !g.isPointwise {
             gradInput.update(repeating: 0, count: batch * g.inChannels * g.inSpatial)
         }
         for n in 0..<batch {
@@ -193,7 +217,7 @@ enum ConvKernels {
                 im2col(g, input: x, col: col, rowStart: r0, rowEnd: r1)
                 sgemm(transB: true, m: g.outChannels, n: g.colRows, k: columns, a: gy + r0 * g.outW,
                       lda: g.outSpatial, b: col, ldb: columns, beta: 1, c: gradWeight, ldc: g.colRows)
-                if let gradInput {
+                if let gradInput, !flipped {
                     sgemm(transA: true, m: g.colRows, n: columns, k: g.outChannels, a: weight, lda: g.colRows,
                           b: gy + r0 * g.outW, ldb: g.outSpatial, beta: 0, c: col, ldc: columns)
                     col2im(g, col: col, input: gradInput + n * g.inChannels * g.inSpatial, rowStart: r0, rowEnd: r1)

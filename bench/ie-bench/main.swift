@@ -1,2 +1,130 @@
+// ie-bench: conv and UNet3D training-step throughput of the IENet engine on this machine.
+// Run by `make bench` (release build). Not a test: numbers depend on the machine and its load.
+//   ie-bench [--threads 1,2] [--repeats N] [--skip-unet] [--unet-size 64] [--unet-batch 2] [--features 32]
+import Foundation
+import CBLAS
 import IENet
-print("ie-bench")
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+func peakRSSMiB() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+}
+
+/// Best of `repeats` timings (the least disturbed by other processes on a shared machine).
+func best(_ repeats: Int, _ body: () -> Void) -> Double {
+    var fastest = Double.infinity
+    for _ in 0..<repeats {
+        let start = now()
+        body()
+        fastest = min(fastest, now() - start)
+    }
+    return fastest
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}
+let threadCounts = (option("--threads") ?? "1,2").split(separator: ",").compactMap { Int($0) }
+let repeats = Int(option("--repeats") ?? "3") ?? 3
+let skipUNet = arguments.contains("--skip-unet")
+let unetSize = Int(option("--unet-size") ?? "64") ?? 64
+let unetBatch = Int(option("--unet-batch") ?? "2") ?? 2
+let features = Int(option("--features") ?? "32") ?? 32
+
+var seed = SeededGenerator(seed: 1)
+func randomTensor(_ shape: [Int]) -> Tensor {
+    Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(seed.nextUniform(-1, 1)) })
+}
+
+print("ie-bench: OpenBLAS core \(String(cString: openblas_get_corename())), "
+      + "OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")")
+print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; load average at start: "
+      + ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"))
+
+// sgemm peak
+let gemmSize = 2048
+let a = (0..<gemmSize * gemmSize).map { _ in Float(seed.nextUniform(-1, 1)) }
+let b = (0..<gemmSize * gemmSize).map { _ in Float(seed.nextUniform(-1, 1)) }
+var c = [Float](repeating: 0, count: gemmSize * gemmSize)
+var sgemmPeak: [Int: Double] = [:]
+for threads in threadCounts {
+    setThreads(threads)
+    let seconds = best(repeats) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(gemmSize), Int32(gemmSize), Int32(gemmSize), 1,
+                    a, Int32(gemmSize), b, Int32(gemmSize), 0, &c, Int32(gemmSize))
+    }
+    sgemmPeak[threads] = 2 * pow(Double(gemmSize), 3) / seconds / 1e9
+    print(String(format: "sgemm %d^3, %d thread(s): %.1f GFLOP/s", gemmSize, threads, sgemmPeak[threads]!))
+}
+
+// Convolutions
+struct ConvCase { let inC: Int; let outC: Int; let size: Int }
+let convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 32, size: 32),
+                 ConvCase(inC: 1, outC: 32, size: 64)]
+print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
+      + "with input and weight gradients)")
+for threads in threadCounts {
+    setThreads(threads)
+    for cc in convCases {
+        var rng = SeededGenerator(seed: 2)
+        let conv = Conv3d(name: "bench", inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1,
+                          bias: false, rng: &rng)
+        let x = randomTensor([2, cc.inC, cc.size, cc.size, cc.size])
+        let flops = 2.0 * 2 * Double(cc.outC * cc.inC * 27) * pow(Double(cc.size), 3)
+        var y = conv.forward(x, saveForBackward: false)
+        let forward = best(repeats) { y = conv.forward(x, saveForBackward: false) }
+        let both = best(repeats) {
+            let out = conv.forward(x, saveForBackward: true)
+            _ = conv.backward(out, inputGradient: true)
+        }
+        let fwd = flops / forward / 1e9, fb = 3 * flops / both / 1e9
+        let peak = sgemmPeak[threads] ?? .nan
+        print(String(format: "  %2d->%2d at %d^3, %d thread(s): forward %.1f GFLOP/s (%.0f%% of sgemm), "
+                     + "forward+backward %.1f GFLOP/s (%.0f%% of sgemm)",
+                     cc.inC, cc.outC, cc.size, threads, fwd, 100 * fwd / peak, fb, 100 * fb / peak))
+        _ = y
+    }
+}
+
+// UNet3D training step
+if !skipUNet {
+    for threads in threadCounts {
+        setThreads(threads)
+        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
+        let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
+        let x = randomTensor([unetBatch, 1, unetSize, unetSize, unetSize])
+        var target = Tensor(zeros: [unetBatch, 2, unetSize, unetSize, unetSize])
+        let voxels = unetSize * unetSize * unetSize
+        for n in 0..<unetBatch { for i in 0..<voxels { target.data[(n * 2 + (i % 7 == 0 ? 1 : 0)) * voxels + i] = 1 } }
+        let loss = SegmentationLoss.softDice()
+        var parts = (forward: 0.0, loss: 0.0, backward: 0.0, step: 0.0)
+        func trainingStep() {
+            var t0 = now()
+            net.zeroGrad()
+            let logits = net.forward(x, training: true)
+            var t1 = now(); parts.forward = t1 - t0; t0 = t1
+            let result = loss.evaluate(logits: logits, target: target)
+            t1 = now(); parts.loss = t1 - t0; t0 = t1
+            net.backward(result.gradLogits)
+            t1 = now(); parts.backward = t1 - t0; t0 = t1
+            optimizer.step(lr: 1e-4)
+            parts.step = now() - t0
+        }
+        trainingStep()  // warm-up: first-touch of buffers
+        let seconds = best(max(1, repeats - 1)) { trainingStep() }
+        print(String(format: "UNet3D f=%d, batch %d, %d^3 crops, 2 classes, %d thread(s): %.2f s per training step "
+                     + "(last: forward %.2f, loss %.2f, backward %.2f, Adam %.2f); parameters %d",
+                     features, unetBatch, unetSize, threads, seconds, parts.forward, parts.loss, parts.backward,
+                     parts.step, net.parameterCount))
+    }
+}
+print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
