@@ -177,6 +177,7 @@ enum ConvKernels {
         // Stride 1: the input gradient is itself a convolution of gradOutput with the flipped, transposed kernel
         // (padding k-1-p). That GEMM has the large inner dimension Cout*k^3 and needs no col2im scatter.
         let flipped = g.stride == 1 && !g.isPointwise && gradInput != nil && g.kernel - 1 - g.padding >= 0
+            && g.inChannels >= 8  // with very few input channels the GEMM degenerates to a matrix-vector product
         if flipped {
             let k3 = g.kernel * g.kernel * g.kernel
             let flippedWeight = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * g.colRows)

@@ -45,6 +45,34 @@ func randomTensor(_ shape: [Int]) -> Tensor {
     Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float(seed.nextUniform(-1, 1)) })
 }
 
+// --parity-export PATH: writes a small UNet3D's initial weights, an input, our eval/train logits, the parameter
+// gradients of sum(logits * projection) and the BatchNorm buffers after the training forward, as safetensors,
+// so that an independent PyTorch implementation can be compared against ours.
+if let path = option("--parity-export") {
+    setThreads(threadCounts.first ?? 1)
+    let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7)
+    var tensors = net.stateDict()
+    let x = randomTensor([2, 2, 32, 32, 32])
+    let evalLogits = net.forward(x, training: false)
+    let trainLogits = net.forward(x, training: true)
+    let projection = randomTensor(trainLogits.shape)
+    net.zeroGrad()
+    net.backward(projection)
+    tensors.append(NamedTensor(name: "parity/input", shape: x.shape, float32: x.data))
+    tensors.append(NamedTensor(name: "parity/projection", shape: projection.shape, float32: projection.data))
+    tensors.append(NamedTensor(name: "parity/logits_eval", shape: evalLogits.shape, float32: evalLogits.data))
+    tensors.append(NamedTensor(name: "parity/logits_train", shape: trainLogits.shape, float32: trainLogits.data))
+    for p in net.parameters { tensors.append(NamedTensor(name: "parity/grad/" + p.name, shape: p.shape, float32: p.grad)) }
+    for t in net.stateDict() where t.name.contains("running_") || t.name.hasSuffix("num_batches_tracked") {
+        var after = t
+        after.name = "parity/after/" + t.name
+        tensors.append(after)
+    }
+    try! Checkpoint.serialize(tensors: tensors, metadata: ["purpose": "parity"]).write(to: URL(fileURLWithPath: path))
+    print("wrote \(path)")
+    exit(0)
+}
+
 print("ie-bench: OpenBLAS core \(String(cString: openblas_get_corename())), "
       + "OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")")
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; load average at start: "
