@@ -11,6 +11,12 @@ func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
+func cpuSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
 func peakRSSMiB() -> Double {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
@@ -36,6 +42,7 @@ func option(_ name: String) -> String? {
 let threadCounts = (option("--threads") ?? "1,2").split(separator: ",").compactMap { Int($0) }
 let repeats = Int(option("--repeats") ?? "3") ?? 3
 let skipUNet = arguments.contains("--skip-unet")
+let skipConv = arguments.contains("--skip-conv")
 let unetSize = Int(option("--unet-size") ?? "64") ?? 64
 let unetBatch = Int(option("--unet-batch") ?? "2") ?? 2
 let features = Int(option("--features") ?? "32") ?? 32
@@ -100,7 +107,7 @@ let convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 
                  ConvCase(inC: 1, outC: 32, size: 64)]
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
       + "with input and weight gradients)")
-for threads in threadCounts {
+for threads in threadCounts where !skipConv {
     setThreads(threads)
     for cc in convCases {
         var rng = SeededGenerator(seed: 2)
@@ -109,16 +116,19 @@ for threads in threadCounts {
         let x = randomTensor([2, cc.inC, cc.size, cc.size, cc.size])
         let flops = 2.0 * 2 * Double(cc.outC * cc.inC * 27) * pow(Double(cc.size), 3)
         var y = conv.forward(x, saveForBackward: false)
+        let c0 = cpuSeconds()
         let forward = best(repeats) { y = conv.forward(x, saveForBackward: false) }
+        let forwardCPU = (cpuSeconds() - c0) / Double(repeats)
         let both = best(repeats) {
             let out = conv.forward(x, saveForBackward: true)
             _ = conv.backward(out, inputGradient: true)
         }
         let fwd = flops / forward / 1e9, fb = 3 * flops / both / 1e9
         let peak = sgemmPeak[threads] ?? .nan
-        print(String(format: "  %2d->%2d at %d^3, %d thread(s): forward %.1f GFLOP/s (%.0f%% of sgemm), "
-                     + "forward+backward %.1f GFLOP/s (%.0f%% of sgemm)",
-                     cc.inC, cc.outC, cc.size, threads, fwd, 100 * fwd / peak, fb, 100 * fb / peak))
+        print(String(format: "  %2d->%2d at %d^3, %d thread(s): forward %.1f GFLOP/s (%.0f%% of sgemm; per CPU-second "
+                     + "%.1f), forward+backward %.1f GFLOP/s (%.0f%% of sgemm)",
+                     cc.inC, cc.outC, cc.size, threads, fwd, 100 * fwd / peak, flops / forwardCPU / 1e9,
+                     fb, 100 * fb / peak))
         _ = y
     }
 }
@@ -148,11 +158,16 @@ if !skipUNet {
             parts.step = now() - t0
         }
         trainingStep()  // warm-up: first-touch of buffers
-        let seconds = best(max(1, repeats - 1)) { trainingStep() }
+        var fastestCPU = Double.infinity
+        let seconds = best(max(1, repeats - 1)) {
+            let c0 = cpuSeconds()
+            trainingStep()
+            fastestCPU = min(fastestCPU, cpuSeconds() - c0)
+        }
         print(String(format: "UNet3D f=%d, batch %d, %d^3 crops, 2 classes, %d thread(s): %.2f s per training step "
-                     + "(last: forward %.2f, loss %.2f, backward %.2f, Adam %.2f); parameters %d",
-                     features, unetBatch, unetSize, threads, seconds, parts.forward, parts.loss, parts.backward,
-                     parts.step, net.parameterCount))
+                     + "wall, %.2f s CPU (last: forward %.2f, loss %.2f, backward %.2f, Adam %.2f); parameters %d",
+                     features, unetBatch, unetSize, threads, seconds, fastestCPU, parts.forward, parts.loss,
+                     parts.backward, parts.step, net.parameterCount))
     }
 }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
