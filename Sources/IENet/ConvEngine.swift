@@ -72,6 +72,10 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
 /// col[(ci,kz,ky,kx), (row - rowStart)*outW + x] = input[ci, z*s-p+kz, y*s-p+ky, x*s-p+kx] (0 outside).
 func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>,
             rowStart: Int, rowEnd: Int) {
+    if g.stride == 1 && g.outW == g.inW && g.outH == g.inH {
+        im2colSameSize(g, input: input, col: col, rowStart: rowStart, rowEnd: rowEnd)
+        return
+    }
     let k = g.kernel, s = g.stride, p = g.padding
     let outW = g.outW, outH = g.outH
     let columns = (rowEnd - rowStart) * outW
@@ -99,6 +103,64 @@ func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>, col: UnsafeMutablePo
                             if xhi < outW { (dst + xhi).update(repeating: 0, count: outW - xhi) }
                         }
                         dst += outW
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col for stride 1 when output rows are as long as input rows ("same" padding in x and y): the rows of
+/// one z-slice that lie inside the image form one contiguous block in both the input and the column matrix,
+/// so each (tap, slice) is a single shifted copy plus zeroing of the few padding columns.
+func im2colSameSize(_ g: ConvGeometry, input: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>,
+                    rowStart: Int, rowEnd: Int) {
+    let k = g.kernel, p = g.padding
+    let width = g.outW, height = g.outH
+    let columns = (rowEnd - rowStart) * width
+    parallelFor(g.inChannels) { ci in
+        let source = input + ci * g.inSpatial
+        for kz in 0..<k {
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let r = ((ci * k + kz) * k + ky) * k + kx
+                    let rowBase = col + r * columns
+                    let shift = kx - p
+                    var row = rowStart
+                    while row < rowEnd {
+                        let z = row / height
+                        let sliceEnd = min(rowEnd, (z + 1) * height)
+                        let yStart = row - z * height, yEnd = sliceEnd - z * height
+                        let dst = rowBase + (row - rowStart) * width
+                        let iz = z - p + kz
+                        // Rows y whose input row iy = y - p + ky lies inside the image.
+                        let validStart = max(yStart, p - ky), validEnd = min(yEnd, g.inH + p - ky)
+                        if iz < 0 || iz >= g.inD || validStart >= validEnd {
+                            dst.update(repeating: 0, count: (yEnd - yStart) * width)
+                        } else {
+                            if validStart > yStart { dst.update(repeating: 0, count: (validStart - yStart) * width) }
+                            let blockDst = dst + (validStart - yStart) * width
+                            let blockSrc = source + (iz * g.inH + validStart - p + ky) * g.inW + shift
+                            let count = (validEnd - validStart) * width
+                            let lo = max(0, -shift), hi = count - max(0, shift)
+                            if hi > lo { (blockDst + lo).update(from: blockSrc + lo, count: hi - lo) }
+                            // Columns whose input x falls outside the row read a neighbouring row: zero them.
+                            if shift != 0 {
+                                let rows = validEnd - validStart
+                                for y in 0..<rows {
+                                    let line = blockDst + y * width
+                                    if shift < 0 {
+                                        for x in 0..<(-shift) { line[x] = 0 }
+                                    } else {
+                                        for x in (width - shift)..<width { line[x] = 0 }
+                                    }
+                                }
+                            }
+                            if validEnd < yEnd {
+                                (dst + (validEnd - yStart) * width).update(repeating: 0, count: (yEnd - validEnd) * width)
+                            }
+                        }
+                        row = sliceEnd
                     }
                 }
             }

@@ -79,13 +79,13 @@ final class ConvTests: XCTestCase {
         defer { ConvScratch.budgetFloats = saved }
         var random = TestRandom(2)
         var rng = SeededGenerator(seed: 4)
-        for budget in [1, 200, 1000] {
+        for budget in [1, 200, 1000, 3000] { for stride in [1, 2] {
             ConvScratch.budgetFloats = budget
-            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
+            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: 1, bias: false, rng: &rng)
             let x = random.tensor([1, 2, 7, 6, 5])
             let y = conv.forward(x)
-            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: 2, padding: 1),
-                        "budget \(budget)")
+            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: stride,
+                                         padding: 1), "budget \(budget) stride \(stride)")
             let projection = random.tensor(y.shape)
             let gx = conv.backward(projection)!
             var xm = x
@@ -97,7 +97,7 @@ final class ConvTests: XCTestCase {
                                    get: { conv.weight.value[$0] }, set: { conv.weight.value[$0] = $1 },
                                    loss: { projectedSum(conv.forward(xm, saveForBackward: false), projection) },
                                    analytic: { conv.weight.grad[$0] })
-        }
+        }}
     }
 
     func testConvGradientsByFiniteDifferences() {
