@@ -79,8 +79,9 @@ public var threadCount: Int {
 /// Runs `body(i)` for i in 0..<count, split into at most `threadCount` contiguous chunks.
 /// Each index is processed by exactly one thread, so results do not depend on scheduling.
 @inline(__always)
-func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Int) -> Void) {
-    let threads = min(threadCount, max(1, count / max(1, minimumPerThread)))
+func parallelFor(_ count: Int, minimumPerThread: Int = 1, threads requested: Int = threadCount,
+                 _ body: (Int) -> Void) {
+    let threads = min(requested, max(1, count / max(1, minimumPerThread)))
     if threads <= 1 || count <= 1 {
         for i in 0..<count { body(i) }
         return
