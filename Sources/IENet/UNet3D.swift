@@ -128,6 +128,7 @@ public final class UNet3D {
                 downsamplingPaths: Int = 4, kernelSize: Int = 3) {
         precondition(imageChannels > 0 && classes > 0 && featureChannels > 0 && downsamplingPaths >= 1)
         precondition(kernelSize % 2 == 1, "UNet3D: kernel size must be odd")
+        _ = largeTensorAllocatorConfigured
         self.imageChannels = imageChannels
         self.classes = classes
         self.featureChannels = featureChannels
