@@ -48,15 +48,18 @@ struct Train: ParsableCommand {
         setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         StopSignal.install()
         var finished = true
-        try runDir.perform(tool: "ie-train") {
+        try runDir.perform(tool: "ie-train", completes: false) {
             if config.train {
                 finished = try RunPipeline.train(run: runDir, config: config, settings: settingsValue, resume: resume)
             } else {
                 try RunPipeline.adoptWeights(run: runDir, config: config, settings: settingsValue)
             }
         }
-        if !finished {
-            Log.info("stopped by signal; the autosave holds the last completed epoch, rerun with --resume")
+        if finished {
+            try runDir.markCompleted()
+        } else {
+            // Queued, not failed: the job is meant to come back (Slurm requeue, or the same command with --resume).
+            try runDir.update { $0.status = .queued }
             Foundation.exit(stoppedBySignalExitCode)
         }
     }
