@@ -115,7 +115,7 @@ struct ConvCase { let inC: Int; let outC: Int; let size: Int }
 var convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 32, size: 32),
                  ConvCase(inC: 1, outC: 32, size: 64)]
 if arguments.contains("--deep") {
-    convCases += [ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
+    convCases += [ConvCase(inC: 64, outC: 64, size: 32), ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
                   ConvCase(inC: 512, outC: 512, size: 4)]
 }
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
