@@ -209,4 +209,17 @@ if !skipUNet {
                      parts.backward, parts.step, net.parameterCount))
     }
 }
+// Checkpoint cost for the benchmark network (weights + Adam state).
+if !skipUNet {
+    let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
+    let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
+    var bytes = Data()
+    let write = best(1) { bytes = Checkpoint.serialize(model: net, optimizer: optimizer, epoch: 1) }
+    let read = best(1) {
+        let copy = try! Checkpoint.load(bytes)
+        try! copy.restore(model: net, optimizer: optimizer)
+    }
+    print(String(format: "checkpoint f=%d with Adam state: %.0f MiB, serialize %.2f s, load+verify+restore %.2f s",
+                 features, Double(bytes.count) / 1048576, write, read))
+}
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
