@@ -1,6 +1,10 @@
 // ie-bench: conv and UNet3D training-step throughput of the IENet engine on this machine.
 // Run by `make bench` (release build). Not a test: numbers depend on the machine and its load.
-//   ie-bench [--threads 1,2] [--repeats N] [--skip-unet] [--unet-size 64] [--unet-batch 2] [--features 32]
+//   ie-bench [--threads 1,2] [--repeats N] [--deep] [--skip-conv] [--skip-unet] [--unet-size 64] [--unet-batch 2]
+//            [--features 32] [--parity-export FILE]
+// Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
+// is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
+// Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0.
 import Foundation
 import CBLAS
 import IENet
