@@ -19,11 +19,26 @@ struct ConvGeometry: Equatable {
     var colRows: Int { inChannels * kernel * kernel * kernel }
     /// A 1x1x1 stride-1 convolution needs no im2col: the input itself is the column matrix.
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+    /// Large stride-1 "same" convolutions skip im2col (see ConvKernels.implicitForward). Measured (1 thread,
+    /// per CPU-second): 32->32 at 64^3 69 -> 75 GFLOP/s, 64->64 at 32^3 82 -> 86; but 128->128 at 16^3 82 -> 78,
+    /// where the per-tap GEMMs' inner dimension is large enough that im2col's single GEMM wins.
+    var usesImplicitGEMM: Bool {
+        ConvScratch.implicitGEMMEnabled && stride == 1 && kernel > 1 && 2 * padding == kernel - 1
+            && inChannels >= 8 && inChannels <= 64 && outW >= 16
+    }
 
     /// Output rows (z*outH + y) per slab so that the im2col scratch stays near `scratchBudgetFloats`.
+    /// Deep layers have many column rows and few voxels: a cache-sized slab would leave the GEMM only a few
+    /// dozen columns and re-stream the (large) weight matrix per slab, so slabs keep at least
+    /// `ConvScratch.columnsPerOutputChannel * outChannels` columns (measured: 512->512 at 4^3 went from 50 to
+    /// 75 GFLOP/s, 256->256 at 8^3 from 75 to 90), unless that would exceed `ConvScratch.ceilingFloats`.
     var rowsPerSlab: Int {
         let perRow = max(1, colRows * outW)
-        return max(1, min(outD * outH, ConvScratch.budgetFloats / perRow))
+        let rows = outD * outH
+        let byBudget = ConvScratch.budgetFloats / perRow
+        let byColumns = (ConvScratch.columnsPerOutputChannel * outChannels + outW - 1) / outW
+        let byCeiling = ConvScratch.ceilingFloats / perRow
+        return max(1, min(rows, max(byBudget, min(byColumns, byCeiling))))
     }
 
     /// Valid output x range [lo, hi) for kernel offset kx: those whose input index lies inside the image.
@@ -46,8 +61,28 @@ enum ConvScratch {
         if let text = ProcessInfo.processInfo.environment["IENET_SLAB_FLOATS"], let n = Int(text), n > 0 { return n }
         return 1 << 18
     }()
+    nonisolated(unsafe) static var columnsPerOutputChannel: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_COLUMNS_PER_CHANNEL"], let n = Int(text), n >= 0 { return n }
+        return 8
+    }()
+    nonisolated(unsafe) static var implicitGEMMEnabled: Bool = ProcessInfo.processInfo.environment["IENET_IMPLICIT_GEMM"] != "0"
+    /// Hard cap on one column buffer (16 Mi floats = 64 MiB).
+    nonisolated(unsafe) static var ceilingFloats = 1 << 24
     nonisolated(unsafe) private static var buffers: [UnsafeMutablePointer<Float>?] = []
     nonisolated(unsafe) private static var capacities: [Int] = []
+
+    nonisolated(unsafe) private static var paddedBuffer: UnsafeMutablePointer<Float>?
+    nonisolated(unsafe) private static var paddedCapacity = 0
+
+    /// The zero-padded copy of a layer input used by the implicit-GEMM path (one at a time).
+    static func padded(count: Int) -> UnsafeMutablePointer<Float> {
+        if paddedCapacity < count {
+            paddedBuffer?.deallocate()
+            paddedBuffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            paddedCapacity = count
+        }
+        return paddedBuffer!
+    }
 
     /// Makes sure `workers` buffers exist, so workers can then fetch theirs without touching shared arrays' shape.
     static func reserve(workers: Int) {
@@ -282,6 +317,10 @@ enum ConvKernels {
             }
             return
         }
+        if g.usesImplicitGEMM {
+            implicitForward(g, batch: batch, input: input, weight: weight, output: output)
+            return
+        }
         forEachSlab(g.slabs(batch: batch)) { slab, worker, inner in
             let x = input + slab.sample * g.inChannels * g.inSpatial
             let y = output + slab.sample * g.outChannels * g.outSpatial
@@ -290,6 +329,79 @@ enum ConvKernels {
             im2col(g, input: x, col: col, rowStart: slab.rowStart, rowEnd: slab.rowEnd, threads: inner)
             sgemm(m: g.outChannels, n: columns, k: g.colRows, a: weight, lda: g.colRows,
                   b: col, ldb: columns, beta: 0, c: y + slab.rowStart * g.outW, ldc: g.outSpatial)
+        }
+    }
+
+    /// Stride-1 "same" convolution without im2col: the input is zero-padded once; for every kernel tap the
+    /// shifted padded volume *is* a strided [Cin x columns] matrix (row stride = padded channel size), so the
+    /// output is the sum of k^3 GEMMs W_tap[Cout x Cin] * P_shifted, computed on the padded (y, x) grid of a few
+    /// z-slices into a cache-sized buffer, whose valid columns are then copied out.
+    static func implicitForward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                weight: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let k = g.kernel, p = g.padding, taps = k * k * k
+        let pd = g.inD + 2 * p, ph = g.inH + 2 * p, pw = g.inW + 2 * p
+        let paddedSpatial = pd * ph * pw
+        let plane = ph * pw
+        // Weights per tap: [tap][co][ci].
+        let tapWeights = UnsafeMutablePointer<Float>.allocate(capacity: taps * g.outChannels * g.inChannels)
+        defer { tapWeights.deallocate() }
+        for co in 0..<g.outChannels {
+            for ci in 0..<g.inChannels {
+                let src = weight + (co * g.inChannels + ci) * taps
+                for t in 0..<taps { tapWeights[(t * g.outChannels + co) * g.inChannels + ci] = src[t] }
+            }
+        }
+        let padded = ConvScratch.padded(count: batch * g.inChannels * paddedSpatial)
+        parallelFor(batch * g.inChannels) { nc in
+            let src = input + nc * g.inSpatial
+            let dst = padded + nc * paddedSpatial
+            dst.update(repeating: 0, count: p * plane)
+            for z in 0..<g.inD {
+                let slice = dst + (z + p) * plane
+                slice.update(repeating: 0, count: p * pw)
+                for y in 0..<g.inH {
+                    let line = slice + (y + p) * pw
+                    line.update(repeating: 0, count: p)
+                    (line + p).update(from: src + (z * g.inH + y) * g.inW, count: g.inW)
+                    (line + p + g.inW).update(repeating: 0, count: p)
+                }
+                (slice + (g.inH + p) * pw).update(repeating: 0, count: p * pw)
+            }
+            (dst + (g.inD + p) * plane).update(repeating: 0, count: p * plane)
+        }
+        // Slabs of whole output z-slices sized so the [Cout x columns] accumulator stays cache-sized.
+        let slicesPerSlab = max(1, min(g.outD, ConvScratch.budgetFloats / max(1, g.outChannels * plane)))
+        var slabs: [Slab] = []
+        for n in 0..<batch {
+            var z0 = 0
+            while z0 < g.outD { slabs.append(Slab(sample: n, rowStart: z0, rowEnd: min(g.outD, z0 + slicesPerSlab))); z0 += slicesPerSlab }
+        }
+        forEachSlab(slabs) { slab, worker, _ in
+            let z0 = slab.rowStart, z1 = slab.rowEnd
+            // Columns from padded position (z0, 0, 0) to the last valid output (z1-1, H-1, W-1).
+            let columns = ((z1 - 1 - z0) * ph + g.outH - 1) * pw + g.outW
+            let accumulator = ConvScratch.buffer(worker, count: g.outChannels * columns)
+            let base = padded + slab.sample * g.inChannels * paddedSpatial + z0 * plane
+            for kz in 0..<k {
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let t = (kz * k + ky) * k + kx
+                        sgemm(m: g.outChannels, n: columns, k: g.inChannels,
+                              a: tapWeights + t * g.outChannels * g.inChannels, lda: g.inChannels,
+                              b: base + (kz * ph + ky) * pw + kx, ldb: paddedSpatial,
+                              beta: t == 0 ? 0 : 1, c: accumulator, ldc: columns)
+                    }
+                }
+            }
+            let out = output + slab.sample * g.outChannels * g.outSpatial
+            for co in 0..<g.outChannels {
+                for z in z0..<z1 {
+                    for y in 0..<g.outH {
+                        (out + (co * g.outD + z) * g.outH * g.outW + y * g.outW)
+                            .update(from: accumulator + co * columns + ((z - z0) * ph + y) * pw, count: g.outW)
+                    }
+                }
+            }
         }
     }
 

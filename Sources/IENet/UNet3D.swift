@@ -291,3 +291,26 @@ public final class UNet3D {
         }
     }
 }
+
+extension UNet3D {
+    /// Class probabilities (softmax over channels) in eval mode: running BatchNorm statistics, nothing saved.
+    public func predictProbabilities(_ x: Tensor) -> Tensor {
+        softmaxChannels(forward(x, training: false))
+    }
+}
+
+extension Tensor {
+    /// One-hot target [N, classes, D, H, W] from per-voxel class indices laid out [N, D, H, W] (X fastest).
+    public init(oneHotLabels labels: [Int], batch: Int, classes: Int, spatialShape: [Int]) {
+        let spatial = spatialShape.reduce(1, *)
+        precondition(labels.count == batch * spatial, "oneHotLabels: \(labels.count) labels for \(batch) x \(spatialShape)")
+        self.init(zeros: [batch, classes] + spatialShape)
+        for n in 0..<batch {
+            for i in 0..<spatial {
+                let c = labels[n * spatial + i]
+                precondition(c >= 0 && c < classes, "oneHotLabels: class \(c) outside 0..<\(classes)")
+                data[(n * classes + c) * spatial + i] = 1
+            }
+        }
+    }
+}

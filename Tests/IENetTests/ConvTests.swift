@@ -200,3 +200,30 @@ final class ThreadingTests: XCTestCase {
         }
     }
 }
+
+final class ImplicitGEMMTests: XCTestCase {
+    /// Rows of >= 16 voxels and >= 8 input channels take the implicit-GEMM path (no im2col); it must agree with
+    /// the direct convolution, for several slab sizes and 1 or 2 threads, and its gradients with differences.
+    func testImplicitPathMatchesDirectConvolution() {
+        let saved = ConvScratch.budgetFloats
+        defer { ConvScratch.budgetFloats = saved; setThreads(1) }
+        var random = TestRandom(51)
+        var rng = SeededGenerator(seed: 52)
+        for (budget, threads) in [(1, 1), (60, 2), (1 << 18, 1), (1 << 18, 2)] {
+            ConvScratch.budgetFloats = budget
+            setThreads(threads)
+            let conv = Conv3d(name: "c", inChannels: 8, outChannels: 9, kernel: 3, stride: 1, padding: 1, bias: true, rng: &rng)
+            var x = random.tensor([2, 8, 3, 5, 17])
+            XCTAssertTrue(conv.geometry(x).usesImplicitGEMM)
+            let y = conv.forward(x)
+            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: conv.bias!.value, outChannels: 9, kernel: 3,
+                                         stride: 1, padding: 1), "implicit budget \(budget) threads \(threads)")
+            let projection = random.tensor(y.shape)
+            let gradInput = conv.backward(projection)!
+            checkFiniteDifferences(label: "implicit conv input", count: x.count, samples: 16, get: { x.data[$0] },
+                                   set: { x.data[$0] = $1 },
+                                   loss: { projectedSum(conv.forward(x, saveForBackward: false), projection) },
+                                   analytic: { gradInput.data[$0] })
+        }
+    }
+}

@@ -1,6 +1,10 @@
 // ie-bench: conv and UNet3D training-step throughput of the IENet engine on this machine.
 // Run by `make bench` (release build). Not a test: numbers depend on the machine and its load.
-//   ie-bench [--threads 1,2] [--repeats N] [--skip-unet] [--unet-size 64] [--unet-batch 2] [--features 32]
+//   ie-bench [--threads 1,2] [--repeats N] [--deep] [--skip-conv] [--skip-unet] [--unet-size 64] [--unet-batch 2]
+//            [--features 32] [--parity-export FILE]
+// Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
+// is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
+// Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0.
 import Foundation
 import CBLAS
 import IENet
@@ -112,8 +116,12 @@ for threads in threadCounts {
 
 // Convolutions
 struct ConvCase { let inC: Int; let outC: Int; let size: Int }
-let convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 32, size: 32),
+var convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 32, size: 32),
                  ConvCase(inC: 1, outC: 32, size: 64)]
+if arguments.contains("--deep") {
+    convCases += [ConvCase(inC: 64, outC: 64, size: 32), ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
+                  ConvCase(inC: 512, outC: 512, size: 4)]
+}
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
       + "with input and weight gradients)")
 for threads in threadCounts where !skipConv {
@@ -204,5 +212,18 @@ if !skipUNet {
                      features, unetBatch, unetSize, threads, seconds, fastestCPU, parts.forward, parts.loss,
                      parts.backward, parts.step, net.parameterCount))
     }
+}
+// Checkpoint cost for the benchmark network (weights + Adam state).
+if !skipUNet {
+    let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
+    let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
+    var bytes = Data()
+    let write = best(1) { bytes = Checkpoint.serialize(model: net, optimizer: optimizer, epoch: 1) }
+    let read = best(1) {
+        let copy = try! Checkpoint.load(bytes)
+        try! copy.restore(model: net, optimizer: optimizer)
+    }
+    print(String(format: "checkpoint f=%d with Adam state: %.0f MiB, serialize %.2f s, load+verify+restore %.2f s",
+                 features, Double(bytes.count) / 1048576, write, read))
 }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
