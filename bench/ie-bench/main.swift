@@ -7,6 +7,7 @@
 // Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0.
 import Foundation
 import CBLAS
+import IEEval
 import IENet
 
 func now() -> Double {
@@ -225,5 +226,13 @@ if !skipUNet {
     }
     print(String(format: "checkpoint f=%d with Adam state: %.0f MiB, serialize %.2f s, load+verify+restore %.2f s",
                  features, Double(bytes.count) / 1048576, write, read))
+}
+// ie-metrics core on two 256x256x64 masks, spacing 0.8x0.8x3 mm (issue: "well under a second").
+if !arguments.contains("--skip-metrics") {
+    let plain = MetricsBenchmark.time(repeats: repeats)
+    let extra = MetricsBenchmark.time(repeats: repeats, extras: try! ExtraMetric.parseList("hd95,assd,nsd@2"))
+    print(String(format: "metrics 64x256x256 masks (0.8x0.8x3 mm): Dice/HD/MSD %.3f s, with hd95,assd,nsd@2 %.3f s "
+                 + "(Dice %.3f, HD %.3f mm, MSD %.3f mm)", plain.seconds, extra.seconds, plain.metrics.dice,
+                 plain.metrics.hausdorffDistanceMM, plain.metrics.meanDistanceMM))
 }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
