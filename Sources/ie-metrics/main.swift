@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IECommand
 import IECore
 import IEData
 import IEConfig
@@ -143,18 +144,4 @@ struct Metrics: ParsableCommand {
     }
 }
 
-runTool("ie-metrics") {
-    do {
-        var command = try Metrics.parseAsRoot()
-        try command.run()
-    } catch let error as IEError {
-        throw error
-    } catch {
-        // --help prints to stdout and succeeds; every other parser error is a usage error (exit 2, SPEC §1.3).
-        if Metrics.exitCode(for: error).rawValue == 0 {
-            print(Metrics.fullMessage(for: error))
-            return
-        }
-        throw IEError.usage(Metrics.message(for: error))
-    }
-}
+runCommand(Metrics.self, tool: "ie-metrics")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IECommand
 import IECore
 import IEReport
 
@@ -69,17 +70,4 @@ struct Report: ParsableCommand {
     }
 }
 
-runTool("ie-report") {
-    do {
-        var command = try Report.parseAsRoot()
-        try command.run()
-    } catch let error as IEError {
-        throw error
-    } catch {
-        if Report.exitCode(for: error).rawValue == 0 {
-            print(Report.fullMessage(for: error))
-            exit(0)
-        }
-        throw IEError.usage(Report.message(for: error) + "; see ie-report --help")
-    }
-}
+runCommand(Report.self, tool: "ie-report")

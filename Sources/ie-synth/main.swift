@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IECommand
 import IECore
 import IEData
 
@@ -64,17 +65,4 @@ struct Synth: ParsableCommand {
     }
 }
 
-runTool("ie-synth") {
-    let command: Synth
-    do {
-        command = try Synth.parse()
-    } catch {
-        // --help prints to stdout and succeeds; every other parser error is a usage error (exit 2, SPEC §1.3).
-        if Synth.exitCode(for: error).rawValue == 0 {
-            print(Synth.fullMessage(for: error))
-            return
-        }
-        throw IEError.usage(Synth.message(for: error))
-    }
-    try command.run()
-}
+runCommand(Synth.self, tool: "ie-synth")
