@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IENet"]),
         .testTarget(name: "IEEvalTests", dependencies: ["IEEval", "IEReport"], exclude: ["Fixtures"]),
-        .testTarget(name: "IETrainTests", dependencies: ["IETrain", "IENet"], exclude: ["Fixtures"]),
+        .testTarget(name: "IETrainTests", dependencies: ["IETrain", "IENet", "IECore"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
     ]
 )

@@ -9,42 +9,9 @@ import IEImage
 /// ellipsoid at +150 HU; `region_b`: a blob made of two or three overlapping spheres at -80 HU) and the body
 /// `mask`, all as `.nii.gz` with anisotropic spacing (3, 1, 1) mm and an offset origin.
 public enum SyntheticDataset {
-    /// A small seeded pseudo-random generator (SplitMix64, Steele, Lea & Flood 2014), so the synthetic data is the
-    /// same bytes on every machine and run, independent of the system RNG.
-    public struct SplitMix64: RandomNumberGenerator, Sendable {
-        private var state: UInt64
-
-        public init(seed: UInt64) { state = seed }
-
-        public mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-
-        /// The SplitMix64 output function on its own: a bijective 64-bit mixer, used to derive unrelated seeds.
-        /// (Seeds that differ by a multiple of the increment would give shifted copies of one stream.)
-        public static func mix(_ value: UInt64) -> UInt64 {
-            var generator = SplitMix64(seed: value)
-            return generator.next()
-        }
-
-        /// Uniform in [0, 1) with 53 random bits.
-        public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-
-        public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-            range.lowerBound + (range.upperBound - range.lowerBound) * uniform()
-        }
-
-        /// Standard normal (Box-Muller; one of the pair is discarded to keep the stream position simple).
-        public mutating func gaussian() -> Double {
-            let u1 = 1 - uniform()            // in (0, 1], so log is finite
-            let u2 = uniform()
-            return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-        }
-    }
+    /// The seeded generator of the synthetic data (IECore's SplitMix64), so the data is the same bytes on every
+    /// machine and run.
+    public typealias SplitMix64 = IECore.SplitMix64
 
     public static let channels = ["ct", "region_a", "region_b", "mask"]
     public static let institutions = ["institution_A", "institution_B", "institution_C"]
@@ -256,5 +223,21 @@ public enum SyntheticDataset {
         let origin = (z: 12.5 - centre.z * spacing.z, y: -20.25 - centre.y * spacing.y, x: 35.75 - centre.x * spacing.x)
         func volume<T>(_ data: [T]) -> Volume<T> { Volume(shape: shape, spacing: spacing, origin: origin, data: data) }
         return Subject(ct: volume(ct), regionA: volume(regionA), regionB: volume(regionB), body: volume(body))
+    }
+}
+
+extension IECore.SplitMix64 {
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    public mutating func uniform(_ range: ClosedRange<Double>) -> Double {
+        range.lowerBound + (range.upperBound - range.lowerBound) * uniform()
+    }
+
+    /// Standard normal (Box-Muller; one of the pair is discarded to keep the stream position simple).
+    public mutating func gaussian() -> Double {
+        let u1 = 1 - uniform()            // in (0, 1], so log is finite
+        let u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }

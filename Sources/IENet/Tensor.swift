@@ -1,5 +1,6 @@
 import Foundation
 import CBLAS
+import IECore
 
 /// A dense Float32 tensor: contiguous storage plus shape. Activations are laid out NCDHW (X fastest).
 public struct Tensor {
@@ -97,17 +98,10 @@ func parallelFor(_ count: Int, minimumPerThread: Int = 1, threads requested: Int
 
 // MARK: - Random numbers
 
-/// Deterministic generator (SplitMix64) so that a seed fixes the initial weights on every machine.
-public struct SeededGenerator: RandomNumberGenerator {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Deterministic generator (IECore's SplitMix64) so that a seed fixes the initial weights on every machine.
+public typealias SeededGenerator = SplitMix64
+
+extension SplitMix64 {
     /// Uniform in [0, 1).
     public mutating func nextUnit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
     /// Standard normal (Box-Muller).

@@ -3,20 +3,6 @@
 import Foundation
 import IECore
 
-/// SplitMix64 (Steele, Lea, Flood 2014): used to expand one seed into xoshiro's 256-bit state and to
-/// derive independent child seeds.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// xoshiro256** 1.0 (Blackman and Vigna). Deterministic across platforms; `state` can be saved and restored.
 public struct Xoshiro256: RandomNumberGenerator, Sendable, Equatable {
     public private(set) var state: [UInt64]

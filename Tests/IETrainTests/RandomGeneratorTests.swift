@@ -1,4 +1,5 @@
 import XCTest
+import IECore
 @testable import IETrain
 
 final class RandomGeneratorTests: XCTestCase {
