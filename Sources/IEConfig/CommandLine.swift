@@ -1,25 +1,41 @@
 import Foundation
 import IECore
 
-/// Command-line handling shared by every tool (SPEC §1.3).
+/// Command-line handling shared by every tool (SPEC §1.3). Sources/ie-split/main.swift is the reference use:
 ///
-/// How a tool's main.swift uses it with swift-argument-parser:
 /// ```swift
-/// struct Split: ParsableCommand {
+/// struct Train: ParsableCommand {
 ///     @Option(name: .customLong("model")) var model: String?
 ///     @Option(name: .customLong("settings")) var settings: String?
-///     // Everything the parser does not know (the config overrides) lands here:
+///     // Everything the parser does not know (the --<param>=value overrides) lands here:
 ///     @Argument(parsing: .allUnrecognized) var overrides: [String] = []
-///     mutating func run() throws {
-///         let parsed = try ConfigOverrides.parse(overrides)          // exit 2 on unknown / ill-typed
+///     static let ownOptions = ["model", "settings", "help"]      // offered as "closest" suggestions too
+///
+///     func validate() throws {
+///         // ValidationError is swift-argument-parser's usage error; main below maps it to exit 2.
+///         do { _ = try ConfigOverrides.parse(overrides, toolOptions: Self.ownOptions) }
+///         catch let e as IEError { throw ValidationError(e.description) }
+///     }
+///     func run() throws {
 ///         let settings = try Settings.locate(explicitPath: settings)
-///         let config = try ModelConfig.load(name: model!, settings: settings, overrides: parsed)
+///         let config = try ModelConfig.load(name: model!, settings: settings,
+///                                           overrides: ConfigOverrides.parse(overrides, toolOptions: Self.ownOptions))
 ///     }
 /// }
-/// runTool("ie-split") { var c = try Split.parseAsRoot() as! Split; try c.run() }  // or Split.main()
+///
+/// runTool("ie-train") {
+///     do { var c = try Train.parseAsRoot(); try c.run() }
+///     catch let e as IEError { throw e }
+///     catch {
+///         let code = Train.exitCode(for: error)
+///         if code == .success { Train.exit(withError: error) }                  // --help
+///         if code == .validationFailure { throw IEError.usage(Train.message(for: error)) }
+///         throw error
+///     }
+/// }
 /// ```
-/// Alternatively split argv up front with `ConfigOverrides.split(_:)` and hand the rest to `parse(_:)` of the
-/// command; that also lets tool options and overrides interleave freely.
+/// Alternatively split argv up front with `ConfigOverrides.split(_:)` and hand the rest to the command's
+/// `parseAsRoot(_:)`; overrides and tool options may interleave freely either way.
 public enum ConfigOverrides {
     /// Parses `--name=value`, `--name value`, `--flag`, `--no-flag` arguments. Anything that is not a known
     /// parameter, or a value of the wrong type, is a usage error (exit 2) naming the flag and the closest key.

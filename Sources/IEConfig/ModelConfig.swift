@@ -94,6 +94,12 @@ public struct ModelConfig: Sendable {
         let parsed = try parseFile(path: path)
         var config: ModelConfig
         if let base = parsed.base {
+            do {
+                _ = try findFile(name: base.name, settings: settings)
+            } catch let e as IEError {
+                // Name the file and line that asked for the missing base.
+                throw IEError.usage("base: \(e.message)", file: path, line: base.line)
+            }
             config = try loadFile(name: base.name, settings: settings, visiting: visiting + [name])
         } else {
             config = ModelConfig(name: name)
@@ -286,7 +292,8 @@ public struct ModelConfig: Sendable {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
             }
         }
-        if let stride = inferenceStrideSize, let patch = testCropSize, zip(stride, patch).contains(where: { $0 > $1 }) {
+        let stride = inferenceStrideSize, patch = testCropSize
+        if zip(stride, patch).contains(where: { $0 > $1 }) {
             throw fail("inference_stride_size", "got \(stride.map(String.init).joined(separator: ",")), expected at most test_crop_size \(patch.map(String.init).joined(separator: ",")) per axis")
         }
         let channels = imageChannels, structures = groundTruthIds

@@ -41,6 +41,9 @@ public struct Dataset: Sendable {
     public init(table: CSVTable, path: String) throws {
         self.path = path
         self.folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var table = table
+        // Spreadsheet programs like to start UTF-8 CSV files with a byte-order mark.
+        if let first = table.header.first, first.hasPrefix("\u{FEFF}") { table.header[0] = String(first.dropFirst()) }
         self.table = table
         for column in Dataset.requiredColumns where table.columnIndex(column) == nil {
             let hint = closestMatch(column, in: table.header).map { " (closest: \($0))" } ?? ""
@@ -94,11 +97,16 @@ public struct Dataset: Sendable {
         row.filePath.hasPrefix("/") ? row.filePath : URL(fileURLWithPath: folder).appendingPathComponent(row.filePath).standardizedFileURL.path
     }
 
-    /// The CSV rows (header kept) whose subject is in `subjects`, in file order.
-    public func table(subjects: Set<String>) -> CSVTable {
-        let keep = rows.filter { subjects.contains($0.subject) }
-        return CSVTable(header: table.header, rows: keep.map { table.rows[$0.rowIndex] },
-                        lineNumbers: keep.map(\.line), source: path)
+    /// The CSV rows (header kept) whose subject is in `subjects`, in file order. With `absolutePaths`, filePath
+    /// holds each file's absolute path, so the table stays valid wherever it is written.
+    public func table(subjects: Set<String>? = nil, absolutePaths: Bool = false) -> CSVTable {
+        let keep = rows.filter { subjects?.contains($0.subject) ?? true }
+        let fileColumn = table.columnIndex("filePath")!
+        return CSVTable(header: table.header, rows: keep.map { row in
+            var fields = table.rows[row.rowIndex]
+            if absolutePaths { fields[fileColumn] = absolutePath(row) }
+            return fields
+        }, lineNumbers: keep.map(\.line), source: path)
     }
 
     /// Checks that every subject has a row for each required channel (image channels and mask always;

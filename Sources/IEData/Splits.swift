@@ -131,7 +131,10 @@ public enum Splits {
         var institutions: [String] = []
         var subjectsBy: [String: [String]] = [:]
         for row in dataset.rows {
-            let inst = row.institutionId ?? ""
+            // InnerEye (pandas groupby) silently dropped rows without an institution; we refuse them instead.
+            guard let inst = row.institutionId, !inst.isEmpty else {
+                throw IEError.badInput("subject \(row.subject) has an empty institutionId, expected one for split_by_institution", file: dataset.path, line: row.line)
+            }
             if subjectsBy[inst] == nil { institutions.append(inst) }
             if !(subjectsBy[inst]?.contains(row.subject) ?? false) { subjectsBy[inst, default: []].append(row.subject) }
         }
@@ -243,11 +246,24 @@ public enum Splits {
     }
 
     /// Writes dataset.csv, train_dataset.csv, val_dataset.csv and test_dataset.csv into `folder`, atomically.
+    /// The rows are dataset.csv's with filePath made absolute (the copies live in another folder than the images,
+    /// and SPEC §2 resolves relative paths against the CSV's own folder), so each file loads with `Dataset.load`.
+    /// dataset.csv is written last: its presence means the split is complete.
     public static func write(_ split: DatasetSplit, dataset: Dataset, to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try AtomicFile.write(dataset.table.serialized(), to: folder + "/dataset.csv")
         for (name, subjects) in [("train", split.train), ("val", split.val), ("test", split.test)] {
-            try AtomicFile.write(dataset.table(subjects: Set(subjects)).serialized(), to: folder + "/\(name)_dataset.csv")
+            try AtomicFile.write(dataset.table(subjects: Set(subjects), absolutePaths: true).serialized(), to: folder + "/\(name)_dataset.csv")
         }
+        try AtomicFile.write(dataset.table(absolutePaths: true).serialized(), to: folder + "/dataset.csv")
+    }
+
+    /// Reads the split files that `write` produced in `folder` (e.g. a run's outputs/).
+    public static func read(from folder: String) throws -> (all: Dataset, train: Dataset?, val: Dataset?, test: Dataset?) {
+        func optional(_ name: String) throws -> Dataset? {
+            let path = folder + "/\(name)_dataset.csv"
+            let table = try CSVTable.read(path: path)
+            return table.rows.isEmpty ? nil : try Dataset(table: table, path: path)
+        }
+        return (try Dataset.load(path: folder + "/dataset.csv"), try optional("train"), try optional("val"), try optional("test"))
     }
 }

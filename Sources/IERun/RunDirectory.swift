@@ -204,7 +204,7 @@ public struct RunDirectory: Sendable {
         guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
         handle.seekToEndOfFile()
         Log.logFile = handle
-        Log.info("\(tool): \(CommandLine.arguments.joined(separator: " "))")
+        handle.write(Data("[\(RunIDs.isoDate(Date()))] \(tool): \(CommandLine.arguments.joined(separator: " "))\n".utf8))
     }
 
     public func closeLog() {

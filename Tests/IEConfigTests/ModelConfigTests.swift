@@ -80,6 +80,15 @@ final class ModelConfigTests: XCTestCase {
         assertIEError(.usage, contains: ["cycle", "Self -> Self"]) { _ = try ModelConfig.load(name: "Self", settings: s.settings) }
     }
 
+    func testMissingBaseNamesTheLine() throws {
+        let s = try ConfigScratch()
+        try s.model("Child", "dataset_id: X\nbase: ProstateBsae\n")
+        try s.model("ProstateBase", "image_channels: [ct]\n")
+        assertIEError(.usage, contains: ["Child.yml:2", "base: no model config 'ProstateBsae'", "closest: ProstateBase"]) {
+            _ = try ModelConfig.load(name: "Child", settings: s.settings)
+        }
+    }
+
     func testPartialConfigCannotRun() throws {
         let s = try ConfigScratch()
         try s.model("ProstateBase", "image_channels: [ct]\nground_truth_ids: [a]\nfeature_channels: [32]\ncrop_size: [64, 224, 224]\n")

@@ -96,6 +96,15 @@ final class DatasetValidationTests: XCTestCase {
         assertIEError(.badInput, contains: ["\(path):1:", "missing column 'filePath'", "closest: file"]) { _ = try Dataset.load(path: path) }
     }
 
+    func testByteOrderMarkAndShortRows() throws {
+        let bom = try Self.scratch.write("bom.csv", "\u{FEFF}subject,filePath,channel\n1,ct.nii.gz,ct\n")
+        XCTAssertEqual(try Dataset.load(path: bom).subjectsInFileOrder, ["1"])
+        let short = try Self.scratch.write("short.csv", "subject,filePath,channel\n1,ct.nii.gz,ct\n2,ct.nii.gz\n")
+        assertIEError(.badInput, contains: ["\(short):3:", "2 fields, expected 3"]) { _ = try Dataset.load(path: short) }
+        let empty = try Self.scratch.write("emptysubject.csv", "subject,filePath,channel\n,ct.nii.gz,ct\n")
+        assertIEError(.badInput, contains: ["\(empty):2:", "empty subject"]) { _ = try Dataset.load(path: empty) }
+    }
+
     func testDuplicateRow() throws {
         let path = try csv("dup", extra: "2,ct.nii.gz,ct\n")
         assertIEError(.badInput, contains: ["\(path):12:", "duplicate row", "subject 2 channel ct", "line 7"]) { _ = try Dataset.load(path: path) }

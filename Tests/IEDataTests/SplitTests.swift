@@ -209,11 +209,50 @@ final class SplitTests: XCTestCase {
         XCTAssertEqual(Set(train.rows.map { $0[0] }), Set(split.train))
         XCTAssertEqual(train.rows.count, 2 * split.train.count)
         let all = try CSVTable.read(path: scratch.root + "/out/dataset.csv")
-        XCTAssertEqual(all.rows, dataset.table.rows)
+        XCTAssertEqual(all.rows.count, dataset.table.rows.count)
+        // Rows are dataset.csv's with absolute file paths (the copies live elsewhere than the images).
+        for (written, original) in zip(all.rows, dataset.table.rows) {
+            XCTAssertEqual(written[0], original[0]); XCTAssertEqual(written[2], original[2])
+            XCTAssertEqual(written[1], scratch.root + "/d/" + original[1])
+        }
+        let readBack = try Splits.read(from: scratch.root + "/out")
+        XCTAssertEqual(readBack.train?.subjectsInFileOrder, split.train)
+        XCTAssertEqual(readBack.val?.subjectsInFileOrder, split.val)
+        XCTAssertEqual(readBack.test?.subjectsInFileOrder, split.test)
+        XCTAssertEqual(readBack.all.subjectsInFileOrder, dataset.subjectsInFileOrder)
         let testRows = try CSVTable.read(path: scratch.root + "/out/test_dataset.csv")
         XCTAssertEqual(Set(testRows.rows.map { $0[0] }), Set(split.test))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: scratch.root + "/out").filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [], "no temporary files left behind")
+    }
+
+    func testInstitutionSplitOptions() throws {
+        let scratch = try Scratch()
+        let ids = (0..<12).map { "s\($0)" }
+        let inst = (0..<12).map { ["A", "B", "C"][$0 % 3] }
+        let csv = try scratch.write("i/dataset.csv", datasetText(subjects: ids, institutions: inst))
+        let dataset = try Dataset.load(path: csv)
+        let split = try Splits.byInstitution(dataset, train: 0.5, val: 0.25, test: 0.25, exclude: ["C"], testOnlyInstitutions: ["B"],
+                                             testOnlySubjects: ["s0"])
+        let inB = ids.indices.filter { inst[$0] == "B" }.map { ids[$0] }
+        let inC = Set(ids.indices.filter { inst[$0] == "C" }.map { ids[$0] })
+        XCTAssertTrue(Set(inB).isSubset(of: Set(split.test)))
+        XCTAssertTrue(split.test.contains("s0"))
+        XCTAssertTrue(inC.isDisjoint(with: split.train + split.val + split.test))
+        // Institution A without s0, shuffled with a fresh Random(0), then the range rule.
+        var a = ids.indices.filter { inst[$0] == "A" }.map { ids[$0] }
+        var rng = PythonRandom(seed: 0)
+        rng.shuffle(&a)
+        a.removeAll { $0 == "s0" }
+        let r = try Splits.subjectRanges(population: a, proportionTrain: 0.5, proportionTest: 0.25, proportionVal: 0.25)
+        XCTAssertEqual(Set(split.train), r.train)
+        XCTAssertEqual(Set(split.val), r.val)
+        XCTAssertEqual(Set(split.test), r.test.union(inB).union(["s0"]))
+        assertIEError(.usage, contains: ["exclude_institutions", "Z"]) { _ = try Splits.byInstitution(dataset, train: 0.5, val: 0.25, test: 0.25, exclude: ["Z"]) }
+        let gap = try scratch.write("gap/dataset.csv", "subject,filePath,channel,institutionId\na,x,ct,A\nb,x,ct,\nc,x,ct,A\n")
+        assertIEError(.badInput, contains: ["gap/dataset.csv:3:", "empty institutionId"]) {
+            _ = try Splits.byInstitution(Dataset.load(path: gap), train: 0.5, val: 0.25, test: 0.25)
+        }
     }
 
     func testSubjectIdsForTestOnly() throws {

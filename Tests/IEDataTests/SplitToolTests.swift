@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+import IECore
+@testable import IEData
+
+/// The built ie-split executable: exit codes, one-line errors, outputs.
+final class SplitToolTests: XCTestCase {
+    var tool: String {
+        let candidates = [Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("ie-split").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    func run(_ args: [String], cwd: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        var env = ProcessInfo.processInfo.environment
+        env["IE_SETTINGS"] = nil
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func assertError(_ args: [String], code: Int32, _ fragments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertEqual(r.code, code, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix("ie-split: error: "), r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderr.filter { $0 == "\n" }.count, 1, "one line: \(r.stderr)", file: file, line: line)
+        for f in fragments { XCTAssertTrue(r.stderr.contains(f), "'\(r.stderr)' lacks '\(f)'", file: file, line: line) }
+    }
+
+    func testHelpShowsExamples() throws {
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: tool), "build ie-split first (swift build --build-tests)")
+        let r = try run(["--help"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertTrue(r.stdout.contains("Examples:"))
+        XCTAssertTrue(r.stdout.contains("ie-split --model=HelloWorld"))
+    }
+
+    func testUsageErrorsExitTwo() throws {
+        let csv = fixtures + "/innereye_dataset.csv"
+        try assertError(["--dataset=\(csv)", "--output_folder=/tmp/x", "--proportion_trian=0.8"], code: 2, ["--proportion_trian=0.8", "closest: --proportion_train"])
+        try assertError(["--dataset=\(csv)", "--output_folder=/tmp/x", "--check_exclusive=maybe"], code: 2, ["--check_exclusive=maybe", "boolean"])
+        try assertError(["--dataset=\(csv)", "--output_folder=/tmp/x", "--number_of_cross_validation_splits=two"], code: 2, ["number_of_cross_validation_splits", "integer"])
+        try assertError(["--dataset=\(csv)", "--output_folder=/tmp/x", "--proportion_train=0.9"], code: 2, ["expected a sum of 1"])
+        try assertError(["--dataset=\(csv)"], code: 2, ["--output_folder"])
+        try assertError([], code: 2, ["expected --model=NAME or --dataset=PATH"])
+        try assertError(["--dataset"], code: 2, ["Missing value"])
+    }
+
+    func testBadDataExitsThree() throws {
+        let s = try Scratch()
+        try assertError(["--dataset=\(s.root)/none.csv", "--output_folder=\(s.root)/out"], code: 3, ["none.csv", "not found"])
+        let dup = try s.write("dup.csv", "subject,filePath,channel\n1,a,ct\n2,b,ct\n1,c,ct\n")
+        try assertError(["--dataset=\(dup)", "--output_folder=\(s.root)/out"], code: 3, ["\(dup):4:", "duplicate row"])
+        let noColumn = try s.write("nocol.csv", "subject,path,channel\n1,a,ct\n")
+        try assertError(["--dataset=\(noColumn)", "--output_folder=\(s.root)/out"], code: 3, ["\(noColumn):1:", "missing column 'filePath'"])
+        // --check loads the images: the real InnerEye files with overlapping region/region_1.
+        let real = try s.write("real.csv", """
+            subject,filePath,channel
+            1,\(fixtures)/id1_mask.nii.gz,ct
+            1,\(fixtures)/id1_region.nii.gz,region
+            1,\(fixtures)/id1_region.nii.gz,region_1
+            2,\(fixtures)/id1_mask.nii.gz,ct
+            2,\(fixtures)/id1_region.nii.gz,region
+            2,\(fixtures)/id1_region.nii.gz,region_1
+            3,\(fixtures)/id1_mask.nii.gz,ct
+
+            """)
+        try assertError(["--dataset=\(real)", "--output_folder=\(s.root)/out", "--check", "--image_channels=ct", "--ground_truth_ids=region,region_1",
+                         "--allow_incomplete_labels"], code: 3, ["\(real):4:", "structures region and region_1 overlap"])
+        try assertError(["--dataset=\(real)", "--output_folder=\(s.root)/out", "--check", "--image_channels=ct", "--ground_truth_ids=region,region_1",
+                         "--no-check_exclusive"], code: 3, ["\(real):8:", "subject 3 has no row for channel region"])
+    }
+
+    func testSplitsIntoFolderAndNewRun() throws {
+        let s = try Scratch()
+        let csv = fixtures + "/innereye_dataset.csv"
+        let r = try run(["--dataset=\(csv)", "--output_folder=\(s.root)/out", "--proportion_train=0.6", "--proportion_val=0.2",
+                         "--proportion_test=0.2", "--number_of_cross_validation_splits=2", "--cross_validation_split_index=1"])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let expected = try Splits.crossValidationFold(Splits.byProportions(Dataset.load(path: csv), train: 0.6, val: 0.2, test: 0.2),
+                                                      dataset: Dataset.load(path: csv), folds: 2, index: 1)
+        for (name, subjects) in [("train", expected.train), ("val", expected.val), ("test", expected.test)] {
+            let t = try CSVTable.read(path: "\(s.root)/out/\(name)_dataset.csv")
+            XCTAssertEqual(Set(t.rows.map { $0[0] }), Set(subjects), name)
+        }
+        // --model without an output folder: a new run under the settings' runs_dir, printed on stdout.
+        _ = try s.write("settings.yml", "model_configs_dirs: [configs]\nruns_dir: myruns\ndatasets_dir: data\n")
+        _ = try s.write("configs/segmentation/Tiny.yml", "dataset_id: toy\nimage_channels: [channel1]\nground_truth_ids: [region]\nfeature_channels: [4]\ncrop_size: [16, 16, 16]\nproportion_train: 0.6\nproportion_val: 0.2\nproportion_test: 0.2\n")
+        try FileManager.default.createDirectory(atPath: s.root + "/data/toy", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: csv, toPath: s.root + "/data/toy/dataset.csv")
+        let m = try run(["--model=Tiny", "--settings=\(s.root)/settings.yml", "--experiment=exp1"])
+        XCTAssertEqual(m.code, 0, m.stderr)
+        let runPath = m.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(runPath.hasPrefix(s.root + "/myruns/exp1/exp1_"), runPath)
+        for f in ["dataset.csv", "train_dataset.csv", "val_dataset.csv", "test_dataset.csv", "args.txt", "buildinformation.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: runPath + "/outputs/" + f), f)
+        }
+        XCTAssertTrue(try String(contentsOfFile: runPath + "/logs/ie-split.log", encoding: .utf8).contains("train 4, val 2, test 1"))
+        // The run's copies point at the images wherever the run lives.
+        let copied = try Dataset.load(path: runPath + "/outputs/dataset.csv")
+        XCTAssertEqual(copied.absolutePath(copied.rows[0]), s.root + "/data/toy/train_and_test_data/id1_channel1.nii.gz")
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runPath + "/run.json"))) as! [String: Any]
+        XCTAssertEqual(info["model"] as? String, "Tiny")
+        XCTAssertEqual(info["status"] as? String, "queued")
+    }
+}
