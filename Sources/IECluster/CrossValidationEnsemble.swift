@@ -1,0 +1,102 @@
+import Foundation
+import IECore
+import IEConfig
+import IEEval
+import IENet
+import IEReport
+import IERun
+import IETrain
+
+/// The last step of a cross-validation (SPEC §6, §10), run once every child has trained and been evaluated:
+/// register the ensemble of the folds' checkpoints, run it on the parent's Val and Test into the parent's
+/// epoch_NNN/, copy each fold's and the ensemble's metrics into CrossValResults/<k>/ and ENSEMBLE/, write the
+/// CrossValResults statistics files (IEReport.CrossValidationResults over IEEval's statistics) and the report.
+public enum CrossValidationEnsemble {
+    public struct Result: Sendable {
+        public var crossValResults: String
+        public var ensembleModelID: String
+        public var epoch: Int
+    }
+
+    /// `report: false` skips report.ipynb/html (tests that only need CrossValResults).
+    @discardableResult
+    public static func run(parent: RunDirectory, config: ModelConfig, settings: Settings, report: Bool = true) throws -> Result {
+        let folds = try CrossValidation.foldCount(config, run: parent)
+        let children = try CrossValidation.children(of: parent)
+        guard children.count == folds else {
+            throw IEError.usage("run \(parent.id) has \(children.count) of its \(folds) fold runs, expected all (create them with ie-train --run=PARENT --folds_only)",
+                                file: parent.runJSON)
+        }
+        let epoch = config.epochsToTest.max() ?? config.numEpochs
+        var checkpoints: [String] = []
+        for child in children {
+            let checkpoint = RunPipeline.checkpointPath(run: child, epoch: epoch)
+            guard FileManager.default.fileExists(atPath: checkpoint) else {
+                throw IEError.usage("fold run \(child.id) has no epoch-\(epoch) checkpoint, expected every fold trained first", file: checkpoint)
+            }
+            checkpoints.append(checkpoint)
+        }
+        for child in children {
+            let childConfig = try RunPipeline.config(run: child, settings: settings)
+            for mode in try RunEvaluation.modes(run: child, config: childConfig)
+            where !FileManager.default.fileExists(atPath: RunPipeline.epochFolder(run: child, epoch: epoch, mode: mode) + "/metrics.csv") {
+                throw IEError.usage("fold run \(child.id) has no \(mode) metrics for epoch \(epoch), expected ie-train --run=FOLD --evaluate first",
+                                    file: child.outputs)
+            }
+        }
+
+        // The ensemble: every fold's model, averaged posteriors (SPEC §6).
+        let registry = ModelRegistry(settings: settings)
+        let registered = try registry.register(name: config.name, config: config, checkpoints: checkpoints,
+                                               sourceRunIds: children.map { $0.recoveryID.description })
+        Log.info("registered the \(folds)-fold ensemble as \(config.name):\(registered.version) in \(registered.folder)")
+        let members = try checkpoints.map { try ModelLoading.load(checkpointPath: $0) }
+        for mode in try RunEvaluation.modes(run: parent, config: config) {
+            try RunPipeline.infer(run: parent, config: config, settings: settings, epoch: epoch, mode: mode, models: members)
+            try RunEvaluation.writeMetrics(run: parent, config: config, epoch: epoch, mode: mode)
+        }
+
+        // CrossValResults/<k>/epoch_NNN/<Mode>/ and ENSEMBLE/: the metrics files only (not the images).
+        let crossVal = parent.outputs + "/CrossValResults"
+        let epochName = String(format: "epoch_%03d", epoch)
+        for (k, child) in children.enumerated() {
+            try copyResults(from: child.outputs, to: "\(crossVal)/\(k)", epochName: epochName)
+        }
+        try copyResults(from: parent.outputs, to: "\(crossVal)/ENSEMBLE", epochName: epochName)
+        let dataset = parent.outputs + "/dataset.csv"
+        try CrossValidationResults.write(crossValResults: crossVal, epoch: epoch,
+                                         dataset: FileManager.default.fileExists(atPath: dataset) ? dataset : nil)
+        try writeBaselineComparisons(parent: parent, config: config, settings: settings, epoch: epoch)
+        if report { _ = try RunReport.write(run: parent.path, epoch: epoch) }
+        return Result(crossValResults: crossVal, ensembleModelID: "\(config.name):\(registered.version)", epoch: epoch)
+    }
+
+    /// Copies `<outputs>/<epochName>/{Val,Test}/{metrics.csv,metrics_aggregates.csv}` and dataset.csv.
+    static func copyResults(from outputs: String, to folder: String, epochName: String) throws {
+        for mode in ["Val", "Test"] {
+            for file in ["metrics.csv", "metrics_aggregates.csv"] {
+                let source = "\(outputs)/\(epochName)/\(mode)/\(file)"
+                guard let data = FileManager.default.contents(atPath: source) else { continue }
+                try AtomicFile.write(data, to: "\(folder)/\(epochName)/\(mode)/\(file)")
+            }
+        }
+        if let data = FileManager.default.contents(atPath: outputs + "/dataset.csv") {
+            try AtomicFile.write(data, to: folder + "/dataset.csv")
+        }
+    }
+
+    /// CrossValResults/BaselineComparisons/ for the config's comparison_runs: the ensemble's Test Dice against each
+    /// baseline run (Wilcoxon, MetricsAcrossAllRuns.csv, scatterplots), as IEReport's baseline comparison writes it.
+    static func writeBaselineComparisons(parent: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int) throws {
+        let comparisons = try config.comparisonRuns()
+        guard !comparisons.isEmpty else { return }
+        let folder = parent.outputs + "/CrossValResults/BaselineComparisons"
+        let ensembleOutputs = folder + "/outputs"
+        try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: String(format: "epoch_%03d", epoch))
+        let baselines = try comparisons.map { comparison -> BaselineComparison.Baseline in
+            let run = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: comparison.runRecoveryId))
+            return .init(name: comparison.name, run: run.path)
+        }
+        try BaselineComparison.run(outputs: ensembleOutputs, epoch: epoch, baselines: baselines)
+    }
+}
