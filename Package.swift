@@ -37,10 +37,11 @@ let package = Package(
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun"]),
+        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"]),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ie-train", dependencies: ["IETrain", "IEEval", "IEReport", "IECommand",
+        .executableTarget(name: "ie-train", dependencies: ["IETrain", "IEEval", "IEReport", "IECommand", "IECluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-infer", dependencies: ["IETrain", "IECommand",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
