@@ -46,10 +46,6 @@ public enum CrossValidationEnsemble {
         }
 
         // The ensemble: every fold's model, averaged posteriors (SPEC §6).
-        let registry = ModelRegistry(settings: settings)
-        let registered = try registry.register(name: config.name, config: config, checkpoints: checkpoints,
-                                               sourceRunIds: children.map { $0.recoveryID.description })
-        Log.info("registered the \(folds)-fold ensemble as \(config.name):\(registered.version) in \(registered.folder)")
         let members = try checkpoints.map { try ModelLoading.load(checkpointPath: $0) }
         for mode in try RunEvaluation.modes(run: parent, config: config) {
             try RunPipeline.infer(run: parent, config: config, settings: settings, epoch: epoch, mode: mode, models: members)
@@ -59,20 +55,34 @@ public enum CrossValidationEnsemble {
         // CrossValResults/<k>/epoch_NNN/<Mode>/ and ENSEMBLE/: the metrics files only (not the images).
         let crossVal = parent.outputs + "/CrossValResults"
         let epochName = String(format: "epoch_%03d", epoch)
+        let subjectRows = try imageChannelRows(datasetPath: parent.outputs + "/dataset.csv", channel: config.imageChannels.first)
         for (k, child) in children.enumerated() {
-            try copyResults(from: child.outputs, to: "\(crossVal)/\(k)", epochName: epochName)
+            try copyResults(from: child.outputs, to: "\(crossVal)/\(k)", epochName: epochName, dataset: subjectRows)
         }
-        try copyResults(from: parent.outputs, to: "\(crossVal)/ENSEMBLE", epochName: epochName)
-        let dataset = parent.outputs + "/dataset.csv"
-        try CrossValidationResults.write(crossValResults: crossVal, epoch: epoch,
-                                         dataset: FileManager.default.fileExists(atPath: dataset) ? dataset : nil)
+        try copyResults(from: parent.outputs, to: "\(crossVal)/ENSEMBLE", epochName: epochName, dataset: subjectRows)
+        try CrossValidationResults.write(crossValResults: crossVal, epoch: epoch)
         try writeBaselineComparisons(parent: parent, config: config, settings: settings, epoch: epoch)
         if report { _ = try RunReport.write(run: parent.path, epoch: epoch) }
+        // Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
+        let registered = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: checkpoints,
+                                                                        sourceRunIds: children.map { $0.recoveryID.description })
+        Log.info("registered the \(folds)-fold ensemble as \(config.name):\(registered.version) in \(registered.folder)")
         return Result(crossValResults: crossVal, ensembleModelID: "\(config.name):\(registered.version)", epoch: epoch)
     }
 
-    /// Copies `<outputs>/<epochName>/{Val,Test}/{metrics.csv,metrics_aggregates.csv}` and dataset.csv.
-    static func copyResults(from outputs: String, to folder: String, epochName: String) throws {
+    /// dataset.csv reduced to the rows of the first image channel: one row per subject, whose seriesId and
+    /// institutionId are the scan's (the statistics join one seriesId per subject; mask and label rows may carry
+    /// their own series ids).
+    static func imageChannelRows(datasetPath: String, channel: String?) throws -> String {
+        var table = try CSVTable.read(path: datasetPath)
+        if let channel, let column = table.columnIndex("channel") {
+            table.rows = table.rows.filter { $0.count > column && $0[column] == channel }
+        }
+        return table.serialized()
+    }
+
+    /// Copies `<outputs>/<epochName>/{Val,Test}/{metrics.csv,metrics_aggregates.csv}` and writes dataset.csv.
+    static func copyResults(from outputs: String, to folder: String, epochName: String, dataset: String) throws {
         for mode in ["Val", "Test"] {
             for file in ["metrics.csv", "metrics_aggregates.csv"] {
                 let source = "\(outputs)/\(epochName)/\(mode)/\(file)"
@@ -80,9 +90,7 @@ public enum CrossValidationEnsemble {
                 try AtomicFile.write(data, to: "\(folder)/\(epochName)/\(mode)/\(file)")
             }
         }
-        if let data = FileManager.default.contents(atPath: outputs + "/dataset.csv") {
-            try AtomicFile.write(data, to: folder + "/dataset.csv")
-        }
+        try AtomicFile.write(dataset, to: folder + "/dataset.csv")
     }
 
     /// CrossValResults/BaselineComparisons/ for the config's comparison_runs: the ensemble's Test Dice against each
@@ -92,7 +100,8 @@ public enum CrossValidationEnsemble {
         guard !comparisons.isEmpty else { return }
         let folder = parent.outputs + "/CrossValResults/BaselineComparisons"
         let ensembleOutputs = folder + "/outputs"
-        try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: String(format: "epoch_%03d", epoch))
+        try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: String(format: "epoch_%03d", epoch),
+                        dataset: imageChannelRows(datasetPath: parent.outputs + "/dataset.csv", channel: config.imageChannels.first))
         let baselines = try comparisons.map { comparison -> BaselineComparison.Baseline in
             let run = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: comparison.runRecoveryId))
             return .init(name: comparison.name, run: run.path)

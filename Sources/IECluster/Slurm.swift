@@ -25,7 +25,7 @@ public struct SlurmJobOptions: Sendable, Equatable {
 
     /// `--requeue --signal=B:USR1@<margin>` plus the settings, then the job's own options (name, output, array...).
     public func sbatchArguments(jobName: String, output: String, more: [String] = []) -> [String] {
-        var arguments = ["--parsable", "--job-name=\(jobName)", "--output=\(output)", "--requeue",
+        var arguments = ["--parsable", "--job-name=\(jobName)", "--output=\(output)", "--open-mode=append", "--requeue",
                          "--signal=B:USR1@\(signalMarginSeconds)", "--time=\(time)", "--cpus-per-task=\(cpusPerTask)",
                          "--mem=\(mem)"]
         if let partition { arguments.append("--partition=\(partition)") }
