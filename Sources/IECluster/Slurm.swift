@@ -125,13 +125,15 @@ public enum Slurm {
     /// for MinJobAge). Missing squeue or unknown ids give no entry.
     public static func jobStates(_ ids: [String]) -> [String: (state: String, reason: String)] {
         guard !ids.isEmpty, locate("squeue") != nil,
-              let result = try? run("squeue", ["-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ids.joined(separator: ",")]),
+              let result = try? run("squeue", ["-h", "-r", "--states=all", "-o", "%i|%A|%T|%r", "-j", ids.joined(separator: ",")]),
               result.status == 0 else { return [:] }
         var states: [String: (String, String)] = [:]
         for line in result.stdout.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == 3 else { continue }
-            states[fields[0]] = (fields[1], fields[2])
+            // An array element is known both as <array>_<k> and by its own job id (what the job records itself).
+            guard fields.count == 4 else { continue }
+            states[fields[0]] = (fields[2], fields[3])
+            states[fields[1]] = (fields[2], fields[3])
         }
         return states
     }
