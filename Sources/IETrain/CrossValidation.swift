@@ -29,8 +29,21 @@ public enum CrossValidation {
     }
 
     /// The command line recorded in child k's run.json: the parent's, with the fold appended (later flags win).
-    static func childCommandLine(parent: RunInfo, folds: Int, index: Int) -> [String] {
+    /// Recovering a parent (`--run_recovery_id=EXP:PARENT`) recovers every child: fold k continues from fold k of
+    /// that parent (EXP:PARENT_k), which holds the checkpoints.
+    static func childCommandLine(parent: RunInfo, folds: Int, index: Int, recovery: String?) -> [String] {
         parent.commandLine + ["--number_of_cross_validation_splits=\(folds)", "--cross_validation_split_index=\(index)"]
+            + (recovery.map { ["--run_recovery_id=\($0)"] } ?? [])
+    }
+
+    /// `EXP:PARENT_k` when the config recovers from a cross-validation parent EXP:PARENT whose fold k exists.
+    static func childRecoveryID(config: ModelConfig, runsDir: String, index: Int) throws -> String? {
+        guard let recovery = config.runRecoveryId else { return nil }
+        let source = try RunRecoveryID(parsing: recovery)
+        guard source.parent == nil else { return nil }
+        let child = RunRecoveryID(experiment: source.experiment, runID: RunIDs.childRunID(parent: source.runID, index: index))
+        let exists = FileManager.default.fileExists(atPath: "\(runsDir)/\(child.experiment)/\(child.runID)/run.json")
+        return exists ? child.description : nil
     }
 
     /// Creates the N children of `parent` with their fold splits (train/val/test CSVs, args.txt), or opens the
@@ -46,6 +59,7 @@ public enum CrossValidation {
         var children: [RunDirectory] = []
         for k in 0..<folds {
             let path = childPath(parent: parent, index: k)
+            let recovery = try childRecoveryID(config: config, runsDir: settings.runsDir, index: k)
             let child: RunDirectory
             if FileManager.default.fileExists(atPath: path + "/run.json") {
                 child = try RunDirectory.open(path: path)
@@ -55,10 +69,13 @@ public enum CrossValidation {
                 }
             } else {
                 child = try RunDirectory.create(runsDir: runsDir, experiment: parent.experiment, model: info.model,
-                                                commandLine: childCommandLine(parent: info, folds: folds, index: k),
+                                                commandLine: childCommandLine(parent: info, folds: folds, index: k, recovery: recovery),
                                                 parent: parent, childIndex: k)
             }
-            if let overrides { try AtomicFile.write(overrides, to: RunPipeline.overridesFile(child)) }
+            // Recorded overrides come after the command line, so the fold's recovery id goes there too.
+            var childOverrides = overrides ?? Data()
+            if let recovery { childOverrides += Data("--run_recovery_id=\(recovery)\n".utf8) }
+            if !childOverrides.isEmpty { try AtomicFile.write(childOverrides, to: RunPipeline.overridesFile(child)) }
             let childConfig = try RunPipeline.config(run: child, settings: settings)
             let split = try Splits.split(dataset, config: childConfig)
             try Splits.write(split, dataset: dataset, to: child.outputs)

@@ -54,6 +54,11 @@ enum LocalSlurm {
 
 /// A bad `--slurm` set-up is one clear error with exit status 2, and nothing in the runs folder changes.
 final class SlurmSetupErrorTests: XCTestCase {
+    override class func tearDown() {
+        LocalSlurm.stopIfStarted()
+        super.tearDown()
+    }
+
     func testNoSbatchOnPathIsOneUsageErrorAndWritesNothing() throws {
         let bin = try HPCTest.binFolder()
         let project = try HPCTest.makeProject()
