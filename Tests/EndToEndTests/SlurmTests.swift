@@ -157,6 +157,23 @@ final class SlurmClusterTests: XCTestCase {
     /// `scontrol requeue` while the job trains: the job comes back with SLURM_RESTART_COUNT=1, resumes from its
     /// autosave, and its final weights equal an uninterrupted run's (same seed, split and thread count) bit for bit.
     func testRequeueMidTrainingResumesToIdenticalWeights() throws {
+        try interruptedJobEndsWithUninterruptedWeights(interruption: "scontrol requeue") { job in
+            let requeue = try HPCTest.run("scontrol", ["requeue", job])
+            XCTAssertEqual(requeue.status, 0, requeue.stderr)
+        }
+    }
+
+    /// The time-limit path: Slurm's `--signal=B:USR1@margin` reaches the batch shell (here sent at once with
+    /// `scancel --batch --signal=USR1`), ie-train writes its autosave and exits 143, the job requeues itself and resumes.
+    func testTimeLimitSignalRequeuesAndResumesToIdenticalWeights() throws {
+        try interruptedJobEndsWithUninterruptedWeights(interruption: "USR1 to the batch shell", expectSelfRequeue: true) { job in
+            let signal = try HPCTest.run("scancel", ["--batch", "--signal=USR1", job])
+            XCTAssertEqual(signal.status, 0, signal.stderr)
+        }
+    }
+
+    func interruptedJobEndsWithUninterruptedWeights(interruption: String, expectSelfRequeue: Bool = false,
+                                                    interrupt: (String) throws -> Void) throws {
         try LocalSlurm.ensureRunning()
         let bin = try HPCTest.binFolder()
         let project = try HPCTest.makeProject(subjects: 12)
@@ -179,10 +196,9 @@ final class SlurmClusterTests: XCTestCase {
             guard Date() < deadline else { return XCTFail("no autosave after 180 s") }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        let requeue = try HPCTest.run("scontrol", ["requeue", job])
-        XCTAssertEqual(requeue.status, 0, requeue.stderr)
+        try interrupt(job)
         let trainedBeforeRequeue = try epochRows(requeued)
-        XCTAssertLessThan(trainedBeforeRequeue, epochs, "the requeue came before training finished")
+        XCTAssertLessThan(trainedBeforeRequeue, epochs, "the \(interruption) came before training finished")
 
         // The requeued job waits cred_expire+1 s; once it is PENDING, StartTime=now lets it run at once.
         let pendingDeadline = Date().addingTimeInterval(30)
@@ -197,6 +213,9 @@ final class SlurmClusterTests: XCTestCase {
 
         let slurmLog = (try? String(contentsOfFile: requeued + "/logs/slurm-\(job).out", encoding: .utf8)) ?? ""
         XCTAssertTrue(slurmLog.contains("requeued (restart 1)"), "the job ran again with SLURM_RESTART_COUNT=1:\n\(slurmLog.suffix(2000))")
+        if expectSelfRequeue {
+            XCTAssertTrue(slurmLog.contains("stopped before the time limit; requeueing job \(job)"), slurmLog.suffix(2000).description)
+        }
         let trainLog = (try? String(contentsOfFile: requeued + "/logs/ie-train.log", encoding: .utf8)) ?? ""
         XCTAssertTrue(trainLog.contains("resuming from"), "the second attempt resumed from the autosave")
         XCTAssertEqual(try HPCTest.json(requeued + "/run.json")["status"] as? String, "completed", slurmLog.suffix(1500).description)
