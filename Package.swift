@@ -1,5 +1,12 @@
 // swift-tools-version:5.9
 import PackageDescription
+import Foundation
+
+// Open MPI (libopenmpi-dev) is optional: CMPI and the MPI gradient reducer are built only when its header is here.
+let openMPIHeader = "/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
+let hasOpenMPI = FileManager.default.fileExists(atPath: openMPIHeader)
+let mpiTargets: [Target] = hasOpenMPI ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c")] : []
+let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] + (hasOpenMPI ? ["CMPI"] : [])
 
 let package = Package(
     name: "ie-toolbox",
@@ -37,6 +44,7 @@ let package = Package(
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun"]),
+        .target(name: "IEDistributed", dependencies: distributedDependencies),
         .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"]),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
@@ -65,5 +73,6 @@ let package = Package(
         .testTarget(name: "IEEvalTests", dependencies: ["IEEval", "IEReport"], exclude: ["Fixtures"]),
         .testTarget(name: "IETrainTests", dependencies: ["IETrain"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
-    ]
+        .testTarget(name: "IEDistributedTests", dependencies: ["IEDistributed", "IENet"]),
+    ] + mpiTargets
 )
