@@ -29,23 +29,24 @@ enum LocalSlurm {
         startedByTests = false
     }
 
-    /// Jobs (ids or `<array>_<k>`) still pending or running.
-    static func active(_ ids: [String]) -> [String] {
+    /// Jobs (ids or `<array>_<k>`) still pending or running; nil when squeue did not answer (a busy controller
+    /// can time out: that must not look like "all done").
+    static func active(_ ids: [String]) -> [String]? {
         guard let result = try? HPCTest.run("squeue", ["-h", "-r", "-o", "%i|%T", "-j", ids.joined(separator: ",")]),
-              result.status == 0 else { return [] }
+              result.status == 0 else { return nil }
         return result.stdout.split(separator: "\n").map(String.init)
     }
 
     static func state(_ id: String) -> String? {
-        active([id]).first.flatMap { $0.split(separator: "|").last.map(String.init) }
+        active([id])?.first.flatMap { $0.split(separator: "|").last.map(String.init) }
     }
 
     /// Polls squeue every 0.2 s (sbatch --wait polls far more coarsely) until none of `ids` is queued or running.
     static func waitUntilDone(_ ids: [String], timeout: TimeInterval) throws {
         let deadline = Date().addingTimeInterval(timeout)
-        while !active(ids).isEmpty {
+        while active(ids)?.isEmpty != true {
             if Date() > deadline {
-                throw IEStringError("Slurm jobs \(ids) still queued after \(Int(timeout)) s: \(active(ids))")
+                throw IEStringError("Slurm jobs \(ids) still queued after \(Int(timeout)) s: \(active(ids) ?? ["squeue does not answer"])")
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
