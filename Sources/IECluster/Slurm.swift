@@ -103,6 +103,13 @@ public enum Slurm {
             throw IEError.usage("--slurm: unknown partition '\(partition)'\(hint), expected one of \(partitions.joined(separator: ", ")); "
                                 + "set --cluster=PARTITION or slurm.partition in settings.yml")
         }
+        // The other options (account, time, memory, extra) are checked by sbatch itself without submitting.
+        let test = try run("sbatch", options.sbatchArguments(jobName: "ie-check", output: "/dev/null").filter { $0 != "--parsable" }
+                                     + ["--test-only", "--wrap=true"])
+        guard test.status == 0 else {
+            let reason = test.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
+            throw IEError.usage("--slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml")
+        }
     }
 
     /// Submits a batch script; returns the job id (an array job's id for `--array`).

@@ -55,6 +55,8 @@ public enum SlurmSubmission {
         #!/bin/bash
         # Written by ie-train --slurm: train (resuming from the autosave after a requeue), then evaluate Val/Test.
         export IE_SLURM_JOB=1
+        # The GEMM threads: the job's CPUs, not the whole node's, unless the submitter chose.
+        if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
         run=\(runExpression)
         resume=""
         if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then

@@ -101,8 +101,17 @@ final class SlurmSetupErrorTests: XCTestCase {
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("unknown partition 'gpu'"), result.stderr)
         XCTAssertEqual(HPCTest.snapshot(project + "/runs"), before2)
+
+        // Options the partition cannot satisfy (here far more memory than the node has): sbatch --test-only says no.
+        try settings.replacingOccurrences(of: "mem: 1G", with: "mem: 100000G")
+            .write(toFile: project + "/settings-mem.yml", atomically: true, encoding: .utf8)
+        let memory = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-mem.yml", "--run=\(parent)", "--slurm"], in: project)
+        XCTAssertEqual(memory.status, 2, memory.stderr)
+        XCTAssertEqual(memory.stderr.split(separator: "\n").count, 1, "one error line:\n\(memory.stderr)")
+        XCTAssertTrue(memory.stderr.contains("sbatch refuses the job options"), memory.stderr)
         var after = HPCTest.snapshot(project)
         after["settings-gpu.yml"] = nil
+        after["settings-mem.yml"] = nil
         XCTAssertEqual(after, before, "nothing written or changed")
     }
 }
