@@ -61,7 +61,12 @@ public enum CrossValidationEnsemble {
         }
         try copyResults(from: parent.outputs, to: "\(crossVal)/ENSEMBLE", epochName: epochName, dataset: subjectRows)
         try CrossValidationResults.write(crossValResults: crossVal, epoch: epoch)
-        try writeBaselineComparisons(parent: parent, config: config, settings: settings, epoch: epoch)
+        do {
+            try writeBaselineComparisons(parent: parent, config: config, settings: settings, epoch: epoch)
+        } catch {
+            // The folds' and ensemble's results stand on their own; a baseline that cannot be compared is reported.
+            Log.warning("no CrossValResults/BaselineComparisons: \((error as? IEError)?.description ?? "\(error)")")
+        }
         if report { _ = try RunReport.write(run: parent.path, epoch: epoch) }
         // Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
         let registered = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: checkpoints,
@@ -98,8 +103,8 @@ public enum CrossValidationEnsemble {
     static func writeBaselineComparisons(parent: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int) throws {
         let comparisons = try config.comparisonRuns()
         guard !comparisons.isEmpty else { return }
-        let folder = parent.outputs + "/CrossValResults/BaselineComparisons"
-        let ensembleOutputs = folder + "/outputs"
+        // The folder plays the ensemble's outputs folder: epoch_NNN/Test/ gets the comparison files, <name>/ each baseline.
+        let ensembleOutputs = parent.outputs + "/CrossValResults/BaselineComparisons"
         try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: String(format: "epoch_%03d", epoch),
                         dataset: imageChannelRows(datasetPath: parent.outputs + "/dataset.csv", channel: config.imageChannels.first))
         let baselines = try comparisons.map { comparison -> BaselineComparison.Baseline in

@@ -37,4 +37,43 @@ final class CrossValidationRecoveryTests: XCTestCase {
             XCTAssertTrue(a.tensors == b.tensors, "fold \(k): recovered weights equal the uninterrupted fold's bit for bit")
         }
     }
+
+    /// comparison_runs of a cross-validation: the ensemble's Test results against each baseline run in
+    /// CrossValResults/BaselineComparisons/ (the dataset's rows of a subject share one seriesId here, which the
+    /// statistics join needs).
+    func testComparisonRunsGiveBaselineComparisons() throws {
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject(subjects: 8)
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        _ = try HPCTest.python("""
+        import csv
+        path = '\(project)/datasets/HelloWorld/dataset.csv'
+        rows = list(csv.DictReader(open(path)))
+        first = {}
+        for r in rows: first.setdefault(r['subject'], r['seriesId'])
+        for r in rows: r['seriesId'] = first[r['subject']]
+        w = csv.DictWriter(open(path, 'w', newline=''), fieldnames=list(rows[0].keys())); w.writeheader(); w.writerows(rows)
+        """)
+        let settings = "--settings=\(project)/settings.yml"
+        let baseline = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let trained = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(baseline)", "--evaluate", "--quiet"], in: project)
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        let baselineID = URL(fileURLWithPath: baseline).lastPathComponent
+        let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments
+                                       + ["--number_of_cross_validation_splits=2", "--comparison_runs=old=hpc:\(baselineID)"])
+        let cv = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--quiet"], in: project)
+        XCTAssertEqual(cv.status, 0, cv.stderr)
+        XCTAssertFalse(cv.stderr.contains("BaselineComparisons"), cv.stderr)
+        let folder = parent + "/outputs/CrossValResults/BaselineComparisons/epoch_002/Test"
+        for file in ["BaselineComparisonWilcoxonSignedRankTestResults.txt", "MetricsAcrossAllRuns.csv", "scatterplots/old_vs_CURRENT.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/" + file), file)
+        }
+        let across = try String(contentsOfFile: folder + "/MetricsAcrossAllRuns.csv", encoding: .utf8)
+        let splits = across.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).dropLast().last ?? "" }
+        XCTAssertEqual(splits.filter { $0 == "old" }.count, 4, "2 test subjects x 2 structures of the baseline")
+        XCTAssertEqual(splits.filter { $0 == "CURRENT" }.count, 4, "and of the ensemble")
+        let ensembleTest = try String(contentsOfFile: parent + "/outputs/epoch_002/Test/metrics.csv", encoding: .utf8)
+        XCTAssertEqual(try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8), ensembleTest,
+                       "the comparison uses the ensemble's Test metrics")
+    }
 }
