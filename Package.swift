@@ -45,7 +45,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun"]),
         .target(name: "IEDistributed", dependencies: distributedDependencies),
-        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"]),
+        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"],
+                swiftSettings: hasOpenMPI ? [.define("IE_HAS_MPI")] : []),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),

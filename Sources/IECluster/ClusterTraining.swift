@@ -54,11 +54,25 @@ public enum ClusterTraining {
     /// True when this process runs inside a job that ie-train submitted (it must never submit again).
     public static var insideSubmittedJob: Bool { ProcessInfo.processInfo.environment["IE_SLURM_JOB"] != nil }
 
-    /// Multi-node data-parallel training is not built into this toolbox yet: refuse clearly.
+    /// Package.swift defines IE_HAS_MPI when libopenmpi-dev was present (ie-train itself does not link MPI).
+    static var builtWithOpenMPI: Bool {
+        #if IE_HAS_MPI
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// Multi-node data-parallel training is not wired into the training loop yet: refuse clearly, saying whether
+    /// this build has MPI at all.
     public static func checkNumNodes(_ config: ModelConfig) throws {
         guard config.numNodes <= 1 else {
-            throw IEError.usage("num_nodes=\(config.numNodes): multi-node (MPI data-parallel) training is not available in this build, "
-                                + "expected num_nodes=1")
+            if !builtWithOpenMPI {
+                throw IEError.usage("num_nodes=\(config.numNodes) needs Open MPI, and this toolbox was built without libopenmpi-dev, "
+                                    + "expected num_nodes=1 (or install libopenmpi-dev and rebuild)")
+            }
+            throw IEError.usage("num_nodes=\(config.numNodes): multi-node data-parallel training is not implemented yet (the MPI "
+                                + "gradient reducer exists, the training loop does not use it), expected num_nodes=1")
         }
     }
 

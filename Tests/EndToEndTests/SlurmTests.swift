@@ -79,6 +79,20 @@ final class SlurmSetupErrorTests: XCTestCase {
         XCTAssertEqual(after, before, "nothing written or changed")
     }
 
+    /// Multi-node training is not wired into the loop: --num_nodes above 1 is refused before anything is written.
+    func testNumNodesAboveOneIsOneUsageErrorAndWritesNothing() throws {
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let run = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let before = HPCTest.snapshot(project)
+        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=2"], in: project)
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected num_nodes=1"), result.stderr)
+        XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
+    }
+
     func testUnknownPartitionIsOneUsageErrorAndWritesNothing() throws {
         try LocalSlurm.ensureRunning()
         let bin = try HPCTest.binFolder()
