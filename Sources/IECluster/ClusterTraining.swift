@@ -141,17 +141,21 @@ public enum ClusterTraining {
         return .handled
     }
 
-    /// Trains (when config.train) and, when asked and training finished, evaluates Val/Test and marks the run
-    /// completed. Returns false when a stop signal ended training early.
+    /// Trains (or, with train false, adopts the given weights as the run's checkpoint), then, when asked,
+    /// evaluates Val/Test, and marks the run completed. A stop signal leaves the run queued (it is meant to come
+    /// back: a Slurm requeue or --resume) and returns false.
     public static func trainAndEvaluate(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
                                         evaluate: Bool) throws -> Bool {
         if config.train {
-            guard try RunPipeline.train(run: run, config: config, settings: settings, resume: resume) else { return false }
+            guard try RunPipeline.train(run: run, config: config, settings: settings, resume: resume) else {
+                try run.update { $0.status = .queued }
+                return false
+            }
+        } else {
+            try RunPipeline.adoptWeights(run: run, config: config, settings: settings)
         }
-        if evaluate {
-            try RunEvaluation.evaluate(run: run, config: config, settings: settings)
-            try run.markCompleted()
-        }
+        if evaluate { try RunEvaluation.evaluate(run: run, config: config, settings: settings) }
+        try run.markCompleted()
         return true
     }
 }

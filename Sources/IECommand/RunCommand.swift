@@ -6,8 +6,13 @@ import IEConfig
 /// Runs a tool's ParsableCommand with the SPEC §1.3 conventions: config overrides (`--<param>=value`) are split
 /// off first and handed to `setOverrides`; `--help` exits 0; argument errors print the parser's message and exit
 /// 2; IEErrors print `ie-<tool>: error: <file>[:<line>]: <what>` with their own exit code.
-public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, setOverrides: ([String]) -> Void) -> Never {
-    let (overrides, rest) = ConfigOverrides.split(Array(CommandLine.arguments.dropFirst()))
+/// `ownOptions` are parameter names the tool parses itself (e.g. ie-infer's repeatable `--model_id`).
+public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, ownOptions: Set<String> = [],
+                                           setOverrides: ([String]) -> Void) -> Never {
+    var (overrides, rest) = ConfigOverrides.split(Array(CommandLine.arguments.dropFirst()))
+    let own = overrides.filter { arg in ownOptions.contains { arg == "--\($0)" || arg.hasPrefix("--\($0)=") } }
+    overrides.removeAll { own.contains($0) }
+    rest += own
     setOverrides(overrides)
     let command: C
     do {

@@ -292,8 +292,7 @@ public struct ModelConfig: Sendable {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
             }
         }
-        let stride = inferenceStrideSize, patch = testCropSize
-        if zip(stride, patch).contains(where: { $0 > $1 }) {
+        if let stride = inferenceStrideSize, let patch = testCropSize, zip(stride, patch).contains(where: { $0 > $1 }) {
             throw fail("inference_stride_size", "got \(stride.map(String.init).joined(separator: ",")), expected at most test_crop_size \(patch.map(String.init).joined(separator: ",")) per axis")
         }
         let channels = imageChannels, structures = groundTruthIds

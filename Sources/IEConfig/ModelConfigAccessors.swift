@@ -53,12 +53,12 @@ extension ModelConfig {
     public var featureChannels: [Int] { ints("feature_channels") ?? [] }
     public var kernelSize: Int { int("kernel_size") }
     public var numDownsamplingPaths: Int { int("num_downsampling_paths") }
-    /// (Z, Y, X); empty only in partial configs (runnable configs must set crop_size).
-    public var cropSize: [Int] { ints("crop_size") ?? [] }
+    /// (Z, Y, X); nil when unset (partial configs).
+    public var cropSize: [Int]? { ints("crop_size") }
     /// (Z, Y, X); default crop_size.
-    public var testCropSize: [Int] { ints("test_crop_size") ?? [] }
+    public var testCropSize: [Int]? { ints("test_crop_size") }
     /// (Z, Y, X); default test_crop_size.
-    public var inferenceStrideSize: [Int] { ints("inference_stride_size") ?? [] }
+    public var inferenceStrideSize: [Int]? { ints("inference_stride_size") }
     public var inferenceBatchSize: Int { int("inference_batch_size") }
     /// Background first; nil when unset.
     public var classWeights: [Double]? { floats("class_weights") }

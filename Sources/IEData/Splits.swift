@@ -2,7 +2,8 @@ import Foundation
 import IECore
 import IEConfig
 
-/// Subjects of train, validation and test, each in dataset first-appearance order.
+/// Subjects of train, validation and test, each in the order InnerEye's split tables list them: dataset
+/// first-appearance order (institution by institution for `byInstitution`). k-fold starts from train + val in this order.
 public struct DatasetSplit: Sendable, Equatable {
     public var train: [String]
     public var val: [String]
@@ -70,9 +71,10 @@ public enum Splits {
         return ranges
     }
 
-    /// Orders the three sets by first appearance in the dataset and checks SPEC §3's rules.
-    static func makeSplit(_ dataset: Dataset, train: Set<String>, val: Set<String>, test: Set<String>) throws -> DatasetSplit {
-        let order = dataset.subjectsInFileOrder
+    /// Orders the three sets by `order` (default: first appearance in the dataset) and checks SPEC §3's rules.
+    static func makeSplit(_ dataset: Dataset, train: Set<String>, val: Set<String>, test: Set<String>,
+                          order: [String]? = nil) throws -> DatasetSplit {
+        let order = order ?? dataset.subjectsInFileOrder
         let split = DatasetSplit(train: order.filter(train.contains), val: order.filter(val.contains), test: order.filter(test.contains))
         try check(split, dataset: dataset)
         return split
@@ -143,6 +145,11 @@ public enum Splits {
                 throw IEError.usage("\(name) names institution \(bad), which is not in \(dataset.path), expected one of \(institutions.joined(separator: ", "))")
             }
         }
+        // pandas' groupby visits institutions in sorted key order (numeric when the column is numeric) and
+        // concatenates their rows, so InnerEye's split tables list subjects institution by institution. That
+        // order matters for a later k-fold split.
+        let numeric = institutions.allSatisfy { Double($0) != nil }
+        institutions.sort { numeric ? Double($0)! < Double($1)! : $0 < $1 }
         var trainSet = Set<String>(), valSet = Set<String>(), testSet = Set<String>()
         let testOnly = Set(testOnlySubjects)
         for inst in institutions where !exclude.contains(inst) {
@@ -155,7 +162,12 @@ public enum Splits {
                                      testOnly: testOnly, seed: seed)
             trainSet.formUnion(r.train); valSet.formUnion(r.val); testSet.formUnion(r.test)
         }
-        return try makeSplit(dataset, train: trainSet, val: valSet, test: testSet)
+        var order: [String] = []
+        var seen = Set<String>()
+        for inst in institutions {
+            for s in subjectsBy[inst]! where seen.insert(s).inserted { order.append(s) }
+        }
+        return try makeSplit(dataset, train: trainSet, val: valSet, test: testSet, order: order)
     }
 
     /// Proportional split over the values of `column` (groups stay together): the unique group values in
@@ -214,9 +226,7 @@ public enum Splits {
         let fold = kFoldSplits(count: keys.count, folds: k, seed: seed)[index]
         let valKeys = Set(fold.validation.map { keys[$0] })
         let inVal: (String) -> Bool = { s in valKeys.contains(groupColumn == nil ? s : groupOf[s]!) }
-        let result = DatasetSplit(train: dataset.subjectsInFileOrder.filter { Set(pool).contains($0) && !inVal($0) },
-                                  val: dataset.subjectsInFileOrder.filter { Set(pool).contains($0) && inVal($0) },
-                                  test: split.test)
+        let result = DatasetSplit(train: pool.filter { !inVal($0) }, val: pool.filter(inVal), test: split.test)
         try check(result, dataset: dataset)
         return result
     }

@@ -41,7 +41,11 @@ public struct NamedTensor: Equatable {
         let n = elementCount
         return try bytes.withUnsafeBytes { raw -> [Float] in
             switch dtype {
-            case "F32": return (0..<n).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+            case "F32":
+                return [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
+                    if n > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(n * 4)])) }
+                    initialized = n
+                }
             case "F64": return (0..<n).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Double.self)) }
             case "BF16":
                 return (0..<n).map { Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) << 16) }

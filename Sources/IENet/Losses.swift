@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 
 /// A loss value and its gradient with respect to the logits.
 public struct LossResult {
@@ -19,6 +20,19 @@ public indirect enum SegmentationLoss {
     case focal(gamma: Double = 1.0, classWeightPower: Double? = nil)
     /// Weighted sum of components.
     case mixture([(weight: Double, loss: SegmentationLoss)])
+
+    /// InnerEye's loss_type names: "SoftDice", "CrossEntropy", "Focal" (Mixture is built with `.mixture`).
+    /// `classWeightPower` is loss_class_weight_power (nil or 0: no class weights), `focalGamma` focal_loss_gamma.
+    public static func named(_ lossType: String, classWeightPower: Double? = nil,
+                             focalGamma: Double = 1.0) throws -> SegmentationLoss {
+        switch lossType {
+        case "SoftDice": return .softDice(classWeightPower: classWeightPower)
+        case "CrossEntropy": return .crossEntropy(classWeightPower: classWeightPower)
+        case "Focal": return .focal(gamma: focalGamma, classWeightPower: classWeightPower)
+        default:
+            throw IEError.badInput("loss_type \(lossType): expected SoftDice, CrossEntropy, Focal or Mixture")
+        }
+    }
 
     public func evaluate(logits: Tensor, target: Tensor) -> LossResult {
         precondition(logits.shape == target.shape, "loss: logits \(logits.shape) and target \(target.shape) differ")

@@ -62,60 +62,77 @@ public final class Optimizer {
         let lr = Float(lr)
         let wd = Float(settings.weightDecay)
         let firstStep = stepCount == 1
+        let kind = self.kind, settings = self.settings
         for (index, p) in parameters.enumerated() {
             let n = p.count
             var slot = slots[index]
             slots[index] = [:]  // drop the references so the arrays below mutate in place
-            switch kind {
-            case .adam, .amsgrad:
-                let b1 = Float(settings.betas.0), b2 = Float(settings.betas.1), eps = Float(settings.eps)
-                let stepSize = lr / Float(1 - pow(settings.betas.0, t))
-                let correction2Root = Float((1 - pow(settings.betas.1, t)).squareRoot())
-                var m = slot["exp_avg"]!, v = slot["exp_avg_sq"]!
-                var vmax = kind == .amsgrad ? slot["max_exp_avg_sq"]! : []
-                for i in 0..<n {
-                    let g = p.grad[i] + wd * p.value[i]
-                    m[i] = b1 * m[i] + (1 - b1) * g
-                    v[i] = b2 * v[i] + (1 - b2) * g * g
-                    var second = v[i]
-                    if kind == .amsgrad { vmax[i] = max(vmax[i], v[i]); second = vmax[i] }
-                    let denominator = second.squareRoot() / correction2Root + eps
-                    p.value[i] -= stepSize * m[i] / denominator
-                }
-                slot["exp_avg"] = m; slot["exp_avg_sq"] = v
-                if kind == .amsgrad { slot["max_exp_avg_sq"] = vmax }
-            case .sgd:
-                let mu = Float(settings.momentum)
-                if mu != 0 {
-                    var buffer = slot["momentum_buffer"]!
-                    for i in 0..<n {
-                        let g = p.grad[i] + wd * p.value[i]
-                        buffer[i] = firstStep ? g : mu * buffer[i] + g
-                        let direction = settings.nesterov ? g + mu * buffer[i] : buffer[i]
-                        p.value[i] -= lr * direction
-                    }
-                    slot["momentum_buffer"] = buffer
-                } else {
-                    for i in 0..<n { p.value[i] -= lr * (p.grad[i] + wd * p.value[i]) }
-                }
-            case .rmsprop:
-                let alpha = Float(settings.rmsAlpha), eps = Float(settings.eps), mu = Float(settings.momentum)
-                var square = slot["square_avg"]!
-                var buffer = mu > 0 ? slot["momentum_buffer"]! : []
-                for i in 0..<n {
-                    let g = p.grad[i] + wd * p.value[i]
-                    square[i] = alpha * square[i] + (1 - alpha) * g * g
-                    let average = square[i].squareRoot() + eps
-                    if mu > 0 {
-                        buffer[i] = mu * buffer[i] + g / average
-                        p.value[i] -= lr * buffer[i]
+            var first = slot.removeValue(forKey: slotNames.first ?? "") ?? []
+            var second = slotNames.count > 1 ? slot.removeValue(forKey: slotNames[1]) ?? [] : []
+            var third = slotNames.count > 2 ? slot.removeValue(forKey: slotNames[2]) ?? [] : []
+            p.grad.withUnsafeBufferPointer { gp in
+            p.value.withUnsafeMutableBufferPointer { vp in
+            first.withUnsafeMutableBufferPointer { s1 in
+            second.withUnsafeMutableBufferPointer { s2 in
+            third.withUnsafeMutableBufferPointer { s3 in
+                let grad = gp.baseAddress!, value = vp.baseAddress!
+                switch kind {
+                case .adam, .amsgrad:
+                    let b1 = Float(settings.betas.0), b2 = Float(settings.betas.1), eps = Float(settings.eps)
+                    let stepSize = lr / Float(1 - pow(settings.betas.0, t))
+                    let correction2Root = Float((1 - pow(settings.betas.1, t)).squareRoot())
+                    let m = s1.baseAddress!, v = s2.baseAddress!
+                    if kind == .amsgrad {
+                        let vmax = s3.baseAddress!
+                        for i in 0..<n {
+                            let g = grad[i] + wd * value[i]
+                            m[i] = b1 * m[i] + (1 - b1) * g
+                            v[i] = b2 * v[i] + (1 - b2) * g * g
+                            vmax[i] = max(vmax[i], v[i])
+                            value[i] -= stepSize * m[i] / (vmax[i].squareRoot() / correction2Root + eps)
+                        }
                     } else {
-                        p.value[i] -= lr * g / average
+                        for i in 0..<n {
+                            let g = grad[i] + wd * value[i]
+                            m[i] = b1 * m[i] + (1 - b1) * g
+                            v[i] = b2 * v[i] + (1 - b2) * g * g
+                            value[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+                        }
+                    }
+                case .sgd:
+                    let mu = Float(settings.momentum)
+                    if mu != 0 {
+                        let buffer = s1.baseAddress!
+                        for i in 0..<n {
+                            let g = grad[i] + wd * value[i]
+                            buffer[i] = firstStep ? g : mu * buffer[i] + g
+                            let direction = settings.nesterov ? g + mu * buffer[i] : buffer[i]
+                            value[i] -= lr * direction
+                        }
+                    } else {
+                        for i in 0..<n { value[i] -= lr * (grad[i] + wd * value[i]) }
+                    }
+                case .rmsprop:
+                    let alpha = Float(settings.rmsAlpha), eps = Float(settings.eps), mu = Float(settings.momentum)
+                    let square = s1.baseAddress!
+                    for i in 0..<n {
+                        let g = grad[i] + wd * value[i]
+                        square[i] = alpha * square[i] + (1 - alpha) * g * g
+                        let average = square[i].squareRoot() + eps
+                        if mu > 0 {
+                            let buffer = s2.baseAddress!
+                            buffer[i] = mu * buffer[i] + g / average
+                            value[i] -= lr * buffer[i]
+                        } else {
+                            value[i] -= lr * g / average
+                        }
                     }
                 }
-                slot["square_avg"] = square
-                if mu > 0 { slot["momentum_buffer"] = buffer }
-            }
+            }}}}}
+            let names = slotNames
+            if names.count > 0 { slot[names[0]] = first }
+            if names.count > 1 { slot[names[1]] = second }
+            if names.count > 2 { slot[names[2]] = third }
             slots[index] = slot
         }
     }

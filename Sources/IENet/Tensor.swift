@@ -79,8 +79,9 @@ public var threadCount: Int {
 /// Runs `body(i)` for i in 0..<count, split into at most `threadCount` contiguous chunks.
 /// Each index is processed by exactly one thread, so results do not depend on scheduling.
 @inline(__always)
-func parallelFor(_ count: Int, minimumPerThread: Int = 1, _ body: (Int) -> Void) {
-    let threads = min(threadCount, max(1, count / max(1, minimumPerThread)))
+func parallelFor(_ count: Int, minimumPerThread: Int = 1, threads requested: Int = threadCount,
+                 _ body: (Int) -> Void) {
+    let threads = min(requested, max(1, count / max(1, minimumPerThread)))
     if threads <= 1 || count <= 1 {
         for i in 0..<count { body(i) }
         return
@@ -117,3 +118,22 @@ public struct SeededGenerator: RandomNumberGenerator {
     }
     public mutating func nextUniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * nextUnit() }
 }
+
+// MARK: - Allocator
+
+/// glibc serves large blocks with fresh mmap()s, so every multi-MB activation would page-fault (and the kernel
+/// would zero it) on first touch, every layer, every step. Keeping large blocks on the heap and never trimming
+/// it lets the next step reuse the same pages. Done once, when the first network is built.
+let largeTensorAllocatorConfigured: Bool = {
+    #if os(Linux)
+    let mallocMmapMax: Int32 = -4, mallocTrimThreshold: Int32 = -1  // M_MMAP_MAX, M_TRIM_THRESHOLD (malloc.h)
+    _ = glibcMallopt(mallocMmapMax, 0)
+    _ = glibcMallopt(mallocTrimThreshold, Int32.max)
+    #endif
+    return true
+}()
+
+#if os(Linux)
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif

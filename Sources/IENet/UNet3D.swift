@@ -128,6 +128,7 @@ public final class UNet3D {
                 downsamplingPaths: Int = 4, kernelSize: Int = 3) {
         precondition(imageChannels > 0 && classes > 0 && featureChannels > 0 && downsamplingPaths >= 1)
         precondition(kernelSize % 2 == 1, "UNet3D: kernel size must be odd")
+        _ = largeTensorAllocatorConfigured
         self.imageChannels = imageChannels
         self.classes = classes
         self.featureChannels = featureChannels
@@ -286,6 +287,29 @@ public final class UNet3D {
                 bn.runningMean = try byName[bn.name + ".running_mean"]!.floatValues(source: source)
                 bn.runningVar = try byName[bn.name + ".running_var"]!.floatValues(source: source)
                 bn.numBatchesTracked = try byName[bn.name + ".num_batches_tracked"]!.int64Values(source: source).first ?? 0
+            }
+        }
+    }
+}
+
+extension UNet3D {
+    /// Class probabilities (softmax over channels) in eval mode: running BatchNorm statistics, nothing saved.
+    public func predictProbabilities(_ x: Tensor) -> Tensor {
+        softmaxChannels(forward(x, training: false))
+    }
+}
+
+extension Tensor {
+    /// One-hot target [N, classes, D, H, W] from per-voxel class indices laid out [N, D, H, W] (X fastest).
+    public init(oneHotLabels labels: [Int], batch: Int, classes: Int, spatialShape: [Int]) {
+        let spatial = spatialShape.reduce(1, *)
+        precondition(labels.count == batch * spatial, "oneHotLabels: \(labels.count) labels for \(batch) x \(spatialShape)")
+        self.init(zeros: [batch, classes] + spatialShape)
+        for n in 0..<batch {
+            for i in 0..<spatial {
+                let c = labels[n * spatial + i]
+                precondition(c >= 0 && c < classes, "oneHotLabels: class \(c) outside 0..<\(classes)")
+                data[(n * classes + c) * spatial + i] = 1
             }
         }
     }

@@ -200,7 +200,7 @@ public struct RunDirectory: Sendable {
     public func openLog(tool: String) throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let file = logs + "/" + tool + ".log"
-        if !FileManager.default.fileExists(atPath: file) { FileManager.default.createFile(atPath: file, contents: nil) }
+        if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
         handle.seekToEndOfFile()
         Log.logFile = handle

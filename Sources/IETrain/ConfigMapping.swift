@@ -8,8 +8,7 @@ import IENet
 extension TrainingSetup {
     /// The training parameters of a model config (SPEC §1.4), checked for what the loop needs.
     public init(config: ModelConfig) throws {
-        let crop = config.cropSize
-        guard crop.count == 3 else {
+        guard let crop = config.cropSize, crop.count == 3 else {
             throw IEError.usage("\(config.name): crop_size is not set, expected a (Z,Y,X) triple", file: config.file)
         }
         guard let f = config.featureChannels.first, f > 0 else {

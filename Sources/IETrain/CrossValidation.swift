@@ -55,7 +55,7 @@ public enum CrossValidation {
         let info = try parent.readInfo()
         let dataset = try Dataset.load(path: config.datasetCSVPath(settings: settings))
         let runsDir = URL(fileURLWithPath: parent.path).deletingLastPathComponent().deletingLastPathComponent().path
-        let overrides = try? Data(contentsOf: URL(fileURLWithPath: RunPipeline.overridesFile(parent)))
+        let overrides = try? Data(contentsOf: URL(fileURLWithPath: parent.overridesFile))
         var children: [RunDirectory] = []
         for k in 0..<folds {
             let path = childPath(parent: parent, index: k)
@@ -73,9 +73,9 @@ public enum CrossValidation {
                                                 parent: parent, childIndex: k)
             }
             // Recorded overrides come after the command line, so the fold's recovery id goes there too.
-            var childOverrides = overrides ?? Data()
+            var childOverrides: Data = overrides ?? Data()
             if let recovery { childOverrides += Data("--run_recovery_id=\(recovery)\n".utf8) }
-            if !childOverrides.isEmpty { try AtomicFile.write(childOverrides, to: RunPipeline.overridesFile(child)) }
+            if !childOverrides.isEmpty { try AtomicFile.write(childOverrides, to: child.overridesFile) }
             let childConfig = try RunPipeline.config(run: child, settings: settings)
             let split = try Splits.split(dataset, config: childConfig)
             try Splits.write(split, dataset: dataset, to: child.outputs)

@@ -20,12 +20,11 @@ public struct InferenceSettings {
     public init(patch: Shape3) { self.patch = patch }
 
     public init(config: ModelConfig, gaussian: Bool = false, tta: Bool = false) throws {
-        let crop = config.testCropSize.isEmpty ? config.cropSize : config.testCropSize
-        guard crop.count == 3 else {
+        guard let crop = config.testCropSize ?? config.cropSize, crop.count == 3 else {
             throw IEError.usage("\(config.name): test_crop_size and crop_size are unset, expected a (Z,Y,X) triple", file: config.file)
         }
         self.init(patch: Shape3(crop))
-        stride = config.inferenceStrideSize.count == 3 ? Shape3(config.inferenceStrideSize) : nil
+        stride = config.inferenceStrideSize.map(Shape3.init)
         batchSize = max(1, config.inferenceBatchSize)
         paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
         self.gaussian = gaussian

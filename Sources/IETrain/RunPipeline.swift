@@ -9,38 +9,12 @@ import IERun
 /// The run-folder steps of SPEC §9 that involve the network: training and inference of a run's splits.
 /// Each reads only files of the run (and the dataset it names) so it can be rerun alone.
 public enum RunPipeline {
-    /// Config overrides given to later tools of a run (e.g. `ie-train --run=R --num_epochs=5`), kept so that
-    /// ie-infer and ie-metrics of the same run see the same parameters.
-    static func overridesFile(_ run: RunDirectory) -> String { run.outputs + "/config_overrides.txt" }
-
-    /// The run's model config: its model, the overrides on the command line that created it, the overrides
-    /// recorded by later tools, then `extra` (later wins).
     public static func config(run: RunDirectory, settings: Settings, extra: [String] = [], record: Bool = false) throws -> ModelConfig {
-        let info = try run.readInfo()
-        var flags = ConfigOverrides.split(Array(info.commandLine.dropFirst())).overrides
-        if let text = try? String(contentsOfFile: overridesFile(run), encoding: .utf8) {
-            flags += text.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-        }
-        flags += extra
-        let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
-        if record && !extra.isEmpty {
-            let previous = (try? String(contentsOfFile: overridesFile(run), encoding: .utf8)) ?? ""
-            try AtomicFile.write(previous + extra.joined(separator: "\n") + "\n", to: overridesFile(run))
-        }
-        return config
+        try run.modelConfig(settings: settings, extra: extra, record: record)
     }
 
-    /// Subjects of a split CSV written by ie-split (`train`, `val`, `test`), in string-sorted order.
     public static func subjects(run: RunDirectory, split: String) throws -> [String] {
-        let path = run.outputs + "/\(split)_dataset.csv"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw IEError.usage("no \(split)_dataset.csv in the run, expected ie-split to have written it", file: path)
-        }
-        let table = try CSVTable.read(path: path)
-        guard let column = table.columnIndex("subject") else {
-            throw IEError.badInput("missing column subject", file: path, line: 1)
-        }
-        return Array(Set(table.rows.compactMap { $0.count > column ? $0[column] : nil })).sorted()
+        try run.splitSubjects(split)
     }
 
     public static func dataset(config: ModelConfig, settings: Settings) throws -> Dataset {
@@ -87,6 +61,43 @@ public enum RunPipeline {
         return finished
     }
 
+    /// `train: false` (InnerEye's "testing an existing model"): the given weights (local_weights_path,
+    /// model_id, or run_recovery_id + start_epoch) become this run's checkpoint of their epoch, and that epoch is
+    /// recorded as epochs_to_test, so ie-infer and ie-metrics evaluate them on Val and Test. Returns the epoch.
+    @discardableResult
+    public static func adoptWeights(run: RunDirectory, config: ModelConfig, settings: Settings) throws -> Int {
+        var source: String?
+        var epoch = 0
+        if let recovery = config.runRecoveryId {
+            let from = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
+            guard config.startEpoch > 0 else {
+                throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to evaluate")
+            }
+            source = checkpointPath(run: from, epoch: config.startEpoch)
+            epoch = config.startEpoch
+        } else if let weights = config.localWeightsPath.first {
+            source = weights
+        } else if let id = config.modelId {
+            let model = try ModelRegistry(settings: settings).resolve(id)
+            try model.verify()
+            source = model.checkpointPaths.first
+        }
+        guard let source else {
+            throw IEError.usage("--no-train needs weights to evaluate, expected --local_weights_path, --model_id or --run_recovery_id with --start_epoch")
+        }
+        let checkpoint = try readCheckpoint(source)
+        _ = try checkpoint.makeModel(source: source)
+        if epoch == 0 { epoch = checkpoint.epoch ?? 0 }
+        let target = checkpointPath(run: run, epoch: epoch)
+        try FileManager.default.createDirectory(atPath: run.outputs + "/checkpoints", withIntermediateDirectories: true)
+        try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: source)), to: target)
+        _ = try run.modelConfig(settings: settings, extra: ["--epochs_to_test=\(epoch)"], record: true)
+        try run.writeArguments(config)
+        try run.writeBuildInformation()
+        Log.info("no training: \(source) is the run's epoch \(epoch) checkpoint, evaluated by ie-infer/ie-metrics")
+        return epoch
+    }
+
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
         let autosave = run.outputs + "/checkpoints/autosave.ckpt"
         if resume, FileManager.default.fileExists(atPath: autosave) {
@@ -105,6 +116,12 @@ public enum RunPipeline {
         }
         if let weights = config.localWeightsPath.first {
             return .weights(try readCheckpoint(weights), source: weights)
+        }
+        if let id = config.modelId {
+            let model = try ModelRegistry(settings: settings).resolve(id)
+            try model.verify()
+            guard let path = model.checkpointPaths.first else { throw IEError.badInput("model \(id) has no checkpoint", file: model.folder) }
+            return .weights(try readCheckpoint(path), source: path)
         }
         return .fresh
     }
@@ -140,15 +157,8 @@ public enum RunPipeline {
                                  classNames: ["background"] + config.groundTruthIds, reference: volumes[0])
     }
 
-    /// `outputs/epoch_NNN/<Mode>/`.
     public static func epochFolder(run: RunDirectory, epoch: Int, mode: String) -> String {
-        run.outputs + String(format: "/epoch_%03d/", epoch) + mode
-    }
-
-    /// The folder name of a subject: `<subject:03d>` for integer ids, the id itself otherwise.
-    public static func subjectFolderName(_ subject: String) -> String {
-        if let n = Int(subject) { return String(format: "%03d", n) }
-        return subject
+        run.epochFolder(epoch: epoch, mode: mode)
     }
 
     /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
@@ -167,7 +177,7 @@ public enum RunPipeline {
             let (prepared, raw) = try preparation.load(subject)
             let result = try segmenter.segment(image: prepared.image, channels: prepared.channels, shape: prepared.shape,
                                                mask: prepared.mask, spacing: raw.channels[0].spacing)
-            try SubjectOutputs.write(directory: folder + "/" + subjectFolderName(subject), posteriors: result.posteriors,
+            try SubjectOutputs.write(directory: folder + "/" + RunDirectory.subjectFolderName(subject), posteriors: result.posteriors,
                                      labels: result.labels, classNames: classNames, reference: raw.channels[0])
             progress.step(subject)
         }

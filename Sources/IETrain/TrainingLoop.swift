@@ -131,7 +131,10 @@ public final class Trainer {
             let started = Date()
             let lr = learningRate(epoch: epoch - 1, baseRate: setup.learningRate, minRate: setup.minLearningRate,
                                   numEpochs: setup.numEpochs, schedule: setup.schedule, warmupEpochs: setup.warmupEpochs)
-            guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress) else { return false }
+            guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress) else {
+                Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
+                return false
+            }
             let trainSeconds = Date().timeIntervalSince(started)
             trainRows.append(EpochMetricsLog.row(epoch: epoch, stats: trainStats, lr: lr, seconds: trainSeconds,
                                                  split: setup.crossValidationSplitIndex))
@@ -157,7 +160,10 @@ public final class Trainer {
             }
             try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
             lastCompletedEpoch = epoch
-            if StopSignal.requested { return false }
+            if StopSignal.requested {
+                Log.info("stopped by signal after epoch \(epoch); the autosave holds it, rerun with --resume")
+                return false
+            }
         }
         return true
     }

@@ -63,7 +63,7 @@ struct Infer: ParsableCommand {
             let config = try RunPipeline.config(run: run, settings: settingsValue, extra: Infer.overrides)
             let models = checkpoint.isEmpty && modelID.isEmpty ? nil
                 : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
-            try run.perform(tool: "ie-infer", completes: false) {
+            try run.perform(tool: "ie-infer") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
                                           models: models, gaussian: gaussian, tta: tta)
@@ -81,4 +81,4 @@ struct Infer: ParsableCommand {
     }
 }
 
-runCommand(Infer.self, tool: "ie-infer") { Infer.overrides = $0 }
+runCommand(Infer.self, tool: "ie-infer", ownOptions: ["model_id"]) { Infer.overrides = $0 }

@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import IECore
 import IEData
+import IEConfig
 import IEEval
+import IEReport
+import IERun
 
 struct Metrics: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +20,11 @@ struct Metrics: ParsableCommand {
         Extra columns: hd95 (MONAI HD95), assd, nsd@<mm> (surface Dice at a tolerance); these use MONAI's surface \
         (the image border counts as a boundary), MeanDistance_mm uses SimpleITK's contour (it does not).
 
+        Run: scores a run's epoch folder outputs/epoch_NNN/<Mode>/ (written by ie-infer) and adds \
+        metrics_aggregates.csv and metrics_boxplot.png there.
+
         Examples:
+          ie-metrics --run=runs/main/main_20261125T101010Z_ab12 --mode=Val
           ie-metrics --prediction=001/lung.nii.gz --ground_truth=gt/lung.nii.gz \\
                      --patient=1 --structure=lung
           ie-metrics --prediction=p.nii.gz --ground_truth=g.nii.gz \\
@@ -26,6 +33,18 @@ struct Metrics: ParsableCommand {
                      --dataset=datasets/HelloWorld/dataset.csv \\
                      --structures=region_a,region_b --image_channel=ct
         """)
+
+    @Option(name: .customLong("run"), help: "Run folder (run mode): score outputs/epoch_NNN/<Mode>/.")
+    var runFolder: String?
+
+    @Option(help: "Epoch (run mode; default: the run's epochs_to_test).")
+    var epoch: Int?
+
+    @Option(help: "Val or Test (run mode).")
+    var mode: String = "Test"
+
+    @Option(help: "settings.yml (run mode).")
+    var settings: String?
 
     @Option(help: "Prediction mask (single-pair mode).")
     var prediction: String?
@@ -72,7 +91,9 @@ struct Metrics: ParsableCommand {
     var isFolderMode: Bool { predictionDir != nil || dataset != nil }
 
     func validate() throws {
-        if isFolderMode {
+        if runFolder != nil {
+            guard ["Val", "Test", "Train"].contains(mode) else { throw ValidationError("--mode=\(mode), expected Val or Test") }
+        } else if isFolderMode {
             guard predictionDir != nil, dataset != nil, let structures, !structures.isEmpty else {
                 throw ValidationError("folder mode needs --prediction_dir, --dataset and --structures together")
             }
@@ -91,7 +112,17 @@ struct Metrics: ParsableCommand {
         Log.tool = "ie-metrics"
         Log.level = quiet ? .quiet : verbose ? .verbose : .normal
         let extras = try ExtraMetric.parseList(extra)
-        if isFolderMode {
+        if let runFolder {
+            let run = try RunDirectory.open(path: runFolder)
+            let settingsValue = try Settings.locate(explicitPath: settings)
+            let config = try run.modelConfig(settings: settingsValue)
+            try run.perform(tool: "ie-metrics") {
+                for e in epoch.map({ [$0] }) ?? config.epochsToTest {
+                    try RunEvaluation.evaluate(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
+                                               extras: extras, thumbnails: !noThumbnails)
+                }
+            }
+        } else if isFolderMode {
             let data = try Dataset.load(path: dataset!)
             let names = structures!.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let cases = try MetricsEvaluation.cases(

@@ -22,6 +22,7 @@ struct Split: ParsableCommand {
               ie-split --dataset=data/dataset.csv --output_folder=splits --proportion_train=0.7 --proportion_val=0.15 --proportion_test=0.15
               ie-split --dataset=data/dataset.csv --output_folder=splits --train_subjects=1,2,3 --val_subjects=4 --test_subjects=5
               ie-split --model=Lung --run_dir=runs/main/main_20260101T120000Z_1a2b --check
+              ie-split --model=HelloWorld --print_dataset_folder
             """)
 
     @Option(name: .customLong("model"), help: "Model config name (configs/segmentation/<NAME>.yml).")
@@ -38,6 +39,8 @@ struct Split: ParsableCommand {
     var experiment: String?
     @Flag(name: .customLong("check"), help: "Also load every subject's images and run all SPEC §2 checks.")
     var check = false
+    @Flag(name: .customLong("print_dataset_folder"), help: "Only print the model's dataset folder (used by ie.mk to create demo data).")
+    var printDatasetFolder = false
     @Flag(name: .customLong("quiet"), help: "Only errors.")
     var quiet = false
     @Flag(name: .customLong("verbose"), help: "More detail.")
@@ -45,7 +48,8 @@ struct Split: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Config overrides, --<parameter>=<value>.")
     var overrides: [String] = []
 
-    static let ownOptions = ["model", "settings", "dataset", "output_folder", "run_dir", "experiment", "check", "quiet", "verbose", "help"]
+    static let ownOptions = ["model", "settings", "dataset", "output_folder", "run_dir", "experiment", "check", "print_dataset_folder",
+                             "quiet", "verbose", "help"]
 
     func validate() throws {
         // ValidationError is what swift-argument-parser reports as a usage error; main turns it into exit 2.
@@ -54,6 +58,9 @@ struct Split: ParsableCommand {
         }
         guard model != nil || dataset != nil else {
             throw ValidationError("nothing to split, expected --model=NAME or --dataset=PATH (see --help)")
+        }
+        if printDatasetFolder && model == nil {
+            throw ValidationError("--print_dataset_folder needs --model=NAME")
         }
         if model == nil && outputFolder == nil && runDir == nil {
             throw ValidationError("--dataset needs --output_folder=DIR (or --run_dir=DIR, or --model to create a new run)")
@@ -75,6 +82,10 @@ struct Split: ParsableCommand {
             config = try ModelConfig.fromDefaults(overrides: parsed)
         }
         let cwd = FileManager.default.currentDirectoryPath
+        if printDatasetFolder {
+            print(try config.datasetFolder(settings: settings))
+            return
+        }
         let csvPath = try dataset.map { resolve($0, against: cwd) } ?? config.datasetCSVPath(settings: settings)
 
         func splitInto(_ folder: String) throws {

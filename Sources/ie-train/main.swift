@@ -82,12 +82,14 @@ struct Train: ParsableCommand {
         }
         var finished = true
         try runDir.perform(tool: "ie-train", completes: false) {
-            if !config.train { Log.info("train is false: no training, the given weights are evaluated by ie-infer") }
             finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
                                                             resume: resume, evaluate: evaluate)
         }
-        if !finished {
-            Log.info("stopped by signal; the autosave holds the last completed epoch, rerun with --resume")
+        if finished {
+            try runDir.markCompleted()
+        } else {
+            // Queued, not failed: the job is meant to come back (Slurm requeue, or the same command with --resume).
+            try runDir.update { $0.status = .queued }
             Foundation.exit(stoppedBySignalExitCode)
         }
     }

@@ -10,7 +10,7 @@ final class CrossValidationRecoveryTests: XCTestCase {
         let project = try HPCTest.makeProject(subjects: 8)
         defer { try? FileManager.default.removeItem(atPath: project) }
         let settings = "--settings=\(project)/settings.yml"
-        let common = HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"]
+        let common = HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2", "--save_start_epoch=1", "--save_step_epochs=1"]
 
         let original = try HPCTest.split(project: project, arguments: common)
         let first = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(original)", "--threads=1", "--quiet"], in: project)

@@ -48,6 +48,13 @@ private let innerEyeReference = """
                 a, b, c = ranges(subs, p_train, p_test, p_val)
                 it |= a; its |= b; iv |= c
             result["institution"] = {"train": sorted(it), "val": sorted(iv), "test": sorted(its)}
+            if k > 1:
+                # InnerEye's tables after from_institutions: rows grouped by sorted institutionId (pandas groupby).
+                keys = sorted(inst, key=lambda x: (float(x),) if all(v.replace('.', '', 1).isdigit() for v in inst) else (x,))
+                ordered = [s for key in keys for s in inst[key]]
+                pool = [s for s in ordered if s in it] + [s for s in ordered if s in iv]
+                if len(pool) >= k: result["institution_folds"] = [{"train": sorted(pool[i] for i in t), "val": sorted(pool[i] for i in v)}
+                                               for t, v in KFold(n_splits=k, shuffle=True, random_state=0).split(pool)]
         if k > 1:
             pool = [s for s in subjects if s in train] + [s for s in subjects if s in val]
             folds = []
@@ -83,7 +90,8 @@ final class SplitTests: XCTestCase {
             var rng = PythonRandom(seed: UInt64(n))
             var ids = (0..<n).map { "p\(($0 * 37) % 101)" }
             rng.shuffle(&ids)
-            let institutions = (0..<n).map { "inst\($0 % 3)" }
+            // Institutions appear in the file as c, a, b (not sorted), so the groupby order matters.
+            let institutions = (0..<n).map { ["c", "a", "b"][$0 % 3] }
             let csv = try scratch.write("d\(n)/dataset.csv", datasetText(subjects: ids, institutions: institutions))
             datasets[csv] = try Dataset.load(path: csv)
             XCTAssertEqual(datasets[csv]!.subjectsInFileOrder, ids)
@@ -110,6 +118,13 @@ final class SplitTests: XCTestCase {
             if n >= 10, p.2 > 0, let inst = ref["institution"] as? [String: Any] {
                 let byInst = try Splits.byInstitution(dataset, train: p.0, val: p.1, test: p.2)
                 assertSame(byInst, inst, "institution n=\(n) p=\(p)")
+                if k > 1, let folds = ref["institution_folds"] as? [[String: [String]]] {
+                    for i in 0..<k {
+                        let fold = try Splits.crossValidationFold(byInst, dataset: dataset, folds: k, index: i)
+                        XCTAssertEqual(fold.train.sorted(), folds[i]["train"], "institution n=\(n) k=\(k) fold \(i)")
+                        XCTAssertEqual(fold.val.sorted(), folds[i]["val"], "institution n=\(n) k=\(k) fold \(i)")
+                    }
+                }
             }
         }
     }
@@ -216,9 +231,9 @@ final class SplitTests: XCTestCase {
             XCTAssertEqual(written[1], scratch.root + "/d/" + original[1])
         }
         let readBack = try Splits.read(from: scratch.root + "/out")
-        XCTAssertEqual(readBack.train?.subjectsInFileOrder, split.train)
-        XCTAssertEqual(readBack.val?.subjectsInFileOrder, split.val)
-        XCTAssertEqual(readBack.test?.subjectsInFileOrder, split.test)
+        XCTAssertEqual(readBack.train?.subjectsInFileOrder.sorted(), split.train.sorted())
+        XCTAssertEqual(readBack.val?.subjectsInFileOrder.sorted(), split.val.sorted())
+        XCTAssertEqual(readBack.test?.subjectsInFileOrder.sorted(), split.test.sorted())
         XCTAssertEqual(readBack.all.subjectsInFileOrder, dataset.subjectsInFileOrder)
         let testRows = try CSVTable.read(path: scratch.root + "/out/test_dataset.csv")
         XCTAssertEqual(Set(testRows.rows.map { $0[0] }), Set(split.test))

@@ -79,13 +79,13 @@ final class ConvTests: XCTestCase {
         defer { ConvScratch.budgetFloats = saved }
         var random = TestRandom(2)
         var rng = SeededGenerator(seed: 4)
-        for budget in [1, 200, 1000] {
+        for budget in [1, 200, 1000, 3000] { for stride in [1, 2] {
             ConvScratch.budgetFloats = budget
-            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
+            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: 1, bias: false, rng: &rng)
             let x = random.tensor([1, 2, 7, 6, 5])
             let y = conv.forward(x)
-            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: 2, padding: 1),
-                        "budget \(budget)")
+            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: stride,
+                                         padding: 1), "budget \(budget) stride \(stride)")
             let projection = random.tensor(y.shape)
             let gx = conv.backward(projection)!
             var xm = x
@@ -97,7 +97,7 @@ final class ConvTests: XCTestCase {
                                    get: { conv.weight.value[$0] }, set: { conv.weight.value[$0] = $1 },
                                    loss: { projectedSum(conv.forward(xm, saveForBackward: false), projection) },
                                    analytic: { conv.weight.grad[$0] })
-        }
+        }}
     }
 
     func testConvGradientsByFiniteDifferences() {
@@ -157,5 +157,73 @@ final class ConvTests: XCTestCase {
         var again = SeededGenerator(seed: 42)
         let same = Conv3d(name: "c", inChannels: 16, outChannels: 32, kernel: 3, bias: false, rng: &again)
         XCTAssertEqual(same.weight.value, conv.weight.value, "same seed, same weights")
+    }
+}
+
+final class ThreadingTests: XCTestCase {
+    /// Runs one conv / transposed-conv forward+backward and returns (output, input grad, weight grad).
+    func run(threads: Int, budget: Int) -> [[Float]] {
+        setThreads(threads)
+        let saved = ConvScratch.budgetFloats
+        ConvScratch.budgetFloats = budget
+        defer { ConvScratch.budgetFloats = saved; setThreads(1) }
+        var random = TestRandom(41)
+        var rng = SeededGenerator(seed: 42)
+        var results: [[Float]] = []
+        for stride in [1, 2] {
+            let conv = Conv3d(name: "c", inChannels: 9, outChannels: 5, kernel: 3, stride: stride, padding: 1,
+                              bias: true, rng: &rng)
+            let x = random.tensor([2, 9, 6, 8, 7])
+            let y = conv.forward(x)
+            let g = conv.backward(y)!
+            results += [y.data, g.data, conv.weight.grad, conv.bias!.grad]
+        }
+        let up = ConvTranspose3d(name: "u", inChannels: 6, outChannels: 4, kernel: 4, stride: 2, padding: 1, rng: &rng)
+        let u = random.tensor([2, 6, 3, 4, 3])
+        let v = up.forward(u)
+        let gu = up.backward(v)!
+        results += [v.data, gu.data, up.weight.grad]
+        return results
+    }
+
+    func testTwoThreadsMatchOneThreadAndAreDeterministic() {
+        let reference = run(threads: 1, budget: 1 << 18)
+        for budget in [500, 1 << 18] {
+            let first = run(threads: 2, budget: budget)
+            let second = run(threads: 2, budget: budget)
+            XCTAssertEqual(first, second, "same thread count, same bits (budget \(budget))")
+            for (a, b) in zip(first, reference) {
+                XCTAssertEqual(a.count, b.count)
+                let worst = zip(a, b).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-4, "2 threads vs 1 thread (budget \(budget))")
+            }
+        }
+    }
+}
+
+final class ImplicitGEMMTests: XCTestCase {
+    /// Rows of >= 16 voxels and >= 8 input channels take the implicit-GEMM path (no im2col); it must agree with
+    /// the direct convolution, for several slab sizes and 1 or 2 threads, and its gradients with differences.
+    func testImplicitPathMatchesDirectConvolution() {
+        let saved = ConvScratch.budgetFloats
+        defer { ConvScratch.budgetFloats = saved; setThreads(1) }
+        var random = TestRandom(51)
+        var rng = SeededGenerator(seed: 52)
+        for (budget, threads) in [(1, 1), (60, 2), (1 << 18, 1), (1 << 18, 2)] {
+            ConvScratch.budgetFloats = budget
+            setThreads(threads)
+            let conv = Conv3d(name: "c", inChannels: 8, outChannels: 9, kernel: 3, stride: 1, padding: 1, bias: true, rng: &rng)
+            var x = random.tensor([2, 8, 3, 5, 17])
+            XCTAssertTrue(conv.geometry(x).usesImplicitGEMM)
+            let y = conv.forward(x)
+            assertClose(y, referenceConv(x, weight: conv.weight.value, bias: conv.bias!.value, outChannels: 9, kernel: 3,
+                                         stride: 1, padding: 1), "implicit budget \(budget) threads \(threads)")
+            let projection = random.tensor(y.shape)
+            let gradInput = conv.backward(projection)!
+            checkFiniteDifferences(label: "implicit conv input", count: x.count, samples: 16, get: { x.data[$0] },
+                                   set: { x.data[$0] = $1 },
+                                   loss: { projectedSum(conv.forward(x, saveForBackward: false), projection) },
+                                   analytic: { gradInput.data[$0] })
+        }
     }
 }

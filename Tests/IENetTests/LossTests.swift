@@ -183,3 +183,20 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(learningRate(epoch: 6, baseRate: base, numEpochs: 10, schedule: .cosine, warmupEpochs: 2), base / 2, accuracy: 1e-15)
     }
 }
+
+final class ConvenienceTests: XCTestCase {
+    func testOneHotNamedLossesAndPredict() throws {
+        let t = Tensor(oneHotLabels: [0, 2, 1, 0], batch: 2, classes: 3, spatialShape: [1, 1, 2])
+        XCTAssertEqual(t.shape, [2, 3, 1, 1, 2])
+        XCTAssertEqual(t.data, [1, 0, 0, 0, 0, 1, /* n=1 */ 0, 1, 1, 0, 0, 0])
+        if case .focal(let gamma, let power) = try SegmentationLoss.named("Focal", classWeightPower: 0.5, focalGamma: 2) {
+            XCTAssertEqual(gamma, 2); XCTAssertEqual(power, 0.5)
+        } else { XCTFail("Focal") }
+        XCTAssertThrowsError(try SegmentationLoss.named("Dice"))
+        let net = UNet3D(imageChannels: 1, classes: 3, featureChannels: 2, seed: 1)
+        let p = net.predictProbabilities(Tensor(zeros: [1, 1, 16, 16, 16]))
+        for i in 0..<4096 {
+            XCTAssertEqual(p.data[i] + p.data[4096 + i] + p.data[8192 + i], 1, accuracy: 1e-5)
+        }
+    }
+}

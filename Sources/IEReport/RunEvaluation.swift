@@ -1,0 +1,50 @@
+import Foundation
+import IECore
+import IEConfig
+import IEData
+import IEEval
+import IERun
+
+/// The metrics step of a run (SPEC §7, §9): for one epoch and mode, `metrics.csv`, `metrics_aggregates.csv`,
+/// `metrics_boxplot.png` and `thumbnails/` in `outputs/epoch_NNN/<Mode>/`, from ie-infer's per-subject masks
+/// and the dataset's ground truth.
+public enum RunEvaluation {
+    public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
+                                extras: [ExtraMetric] = [], thumbnails: Bool = true) throws {
+        let folder = run.epochFolder(epoch: epoch, mode: mode)
+        guard FileManager.default.fileExists(atPath: folder) else {
+            throw IEError.usage("no inference results, expected ie-infer --run=\(run.path) --epoch=\(epoch) --mode=\(mode) first", file: folder)
+        }
+        let dataset = try Dataset.load(path: config.datasetCSVPath(settings: settings))
+        let subjects = try run.splitSubjects(mode.lowercased())
+        let imageChannel = config.imageChannels.first
+        let cases = try MetricsEvaluation.cases(
+            predictionFolder: folder, subjects: subjects, structures: config.groundTruthIds,
+            groundTruth: { subject, structure in dataset.row(subject: subject, channel: structure).map(dataset.absolutePath) },
+            image: { subject in imageChannel.flatMap { dataset.row(subject: subject, channel: $0) }.map(dataset.absolutePath) })
+        let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
+                                             writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil)
+        let file = try MetricsFile.read(path: folder + "/metrics.csv")
+        try AtomicFile.write(MetricsAggregates.csv(file.records), to: folder + "/metrics_aggregates.csv")
+        if Gnuplot.executable() != nil {
+            let structures = config.groundTruthIds
+            let png = try Plots.boxPlot(categories: structures, series: [mode],
+                                        values: { structure, _ in file.records.filter { $0.structure == structure }.map(\.dice) },
+                                        title: "Dice per structure, \(mode), epoch \(epoch)", yLabel: "Dice", yRange: (0, 1))
+            try AtomicFile.write(png, to: folder + "/metrics_boxplot.png")
+        } else {
+            Log.warning("gnuplot not found: metrics_boxplot.png not drawn (apt-get install gnuplot-nox)")
+        }
+        Log.info("ie-metrics: \(mode) epoch \(epoch): \(rows.count) rows in \(folder)/metrics.csv")
+        let comparisons = try config.comparisonRuns()
+        if mode == "Test" && !comparisons.isEmpty {
+            let baselines = try comparisons.map { entry -> BaselineComparison.Baseline in
+                let source = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: entry.runRecoveryId))
+                return BaselineComparison.Baseline(name: entry.name, run: source.path)
+            }
+            let result = try BaselineComparison.run(outputs: run.outputs, epoch: epoch, baselines: baselines,
+                                                    drawPlots: Gnuplot.executable() != nil)
+            Log.info("ie-metrics: compared with \(comparisons.map(\.name).joined(separator: ", ")): \(result.wilcoxonPath)")
+        }
+    }
+}

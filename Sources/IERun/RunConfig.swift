@@ -1,0 +1,49 @@
+import Foundation
+import IECore
+import IEConfig
+
+/// The model config of a run and its split subjects, shared by every tool that takes `--run=RUN`.
+extension RunDirectory {
+    /// Config overrides given to later tools of a run (e.g. `ie-train --run=R --num_epochs=5`), kept so that
+    /// ie-infer and ie-metrics of the same run see the same parameters.
+    public var overridesFile: String { outputs + "/config_overrides.txt" }
+
+    /// The run's model config: its model, the overrides on the command line that created it, the overrides
+    /// recorded by later tools, then `extra` (later wins). With `record`, `extra` is added to the record.
+    public func modelConfig(settings: Settings, extra: [String] = [], record: Bool = false) throws -> ModelConfig {
+        let info = try readInfo()
+        var flags = ConfigOverrides.split(Array(info.commandLine.dropFirst())).overrides
+        let recorded = (try? String(contentsOfFile: overridesFile, encoding: .utf8)) ?? ""
+        flags += recorded.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        flags += extra
+        let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
+        if record && !extra.isEmpty {
+            try AtomicFile.write(recorded + extra.joined(separator: "\n") + "\n", to: overridesFile)
+        }
+        return config
+    }
+
+    /// Subjects of a split CSV written by ie-split (`train`, `val`, `test`), in string-sorted order.
+    public func splitSubjects(_ split: String) throws -> [String] {
+        let path = outputs + "/\(split)_dataset.csv"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw IEError.usage("no \(split)_dataset.csv in the run, expected ie-split to have written it", file: path)
+        }
+        let table = try CSVTable.read(path: path)
+        guard let column = table.columnIndex("subject") else {
+            throw IEError.badInput("missing column subject", file: path, line: 1)
+        }
+        return Array(Set(table.rows.compactMap { $0.count > column ? $0[column] : nil })).sorted()
+    }
+
+    /// `outputs/epoch_NNN/<Mode>/`.
+    public func epochFolder(epoch: Int, mode: String) -> String {
+        outputs + String(format: "/epoch_%03d/", epoch) + mode
+    }
+
+    /// The folder name of a subject: `<subject:03d>` for integer ids, the id itself otherwise.
+    public static func subjectFolderName(_ subject: String) -> String {
+        if let n = Int(subject) { return String(format: "%03d", n) }
+        return subject
+    }
+}

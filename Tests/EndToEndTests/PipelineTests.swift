@@ -1,0 +1,196 @@
+import Foundation
+import XCTest
+
+/// The HelloWorld pipeline on tiny synthetic data, run through the built tools as a user runs them.
+final class PipelineTests: XCTestCase {
+    static let tiny = ["--crop_size=16,32,32", "--test_crop_size=16,48,48", "--threads=1"]
+
+    static func makeRun(_ runner: ToolRunner, subjects: Int = 8) throws -> String {
+        let synth = try runner.run("synth", ["--output_folder=datasets/HelloWorld", "--subjects=\(subjects)", "--shape=16,48,48", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let split = try runner.run("split", ["--model=HelloWorld"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        let run = split.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/run.json"), "ie-split printed \(run)")
+        return run
+    }
+
+    func testTrainInferMetricsReportLeaveTheRunLayout() throws {
+        let runner = try ToolRunner(name: "pipeline")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=2", "--save_start_epoch=1", "--save_step_epochs=1"] + Self.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        for file in ["args.txt", "buildinformation.json", "dataset.csv", "train_dataset.csv", "val_dataset.csv", "test_dataset.csv",
+                     "checkpoints/epoch_001.ckpt", "checkpoints/epoch_002.ckpt", "checkpoints/autosave.ckpt",
+                     "Train/epoch_metrics.csv", "Val/epoch_metrics.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/" + file), "missing outputs/\(file)")
+        }
+        let header = try String(contentsOfFile: run + "/outputs/Val/epoch_metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(header.first, "epoch,loss,learning_rate,Dice/AverageAcrossStructures,Dice/region_a,Dice/region_b,VoxelCount/region_a,VoxelCount/region_b,seconds,cross_validation_split_index")
+        XCTAssertEqual(header.count, 3)
+
+        for mode in ["Val", "Test"] {
+            let infer = try runner.run("infer", ["--run=\(run)", "--mode=\(mode)", "--threads=1"])
+            XCTAssertEqual(infer.status, 0, infer.stderr)
+            let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=\(mode)"])
+            XCTAssertEqual(metrics.status, 0, metrics.stderr)
+            let folder = run + "/outputs/epoch_002/" + mode
+            for file in ["metrics.csv", "metrics_aggregates.csv", "dataset_id.txt", "ground_truth_ids.txt", "image_channel_ids.txt"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/" + file), "missing \(mode)/\(file)")
+            }
+            let metricsText = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8)
+            XCTAssertTrue(metricsText.hasPrefix("Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm\n"))
+            XCTAssertEqual(metricsText.split(separator: "\n").count, 1 + 2 * 2, "2 subjects x 2 structures")
+        }
+        let report = try runner.run("report", ["--run=\(run)"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/report.html"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/report.ipynb"))
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))) as! [String: Any]
+        XCTAssertEqual(info["status"] as? String, "completed")
+
+        // The written segmentations carry the CT's affine, as nibabel reads both (an independent reader).
+        let subject = try FileManager.default.contentsOfDirectory(atPath: run + "/outputs/epoch_002/Test").filter { Int($0) != nil }.sorted().first!
+        let ct = runner.path("datasets/HelloWorld/\(subject)/ct.nii.gz")
+        let seg = run + "/outputs/epoch_002/Test/\(subject)/segmentation.nii.gz"
+        let check = try ToolRunner.python("""
+        import nibabel as nib, numpy as np
+        a = nib.load('\(ct)'); b = nib.load('\(seg)')
+        assert a.shape == b.shape, (a.shape, b.shape)
+        assert np.allclose(a.affine, b.affine, atol=1e-5), (a.affine, b.affine)
+        d = np.asarray(b.dataobj)
+        assert d.dtype == np.uint8 and set(np.unique(d)) <= {0, 1, 2}
+        print('ok')
+        """)
+        XCTAssertEqual(check.trimmingCharacters(in: .whitespacesAndNewlines), "ok")
+
+        // The registered model segments a single image.
+        let single = try runner.run("infer", ["--model_id=HelloWorld:1", "--image_file=\(ct)", "--output_folder=single", "--threads=1"])
+        XCTAssertEqual(single.status, 0, single.stderr)
+        for file in ["segmentation.nii.gz", "posterior_region_a.nii.gz", "region_b.nii.gz", "uncertainty.nii.gz"] {
+            XCTAssertTrue(runner.exists("single/" + file), "missing single/\(file)")
+        }
+    }
+
+    func testKilledTrainingResumesToTheSameWeights() throws {
+        let runner = try ToolRunner(name: "resume")
+        defer { runner.remove() }
+        let reference = try Self.makeRun(runner)
+        let killed = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let args = ["--num_epochs=4"] + Self.tiny
+        let straight = try runner.run("train", ["--run=\(reference)"] + args)
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+
+        // SIGKILL at a random moment (not a graceful stop), then rerun the same command with --resume.
+        let process = try runner.start("train", ["--run=\(killed)"] + args)
+        usleep(UInt32.random(in: 300_000...1_500_000))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        var attempts = 0
+        while true {
+            let resumed = try runner.run("train", ["--run=\(killed)", "--resume"] + args)
+            attempts += 1
+            if resumed.status == 0 { break }
+            XCTAssertLessThan(attempts, 3, resumed.stderr)
+            if attempts >= 3 { return }
+        }
+        let a = try Data(contentsOf: URL(fileURLWithPath: reference + "/outputs/checkpoints/epoch_004.ckpt"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: killed + "/outputs/checkpoints/epoch_004.ckpt"))
+        XCTAssertGreaterThan(a.count, 1000)
+        XCTAssertEqual(a, b, "final weights differ after kill + resume")
+        let linesA = try String(contentsOfFile: reference + "/outputs/Train/epoch_metrics.csv", encoding: .utf8).split(separator: "\n")
+        let linesB = try String(contentsOfFile: killed + "/outputs/Train/epoch_metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(linesA.count, linesB.count)
+        // Same losses epoch by epoch (the seconds column differs).
+        XCTAssertEqual(linesA.map { $0.split(separator: ",").prefix(3) }, linesB.map { $0.split(separator: ",").prefix(3) })
+    }
+
+    func testSigtermStopsWithExit143AndResumesToTheSameWeights() throws {
+        let runner = try ToolRunner(name: "sigterm")
+        defer { runner.remove() }
+        let reference = try Self.makeRun(runner, subjects: 6)
+        let stopped = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let args = ["--num_epochs=6"] + Self.tiny
+        XCTAssertEqual(try runner.run("train", ["--run=\(reference)"] + args).status, 0)
+        let process = try runner.start("train", ["--run=\(stopped)"] + args)
+        // Wait for the first autosave so the signal lands mid-training, not during start-up.
+        let autosave = stopped + "/outputs/checkpoints/autosave.ckpt"
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: autosave) { usleep(25_000) }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        if process.terminationStatus == 0 {
+            // Training finished before the signal arrived: nothing to resume, but the weights must still agree.
+            print("note: training finished before SIGTERM")
+        } else {
+            XCTAssertEqual(process.terminationStatus, 143)
+            let info = try String(contentsOfFile: stopped + "/logs/ie-train.log", encoding: .utf8)
+            XCTAssertTrue(info.contains("stopped by signal"), info)
+            XCTAssertEqual(try runner.run("train", ["--run=\(stopped)", "--resume"] + args).status, 0)
+        }
+        let a = try Data(contentsOf: URL(fileURLWithPath: reference + "/outputs/checkpoints/epoch_006.ckpt"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: stopped + "/outputs/checkpoints/epoch_006.ckpt"))
+        XCTAssertEqual(a, b, "final weights differ after SIGTERM + resume")
+    }
+
+    func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
+        let runner = try ToolRunner(name: "corrupt")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: run + "/outputs/checkpoints/epoch_001.ckpt")))
+        bytes[bytes.count - 100] ^= 0x01      // inside the tensor data, after the JSON header
+        let corrupt = runner.path("corrupt.ckpt")
+        try Data(bytes).write(to: URL(fileURLWithPath: corrupt))
+        let infer = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--checkpoint=\(corrupt)"])
+        XCTAssertEqual(infer.status, 3, infer.stderr)
+        XCTAssertTrue(infer.stderr.hasPrefix("ie-infer: error: "), infer.stderr)
+        XCTAssertTrue(infer.stderr.contains("corrupt.ckpt"), infer.stderr)
+        // Resuming training from a corrupt autosave is refused the same way.
+        try Data(bytes).write(to: URL(fileURLWithPath: run + "/outputs/checkpoints/autosave.ckpt"))
+        let resume = try runner.run("train", ["--run=\(run)", "--num_epochs=2", "--resume"] + Self.tiny)
+        XCTAssertEqual(resume.status, 3, resume.stderr)
+    }
+
+    func testBadOverrideIsExitCode2NamingTheFlag() throws {
+        let runner = try ToolRunner(name: "usage")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner, subjects: 6)
+        let typo = try runner.run("train", ["--run=\(run)", "--num_epoch=3"])
+        XCTAssertEqual(typo.status, 2, typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("--num_epoch"), typo.stderr)
+        let badBool = try runner.run("train", ["--run=\(run)", "--train=maybe"])
+        XCTAssertEqual(badBool.status, 2, badBool.stderr)
+        XCTAssertTrue(badBool.stderr.contains("--train=maybe"), badBool.stderr)
+        let help = try runner.run("train", ["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("Examples:"))
+    }
+}
+
+/// InnerEye's "testing an existing model": no training, the given weights evaluated on Val and Test.
+final class ExistingModelTests: XCTestCase {
+    func testNoTrainWithRecoveredWeightsEvaluatesThemInTheNewRun() throws {
+        let runner = try ToolRunner(name: "notrain")
+        defer { runner.remove() }
+        let first = try PipelineTests.makeRun(runner, subjects: 6)
+        let train = try runner.run("train", ["--run=\(first)", "--num_epochs=2"] + PipelineTests.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let recovery = URL(fileURLWithPath: first).deletingLastPathComponent().lastPathComponent + ":" + URL(fileURLWithPath: first).lastPathComponent
+
+        let second = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let noTrain = try runner.run("train", ["--run=\(second)", "--no-train", "--run_recovery_id=\(recovery)", "--start_epoch=2"] + PipelineTests.tiny)
+        XCTAssertEqual(noTrain.status, 0, noTrain.stderr)
+        for mode in ["Val", "Test"] {
+            XCTAssertEqual(try runner.run("infer", ["--run=\(second)", "--mode=\(mode)", "--threads=1"]).status, 0)
+            XCTAssertEqual(try runner.run("metrics", ["--run=\(second)", "--mode=\(mode)"]).status, 0)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: second + "/outputs/epoch_002/\(mode)/metrics.csv"), mode)
+        }
+        // The adopted checkpoint is byte-identical to the recovered run's epoch-2 checkpoint; nothing was trained.
+        let a = try Data(contentsOf: URL(fileURLWithPath: first + "/outputs/checkpoints/epoch_002.ckpt"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: second + "/outputs/checkpoints/epoch_002.ckpt"))
+        XCTAssertEqual(a, b)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: second + "/outputs/Train/epoch_metrics.csv"))
+    }
+}

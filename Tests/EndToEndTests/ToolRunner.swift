@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+
+/// Runs the built ie-* executables (release build from `make test`: $IE_BIN, else .build/release, else
+/// .build/debug) inside a scratch folder with its own settings.yml, so tests never touch the checkout's runs/.
+struct ToolRunner {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    static var binaryFolder: String {
+        if let bin = ProcessInfo.processInfo.environment["IE_BIN"], !bin.isEmpty { return bin }
+        for candidate in [".build/release", ".build/debug"] where FileManager.default.fileExists(atPath: repoRoot + "/" + candidate + "/ie-train") {
+            return repoRoot + "/" + candidate
+        }
+        return repoRoot + "/.build/debug"
+    }
+
+    let folder: String
+
+    init(name: String) throws {
+        folder = NSTemporaryDirectory() + "ie-e2e-\(name)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let settings = """
+        model_configs_dirs: [\(ToolRunner.repoRoot)/configs]
+        runs_dir: runs
+        datasets_dir: datasets
+        models_dir: models
+        """
+        try settings.write(toFile: folder + "/settings.yml", atomically: true, encoding: .utf8)
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `ie-<tool>` with arguments in the scratch folder and waits.
+    @discardableResult
+    func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+        let process = try start(tool, arguments, environment: extra)
+        let out = process.standardOutput as! Pipe
+        let err = process.standardError as! Pipe
+        // Read before waiting so a chatty tool cannot block on a full pipe.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let outBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outBox.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let outData = outBox.data
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    func start(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ToolRunner.binaryFolder + "/ie-" + tool)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        var env = ProcessInfo.processInfo.environment
+        env["IE_SETTINGS"] = folder + "/settings.yml"
+        for (k, v) in extra { env[k] = v }
+        process.environment = env
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        return process
+    }
+
+    /// Runs python3 (the test oracles live there) and returns stdout.
+    static func python(_ script: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "python", code: Int(process.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func path(_ relative: String) -> String { folder + "/" + relative }
+
+    func exists(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: path(relative)) }
+
+    func remove() { try? FileManager.default.removeItem(atPath: folder) }
+}
