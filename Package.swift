@@ -75,5 +75,6 @@ let package = Package(
         .testTarget(name: "IETrainTests", dependencies: ["IETrain", "IENet"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
         .testTarget(name: "IEDistributedTests", dependencies: ["IEDistributed", "IENet"]),
+        .testTarget(name: "IEClusterTests", dependencies: ["IECluster", "IEConfig", "IERun"]),
     ] + mpiTargets
 )

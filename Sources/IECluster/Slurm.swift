@@ -21,6 +21,36 @@ public struct SlurmJobOptions: Sendable, Equatable {
         cpusPerTask = settings.cpusPerTask
         mem = settings.mem
         extra = settings.extra
+        // A margin as long as the time limit would stop every attempt before its first batch: keep it below a tenth.
+        if let limit = SlurmJobOptions.seconds(ofTimeLimit: time) {
+            signalMarginSeconds = max(10, min(signalMarginSeconds, limit / 10))
+        }
+    }
+
+    /// Seconds of an sbatch `--time` value: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+    /// days-hours:minutes, days-hours:minutes:seconds. Nil for anything else (UNLIMITED, empty).
+    public static func seconds(ofTimeLimit text: String) -> Int? {
+        var days = 0
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        if let dash = rest.firstIndex(of: "-") {
+            guard let d = Int(rest[..<dash]) else { return nil }
+            days = d
+            rest = rest[rest.index(after: dash)...]
+        }
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        let p = parts.map { $0! }
+        let (h, m, s): (Int, Int, Int)
+        if text.contains("-") {
+            (h, m, s) = (p[0], p.count > 1 ? p[1] : 0, p.count > 2 ? p[2] : 0)
+        } else {
+            switch p.count {
+            case 1: (h, m, s) = (0, p[0], 0)
+            case 2: (h, m, s) = (0, p[0], p[1])
+            default: (h, m, s) = (p[0], p[1], p[2])
+            }
+        }
+        return ((days * 24 + h) * 60 + m) * 60 + s
     }
 
     /// `--requeue --signal=B:USR1@<margin>` plus the settings, then the job's own options (name, output, array...).
