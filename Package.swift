@@ -1,5 +1,12 @@
 // swift-tools-version:5.9
 import PackageDescription
+import Foundation
+
+// Open MPI (libopenmpi-dev) is optional: CMPI and the MPI gradient reducer are built only when its header is here.
+let openMPIHeader = "/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
+let hasOpenMPI = FileManager.default.fileExists(atPath: openMPIHeader)
+let mpiTargets: [Target] = hasOpenMPI ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c")] : []
+let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] + (hasOpenMPI ? ["CMPI"] : [])
 
 let package = Package(
     name: "ie-toolbox",
@@ -37,10 +44,13 @@ let package = Package(
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig"]),
+        .target(name: "IEDistributed", dependencies: distributedDependencies),
+        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"],
+                swiftSettings: hasOpenMPI ? [.define("IE_HAS_MPI")] : []),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ie-train", dependencies: ["IETrain", "IEEval", "IEReport", "IECommand",
+        .executableTarget(name: "ie-train", dependencies: ["IETrain", "IEEval", "IEReport", "IECommand", "IECluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-infer", dependencies: ["IETrain", "IECommand",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -64,5 +74,7 @@ let package = Package(
         .testTarget(name: "IEEvalTests", dependencies: ["IEEval", "IEReport"], exclude: ["Fixtures"]),
         .testTarget(name: "IETrainTests", dependencies: ["IETrain", "IENet", "IECore"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IECore"]),
-    ]
+        .testTarget(name: "IEDistributedTests", dependencies: ["IEDistributed", "IENet"]),
+        .testTarget(name: "IEClusterTests", dependencies: ["IECluster", "IEConfig", "IERun"]),
+    ] + mpiTargets
 )

@@ -11,7 +11,7 @@ SPLITS ?= 2
 SETTINGS ?= $(firstword $(wildcard $(CURDIR)/settings.yml) $(IE_TOOLBOX_DIR)/settings.yml)
 IE := --settings=$(SETTINGS)
 
-.PHONY: train evaluate report synth status
+.PHONY: train evaluate report synth status crossval crossval-folds slurm-up slurm-down
 
 # The built-in demo data (ie-synth) for HelloWorld.
 synth:
@@ -41,6 +41,32 @@ report:
 	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<experiment>/<run_id>"; exit 2; }
 	$(IE_BIN)/ie-report --run="$(RUN)"
 
+# Cross-validation (SPEC §10): a parent run with SPLITS folds; the folds train and evaluate as parallel Make jobs
+# (make -j2 crossval), then one step builds the ensemble, runs it on Val and Test and writes CrossValResults/.
+# With SLURM=1 the same is submitted to Slurm (a job array + an afterok job) and make returns at once.
+crossval: synth
+	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --number_of_cross_validation_splits=$(SPLITS) $(ARGS)); \
+	echo "parent run: $$run"; \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" --slurm $(if $(CLUSTER),--cluster=$(CLUSTER)); \
+	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
+	$(IE_BIN)/ie-train $(IE) --run="$$run" --folds_only >/dev/null; \
+	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk crossval-folds PARENT="$$run" SETTINGS=$(SETTINGS); \
+	$(IE_BIN)/ie-train $(IE) --run="$$run" --ensemble; \
+	echo "done: $$run"
+
+# The folds of an existing parent (PARENT=runs/<experiment>/<parent_id>), one Make job each.
+crossval-folds: $(addprefix crossval-fold-,$(shell seq 0 $$(( $(SPLITS) - 1 ))))
+crossval-fold-%:
+	@test -n "$(PARENT)" || { echo "usage: make crossval-folds PARENT=runs/<experiment>/<parent_id> SPLITS=N"; exit 2; }
+	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" --evaluate $(FOLD_ARGS)
+
+# Local single-node Slurm cluster for trying --slurm (root; installs Debian's slurm and Open MPI when missing).
+slurm-up:
+	$(IE_TOOLBOX_DIR)/tools/start-local-slurm.sh
+slurm-down:
+	$(IE_TOOLBOX_DIR)/tools/stop-local-slurm.sh
+
+# A run's (and its cross-validation folds') state, Slurm job, epoch and last loss.
 status:
 	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<experiment>/<run_id>"; exit 2; }
-	$(IE_BIN)/ie-train $(IE) --status "$(RUN)"
+	@$(IE_BIN)/ie-train $(IE) --status "$(RUN)"

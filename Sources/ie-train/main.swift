@@ -6,6 +6,7 @@ import IEConfig
 import IENet
 import IERun
 import IETrain
+import IECluster
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,9 +24,23 @@ struct Train: ParsableCommand {
           ie-train --run=$RUN --resume                       # continue a killed run from its autosave
           ie-train --run=$NEW --run_recovery_id=main:main_20261125T101010Z_ab12 --start_epoch=10
           ie-train --run=$NEW --no-train --local_weights_path=model.ckpt   # evaluate given weights only
+
+        Cross-validation, Slurm (SPEC §10): a run made by `ie-split --number_of_cross_validation_splits=N` is a
+        parent; `ie-train --run=PARENT` creates its N fold runs <PARENT>_<k>, trains and evaluates them one after
+        the other, then builds the ensemble and CrossValResults/. `make -j2 crossval` runs the folds in parallel
+        with --folds_only, --evaluate per fold and --ensemble. --slurm submits instead (a plain run: one job; a
+        parent: a job array of the folds plus an afterok job for the ensemble), with --cluster=PARTITION and the
+        settings.yml slurm: block; --status shows each run's state, Slurm job, epoch and last loss.
+          RUN=$(ie-split --model=HelloWorld --number_of_cross_validation_splits=2) && ie-train --run=$RUN
+          ie-train --run=$RUN --slurm --cluster=debug
+          ie-train --status $RUN
         """)
 
-    @Option(name: .customLong("run"), help: "The run folder (runs/<experiment>/<run_id>) created by ie-split.") var runFolder: String
+    @Option(name: .customLong("run"), help: "The run folder (runs/<experiment>/<run_id>) created by ie-split.") var runFolder: String?
+    @Option(help: "Show the state, Slurm job, epoch and last loss of a run and its cross-validation folds.") var status: String?
+    @Flag(name: .customLong("folds_only"), help: "Cross-validation parent: create the fold runs, print their folders, train nothing.") var foldsOnly = false
+    @Flag(help: "Cross-validation parent: the ensemble and CrossValResults/ step (every fold trained and evaluated).") var ensemble = false
+    @Flag(help: "After training, run inference and metrics on Val and Test (what a Slurm job or a make fold does).") var evaluate = false
     @Option(help: "settings.yml (default: $IE_SETTINGS, ./settings.yml, built-in defaults).") var settings: String?
     @Flag(help: "Continue from the run's autosave.ckpt when there is one.") var resume = false
     @Option(help: "Threads for the GEMMs (default: $OMP_NUM_THREADS or all cores).") var threads: Int?
@@ -36,24 +51,39 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads=\(threads), expected a positive integer") }
+        if (runFolder == nil) == (status == nil) { throw ValidationError("give --run=RUN (or --status RUN), expected one of them") }
     }
 
     func run() throws {
         Log.tool = "ie-train"
         Log.level = quiet ? .quiet : verbose ? .verbose : .normal
+        if let status {
+            print(RunStatusReport.text(try RunStatusReport.lines(for: RunDirectory.open(path: status))), terminator: "")
+            return
+        }
         let settingsValue = try Settings.locate(explicitPath: settings)
-        let runDir = try RunDirectory.open(path: runFolder)
-        let config = try RunPipeline.config(run: runDir, settings: settingsValue, extra: Train.overrides, record: true)
+        let runDir = try RunDirectory.open(path: runFolder!)
+        // Submission flags are checked before anything is written, and never recorded in the run.
+        let fullConfig = try RunPipeline.config(run: runDir, settings: settingsValue, extra: Train.overrides)
+        try ClusterTraining.checkNumNodes(fullConfig)
+        let submit = try ClusterTraining.submissionOptions(fullConfig: fullConfig, settings: settingsValue)
+        let extra = ClusterTraining.separateSubmissionFlags(Train.overrides).rest
+        let config = try RunPipeline.config(run: runDir, settings: settingsValue, extra: extra, record: true)
         let env = ProcessInfo.processInfo.environment
         setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         StopSignal.install()
+        var request = ClusterTraining.Request()
+        (request.foldsOnly, request.ensemble, request.evaluate, request.resume) = (foldsOnly, ensemble, evaluate, resume)
+        (request.threads, request.settingsFile) = (threads, settings)
+        switch try ClusterTraining.handle(run: runDir, config: config, settings: settingsValue, submit: submit, request: request) {
+        case .handled: return
+        case .stopped: Foundation.exit(stoppedBySignalExitCode)
+        case .trainHere: break
+        }
         var finished = true
         try runDir.perform(tool: "ie-train", completes: false) {
-            if config.train {
-                finished = try RunPipeline.train(run: runDir, config: config, settings: settingsValue, resume: resume)
-            } else {
-                try RunPipeline.adoptWeights(run: runDir, config: config, settings: settingsValue)
-            }
+            finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
+                                                            resume: resume, evaluate: evaluate)
         }
         if finished {
             try runDir.markCompleted()

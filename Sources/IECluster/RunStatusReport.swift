@@ -1,0 +1,54 @@
+import Foundation
+import IECore
+import IERun
+
+/// `ie-train --status RUN`: one line per run (the run, then each cross-validation child) with its run.json
+/// status, its Slurm job and that job's state from squeue, the last completed epoch and its training loss
+/// (from outputs/Train/epoch_metrics.csv).
+public enum RunStatusReport {
+    public struct Line: Sendable, Equatable {
+        public var run: String
+        public var status: String
+        public var job: String
+        public var jobState: String
+        public var epoch: String
+        public var lastLoss: String
+    }
+
+    public static func lines(for run: RunDirectory) throws -> [Line] {
+        let info = try run.readInfo()
+        var runs = [(run, info)]
+        for id in info.children {
+            let path = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(id).path
+            if let child = try? RunDirectory.open(path: path), let childInfo = try? child.readInfo() { runs.append((child, childInfo)) }
+        }
+        let states = Slurm.jobStates(runs.compactMap { $0.1.slurmJobId })
+        return runs.map { run, info in
+            let job = info.slurmJobId ?? "-"
+            let state = info.slurmJobId.flatMap { states[$0] }.map { $0.reason == "None" || $0.reason.isEmpty ? $0.state : "\($0.state) (\($0.reason))" } ?? "-"
+            let (epoch, loss) = lastEpoch(run)
+            return Line(run: run.id, status: info.status.rawValue, job: job, jobState: state, epoch: epoch, lastLoss: loss)
+        }
+    }
+
+    /// Last row of Train/epoch_metrics.csv: (epoch, loss) as printed there, "-" when training has not logged yet.
+    static func lastEpoch(_ run: RunDirectory) -> (String, String) {
+        let path = run.outputs + "/Train/epoch_metrics.csv"
+        guard FileManager.default.fileExists(atPath: path), let table = try? CSVTable.read(path: path),
+              let e = table.columnIndex("epoch"), let l = table.columnIndex("loss"), let last = table.rows.last,
+              last.count > max(e, l) else { return ("-", "-") }
+        return (last[e], last[l])
+    }
+
+    public static func text(_ lines: [Line]) -> String {
+        let header = Line(run: "RUN", status: "STATUS", job: "SLURM_JOB", jobState: "JOB_STATE", epoch: "EPOCH", lastLoss: "LAST_LOSS")
+        let all = [header] + lines
+        func width(_ f: (Line) -> String) -> Int { all.map { f($0).count }.max() ?? 0 }
+        let w = [width(\.run), width(\.status), width(\.job), width(\.jobState), width(\.epoch)]
+        return all.map { l in
+            [l.run.padding(toLength: w[0], withPad: " ", startingAt: 0), l.status.padding(toLength: w[1], withPad: " ", startingAt: 0),
+             l.job.padding(toLength: w[2], withPad: " ", startingAt: 0), l.jobState.padding(toLength: w[3], withPad: " ", startingAt: 0),
+             l.epoch.padding(toLength: w[4], withPad: " ", startingAt: 0), l.lastLoss].joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import IECore
+import IEConfig
+
+/// The sbatch options of a job, from settings.yml's `slurm:` block (SPEC §1.1) and `--cluster=PARTITION`.
+public struct SlurmJobOptions: Sendable, Equatable {
+    public var partition: String?
+    public var account: String?
+    public var time: String
+    public var cpusPerTask: Int
+    public var mem: String
+    public var extra: [String]
+    /// Seconds before the time limit at which Slurm sends USR1 to the batch shell, which makes training write
+    /// its autosave and requeue itself (Slurm may send it up to 60 s earlier than asked).
+    public var signalMarginSeconds: Int = 120
+
+    public init(settings: SlurmSettings, cluster: String? = nil) {
+        partition = cluster ?? settings.partition
+        account = settings.account
+        time = settings.time
+        cpusPerTask = settings.cpusPerTask
+        mem = settings.mem
+        extra = settings.extra
+        // A margin as long as the time limit would stop every attempt before its first batch: keep it below a tenth.
+        if let limit = SlurmJobOptions.seconds(ofTimeLimit: time) {
+            signalMarginSeconds = max(10, min(signalMarginSeconds, limit / 10))
+        }
+    }
+
+    /// Seconds of an sbatch `--time` value: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+    /// days-hours:minutes, days-hours:minutes:seconds. Nil for anything else (UNLIMITED, empty).
+    public static func seconds(ofTimeLimit text: String) -> Int? {
+        var days = 0
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        if let dash = rest.firstIndex(of: "-") {
+            guard let d = Int(rest[..<dash]) else { return nil }
+            days = d
+            rest = rest[rest.index(after: dash)...]
+        }
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        let p = parts.map { $0! }
+        let (h, m, s): (Int, Int, Int)
+        if text.contains("-") {
+            (h, m, s) = (p[0], p.count > 1 ? p[1] : 0, p.count > 2 ? p[2] : 0)
+        } else {
+            switch p.count {
+            case 1: (h, m, s) = (0, p[0], 0)
+            case 2: (h, m, s) = (0, p[0], p[1])
+            default: (h, m, s) = (p[0], p[1], p[2])
+            }
+        }
+        return ((days * 24 + h) * 60 + m) * 60 + s
+    }
+
+    /// `--requeue --signal=B:USR1@<margin>` plus the settings, then the job's own options (name, output, array...).
+    public func sbatchArguments(jobName: String, output: String, more: [String] = []) -> [String] {
+        var arguments = ["--parsable", "--job-name=\(jobName)", "--output=\(output)", "--open-mode=append", "--requeue",
+                         "--signal=B:USR1@\(signalMarginSeconds)", "--time=\(time)", "--cpus-per-task=\(cpusPerTask)",
+                         "--mem=\(mem)"]
+        if let partition { arguments.append("--partition=\(partition)") }
+        if let account { arguments.append("--account=\(account)") }
+        return arguments + extra + more
+    }
+}
+
+/// Calls to the Slurm client tools (sbatch, squeue, scancel, sinfo), found on PATH.
+public enum Slurm {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// The full path of `tool` on PATH, nil when missing.
+    public static func locate(_ tool: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        for dir in (environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(dir)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
+    /// Runs a Slurm client tool and collects its output.
+    public static func run(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
+        guard let path = locate(tool) else {
+            throw IEError.usage("\(tool) is not on PATH, expected the Slurm client tools (tools/start-local-slurm.sh starts a local cluster)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        do { try process.run() } catch {
+            throw IEError.failure("cannot run \(path): \(error.localizedDescription)")
+        }
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        // Read both pipes before waiting, so a chatty tool cannot block on a full pipe.
+        final class Collected: @unchecked Sendable { var data = Data() }
+        let errData = Collected()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData.data = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+
+    /// Checks what a submission needs before anything is written: sbatch and sinfo on PATH, a responding
+    /// controller and a known partition. Every failure is a usage error (exit 2).
+    public static func checkSetup(options: SlurmJobOptions) throws {
+        guard locate("sbatch") != nil else {
+            throw IEError.usage("--slurm: sbatch is not on PATH, expected the Slurm client tools (or run without --slurm)")
+        }
+        let info = try run("sinfo", ["-h", "-o", "%R"])
+        guard info.status == 0 else {
+            let reason = info.stderr.split(separator: "\n").first.map(String.init) ?? "exit \(info.status)"
+            throw IEError.usage("--slurm: the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
+        }
+        let partitions = info.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let partition = options.partition, !partitions.contains(partition) {
+            let hint = closestMatch(partition, in: partitions).map { " (closest: \($0))" } ?? ""
+            throw IEError.usage("--slurm: unknown partition '\(partition)'\(hint), expected one of \(partitions.joined(separator: ", ")); "
+                                + "set --cluster=PARTITION or slurm.partition in settings.yml")
+        }
+        // The other options (account, time, memory, extra) are checked by sbatch itself without submitting.
+        let test = try run("sbatch", options.sbatchArguments(jobName: "ie-check", output: "/dev/null").filter { $0 != "--parsable" }
+                                     + ["--test-only", "--wrap=true"])
+        guard test.status == 0 else {
+            let reason = test.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
+            throw IEError.usage("--slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml")
+        }
+    }
+
+    /// Submits a batch script; returns the job id (an array job's id for `--array`).
+    public static func submit(script: String, arguments: [String]) throws -> String {
+        let result = try run("sbatch", arguments, stdin: script)
+        let id = result.stdout.split(separator: "\n").last.map { String($0.split(separator: ";")[0]) }?
+            .trimmingCharacters(in: .whitespaces) ?? ""
+        guard result.status == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
+            let reason = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
+            throw IEError.usage("sbatch failed (\(reason.isEmpty ? "exit \(result.status)" : reason)), expected a job id")
+        }
+        return id
+    }
+
+    public static func cancel(_ jobID: String) {
+        _ = try? run("scancel", [jobID])
+    }
+
+    /// State and reason of jobs by id (array elements as `<array>_<k>`), from squeue (finished jobs stay listed
+    /// for MinJobAge). Missing squeue or unknown ids give no entry.
+    public static func jobStates(_ ids: [String]) -> [String: (state: String, reason: String)] {
+        guard !ids.isEmpty, locate("squeue") != nil,
+              let result = try? run("squeue", ["-h", "-r", "--states=all", "-o", "%i|%A|%T|%r", "-j", ids.joined(separator: ",")]),
+              result.status == 0 else { return [:] }
+        var states: [String: (String, String)] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            // An array element is known both as <array>_<k> and by its own job id (what the job records itself).
+            guard fields.count == 4 else { continue }
+            states[fields[0]] = (fields[2], fields[3])
+            states[fields[1]] = (fields[2], fields[3])
+        }
+        return states
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import IECore
+import IEConfig
+import IERun
+import IETrain
+
+/// `ie-train --slurm` (SPEC §10, issue 6): a plain run is one job (train, then evaluate Val/Test); a
+/// cross-validation parent is a job array (task k trains and evaluates fold k) plus one job with
+/// `--dependency=afterok:<array>` for the ensemble and CrossValResults. Jobs are requeueable; the batch shell
+/// forwards USR1/TERM to ie-train, which writes its autosave and exits 143; a requeued job
+/// (SLURM_RESTART_COUNT > 0) continues with `--resume`. Logs go to the run's logs/; job ids to run.json.
+public enum SlurmSubmission {
+    public struct Submitted: Sendable {
+        /// The training job (a plain run) or the fold array (cross-validation).
+        public var trainingJob: String
+        /// The ensemble job of a cross-validation, nil for a plain run.
+        public var ensembleJob: String?
+    }
+
+    /// Everything a job needs to call the toolbox again: the ie-train binary and absolute settings path.
+    public struct Invocation: Sendable {
+        public var trainTool: String
+        public var settingsFile: String?
+        public var threads: Int?
+
+        public init(trainTool: String, settingsFile: String?, threads: Int? = nil) {
+            self.trainTool = trainTool
+            self.settingsFile = settingsFile
+            self.threads = threads
+        }
+
+        /// The ie-train executable that is running now (so jobs use the same build).
+        public static func current(settingsFile: String?, threads: Int?) -> Invocation {
+            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            return Invocation(trainTool: exe, settingsFile: settingsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+                              threads: threads)
+        }
+
+        var fixedArguments: [String] {
+            var a: [String] = []
+            if let settingsFile { a.append("--settings=\(settingsFile)") }
+            if let threads { a.append("--threads=\(threads)") }
+            return a
+        }
+    }
+
+    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// The batch script of one training job. `runExpression` is a shell word giving the run folder (for an array
+    /// it involves $SLURM_ARRAY_TASK_ID). The shell waits with `wait` (bash runs traps only between commands),
+    /// forwards USR1/TERM to ie-train, and after a USR1 (time limit near) requeues its own job.
+    public static func trainingScript(runExpression: String, invocation: Invocation) -> String {
+        let arguments = (invocation.fixedArguments + ["--evaluate"]).map(quote).joined(separator: " ")
+        return """
+        #!/bin/bash
+        # Written by ie-train --slurm: train (resuming from the autosave after a requeue), then evaluate Val/Test.
+        export IE_SLURM_JOB=1
+        # The GEMM threads: the job's CPUs, not the whole node's, unless the submitter chose.
+        if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
+        run=\(runExpression)
+        resume=""
+        if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
+            resume=--resume
+            echo "ie-train job: requeued (restart $SLURM_RESTART_COUNT), resuming $run from its autosave"
+        fi
+        requeue=0
+        child=""
+        trap 'requeue=1; [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1
+        trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
+        \(quote(invocation.trainTool)) --run="$run" $resume \(arguments) &
+        child=$!
+        while kill -0 "$child" 2>/dev/null; do wait "$child"; done
+        wait "$child"
+        rc=$?
+        if [ "$rc" -eq 143 ] && [ "$requeue" -eq 1 ]; then
+            echo "ie-train job: stopped before the time limit; requeueing job $SLURM_JOB_ID"
+            scontrol requeue "$SLURM_JOB_ID"
+        fi
+        exit "$rc"
+
+        """
+    }
+
+    /// The batch script of the ensemble step of a cross-validation parent.
+    public static func ensembleScript(parent: String, invocation: Invocation) -> String {
+        let arguments = (invocation.fixedArguments + ["--ensemble"]).map(quote).joined(separator: " ")
+        return """
+        #!/bin/bash
+        # Written by ie-train --slurm: the cross-validation ensemble and CrossValResults, after every fold succeeded.
+        export IE_SLURM_JOB=1
+        exec \(quote(invocation.trainTool)) --run=\(quote(parent)) \(arguments)
+
+        """
+    }
+
+    /// Submits a plain run: one job.
+    public static func submitRun(_ run: RunDirectory, options: SlurmJobOptions, invocation: Invocation) throws -> Submitted {
+        let script = trainingScript(runExpression: quote(run.path), invocation: invocation)
+        let id = try Slurm.submit(script: script, arguments: options.sbatchArguments(jobName: run.id, output: run.logs + "/slurm-%j.out"))
+        try AtomicFile.write(script, to: run.logs + "/slurm-train.sh")
+        try run.update { $0.slurmJobId = id; $0.status = .queued; $0.error = nil }
+        return Submitted(trainingJob: id, ensembleJob: nil)
+    }
+
+    /// Submits a cross-validation: the children must exist. The array element k trains `<parent>_<k>`.
+    public static func submitCrossValidation(parent: RunDirectory, children: [RunDirectory], options: SlurmJobOptions,
+                                             invocation: Invocation) throws -> Submitted {
+        let experimentDir = URL(fileURLWithPath: parent.path).deletingLastPathComponent().path
+        let runExpression = quote(parent.path + "_") + "\"$SLURM_ARRAY_TASK_ID\""
+        let foldScript = trainingScript(runExpression: runExpression, invocation: invocation)
+        let arrayID = try Slurm.submit(script: foldScript, arguments: options.sbatchArguments(
+            jobName: parent.id + "_folds", output: "\(experimentDir)/\(parent.id)_%a/logs/slurm-%A_%a.out",
+            more: ["--array=0-\(children.count - 1)"]))
+        let ensembleScript = ensembleScript(parent: parent.path, invocation: invocation)
+        let ensembleID: String
+        do {
+            ensembleID = try Slurm.submit(script: ensembleScript, arguments: options.sbatchArguments(
+                jobName: parent.id + "_ensemble", output: parent.logs + "/slurm-%j.out",
+                more: ["--dependency=afterok:\(arrayID)", "--kill-on-invalid-dep=yes"]))
+        } catch {
+            Slurm.cancel(arrayID)
+            throw error
+        }
+        try AtomicFile.write(foldScript, to: parent.logs + "/slurm-folds.sh")
+        try AtomicFile.write(ensembleScript, to: parent.logs + "/slurm-ensemble.sh")
+        for (k, child) in children.enumerated() {
+            try child.update { $0.slurmJobId = "\(arrayID)_\(k)"; $0.status = .queued; $0.error = nil }
+        }
+        try parent.update { $0.slurmJobId = ensembleID; $0.status = .queued; $0.error = nil }
+        return Submitted(trainingJob: arrayID, ensembleJob: ensembleID)
+    }
+}

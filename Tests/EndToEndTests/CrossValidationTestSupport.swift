@@ -1,0 +1,157 @@
+import Foundation
+import XCTest
+
+/// Shared helpers of the cross-validation and Slurm end-to-end tests: the built tools, a scratch project
+/// folder (settings.yml + a tiny ie-synth dataset), subprocesses and python3 reference computations.
+enum HPCTest {
+    /// The toolbox checkout (this file is Tests/EndToEndTests/CrossValidationTestSupport.swift).
+    static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The folder of the built ie-* tools: $IE_BIN, else .build/release, else .build/debug.
+    static func binFolder() throws -> String {
+        var candidates: [String] = []
+        if let bin = ProcessInfo.processInfo.environment["IE_BIN"] { candidates.append(bin) }
+        candidates += [checkout + "/.build/release", checkout + "/.build/debug"]
+        for folder in candidates where FileManager.default.isExecutableFile(atPath: folder + "/ie-train")
+            && FileManager.default.isExecutableFile(atPath: folder + "/ie-split") {
+            return folder
+        }
+        throw XCTSkip("no built ie-train/ie-split in \(candidates.joined(separator: ", ")); run swift build -c release first")
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program (absolute path, or found on PATH through /usr/bin/env) and collects its output.
+    @discardableResult
+    static func run(_ program: String, _ arguments: [String], in directory: String? = nil,
+                    environment: [String: String]? = nil) throws -> Result {
+        let process = Process()
+        if program.hasPrefix("/") {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [program] + arguments
+        }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { process.environment = environment }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hpc-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        // Files, not pipes: a tool with a lot of progress output can never block on a full pipe.
+        let outURL = scratch.appendingPathComponent("out"), errURL = scratch.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+
+    /// A scratch project: settings.yml (runs/, datasets/, models/ inside it, the checkout's configs, Slurm
+    /// partition debug with small requests) and the HelloWorld synthetic dataset with `subjects` subjects.
+    static func makeProject(subjects: Int = 8, name: String = #function) throws -> String {
+        let bin = try binFolder()
+        let folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ie-hpc-\(name.filter { $0.isLetter || $0.isNumber })-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let settings = """
+        model_configs_dirs: [\(checkout)/configs]
+        runs_dir: runs
+        datasets_dir: datasets
+        models_dir: models
+        slurm: {partition: debug, account: null, time: "00:20:00", cpus_per_task: 1, mem: 1G, extra: []}
+
+        """
+        try settings.write(toFile: folder + "/settings.yml", atomically: true, encoding: .utf8)
+        let synth = try run(bin + "/ie-synth", ["--output_folder=\(folder)/datasets/HelloWorld", "--subjects=\(subjects)",
+                                                "--shape=16,48,48", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        return folder
+    }
+
+    /// Tiny HelloWorld settings for tests (2 epochs, small crops).
+    static let tinyModelArguments = ["--num_epochs=2", "--crop_size=16,32,32", "--test_crop_size=16,48,48"]
+
+    /// `ie-split` of a new run; returns the run folder.
+    static func split(project: String, arguments: [String]) throws -> String {
+        let bin = try binFolder()
+        let result = try run(bin + "/ie-split", ["--settings=\(project)/settings.yml", "--model=HelloWorld",
+                                                 "--experiment=hpc"] + arguments, in: project)
+        guard result.status == 0 else { throw IEStringError("ie-split failed: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Unique subjects of a split CSV in first-appearance order.
+    static func subjects(csv path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var lines = text.split(separator: "\n").map(String.init)
+        guard !lines.isEmpty else { return [] }
+        let header = lines.removeFirst().split(separator: ",").map(String.init)
+        guard let column = header.firstIndex(of: "subject") else { throw IEStringError("no subject column in \(path)") }
+        var seen = Set<String>(), order: [String] = []
+        for line in lines {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            if fields.count > column, seen.insert(fields[column]).inserted { order.append(fields[column]) }
+        }
+        return order
+    }
+
+    /// Runs a python3 script (stdin-free) and returns stdout; skips the test when python3 lacks a module.
+    static func python(_ script: String) throws -> String {
+        let result = try run("python3", ["-c", script])
+        if result.status != 0, result.stderr.contains("ModuleNotFoundError") {
+            throw XCTSkip("python3 reference needs a module: \(result.stderr.split(separator: "\n").last ?? "")")
+        }
+        guard result.status == 0 else { throw IEStringError("python3 failed: \(result.stderr)") }
+        return result.stdout
+    }
+
+    static func json(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw IEStringError("not a JSON object: \(path)")
+        }
+        return object
+    }
+
+    /// A checkpoint's tensor bytes (everything after the safetensors JSON header) and its header.
+    static func checkpointTensors(_ path: String) throws -> (header: [String: Any], tensors: Data) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard data.count >= 8 else { throw IEStringError("short checkpoint \(path)") }
+        var length: UInt64 = 0
+        for i in 0..<8 { length |= UInt64(data[i]) << (8 * UInt64(i)) }
+        let headerEnd = 8 + Int(length)
+        guard let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<headerEnd)) as? [String: Any] else {
+            throw IEStringError("bad safetensors header in \(path)")
+        }
+        return (header, data.subdata(in: headerEnd..<data.count))
+    }
+
+    /// Every regular file under `folder` with its size and modification time (to prove nothing was written).
+    static func snapshot(_ folder: String) -> [String: String] {
+        var result: [String: String] = [:]
+        guard let walker = FileManager.default.enumerator(atPath: folder) else { return result }
+        while let relative = walker.nextObject() as? String {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: folder + "/" + relative)
+            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            result[relative] = "\(size)@\(modified)"
+        }
+        return result
+    }
+}
+
+struct IEStringError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

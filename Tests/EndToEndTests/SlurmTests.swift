@@ -1,0 +1,264 @@
+import Foundation
+import XCTest
+
+/// The local single-node Slurm cluster of tools/start-local-slurm.sh, started when sbatch is missing or the
+/// controller does not answer (root only), and stopped after the tests if they started it.
+enum LocalSlurm {
+    nonisolated(unsafe) static var startedByTests = false
+
+    static func responding() -> Bool {
+        guard let result = try? HPCTest.run("sinfo", ["-h", "-o", "%t"]), result.status == 0 else { return false }
+        return result.stdout.split(separator: "\n").contains { ["idle", "mix", "alloc"].contains(String($0)) }
+    }
+
+    static func ensureRunning() throws {
+        if responding() { return }
+        guard getuid() == 0 else {
+            throw XCTSkip("no responding Slurm cluster and not root: tools/start-local-slurm.sh needs root to install and start one")
+        }
+        let start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [])
+        guard start.status == 0, start.stdout.contains("slurm ready") else {
+            throw IEStringError("tools/start-local-slurm.sh failed (\(start.status)): \(start.stderr.suffix(1500))")
+        }
+        startedByTests = true
+    }
+
+    static func stopIfStarted() {
+        guard startedByTests else { return }
+        _ = try? HPCTest.run(HPCTest.checkout + "/tools/stop-local-slurm.sh", [])
+        startedByTests = false
+    }
+
+    /// Jobs (ids or `<array>_<k>`) still pending or running; nil when squeue did not answer (a busy controller
+    /// can time out: that must not look like "all done").
+    static func active(_ ids: [String]) -> [String]? {
+        guard let result = try? HPCTest.run("squeue", ["-h", "-r", "-o", "%i|%T", "-j", ids.joined(separator: ",")]),
+              result.status == 0 else { return nil }
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    static func state(_ id: String) -> String? {
+        active([id])?.first.flatMap { $0.split(separator: "|").last.map(String.init) }
+    }
+
+    /// Polls squeue every 0.2 s (sbatch --wait polls far more coarsely) until none of `ids` is queued or running.
+    static func waitUntilDone(_ ids: [String], timeout: TimeInterval) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while active(ids)?.isEmpty != true {
+            if Date() > deadline {
+                throw IEStringError("Slurm jobs \(ids) still queued after \(Int(timeout)) s: \(active(ids) ?? ["squeue does not answer"])")
+            }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+}
+
+/// A bad `--slurm` set-up is one clear error with exit status 2, and nothing in the runs folder changes.
+final class SlurmSetupErrorTests: XCTestCase {
+    override class func tearDown() {
+        LocalSlurm.stopIfStarted()
+        super.tearDown()
+    }
+
+    func testNoSbatchOnPathIsOneUsageErrorAndWritesNothing() throws {
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
+        let before = HPCTest.snapshot(project)
+        let emptyPath = project + "/empty-bin"
+        try FileManager.default.createDirectory(atPath: emptyPath, withIntermediateDirectories: true)
+        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)", "--slurm"],
+                                     in: project, environment: ["PATH": emptyPath, "HOME": project])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        let lines = result.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one error line:\n\(result.stderr)")
+        XCTAssertTrue(result.stderr.hasPrefix("ie-train: error:") && result.stderr.contains("sbatch is not on PATH"), result.stderr)
+        var after = HPCTest.snapshot(project)
+        after["empty-bin"] = before["empty-bin"]
+        XCTAssertEqual(after, before, "nothing written or changed")
+    }
+
+    /// Multi-node training is not wired into the loop: --num_nodes above 1 is refused before anything is written.
+    func testNumNodesAboveOneIsOneUsageErrorAndWritesNothing() throws {
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let run = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let before = HPCTest.snapshot(project)
+        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=2"], in: project)
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected num_nodes=1"), result.stderr)
+        XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
+    }
+
+    func testUnknownPartitionIsOneUsageErrorAndWritesNothing() throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
+        let before = HPCTest.snapshot(project)
+        for flags in [["--slurm", "--cluster=nosuchpartition"], ["--slurm=yes", "--cluster", "nosuchpartition"]] {
+            let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)"] + flags, in: project)
+            XCTAssertEqual(result.status, 2, result.stderr)
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one error line:\n\(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("unknown partition 'nosuchpartition'") && result.stderr.contains("debug"), result.stderr)
+        }
+        // The settings' partition is used when there is no --cluster (settings.yml of the test says debug: change it).
+        let settings = try String(contentsOfFile: project + "/settings.yml", encoding: .utf8)
+        try settings.replacingOccurrences(of: "partition: debug", with: "partition: gpu")
+            .write(toFile: project + "/settings-gpu.yml", atomically: true, encoding: .utf8)
+        let before2 = HPCTest.snapshot(project + "/runs")
+        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-gpu.yml", "--run=\(parent)", "--slurm"], in: project)
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains("unknown partition 'gpu'"), result.stderr)
+        XCTAssertEqual(HPCTest.snapshot(project + "/runs"), before2)
+
+        // Options the partition cannot satisfy (here far more memory than the node has): sbatch --test-only says no.
+        try settings.replacingOccurrences(of: "mem: 1G", with: "mem: 100000G")
+            .write(toFile: project + "/settings-mem.yml", atomically: true, encoding: .utf8)
+        let memory = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-mem.yml", "--run=\(parent)", "--slurm"], in: project)
+        XCTAssertEqual(memory.status, 2, memory.stderr)
+        XCTAssertEqual(memory.stderr.split(separator: "\n").count, 1, "one error line:\n\(memory.stderr)")
+        XCTAssertTrue(memory.stderr.contains("sbatch refuses the job options"), memory.stderr)
+        var after = HPCTest.snapshot(project)
+        after["settings-gpu.yml"] = nil
+        after["settings-mem.yml"] = nil
+        XCTAssertEqual(after, before, "nothing written or changed")
+    }
+}
+
+/// Runs on the real local cluster: a cross-validation as a job array + afterok job, and a requeue in mid-training.
+final class SlurmClusterTests: XCTestCase {
+    override class func tearDown() {
+        LocalSlurm.stopIfStarted()
+        super.tearDown()
+    }
+
+    func testSlurmCrossValidationArrayAndEnsembleJob() throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
+        let submit = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)", "--slurm",
+                                                         "--cluster=debug", "--threads=1"], in: project)
+        XCTAssertEqual(submit.status, 0, submit.stderr)
+        let ids = submit.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        XCTAssertEqual(ids.count, 2, "array and ensemble job ids: \(submit.stdout)")
+        guard ids.count == 2 else { return }
+        let (array, ensemble) = (ids[0], ids[1])
+        // Recorded at submission (a running job later records its own SLURM_JOB_ID).
+        XCTAssertEqual(try HPCTest.json(parent + "/run.json")["slurm_job_id"] as? String, ensemble)
+        for k in 0..<2 {
+            XCTAssertEqual(try HPCTest.json("\(parent)_\(k)/run.json")["slurm_job_id"] as? String, "\(array)_\(k)")
+        }
+        XCTAssertFalse((try HPCTest.json("\(parent)_0/run.json")["command_line"] as? [String] ?? []).contains("--slurm"))
+
+        try LocalSlurm.waitUntilDone([array, ensemble], timeout: 300)
+        for k in 0..<2 {
+            let child = "\(parent)_\(k)"
+            XCTAssertEqual(try HPCTest.json(child + "/run.json")["status"] as? String, "completed", "fold \(k)")
+            let log = child + "/logs/slurm-\(array)_\(k).out"
+            XCTAssertTrue(FileManager.default.fileExists(atPath: log), "the fold's Slurm log is in its logs/")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: child + "/outputs/epoch_002/Test/metrics.csv"))
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: parent + "/logs/slurm-\(ensemble).out"))
+        XCTAssertEqual(try HPCTest.json(parent + "/run.json")["status"] as? String, "completed",
+                       (try? String(contentsOfFile: parent + "/logs/slurm-\(ensemble).out", encoding: .utf8)) ?? "")
+        for file in ["MetricsAcrossAllRuns.csv", "Dice_Test_Splits.png", "Val_outliers.txt", "Test_outliers.txt",
+                     "CrossValidationWilcoxonSignedRankTestResults.txt", "CrossValidationMannWhitneyTestResults.txt",
+                     "ENSEMBLE/epoch_002/Test/metrics.csv", "1/epoch_002/Val/metrics.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: parent + "/outputs/CrossValResults/" + file), file)
+        }
+        let status = try HPCTest.run(bin + "/ie-train", ["--status", parent])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertEqual(status.stdout.split(separator: "\n").filter { $0.contains("completed") }.count, 3, status.stdout)
+    }
+
+    /// `scontrol requeue` while the job trains: the job comes back with SLURM_RESTART_COUNT=1, resumes from its
+    /// autosave, and its final weights equal an uninterrupted run's (same seed, split and thread count) bit for bit.
+    func testRequeueMidTrainingResumesToIdenticalWeights() throws {
+        try interruptedJobEndsWithUninterruptedWeights(interruption: "scontrol requeue") { job in
+            let requeue = try HPCTest.run("scontrol", ["requeue", job])
+            XCTAssertEqual(requeue.status, 0, requeue.stderr)
+        }
+    }
+
+    /// The time-limit path: Slurm's `--signal=B:USR1@margin` reaches the batch shell (here sent at once with
+    /// `scancel --batch --signal=USR1`), ie-train writes its autosave and exits 143, the job requeues itself and resumes.
+    func testTimeLimitSignalRequeuesAndResumesToIdenticalWeights() throws {
+        try interruptedJobEndsWithUninterruptedWeights(interruption: "USR1 to the batch shell", expectSelfRequeue: true) { job in
+            let signal = try HPCTest.run("scancel", ["--batch", "--signal=USR1", job])
+            XCTAssertEqual(signal.status, 0, signal.stderr)
+        }
+    }
+
+    func interruptedJobEndsWithUninterruptedWeights(interruption: String, expectSelfRequeue: Bool = false,
+                                                    interrupt: (String) throws -> Void) throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject(subjects: 12)
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let epochs = 8
+        let arguments = ["--num_epochs=\(epochs)", "--crop_size=16,48,48", "--test_crop_size=16,48,48", "--train_batch_size=1",
+                         "--epochs_to_test=\(epochs)", "--no-inference_on_val_set"]
+        let requeued = try HPCTest.split(project: project, arguments: arguments)
+        let reference = try HPCTest.split(project: project, arguments: arguments)
+        let settings = "--settings=\(project)/settings.yml"
+        let submit = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(requeued)", "--slurm", "--cluster=debug", "--threads=1"],
+                                     in: project)
+        XCTAssertEqual(submit.status, 0, submit.stderr)
+        let job = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // Requeue once the first epoch's autosave exists and training is still going.
+        let autosave = requeued + "/outputs/checkpoints/autosave.ckpt"
+        let deadline = Date().addingTimeInterval(180)
+        while !FileManager.default.fileExists(atPath: autosave) {
+            guard Date() < deadline else { return XCTFail("no autosave after 180 s") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        try interrupt(job)
+        let trainedBeforeRequeue = try epochRows(requeued)
+        XCTAssertLessThan(trainedBeforeRequeue, epochs, "the \(interruption) came before training finished")
+
+        // The requeued job waits cred_expire+1 s; once it is PENDING, StartTime=now lets it run at once.
+        let pendingDeadline = Date().addingTimeInterval(30)
+        while LocalSlurm.state(job) != "PENDING" && Date() < pendingDeadline { Thread.sleep(forTimeInterval: 0.1) }
+        Thread.sleep(forTimeInterval: 2.5)
+        _ = try? HPCTest.run("scontrol", ["update", "JobId=\(job)", "StartTime=now"])
+
+        // Meanwhile the uninterrupted reference run, here, with the same thread count.
+        let local = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(reference)", "--threads=1", "--quiet"], in: project)
+        XCTAssertEqual(local.status, 0, local.stderr)
+        try LocalSlurm.waitUntilDone([job], timeout: 300)
+
+        let slurmLog = (try? String(contentsOfFile: requeued + "/logs/slurm-\(job).out", encoding: .utf8)) ?? ""
+        XCTAssertTrue(slurmLog.contains("requeued (restart 1)"), "the job ran again with SLURM_RESTART_COUNT=1:\n\(slurmLog.suffix(2000))")
+        if expectSelfRequeue {
+            XCTAssertTrue(slurmLog.contains("stopped before the time limit; requeueing job \(job)"), slurmLog.suffix(2000).description)
+        }
+        let trainLog = (try? String(contentsOfFile: requeued + "/logs/ie-train.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(trainLog.contains("resuming from"), "the second attempt resumed from the autosave")
+        XCTAssertEqual(try HPCTest.json(requeued + "/run.json")["status"] as? String, "completed", slurmLog.suffix(1500).description)
+        XCTAssertEqual(try epochRows(requeued), epochs)
+
+        let name = String(format: "epoch_%03d.ckpt", epochs)
+        let a = try HPCTest.checkpointTensors(requeued + "/outputs/checkpoints/" + name)
+        let b = try HPCTest.checkpointTensors(reference + "/outputs/checkpoints/" + name)
+        XCTAssertGreaterThan(a.tensors.count, 100_000)
+        XCTAssertTrue(a.tensors == b.tensors, "final weights and optimizer state equal bit for bit")
+        let tensorNames = a.header.keys.filter { $0 != "__metadata__" }.sorted()
+        XCTAssertEqual(tensorNames, b.header.keys.filter { $0 != "__metadata__" }.sorted())
+        XCTAssertTrue(FileManager.default.fileExists(atPath: requeued + "/outputs/epoch_\(String(format: "%03d", epochs))/Test/metrics.csv"),
+                      "the job evaluated after training")
+    }
+
+    func epochRows(_ run: String) throws -> Int {
+        let path = run + "/outputs/Train/epoch_metrics.csv"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        return max(0, text.split(separator: "\n").count - 1)
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+import IECluster
+import IEConfig
+
+/// The pieces of `--slurm` that need no cluster: time limits, sbatch options, flag separation, batch scripts.
+final class SlurmOptionsTests: XCTestCase {
+    func testTimeLimitsInEverySbatchFormat() {
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "30"), 30 * 60)
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "30:15"), 30 * 60 + 15)
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "24:00:00"), 24 * 3600)
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "2-12"), (2 * 24 + 12) * 3600)
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "1-02:03"), ((24 + 2) * 60 + 3) * 60)
+        XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "1-02:03:04"), ((24 + 2) * 60 + 3) * 60 + 4)
+        XCTAssertNil(SlurmJobOptions.seconds(ofTimeLimit: "UNLIMITED"))
+        XCTAssertNil(SlurmJobOptions.seconds(ofTimeLimit: ""))
+        XCTAssertNil(SlurmJobOptions.seconds(ofTimeLimit: "1:2:3:4"))
+    }
+
+    func testSbatchArgumentsFromSettingsAndCluster() {
+        var settings = SlurmSettings()
+        settings.partition = "gpu"
+        settings.account = "lab"
+        settings.time = "01:00:00"
+        settings.cpusPerTask = 8
+        settings.mem = "32G"
+        settings.extra = ["--gres=gpu:1"]
+        let options = SlurmJobOptions(settings: settings, cluster: "debug")
+        XCTAssertEqual(options.partition, "debug", "--cluster wins over settings.yml")
+        let arguments = options.sbatchArguments(jobName: "run1", output: "/r/logs/slurm-%j.out", more: ["--array=0-1"])
+        XCTAssertEqual(arguments, ["--parsable", "--job-name=run1", "--output=/r/logs/slurm-%j.out", "--open-mode=append", "--requeue",
+                                   "--signal=B:USR1@120", "--time=01:00:00", "--cpus-per-task=8", "--mem=32G",
+                                   "--partition=debug", "--account=lab", "--gres=gpu:1", "--array=0-1"])
+    }
+
+    func testSignalMarginStaysBelowATenthOfShortTimeLimits() {
+        var settings = SlurmSettings()
+        settings.time = "10"            // 10 minutes: 60 s margin
+        XCTAssertEqual(SlurmJobOptions(settings: settings).signalMarginSeconds, 60)
+        settings.time = "1"             // 1 minute: never below 10 s
+        XCTAssertEqual(SlurmJobOptions(settings: settings).signalMarginSeconds, 10)
+        settings.time = "2-00:00:00"
+        XCTAssertEqual(SlurmJobOptions(settings: settings).signalMarginSeconds, 120)
+    }
+
+    func testSubmissionFlagsAreSeparatedFromRecordedOverrides() {
+        let split = ClusterTraining.separateSubmissionFlags(["--num_epochs=3", "--slurm", "--cluster", "debug", "--no-slurm",
+                                                              "--slurm=Yes", "--cluster=gpu", "--l_rate=0.1"])
+        XCTAssertEqual(split.rest, ["--num_epochs=3", "--l_rate=0.1"])
+        XCTAssertEqual(split.submission, ["--slurm", "--cluster", "debug", "--no-slurm", "--slurm=Yes", "--cluster=gpu"])
+    }
+
+    func testTrainingScriptForwardsSignalsResumesAndRequeues() {
+        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: "/p/settings.yml", threads: 2)
+        let script = SlurmSubmission.trainingScript(runExpression: "'/runs/e/p_'\"$SLURM_ARRAY_TASK_ID\"", invocation: invocation)
+        XCTAssertTrue(script.hasPrefix("#!/bin/bash\n"))
+        XCTAssertTrue(script.contains("export IE_SLURM_JOB=1"), "jobs never submit again")
+        XCTAssertTrue(script.contains("run='/runs/e/p_'\"$SLURM_ARRAY_TASK_ID\""))
+        XCTAssertTrue(script.contains("if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then\n    resume=--resume"))
+        XCTAssertTrue(script.contains("trap 'requeue=1; [ -n \"$child\" ] && kill -USR1 \"$child\" 2>/dev/null' USR1"))
+        XCTAssertTrue(script.contains("trap '[ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' TERM"))
+        XCTAssertTrue(script.contains("'/opt/ie/ie-train' --run=\"$run\" $resume '--settings=/p/settings.yml' '--threads=2' '--evaluate' &"))
+        XCTAssertTrue(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
+        let ensemble = SlurmSubmission.ensembleScript(parent: "/runs/e/it's", invocation: invocation)
+        XCTAssertTrue(ensemble.contains("exec '/opt/ie/ie-train' --run='/runs/e/it'\\''s' '--settings=/p/settings.yml' '--threads=2' '--ensemble'"))
+    }
+
+    /// The scripts are valid bash (bash -n).
+    func testScriptsParseAsBash() throws {
+        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: nil, threads: nil)
+        for script in [SlurmSubmission.trainingScript(runExpression: "'/r'", invocation: invocation),
+                       SlurmSubmission.ensembleScript(parent: "/r", invocation: invocation)] {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("ie-script-\(UUID().uuidString).sh")
+            try script.write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            let bash = Process()
+            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+            bash.arguments = ["-n", file.path]
+            try bash.run()
+            bash.waitUntilExit()
+            XCTAssertEqual(bash.terminationStatus, 0, script)
+        }
+    }
+}
