@@ -82,9 +82,11 @@ public enum SyntheticDataset {
                 ("region_b", { try NIfTI.write(subject.regionB, to: "\(folder)/\(relativeFolder)/region_b.nii.gz", datatype: .uint8) }),
                 ("mask", { try NIfTI.write(subject.body, to: "\(folder)/\(relativeFolder)/mask.nii.gz", datatype: .uint8) }),
             ]
+            // One scan per subject, its structures drawn on it: one seriesId for all of a subject's rows, which is
+            // what the statistics join on (InnerEye's pairing key).
+            let series = String(format: "%016llx", seriesRNG.next())
             for (channel, write) in files {
                 try write()
-                let series = String(format: "%016llx", seriesRNG.next())
                 rows.append(["\(index)", "\(relativeFolder)/\(channel).nii.gz", channel, series,
                              institutions[(index - 1) % institutions.count]])
             }

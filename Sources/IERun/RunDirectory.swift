@@ -98,13 +98,20 @@ public struct RunDirectory: Sendable {
         let git = GitInfo.find(from: FileManager.default.currentDirectoryPath)
         let info = RunInfo(id: id, experiment: experiment, model: model, parent: parent?.id, children: [], status: .queued, error: nil,
                            commandLine: commandLine, gitCommit: git?.commit, gitBranch: git?.branch,
-                           host: ProcessInfo.processInfo.hostName, slurmJobId: env["SLURM_JOB_ID"],
+                           host: ProcessInfo.processInfo.hostName, slurmJobId: RunDirectory.slurmJobID(env),
                            created: RunIDs.isoDate(date), started: nil, finished: nil)
         try run.write(info)
         if let parent {
             try parent.update { p in if !p.children.contains(id) { p.children.append(id) } }
         }
         return run
+    }
+
+    /// The job id as squeue and scontrol name it: `<array job>_<task>` for an element of a job array (whose own
+    /// SLURM_JOB_ID is a separate number), else SLURM_JOB_ID.
+    public static func slurmJobID(_ env: [String: String]) -> String? {
+        if let array = env["SLURM_ARRAY_JOB_ID"], let task = env["SLURM_ARRAY_TASK_ID"] { return "\(array)_\(task)" }
+        return env["SLURM_JOB_ID"]
     }
 
     /// An existing run by recovery id.
@@ -162,7 +169,7 @@ public struct RunDirectory: Sendable {
             $0.error = nil
             $0.started = RunIDs.isoDate(date)
             $0.finished = nil
-            if let job = ProcessInfo.processInfo.environment["SLURM_JOB_ID"] { $0.slurmJobId = job }
+            if let job = RunDirectory.slurmJobID(ProcessInfo.processInfo.environment) { $0.slurmJobId = job }
         }
     }
 

@@ -19,7 +19,10 @@ final class SyntheticDatasetTests: XCTestCase {
         let table = try CSVTable.read(path: csvPath)
         XCTAssertEqual(table.header, ["subject", "filePath", "channel", "seriesId", "institutionId"])
         XCTAssertEqual(table.rows.count, 3 * 4)
-        XCTAssertEqual(Set(table.rows.map { $0[3] }).count, 12, "seriesId unique")
+        XCTAssertEqual(Set(table.rows.map { $0[3] }).count, 3, "one seriesId per subject")
+        for subject in ["1", "2", "3"] {
+            XCTAssertEqual(Set(table.rows.filter { $0[0] == subject }.map { $0[3] }).count, 1, "subject \(subject): one seriesId")
+        }
         XCTAssertEqual(Set(table.rows.map { $0[4] }).count, 3, "three institutions for three subjects")
 
         for subject in ["1", "2", "3"] {
