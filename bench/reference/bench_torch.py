@@ -1,0 +1,110 @@
+"""PyTorch reference figures for the shapes `ie-bench` measures (bench/ie-bench/main.swift). Reference only.
+
+Prints, for 1 and 2 threads (torch.set_num_threads):
+- Conv3d k=3, padding 1, stride 1, no bias, batch 2: 32->32 channels at 64^3 and 32^3, 1->32 at 64^3.
+  GFLOP/s of forward (2*N*Cout*Cin*27*voxels) and of forward+backward (3x that: input and weight gradients).
+- Seconds per UNet3D training step: f=32, 1 image channel, 2 classes, batch 2, 64^3 crops, InnerEye's SoftDice
+  loss, Adam with InnerEye's defaults (forward, loss, backward, step; zero_grad included).
+Each figure is the best of --repeats timings (the least disturbed by other processes on a shared machine),
+after one warm-up run.
+
+    bench/reference/bench_torch.py [--threads 1,2] [--repeats 3] [--skip-unet] [--unet-size 64] [--features 32]
+"""
+import argparse
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unet3d_torch import UNet3D, innereye_adam, soft_dice_loss  # noqa: E402
+
+
+def best(repeats: int, body) -> float:
+    body()  # warm-up: oneDNN primitive creation, first touch of buffers
+    fastest = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        body()
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
+
+
+def conv_figures(threads: int, repeats: int) -> None:
+    for in_channels, out_channels, size in [(32, 32, 64), (32, 32, 32), (1, 32, 64)]:
+        torch.manual_seed(2)
+        conv = torch.nn.Conv3d(in_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        x = torch.rand(2, in_channels, size, size, size) * 2 - 1
+        flops = 2.0 * 2 * out_channels * in_channels * 27 * size ** 3
+
+        def forward():
+            with torch.no_grad():
+                conv(x)
+
+        x_grad = x.clone().requires_grad_(True)
+
+        def forward_backward():
+            conv.weight.grad = None
+            x_grad.grad = None
+            out = conv(x_grad)
+            out.backward(out.detach())
+
+        fwd = flops / best(repeats, forward) / 1e9
+        both = 3 * flops / best(repeats, forward_backward) / 1e9
+        print(f"  {in_channels:2d}->{out_channels:2d} at {size}^3, {threads} thread(s): forward {fwd:.1f} GFLOP/s, "
+              f"forward+backward {both:.1f} GFLOP/s", flush=True)
+
+
+def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, features: int) -> float:
+    torch.manual_seed(42)
+    model = UNet3D(1, features, 2)
+    model.train()
+    optimizer = innereye_adam(model.parameters(), lr=1e-4)
+    x = torch.rand(batch, 1, size, size, size) * 2 - 1
+    labels = (torch.arange(size ** 3) % 7 == 0).long().reshape(1, size, size, size).expand(batch, -1, -1, -1)
+    target = torch.nn.functional.one_hot(labels, 2).permute(0, 4, 1, 2, 3).float().contiguous()
+
+    def step():
+        optimizer.zero_grad()
+        loss = soft_dice_loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+
+    seconds = best(max(1, repeats - 1), step)
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"UNet3D f={features}, batch {batch}, {size}^3 crops, 2 classes, {threads} thread(s): "
+          f"{seconds:.2f} s per training step; parameters {parameters}", flush=True)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-unet", action="store_true")
+    parser.add_argument("--unet-size", type=int, default=64)
+    parser.add_argument("--unet-batch", type=int, default=2)
+    parser.add_argument("--features", type=int, default=32)
+    args = parser.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",") if t]
+
+    load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else ["?"]
+    print(f"bench-torch: PyTorch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}, "
+          f"{os.cpu_count()} cores visible; load average at start: {' '.join(load)}")
+    print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x "
+          "that with input and weight gradients)")
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        conv_figures(threads, args.repeats)
+    if not args.skip_unet:
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            unet_step_seconds(threads, args.repeats, args.unet_size, args.unet_batch, args.features)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
