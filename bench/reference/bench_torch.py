@@ -6,7 +6,7 @@ Prints, for 1 and 2 threads (torch.set_num_threads):
 - Seconds per UNet3D training step: f=32, 1 image channel, 2 classes, batch 2, 64^3 crops, InnerEye's SoftDice
   loss, Adam with InnerEye's defaults (forward, loss, backward, step; zero_grad included).
 Each figure is the best of --repeats timings (the least disturbed by other processes on a shared machine),
-after one warm-up run.
+after one warm-up run; "per CPU-second" divides by the process CPU time (all threads) instead of wall time.
 
     bench/reference/bench_torch.py [--threads 1,2] [--repeats 3] [--skip-unet] [--unet-size 64] [--features 32]
 """
@@ -22,14 +22,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unet3d_torch import UNet3D, innereye_adam, soft_dice_loss  # noqa: E402
 
 
-def best(repeats: int, body) -> float:
+def best(repeats: int, body) -> tuple:
+    """(fastest wall seconds, fastest process CPU seconds) over `repeats` runs after one warm-up run.
+    CPU seconds count all threads; on a loaded machine they are less disturbed than wall time."""
     body()  # warm-up: oneDNN primitive creation, first touch of buffers
-    fastest = float("inf")
+    fastest, fastest_cpu = float("inf"), float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         body()
         fastest = min(fastest, time.perf_counter() - start)
-    return fastest
+        fastest_cpu = min(fastest_cpu, time.process_time() - start_cpu)
+    return fastest, fastest_cpu
 
 
 def conv_figures(threads: int, repeats: int) -> None:
@@ -51,10 +54,12 @@ def conv_figures(threads: int, repeats: int) -> None:
             out = conv(x_grad)
             out.backward(out.detach())
 
-        fwd = flops / best(repeats, forward) / 1e9
-        both = 3 * flops / best(repeats, forward_backward) / 1e9
-        print(f"  {in_channels:2d}->{out_channels:2d} at {size}^3, {threads} thread(s): forward {fwd:.1f} GFLOP/s, "
-              f"forward+backward {both:.1f} GFLOP/s", flush=True)
+        forward_wall, forward_cpu = best(repeats, forward)
+        both_wall, both_cpu = best(repeats, forward_backward)
+        print(f"  {in_channels:2d}->{out_channels:2d} at {size}^3, {threads} thread(s): "
+              f"forward {flops / forward_wall / 1e9:.1f} GFLOP/s (per CPU-second {flops / forward_cpu / 1e9:.1f}), "
+              f"forward+backward {3 * flops / both_wall / 1e9:.1f} GFLOP/s "
+              f"(per CPU-second {3 * flops / both_cpu / 1e9:.1f})", flush=True)
 
 
 def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, features: int) -> float:
@@ -72,10 +77,10 @@ def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, feature
         loss.backward()
         optimizer.step()
 
-    seconds = best(max(1, repeats - 1), step)
+    seconds, cpu_seconds = best(max(1, repeats - 1), step)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"UNet3D f={features}, batch {batch}, {size}^3 crops, 2 classes, {threads} thread(s): "
-          f"{seconds:.2f} s per training step; parameters {parameters}", flush=True)
+          f"{seconds:.2f} s per training step wall, {cpu_seconds:.2f} s CPU; parameters {parameters}", flush=True)
     return seconds
 
 
