@@ -123,12 +123,15 @@ final class PyTorchParityTests: XCTestCase {
         return x
     }
 
-    /// One-hot target [2, classes, 32, 32, 32] of blocky labels (8^3 blocks), so every class is present.
+    /// One-hot target [2, classes, 32, 32, 32] of blocky labels (8^3 blocks); every class is present and the
+    /// class sizes are unequal (about 70 % background), so that class weights matter.
     func blockyOneHot(classes: Int, seed: UInt64) -> Tensor {
         var random = TestRandom(seed)
         var target = Tensor(zeros: [2, classes, 32, 32, 32])
         let spatial = 32 * 32 * 32
-        var blockLabels: [Int] = (0..<(2 * 64)).map { _ in random.index(classes) }
+        var blockLabels: [Int] = (0..<(2 * 64)).map { _ in
+            random.index(10) < 7 ? 0 : 1 + random.index(classes - 1)
+        }
         for c in 0..<classes { blockLabels[c] = c }
         for n in 0..<2 {
             for z in 0..<32 { for y in 0..<32 { for x in 0..<32 {
@@ -205,21 +208,26 @@ final class PyTorchParityTests: XCTestCase {
 
     /// (c) One training step from identical weights: training-mode forward, InnerEye's loss, backward, Adam with
     /// InnerEye's defaults. Loss value, every parameter gradient, the updated weights and the running
-    /// statistics agree with PyTorch's autograd + torch.optim.Adam.
+    /// statistics agree with PyTorch's autograd + torch.optim.Adam, for SoftDice and CrossEntropy, and with
+    /// loss_class_weight_power and focal weighting.
     func testOneAdamTrainingStepMatchesPyTorch() throws {
         let learningRate = 1e-3
-        for (lossName, loss) in [("SoftDice", SegmentationLoss.softDice()), ("CrossEntropy", .crossEntropy())] {
+        let losses: [(spec: String, loss: SegmentationLoss)] = [
+            ("SoftDice", .softDice()), ("CrossEntropy", .crossEntropy()),
+            ("SoftDice,power=1", .softDice(classWeightPower: 1)),
+            ("Focal,gamma=1,power=0.5", .focal(gamma: 1, classWeightPower: 0.5))]
+        let x = randomInput(seed: 32)
+        // Unequal class sizes, so that class weights differ from 1.
+        let target = blockyOneHot(classes: 3, seed: 33)
+        try Checkpoint.serialize(model: UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 31),
+                                 optimizer: nil, epoch: 0).write(to: URL(fileURLWithPath: path("start.safetensors")))
+        try writeTensor(x, named: "x", to: "x.safetensors")
+        try writeTensor(target, named: "y", to: "y.safetensors")
+        try parity(["train-step", path("start.safetensors"), path("x.safetensors"), path("y.safetensors"),
+                    String(learningRate), path("steps")] + losses.map(\.spec))
+        for (index, (lossName, loss)) in losses.enumerated() {
+            let torch = try readTensors("steps/\(index).safetensors")
             let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 31)
-            let x = randomInput(seed: 32)
-            let target = blockyOneHot(classes: 3, seed: 33)
-            try Checkpoint.serialize(model: net, optimizer: nil, epoch: 0)
-                .write(to: URL(fileURLWithPath: path("start.safetensors")))
-            try writeTensor(x, named: "x", to: "x.safetensors")
-            try writeTensor(target, named: "y", to: "y.safetensors")
-            try parity(["train-step", path("start.safetensors"), path("x.safetensors"), path("y.safetensors"),
-                        lossName, String(learningRate), path("step.safetensors")])
-            let torch = try readTensors("step.safetensors")
-
             let start = net.parameters.map(\.value)
             let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
             optimizer.zeroGrad()

@@ -12,10 +12,12 @@ Every exchange is a safetensors file. Subcommands:
       (safetensors.torch.save_file(state_dict)), OUT_DIR/prefixed.safetensors (keys with a leading `model.`)
       and OUT_DIR/expected.safetensors (`eval`: eval-mode logits on INPUT), and OUT_DIR/keys.txt (the
       state_dict keys in PyTorch's order).
-  train-step WEIGHTS INPUT TARGET LOSS LR OUT
-      One training step from WEIGHTS: training-mode forward, LOSS (SoftDice | CrossEntropy, InnerEye's
-      definitions) on the one-hot TARGET, backward, Adam with InnerEye's defaults at LR. Writes to OUT the
-      updated state_dict, `loss` and `grad/<name>` for every parameter.
+  train-step WEIGHTS INPUT TARGET LR OUT_DIR LOSS...
+      For each LOSS, one training step from WEIGHTS: training-mode forward, the loss (InnerEye's definitions) on
+      the one-hot TARGET, backward, Adam with InnerEye's defaults at LR. Writes OUT_DIR/<i>.safetensors for the
+      i-th LOSS: the updated state_dict, `loss` and `grad/<name>` for every parameter. A LOSS is
+      `SoftDice`, `CrossEntropy` or `Focal`, optionally followed by `,power=P` (loss_class_weight_power) and,
+      for Focal, `,gamma=G` (focal_loss_gamma, default 1).
 
 The input tensor is stored under the name `x`, the target under `y`. `--double` runs PyTorch in float64.
 """
@@ -85,23 +87,38 @@ def export(args, dtype: torch.dtype) -> None:
         keys.write("\n".join(state.keys()) + "\n")  # state_dict order (safetensors files do not keep it)
 
 
+def make_loss(spec: str):
+    name, *options = spec.split(",")
+    settings = {k: float(v) for k, v in (o.split("=") for o in options)}
+    power = settings.get("power")
+    if name == "SoftDice":
+        return lambda logits, target: soft_dice_loss(logits, target, class_weight_power=power)
+    if name == "CrossEntropy":
+        return lambda logits, target: cross_entropy_loss(logits, target, class_weight_power=power)
+    if name == "Focal":
+        gamma = settings.get("gamma", 1.0)
+        return lambda logits, target: cross_entropy_loss(logits, target, class_weight_power=power, focal_gamma=gamma)
+    raise SystemExit(f"unknown loss {spec!r}: expected SoftDice, CrossEntropy or Focal[,power=P][,gamma=G]")
+
+
 def train_step(args, dtype: torch.dtype) -> None:
-    tensors = load_file(args.input)
-    x = tensors["x"].to(dtype)
+    x = load_file(args.input)["x"].to(dtype)
     y = load_file(args.target)["y"].to(dtype)
-    model = model_from_state(args.weights, dtype)
-    model.train()
-    optimizer = innereye_adam(model.parameters(), lr=args.lr)
-    optimizer.zero_grad()
-    logits = model(x)
-    loss = soft_dice_loss(logits, y) if args.loss == "SoftDice" else cross_entropy_loss(logits, y)
-    loss.backward()
-    grads = {"grad/" + name: p.grad.clone() for name, p in model.named_parameters()}
-    optimizer.step()
-    out = dict(model.state_dict())
-    out.update(grads)
-    out["loss"] = loss.detach().reshape([])
-    save(out, args.out)
+    os.makedirs(args.out_dir, exist_ok=True)
+    for index, spec in enumerate(args.losses):
+        loss_function = make_loss(spec)
+        model = model_from_state(args.weights, dtype)
+        model.train()
+        optimizer = innereye_adam(model.parameters(), lr=args.lr)
+        optimizer.zero_grad()
+        loss = loss_function(model(x), y)
+        loss.backward()
+        grads = {"grad/" + name: p.grad.clone() for name, p in model.named_parameters()}
+        optimizer.step()
+        out = dict(model.state_dict())
+        out.update(grads)
+        out["loss"] = loss.detach().reshape([])
+        save(out, os.path.join(args.out_dir, f"{index}.safetensors"))
 
 
 def main() -> None:
@@ -117,8 +134,7 @@ def main() -> None:
     p.add_argument("input"); p.add_argument("out_dir")
     p = sub.add_parser("train-step")
     p.add_argument("weights"); p.add_argument("input"); p.add_argument("target")
-    p.add_argument("loss", choices=["SoftDice", "CrossEntropy"]); p.add_argument("lr", type=float)
-    p.add_argument("out")
+    p.add_argument("lr", type=float); p.add_argument("out_dir"); p.add_argument("losses", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dtype = torch.float64 if args.double else torch.float32

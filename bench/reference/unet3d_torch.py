@@ -124,18 +124,46 @@ class UNet3D(nn.Module):
         return self.output_layer(x)
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """InnerEye's SoftDiceLoss (no class weights): sums over batch and space, mean over classes incl. background."""
+def class_weights_from_counts(counts: torch.Tensor, power: float) -> torch.Tensor:
+    """InnerEye's get_class_weights_from_counts: zero counts count as 1, w = count^-power, scaled to mean 1."""
+    counts = torch.where(counts == 0, torch.ones_like(counts), counts)
+    weights = counts ** (-power)
+    return weights * (weights.shape[0] / weights.sum())
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5,
+                   class_weight_power: Optional[float] = None) -> torch.Tensor:
+    """InnerEye's SoftDiceLoss: sums over batch and space, mean over classes including background; class weights
+    (when the power is set and non-zero) multiply the intersection."""
     p = torch.softmax(logits, dim=1)
     dims = [0, *range(2, logits.dim())]
     intersection = (p * target).sum(dim=dims)
+    if class_weight_power:
+        with torch.no_grad():
+            weights = class_weights_from_counts(target.sum(dim=dims), class_weight_power)
+        intersection = intersection * weights
     denominator = (p * p).sum(dim=dims) + (target * target).sum(dim=dims)
     return 1.0 - 2.0 * torch.mean((intersection + eps) / (denominator + eps))
 
 
-def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """InnerEye's CrossEntropyLoss (no class weights, no smoothing): NLL of log-softmax at argmax(target), mean."""
-    return nn.functional.nll_loss(torch.log_softmax(logits, dim=1), target.argmax(dim=1))
+def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor, class_weight_power: Optional[float] = None,
+                       focal_gamma: Optional[float] = None) -> torch.Tensor:
+    """InnerEye's CrossEntropyLoss (no label smoothing): per-voxel NLL of log-softmax at argmax(target), weighted by
+    class weights when the power is set and non-zero, times focal pixel weights (1 - p_target + 1e-6)^gamma
+    normalised to mean 1 and computed without gradient when gamma is set; then the plain mean over voxels."""
+    dims = [0, *range(2, logits.dim())]
+    weights = None
+    if class_weight_power:
+        with torch.no_grad():
+            weights = class_weights_from_counts(target.sum(dim=dims), class_weight_power)
+    loss = nn.functional.nll_loss(torch.log_softmax(logits, dim=1), target.argmax(dim=1), weight=weights,
+                                  reduction="none")
+    if focal_gamma is not None:
+        with torch.no_grad():
+            pixel = ((1 - torch.softmax(logits, dim=1) + 1e-6) ** focal_gamma * target).sum(dim=1)
+            pixel = pixel * (pixel.numel() / (pixel.sum() + 1e-6))
+        loss = loss * pixel
+    return loss.mean()
 
 
 def innereye_adam(parameters, lr: float) -> torch.optim.Optimizer:
