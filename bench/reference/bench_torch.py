@@ -71,16 +71,27 @@ def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, feature
     labels = (torch.arange(size ** 3) % 7 == 0).long().reshape(1, size, size, size).expand(batch, -1, -1, -1)
     target = torch.nn.functional.one_hot(labels, 2).permute(0, 4, 1, 2, 3).float().contiguous()
 
+    parts = {}
+
     def step():
+        t0 = time.perf_counter()
         optimizer.zero_grad()
-        loss = soft_dice_loss(model(x), target)
+        logits = model(x)
+        t1 = time.perf_counter()
+        loss = soft_dice_loss(logits, target)
+        t2 = time.perf_counter()
         loss.backward()
+        t3 = time.perf_counter()
         optimizer.step()
+        t4 = time.perf_counter()
+        parts.update(forward=t1 - t0, loss=t2 - t1, backward=t3 - t2, adam=t4 - t3)
 
     seconds, cpu_seconds = best(max(1, repeats - 1), step)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"UNet3D f={features}, batch {batch}, {size}^3 crops, 2 classes, {threads} thread(s): "
-          f"{seconds:.2f} s per training step wall, {cpu_seconds:.2f} s CPU; parameters {parameters}", flush=True)
+          f"{seconds:.2f} s per training step wall, {cpu_seconds:.2f} s CPU (last: forward {parts['forward']:.2f}, "
+          f"loss {parts['loss']:.2f}, backward {parts['backward']:.2f}, Adam {parts['adam']:.2f}); "
+          f"parameters {parameters}", flush=True)
     return seconds
 
 
