@@ -47,3 +47,13 @@ demo: build
 
 bench: build
 	cd $(TOOLBOX_DIR) && ./.build/release/ie-bench
+
+# PyTorch reference speed figures (same shapes as ie-bench). Reference only: PyTorch goes into .venv-torch,
+# never into the toolbox's own environment or `make test`.
+TORCH_VENV := $(TOOLBOX_DIR)/.venv-torch
+.PHONY: bench-torch
+bench-torch:
+	@test -x $(TORCH_VENV)/bin/python3 || python3 -m venv $(TORCH_VENV)
+	@$(TORCH_VENV)/bin/python3 -c "import torch, numpy, safetensors" 2>/dev/null || \
+	  $(TORCH_VENV)/bin/python3 -m pip install -q --disable-pip-version-check torch numpy safetensors
+	cd $(TOOLBOX_DIR) && $(TORCH_VENV)/bin/python3 bench/reference/bench_torch.py

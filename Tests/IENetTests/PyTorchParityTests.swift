@@ -1,179 +1,298 @@
-import XCTest
 import Foundation
+import XCTest
 @testable import IENet
 
-/// Compares IENet's UNet3D with an independent PyTorch implementation of InnerEye's module structure (written for
-/// this test from the layer facts, not InnerEye's code): our safetensors load with load_state_dict(strict=True),
-/// and logits (eval and train mode), parameter gradients and BatchNorm buffers agree. Skipped without torch.
+/// Parity with PyTorch (SPEC 4.4): our UNet3D against bench/reference/unet3d_torch.py, InnerEye's module written
+/// out in PyTorch. Runs only where a python with torch and safetensors is found: $IE_TORCH_PYTHON, else
+/// /work/torchvenv/bin/python3, else <repo>/.venv-torch/bin/python3 (`make bench-torch` creates it).
+/// PyTorch computes in float64 here (`--double`), so it is an exact reference and the tolerances below bound our
+/// float32 error only. Tolerances: logits and BatchNorm running statistics 1e-5 of the largest |torch| entry
+/// (max abs), loss 1e-6 relative; after a training step, per tensor rms(ours - torch) within 5e-2 of rms(torch)
+/// for gradients (+ 1e-5 of the largest gradient) and 0.05 * lr for Adam updates: loose enough for a ReLU kink
+/// that two correct implementations resolve differently (see assertCloseRMS), tight enough for any wrong formula.
+/// Measured: forward comparisons use 5-10 % of their tolerance; step comparisons under 1 % with IENet's im2col
+/// convolutions and about 25 % with its implicit-GEMM ones (one kink flip). Each test prints the share used.
 final class PyTorchParityTests: XCTestCase {
-    func testMatchesPyTorchImplementation() throws {
-        let python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: python), run(python, ["-c", "import torch"]).status == 0 else {
-            throw XCTSkip("PyTorch is not installed")
-        }
-        let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7)
-        var tensors = net.stateDict()
-        var random = TestRandom(8)
-        let x = random.tensor([2, 2, 32, 32, 32])
-        let evalLogits = net.forward(x, training: false)
-        let trainLogits = net.forward(x, training: true)
-        let projection = random.tensor(trainLogits.shape)
-        net.zeroGrad()
-        net.backward(projection)
-        tensors.append(NamedTensor(name: "parity/input", shape: x.shape, float32: x.data))
-        tensors.append(NamedTensor(name: "parity/projection", shape: projection.shape, float32: projection.data))
-        tensors.append(NamedTensor(name: "parity/logits_eval", shape: evalLogits.shape, float32: evalLogits.data))
-        tensors.append(NamedTensor(name: "parity/logits_train", shape: trainLogits.shape, float32: trainLogits.data))
-        for p in net.parameters { tensors.append(NamedTensor(name: "parity/grad/" + p.name, shape: p.shape, float32: p.grad)) }
-        for t in net.stateDict() where t.name.contains("running_") || t.name.hasSuffix("num_batches_tracked") {
-            var after = t
-            after.name = "parity/after/" + t.name
-            tensors.append(after)
-        }
-        let path = NSTemporaryDirectory() + "ienet-parity-\(getpid()).safetensors"
-        try Checkpoint.serialize(tensors: tensors).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = run(python, ["-c", Self.script, path])
-        XCTAssertEqual(result.status, 0, result.output)
-        var errors: [String: Double] = [:]
-        for line in result.output.split(separator: "\n") where line.hasPrefix("error ") {
-            let parts = line.split(separator: " ")
-            errors[String(parts[1])] = Double(parts[2])
-        }
-        XCTAssertLessThan(errors["logits_eval"] ?? 1, 1e-4, result.output)
-        XCTAssertLessThan(errors["logits_train"] ?? 1, 1e-4, result.output)
-        XCTAssertLessThan(errors["gradients"] ?? 1, 1e-3, result.output)
-        XCTAssertLessThan(errors["buffers"] ?? 1, 1e-4, result.output)
-    }
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let parityScript = repositoryRoot.appendingPathComponent("bench/reference/torch_parity.py").path
 
-    func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
+    /// Found once per test process: the python to use, or why there is none.
+    static let torchPython: Result<String, XCTSkip> = {
+        var candidates: [String] = []
+        if let given = ProcessInfo.processInfo.environment["IE_TORCH_PYTHON"], !given.isEmpty { candidates.append(given) }
+        candidates += ["/work/torchvenv/bin/python3", repositoryRoot.appendingPathComponent(".venv-torch/bin/python3").path]
+        var tried: [String] = []
+        for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
+            // find_spec instead of an import: importing torch alone takes seconds.
+            let probe = "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') and u.find_spec('safetensors') else 1)"
+            if (try? runProcess(python, ["-c", probe])) != nil { return .success(python) }
+            tried.append(python + " (cannot import torch, safetensors)")
+        }
+        return .failure(XCTSkip("PyTorch parity skipped: no python with torch and safetensors "
+            + (tried.isEmpty ? "found" : "among " + tried.joined(separator: ", "))
+            + "; set IE_TORCH_PYTHON or run `make bench-torch` to create .venv-torch"))
+    }()
+
+    /// Runs a command; throws with its stderr when it fails.
+    @discardableResult
+    static func runProcess(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMP_NUM_THREADS"] = "1"
+        process.environment = environment
+        let stdout = Pipe(), stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        guard process.terminationStatus == 0 else {
+            throw NSError(domain: "PyTorchParityTests", code: Int(process.terminationStatus), userInfo: [
+                NSLocalizedDescriptionKey: "\(executable) \(arguments.joined(separator: " ")) exited "
+                    + "\(process.terminationStatus): \(String(decoding: errors, as: UTF8.self).suffix(2000))"])
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 
-    static let script = #"""
-import json, struct, sys
-import numpy as np
-import torch
-import torch.nn as nn
+    func parity(_ arguments: [String]) throws {
+        let python = try Self.torchPython.get()
+        try Self.runProcess(python, [Self.parityScript, "--double"] + arguments)
+    }
 
-def load_safetensors(path):
-    b = open(path, 'rb').read()
-    n = struct.unpack('<Q', b[:8])[0]
-    header = json.loads(b[8:8 + n]); body = b[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == '__metadata__':
-            continue
-        s, e = info['data_offsets']
-        dt = {'F32': np.float32, 'I64': np.int64}[info['dtype']]
-        out[name] = np.frombuffer(body[s:e], dtype=dt).reshape(info['shape']).copy()
-    return out
+    var workDirectory: URL!
 
-class Basic(nn.Module):
-    def __init__(self, cin, cout, stride=1, bn_act=True):
-        super().__init__()
-        self.conv1 = nn.Conv3d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm3d(cout) if bn_act else None
-    def forward(self, x):
-        x = self.conv1(x)
-        return torch.relu(self.bn1(x)) if self.bn1 is not None else x
+    override func setUpWithError() throws {
+        _ = try Self.torchPython.get()  // skip before doing any work
+        workDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ie-torch-parity-\(ProcessInfo.processInfo.processIdentifier)-\(name.hashValue)")
+        try FileManager.default.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+    }
 
-class Enc(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.block1 = Basic(cin, cout, stride); self.block2 = Basic(cout, cout)
-    def forward(self, x):
-        x = self.block1(x)
-        return self.block2(x) + x
+    override func tearDownWithError() throws {
+        printToleranceUse()
+        if let workDirectory { try? FileManager.default.removeItem(at: workDirectory) }
+    }
 
-class Dec(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.upsample_block = nn.Sequential(nn.ConvTranspose3d(cin, cout, 4, 2, 1), nn.BatchNorm3d(cout), nn.ReLU())
-    def forward(self, x):
-        return self.upsample_block(x)
+    func path(_ file: String) -> String { workDirectory.appendingPathComponent(file).path }
 
-class Syn(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.conv1 = Basic(c, c, bn_act=False); self.conv2 = Basic(c, c, bn_act=False)
-        self.activation_block = nn.Sequential(nn.BatchNorm3d(c), nn.ReLU()); self.block2 = Basic(c, c)
-    def forward(self, x, skip):
-        x = self.activation_block(self.conv1(x) + self.conv2(skip))
-        return self.block2(x) + x
+    func writeTensor(_ tensor: Tensor, named name: String, to file: String) throws {
+        let data = Checkpoint.serialize(tensors: [NamedTensor(name: name, shape: tensor.shape, float32: tensor.data)])
+        try data.write(to: URL(fileURLWithPath: path(file)))
+    }
 
-class UNet(nn.Module):
-    def __init__(self, cin, f, classes, paths=4):
-        super().__init__()
-        self.paths = paths
-        layers = [Enc(cin, f, 1)]
-        c = f
-        for _ in range(paths):
-            layers.append(Enc(c, 2 * c, 2)); c *= 2
-        for _ in range(paths):
-            layers.append(Dec(c, c // 2)); layers.append(Syn(c // 2)); c //= 2
-        self._layers = nn.ModuleList(layers)
-        self.output_layer = nn.Conv3d(c, classes, 1)
-    def forward(self, x):
-        skips = []
-        for i in range(self.paths + 1):
-            x = self._layers[i](x)
-            if i < self.paths: skips.append(x)
-        for j in range(self.paths):
-            x = self._layers[self.paths + 1 + 2 * j](x)
-            x = self._layers[self.paths + 2 + 2 * j](x, skips.pop())
-        return self.output_layer(x)
+    func readTensors(_ file: String) throws -> [String: NamedTensor] {
+        let checkpoint = try Checkpoint.load(try Data(contentsOf: URL(fileURLWithPath: path(file))), source: file)
+        return Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0) })
+    }
 
-def rel(a, b):
-    a = np.asarray(a, np.float64); b = np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+    /// max |ours - reference| <= relative * max |reference| + absolute, reported with the measured figures.
+    func assertClose(_ ours: [Float], _ reference: NamedTensor?, relative: Double, absolute: Double = 0,
+                     _ label: String, kind: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard let reference else { return XCTFail("\(label): missing in PyTorch's output", file: file, line: line) }
+        let expected = try reference.floatValues()
+        XCTAssertEqual(ours.count, expected.count, "\(label): element count", file: file, line: line)
+        guard ours.count == expected.count else { return }
+        var worst = 0.0, scale = 0.0
+        for i in 0..<ours.count {
+            worst = max(worst, abs(Double(ours[i]) - Double(expected[i])))
+            scale = max(scale, abs(Double(expected[i])))
+        }
+        let allowed = relative * scale + absolute
+        XCTAssertLessThanOrEqual(worst, allowed,
+                                 "\(label): max |ours - torch| = \(worst), max |torch| = \(scale)", file: file, line: line)
+        let category = kind ?? label
+        if worst / max(allowed, 1e-300) >= (worstUseOfTolerance[category]?.fraction ?? -1) {
+            worstUseOfTolerance[category] = (worst / max(allowed, 1e-300), "\(label): \(worst) of \(allowed) allowed")
+        }
+    }
 
-def parity(path):
-    t = load_safetensors(path)
-    torch.set_num_threads(1)
-    net = UNet(2, 4, 3)
-    state = {k: torch.from_numpy(v) for k, v in t.items() if not k.startswith('parity/')}
-    net.load_state_dict(state, strict=True)
-    print('parity: load_state_dict(strict=True) accepted', len(state), 'tensors; torch keys', len(net.state_dict()))
-    x = torch.from_numpy(t['parity/input'])
-    net.eval()
-    with torch.no_grad():
-        ye = net(x).numpy()
-    print('parity: eval logits relative error %.2e' % rel(t['parity/logits_eval'], ye))
-    print('error logits_eval %g' % rel(t['parity/logits_eval'], ye))
-    net.train()
-    yt = net(x)
-    print('parity: train logits relative error %.2e' % rel(t['parity/logits_train'], yt.detach().numpy()))
-    print('error logits_train %g' % rel(t['parity/logits_train'], yt.detach().numpy()))
-    (yt * torch.from_numpy(t['parity/projection'])).sum().backward()
-    worst = (0, '')
-    scale = max(float(p.grad.abs().max()) for p in net.parameters())
-    for name, p in net.named_parameters():
-        ours = t['parity/grad/' + name]; theirs = p.grad.numpy()
-        if np.linalg.norm(theirs) < 1e-4 * scale * np.sqrt(theirs.size):  # e.g. a bias feeding a BatchNorm: ~0
-            err = float(np.abs(ours - theirs).max() / scale)
-        else:
-            err = rel(ours, theirs)
-        worst = max(worst, (err, name))
-    print('parity: worst parameter-gradient relative error %.2e (%s)' % worst)
-    print('error gradients %g' % worst[0])
-    bworst = (0, '')
-    for name, v in net.state_dict().items():
-        if 'running_' in name or 'num_batches' in name:
-            bworst = max(bworst, (rel(t['parity/after/' + name], v.numpy()), name))
-    print('parity: worst BatchNorm buffer relative error after the training forward %.2e (%s)' % bworst)
-    print('error buffers %g' % bworst[0])
+    /// rms(ours - reference) <= relative * rms(reference) + absolute. Used where a few entries may legitimately
+    /// differ: after a training step, a pre-activation that lies within rounding of a ReLU's kink can fall on
+    /// different sides in two correct implementations, which changes the gradients downstream of that one voxel
+    /// by up to a few per cent of their largest entry (seen with IENet's implicit-GEMM convolutions, whose
+    /// forward rounding differs from im2col's), while a wrong formula changes them everywhere.
+    func assertCloseRMS(_ ours: [Float], _ reference: [Float], relative: Double, absolute: Double = 0,
+                        _ label: String, kind: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(ours.count, reference.count, "\(label): element count", file: file, line: line)
+        guard ours.count == reference.count, !ours.isEmpty else { return }
+        var error2 = 0.0, reference2 = 0.0
+        for i in 0..<ours.count {
+            let d = Double(ours[i]) - Double(reference[i])
+            error2 += d * d
+            reference2 += Double(reference[i]) * Double(reference[i])
+        }
+        let rmsError = (error2 / Double(ours.count)).squareRoot()
+        let rmsReference = (reference2 / Double(ours.count)).squareRoot()
+        let allowed = relative * rmsReference + absolute
+        XCTAssertLessThanOrEqual(rmsError, allowed, "\(label): rms |ours - torch| = \(rmsError), rms |torch| = "
+                                 + "\(rmsReference)", file: file, line: line)
+        if rmsError / max(allowed, 1e-300) >= (worstUseOfTolerance[kind]?.fraction ?? -1) {
+            worstUseOfTolerance[kind] = (rmsError / max(allowed, 1e-300), "\(label): rms \(rmsError) of \(allowed) allowed")
+        }
+    }
 
+    /// Per kind of comparison, the largest share of its tolerance used (printed after each test).
+    var worstUseOfTolerance: [String: (fraction: Double, detail: String)] = [:]
 
-parity(sys.argv[1])
-"""#
+    func printToleranceUse() {
+        for (_, use) in worstUseOfTolerance.sorted(by: { $0.key < $1.key }) {
+            print(String(format: "  parity: %5.1f%% of tolerance used by ", 100 * use.fraction) + use.detail)
+        }
+    }
+
+    /// Random input [2, 2, 32, 32, 32] with non-zero mean, as a normalised image would not have exactly.
+    func randomInput(seed: UInt64) -> Tensor {
+        var random = TestRandom(seed)
+        var x = random.tensor([2, 2, 32, 32, 32])
+        for i in 0..<x.count { x.data[i] += 0.3 }
+        return x
+    }
+
+    /// One-hot target [2, classes, 32, 32, 32] of blocky labels (8^3 blocks); every class is present and the
+    /// class sizes are unequal (about 70 % background), so that class weights matter.
+    func blockyOneHot(classes: Int, seed: UInt64) -> Tensor {
+        var random = TestRandom(seed)
+        var target = Tensor(zeros: [2, classes, 32, 32, 32])
+        let spatial = 32 * 32 * 32
+        var blockLabels: [Int] = (0..<(2 * 64)).map { _ in
+            random.index(10) < 7 ? 0 : 1 + random.index(classes - 1)
+        }
+        for c in 0..<classes { blockLabels[c] = c }
+        for n in 0..<2 {
+            for z in 0..<32 { for y in 0..<32 { for x in 0..<32 {
+                let label = blockLabels[n * 64 + (z / 8) * 16 + (y / 8) * 4 + x / 8]
+                target.data[(n * classes + label) * spatial + (z * 32 + y) * 32 + x] = 1
+            } } }
+        }
+        return target
+    }
+
+    /// (a) Our seeded weights, saved by our Checkpoint serialisation, load strictly into PyTorch; eval-mode and
+    /// training-mode outputs and the updated BatchNorm running statistics agree.
+    func testOurCheckpointLoadsIntoPyTorchAndForwardAgrees() throws {
+        let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 11)
+        let x = randomInput(seed: 12)
+        // Move the running statistics away from (0, 1) so that eval mode really tests them.
+        for scale: Float in [0.5, 2] {
+            _ = net.forward(Tensor(shape: x.shape, data: x.data.map { $0 * scale + 0.25 }), training: true)
+        }
+        try Checkpoint.serialize(model: net, optimizer: nil, epoch: 0)
+            .write(to: URL(fileURLWithPath: path("ours.safetensors")))
+        try writeTensor(x, named: "x", to: "x.safetensors")
+        try parity(["forward", path("ours.safetensors"), path("x.safetensors"), path("torch.safetensors")])
+        let torch = try readTensors("torch.safetensors")
+
+        let evaluated = net.forward(x, training: false)
+        try assertClose(evaluated.data, torch["eval"], relative: 1e-5, "eval-mode logits")
+        let trained = net.forward(x, training: true)
+        try assertClose(trained.data, torch["train"], relative: 1e-5, "training-mode logits")
+        for bn in net.batchNorms {
+            try assertClose(bn.runningMean, torch[bn.name + ".running_mean"], relative: 1e-5, absolute: 1e-7,
+                            bn.name + ".running_mean", kind: "running_mean")
+            try assertClose(bn.runningVar, torch[bn.name + ".running_var"], relative: 1e-5, bn.name + ".running_var",
+                            kind: "running_var")
+            XCTAssertEqual(try torch[bn.name + ".num_batches_tracked"]?.int64Values(), [bn.numBatchesTracked])
+        }
+        // The outputs are not trivially equal: training and eval mode differ, and the logits are not constant.
+        let modeDifference = zip(evaluated.data, trained.data).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(modeDifference, 1e-2, "eval and training mode should give different logits")
+    }
+
+    /// (b) A PyTorch state_dict saved with safetensors.torch.save_file, with and without a leading `model.`,
+    /// loads into ours via Checkpoint.load + restore; the eval-mode outputs agree; the key order is ours.
+    func testPyTorchStateDictLoadsIntoOursAndForwardAgrees() throws {
+        let x = randomInput(seed: 21)
+        try writeTensor(x, named: "x", to: "x.safetensors")
+        try parity(["export", "5", "2", "4", "3", path("x.safetensors"), path("export")])
+        let expected = try readTensors("export/expected.safetensors")
+        let torchKeys = try String(contentsOfFile: path("export/keys.txt"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        XCTAssertEqual(UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 0).stateDictNames, torchKeys,
+                       "state_dict keys and their order")
+        for file in ["plain", "prefixed"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path("export/\(file).safetensors")))
+            let checkpoint = try Checkpoint.load(data, source: file)
+            XCTAssertEqual(checkpoint.tensors.allSatisfy { $0.name.hasPrefix("model.") }, file == "prefixed")
+            let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 999)
+            let before = net.forward(x, training: false)
+            try checkpoint.restore(model: net, source: file)
+            XCTAssertEqual(net.batchNorms.map(\.numBatchesTracked), Array(repeating: 3, count: net.batchNorms.count))
+            let after = net.forward(x, training: false)
+            try assertClose(after.data, expected["eval"], relative: 1e-5, "\(file): eval-mode logits")
+            let change = zip(before.data, after.data).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertGreaterThan(change, 1e-2, "\(file): loading should have changed the network")
+            // Round trip: our own state_dict holds exactly the tensors PyTorch saved (bit for bit).
+            let prefix = file == "prefixed" ? "model." : ""
+            for ours in net.stateDict() {
+                let theirs = checkpoint.tensor(prefix + ours.name)
+                XCTAssertEqual(theirs?.shape, ours.shape, ours.name)
+                XCTAssertEqual(theirs?.bytes, ours.bytes, "\(ours.name) should be restored bit for bit")
+            }
+        }
+    }
+
+    /// (c) One training step from identical weights: training-mode forward, InnerEye's loss, backward, Adam with
+    /// InnerEye's defaults. Loss value, every parameter gradient, the updated weights and the running
+    /// statistics agree with PyTorch's autograd + torch.optim.Adam, for SoftDice and CrossEntropy, and with
+    /// loss_class_weight_power and focal weighting.
+    func testOneAdamTrainingStepMatchesPyTorch() throws {
+        let learningRate = 1e-3
+        let losses: [(spec: String, loss: SegmentationLoss)] = [
+            ("SoftDice", .softDice()), ("CrossEntropy", .crossEntropy()),
+            ("SoftDice,power=1", .softDice(classWeightPower: 1)),
+            ("Focal,gamma=1,power=0.5", .focal(gamma: 1, classWeightPower: 0.5))]
+        let x = randomInput(seed: 32)
+        // Unequal class sizes, so that class weights differ from 1.
+        let target = blockyOneHot(classes: 3, seed: 33)
+        try Checkpoint.serialize(model: UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 31),
+                                 optimizer: nil, epoch: 0).write(to: URL(fileURLWithPath: path("start.safetensors")))
+        try writeTensor(x, named: "x", to: "x.safetensors")
+        try writeTensor(target, named: "y", to: "y.safetensors")
+        try parity(["train-step", path("start.safetensors"), path("x.safetensors"), path("y.safetensors"),
+                    String(learningRate), path("steps")] + losses.map(\.spec))
+        for (index, (lossName, loss)) in losses.enumerated() {
+            let torch = try readTensors("steps/\(index).safetensors")
+            let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 31)
+            let start = net.parameters.map(\.value)
+            let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
+            optimizer.zeroGrad()
+            let result = loss.evaluate(logits: net.forward(x, training: true), target: target)
+            net.backward(result.gradLogits)
+            try assertClose([Float(result.value)], torch["loss"], relative: 1e-6, "\(lossName): loss value",
+                            kind: "\(lossName) loss")
+            // Gradients, per tensor: rms error within 5e-2 of the tensor's rms, plus 1e-5 of the largest gradient
+            // anywhere (some tensors, e.g. a bias right before a BatchNorm, have an exactly-zero true gradient).
+            // RMS rather than max: see assertCloseRMS (ReLU kinks).
+            var largestGradient = 0.0
+            for p in net.parameters {
+                let theirs = try XCTUnwrap(torch["grad/" + p.name], p.name).floatValues()
+                largestGradient = max(largestGradient, theirs.map { abs(Double($0)) }.max() ?? 0)
+            }
+            XCTAssertGreaterThan(largestGradient, 1e-4, "\(lossName): gradients should not vanish")
+            for p in net.parameters {
+                let theirs = try XCTUnwrap(torch["grad/" + p.name], p.name).floatValues()
+                assertCloseRMS(p.grad, theirs, relative: 5e-2, absolute: 1e-5 * largestGradient,
+                               "\(lossName): gradient of \(p.name)", kind: "\(lossName) gradients")
+            }
+            optimizer.step(lr: learningRate)
+            // Updated weights: compare the update (new - start); Adam moves each weight by about lr at step 1.
+            for (index, p) in net.parameters.enumerated() {
+                let theirs = try XCTUnwrap(torch[p.name], p.name).floatValues()
+                let ourUpdate = zip(p.value, start[index]).map { $0 - $1 }
+                let theirUpdate = zip(theirs, start[index]).map { $0 - $1 }
+                assertCloseRMS(ourUpdate, theirUpdate, relative: 0, absolute: 0.05 * learningRate,
+                               "\(lossName): Adam update of \(p.name)", kind: "\(lossName) Adam updates")
+            }
+            for bn in net.batchNorms {
+                try assertClose(bn.runningMean, torch[bn.name + ".running_mean"], relative: 1e-5, absolute: 1e-7,
+                                "\(lossName): \(bn.name).running_mean", kind: "\(lossName) running_mean")
+                try assertClose(bn.runningVar, torch[bn.name + ".running_var"], relative: 1e-5,
+                                "\(lossName): \(bn.name).running_var", kind: "\(lossName) running_var")
+            }
+        }
+    }
 }
