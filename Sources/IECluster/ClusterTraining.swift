@@ -71,8 +71,9 @@ public enum ClusterTraining {
                 throw IEError.usage("num_nodes=\(config.numNodes) needs Open MPI, and this toolbox was built without libopenmpi-dev, "
                                     + "expected num_nodes=1 (or install libopenmpi-dev and rebuild)")
             }
-            throw IEError.usage("num_nodes=\(config.numNodes): multi-node data-parallel training is not implemented yet (the MPI "
-                                + "gradient reducer exists, the training loop does not use it), expected num_nodes=1")
+            throw IEError.usage("num_nodes=\(config.numNodes): submitting multi-node jobs is not implemented yet; data-parallel "
+                                + "training runs when ie-train is launched as MPI ranks (mpirun -np K ie-train --run=RUN, or srun "
+                                + "--mpi=pmix inside an allocation), expected num_nodes=1")
         }
     }
 

@@ -3,6 +3,7 @@ import IECore
 import IEConfig
 import IEData
 import IEImage
+import IEDistributed
 import IENet
 import IERun
 
@@ -45,12 +46,21 @@ public enum RunPipeline {
         let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
         let trainSubjects = try preparation.loadAll(subjects(run: run, split: "train"), label: "train")
         let valSubjects = try preparation.loadAll(subjects(run: run, split: "val"), label: "val")
-        let trainer = try Trainer(setup: setup, outputs: run.outputs, train: trainSubjects, validation: valSubjects, start: start)
+        // Data parallel when launched as several MPI ranks (mpirun / srun --mpi=pmix); IE_EMULATE_RANKS=K computes
+        // in one process exactly what K ranks compute (the shards run one after another), for checking and debugging.
+        let reducer = try Distributed.reducer()
+        var shardedSetup = setup
+        shardedSetup.shards = ProcessInfo.processInfo.environment["IE_EMULATE_RANKS"].flatMap(Int.init) ?? 1
+        let trainer = try Trainer(setup: shardedSetup, outputs: run.outputs, train: trainSubjects, validation: valSubjects,
+                                  start: start, reducer: reducer)
+        if reducer.size > 1 || shardedSetup.shards > 1 {
+            Log.info("data parallel: rank \(reducer.rank) of \(reducer.size), \(max(reducer.size, shardedSetup.shards)) shards per batch")
+        }
         Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
                  "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount)")
         let finished = try trainer.run()
-        if finished {
+        if finished && reducer.rank == 0 {
             let last = checkpointPath(run: run, epoch: setup.numEpochs)
             if FileManager.default.fileExists(atPath: last) {
                 let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],

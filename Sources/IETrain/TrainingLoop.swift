@@ -1,5 +1,6 @@
 import Foundation
 import IECore
+import IEDistributed
 import IENet
 
 /// Everything the training loop needs, as plain values (the config mapping lives in TrainingSetup+Config).
@@ -27,6 +28,11 @@ public struct TrainingSetup {
     public var saveStepEpochs: Int = 50
     public var crossValidationSplitIndex: Int = -1
     public var validationCropsPerSubject: Int = 1
+    /// Data-parallel shards of each batch. Under MPI every rank draws the whole batch (same random stream) and
+    /// trains on its contiguous shard, gradients averaged over the ranks (PyTorch DDP; BatchNorm statistics per
+    /// shard). In one process with `shards` > 1 the shards run one after another with the same averaging, which
+    /// is what a K-rank run computes, so the two can be compared.
+    public var shards: Int = 1
 
     public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3) {
         self.modelName = modelName
@@ -81,6 +87,9 @@ public final class Trainer {
     public let outputs: String
     public let model: UNet3D
     public let optimizer: Optimizer
+    /// Gradient averaging over MPI ranks (LocalReducer in one process). Only rank 0 writes files.
+    public let reducer: GradientReducer
+    var gradientScratch: [Float] = []
     let train: [SegmentationSubject]
     let validation: [SegmentationSubject]
     let sampler: CropSampler
@@ -90,8 +99,13 @@ public final class Trainer {
     public var checkpointsFolder: String { outputs + "/checkpoints" }
 
     public init(setup: TrainingSetup, outputs: String, train: [SegmentationSubject], validation: [SegmentationSubject],
-                start: TrainingStart) throws {
+                start: TrainingStart, reducer: GradientReducer = LocalReducer()) throws {
         guard !train.isEmpty else { throw IEError.badInput("the training set is empty, expected at least one subject") }
+        let shards = reducer.size > 1 ? reducer.size : setup.shards
+        guard shards >= 1, shards <= setup.batchSize else {
+            throw IEError.usage("\(shards) data-parallel shards for train_batch_size \(setup.batchSize), expected at most one shard per batch element")
+        }
+        self.reducer = reducer
         self.setup = setup
         self.outputs = outputs
         self.train = train
@@ -151,6 +165,8 @@ public final class Trainer {
                 Log.info(String(format: "epoch %d/%d  train loss %.4f dice %.3f  lr %.2e  %.1fs", epoch, setup.numEpochs,
                                 trainStats.loss, trainStats.meanDice, lr, trainSeconds))
             }
+            lastCompletedEpoch = epoch
+            guard reducer.rank == 0 else { continue }
             // Logs first, then checkpoints: a resumed run rewrites the logs up to its autosave's epoch.
             try AtomicFile.write(header + trainRows.joined(), to: trainLog)
             if !validationCrops.isEmpty { try AtomicFile.write(header + valRows.joined(), to: valLog) }
@@ -159,7 +175,6 @@ public final class Trainer {
                 try AtomicFile.write(data, to: checkpointsFolder + "/" + Trainer.checkpointName(epoch: epoch))
             }
             try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
-            lastCompletedEpoch = epoch
             if StopSignal.requested {
                 Log.info("stopped by signal after epoch \(epoch); the autosave holds it, rerun with --resume")
                 return false
@@ -195,16 +210,29 @@ public final class Trainer {
                 augmenter?.apply(&crop, channels: setup.imageChannels, classCount: setup.classCount, using: &rng)
                 crops.append(crop)
             }
-            let batch = CropBatch(crops, classCount: setup.classCount)
-            let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
-            let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+            let shards = reducer.size > 1 ? reducer.size : setup.shards
+            let bounds = (0...shards).map { $0 * crops.count / shards }
+            let mine = reducer.size > 1 ? [reducer.rank] : Array(0..<shards)
             optimizer.zeroGrad()
-            let logits = model.forward(input, training: true)
-            let result = setup.loss.evaluate(logits: logits, target: target)
-            model.backward(result.gradLogits)
+            var lossSum = 0.0
+            for shard in mine where bounds[shard] < bounds[shard + 1] {
+                let batch = CropBatch(Array(crops[bounds[shard]..<bounds[shard + 1]]), classCount: setup.classCount)
+                let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
+                let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+                let logits = model.forward(input, training: true)
+                let shardResult = setup.loss.evaluate(logits: logits, target: target)
+                model.backward(shardResult.gradLogits)
+                lossSum += shardResult.value
+                stats.add(loss: shardResult.value, logits: logits, batch: batch)
+            }
+            if reducer.size > 1 {
+                try reducer.averageGradients(model.parameters, scratch: &gradientScratch)
+            } else if shards > 1 {
+                let scale = 1 / Float(shards)
+                for p in model.parameters { for i in 0..<p.count { p.grad[i] *= scale } }
+            }
             optimizer.step(lr: lr)
-            stats.add(loss: result.value, logits: logits, batch: batch)
-            bar?.step(String(format: "loss %.4f", result.value))
+            bar?.step(String(format: "loss %.4f", lossSum / Double(mine.count)))
         }
         return stats
     }

@@ -79,7 +79,7 @@ final class SlurmSetupErrorTests: XCTestCase {
         XCTAssertEqual(after, before, "nothing written or changed")
     }
 
-    /// Multi-node training is not wired into the loop: --num_nodes above 1 is refused before anything is written.
+    /// Multi-node job submission is not implemented (MPI ranks train via mpirun): --num_nodes above 1 is refused before anything is written.
     func testNumNodesAboveOneIsOneUsageErrorAndWritesNothing() throws {
         let bin = try HPCTest.binFolder()
         let project = try HPCTest.makeProject()
