@@ -47,6 +47,9 @@ demo: build
 
 bench: build
 	cd $(TOOLBOX_DIR) && ./.build/release/ie-bench
+	@if command -v mpirun >/dev/null && ldd $(TOOLBOX_DIR)/.build/release/ie-bench | grep -q libmpi; then \
+	  cd $(TOOLBOX_DIR) && mpirun --allow-run-as-root --oversubscribe -np 2 ./.build/release/ie-bench --allreduce; \
+	else echo "allreduce benchmark skipped: needs openmpi-bin and a build with libopenmpi-dev"; fi
 
 # PyTorch reference speed figures (same shapes as ie-bench). Reference only: PyTorch goes into .venv-torch,
 # never into the toolbox's own environment or `make test`.

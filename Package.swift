@@ -64,7 +64,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-synth", dependencies: ["IECommand", "IEImage", "IEData",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "CBLAS"], path: "bench/ie-bench"),
+        .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "IEDistributed", "CBLAS"], path: "bench/ie-bench"),
 
         .testTarget(name: "IECoreTests", dependencies: ["IECore"]),
         .testTarget(name: "IEImageTests", dependencies: ["IEImage", "IEData"], exclude: ["Fixtures"]),

@@ -46,6 +46,10 @@ func best(_ repeats: Int, _ body: () -> Void) -> Double {
 }
 
 var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("--allreduce") {
+    runAllreduceBenchmark(arguments: arguments)
+    exit(0)
+}
 func option(_ name: String) -> String? {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
     return arguments[i + 1]
