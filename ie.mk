@@ -33,6 +33,9 @@ evaluate:
 	@set -e; for mode in Val Test; do \
 	  $(IE_BIN)/ie-infer $(IE) --run="$(RUN)" --mode=$$mode; \
 	  $(IE_BIN)/ie-metrics --run="$(RUN)" --mode=$$mode; \
+	  for m in "$(RUN)"/outputs/epoch_*/$$mode/metrics.csv; do \
+	    $(IE_BIN)/ie-stats outliers "$$m" --mode=$$mode --output-dir="$$(dirname "$$m")"; \
+	  done; \
 	done; \
 	$(IE_BIN)/ie-report --run="$(RUN)"
 
