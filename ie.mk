@@ -13,10 +13,10 @@ IE := --settings=$(SETTINGS)
 
 .PHONY: train evaluate report synth status crossval crossval-folds slurm-up slurm-down
 
-# The built-in demo data (ie-synth) for HelloWorld.
+# The built-in demo data (ie-synth) for models on the HelloWorld dataset.
 synth:
 	@ds=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --print_dataset_folder 2>/dev/null || true); \
-	if [ "$(MODEL)" = HelloWorld ] && [ -n "$$ds" ] && [ ! -f "$$ds/dataset.csv" ]; then \
+	if [ -n "$$ds" ] && [ "$$(basename "$$ds")" = HelloWorld ] && [ ! -f "$$ds/dataset.csv" ]; then \
 	  $(IE_BIN)/ie-synth --output_folder="$$ds"; fi
 
 # New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
