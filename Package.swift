@@ -1,5 +1,9 @@
 // swift-tools-version:5.9
 import PackageDescription
+import Foundation
+
+/// oneDNN (Debian libdnnl-dev) is an optional second convolution backend for IENet, built in when its header exists.
+let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h")
 
 let package = Package(
     name: "ie-toolbox",
@@ -24,14 +28,15 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CCSV", path: "Sources/CCSV"),
+    ] + (hasDNNL ? [.systemLibrary(name: "CDNNL", path: "Sources/CDNNL")] : []) + [
 
         .target(name: "IECore", dependencies: ["CCSV"]),
         .target(name: "IEImage", dependencies: ["IECore", "CNIfTI", "CPNG"]),
         .target(name: "IEConfig", dependencies: ["IECore", "Yams"]),
         .target(name: "IEData", dependencies: ["IECore", "IEImage", "IEConfig"]),
         .target(name: "IERun", dependencies: ["IECore", "IEConfig"]),
-        .target(name: "IENet", dependencies: ["IECore", "CBLAS"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "IENet", dependencies: ["IECore", "CBLAS"] + (hasDNNL ? ["CDNNL"] : []),
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])] + (hasDNNL ? [.define("IE_DNNL")] : [])),
         .target(name: "IEEval", dependencies: ["IECore", "IEImage"]),
         .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet"]),
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
