@@ -60,9 +60,15 @@ enum DNNLConv {
 
     // MARK: Entry points used by ConvKernels (only after `supports` said yes)
 
-    /// Whether oneDNN built all three primitives for this geometry and batch (else the GEMM path runs).
+    /// Convolutions with fewer input channels than this stay on the GEMM path. IENET_DNNL_MIN_CHANNELS overrides.
+    nonisolated(unsafe) static var minimumInputChannels: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MIN_CHANNELS"], let n = Int(text), n >= 0 { return n }
+        return 1
+    }()
+
+    /// Whether oneDNN takes this geometry and built all three primitives for it (else the GEMM path runs).
     static func supports(_ g: ConvGeometry, batch: Int) -> Bool {
-        plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
+        g.inChannels >= minimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
             && plan(g, batch: batch, .backwardWeights) != nil
     }
 
