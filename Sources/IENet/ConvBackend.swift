@@ -50,3 +50,48 @@ public enum ConvBackend: String, CaseIterable, Sendable {
         }
     }
 }
+
+/// oneDNN hooks that compile in every build, so tests and tools need no `#if` (without oneDNN they say "no").
+extension ConvBackend {
+    /// Convolutions with fewer input channels than this run on the GEMM path even when oneDNN is selected.
+    static var dnnlMinimumInputChannels: Int {
+        get {
+            #if IE_DNNL
+            return DNNLConv.minimumInputChannels
+            #else
+            return 0
+            #endif
+        }
+        set {
+            #if IE_DNNL
+            DNNLConv.minimumInputChannels = newValue
+            #endif
+        }
+    }
+
+    /// Whether the oneDNN backend would run this convolution (it built all three primitives for it).
+    static func dnnlHandles(_ g: ConvGeometry, batch: Int) -> Bool {
+        #if IE_DNNL
+        return DNNLConv.supports(g, batch: batch)
+        #else
+        return false
+        #endif
+    }
+
+    /// oneDNN's implementation names for forward, backward-data and backward-weights (e.g. "jit:avx512_core").
+    static func dnnlImplementations(_ g: ConvGeometry, batch: Int) -> [String] {
+        #if IE_DNNL
+        return [DNNLConv.Direction.forward, .backwardData, .backwardWeights]
+            .map { DNNLConv.implementation(g, batch: batch, $0) }
+        #else
+        return []
+        #endif
+    }
+
+    /// Forgets oneDNN's cached primitives (they are rebuilt on next use).
+    static func clearDNNLCache() {
+        #if IE_DNNL
+        DNNLConv.clearCache()
+        #endif
+    }
+}

@@ -60,10 +60,12 @@ enum DNNLConv {
 
     // MARK: Entry points used by ConvKernels (only after `supports` said yes)
 
-    /// Convolutions with fewer input channels than this stay on the GEMM path. IENET_DNNL_MIN_CHANNELS overrides.
+    /// Convolutions with fewer input channels than this stay on the GEMM path: oneDNN 2.6 is slower on the UNet's
+    /// first layer (measured 1->32 at 64^3, batch 2, 1 thread, per CPU-second: forward 17.4 vs GEMM 19.4 GFLOP/s,
+    /// forward+backward 11.0 vs 30.7; 2 threads 13.0 vs 17.8 forward). IENET_DNNL_MIN_CHANNELS overrides.
     nonisolated(unsafe) static var minimumInputChannels: Int = {
         if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MIN_CHANNELS"], let n = Int(text), n >= 0 { return n }
-        return 1
+        return 8
     }()
 
     /// Whether oneDNN takes this geometry and built all three primitives for it (else the GEMM path runs).

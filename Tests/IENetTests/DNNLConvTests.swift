@@ -17,9 +17,13 @@ final class DNNLConvTests: XCTestCase {
 
     override func setUpWithError() throws {
         try XCTSkipUnless(ConvBackend.isDNNLAvailable, "built without oneDNN (libdnnl-dev not installed)")
+        savedMinimumChannels = ConvBackend.dnnlMinimumInputChannels
+        ConvBackend.dnnlMinimumInputChannels = 1  // every case below must really run on oneDNN
     }
+    var savedMinimumChannels = 0
 
     override func tearDown() {
+        ConvBackend.dnnlMinimumInputChannels = savedMinimumChannels
         ConvBackend.current = ConvBackend.isDNNLAvailable ? .dnnl : .gemm
         setThreads(1)
     }
@@ -46,10 +50,9 @@ final class DNNLConvTests: XCTestCase {
         let x = random.tensor([c.batch, c.cin] + c.size)
         if backend == .dnnl {
             // Otherwise the layer would silently fall back to the GEMM path and the comparison would prove nothing.
-            XCTAssertTrue(DNNLConv.supports(conv.geometry(x), batch: c.batch), "oneDNN refused \(c)")
+            XCTAssertTrue(ConvBackend.dnnlHandles(conv.geometry(x), batch: c.batch), "oneDNN refused \(c)")
             print("oneDNN \(c.cin)->\(c.cout) k\(c.k) s\(c.s): "
-                  + [DNNLConv.Direction.forward, .backwardData, .backwardWeights]
-                      .map { DNNLConv.implementation(conv.geometry(x), batch: c.batch, $0) }.joined(separator: ", "))
+                  + ConvBackend.dnnlImplementations(conv.geometry(x), batch: c.batch).joined(separator: ", "))
         }
         let y = conv.forward(x)
         let projection = random.tensor(y.shape)
@@ -82,6 +85,9 @@ final class DNNLConvTests: XCTestCase {
             let up = ConvTranspose3d(name: "u", inChannels: cin, outChannels: cout, kernel: 4, stride: 2, padding: 1,
                                      rng: &rng)
             let x = random.tensor([2, cin] + size)
+            if backend == .dnnl {
+                XCTAssertTrue(ConvBackend.dnnlHandles(up.adjointGeometry(x), batch: 2), "oneDNN refused convT \(cin)->\(cout)")
+            }
             let y = up.forward(x)
             let gradInput = up.backward(random.tensor(y.shape))!
             return [y.data, gradInput.data, up.weight.grad, up.bias.grad]
@@ -118,7 +124,7 @@ final class DNNLConvTests: XCTestCase {
             setThreads(threads)
             let c = Case(cin: 16, cout: 16, k: 3, s: 1, p: 1, size: [12, 12, 12], batch: 2)
             let first = convResults(c, backend: .dnnl)
-            DNNLConv.clearCache()
+            ConvBackend.clearDNNLCache()
             let second = convResults(c, backend: .dnnl)
             XCTAssertEqual(first, second, "oneDNN results differ between runs with \(threads) thread(s)")
         }
