@@ -153,9 +153,13 @@ for backend in backends where !skipConv {
         let peak = sgemmPeak[threads] ?? .nan
         let fwdCPU = flops / forwardCPU / 1e9, fbCPU = 3 * flops / bothCPU / 1e9
         let peakCPU = sgemmPeakCPU[threads] ?? .nan
-        print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))" + String(format: " %2d->%2d at %d^3, %d thread(s): forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
+        let viaGEMM = backend == .dnnl && cc.inC < ConvBackend.dnnlMinimumInputChannels  // oneDNN hands these to GEMM
+        print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))"
+              + String(format: " %2d->%2d at %d^3, %d thread(s)", cc.inC, cc.outC, cc.size, threads)
+              + (viaGEMM ? " (runs on gemm: few input channels)" : "")
+              + String(format: ": forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
                      + "%.1f per CPU-second (%.0f%%); forward+backward %.1f wall (%.0f%%), %.1f per CPU-second (%.0f%%)",
-                     cc.inC, cc.outC, cc.size, threads, fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
+                     fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
                      fb, 100 * fb / peak, fbCPU, 100 * fbCPU / peakCPU))
         _ = y
     }
