@@ -8,9 +8,7 @@
 extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
 
-/* Helpers for what Swift cannot spell directly: pointer-valued macros and the fixed-size dims arrays. */
-
-static inline void *ie_dnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }
+/* Helpers for what Swift cannot spell directly: the fixed-size dims arrays. */
 
 /* A 5-D f32 memory descriptor (a, b, d, h, w) with the given layout tag (ncdhw, oidhw or any). */
 static inline dnnl_status_t ie_dnnl_md5(dnnl_memory_desc_t *md, int64_t a, int64_t b, int64_t d, int64_t h,
