@@ -26,20 +26,24 @@ public enum ConvBackend: String, CaseIterable, Sendable {
     /// 76 vs 57, transposed 91 vs 70; UNet3D f=32 64^3 training step 7.9 s vs 10.0 s (2 threads: 5.3 s wall /
     /// 9.0 s CPU vs 5.6 s / 10.7 s). Results differ from GEMM's in the last bits, so resume with the same backend.
     /// `IENET_CONV_BACKEND=gemm|dnnl` forces one; asking for dnnl in a build without it falls back to gemm.
-    nonisolated(unsafe) public static var current: ConvBackend = {
-        let environment = ProcessInfo.processInfo.environment["IENET_CONV_BACKEND"]?.lowercased()
-        switch environment {
+    nonisolated(unsafe) public static var current: ConvBackend =
+        chosen(byEnvironment: ProcessInfo.processInfo.environment["IENET_CONV_BACKEND"], dnnlBuilt: isDNNLAvailable)
+
+    /// The backend for a value of IENET_CONV_BACKEND (nil: unset) in a build with or without oneDNN.
+    static func chosen(byEnvironment value: String?, dnnlBuilt: Bool) -> ConvBackend {
+        let preferred: ConvBackend = dnnlBuilt ? .dnnl : .gemm
+        switch value?.lowercased() {
         case "gemm": return .gemm
         case "dnnl", "onednn":
-            if isDNNLAvailable { return .dnnl }
-            Log.warning("IENET_CONV_BACKEND=dnnl but this build has no oneDNN (install libdnnl-dev and rebuild); using gemm")
+            if dnnlBuilt { return .dnnl }
+            Log.warning("IENET_CONV_BACKEND=\(value!) but this build has no oneDNN (install libdnnl-dev and rebuild); using gemm")
             return .gemm
-        case nil, "": return isDNNLAvailable ? .dnnl : .gemm
+        case nil, "": return preferred
         default:
-            Log.warning("IENET_CONV_BACKEND=\(environment!) not understood, expected gemm or dnnl; using the default")
-            return isDNNLAvailable ? .dnnl : .gemm
+            Log.warning("IENET_CONV_BACKEND=\(value!) not understood, expected gemm or dnnl; using \(preferred.rawValue)")
+            return preferred
         }
-    }()
+    }
 
     /// One line for logs and the bench: the backend and, for oneDNN, its version, CPU ISA and threading runtime.
     public static var summary: String {

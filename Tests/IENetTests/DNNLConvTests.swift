@@ -130,3 +130,19 @@ final class DNNLConvTests: XCTestCase {
         }
     }
 }
+
+/// IENET_CONV_BACKEND parsing; needs no oneDNN.
+final class ConvBackendSelectionTests: XCTestCase {
+    func testEnvironmentChoosesBackend() {
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: false), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "gemm", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "GEMM", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "oneDNN", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: false), .gemm, "cannot use what is not built")
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: true), .dnnl, "unknown value: the default")
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: false), .gemm, "unknown value: the default")
+    }
+}
