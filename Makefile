@@ -6,7 +6,7 @@ include $(TOOLBOX_DIR)/ie.mk
 
 # Debian packages the toolbox builds against or runs (gnuplot for plots).
 APT_PACKAGES := libniftiio-dev libznz-dev zlib1g-dev libopenblas-dev libpng-dev libcsv-dev gnuplot-nox \
-                python3 python3-venv python3-pip openmpi-bin libopenmpi-dev
+                python3 python3-venv python3-pip openmpi-bin libopenmpi-dev libdnnl-dev
 VENV := $(TOOLBOX_DIR)/.venv
 
 .PHONY: deps test-deps build build-debug test demo bench clean-runs help

@@ -8,6 +8,9 @@ let hasOpenMPI = FileManager.default.fileExists(atPath: openMPIHeader)
 let mpiTargets: [Target] = hasOpenMPI ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c")] : []
 let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] + (hasOpenMPI ? ["CMPI"] : [])
 
+/// oneDNN (Debian libdnnl-dev) is an optional second convolution backend for IENet, built in when its header exists.
+let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h")
+
 let package = Package(
     name: "ie-toolbox",
     platforms: [.macOS(.v13)],
@@ -31,14 +34,15 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .systemLibrary(name: "CCSV", path: "Sources/CCSV"),
+    ] + (hasDNNL ? [.systemLibrary(name: "CDNNL", path: "Sources/CDNNL")] : []) + [
 
         .target(name: "IECore", dependencies: ["CCSV"]),
         .target(name: "IEImage", dependencies: ["IECore", "CNIfTI", "CPNG"]),
         .target(name: "IEConfig", dependencies: ["IECore", "Yams"]),
         .target(name: "IEData", dependencies: ["IECore", "IEImage", "IEConfig"]),
         .target(name: "IERun", dependencies: ["IECore", "IEConfig"]),
-        .target(name: "IENet", dependencies: ["IECore", "CBLAS"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "IENet", dependencies: ["IECore", "CBLAS"] + (hasDNNL ? ["CDNNL"] : []),
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])] + (hasDNNL ? [.define("IE_DNNL")] : [])),
         .target(name: "IEEval", dependencies: ["IECore", "IEImage"]),
         .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet", "IEDistributed"]),
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",

@@ -309,6 +309,12 @@ enum ConvKernels {
     /// output[n] = W * im2col(input[n]); output fully overwritten.
     static func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         output: UnsafeMutablePointer<Float>) {
+        #if IE_DNNL
+        if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
+            DNNLConv.forward(g, batch: batch, input: input, weight: weight, output: output)
+            return
+        }
+        #endif
         if g.isPointwise {
             for n in 0..<batch {
                 sgemm(m: g.outChannels, n: g.outSpatial, k: g.inChannels, a: weight, lda: g.inChannels,
@@ -433,8 +439,23 @@ enum ConvKernels {
     static func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?) {
+        #if IE_DNNL
+        if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
+            DNNLConv.accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
+            if let gradInput {
+                DNNLConv.backwardData(g, batch: batch, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
+            }
+            return
+        }
+        #endif
         weightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
         guard let gradInput else { return }
+        backwardInputOnly(g, batch: batch, weight: weight, gradOutput: gradOutput, gradInput: gradInput)
+    }
+
+    /// The GEMM path's input gradient of the convolution (fully overwritten).
+    static func backwardInputOnly(_ g: ConvGeometry, batch: Int, weight: UnsafePointer<Float>,
+                                  gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>) {
         if g.isPointwise {
             for n in 0..<batch {
                 sgemm(transA: true, m: g.inChannels, n: g.inSpatial, k: g.outChannels, a: weight, lda: g.inChannels,
@@ -472,6 +493,12 @@ enum ConvKernels {
     /// Slabs overlap in the target, so they run in order (the GEMMs and col2im use the threads inside).
     static func adjointData(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             target: UnsafeMutablePointer<Float>) {
+        #if IE_DNNL
+        if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
+            DNNLConv.backwardData(g, batch: batch, gradOutput: source, weight: weight, gradInput: target)
+            return
+        }
+        #endif
         ConvScratch.reserve(workers: 1)
         target.update(repeating: 0, count: batch * g.inChannels * g.inSpatial)
         for slab in g.slabs(batch: batch) {
@@ -490,6 +517,13 @@ enum ConvKernels {
     static func adjointBackward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>,
                                 weight: UnsafePointer<Float>, gradTarget: UnsafePointer<Float>,
                                 gradWeight: UnsafeMutablePointer<Float>, gradSource: UnsafeMutablePointer<Float>?) {
+        #if IE_DNNL
+        if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
+            DNNLConv.accumulateWeightGradient(g, batch: batch, input: gradTarget, gradOutput: source, gradWeight: gradWeight)
+            if let gradSource { DNNLConv.forward(g, batch: batch, input: gradTarget, weight: weight, output: gradSource) }
+            return
+        }
+        #endif
         let slabs = g.slabs(batch: batch)
         let workers = min(threadCount, slabs.count)
         let partials = workers > 1 ? GradientPartials(count: g.outChannels * g.colRows, workers: workers) : nil

@@ -4,7 +4,9 @@
 //            [--features 32] [--parity-export FILE]
 // Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
 // is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
-// Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0.
+// Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0,
+// IENET_CONV_BACKEND=gemm|dnnl (the default backend), IENET_DNNL_LAYOUT=blocked|plain.
+// --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
 import Foundation
 import CBLAS
 import IEEval
@@ -97,6 +99,10 @@ if let path = option("--parity-export") {
 
 print("ie-bench: OpenBLAS core \(String(cString: openblas_get_corename())), "
       + "OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")")
+let defaultBackend = ConvBackend.current
+print("conv backend in use by default: \(ConvBackend.summary)")
+let backends: [ConvBackend] = (option("--backends")?.split(separator: ",").compactMap { ConvBackend(rawValue: String($0)) }
+    ?? ConvBackend.allCases).filter { $0 == .gemm || ConvBackend.isDNNLAvailable }
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; load average at start: "
       + ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"))
 
@@ -129,7 +135,9 @@ if arguments.contains("--deep") {
 }
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
       + "with input and weight gradients)")
-for threads in threadCounts where !skipConv {
+for backend in backends where !skipConv {
+  ConvBackend.current = backend
+  for threads in threadCounts {
     setThreads(threads)
     for cc in convCases {
         var rng = SeededGenerator(seed: 2)
@@ -149,16 +157,23 @@ for threads in threadCounts where !skipConv {
         let peak = sgemmPeak[threads] ?? .nan
         let fwdCPU = flops / forwardCPU / 1e9, fbCPU = 3 * flops / bothCPU / 1e9
         let peakCPU = sgemmPeakCPU[threads] ?? .nan
-        print(String(format: "  %2d->%2d at %d^3, %d thread(s): forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
+        let viaGEMM = backend == .dnnl && cc.inC < ConvBackend.dnnlMinimumInputChannels  // oneDNN hands these to GEMM
+        print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))"
+              + String(format: " %2d->%2d at %d^3, %d thread(s)", cc.inC, cc.outC, cc.size, threads)
+              + (viaGEMM ? " (runs on gemm: few input channels)" : "")
+              + String(format: ": forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
                      + "%.1f per CPU-second (%.0f%%); forward+backward %.1f wall (%.0f%%), %.1f per CPU-second (%.0f%%)",
-                     cc.inC, cc.outC, cc.size, threads, fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
+                     fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
                      fb, 100 * fb / peak, fbCPU, 100 * fbCPU / peakCPU))
         _ = y
     }
+  }
 }
 
 // The UNet's other conv shapes at level 0/1: stride-2 downsampling and the k=4 s=2 transposed upsampling.
-for threads in threadCounts where !skipConv {
+for backend in backends where !skipConv {
+  ConvBackend.current = backend
+  for threads in threadCounts {
     setThreads(threads)
     var rng = SeededGenerator(seed: 3)
     let down = Conv3d(name: "down", inChannels: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
@@ -175,14 +190,17 @@ for threads in threadCounts where !skipConv {
     let uf = lastBestCPU
     _ = best(repeats) { let y = up.forward(u, saveForBackward: true); _ = up.backward(y, inputGradient: true) }
     let ub = lastBestCPU
-    print(String(format: "  conv 32->64 stride 2, 64^3->32^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
+    print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))" + String(format: " conv 32->64 stride 2, 64^3->32^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
                  threads, downFlops / df / 1e9, 3 * downFlops / db / 1e9))
-    print(String(format: "  convT 64->32 k4 s2, 32^3->64^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
+    print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))" + String(format: " convT 64->32 k4 s2, 32^3->64^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
                  threads, upFlops / uf / 1e9, 3 * upFlops / ub / 1e9))
+  }
 }
 
 // UNet3D training step
 if !skipUNet {
+  for backend in backends {
+    ConvBackend.current = backend
     for threads in threadCounts {
         setThreads(threads)
         let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
@@ -212,11 +230,13 @@ if !skipUNet {
             trainingStep()
             fastestCPU = min(fastestCPU, cpuSeconds() - c0)
         }
-        print(String(format: "UNet3D f=%d, batch %d, %d^3 crops, 2 classes, %d thread(s): %.2f s per training step "
+        print("\(backend.rawValue) " + String(format: "UNet3D f=%d, batch %d, %d^3 crops, 2 classes, %d thread(s): %.2f s per training step "
                      + "wall, %.2f s CPU (last: forward %.2f, loss %.2f, backward %.2f, Adam %.2f); parameters %d",
                      features, unetBatch, unetSize, threads, seconds, fastestCPU, parts.forward, parts.loss,
                      parts.backward, parts.step, net.parameterCount))
     }
+  }
+  ConvBackend.current = defaultBackend
 }
 // Checkpoint cost for the benchmark network (weights + Adam state).
 if !skipUNet {

@@ -1,0 +1,59 @@
+#ifndef IE_CDNNL_SHIM_H
+#define IE_CDNNL_SHIM_H
+#include <dnnl.h>
+#include <stdint.h>
+#include <string.h>
+
+/* oneDNN in Debian runs its primitives on OpenMP (libgomp): this is how IENet hands it the thread count. */
+extern void omp_set_num_threads(int);
+extern int omp_get_max_threads(void);
+
+/* Helpers for what Swift cannot spell directly: the fixed-size dims arrays. */
+
+/* A 5-D f32 memory descriptor (a, b, d, h, w) with the given layout tag (ncdhw, oidhw or any). */
+static inline dnnl_status_t ie_dnnl_md5(dnnl_memory_desc_t *md, int64_t a, int64_t b, int64_t d, int64_t h,
+                                        int64_t w, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {a, b, d, h, w};
+    return dnnl_memory_desc_init_by_tag(md, 5, dims, dnnl_f32, tag);
+}
+
+/* Cubic stride and padding on all three axes; right padding from the output size so that a stride that does not
+   divide the extent evenly is described exactly as PyTorch's floor((n + 2p - k) / s) + 1 implies. */
+static inline void ie_dnnl_conv_dims(int64_t stride, int64_t padding, int64_t kernel,
+                                     const int64_t in[3], const int64_t out[3],
+                                     int64_t strides[12], int64_t left[12], int64_t right[12]) {
+    memset(strides, 0, 12 * sizeof(int64_t)); memset(left, 0, 12 * sizeof(int64_t)); memset(right, 0, 12 * sizeof(int64_t));
+    for (int i = 0; i < 3; i++) {
+        strides[i] = stride;
+        left[i] = padding;
+        right[i] = (out[i] - 1) * stride + kernel - in[i] - padding;
+    }
+}
+
+static inline dnnl_status_t ie_dnnl_conv_forward_desc(dnnl_convolution_desc_t *desc, const dnnl_memory_desc_t *src,
+        const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
+        int64_t stride, int64_t padding, int64_t kernel, const int64_t in[3], const int64_t out[3]) {
+    dnnl_dims_t s, l, r;
+    ie_dnnl_conv_dims(stride, padding, kernel, in, out, s, l, r);
+    return dnnl_convolution_forward_desc_init(desc, dnnl_forward_training, dnnl_convolution_direct,
+                                              src, weights, NULL, dst, s, l, r);
+}
+
+static inline dnnl_status_t ie_dnnl_conv_backward_data_desc(dnnl_convolution_desc_t *desc,
+        const dnnl_memory_desc_t *diff_src, const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *diff_dst,
+        int64_t stride, int64_t padding, int64_t kernel, const int64_t in[3], const int64_t out[3]) {
+    dnnl_dims_t s, l, r;
+    ie_dnnl_conv_dims(stride, padding, kernel, in, out, s, l, r);
+    return dnnl_convolution_backward_data_desc_init(desc, dnnl_convolution_direct, diff_src, weights, diff_dst, s, l, r);
+}
+
+static inline dnnl_status_t ie_dnnl_conv_backward_weights_desc(dnnl_convolution_desc_t *desc,
+        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *diff_weights, const dnnl_memory_desc_t *diff_dst,
+        int64_t stride, int64_t padding, int64_t kernel, const int64_t in[3], const int64_t out[3]) {
+    dnnl_dims_t s, l, r;
+    ie_dnnl_conv_dims(stride, padding, kernel, in, out, s, l, r);
+    return dnnl_convolution_backward_weights_desc_init(desc, dnnl_convolution_direct, src, diff_weights, NULL,
+                                                       diff_dst, s, l, r);
+}
+
+#endif

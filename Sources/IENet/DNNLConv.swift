@@ -1,0 +1,318 @@
+#if IE_DNNL
+import Foundation
+import CDNNL
+
+/// The oneDNN convolution backend. Every IENet convolution is expressed as one of three oneDNN convolution
+/// primitives of a `ConvGeometry` g: forward (Conv3d forward, ConvTranspose3d input gradient), backward-data
+/// (Conv3d input gradient, ConvTranspose3d forward: the transposed conv is g's adjoint) and backward-weights.
+/// Activations stay plain NCDHW in IENet's tensors; weights are handed over in IENet's [out, in, k, k, k]
+/// (oneDNN `oidhw`) and reordered to whatever blocked layout the chosen kernel wants. Primitives, reorders and
+/// their internal buffers are built once per (geometry, batch, direction, threads) and cached.
+enum DNNLConv {
+    enum Direction: Int { case forward, backwardData, backwardWeights }
+
+    struct Key: Hashable {
+        let geometry: [Int]
+        let batch: Int
+        let direction: Direction
+        let threads: Int
+        let blockedActivations: Bool
+    }
+
+    /// Whether src/dst also go through oneDNN's preferred (blocked, e.g. nCdhw16c) layout with reorders around
+    /// the primitive, instead of being read and written in place as ncdhw. IENET_DNNL_LAYOUT=plain|blocked.
+    nonisolated(unsafe) static var blockedActivations: Bool =
+        ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"]?.lowercased() != "plain"
+
+    nonisolated(unsafe) private static var cache: [Key: Plan?] = [:]
+
+    nonisolated(unsafe) static let engine: dnnl_engine_t = {
+        var engine: dnnl_engine_t?
+        let status = dnnl_engine_create(&engine, dnnl_cpu, 0)
+        precondition(status == dnnl_success && engine != nil, "oneDNN: cannot create the CPU engine (status \(status.rawValue))")
+        return engine!
+    }()
+
+    nonisolated(unsafe) static let stream: dnnl_stream_t = {
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        precondition(status == dnnl_success && stream != nil, "oneDNN: cannot create a stream (status \(status.rawValue))")
+        return stream!
+    }()
+
+    static var libraryDescription: String {
+        let version = dnnl_version()!.pointee
+        let isa: String
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: isa = "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: isa = "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: isa = "avx2_vnni"
+        case dnnl_cpu_isa_avx2: isa = "avx2"
+        case let other: isa = "isa 0x\(String(other.rawValue, radix: 16))"
+        }
+        let runtime = version.cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP"
+            : version.cpu_runtime == DNNL_RUNTIME_TBB ? "TBB" : "runtime \(version.cpu_runtime)"
+        return "oneDNN \(version.major).\(version.minor).\(version.patch), \(isa), \(runtime), "
+            + (blockedActivations ? "blocked activations" : "plain ncdhw activations")
+    }
+
+    // MARK: Entry points used by ConvKernels (only after `supports` said yes)
+
+    /// Convolutions with fewer input channels than this stay on the GEMM path: oneDNN 2.6 is slower on the UNet's
+    /// first layer (measured 1->32 at 64^3, batch 2, 1 thread, per CPU-second: forward 17.4 vs GEMM 19.4 GFLOP/s,
+    /// forward+backward 11.0 vs 30.7; 2 threads 13.0 vs 17.8 forward). IENET_DNNL_MIN_CHANNELS overrides.
+    nonisolated(unsafe) static var minimumInputChannels: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MIN_CHANNELS"], let n = Int(text), n >= 0 { return n }
+        return 8
+    }()
+
+    /// Whether oneDNN takes this geometry and built all three primitives for it (else the GEMM path runs).
+    static func supports(_ g: ConvGeometry, batch: Int) -> Bool {
+        g.inChannels >= minimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
+            && plan(g, batch: batch, .backwardWeights) != nil
+    }
+
+    /// output = conv(input, weight), fully overwritten.
+    static func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        output: UnsafeMutablePointer<Float>) {
+        guard let plan = plan(g, batch: batch, .forward) else { preconditionFailure("oneDNN: no forward plan") }
+        plan.run([DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
+                  DNNL_ARG_DST: UnsafeMutableRawPointer(output)])
+    }
+
+    /// gradInput = conv's input gradient for gradOutput (the adjoint in the input), fully overwritten.
+    static func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>,
+                             weight: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>) {
+        guard let plan = plan(g, batch: batch, .backwardData) else { preconditionFailure("oneDNN: no backward-data plan") }
+        plan.run([DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
+                  DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
+                  DNNL_ARG_DIFF_SRC: UnsafeMutableRawPointer(gradInput)])
+    }
+
+    /// gradWeight += the weight gradient of conv(input) for gradOutput.
+    static func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                         gradOutput: UnsafePointer<Float>,
+                                         gradWeight: UnsafeMutablePointer<Float>) {
+        guard let plan = plan(g, batch: batch, .backwardWeights), let scratch = plan.weightScratch
+        else { preconditionFailure("oneDNN: no backward-weights plan") }
+        // oneDNN overwrites diff_weights; IENet accumulates, so the fresh gradient lands in scratch first.
+        plan.run([DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+                  DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
+                  DNNL_ARG_DIFF_WEIGHTS: UnsafeMutableRawPointer(scratch)])
+        let count = g.outChannels * g.colRows
+        for i in 0..<count { gradWeight[i] += scratch[i] }
+    }
+
+    // MARK: Plans
+
+    private static func plan(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> Plan? {
+        let threads = threadCount
+        // OpenMP's thread count is a per-thread setting: set it on the calling thread before building or running.
+        omp_set_num_threads(Int32(threads))
+        let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
+                      batch: batch, direction: direction, threads: threads, blockedActivations: blockedActivations)
+        if let cached = cache[key] { return cached }
+        let made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations)
+        cache[key] = .some(made)
+        return made
+    }
+
+    nonisolated(unsafe) private static var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil]
+
+    /// One of three process-wide, 64-byte aligned buffers for the blocked copies of a primitive's arguments.
+    /// Convolutions run one after another and each uses a slot per argument, so sharing them is safe.
+    static func slotBuffer(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        if let current = slots[slot], current.bytes >= bytes { return current.pointer }
+        slots[slot]?.pointer.deallocate()
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        slots[slot] = (pointer, bytes)
+        return pointer
+    }
+
+    /// Drops all cached primitives (tests switch thread counts and layouts).
+    static func clearCache() { cache.removeAll() }
+
+    /// The oneDNN implementation chosen for a direction (e.g. "jit:avx512_core"), for the bench and logs.
+    static func implementation(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> String {
+        plan(g, batch: batch, direction)?.implementation ?? "unsupported"
+    }
+
+    /// One argument of a primitive: the caller's plain buffer, and when the primitive wants another layout, an
+    /// internal buffer in that layout plus the reorder between them.
+    final class Binding {
+        let argument: Int32
+        let isOutput: Bool
+        let user: dnnl_memory_t
+        let inner: dnnl_memory_t?
+        let reorder: dnnl_primitive_t?
+        /// Size of the primitive-layout buffer (0 when the caller's buffer is used directly).
+        let innerBytes: Int
+
+        init?(argument: Int32, isOutput: Bool, userDescriptor: dnnl_memory_desc_t,
+              primitiveDescriptor: dnnl_primitive_desc_t) {
+            self.argument = argument; self.isOutput = isOutput
+            var userMD = userDescriptor
+            var userMemory: dnnl_memory_t?
+            guard dnnl_memory_create(&userMemory, &userMD, DNNLConv.engine, nil) == dnnl_success,
+                  let userMemory else { return nil }
+            user = userMemory
+            guard let wanted = dnnl_primitive_desc_query_md(primitiveDescriptor, dnnl_query_exec_arg_md, argument)
+            else { dnnl_memory_destroy(userMemory); return nil }
+            var wantedMD = wanted.pointee
+            if dnnl_memory_desc_equal(&userMD, &wantedMD) != 0 {
+                inner = nil; reorder = nil; innerBytes = 0
+                return
+            }
+            var innerMemory: dnnl_memory_t?
+            var reorderPD: dnnl_primitive_desc_t?
+            var reorderPrimitive: dnnl_primitive_t?
+            innerBytes = dnnl_memory_desc_get_size(&wantedMD)
+            // No buffer of its own: run() lends it one of the shared slots (cached plans would otherwise hold
+            // gigabytes of blocked copies of activations; measured peak RSS 4.1 GiB vs 1.8 GiB for the UNet bench).
+            let ok = dnnl_memory_create(&innerMemory, &wantedMD, DNNLConv.engine, nil) == dnnl_success
+                && (isOutput
+                    ? dnnl_reorder_primitive_desc_create(&reorderPD, &wantedMD, DNNLConv.engine, &userMD, DNNLConv.engine, nil)
+                    : dnnl_reorder_primitive_desc_create(&reorderPD, &userMD, DNNLConv.engine, &wantedMD, DNNLConv.engine, nil))
+                    == dnnl_success
+                && dnnl_primitive_create(&reorderPrimitive, reorderPD) == dnnl_success
+            if let reorderPD { dnnl_primitive_desc_destroy(reorderPD) }
+            guard ok, let innerMemory, let reorderPrimitive else {
+                dnnl_memory_destroy(userMemory)
+                if let innerMemory { dnnl_memory_destroy(innerMemory) }
+                return nil
+            }
+            inner = innerMemory; reorder = reorderPrimitive
+        }
+
+        var primitiveMemory: dnnl_memory_t { inner ?? user }
+
+        func runReorder() {
+            guard let reorder, let inner else { return }
+            var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: isOutput ? inner : user),
+                             dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: isOutput ? user : inner)]
+            let status = dnnl_primitive_execute(reorder, DNNLConv.stream, 2, &arguments)
+            precondition(status == dnnl_success, "oneDNN reorder failed (status \(status.rawValue))")
+        }
+
+        deinit {
+            dnnl_memory_destroy(user)
+            if let inner { dnnl_memory_destroy(inner) }
+            if let reorder { dnnl_primitive_destroy(reorder) }
+        }
+    }
+
+    final class Plan {
+        let primitive: dnnl_primitive_t
+        let bindings: [Binding]
+        let implementation: String
+        /// Plain [out, in, k, k, k] buffer that receives the weight gradient (backward-weights plans only).
+        let weightScratch: UnsafeMutablePointer<Float>?
+
+        init?(_ g: ConvGeometry, batch: Int, _ direction: Direction, blockedActivations: Bool) {
+            let k = Int64(g.kernel)
+            let inputs: [Int64] = [Int64(g.inD), Int64(g.inH), Int64(g.inW)]
+            let outputs: [Int64] = [Int64(g.outD), Int64(g.outH), Int64(g.outW)]
+            let activationTag = blockedActivations ? dnnl_format_tag_any : dnnl_ncdhw
+            var plainSrc = dnnl_memory_desc_t(), plainDst = dnnl_memory_desc_t(), plainWeights = dnnl_memory_desc_t()
+            var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
+            let n = Int64(batch), ci = Int64(g.inChannels), co = Int64(g.outChannels)
+            guard ie_dnnl_md5(&plainSrc, n, ci, inputs[0], inputs[1], inputs[2], dnnl_ncdhw) == dnnl_success,
+                  ie_dnnl_md5(&plainDst, n, co, outputs[0], outputs[1], outputs[2], dnnl_ncdhw) == dnnl_success,
+                  ie_dnnl_md5(&plainWeights, co, ci, k, k, k, dnnl_oidhw) == dnnl_success,
+                  ie_dnnl_md5(&anySrc, n, ci, inputs[0], inputs[1], inputs[2], activationTag) == dnnl_success,
+                  ie_dnnl_md5(&anyDst, n, co, outputs[0], outputs[1], outputs[2], activationTag) == dnnl_success,
+                  ie_dnnl_md5(&anyWeights, co, ci, k, k, k, dnnl_format_tag_any) == dnnl_success
+            else { return nil }
+            let stride = Int64(g.stride), padding = Int64(g.padding)
+
+            // The forward primitive descriptor: the primitive itself, or the hint the backward ones require.
+            var forwardDesc = dnnl_convolution_desc_t()
+            var forwardPD: dnnl_primitive_desc_t?
+            guard ie_dnnl_conv_forward_desc(&forwardDesc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
+                                            inputs, outputs) == dnnl_success,
+                  dnnl_primitive_desc_create(&forwardPD, &forwardDesc, nil, DNNLConv.engine, nil) == dnnl_success,
+                  let forwardPD
+            else { return nil }
+            defer { dnnl_primitive_desc_destroy(forwardPD) }
+
+            var pd: dnnl_primitive_desc_t?
+            var wiring: [(Int32, Bool, dnnl_memory_desc_t)] = []
+            switch direction {
+            case .forward:
+                guard dnnl_primitive_desc_clone(&pd, forwardPD) == dnnl_success else { return nil }
+                wiring = [(DNNL_ARG_SRC, false, plainSrc), (DNNL_ARG_WEIGHTS, false, plainWeights),
+                          (DNNL_ARG_DST, true, plainDst)]
+            case .backwardData:
+                var desc = dnnl_convolution_desc_t()
+                guard ie_dnnl_conv_backward_data_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
+                                                      inputs, outputs) == dnnl_success,
+                      dnnl_primitive_desc_create(&pd, &desc, nil, DNNLConv.engine, forwardPD) == dnnl_success
+                else { return nil }
+                wiring = [(DNNL_ARG_DIFF_DST, false, plainDst), (DNNL_ARG_WEIGHTS, false, plainWeights),
+                          (DNNL_ARG_DIFF_SRC, true, plainSrc)]
+            case .backwardWeights:
+                var desc = dnnl_convolution_desc_t()
+                guard ie_dnnl_conv_backward_weights_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
+                                                         inputs, outputs) == dnnl_success,
+                      dnnl_primitive_desc_create(&pd, &desc, nil, DNNLConv.engine, forwardPD) == dnnl_success
+                else { return nil }
+                wiring = [(DNNL_ARG_SRC, false, plainSrc), (DNNL_ARG_DIFF_DST, false, plainDst),
+                          (DNNL_ARG_DIFF_WEIGHTS, true, plainWeights)]
+            }
+            guard let pd else { return nil }
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var info: UnsafePointer<CChar>?
+            _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
+            implementation = info.map { String(cString: $0) } ?? "?"
+            var made: [Binding] = []
+            for (argument, isOutput, descriptor) in wiring {
+                guard let binding = Binding(argument: argument, isOutput: isOutput, userDescriptor: descriptor,
+                                            primitiveDescriptor: pd) else { return nil }
+                made.append(binding)
+            }
+            var primitive: dnnl_primitive_t?
+            guard dnnl_primitive_create(&primitive, pd) == dnnl_success, let primitive else { return nil }
+            self.primitive = primitive
+            bindings = made
+            if direction == .backwardWeights {
+                let count = g.outChannels * g.colRows
+                weightScratch = UnsafeMutablePointer<Float>.allocate(capacity: count)
+                weightScratch!.initialize(repeating: 0, count: count)
+            } else {
+                weightScratch = nil
+            }
+        }
+
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            weightScratch?.deallocate()
+        }
+
+        /// Points the plain memories at the caller's buffers, reorders inputs, runs, reorders outputs, waits.
+        func run(_ buffers: [Int32: UnsafeMutableRawPointer]) {
+            omp_set_num_threads(Int32(threadCount))
+            for binding in bindings {
+                guard let buffer = buffers[binding.argument] else { preconditionFailure("oneDNN: missing argument \(binding.argument)") }
+                let status = dnnl_memory_set_data_handle_v2(binding.user, buffer, DNNLConv.stream)
+                precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
+            }
+            for (slot, binding) in bindings.enumerated() {
+                guard let inner = binding.inner else { continue }
+                let status = dnnl_memory_set_data_handle_v2(inner, DNNLConv.slotBuffer(slot, bytes: binding.innerBytes),
+                                                            DNNLConv.stream)
+                precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
+            }
+            for binding in bindings where !binding.isOutput { binding.runReorder() }
+            var arguments = bindings.map { dnnl_exec_arg_t(arg: $0.argument, memory: $0.primitiveMemory) }
+            let status = dnnl_primitive_execute(primitive, DNNLConv.stream, Int32(arguments.count), &arguments)
+            precondition(status == dnnl_success, "oneDNN convolution failed (status \(status.rawValue))")
+            for binding in bindings where binding.isOutput { binding.runReorder() }
+            let waited = dnnl_stream_wait(DNNLConv.stream)
+            precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
+        }
+    }
+}
+#endif

@@ -1,0 +1,148 @@
+import XCTest
+@testable import IENet
+
+/// The oneDNN backend against the GEMM path (itself checked against direct convolution and finite differences
+/// in ConvTests). Skipped when the package was built without libdnnl-dev.
+final class DNNLConvTests: XCTestCase {
+    struct Case { let cin, cout, k, s, p: Int; let size: [Int]; let batch: Int }
+    let cases = [
+        Case(cin: 3, cout: 4, k: 3, s: 1, p: 1, size: [5, 6, 7], batch: 2),
+        Case(cin: 2, cout: 5, k: 3, s: 2, p: 1, size: [6, 5, 8], batch: 2),   // odd extents: asymmetric right padding
+        Case(cin: 4, cout: 3, k: 1, s: 1, p: 0, size: [3, 4, 5], batch: 1),
+        Case(cin: 2, cout: 2, k: 3, s: 1, p: 0, size: [5, 5, 4], batch: 2),
+        Case(cin: 16, cout: 32, k: 3, s: 1, p: 1, size: [8, 8, 8], batch: 2), // wide enough for blocked kernels
+        Case(cin: 32, cout: 16, k: 3, s: 2, p: 1, size: [9, 8, 7], batch: 1),
+        Case(cin: 1, cout: 8, k: 3, s: 1, p: 1, size: [6, 6, 6], batch: 2),   // one input channel, as the first UNet layer
+    ]
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(ConvBackend.isDNNLAvailable, "built without oneDNN (libdnnl-dev not installed)")
+        savedMinimumChannels = ConvBackend.dnnlMinimumInputChannels
+        ConvBackend.dnnlMinimumInputChannels = 1  // every case below must really run on oneDNN
+    }
+    var savedMinimumChannels = 0
+
+    override func tearDown() {
+        ConvBackend.dnnlMinimumInputChannels = savedMinimumChannels
+        ConvBackend.current = ConvBackend.isDNNLAvailable ? .dnnl : .gemm
+        setThreads(1)
+    }
+
+    /// Relative error ||a - b|| / ||b|| with a non-vacuity check on the reference.
+    func assertRelativeError(_ a: [Float], _ b: [Float], _ label: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, label, file: file, line: line)
+        var diff2 = 0.0, norm2 = 0.0
+        for (x, y) in zip(a, b) { diff2 += Double(x - y) * Double(x - y); norm2 += Double(y) * Double(y) }
+        XCTAssertGreaterThan(norm2, 1e-6, "\(label): reference is zero, comparison would be vacuous", file: file, line: line)
+        let relative = (diff2 / max(norm2, 1e-30)).squareRoot()
+        XCTAssertLessThan(relative, 1e-4, "\(label): relative error \(relative)", file: file, line: line)
+    }
+
+    /// Forward output, input gradient, weight gradient and bias gradient (accumulated over two backward calls, as
+    /// gradients are accumulated in training) of one Conv3d with the given backend.
+    func convResults(_ c: Case, backend: ConvBackend) -> [[Float]] {
+        ConvBackend.current = backend
+        var rng = SeededGenerator(seed: 31)
+        var random = TestRandom(32)
+        let conv = Conv3d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
+                          padding: c.p, bias: true, rng: &rng)
+        let x = random.tensor([c.batch, c.cin] + c.size)
+        if backend == .dnnl {
+            // Otherwise the layer would silently fall back to the GEMM path and the comparison would prove nothing.
+            XCTAssertTrue(ConvBackend.dnnlHandles(conv.geometry(x), batch: c.batch), "oneDNN refused \(c)")
+            print("oneDNN \(c.cin)->\(c.cout) k\(c.k) s\(c.s): "
+                  + ConvBackend.dnnlImplementations(conv.geometry(x), batch: c.batch).joined(separator: ", "))
+        }
+        let y = conv.forward(x)
+        let projection = random.tensor(y.shape)
+        let gradInput = conv.backward(projection)!
+        _ = conv.forward(x)
+        _ = conv.backward(projection, inputGradient: false)
+        return [y.data, gradInput.data, conv.weight.grad, conv.bias!.grad]
+    }
+
+    func testConv3dMatchesGEMMPath() {
+        for threads in [1, 2] {
+            setThreads(threads)
+            for c in cases {
+                let label = "\(c.cin)->\(c.cout) k\(c.k) s\(c.s) p\(c.p) \(c.size) batch \(c.batch), \(threads) thread(s)"
+                let oracle = convResults(c, backend: .gemm)
+                let tested = convResults(c, backend: .dnnl)
+                for (name, (a, b)) in zip(["forward", "input gradient", "weight gradient", "bias gradient"],
+                                          zip(tested, oracle)) {
+                    assertRelativeError(a, b, "\(name) \(label)")
+                }
+            }
+        }
+    }
+
+    func testConvTranspose3dMatchesGEMMPath() {
+        func results(_ backend: ConvBackend, cin: Int, cout: Int, size: [Int]) -> [[Float]] {
+            ConvBackend.current = backend
+            var rng = SeededGenerator(seed: 41)
+            var random = TestRandom(42)
+            let up = ConvTranspose3d(name: "u", inChannels: cin, outChannels: cout, kernel: 4, stride: 2, padding: 1,
+                                     rng: &rng)
+            let x = random.tensor([2, cin] + size)
+            if backend == .dnnl {
+                XCTAssertTrue(ConvBackend.dnnlHandles(up.adjointGeometry(x), batch: 2), "oneDNN refused convT \(cin)->\(cout)")
+            }
+            let y = up.forward(x)
+            let gradInput = up.backward(random.tensor(y.shape))!
+            return [y.data, gradInput.data, up.weight.grad, up.bias.grad]
+        }
+        for (cin, cout, size) in [(4, 3, [3, 2, 4]), (32, 16, [4, 4, 4])] {
+            let oracle = results(.gemm, cin: cin, cout: cout, size: size)
+            let tested = results(.dnnl, cin: cin, cout: cout, size: size)
+            for (name, (a, b)) in zip(["forward", "input gradient", "weight gradient", "bias gradient"], zip(tested, oracle)) {
+                assertRelativeError(a, b, "convT \(cin)->\(cout) \(name)")
+            }
+        }
+    }
+
+    /// Finite differences directly on the oneDNN path (the GEMM comparison above shares no code with it).
+    func testGradientsByFiniteDifferencesWithDNNL() {
+        ConvBackend.current = .dnnl
+        var random = TestRandom(61)
+        var rng = SeededGenerator(seed: 62)
+        let conv = Conv3d(name: "c", inChannels: 3, outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: true, rng: &rng)
+        var x = random.tensor([2, 3, 5, 6, 4])
+        let y = conv.forward(x)
+        let projection = random.tensor(y.shape)
+        let gradInput = conv.backward(projection)!
+        let loss = { projectedSum(conv.forward(x, saveForBackward: false), projection) }
+        checkFiniteDifferences(label: "dnnl conv input", count: x.count, get: { x.data[$0] }, set: { x.data[$0] = $1 },
+                               loss: loss, analytic: { gradInput.data[$0] })
+        checkFiniteDifferences(label: "dnnl conv weight", count: conv.weight.count, get: { conv.weight.value[$0] },
+                               set: { conv.weight.value[$0] = $1 }, loss: loss, analytic: { conv.weight.grad[$0] })
+    }
+
+    /// Same thread count, same bits: two runs of forward and backward must agree exactly.
+    func testDeterministicForFixedThreadCount() {
+        for threads in [1, 2] {
+            setThreads(threads)
+            let c = Case(cin: 16, cout: 16, k: 3, s: 1, p: 1, size: [12, 12, 12], batch: 2)
+            let first = convResults(c, backend: .dnnl)
+            ConvBackend.clearDNNLCache()
+            let second = convResults(c, backend: .dnnl)
+            XCTAssertEqual(first, second, "oneDNN results differ between runs with \(threads) thread(s)")
+        }
+    }
+}
+
+/// IENET_CONV_BACKEND parsing; needs no oneDNN.
+final class ConvBackendSelectionTests: XCTestCase {
+    func testEnvironmentChoosesBackend() {
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: false), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "gemm", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "GEMM", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "oneDNN", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: false), .gemm, "cannot use what is not built")
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: true), .dnnl, "unknown value: the default")
+        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: false), .gemm, "unknown value: the default")
+    }
+}
