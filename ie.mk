@@ -10,6 +10,9 @@ ARGS ?=
 SPLITS ?= 2
 SETTINGS ?= $(firstword $(wildcard $(CURDIR)/settings.yml) $(IE_TOOLBOX_DIR)/settings.yml)
 IE := --settings=$(SETTINGS)
+# oneDNN's OpenMP threads sleep instead of spinning between convolutions (measured: fewer CPU-seconds per step
+# on a shared machine, same results).
+export OMP_WAIT_POLICY ?= passive
 
 .PHONY: train evaluate report synth status crossval crossval-folds slurm-up slurm-down
 

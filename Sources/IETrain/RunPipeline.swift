@@ -42,7 +42,7 @@ public enum RunPipeline {
         let dataset = try dataset(config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         try run.writeArguments(config)
-        try run.writeBuildInformation()
+        try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary)")
         let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
         let trainSubjects = try preparation.loadAll(subjects(run: run, split: "train"), label: "train")
         let valSubjects = try preparation.loadAll(subjects(run: run, split: "val"), label: "val")
@@ -58,7 +58,8 @@ public enum RunPipeline {
         }
         Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
-                 "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount)")
+                 "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount), " +
+                 "convolutions \(ConvBackend.summary)")
         let finished = try trainer.run()
         if finished && reducer.rank == 0 {
             let last = checkpointPath(run: run, epoch: setup.numEpochs)
