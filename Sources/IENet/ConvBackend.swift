@@ -77,6 +77,22 @@ extension ConvBackend {
         }
     }
 
+    /// Activations larger than this (bytes) are left to the GEMM path (bounded scratch memory) under oneDNN.
+    static var dnnlMaximumCopyBytes: Int {
+        get {
+            #if IE_DNNL
+            return DNNLConv.maximumCopyBytes
+            #else
+            return 0
+            #endif
+        }
+        set {
+            #if IE_DNNL
+            DNNLConv.maximumCopyBytes = newValue
+            #endif
+        }
+    }
+
     /// Whether the oneDNN backend would run this convolution (it built all three primitives for it).
     static func dnnlHandles(_ g: ConvGeometry, batch: Int) -> Bool {
         #if IE_DNNL

@@ -68,9 +68,20 @@ enum DNNLConv {
         return 8
     }()
 
+    /// Largest activation (bytes) oneDNN gets when activations are copied to a blocked layout. Those copies are
+    /// whole tensors, unlike the GEMM path's bounded slabs, so very large inputs (whole-volume inference) stay on
+    /// GEMM and memory stays bounded. IENET_DNNL_MAX_COPY_MB overrides (default 512 MiB; training crops of
+    /// 64^3 with 32 channels and batch 2 are 64 MiB).
+    nonisolated(unsafe) static var maximumCopyBytes: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MAX_COPY_MB"], let n = Int(text), n >= 0 { return n << 20 }
+        return 512 << 20
+    }()
+
     /// Whether oneDNN takes this geometry and built all three primitives for it (else the GEMM path runs).
     static func supports(_ g: ConvGeometry, batch: Int) -> Bool {
-        g.inChannels >= minimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
+        let largestActivation = batch * max(g.inChannels * g.inSpatial, g.outChannels * g.outSpatial) * MemoryLayout<Float>.size
+        if blockedActivations && largestActivation > maximumCopyBytes { return false }
+        return g.inChannels >= minimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
             && plan(g, batch: batch, .backwardWeights) != nil
     }
 

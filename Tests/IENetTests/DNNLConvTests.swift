@@ -50,7 +50,10 @@ final class DNNLConvTests: XCTestCase {
         let x = random.tensor([c.batch, c.cin] + c.size)
         if backend == .dnnl {
             // Otherwise the layer would silently fall back to the GEMM path and the comparison would prove nothing.
-            XCTAssertTrue(ConvBackend.dnnlHandles(conv.geometry(x), batch: c.batch), "oneDNN refused \(c)")
+            let g = conv.geometry(x)
+            let fits = c.batch * max(g.inChannels * g.inSpatial, g.outChannels * g.outSpatial) * 4
+                <= ConvBackend.dnnlMaximumCopyBytes || ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"] == "plain"
+            XCTAssertEqual(ConvBackend.dnnlHandles(conv.geometry(x), batch: c.batch), fits, "oneDNN choice for \(c)")
             print("oneDNN \(c.cin)->\(c.cout) k\(c.k) s\(c.s): "
                   + ConvBackend.dnnlImplementations(conv.geometry(x), batch: c.batch).joined(separator: ", "))
         }
@@ -116,6 +119,21 @@ final class DNNLConvTests: XCTestCase {
                                loss: loss, analytic: { gradInput.data[$0] })
         checkFiniteDifferences(label: "dnnl conv weight", count: conv.weight.count, get: { conv.weight.value[$0] },
                                set: { conv.weight.value[$0] = $1 }, loss: loss, analytic: { conv.weight.grad[$0] })
+    }
+
+    /// Above the copy limit a convolution runs on the GEMM path (bounded memory) and still gives the same result.
+    func testLargeActivationsFallBackToGEMM() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"] == "plain", "plain layout makes no copies")
+        let c = Case(cin: 8, cout: 8, k: 3, s: 1, p: 1, size: [6, 6, 6], batch: 2)
+        let geometry = ConvGeometry(inChannels: 8, outChannels: 8, kernel: 3, stride: 1, padding: 1, inD: 6, inH: 6, inW: 6)
+        let saved = ConvBackend.dnnlMaximumCopyBytes
+        defer { ConvBackend.dnnlMaximumCopyBytes = saved }
+        XCTAssertTrue(ConvBackend.dnnlHandles(geometry, batch: 2))
+        ConvBackend.dnnlMaximumCopyBytes = 2 * 8 * 216 * 4 - 1  // one byte less than the activations
+        XCTAssertFalse(ConvBackend.dnnlHandles(geometry, batch: 2))
+        let oracle = convResults(c, backend: .gemm)
+        let fallback = convResults(c, backend: .dnnl)
+        XCTAssertEqual(fallback, oracle, "the fallback is the GEMM path itself: same bits")
     }
 
     /// Same thread count, same bits: two runs of forward and backward must agree exactly.
