@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
           ie-train --run=$RUN --resume                       # continue a killed run from its autosave
           ie-train --run=$NEW --run_recovery_id=main:main_20261125T101010Z_ab12 --start_epoch=10
           ie-train --run=$NEW --no-train --local_weights_path=model.ckpt   # evaluate given weights only
+          mpirun -np 2 ie-train --run=$RUN --threads=1      # data parallel over 2 MPI ranks (DDP semantics)
 
         Cross-validation, Slurm (SPEC §10): a run made by `ie-split --number_of_cross_validation_splits=N` is a
         parent; `ie-train --run=PARENT` creates its N fold runs <PARENT>_<k>, trains and evaluates them one after
