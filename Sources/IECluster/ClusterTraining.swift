@@ -125,7 +125,7 @@ public enum ClusterTraining {
         try run.perform(tool: "ie-train", completes: false) {
             let children = try CrossValidation.createChildren(parent: run, config: config, settings: settings)
             for child in children {
-                let childConfig = try RunPipeline.config(run: child, settings: settings)
+                let childConfig = try child.modelConfig(settings: settings)
                 try child.perform(tool: "ie-train", completes: false) {
                     guard try trainAndEvaluate(run: child, config: childConfig, settings: settings, resume: true, evaluate: true) else {
                         stopped = true
@@ -155,7 +155,11 @@ public enum ClusterTraining {
         } else {
             try RunPipeline.adoptWeights(run: run, config: config, settings: settings)
         }
-        if evaluate { try RunEvaluation.evaluate(run: run, config: config, settings: settings) }
+        if evaluate {
+            // A cross-validation fold compares with baselines in its parent's CrossValResults, not on its own.
+            let isFold = RunIDs.parentAndIndex(of: run.id) != nil
+            try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+        }
         try run.markCompleted()
         return true
     }

@@ -37,9 +37,9 @@ public enum CrossValidationEnsemble {
             checkpoints.append(checkpoint)
         }
         for child in children {
-            let childConfig = try RunPipeline.config(run: child, settings: settings)
+            let childConfig = try child.modelConfig(settings: settings)
             for mode in try RunEvaluation.modes(run: child, config: childConfig)
-            where !FileManager.default.fileExists(atPath: RunPipeline.epochFolder(run: child, epoch: epoch, mode: mode) + "/metrics.csv") {
+            where !FileManager.default.fileExists(atPath: child.epochFolder(epoch: epoch, mode: mode) + "/metrics.csv") {
                 throw IEError.usage("fold run \(child.id) has no \(mode) metrics for epoch \(epoch), expected ie-train --run=FOLD --evaluate first",
                                     file: child.outputs)
             }
@@ -49,7 +49,8 @@ public enum CrossValidationEnsemble {
         let members = try checkpoints.map { try ModelLoading.load(checkpointPath: $0) }
         for mode in try RunEvaluation.modes(run: parent, config: config) {
             try RunPipeline.infer(run: parent, config: config, settings: settings, epoch: epoch, mode: mode, models: members)
-            try RunEvaluation.writeMetrics(run: parent, config: config, epoch: epoch, mode: mode)
+            try RunEvaluation.evaluate(run: parent, config: config, settings: settings, epoch: epoch, mode: mode,
+                                       baselines: false)
         }
 
         // CrossValResults/<k>/epoch_NNN/<Mode>/ and ENSEMBLE/: the metrics files only (not the images).

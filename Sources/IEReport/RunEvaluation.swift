@@ -9,8 +9,18 @@ import IERun
 /// `metrics_boxplot.png` and `thumbnails/` in `outputs/epoch_NNN/<Mode>/`, from ie-infer's per-subject masks
 /// and the dataset's ground truth.
 public enum RunEvaluation {
+    /// The modes the config asks for (inference_on_val_set, inference_on_test_set) whose split is not empty.
+    public static func modes(run: RunDirectory, config: ModelConfig) throws -> [String] {
+        var modes: [String] = []
+        if config.inferenceOnValSet, try !run.splitSubjects("val").isEmpty { modes.append("Val") }
+        if config.inferenceOnTestSet, try !run.splitSubjects("test").isEmpty { modes.append("Test") }
+        return modes
+    }
+
+    /// `baselines: false` skips the comparison_runs step (cross-validation folds and parents compare in
+    /// CrossValResults/BaselineComparisons instead).
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
-                                extras: [ExtraMetric] = [], thumbnails: Bool = true) throws {
+                                extras: [ExtraMetric] = [], thumbnails: Bool = true, baselines: Bool = true) throws {
         let folder = run.epochFolder(epoch: epoch, mode: mode)
         guard FileManager.default.fileExists(atPath: folder) else {
             throw IEError.usage("no inference results, expected ie-infer --run=\(run.path) --epoch=\(epoch) --mode=\(mode) first", file: folder)
@@ -37,7 +47,7 @@ public enum RunEvaluation {
         }
         Log.info("ie-metrics: \(mode) epoch \(epoch): \(rows.count) rows in \(folder)/metrics.csv")
         let comparisons = try config.comparisonRuns()
-        if mode == "Test" && !comparisons.isEmpty {
+        if baselines && mode == "Test" && !comparisons.isEmpty {
             let baselines = try comparisons.map { entry -> BaselineComparison.Baseline in
                 let source = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: entry.runRecoveryId))
                 return BaselineComparison.Baseline(name: entry.name, run: source.path)

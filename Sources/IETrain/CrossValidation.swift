@@ -76,7 +76,7 @@ public enum CrossValidation {
             var childOverrides: Data = overrides ?? Data()
             if let recovery { childOverrides += Data("--run_recovery_id=\(recovery)\n".utf8) }
             if !childOverrides.isEmpty { try AtomicFile.write(childOverrides, to: child.overridesFile) }
-            let childConfig = try RunPipeline.config(run: child, settings: settings)
+            let childConfig = try child.modelConfig(settings: settings)
             let split = try Splits.split(dataset, config: childConfig)
             try Splits.write(split, dataset: dataset, to: child.outputs)
             try child.writeArguments(childConfig)

@@ -114,10 +114,7 @@ public final class Segmenter {
 /// Loading models from checkpoint files (hash verified; a bad file is exit 3).
 public enum ModelLoading {
     public static func load(checkpointPath: String) throws -> UNet3D {
-        guard let data = FileManager.default.contents(atPath: checkpointPath) else {
-            throw IEError.badInput("cannot read checkpoint, expected a .ckpt file written by ie-train", file: checkpointPath)
-        }
-        let checkpoint = try Checkpoint.load(data, source: checkpointPath)
+        let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
         let model = try checkpoint.makeModel(source: checkpointPath)
         try checkpoint.restore(model: model, source: checkpointPath)
         return model

@@ -10,14 +10,6 @@ import IERun
 /// The run-folder steps of SPEC §9 that involve the network: training and inference of a run's splits.
 /// Each reads only files of the run (and the dataset it names) so it can be rerun alone.
 public enum RunPipeline {
-    public static func config(run: RunDirectory, settings: Settings, extra: [String] = [], record: Bool = false) throws -> ModelConfig {
-        try run.modelConfig(settings: settings, extra: extra, record: record)
-    }
-
-    public static func subjects(run: RunDirectory, split: String) throws -> [String] {
-        try run.splitSubjects(split)
-    }
-
     public static func dataset(config: ModelConfig, settings: Settings) throws -> Dataset {
         try Dataset.load(path: config.datasetCSVPath(settings: settings))
     }
@@ -28,7 +20,7 @@ public enum RunPipeline {
 
     static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw IEError.badInput("cannot read checkpoint", file: path)
+            throw IEError.badInput("cannot read checkpoint, expected a .ckpt file written by ie-train", file: path)
         }
         return try Checkpoint.load(data, source: path)
     }
@@ -44,8 +36,8 @@ public enum RunPipeline {
         try run.writeArguments(config)
         try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary)")
         let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
-        let trainSubjects = try preparation.loadAll(subjects(run: run, split: "train"), label: "train")
-        let valSubjects = try preparation.loadAll(subjects(run: run, split: "val"), label: "val")
+        let trainSubjects = try preparation.loadAll(run.splitSubjects("train"), label: "train")
+        let valSubjects = try preparation.loadAll(run.splitSubjects("val"), label: "val")
         // Data parallel when launched as several MPI ranks (mpirun / srun --mpi=pmix); IE_EMULATE_RANKS=K computes
         // in one process exactly what K ranks compute (the shards run one after another), for checking and debugging.
         let reducer = try Distributed.reducer()
@@ -168,20 +160,16 @@ public enum RunPipeline {
                                  classNames: ["background"] + config.groundTruthIds, reference: volumes[0])
     }
 
-    public static func epochFolder(run: RunDirectory, epoch: Int, mode: String) -> String {
-        run.epochFolder(epoch: epoch, mode: mode)
-    }
-
     /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
     public static func infer(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
                              models: [UNet3D]? = nil, gaussian: Bool = false, tta: Bool = false) throws {
         let split = mode.lowercased()
-        let subjects = try subjects(run: run, split: split)
+        let subjects = try run.splitSubjects(split)
         let dataset = try dataset(config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         let members = try models ?? [ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch))]
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
-        let folder = epochFolder(run: run, epoch: epoch, mode: mode)
+        let folder = run.epochFolder(epoch: epoch, mode: mode)
         let classNames = ["background"] + config.groundTruthIds
         let progress = Progress("inference \(mode)", total: subjects.count)
         for subject in subjects {

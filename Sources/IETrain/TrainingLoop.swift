@@ -166,21 +166,35 @@ public final class Trainer {
                                 trainStats.loss, trainStats.meanDice, lr, trainSeconds))
             }
             lastCompletedEpoch = epoch
-            guard reducer.rank == 0 else { continue }
-            // Logs first, then checkpoints: a resumed run rewrites the logs up to its autosave's epoch.
-            try AtomicFile.write(header + trainRows.joined(), to: trainLog)
-            if !validationCrops.isEmpty { try AtomicFile.write(header + valRows.joined(), to: valLog) }
-            let data = Checkpoint.serialize(model: model, optimizer: optimizer, epoch: epoch, metadata: checkpointMetadata())
-            if setup.keepsCheckpoint(epoch: epoch) {
-                try AtomicFile.write(data, to: checkpointsFolder + "/" + Trainer.checkpointName(epoch: epoch))
+            if reducer.rank == 0 {
+                try writeEpoch(epoch: epoch, header: header, trainLog: trainLog, trainRows: trainRows, valLog: valLog, valRows: valRows)
             }
-            try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
-            if StopSignal.requested {
+            if try stopRequested() {
                 Log.info("stopped by signal after epoch \(epoch); the autosave holds it, rerun with --resume")
                 return false
             }
         }
         return true
+    }
+
+    /// Logs first, then checkpoints: a resumed run rewrites the logs up to its autosave's epoch.
+    func writeEpoch(epoch: Int, header: String, trainLog: String, trainRows: [String], valLog: String, valRows: [String]) throws {
+        try AtomicFile.write(header + trainRows.joined(), to: trainLog)
+        if !validationCrops.isEmpty { try AtomicFile.write(header + valRows.joined(), to: valLog) }
+        let data = Checkpoint.serialize(model: model, optimizer: optimizer, epoch: epoch, metadata: checkpointMetadata())
+        if setup.keepsCheckpoint(epoch: epoch) {
+            try AtomicFile.write(data, to: checkpointsFolder + "/" + Trainer.checkpointName(epoch: epoch))
+        }
+        try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
+    }
+
+    /// A stop signal, agreed by all ranks (one tiny allreduce) so that no rank waits in a collective for a rank
+    /// that has stopped.
+    func stopRequested() throws -> Bool {
+        guard reducer.size > 1 else { return StopSignal.requested }
+        var flag: [Float] = [StopSignal.requested ? 1 : 0]
+        try flag.withUnsafeMutableBufferPointer { try reducer.average($0) }
+        return flag[0] > 0
     }
 
     public static func checkpointName(epoch: Int) -> String { String(format: "epoch_%03d.ckpt", epoch) }
@@ -203,7 +217,7 @@ public final class Trainer {
         let batches = stride(from: 0, to: order.count, by: setup.batchSize).map { Array(order[$0..<min($0 + setup.batchSize, order.count)]) }
         let bar = progress ? Progress("epoch \(epoch) train", total: batches.count) : nil
         for batchIndices in batches {
-            if StopSignal.requested { return nil }
+            if try stopRequested() { return nil }
             var crops = [Crop]()
             for i in batchIndices {
                 var crop = try sampler.sample(train[i], using: &rng)
@@ -217,8 +231,7 @@ public final class Trainer {
             var lossSum = 0.0
             for shard in mine where bounds[shard] < bounds[shard + 1] {
                 let batch = CropBatch(Array(crops[bounds[shard]..<bounds[shard + 1]]), classCount: setup.classCount)
-                let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
-                let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+                let (input, target) = tensors(batch)
                 let logits = model.forward(input, training: true)
                 let shardResult = setup.loss.evaluate(logits: logits, target: target)
                 model.backward(shardResult.gradLogits)
@@ -237,13 +250,19 @@ public final class Trainer {
         return stats
     }
 
+    /// Network input [B, C, Z, Y, X] and one-hot target [B, K, Z, Y, X] of a batch of crops.
+    func tensors(_ batch: CropBatch) -> (input: Tensor, target: Tensor) {
+        let spatial = [batch.size.z, batch.size.y, batch.size.x]
+        return (Tensor(shape: [batch.count, setup.imageChannels] + spatial, data: batch.images),
+                Tensor(shape: [batch.count, setup.classCount] + spatial, data: batch.labels))
+    }
+
     /// Loss and crop Dice on fixed crops, network in inference mode (BatchNorm running statistics).
     func evaluate(_ crops: [Crop]) -> EpochStats {
         var stats = EpochStats(structures: setup.structureNames.count)
         for start in stride(from: 0, to: crops.count, by: setup.batchSize) {
             let batch = CropBatch(Array(crops[start..<min(start + setup.batchSize, crops.count)]), classCount: setup.classCount)
-            let input = Tensor(shape: [batch.count, setup.imageChannels, batch.size.z, batch.size.y, batch.size.x], data: batch.images)
-            let target = Tensor(shape: [batch.count, setup.classCount, batch.size.z, batch.size.y, batch.size.x], data: batch.labels)
+            let (input, target) = tensors(batch)
             let logits = model.forward(input, training: false)
             let result = setup.loss.evaluate(logits: logits, target: target)
             stats.add(loss: result.value, logits: logits, batch: batch)

@@ -60,7 +60,7 @@ struct Infer: ParsableCommand {
         let overrides = try ConfigOverrides.parse(Infer.overrides)
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)
-            let config = try RunPipeline.config(run: run, settings: settingsValue, extra: Infer.overrides)
+            let config = try run.modelConfig(settings: settingsValue, extra: Infer.overrides)
             let models = checkpoint.isEmpty && modelID.isEmpty ? nil
                 : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
             try run.perform(tool: "ie-infer") {

@@ -65,11 +65,11 @@ struct Train: ParsableCommand {
         let settingsValue = try Settings.locate(explicitPath: settings)
         let runDir = try RunDirectory.open(path: runFolder!)
         // Submission flags are checked before anything is written, and never recorded in the run.
-        let fullConfig = try RunPipeline.config(run: runDir, settings: settingsValue, extra: Train.overrides)
+        let fullConfig = try runDir.modelConfig(settings: settingsValue, extra: Train.overrides)
         try ClusterTraining.checkNumNodes(fullConfig)
         let submit = try ClusterTraining.submissionOptions(fullConfig: fullConfig, settings: settingsValue)
         let extra = ClusterTraining.separateSubmissionFlags(Train.overrides).rest
-        let config = try RunPipeline.config(run: runDir, settings: settingsValue, extra: extra, record: true)
+        let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
         let env = ProcessInfo.processInfo.environment
         setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         StopSignal.install()

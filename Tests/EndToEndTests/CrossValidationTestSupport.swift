@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import IETestSupport
 
 /// Shared helpers of the cross-validation and Slurm end-to-end tests: the built tools, a scratch project
 /// folder (settings.yml + a tiny ie-synth dataset), subprocesses and python3 reference computations.
@@ -8,16 +9,13 @@ enum HPCTest {
     static let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
 
-    /// The folder of the built ie-* tools: $IE_BIN, else .build/release, else .build/debug.
+    /// The folder of the built ie-* tools (ToolRunner's rule); the tools must have been built.
     static func binFolder() throws -> String {
-        var candidates: [String] = []
-        if let bin = ProcessInfo.processInfo.environment["IE_BIN"] { candidates.append(bin) }
-        candidates += [checkout + "/.build/release", checkout + "/.build/debug"]
-        for folder in candidates where FileManager.default.isExecutableFile(atPath: folder + "/ie-train")
-            && FileManager.default.isExecutableFile(atPath: folder + "/ie-split") {
-            return folder
+        let folder = ToolRunner.binaryFolder
+        guard FileManager.default.isExecutableFile(atPath: folder + "/ie-train") else {
+            throw IEStringError("no built ie-train in \(folder), expected `swift build -c release` first (make test does it)")
         }
-        throw XCTSkip("no built ie-train/ie-split in \(candidates.joined(separator: ", ")); run swift build -c release first")
+        return folder
     }
 
     struct Result {
@@ -106,15 +104,8 @@ enum HPCTest {
         return order
     }
 
-    /// Runs a python3 script (stdin-free) and returns stdout; skips the test when python3 lacks a module.
-    static func python(_ script: String) throws -> String {
-        let result = try run("python3", ["-c", script])
-        if result.status != 0, result.stderr.contains("ModuleNotFoundError") {
-            throw XCTSkip("python3 reference needs a module: \(result.stderr.split(separator: "\n").last ?? "")")
-        }
-        guard result.status == 0 else { throw IEStringError("python3 failed: \(result.stderr)") }
-        return result.stdout
-    }
+    /// Runs a python3 reference script and returns stdout (the test setup installs the modules).
+    static func python(_ script: String) throws -> String { try PythonOracle.run(script) }
 
     static func json(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

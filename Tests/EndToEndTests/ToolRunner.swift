@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import IETestSupport
 
 /// Runs the built ie-* executables (release build from `make test`: $IE_BIN, else .build/release, else
 /// .build/debug) inside a scratch folder with its own settings.yml, so tests never touch the checkout's runs/.
@@ -71,23 +72,7 @@ struct ToolRunner {
     }
 
     /// Runs python3 (the test oracles live there) and returns stdout.
-    static func python(_ script: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "python", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: errors, as: UTF8.self)])
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
+    static func python(_ script: String) throws -> String { try PythonOracle.run(script) }
 
     func path(_ relative: String) -> String { folder + "/" + relative }
 

@@ -1,25 +1,10 @@
 import Foundation
 import XCTest
 import IECore
+import IETestSupport
 
 /// Runs `python3 -c script` and returns stdout; used only for independent reference values.
-func runPython(_ script: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script]
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw NSError(domain: "python", code: Int(p.terminationStatus),
-                      userInfo: [NSLocalizedDescriptionKey: String(decoding: errData, as: UTF8.self)])
-    }
-    return String(decoding: data, as: UTF8.self)
-}
+func runPython(_ script: String) throws -> String { try PythonOracle.run(script) }
 
 /// Parses python's JSON output.
 func pythonJSON(_ script: String) throws -> Any {

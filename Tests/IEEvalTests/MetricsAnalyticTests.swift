@@ -146,19 +146,19 @@ final class MetricsAnalyticTests: XCTestCase {
         var compared = 0
         for trial in 0..<60 {
             let grid = VoxelGrid(shape: (random.int(1...6), random.int(2...7), random.int(2...7)),
-                                 spacing: (0.5 + 3 * random.uniform(), 0.4 + random.uniform(), 0.4 + random.uniform()))
+                                 spacing: (0.5 + 3 * random.unitDouble(), 0.4 + random.unitDouble(), 0.4 + random.unitDouble()))
             // Blobs: random boxes, sometimes filling to the border, sometimes with random voxels flipped.
             func blob() -> [Bool] {
                 let z0 = random.int(0...(grid.nz - 1)), y0 = random.int(0...(grid.ny - 1)), x0 = random.int(0...(grid.nx - 1))
                 let z1 = random.int(z0...(grid.nz - 1)), y1 = random.int(y0...(grid.ny - 1)), x1 = random.int(x0...(grid.nx - 1))
                 var m = metricsMask(grid) { z, y, x in (z0...z1).contains(z) && (y0...y1).contains(y) && (x0...x1).contains(x) }
                 let noise = [0.0, 0.05, 0.2][trial % 3]
-                for i in m.indices where random.uniform() < noise { m[i].toggle() }
+                for i in m.indices where random.unitDouble() < noise { m[i].toggle() }
                 return m
             }
             let a = blob(), b = blob()
             guard a.contains(true) && b.contains(true) else { continue }
-            let tolerance = 1.5 * random.uniform()
+            let tolerance = 1.5 * random.unitDouble()
             let expected = BruteForceMetrics.metrics(a, b, grid, tolerance: tolerance)
             let m = SegmentationMetrics.compute(prediction: a, groundTruth: b, grid: grid,
                                                 extras: [.hd95, .assd, .surfaceDice(toleranceMM: tolerance)])

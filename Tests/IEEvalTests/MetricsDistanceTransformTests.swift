@@ -6,9 +6,9 @@ final class MetricsDistanceTransformTests: XCTestCase {
         var random = MetricsTestRandom(seed: 7)
         for trial in 0..<40 {
             let grid = VoxelGrid(shape: (random.int(1...7), random.int(1...7), random.int(1...7)),
-                                 spacing: (0.5 + 3 * random.uniform(), 0.3 + random.uniform(), 0.3 + 2 * random.uniform()))
+                                 spacing: (0.5 + 3 * random.unitDouble(), 0.3 + random.unitDouble(), 0.3 + 2 * random.unitDouble()))
             let density = [0.02, 0.1, 0.5, 0.9][trial % 4]
-            let feature = (0..<grid.count).map { _ in random.uniform() < density }
+            let feature = (0..<grid.count).map { _ in random.unitDouble() < density }
             let fast = DistanceTransform.squaredDistance(to: feature, grid: grid)
             let slow = BruteForceMetrics.edt(feature, grid)
             for i in 0..<grid.count {
@@ -42,7 +42,7 @@ final class MetricsDistanceTransformTests: XCTestCase {
         // Independent reference: scipy.ndimage.distance_transform_edt with sampling, on a 20x30x25 random mask.
         var random = MetricsTestRandom(seed: 11)
         let grid = VoxelGrid(shape: (20, 30, 25), spacing: (2.5, 0.7, 1.1))
-        let feature = (0..<grid.count).map { _ in random.uniform() < 0.01 }
+        let feature = (0..<grid.count).map { _ in random.unitDouble() < 0.01 }
         let script = """
         import sys, numpy as np
         from scipy import ndimage
@@ -50,9 +50,7 @@ final class MetricsDistanceTransformTests: XCTestCase {
         d = ndimage.distance_transform_edt(~m, sampling=(2.5, 0.7, 1.1))
         print(' '.join(repr(float(v)) for v in d.ravel()))
         """
-        guard let output = metricsRunPython(script, input: feature.map { $0 ? "1" : "0" }.joined()) else {
-            throw XCTSkip("python3 with numpy and scipy is not available")
-        }
+        let output = try metricsRunPython(script, input: feature.map { $0 ? "1" : "0" }.joined())
         let reference = output.split(separator: " ").map { Double($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
         XCTAssertEqual(reference.count, grid.count)
         let ours = DistanceTransform.distance(to: feature, grid: grid)

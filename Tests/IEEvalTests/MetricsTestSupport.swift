@@ -1,18 +1,14 @@
 import Foundation
+import IECore
+import IETestSupport
 @testable import IEEval
 
-/// Deterministic generator for random test masks (SplitMix64).
-struct MetricsTestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+/// Deterministic generator for random test data: IECore's SplitMix64 with the draws the tests need.
+typealias MetricsTestRandom = SplitMix64
+
+extension SplitMix64 {
+    /// Uniform in [0, 1) with 53 random bits.
+    mutating func unitDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
     mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
 }
 
@@ -98,22 +94,7 @@ enum BruteForceMetrics {
     }
 }
 
-/// Runs `python3 -c script` and returns stdout, or nil when python3 with numpy and scipy is not available.
-func metricsRunPython(_ script: String, input: String = "") -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
-    let stdin = Pipe(), stdout = Pipe()
-    process.standardInput = stdin
-    process.standardOutput = stdout
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return nil }
-    // Write input on a background thread so a large stdout cannot deadlock us.
-    let data = Data(input.utf8)
-    let writer = Thread { stdin.fileHandleForWriting.write(data); try? stdin.fileHandleForWriting.close() }
-    writer.start()
-    let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: output, as: UTF8.self)
+/// Runs `python3 -c script` (numpy/scipy) with `input` on stdin and returns stdout.
+func metricsRunPython(_ script: String, input: String = "") throws -> String {
+    try PythonOracle.run(script, input: Data(input.utf8))
 }

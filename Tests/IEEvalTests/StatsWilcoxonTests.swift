@@ -1,4 +1,5 @@
 import XCTest
+import IECore
 @testable import IEEval
 
 final class StatsWilcoxonTests: XCTestCase {
@@ -62,8 +63,8 @@ final class StatsWilcoxonTests: XCTestCase {
     func testExactMethodMatchesScipyWithoutTies() throws {
         var generator = SplitMix(seed: 7)
         for n in [6, 12, 25] {
-            let x = (0..<n).map { _ in generator.nextDouble() }
-            let y = x.map { $0 + generator.nextDouble() - 0.35 }
+            let x = (0..<n).map { _ in generator.unitDouble() }
+            let y = x.map { $0 + generator.unitDouble() - 0.35 }
             let ref = numbers(try pythonReference("""
                 from scipy.stats import wilcoxon
                 r = wilcoxon(\(pythonList(x)), \(pythonList(y)), method='exact')
@@ -169,16 +170,5 @@ final class StatsWilcoxonTests: XCTestCase {
     }
 }
 
-/// Deterministic pseudo-random numbers for test data (SplitMix64).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextDouble() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
+/// Deterministic pseudo-random numbers for test data (IECore's SplitMix64; draws in MetricsTestSupport).
+typealias SplitMix = SplitMix64

@@ -1,28 +1,12 @@
 import Foundation
 import XCTest
+import IETestSupport
 
 /// Runs an independent reference computation in python3 (numpy + nibabel; see tests/requirements.txt) and
 /// returns what the script printed on stdout, parsed as JSON.
 enum PythonReference {
-    static func run(_ script: String, arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> Any {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a large output cannot fill the pipe and block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let message = String(decoding: stderr, as: UTF8.self)
-            XCTFail("python3 reference failed: \(message)", file: file, line: line)
-            throw NSError(domain: "PythonReference", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: message])
-        }
-        return try JSONSerialization.jsonObject(with: stdout)
+    static func run(_ script: String, arguments: [String] = []) throws -> Any {
+        try PythonOracle.json(script, arguments: arguments)
     }
 }
 

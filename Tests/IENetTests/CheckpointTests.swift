@@ -1,4 +1,5 @@
 import XCTest
+import IETestSupport
 import IECore
 @testable import IENet
 
@@ -103,8 +104,6 @@ final class CheckpointTests: XCTestCase {
 
     /// An independent reader (Python's json + struct, written from the format description) parses our bytes.
     func testPythonReadsOurFile() throws {
-        let python = "/usr/bin/python3"
-        guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("no python3") }
         let tensors = [NamedTensor(name: "w", shape: [2, 3], float32: [1, 2, 3, 4, 5, -6.5]),
                        NamedTensor(name: "n", shape: [], int64: [42])]
         let path = NSTemporaryDirectory() + "ienet-\(getpid()).safetensors"
@@ -121,14 +120,7 @@ final class CheckpointTests: XCTestCase {
         print(w['dtype'], w['shape'], list(vals), c['dtype'], c['shape'], struct.unpack('<q', body[s2:e2])[0],
               h['__metadata__']['k'], h['__metadata__']['tensors_sha256'] == hashlib.sha256(body).hexdigest(), (8 + n) % 8)
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", script, path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        process.waitUntilExit()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let output = try PythonOracle.run(script, arguments: [path])
         XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines),
                        "F32 [2, 3] [1.0, 2.0, 3.0, 4.0, 5.0, -6.5] I64 [] 42 v True 0")
     }

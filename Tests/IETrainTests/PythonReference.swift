@@ -1,32 +1,11 @@
 import Foundation
 import XCTest
+import IETestSupport
 
 /// Runs a Python script (numpy/scipy) that reads JSON from stdin and prints JSON, to get reference values
 /// computed independently of the Swift code.
 func pythonReference(_ script: String, input: Any) throws -> Any {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script]
-    let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-    process.standardInput = stdin
-    process.standardOutput = stdout
-    process.standardError = stderr
-    try process.run()
-    let payload = try JSONSerialization.data(withJSONObject: input)
-    // Write from another thread so a large payload cannot deadlock against a full stdout pipe.
-    let writer = Thread {
-        stdin.fileHandleForWriting.write(payload)
-        try? stdin.fileHandleForWriting.close()
-    }
-    writer.start()
-    let out = stdout.fileHandleForReading.readDataToEndOfFile()
-    let err = stderr.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw NSError(domain: "python", code: Int(process.terminationStatus),
-                      userInfo: [NSLocalizedDescriptionKey: String(decoding: err, as: UTF8.self)])
-    }
-    return try JSONSerialization.jsonObject(with: out)
+    try PythonOracle.json(script, input: JSONSerialization.data(withJSONObject: input))
 }
 
 func doubles(_ any: Any?) -> [Double] { (any as? [Any] ?? []).map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
