@@ -49,8 +49,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig"]),
         .target(name: "IEDistributed", dependencies: distributedDependencies),
-        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport"],
-                swiftSettings: hasOpenMPI ? [.define("IE_HAS_MPI")] : []),
+        .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport", "IEDistributed"]),
 
         .executableTarget(name: "ie-split", dependencies: ["IEData", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -80,6 +79,6 @@ let package = Package(
         .testTarget(name: "IETrainTests", dependencies: ["IETestSupport", "IETrain", "IENet", "IECore"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IETestSupport", "IECore"]),
         .testTarget(name: "IEDistributedTests", dependencies: ["IEDistributed", "IENet"]),
-        .testTarget(name: "IEClusterTests", dependencies: ["IECluster", "IEConfig", "IERun"]),
+        .testTarget(name: "IEClusterTests", dependencies: ["IECluster", "IEConfig", "IERun", "IECore"]),
     ] + mpiTargets
 )

@@ -9,6 +9,13 @@
 #   tools/start-local-slurm.sh              # ~18 s from nothing, under 1 s when installed
 #   SLURM_LOCAL_KEEP_STATE=1 tools/start-local-slurm.sh   # keep job ids/state of the previous start
 #   SLURM_LOCAL_NO_MPI=1 tools/start-local-slurm.sh       # skip Open MPI (Slurm only)
+#   SLURM_LOCAL_NODES=2 tools/start-local-slurm.sh        # 2 nodes on this one machine, splitting its CPUs
+#
+# With SLURM_LOCAL_NODES=N > 1 the machine plays N nodes (<host>-1 ... <host>-N, one slurmd each on its own
+# port, the CPUs and memory divided between them), so multi-node jobs (`sbatch -N2` + `srun --mpi=pmix`) run
+# here. Slurm's PMIx plugin puts every step's client directory at the same path on each node; two slurmds on
+# one host would collide there, so each further node's slurmd runs in its own mount namespace with its own
+# copy of that directory (mpi.conf PMIxCliTmpDirBase).
 #
 # Why each step is needed is in docs (notes/slurm-local-cluster.md of the project's shared notes).
 set -euo pipefail
@@ -20,6 +27,18 @@ LOG_DIR=/var/log/slurm-local
 CONF=/etc/slurm/slurm.conf
 MARKER="# written by ie-toolbox tools/start-local-slurm.sh"
 HOST=$(hostname -s)
+NODES=${SLURM_LOCAL_NODES:-1}
+case "$NODES" in ''|*[!0-9]*|0) echo "start-local-slurm: error: SLURM_LOCAL_NODES=$NODES, expected a positive integer" >&2; exit 1 ;; esac
+MPI_CONF=/etc/slurm/mpi.conf
+PMIX_DIR=$SPOOL/pmix
+if [ "$NODES" = 1 ]; then
+    NODE_NAMES=("$HOST")
+    NODE_LIST=$HOST
+else
+    NODE_NAMES=()
+    for i in $(seq "$NODES"); do NODE_NAMES+=("$HOST-$i"); done
+    NODE_LIST="$HOST-[1-$NODES]"
+fi
 
 say() { echo "start-local-slurm: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -75,7 +94,8 @@ mkdir -p "$STATE_DIR" "$SPOOL/ctld" "$SPOOL/d" "$LOG_DIR" /etc/slurm
 if [ -s "$PID_RECORD" ]; then
     all_alive=1
     while read -r name pid; do alive "$pid" || all_alive=0; done < "$PID_RECORD"
-    if [ "$all_alive" = 1 ] && sinfo -h -n "$HOST" -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+    if [ "$all_alive" = 1 ] && [ "$(sinfo -h -N -o %N 2>/dev/null | sort -u | wc -l)" = "$NODES" ] \
+        && sinfo -h -n "${NODE_NAMES[0]}" -o %t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
         say "already running"
         echo "slurm ready"
         exit 0
@@ -85,9 +105,11 @@ if [ -s "$PID_RECORD" ]; then
 fi
 
 # ---- slurm.conf -------------------------------------------------------------------------------------------
-if [ -f "$CONF" ] && ! grep -qF "$MARKER" "$CONF"; then
-    die "$CONF exists and was not written by this script; refusing to overwrite a real cluster's config"
-fi
+for file in "$CONF" "$MPI_CONF"; do
+    if [ -f "$file" ] && ! grep -qF "$MARKER" "$file"; then
+        die "$file exists and was not written by this script; refusing to overwrite a real cluster's config"
+    fi
+done
 hw=$(slurmd -C 2>/dev/null | head -1)
 field() { echo "$hw" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 cpus=$(field CPUs); sockets=$(field SocketsPerBoard); cores=$(field CoresPerSocket); threads=$(field ThreadsPerCore)
@@ -95,6 +117,25 @@ memory=$(field RealMemory)
 [ -n "$cpus" ] && [ -n "$memory" ] || die "slurmd -C did not report the node's hardware: '$hw'"
 # A RealMemory above the real amount drains the node; keep 1 GiB for the system.
 memory=$(( memory > 2048 ? memory - 1024 : memory ))
+if [ "$NODES" -gt 1 ]; then
+    [ "$cpus" -ge "$NODES" ] || die "SLURM_LOCAL_NODES=$NODES but this machine has $cpus CPUs, expected at most $cpus nodes"
+    # Each node gets whole CPUs of its own; its topology is flattened to one socket.
+    cpus=$(( cpus / NODES ))
+    memory=$(( memory / NODES ))
+    node_lines=""
+    for i in $(seq "$NODES"); do
+        [ -z "$node_lines" ] || node_lines+=$'\n'
+        node_lines+="NodeName=$HOST-$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$(( 17000 + i )) CPUs=$cpus SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$memory State=UNKNOWN"
+    done
+    slurmd_files="SlurmdPidFile=$STATE_DIR/slurmd-%n.pid
+SlurmdSpoolDir=$SPOOL/d-%n
+SlurmdLogFile=$LOG_DIR/slurmd-%n.log"
+else
+    node_lines="NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus SocketsPerBoard=${sockets:-1} CoresPerSocket=${cores:-$cpus} ThreadsPerCore=${threads:-1} RealMemory=$memory State=UNKNOWN"
+    slurmd_files="SlurmdPidFile=$STATE_DIR/slurmd.pid
+SlurmdSpoolDir=$SPOOL/d
+SlurmdLogFile=$LOG_DIR/slurmd.log"
+fi
 new_conf=$(cat <<EOF
 $MARKER
 ClusterName=local
@@ -105,11 +146,9 @@ CredType=cred/munge
 # Requeued jobs wait cred_expire+1 s before they may run again (default 121 s).
 AuthInfo=cred_expire=10
 StateSaveLocation=$SPOOL/ctld
-SlurmdSpoolDir=$SPOOL/d
 SlurmctldPidFile=$STATE_DIR/slurmctld.pid
-SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
+$slurmd_files
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SwitchType=switch/none
@@ -130,13 +169,19 @@ MinJobAge=300
 KillWait=5
 InactiveLimit=0
 SlurmdTimeout=300
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus SocketsPerBoard=${sockets:-1} CoresPerSocket=${cores:-$cpus} ThreadsPerCore=${threads:-1} RealMemory=$memory State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+$node_lines
+PartitionName=debug Nodes=$NODE_LIST Default=YES MaxTime=INFINITE State=UP
 EOF
 )
 if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$new_conf" ]; then
     printf '%s\n' "$new_conf" > "$CONF.tmp" && mv "$CONF.tmp" "$CONF"
 fi
+new_mpi_conf="$MARKER
+PMIxCliTmpDirBase=$PMIX_DIR"
+if [ ! -f "$MPI_CONF" ] || [ "$(cat "$MPI_CONF")" != "$new_mpi_conf" ]; then
+    printf '%s\n' "$new_mpi_conf" > "$MPI_CONF.tmp" && mv "$MPI_CONF.tmp" "$MPI_CONF"
+fi
+mkdir -p "$PMIX_DIR"
 
 : > "$PID_RECORD.new"
 record() { echo "$1 $2" >> "$PID_RECORD.new"; }
@@ -183,17 +228,35 @@ else
     # A clean start: no jobs from an earlier start (job ids begin at 1 again).
     start_daemon slurmctld "$STATE_DIR/slurmctld.pid" slurmctld -c
 fi
-start_daemon slurmd "$STATE_DIR/slurmd.pid" slurmd -N "$HOST"
+if [ "$NODES" = 1 ]; then
+    start_daemon slurmd "$STATE_DIR/slurmd.pid" slurmd -N "$HOST"
+else
+    for i in $(seq "$NODES"); do
+        node=$HOST-$i
+        mkdir -p "$SPOOL/d-$node" "$SPOOL/pmix-$node"
+        if [ "$i" = 1 ]; then
+            start_daemon slurmd "$STATE_DIR/slurmd-$node.pid" slurmd -N "$node"
+        else
+            # Its own PMIx client directory (see the top): a private mount namespace binds pmix-<node> over it.
+            start_daemon slurmd "$STATE_DIR/slurmd-$node.pid" unshare --mount --propagation private \
+                sh -c "mount --bind '$SPOOL/pmix-$node' '$PMIX_DIR' && exec slurmd -N '$node'"
+        fi
+    done
+fi
 mv "$PID_RECORD.new" "$PID_RECORD"
 
 # ---- wait for the node ------------------------------------------------------------------------------------
 # Right after slurmctld starts the node is "unk" for a moment; jobs and requeues fail until it is idle.
 for _ in $(seq 300); do
-    state=$(sinfo -h -n "$HOST" -o %t 2>/dev/null || true)
-    case "$state" in
-        idle|mix|alloc) echo "slurm ready"; exit 0 ;;
-        drain*|down*) scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true ;;
-    esac
+    ready=0
+    for node in "${NODE_NAMES[@]}"; do
+        state=$(sinfo -h -n "$node" -o %t 2>/dev/null || true)
+        case "$state" in
+            idle|mix|alloc) ready=$(( ready + 1 )) ;;
+            drain*|down*) scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+        esac
+    done
+    if [ "$ready" = "$NODES" ]; then echo "slurm ready"; exit 0; fi
     sleep 0.1
 done
-die "the node did not become idle in 30 s (state '${state:-none}'); see $LOG_DIR/slurmctld.log and slurmd.log"
+die "the nodes did not become idle in 30 s (last state '${state:-none}'); see $LOG_DIR/slurmctld.log and slurmd*.log"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the single-node Slurm cluster that tools/start-local-slurm.sh started: cancels every job first (a
+# Stops the local Slurm cluster (one node or SLURM_LOCAL_NODES) that tools/start-local-slurm.sh started: cancels every job first (a
 # stopped slurmd would leave its job steps running), then stops only the daemons whose PIDs the start script
 # recorded, never anything found by name. Daemons it did not start are left alone.
 set -euo pipefail
@@ -38,16 +38,17 @@ if grep -q '^slurmctld ' "$PID_RECORD" && command -v squeue >/dev/null; then
 fi
 
 # slurmd first (it owns the job steps), then slurmctld, then munged.
+# (SLURM_LOCAL_NODES > 1 records one slurmd per node.)
 for name in slurmd slurmctld munged; do
-    pid=$(awk -v n="$name" '$1 == n { print $2 }' "$PID_RECORD")
-    [ -n "$pid" ] || continue
-    if ! alive "$pid"; then continue; fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do alive "$pid" || break; sleep 0.05; done
-    if alive "$pid"; then
-        say "$name (pid $pid) ignored TERM for 5 s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    for pid in $(awk -v n="$name" '$1 == n { print $2 }' "$PID_RECORD"); do
+        if ! alive "$pid"; then continue; fi
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do alive "$pid" || break; sleep 0.05; done
+        if alive "$pid"; then
+            say "$name (pid $pid) ignored TERM for 5 s: KILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
 done
 rm -f "$PID_RECORD"
 echo "slurm stopped"

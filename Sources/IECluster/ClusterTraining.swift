@@ -1,6 +1,7 @@
 import Foundation
 import IECore
 import IEConfig
+import IEDistributed
 import IERun
 import IETrain
 
@@ -13,6 +14,7 @@ public enum ClusterTraining {
         public var foldsOnly = false
         public var ensemble = false
         public var evaluate = false
+        public var evaluateOnly = false
         public var resume = false
         public var threads: Int?
         public var settingsFile: String?
@@ -54,34 +56,43 @@ public enum ClusterTraining {
     /// True when this process runs inside a job that ie-train submitted (it must never submit again).
     public static var insideSubmittedJob: Bool { ProcessInfo.processInfo.environment["IE_SLURM_JOB"] != nil }
 
-    /// Package.swift defines IE_HAS_MPI when libopenmpi-dev was present (ie-train itself does not link MPI).
-    static var builtWithOpenMPI: Bool {
-        #if IE_HAS_MPI
-        return true
-        #else
-        return false
-        #endif
+    /// Whether this build has the MPI gradient reducer (libopenmpi-dev was present when it was built).
+    public static var builtWithOpenMPI: Bool { Distributed.mpiAvailable }
+
+    /// `num_nodes` > 1 is data-parallel training over MPI ranks: it needs a build with Open MPI and either a
+    /// Slurm submission (`--slurm`: one rank per node), a launch as MPI ranks (the job's srun step, or mpirun by
+    /// hand), or the one-node evaluation step of such a job. Anything else is refused before anything is written.
+    public static func checkNumNodes(_ config: ModelConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let nodes = config.numNodes
+        guard nodes != 1 else { return }
+        guard nodes > 1 else { throw IEError.usage("num_nodes=\(nodes), expected a positive number of nodes") }
+        guard builtWithOpenMPI else {
+            throw IEError.usage("num_nodes=\(nodes) needs Open MPI, and this toolbox was built without libopenmpi-dev, "
+                                + "expected num_nodes=1 (or install libopenmpi-dev and rebuild)")
+        }
+        let ranks = Distributed.launchedRanks(environment: environment)
+        if config.slurm || environment["IE_SLURM_JOB"] != nil || ranks > 1 {
+            if ranks > 1 && ranks != nodes {
+                Log.warning("num_nodes=\(nodes) but launched as \(ranks) MPI ranks: training runs data-parallel over the \(ranks) ranks")
+            }
+            return
+        }
+        throw IEError.usage("num_nodes=\(nodes) trains on \(nodes) nodes through Slurm, expected --slurm (or num_nodes=1 here; "
+                            + "or launch the ranks yourself: mpirun -np \(nodes) ie-train --run=RUN)")
     }
 
-    /// Multi-node data-parallel training is not wired into the training loop yet: refuse clearly, saying whether
-    /// this build has MPI at all.
-    public static func checkNumNodes(_ config: ModelConfig) throws {
-        guard config.numNodes <= 1 else {
-            if !builtWithOpenMPI {
-                throw IEError.usage("num_nodes=\(config.numNodes) needs Open MPI, and this toolbox was built without libopenmpi-dev, "
-                                    + "expected num_nodes=1 (or install libopenmpi-dev and rebuild)")
-            }
-            throw IEError.usage("num_nodes=\(config.numNodes): submitting multi-node jobs is not implemented yet; data-parallel "
-                                + "training runs when ie-train is launched as MPI ranks (mpirun -np K ie-train --run=RUN, or srun "
-                                + "--mpi=pmix inside an allocation), expected num_nodes=1")
-        }
+    /// The rank of this process when it was launched as one of several MPI ranks, else 0. Ranks above 0 train
+    /// (their shards of each batch) and leave every file of the run to rank 0.
+    public static func launchedRank(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+        guard Distributed.launchedRanks(environment: environment) > 1 else { return 0 }
+        return (environment["OMPI_COMM_WORLD_RANK"] ?? environment["PMIX_RANK"] ?? environment["SLURM_PROCID"]).flatMap(Int.init) ?? 0
     }
 
     /// Validates a submission before anything is written (exit 2 on a bad set-up). `fullConfig` is the config
     /// with the submission flags, which only it carries.
     public static func submissionOptions(fullConfig: ModelConfig, settings: Settings) throws -> SlurmJobOptions? {
         guard fullConfig.slurm, !insideSubmittedJob else { return nil }
-        let options = SlurmJobOptions(settings: settings.slurm, cluster: fullConfig.cluster)
+        let options = SlurmJobOptions(settings: settings.slurm, cluster: fullConfig.cluster, nodes: fullConfig.numNodes)
         try Slurm.checkSetup(options: options)
         return options
     }
@@ -92,6 +103,17 @@ public enum ClusterTraining {
         let isParent = config.performCrossValidation && config.crossValidationSplitIndex < 0
         if request.foldsOnly || request.ensemble {
             guard isParent else { _ = try CrossValidation.foldCount(config, run: run); return .handled }
+        }
+        if request.evaluateOnly {
+            guard !isParent else {
+                throw IEError.usage("--evaluate_only on a cross-validation parent, expected a fold or a plain run (the parent's "
+                                    + "evaluation is --ensemble)")
+            }
+            try run.perform(tool: "ie-train") {
+                let isFold = RunIDs.parentAndIndex(of: run.id) != nil
+                try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+            }
+            return .handled
         }
         let invocation = SlurmSubmission.Invocation.current(settingsFile: request.settingsFile ?? settings.file, threads: request.threads)
         if let submit {
@@ -140,6 +162,13 @@ public enum ClusterTraining {
             try CrossValidationEnsemble.run(parent: run, config: config, settings: settings)
         }
         return .handled
+    }
+
+    /// An MPI rank above 0 of data-parallel training: trains its shards of every batch and writes nothing of the
+    /// run (rank 0 writes checkpoints, logs and run.json, and evaluates). False when a stop signal ended it.
+    public static func trainAsWorkerRank(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> Bool {
+        guard config.train else { return true }
+        return try RunPipeline.train(run: run, config: config, settings: settings, resume: resume)
     }
 
     /// Trains (or, with train false, adopts the given weights as the run's checkpoint), then, when asked,

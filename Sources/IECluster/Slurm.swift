@@ -10,11 +10,15 @@ public struct SlurmJobOptions: Sendable, Equatable {
     public var cpusPerTask: Int
     public var mem: String
     public var extra: [String]
+    /// Nodes of a data-parallel training job (`num_nodes`): one MPI rank per node, each node whole (`--exclusive`),
+    /// so a rank's threads are all the node's cores.
+    public var nodes: Int = 1
     /// Seconds before the time limit at which Slurm sends USR1 to the batch shell, which makes training write
     /// its autosave and requeue itself (Slurm may send it up to 60 s earlier than asked).
     public var signalMarginSeconds: Int = 120
 
-    public init(settings: SlurmSettings, cluster: String? = nil) {
+    public init(settings: SlurmSettings, cluster: String? = nil, nodes: Int = 1) {
+        self.nodes = max(1, nodes)
         partition = cluster ?? settings.partition
         account = settings.account
         time = settings.time
@@ -60,6 +64,7 @@ public struct SlurmJobOptions: Sendable, Equatable {
                          "--mem=\(mem)"]
         if let partition { arguments.append("--partition=\(partition)") }
         if let account { arguments.append("--account=\(account)") }
+        if nodes > 1 { arguments += ["--nodes=\(nodes)", "--ntasks-per-node=1", "--exclusive"] }
         return arguments + extra + more
     }
 }
@@ -138,7 +143,8 @@ public enum Slurm {
                                      + ["--test-only", "--wrap=true"])
         guard test.status == 0 else {
             let reason = test.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
-            throw IEError.usage("--slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml")
+            let nodes = options.nodes > 1 ? " and num_nodes=\(options.nodes) nodes in the partition" : ""
+            throw IEError.usage("--slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml\(nodes)")
         }
     }
 

@@ -48,15 +48,47 @@ public enum SlurmSubmission {
 
     /// The batch script of one training job. `runExpression` is a shell word giving the run folder (for an array
     /// it involves $SLURM_ARRAY_TASK_ID). The shell waits with `wait` (bash runs traps only between commands),
-    /// forwards USR1/TERM to ie-train, and after a USR1 (time limit near) requeues its own job.
-    public static func trainingScript(runExpression: String, invocation: Invocation) -> String {
-        let arguments = (invocation.fixedArguments + ["--evaluate"]).map(quote).joined(separator: " ")
+    /// forwards USR1/TERM to the running step, and after a USR1 (time limit near) requeues its own job.
+    /// With `nodes` > 1 training is one MPI rank per node (`srun --mpi=pmix`, Debian's Open MPI works with pmix
+    /// only), each rank using all cores of its node; evaluation then runs as a plain process on the first node.
+    public static func trainingScript(runExpression: String, invocation: Invocation, nodes: Int = 1) -> String {
+        let fixed = invocation.fixedArguments.map(quote).joined(separator: " ")
+        let tool = quote(invocation.trainTool)
+        let header: String
+        let steps: String
+        if nodes > 1 {
+            header = """
+            # Written by ie-train --slurm: data-parallel training on \(nodes) nodes, one MPI rank per node (resuming from
+            # the autosave after a requeue), then Val/Test evaluation on this node alone.
+            export IE_SLURM_JOB=1
+            # The GEMM threads: every core of the (whole) node, unless the submitter chose.
+            if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_ON_NODE:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_ON_NODE; fi
+            """
+            // srun does not inherit the job's --cpus-per-task since Slurm 22.05: give each rank its node's CPUs.
+            steps = """
+            step srun --mpi=pmix --ntasks-per-node=1 --cpus-per-task="${SLURM_CPUS_ON_NODE:-1}" --kill-on-bad-exit=1 \\
+                \(tool) --run="$run" $resume \(fixed)
+            rc=$?
+            if [ "$rc" -eq 0 ]; then
+                step \(tool) --run="$run" --evaluate_only \(fixed)
+                rc=$?
+            fi
+            """
+        } else {
+            header = """
+            # Written by ie-train --slurm: train (resuming from the autosave after a requeue), then evaluate Val/Test.
+            export IE_SLURM_JOB=1
+            # The GEMM threads: the job's CPUs, not the whole node's, unless the submitter chose.
+            if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
+            """
+            steps = """
+            step \(tool) --run="$run" $resume \(fixed) --evaluate
+            rc=$?
+            """
+        }
         return """
         #!/bin/bash
-        # Written by ie-train --slurm: train (resuming from the autosave after a requeue), then evaluate Val/Test.
-        export IE_SLURM_JOB=1
-        # The GEMM threads: the job's CPUs, not the whole node's, unless the submitter chose.
-        if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
+        \(header)
         run=\(runExpression)
         resume=""
         if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
@@ -67,11 +99,14 @@ public enum SlurmSubmission {
         child=""
         trap 'requeue=1; [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null' USR1
         trap '[ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
-        \(quote(invocation.trainTool)) --run="$run" $resume \(arguments) &
-        child=$!
-        while kill -0 "$child" 2>/dev/null; do wait "$child"; done
-        wait "$child"
-        rc=$?
+        # Runs one command in the background and waits for it, so that the traps run while it works.
+        step() {
+            "$@" &
+            child=$!
+            while kill -0 "$child" 2>/dev/null; do wait "$child"; done
+            wait "$child"
+        }
+        \(steps)
         if [ "$rc" -eq 143 ] && [ "$requeue" -eq 1 ]; then
             echo "ie-train job: stopped before the time limit; requeueing job $SLURM_JOB_ID"
             scontrol requeue "$SLURM_JOB_ID"
@@ -95,7 +130,7 @@ public enum SlurmSubmission {
 
     /// Submits a plain run: one job.
     public static func submitRun(_ run: RunDirectory, options: SlurmJobOptions, invocation: Invocation) throws -> Submitted {
-        let script = trainingScript(runExpression: quote(run.path), invocation: invocation)
+        let script = trainingScript(runExpression: quote(run.path), invocation: invocation, nodes: options.nodes)
         let id = try Slurm.submit(script: script, arguments: options.sbatchArguments(jobName: run.id, output: run.logs + "/slurm-%j.out"))
         try AtomicFile.write(script, to: run.logs + "/slurm-train.sh")
         try run.update { $0.slurmJobId = id; $0.status = .queued; $0.error = nil }
@@ -107,14 +142,16 @@ public enum SlurmSubmission {
                                              invocation: Invocation) throws -> Submitted {
         let experimentDir = URL(fileURLWithPath: parent.path).deletingLastPathComponent().path
         let runExpression = quote(parent.path + "_") + "\"$SLURM_ARRAY_TASK_ID\""
-        let foldScript = trainingScript(runExpression: runExpression, invocation: invocation)
+        let foldScript = trainingScript(runExpression: runExpression, invocation: invocation, nodes: options.nodes)
         let arrayID = try Slurm.submit(script: foldScript, arguments: options.sbatchArguments(
             jobName: parent.id + "_folds", output: "\(experimentDir)/\(parent.id)_%a/logs/slurm-%A_%a.out",
             more: ["--array=0-\(children.count - 1)"]))
         let ensembleScript = ensembleScript(parent: parent.path, invocation: invocation)
+        var ensembleOptions = options
+        ensembleOptions.nodes = 1  // inference always runs on one node
         let ensembleID: String
         do {
-            ensembleID = try Slurm.submit(script: ensembleScript, arguments: options.sbatchArguments(
+            ensembleID = try Slurm.submit(script: ensembleScript, arguments: ensembleOptions.sbatchArguments(
                 jobName: parent.id + "_ensemble", output: parent.logs + "/slurm-%j.out",
                 more: ["--dependency=afterok:\(arrayID)", "--kill-on-invalid-dep=yes"]))
         } catch {

@@ -7,6 +7,9 @@ public enum Log {
     nonisolated(unsafe) public static var tool: String = "ie"
     /// Extra sink (a run's logs/<tool>.log) that receives every line, whatever the verbosity.
     nonisolated(unsafe) public static var logFile: FileHandle?
+    /// Put before every line, e.g. "[rank 1] " for the worker ranks of data-parallel training, whose lines
+    /// share one Slurm log with rank 0's.
+    nonisolated(unsafe) public static var linePrefix = ""
     private static let lock = NSLock()
 
     public static var stderrIsTerminal: Bool { isatty(2) == 1 }
@@ -23,7 +26,7 @@ public enum Log {
 
     private static func emit(_ message: String, show: Bool) {
         lock.lock(); defer { lock.unlock() }
-        let line = message + "\n"
+        let line = linePrefix + message + "\n"
         if show { FileHandle.standardError.write(Data(line.utf8)) }
         if let logFile {
             let stamp = ISO8601DateFormatter().string(from: Date())

@@ -46,7 +46,8 @@ public enum RunPipeline {
         let trainer = try Trainer(setup: shardedSetup, outputs: run.outputs, train: trainSubjects, validation: valSubjects,
                                   start: start, reducer: reducer)
         if reducer.size > 1 || shardedSetup.shards > 1 {
-            Log.info("data parallel: rank \(reducer.rank) of \(reducer.size), \(max(reducer.size, shardedSetup.shards)) shards per batch")
+            let node = ProcessInfo.processInfo.environment["SLURMD_NODENAME"].map { " on node \($0)" } ?? ""
+            Log.info("data parallel: rank \(reducer.rank) of \(reducer.size)\(node), \(max(reducer.size, shardedSetup.shards)) shards per batch")
         }
         Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +

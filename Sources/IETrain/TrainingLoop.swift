@@ -228,8 +228,9 @@ public final class Trainer {
             let bounds = (0...shards).map { $0 * crops.count / shards }
             let mine = reducer.size > 1 ? [reducer.rank] : Array(0..<shards)
             optimizer.zeroGrad()
-            var lossSum = 0.0
+            var lossSum = 0.0, shardsTrained = 0
             for shard in mine where bounds[shard] < bounds[shard + 1] {
+                shardsTrained += 1
                 let batch = CropBatch(Array(crops[bounds[shard]..<bounds[shard + 1]]), classCount: setup.classCount)
                 let (input, target) = tensors(batch)
                 let logits = model.forward(input, training: true)
@@ -245,7 +246,8 @@ public final class Trainer {
                 for p in model.parameters { for i in 0..<p.count { p.grad[i] *= scale } }
             }
             optimizer.step(lr: lr)
-            bar?.step(String(format: "loss %.4f", lossSum / Double(mine.count)))
+            // A short last batch can leave a shard empty (DDP semantics: it contributes a zero gradient).
+            bar?.step(shardsTrained == 0 ? "empty shard" : String(format: "loss %.4f", lossSum / Double(shardsTrained)))
         }
         return stats
     }

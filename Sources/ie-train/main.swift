@@ -25,13 +25,16 @@ struct Train: ParsableCommand {
           ie-train --run=$NEW --run_recovery_id=main:main_20261125T101010Z_ab12 --start_epoch=10
           ie-train --run=$NEW --no-train --local_weights_path=model.ckpt   # evaluate given weights only
           mpirun -np 2 ie-train --run=$RUN --threads=1      # data parallel over 2 MPI ranks (DDP semantics)
+          ie-train --run=$RUN --slurm --num_nodes=4          # a 4-node job: one rank per node (srun --mpi=pmix)
 
         Cross-validation, Slurm (SPEC §10): a run made by `ie-split --number_of_cross_validation_splits=N` is a
         parent; `ie-train --run=PARENT` creates its N fold runs <PARENT>_<k>, trains and evaluates them one after
         the other, then builds the ensemble and CrossValResults/. `make -j2 crossval` runs the folds in parallel
         with --folds_only, --evaluate per fold and --ensemble. --slurm submits instead (a plain run: one job; a
         parent: a job array of the folds plus an afterok job for the ensemble), with --cluster=PARTITION and the
-        settings.yml slurm: block; --status shows each run's state, Slurm job, epoch and last loss.
+        settings.yml slurm: block; --status shows each run's state, Slurm job, epoch and last loss. With
+        --num_nodes=K a job takes K whole nodes, trains data-parallel with one MPI rank per node (all its cores),
+        then evaluates on one node (--evaluate_only).
           RUN=$(ie-split --model=HelloWorld --number_of_cross_validation_splits=2) && ie-train --run=$RUN
           ie-train --run=$RUN --slurm --cluster=debug
           ie-train --status $RUN
@@ -42,6 +45,7 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("folds_only"), help: "Cross-validation parent: create the fold runs, print their folders, train nothing.") var foldsOnly = false
     @Flag(help: "Cross-validation parent: the ensemble and CrossValResults/ step (every fold trained and evaluated).") var ensemble = false
     @Flag(help: "After training, run inference and metrics on Val and Test (what a Slurm job or a make fold does).") var evaluate = false
+    @Flag(name: .customLong("evaluate_only"), help: "Only inference and metrics on Val and Test of the trained run, then mark it completed.") var evaluateOnly = false
     @Option(help: "settings.yml (default: $IE_SETTINGS, ./settings.yml, built-in defaults).") var settings: String?
     @Flag(help: "Continue from the run's autosave.ckpt when there is one.") var resume = false
     @Option(help: "Threads for the GEMMs (default: $OMP_NUM_THREADS or all cores).") var threads: Int?
@@ -53,6 +57,7 @@ struct Train: ParsableCommand {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads=\(threads), expected a positive integer") }
         if (runFolder == nil) == (status == nil) { throw ValidationError("give --run=RUN (or --status RUN), expected one of them") }
+        if evaluate && evaluateOnly { throw ValidationError("--evaluate and --evaluate_only together, expected one of them") }
     }
 
     func run() throws {
@@ -75,11 +80,19 @@ struct Train: ParsableCommand {
         StopSignal.install()
         var request = ClusterTraining.Request()
         (request.foldsOnly, request.ensemble, request.evaluate, request.resume) = (foldsOnly, ensemble, evaluate, resume)
+        request.evaluateOnly = evaluateOnly
         (request.threads, request.settingsFile) = (threads, settings)
         switch try ClusterTraining.handle(run: runDir, config: config, settings: settingsValue, submit: submit, request: request) {
         case .handled: return
         case .stopped: Foundation.exit(stoppedBySignalExitCode)
         case .trainHere: break
+        }
+        if ClusterTraining.launchedRank() > 0 {
+            Log.linePrefix = "[rank \(ClusterTraining.launchedRank())] "
+            guard try ClusterTraining.trainAsWorkerRank(run: runDir, config: config, settings: settingsValue, resume: resume) else {
+                Foundation.exit(stoppedBySignalExitCode)
+            }
+            return
         }
         var finished = true
         try runDir.perform(tool: "ie-train", completes: false) {

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 
-/// The local single-node Slurm cluster of tools/start-local-slurm.sh, started when sbatch is missing or the
-/// controller does not answer (root only), and stopped after the tests if they started it.
+/// The local Slurm cluster of tools/start-local-slurm.sh, started when sbatch is missing or the controller does
+/// not answer (root only), and stopped after the tests if they started it. The tests start it as 2 nodes on this
+/// machine (SLURM_LOCAL_NODES=2, the CPUs split between them), so that multi-node jobs run too.
 enum LocalSlurm {
     nonisolated(unsafe) static var startedByTests = false
 
@@ -16,11 +17,51 @@ enum LocalSlurm {
         guard getuid() == 0 else {
             throw XCTSkip("no responding Slurm cluster and not root: tools/start-local-slurm.sh needs root to install and start one")
         }
-        let start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [])
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_LOCAL_NODES"] = "2"
+        let start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [], environment: environment)
         guard start.status == 0, start.stdout.contains("slurm ready") else {
             throw IEStringError("tools/start-local-slurm.sh failed (\(start.status)): \(start.stderr.suffix(1500))")
         }
         startedByTests = true
+    }
+
+    /// Nodes of the partition `debug` (0 when sinfo does not answer).
+    static func nodeCount() -> Int {
+        guard let result = try? HPCTest.run("sinfo", ["-h", "-p", "debug", "-o", "%D"]), result.status == 0 else { return 0 }
+        return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// Waits until no slurmstepd of `job` is left on this machine. A step's daemons tear down for a few seconds
+    /// after the job is requeued; Slurm's own delay (cred_expire) covers that, but a test that starts the
+    /// requeued job at once would find the old step's PMIx socket still there.
+    static func waitForStepDaemons(of job: String, timeout: TimeInterval = 30) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard let found = try? HPCTest.run("pgrep", ["-f", "slurmstepd: \\[\(job)\\."]), found.status == 0 else { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// Waits for the first autosave of `run` (training is under way), then interrupts `job`.
+    static func interruptAfterFirstAutosave(run: String, job: String, _ interrupt: (String) throws -> Void) throws {
+        let autosave = run + "/outputs/checkpoints/autosave.ckpt"
+        let deadline = Date().addingTimeInterval(180)
+        while !FileManager.default.fileExists(atPath: autosave) {
+            guard Date() < deadline else { throw IEStringError("no autosave in \(run) after 180 s") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        try interrupt(job)
+    }
+
+    /// A requeued job waits cred_expire+1 s before it may run again; once it is PENDING (and the old step's
+    /// daemons are gone), StartTime=now lets it run at once.
+    static func startRequeuedJobNow(_ job: String) {
+        let pendingDeadline = Date().addingTimeInterval(30)
+        while state(job) != "PENDING" && Date() < pendingDeadline { Thread.sleep(forTimeInterval: 0.1) }
+        Thread.sleep(forTimeInterval: 2.5)
+        waitForStepDaemons(of: job)
+        _ = try? HPCTest.run("scontrol", ["update", "JobId=\(job)", "StartTime=now"])
     }
 
     static func stopIfStarted() {
@@ -79,8 +120,9 @@ final class SlurmSetupErrorTests: XCTestCase {
         XCTAssertEqual(after, before, "nothing written or changed")
     }
 
-    /// Multi-node job submission is not implemented (MPI ranks train via mpirun): --num_nodes above 1 is refused before anything is written.
-    func testNumNodesAboveOneIsOneUsageErrorAndWritesNothing() throws {
+    /// --num_nodes above 1 trains through Slurm (or as MPI ranks someone launched): without --slurm it is refused
+    /// before anything is written, and so is a job that needs more nodes than the partition has.
+    func testNumNodesWithoutSlurmOrBeyondThePartitionIsOneUsageErrorAndWritesNothing() throws {
         let bin = try HPCTest.binFolder()
         let project = try HPCTest.makeProject()
         defer { try? FileManager.default.removeItem(atPath: project) }
@@ -89,7 +131,17 @@ final class SlurmSetupErrorTests: XCTestCase {
         let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=2"], in: project)
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected num_nodes=1"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected --slurm"), result.stderr)
+        XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
+
+        try LocalSlurm.ensureRunning()
+        let tooMany = LocalSlurm.nodeCount() + 1
+        let beyond = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=\(tooMany)",
+                                                         "--slurm"], in: project)
+        XCTAssertEqual(beyond.status, 2, beyond.stderr)
+        XCTAssertEqual(beyond.stderr.split(separator: "\n").count, 1, beyond.stderr)
+        XCTAssertTrue(beyond.stderr.contains("sbatch refuses the job options") && beyond.stderr.contains("num_nodes=\(tooMany)"),
+                      beyond.stderr)
         XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
     }
 
@@ -205,30 +257,15 @@ final class SlurmClusterTests: XCTestCase {
         let epochs = 8
         let arguments = ["--num_epochs=\(epochs)", "--crop_size=16,48,48", "--test_crop_size=16,48,48", "--train_batch_size=1",
                          "--epochs_to_test=\(epochs)", "--no-inference_on_val_set"]
-        let requeued = try HPCTest.split(project: project, arguments: arguments)
-        let reference = try HPCTest.split(project: project, arguments: arguments)
         let settings = "--settings=\(project)/settings.yml"
-        let submit = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(requeued)", "--slurm", "--cluster=debug", "--threads=1"],
-                                     in: project)
-        XCTAssertEqual(submit.status, 0, submit.stderr)
-        let job = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (requeued, reference, job) = try submitWithTwin(project: project, arguments: arguments, submission: ["--cluster=debug"])
 
         // Requeue once the first epoch's autosave exists and training is still going.
-        let autosave = requeued + "/outputs/checkpoints/autosave.ckpt"
-        let deadline = Date().addingTimeInterval(180)
-        while !FileManager.default.fileExists(atPath: autosave) {
-            guard Date() < deadline else { return XCTFail("no autosave after 180 s") }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        try interrupt(job)
+        try LocalSlurm.interruptAfterFirstAutosave(run: requeued, job: job, interrupt)
         let trainedBeforeRequeue = try epochRows(requeued)
         XCTAssertLessThan(trainedBeforeRequeue, epochs, "the \(interruption) came before training finished")
 
-        // The requeued job waits cred_expire+1 s; once it is PENDING, StartTime=now lets it run at once.
-        let pendingDeadline = Date().addingTimeInterval(30)
-        while LocalSlurm.state(job) != "PENDING" && Date() < pendingDeadline { Thread.sleep(forTimeInterval: 0.1) }
-        Thread.sleep(forTimeInterval: 2.5)
-        _ = try? HPCTest.run("scontrol", ["update", "JobId=\(job)", "StartTime=now"])
+        LocalSlurm.startRequeuedJobNow(job)
 
         // Meanwhile the uninterrupted reference run, here, with the same thread count.
         let local = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(reference)", "--threads=1", "--quiet"], in: project)
@@ -254,6 +291,78 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(tensorNames, b.header.keys.filter { $0 != "__metadata__" }.sorted())
         XCTAssertTrue(FileManager.default.fileExists(atPath: requeued + "/outputs/epoch_\(String(format: "%03d", epochs))/Test/metrics.csv"),
                       "the job evaluated after training")
+    }
+
+    /// `--num_nodes=2 --slurm` on the 2-node local cluster: one job, training as an `srun --mpi=pmix` step with one
+    /// rank on each node, stopped mid-training by the time-limit signal, requeued and resumed, then evaluated on
+    /// one node. Its final weights and optimizer state equal bit for bit those of an uninterrupted 2-rank run
+    /// started with mpirun here (same seed, shards and threads); DataParallelTests relates 2 ranks to 1 process.
+    func testTwoNodeJobTrainsDataParallelResumesAndEvaluatesOnOneNode() throws {
+        try LocalSlurm.ensureRunning()
+        guard LocalSlurm.nodeCount() >= 2 else {
+            throw XCTSkip("the running Slurm cluster has one node; stop it (tools/stop-local-slurm.sh) and the tests start a 2-node one")
+        }
+        let mpirun = "/usr/bin/mpirun"
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: mpirun), "tools/start-local-slurm.sh installs openmpi-bin")
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject(subjects: 12)
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let epochs = 8
+        let arguments = ["--num_epochs=\(epochs)", "--crop_size=16,32,32", "--test_crop_size=16,48,48", "--train_batch_size=2",
+                         "--epochs_to_test=\(epochs)"]
+        let settings = "--settings=\(project)/settings.yml"
+        let (multiNode, reference, job) = try submitWithTwin(project: project, arguments: arguments, submission: ["--num_nodes=2"])
+        try LocalSlurm.interruptAfterFirstAutosave(run: multiNode, job: job) { job in
+            let signal = try HPCTest.run("scancel", ["--batch", "--signal=USR1", job])
+            XCTAssertEqual(signal.status, 0, signal.stderr)
+        }
+        XCTAssertLessThan(try epochRows(multiNode), epochs, "the signal came before training finished")
+        LocalSlurm.startRequeuedJobNow(job)
+
+        // Meanwhile the uninterrupted reference: 2 ranks under mpirun on this machine.
+        let local = try HPCTest.run(mpirun, ["--allow-run-as-root", "--oversubscribe", "-np", "2", bin + "/ie-train", settings,
+                                             "--run=\(reference)", "--threads=1", "--quiet"], in: project)
+        XCTAssertEqual(local.status, 0, local.stderr)
+        try LocalSlurm.waitUntilDone([job], timeout: 300)
+
+        let slurmLog = (try? String(contentsOfFile: multiNode + "/logs/slurm-\(job).out", encoding: .utf8)) ?? ""
+        let context = String(slurmLog.suffix(3000))
+        XCTAssertEqual(try HPCTest.json(multiNode + "/run.json")["status"] as? String, "completed", context)
+        XCTAssertTrue(slurmLog.contains("stopped before the time limit; requeueing job \(job)"), context)
+        XCTAssertTrue(slurmLog.contains("requeued (restart 1)"), context)
+        // Both attempts ran one rank on each of two different nodes.
+        let nodes = slurmLog.split(separator: "\n").compactMap { line -> String? in
+            guard let range = line.range(of: " of 2 on node ") else { return nil }
+            return String(line[range.upperBound...].prefix(while: { $0 != "," }))
+        }
+        XCTAssertEqual(nodes.count, 4, context)
+        XCTAssertEqual(Set(nodes).count, 2, "ranks on two nodes: \(nodes)")
+        XCTAssertTrue(slurmLog.contains("[rank 1] data parallel: rank 1 of 2"), context)
+        XCTAssertEqual(try epochRows(multiNode), epochs)
+        for mode in ["Val", "Test"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: multiNode + "/outputs/epoch_008/\(mode)/metrics.csv"), mode)
+        }
+        XCTAssertEqual(slurmLog.components(separatedBy: "ie-metrics: Test epoch 8").count - 1, 1, "evaluated once, on one node")
+
+        let name = String(format: "epoch_%03d.ckpt", epochs)
+        let a = try HPCTest.checkpointTensors(multiNode + "/outputs/checkpoints/" + name)
+        let b = try HPCTest.checkpointTensors(reference + "/outputs/checkpoints/" + name)
+        XCTAssertGreaterThan(a.tensors.count, 100_000)
+        XCTAssertTrue(a.tensors == b.tensors, "2-node job (signalled, requeued, resumed) == uninterrupted 2-rank mpirun, bit for bit")
+        XCTAssertEqual(a.header.keys.sorted(), b.header.keys.sorted())
+    }
+
+    /// Two runs split alike; the first is submitted with `--slurm --threads=1` + `submission`, the second is
+    /// left for an uninterrupted reference. Returns both folders and the job id.
+    func submitWithTwin(project: String, arguments: [String], submission: [String]) throws
+        -> (submitted: String, reference: String, job: String) {
+        let submitted = try HPCTest.split(project: project, arguments: arguments)
+        let reference = try HPCTest.split(project: project, arguments: arguments)
+        let submit = try HPCTest.run(try HPCTest.binFolder() + "/ie-train",
+                                     ["--settings=\(project)/settings.yml", "--run=\(submitted)", "--slurm", "--threads=1"] + submission,
+                                     in: project)
+        guard submit.status == 0 else { throw IEStringError("ie-train --slurm failed (\(submit.status)): \(submit.stderr)") }
+        return (submitted, reference, submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     func epochRows(_ run: String) throws -> Int {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import IECluster
 import IEConfig
+import IECore
 
 /// The pieces of `--slurm` that need no cluster: time limits, sbatch options, flag separation, batch scripts.
 final class SlurmOptionsTests: XCTestCase {
@@ -59,16 +60,76 @@ final class SlurmOptionsTests: XCTestCase {
         XCTAssertTrue(script.contains("if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then\n    resume=--resume"))
         XCTAssertTrue(script.contains("trap 'requeue=1; [ -n \"$child\" ] && kill -USR1 \"$child\" 2>/dev/null' USR1"))
         XCTAssertTrue(script.contains("trap '[ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' TERM"))
-        XCTAssertTrue(script.contains("'/opt/ie/ie-train' --run=\"$run\" $resume '--settings=/p/settings.yml' '--threads=2' '--evaluate' &"))
+        XCTAssertTrue(script.contains("step '/opt/ie/ie-train' --run=\"$run\" $resume '--settings=/p/settings.yml' '--threads=2' --evaluate\n"))
+        XCTAssertTrue(script.contains("    \"$@\" &\n    child=$!\n    while kill -0 \"$child\" 2>/dev/null; do wait \"$child\"; done"))
+        XCTAssertFalse(script.contains("srun"), "one node: ie-train runs in the batch step itself")
         XCTAssertTrue(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
         let ensemble = SlurmSubmission.ensembleScript(parent: "/runs/e/it's", invocation: invocation)
         XCTAssertTrue(ensemble.contains("exec '/opt/ie/ie-train' --run='/runs/e/it'\\''s' '--settings=/p/settings.yml' '--threads=2' '--ensemble'"))
+    }
+
+    /// num_nodes=K: K whole nodes, one task each; training is an `srun --mpi=pmix` step over all of them, then
+    /// evaluation runs on the batch node only. The ensemble job of a cross-validation stays on one node.
+    func testMultiNodeJobsTakeWholeNodesAndTrainWithOneRankPerNode() {
+        var settings = SlurmSettings()
+        settings.cpusPerTask = 4
+        let options = SlurmJobOptions(settings: settings, cluster: "debug", nodes: 3)
+        let arguments = options.sbatchArguments(jobName: "run1", output: "/r/slurm-%j.out")
+        XCTAssertEqual(Array(arguments.suffix(4)), ["--partition=debug", "--nodes=3", "--ntasks-per-node=1", "--exclusive"])
+        XCTAssertTrue(arguments.contains("--requeue") && arguments.contains("--cpus-per-task=4"))
+        XCTAssertFalse(SlurmJobOptions(settings: settings).sbatchArguments(jobName: "r", output: "o").contains { $0.hasPrefix("--nodes") })
+
+        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: "/p/s.yml", threads: nil)
+        let script = SlurmSubmission.trainingScript(runExpression: "'/runs/e/r'", invocation: invocation, nodes: 3)
+        XCTAssertTrue(script.contains("""
+        step srun --mpi=pmix --ntasks-per-node=1 --cpus-per-task="${SLURM_CPUS_ON_NODE:-1}" --kill-on-bad-exit=1 \\
+            '/opt/ie/ie-train' --run="$run" $resume '--settings=/p/s.yml'
+        rc=$?
+        if [ "$rc" -eq 0 ]; then
+            step '/opt/ie/ie-train' --run="$run" --evaluate_only '--settings=/p/s.yml'
+        """), script)
+        XCTAssertTrue(script.contains("export OMP_NUM_THREADS=$SLURM_CPUS_ON_NODE"), "a rank uses every core of its node")
+        XCTAssertFalse(script.contains("--evaluate\n") || script.contains("--evaluate '"), "no evaluation inside the MPI step")
+        XCTAssertTrue(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
+    }
+
+    /// num_nodes > 1 needs MPI and either --slurm, a launch as MPI ranks, or the evaluation step of a job.
+    func testNumNodesNeedsSlurmOrMPIRanks() throws {
+        let two = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=2"]))
+        let twoOnSlurm = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=2", "--slurm"]))
+        let one = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=1"]))
+        XCTAssertNoThrow(try ClusterTraining.checkNumNodes(one, environment: [:]))
+        let cases: [(ModelConfig, [String: String])] = [
+            (twoOnSlurm, [:]), (two, ["IE_SLURM_JOB": "1"]), (two, ["OMPI_COMM_WORLD_SIZE": "2"]),
+            (two, ["PMIX_RANK": "1", "SLURM_NTASKS": "2"])]
+        for (config, environment) in cases {
+            if ClusterTraining.builtWithOpenMPI {
+                XCTAssertNoThrow(try ClusterTraining.checkNumNodes(config, environment: environment), "\(environment)")
+            } else {
+                XCTAssertThrowsError(try ClusterTraining.checkNumNodes(config, environment: environment)) {
+                    XCTAssertTrue("\($0)".contains("libopenmpi-dev"), "\($0)")
+                }
+            }
+        }
+        XCTAssertThrowsError(try ClusterTraining.checkNumNodes(two, environment: ["PATH": "/usr/bin"])) { error in
+            XCTAssertEqual((error as? IEError)?.code, .usage)
+            XCTAssertTrue("\(error)".contains("num_nodes=2"), "\(error)")
+        }
+    }
+
+    func testLaunchedRankComesFromTheLauncher() {
+        XCTAssertEqual(ClusterTraining.launchedRank(environment: [:]), 0)
+        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3"]), 3)
+        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["SLURM_NTASKS": "2", "PMIX_RANK": "1", "SLURM_PROCID": "1"]), 1)
+        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["SLURM_NTASKS": "2", "SLURM_PROCID": "1"]), 0,
+                       "a plain srun task without PMIx is not an MPI rank")
     }
 
     /// The scripts are valid bash (bash -n).
     func testScriptsParseAsBash() throws {
         let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: nil, threads: nil)
         for script in [SlurmSubmission.trainingScript(runExpression: "'/r'", invocation: invocation),
+                       SlurmSubmission.trainingScript(runExpression: "'/r'", invocation: invocation, nodes: 2),
                        SlurmSubmission.ensembleScript(parent: "/r", invocation: invocation)] {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("ie-script-\(UUID().uuidString).sh")
             try script.write(to: file, atomically: true, encoding: .utf8)
