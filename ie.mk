@@ -10,6 +10,11 @@ ARGS ?=
 SPLITS ?= 2
 SETTINGS ?= $(firstword $(wildcard $(CURDIR)/settings.yml) $(IE_TOOLBOX_DIR)/settings.yml)
 IE := --settings=$(SETTINGS)
+# SLURM=1 submits instead of running here; CLUSTER=partition; NODES=K trains on K nodes (one MPI rank per node).
+SLURM ?=
+CLUSTER ?=
+NODES ?=
+SUBMIT = --slurm $(if $(CLUSTER),--cluster=$(CLUSTER)) $(if $(NODES),--num_nodes=$(NODES))
 # oneDNN's OpenMP threads sleep instead of spinning between convolutions (measured: fewer CPU-seconds per step
 # on a shared machine, same results).
 export OMP_WAIT_POLICY ?= passive
@@ -23,9 +28,12 @@ synth:
 	  $(IE_BIN)/ie-synth --output_folder="$$ds"; fi
 
 # New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
+# With SLURM=1 one job trains and evaluates (NODES=K: K whole nodes) and make returns at once.
 train: synth
 	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) $(ARGS)); \
 	echo "run folder: $$run"; \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS) $(SUBMIT); \
+	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
 	$(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS); \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \
 	echo "done: $$run"
@@ -53,7 +61,7 @@ report:
 crossval: synth
 	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --number_of_cross_validation_splits=$(SPLITS) $(ARGS)); \
 	echo "parent run: $$run"; \
-	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" --slurm $(if $(CLUSTER),--cluster=$(CLUSTER)); \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
 	$(IE_BIN)/ie-train $(IE) --run="$$run" --folds_only >/dev/null; \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk crossval-folds PARENT="$$run" SETTINGS=$(SETTINGS); \
@@ -66,9 +74,10 @@ crossval-fold-%:
 	@test -n "$(PARENT)" || { echo "usage: make crossval-folds PARENT=runs/<experiment>/<parent_id> SPLITS=N"; exit 2; }
 	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" --evaluate $(FOLD_ARGS)
 
-# Local single-node Slurm cluster for trying --slurm (root; installs Debian's slurm and Open MPI when missing).
+# Local Slurm cluster for trying --slurm (root; installs Debian's slurm and Open MPI when missing). One node, or
+# NODES=K nodes played by this machine (its CPUs split between them) for multi-node jobs.
 slurm-up:
-	$(IE_TOOLBOX_DIR)/tools/start-local-slurm.sh
+	SLURM_LOCAL_NODES=$(or $(NODES),1) $(IE_TOOLBOX_DIR)/tools/start-local-slurm.sh
 slurm-down:
 	$(IE_TOOLBOX_DIR)/tools/stop-local-slurm.sh
 
