@@ -109,9 +109,14 @@ public enum ClusterTraining {
                 throw IEError.usage("--evaluate_only on a cross-validation parent, expected a fold or a plain run (the parent's "
                                     + "evaluation is --ensemble)")
             }
-            try run.perform(tool: "ie-train") {
-                let isFold = RunIDs.parentAndIndex(of: run.id) != nil
-                try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+            do {
+                try run.perform(tool: "ie-train") {
+                    let isFold = RunIDs.parentAndIndex(of: run.id) != nil
+                    try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+                }
+            } catch {
+                failParent(ofFold: run, error: error)
+                throw error
             }
             return .handled
         }
@@ -162,6 +167,17 @@ public enum ClusterTraining {
             try CrossValidationEnsemble.run(parent: run, config: config, settings: settings)
         }
         return .handled
+    }
+
+    /// A fold that failed fails its cross-validation parent as well: the parent's ensemble step will never run
+    /// (Slurm cancels its afterok job; make stops), so the parent must not stay `queued`. Rerunning the fold and
+    /// the ensemble step completes the parent again.
+    public static func failParent(ofFold run: RunDirectory, error: Error) {
+        guard let (parentID, index) = RunIDs.parentAndIndex(of: run.id) else { return }
+        let parentPath = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(parentID).path
+        guard let parent = try? RunDirectory.open(path: parentPath) else { return }
+        let text = (error as? IEError)?.description ?? "\(error)"
+        try? parent.update { $0.status = .failed; $0.error = "fold \(index) (\(run.id)) failed: \(text)"; $0.finished = RunIDs.isoDate(Date()) }
     }
 
     /// An MPI rank above 0 of data-parallel training: trains its shards of every batch and writes nothing of the

@@ -95,9 +95,14 @@ struct Train: ParsableCommand {
             return
         }
         var finished = true
-        try runDir.perform(tool: "ie-train", completes: false) {
-            finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
-                                                            resume: resume, evaluate: evaluate)
+        do {
+            try runDir.perform(tool: "ie-train", completes: false) {
+                finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
+                                                                resume: resume, evaluate: evaluate)
+            }
+        } catch {
+            ClusterTraining.failParent(ofFold: runDir, error: error)
+            throw error
         }
         if finished {
             try runDir.markCompleted()

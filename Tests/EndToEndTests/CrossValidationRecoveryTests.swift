@@ -38,6 +38,33 @@ final class CrossValidationRecoveryTests: XCTestCase {
         }
     }
 
+    /// A fold that fails (here: an image of its training set vanished) fails its parent too, naming the fold: the
+    /// parent's ensemble step will never run, so the parent must not stay queued.
+    func testAFailedFoldFailsItsParent() throws {
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject(subjects: 8)
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let settings = "--settings=\(project)/settings.yml"
+        let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
+        let folds = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--folds_only"], in: project)
+        XCTAssertEqual(folds.status, 0, folds.stderr)
+        let trainSubject = try XCTUnwrap(try HPCTest.subjects(csv: parent + "_1/outputs/train_dataset.csv").first)
+        let dataset = project + "/datasets/HelloWorld"
+        let images = try String(contentsOfFile: dataset + "/dataset.csv", encoding: .utf8).split(separator: "\n")
+            .map { $0.split(separator: ",").map(String.init) }.filter { $0.count > 2 && $0[0] == trainSubject }.map { $0[1] }
+        XCTAssertFalse(images.isEmpty, "dataset.csv has rows of subject \(trainSubject)")
+        for image in images { try FileManager.default.removeItem(atPath: dataset + "/" + image) }
+
+        let fold = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)_1", "--evaluate", "--threads=1", "--quiet"], in: project)
+        XCTAssertNotEqual(fold.status, 0, "the fold cannot load its training images")
+        XCTAssertEqual(try HPCTest.json(parent + "_1/run.json")["status"] as? String, "failed")
+        let parentRecord = try HPCTest.json(parent + "/run.json")
+        XCTAssertEqual(parentRecord["status"] as? String, "failed")
+        let error = parentRecord["error"] as? String ?? ""
+        XCTAssertTrue(error.hasPrefix("fold 1 (") && error.contains("failed"), error)
+        XCTAssertEqual(try HPCTest.json(parent + "_0/run.json")["status"] as? String, "queued", "the other fold is untouched")
+    }
+
     /// comparison_runs of a cross-validation: the ensemble's Test results against each baseline run in
     /// CrossValResults/BaselineComparisons/ (the dataset's rows of a subject share one seriesId here, which the
     /// statistics join needs).
