@@ -2,14 +2,17 @@
 import PackageDescription
 import Foundation
 
+// IE_BUILD_WITHOUT=mpi,dnnl builds as if those optional libraries were missing (to check such builds here).
+let buildWithout = Set((ProcessInfo.processInfo.environment["IE_BUILD_WITHOUT"] ?? "").split(separator: ",").map(String.init))
+
 // Open MPI (libopenmpi-dev) is optional: CMPI and the MPI gradient reducer are built only when its header is here.
 let openMPIHeader = "/usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h"
-let hasOpenMPI = FileManager.default.fileExists(atPath: openMPIHeader)
+let hasOpenMPI = FileManager.default.fileExists(atPath: openMPIHeader) && !buildWithout.contains("mpi")
 let mpiTargets: [Target] = hasOpenMPI ? [.systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c")] : []
 let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] + (hasOpenMPI ? ["CMPI"] : [])
 
 /// oneDNN (Debian libdnnl-dev) is an optional second convolution backend for IENet, built in when its header exists.
-let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h")
+let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h") && !buildWithout.contains("dnnl")
 
 let package = Package(
     name: "ie-toolbox",

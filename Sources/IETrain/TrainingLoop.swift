@@ -125,6 +125,9 @@ public final class Trainer {
         case .state(let checkpoint, let source):
             try checkpoint.restore(model: model, optimizer: optimizer, source: source)
             lastCompletedEpoch = checkpoint.epoch ?? 0
+            for warning in Trainer.reproducibilityWarnings(saved: checkpoint.metadata, now: executionMetadata(), source: source) {
+                Log.warning(warning)
+            }
         }
     }
 
@@ -199,12 +202,30 @@ public final class Trainer {
 
     public static func checkpointName(epoch: Int) -> String { String(format: "epoch_%03d.ckpt", epoch) }
 
+    /// What decides the last bits of the results besides the seed: the convolution backend, the GEMM threads and
+    /// the data-parallel shards (results differ in float rounding when they change).
+    func executionMetadata() -> [String: String] {
+        ["conv_backend": ConvBackend.current.rawValue, "threads": String(threadCount),
+         "shards": String(reducer.size > 1 ? reducer.size : setup.shards)]
+    }
+
+    /// Warnings for a run continued from a checkpoint written under other execution settings: it trains on, but
+    /// will not reproduce an uninterrupted run bit for bit. Checkpoints written before these keys existed say nothing.
+    static func reproducibilityWarnings(saved: [String: String], now: [String: String], source: String) -> [String] {
+        let labels = ["conv_backend": "convolution backend", "threads": "thread count", "shards": "data-parallel shards"]
+        return ["conv_backend", "threads", "shards"].compactMap { key in
+            guard let before = saved[key], let current = now[key], before != current else { return nil }
+            return "\(source) was written with \(labels[key]!) \(before), this run uses \(current): training continues, "
+                + "but its results will differ in the last bits from a run that kept \(before)"
+        }
+    }
+
     func checkpointMetadata() -> [String: String] {
-        ["model_name": setup.modelName,
+        executionMetadata().merging(["model_name": setup.modelName,
          "random_seed": String(setup.seed),
          "rng_state": "xoshiro256** seeded by (random_seed, \"train-epoch-<epoch>\"); the state at an epoch boundary is a function of the epoch",
          "structures": setup.structureNames.joined(separator: ","),
-         "crop_size": setup.cropSize.array.map(String.init).joined(separator: ",")]
+         "crop_size": setup.cropSize.array.map(String.init).joined(separator: ",")]) { _, new in new }
     }
 
     /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded).

@@ -153,6 +153,31 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(resume.status, 3, resume.stderr)
     }
 
+    /// A resume under another thread count or convolution backend trains on, but says that the result will not
+    /// be the uninterrupted run's bit for bit; the same settings say nothing.
+    func testResumingUnderOtherExecutionSettingsWarns() throws {
+        let runner = try ToolRunner(name: "resume-warning")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let first = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.tiny)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let information = try String(contentsOfFile: run + "/outputs/buildinformation.json", encoding: .utf8)
+        let same = try runner.run("train", ["--run=\(run)", "--num_epochs=1", "--resume"] + Self.tiny)
+        XCTAssertEqual(same.status, 0, same.stderr)
+        XCTAssertFalse(same.stderr.contains("ie-train: warning"), same.stderr)
+        let other = try runner.run("train", ["--run=\(run)", "--num_epochs=2", "--resume", "--crop_size=16,32,32",
+                                             "--test_crop_size=16,48,48", "--threads=2"],
+                                   environment: ["IENET_CONV_BACKEND": "gemm", "IE_EMULATE_RANKS": "2"])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        let warnings = other.stderr.split(separator: "\n").filter { $0.hasPrefix("ie-train: warning: ") && $0.contains("autosave.ckpt was written with") }
+        XCTAssertTrue(warnings.contains { $0.contains("thread count 1, this run uses 2") }, other.stderr)
+        XCTAssertTrue(warnings.contains { $0.contains("data-parallel shards 1, this run uses 2") }, other.stderr)
+        // The first training's backend, as buildinformation.json recorded it (dnnl where libdnnl-dev was built in).
+        if information.contains("convolutions: dnnl") {
+            XCTAssertTrue(warnings.contains { $0.contains("convolution backend dnnl, this run uses gemm") }, other.stderr)
+        }
+    }
+
     func testBadOverrideIsExitCode2NamingTheFlag() throws {
         let runner = try ToolRunner(name: "usage")
         defer { runner.remove() }
