@@ -19,6 +19,11 @@ help:
 	@echo "make bench       speed figures (conv GFLOP/s vs sgemm, training step, metrics)"
 	@echo "make train MODEL=Name [ARGS='--num_epochs=3']   the full pipeline for one model"
 	@echo "make report RUN=runs/<experiment>/<run_id>       regenerate a run's report only"
+	@echo "make evaluate RUN=runs/<experiment>/<run_id>     inference, metrics, outliers and report of a trained run"
+	@echo "make -j2 crossval MODEL=Name SPLITS=N             k-fold cross-validation, folds as parallel jobs, then the ensemble"
+	@echo "make train|crossval ... SLURM=1 [CLUSTER=p] [NODES=K]   submit to Slurm instead (K nodes: one MPI rank each)"
+	@echo "make status RUN=runs/<experiment>/<run_id>       state, Slurm job, epoch and last loss of a run and its folds"
+	@echo "make slurm-up [NODES=K] / make slurm-down         a local Slurm cluster on this machine (root)"
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
