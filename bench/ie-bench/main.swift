@@ -133,6 +133,7 @@ if arguments.contains("--deep") {
     convCases += [ConvCase(inC: 64, outC: 64, size: 32), ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
                   ConvCase(inC: 512, outC: 512, size: 4)]
 }
+if let only = option("--conv-in-channels").flatMap({ Int($0) }) { convCases = convCases.filter { $0.inC == only } }
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
       + "with input and weight gradients)")
 for backend in backends where !skipConv {
