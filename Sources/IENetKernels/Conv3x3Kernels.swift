@@ -9,6 +9,11 @@
 // (py, px) is image (py - 1, px - 1). An output voxel (z, y, x) of a 3x3x3 "same" convolution then reads padded
 // slices z-1, z, z+1 (planes 0, 1, 2) at rows y..y+2 and columns x..x+2, with no border tests.
 
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+import Synchronization
+
 public typealias Float8 = SIMD8<Float>
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> Float8 {
@@ -17,6 +22,29 @@ public typealias Float8 = SIMD8<Float>
 
 @inline(__always) func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
+}
+
+/// A store that bypasses the caches (no read-for-ownership of the line), for outputs far larger than the caches;
+/// needs 16-byte alignment, else falls back to an ordinary store.
+@inline(__always) func streamStore8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
+    #if arch(x86_64)
+    let address = Int(bitPattern: p)
+    if address & 31 == 0 {
+        _mm256_stream_ps(p, v)
+    } else if address & 15 == 0 {
+        _mm_stream_ps(p, v.lowHalf)
+        _mm_stream_ps(p + 4, v.highHalf)
+    } else {
+        store8(v, p)
+    }
+    #else
+    store8(v, p)
+    #endif
+}
+
+/// Orders the streaming stores before whatever the caller does next (another thread may read the output).
+@inline(__always) func streamFence() {
+    if #available(macOS 15, *) { atomicMemoryFence(ordering: .sequentiallyConsistent) }  // mfence on x86-64
 }
 
 /// The three padded slices (z-1, z, z+1) an output slice z reads, all with the same strides.
@@ -33,6 +61,47 @@ public struct PaddedPlanes {
         self.channels = channels; self.channelStride = channelStride; self.rowStride = rowStride
     }
     @inline(__always) func plane(_ kz: Int) -> UnsafePointer<Float> { kz == 0 ? below : (kz == 1 ? middle : above) }
+}
+
+/// Twelve vector registers' worth of accumulators as separate stored properties. (An InlineArray, indexed by
+/// constants after unrolling, still ended up in memory with a store after every FMA: half the speed.)
+struct Registers12 {
+    var r0 = Float8(), r1 = Float8(), r2 = Float8(), r3 = Float8(), r4 = Float8(), r5 = Float8()
+    var r6 = Float8(), r7 = Float8(), r8 = Float8(), r9 = Float8(), r10 = Float8(), r11 = Float8()
+    @inline(__always) subscript(i: Int) -> Float8 {
+        get {
+            switch i {
+            case 0: return r0
+            case 1: return r1
+            case 2: return r2
+            case 3: return r3
+            case 4: return r4
+            case 5: return r5
+            case 6: return r6
+            case 7: return r7
+            case 8: return r8
+            case 9: return r9
+            case 10: return r10
+            default: return r11
+            }
+        }
+        set {
+            switch i {
+            case 0: r0 = newValue
+            case 1: r1 = newValue
+            case 2: r2 = newValue
+            case 3: r3 = newValue
+            case 4: r4 = newValue
+            case 5: r5 = newValue
+            case 6: r6 = newValue
+            case 7: r7 = newValue
+            case 8: r8 = newValue
+            case 9: r9 = newValue
+            case 10: r10 = newValue
+            default: r11 = newValue
+            }
+        }
+    }
 }
 
 /// Block sizes as types, so that every (channels, vectors) block is a separate specialisation with constant trip
@@ -83,24 +152,28 @@ public enum Conv3x3Kernels {
     /// output[o][y][x] = sum_{c, kz, ky, kx} w(o, c, kz, ky, kx) * padded[kz][c][y + ky][x + kx] for output rows
     /// [rowStart, rowEnd) of one z-slice, all `outChannels` channels (fully overwritten). `output` points at
     /// channel 0, row 0 of the slice; channels are `outChannelStride` apart, rows `width` apart.
+    /// `streaming`: write the output with non-temporal stores (for outputs much larger than the caches).
     @inline(never)
     public static func convolveSlice(_ planes: PaddedPlanes, packedWeights: UnsafePointer<Float>, outChannels: Int,
                                      width: Int, rowStart: Int, rowEnd: Int,
-                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int) {
+                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int, streaming: Bool) {
+        defer { if streaming { streamFence() } }
         switch channelBlock(outChannels: outChannels) {
-        case 1: convolveSliceBlocked(planes, Size1.self, maxVectors: 8, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
-        case 2: convolveSliceBlocked(planes, Size2.self, maxVectors: 6, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
-        default: convolveSliceBlocked(planes, Size4.self, maxVectors: 3, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
+        case 1: convolveSliceBlocked(planes, Size1.self, maxVectors: 8, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
+        case 2: convolveSliceBlocked(planes, Size2.self, maxVectors: 6, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
+        default: convolveSliceBlocked(planes, Size4.self, maxVectors: 3, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
         }
     }
 
     static func convolveSliceBlocked<OB: BlockSize>(_ planes: PaddedPlanes, _ ob: OB.Type, maxVectors: Int, _ packedWeights: UnsafePointer<Float>,
                                      _ outChannels: Int, _ width: Int, _ rowStart: Int, _ rowEnd: Int,
-                                     _ output: UnsafeMutablePointer<Float>, _ outChannelStride: Int) {
+                                     _ output: UnsafeMutablePointer<Float>, _ outChannelStride: Int, _ streaming: Bool) {
         let OB = OB.value
         let vectorsPerRow = (width + 7) / 8
         let blocks = (outChannels + OB - 1) / OB
         let weightsPerBlock = planes.channels * 27 * OB
+        let spill = UnsafeMutablePointer<Float>.allocate(capacity: 8 * 12)
+        defer { spill.deallocate() }
         for y in rowStart..<rowEnd {
             for b in 0..<blocks {
                 let weights = packedWeights + b * weightsPerBlock
@@ -114,14 +187,14 @@ public enum Conv3x3Kernels {
                     let lanes = min(8 * n, width - x0)
                     // One instantiation per vector count, so the accumulators stay in registers.
                     switch n {
-                    case 1: convolveBlock(planes, ob, Size1.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 2: convolveBlock(planes, ob, Size2.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 3: convolveBlock(planes, ob, Size3.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 4: convolveBlock(planes, ob, Size4.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 5: convolveBlock(planes, ob, Size5.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 6: convolveBlock(planes, ob, Size6.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    case 7: convolveBlock(planes, ob, Size7.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
-                    default: convolveBlock(planes, ob, Size8.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes)
+                    case 1: convolveBlock(planes, ob, Size1.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 2: convolveBlock(planes, ob, Size2.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 3: convolveBlock(planes, ob, Size3.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 4: convolveBlock(planes, ob, Size4.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 5: convolveBlock(planes, ob, Size5.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 6: convolveBlock(planes, ob, Size6.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    case 7: convolveBlock(planes, ob, Size7.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
+                    default: convolveBlock(planes, ob, Size8.self, weights, y, x0, out + x0, outChannelStride, channelsHere, lanes, streaming, spill)
                     }
                     v += n
                 }
@@ -130,11 +203,14 @@ public enum Conv3x3Kernels {
     }
 
     /// OB output channels x V vectors of 8 voxels of one output row, starting at column x0.
+    /// Kept out of line: inlined into the row loop, its accumulators were stored to memory after every FMA.
+    @inline(never)
     static func convolveBlock<OB: BlockSize, V: BlockSize>(_ planes: PaddedPlanes, _ ob: OB.Type, _ vectors: V.Type, _ weights: UnsafePointer<Float>, _ y: Int,
                               _ x0: Int, _ out: UnsafeMutablePointer<Float>, _ outChannelStride: Int,
-                              _ channelsHere: Int, _ lanes: Int) {
+                              _ channelsHere: Int, _ lanes: Int, _ streaming: Bool,
+                              _ spill: UnsafeMutablePointer<Float>) {
         let OB = OB.value, V = V.value
-        var acc = InlineArray<12, Float8>(repeating: Float8())
+        var acc = Registers12()
         var w = weights
         for c in 0..<planes.channels {
             for kz in 0..<3 {
@@ -142,7 +218,7 @@ public enum Conv3x3Kernels {
                 for ky in 0..<3 {
                     let row = plane + ky * planes.rowStride
                     for kx in 0..<3 {
-                        var xs = InlineArray<8, Float8>(repeating: Float8())
+                        var xs = Registers12()
                         for v in 0..<V { xs[v] = load8(row + kx + 8 * v) }
                         for j in 0..<OB {
                             let wj = Float8(repeating: w[j])
@@ -153,16 +229,22 @@ public enum Conv3x3Kernels {
                 }
             }
         }
-        for j in 0..<OB where j < channelsHere {
-            let dst = out + j * outChannelStride
-            for v in 0..<V {
-                if 8 * v + 8 <= lanes {
-                    store8(acc[j * V + v], dst + 8 * v)
-                } else if 8 * v < lanes {
-                    let value = acc[j * V + v]
-                    for i in 0..<(lanes - 8 * v) { dst[8 * v + i] = value[i] }
+        // Accumulators are only ever indexed by constants (after unrolling): a run-time index would make the
+        // compiler keep them in memory and store after every FMA (measured: half the speed).
+        if channelsHere == OB && lanes == 8 * V {
+            for j in 0..<OB {
+                for v in 0..<V {
+                    let dst = out + j * outChannelStride + 8 * v
+                    if streaming { streamStore8(acc[j * V + v], dst) } else { store8(acc[j * V + v], dst) }
                 }
             }
+            return
+        }
+        // Edge block (last channels, or a row end inside the block): through a buffer, lane by lane.
+        // (`spill` is the caller's: a closure here, e.g. for a stack buffer, would capture `acc` by address.)
+        for i in 0..<(OB * V) { store8(acc[i], spill + 8 * i) }
+        for j in 0..<channelsHere {
+            (out + j * outChannelStride).update(from: spill + 8 * V * j, count: lanes)
         }
     }
 
@@ -212,7 +294,7 @@ public enum Conv3x3Kernels {
                     for kz in 0..<3 {
                         for ky in 0..<3 {
                             let target = partial + (((b * planes.channels + c) * 9 + kz * 3 + ky) * 12) * 8
-                            var acc = InlineArray<12, Float8>(repeating: Float8())
+                            var acc = Registers12()
                             for y in y0..<y1 {
                                 let row = planes.plane(kz) + c * planes.channelStride + (y + ky) * planes.rowStride
                                 // Channels past outChannels read an all-zero row instead (their sums are unused).
