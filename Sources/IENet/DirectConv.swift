@@ -156,7 +156,8 @@ enum DirectConv {
 
 /// Three zero-padded z-slices (all channels) of one worker, refilled as it moves along z, plus an all-zero slice
 /// for z outside the volume. Layout as Conv3x3Kernels expects: [channel][H + 2][rowStride], image (y, x) at padded
-/// (y + 1, x + 1), rowStride = W rounded up to 8, + 2, so a row's last vector and its shifted reads stay inside.
+/// (y + 1, x + 1), rowStride = W + 2 rounded up to 8 (a row's last vector and its shifted reads stay inside, and
+/// rows start 32-byte aligned). One zero row follows the storage: the weight gradient reads 2 floats past a plane.
 final class PaddedSliceRing {
     let channels: Int, depth: Int, height: Int, width: Int
     let rowStride: Int
@@ -168,12 +169,14 @@ final class PaddedSliceRing {
 
     init(channels: Int, depth: Int, height: Int, width: Int) {
         self.channels = channels; self.depth = depth; self.height = height; self.width = width
-        rowStride = (width + 7) / 8 * 8 + 2
+        rowStride = (width + 2 + 7) / 8 * 8
         channelStride = (height + 2) * rowStride
         sliceCount = channels * channelStride
-        storage = UnsafeMutablePointer<Float>.allocate(capacity: 4 * sliceCount)
+        let floats = 4 * sliceCount + rowStride
+        storage = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.size, alignment: 64)
+            .bindMemory(to: Float.self, capacity: floats)
         // Padding is never written afterwards: only the image part of a slot is refilled.
-        storage.update(repeating: 0, count: 4 * sliceCount)
+        storage.update(repeating: 0, count: floats)
     }
     deinit { storage.deallocate() }
 
