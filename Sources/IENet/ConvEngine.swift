@@ -420,7 +420,8 @@ enum ConvKernels {
     static func weightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
                                gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
         if DirectConv.handles(g) {
-            DirectConv.weightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
+            DirectConv.backward(g, batch: batch, input: input, weight: nil, gradOutput: gradOutput,
+                                gradWeight: gradWeight, gradInput: nil)
             return
         }
         let slabs = g.slabs(batch: batch)
@@ -449,10 +450,8 @@ enum ConvKernels {
                          gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?) {
         if DirectConv.handles(g) {
-            DirectConv.weightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
-            if let gradInput {
-                DirectConv.inputGradient(g, batch: batch, weight: weight, gradOutput: gradOutput, gradInput: gradInput)
-            }
+            DirectConv.backward(g, batch: batch, input: input, weight: weight, gradOutput: gradOutput,
+                                gradWeight: gradWeight, gradInput: gradInput)
             return
         }
         #if IE_DNNL

@@ -74,20 +74,46 @@ enum DirectConv {
         }
     }
 
-    /// gradWeight += sum over samples and voxels of gradOutput[co, v] * input[ci, v + tap - 1]. Each worker sums
-    /// into its own vector partials; they are reduced in worker order, so the result depends only on the thread count.
-    static func weightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
-                               gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
+    /// gradWeight += sum over samples and voxels of gradOutput[co, v] * input[ci, v + tap - 1], and when
+    /// gradInput is given, the input gradient (fully overwritten), in one pass over gradOutput: each padded
+    /// gradOutput slice serves both (it is read from memory once). Each worker sums the weight gradient into its
+    /// own vector partials, reduced in worker order, so the result depends only on the thread count.
+    static func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
+                         gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                         gradInput: UnsafeMutablePointer<Float>?) {
+        precondition(gradInput == nil || weight != nil, "DirectConv.backward: the input gradient needs the weights")
+        let flipped: UnsafeMutablePointer<Float>? = gradInput == nil ? nil
+            : packedWeights(outChannels: g.inChannels, inChannels: g.outChannels) { ci, co, t in
+                weight![(co * g.inChannels + ci) * 27 + 26 - t]
+            }
+        defer { flipped?.deallocate() }
         let partialCount = Conv3x3Kernels.weightPartialCount(outChannels: g.outChannels, inChannels: g.inChannels)
         let workers = workerCount(batch: batch, depth: g.inD)
         let partials = UnsafeMutablePointer<Float>.allocate(capacity: partialCount * workers)
         defer { partials.deallocate() }
         partials.update(repeating: 0, count: partialCount * workers)
-        forEachSlice(g, batch: batch, channels: g.inChannels, source: input) { n, z, planes, worker in
-            Conv3x3Kernels.accumulateWeightGradient(
-                planes, gradOutput: gradOutput + n * g.outChannels * g.outSpatial + z * g.inH * g.inW,
-                outChannels: g.outChannels, gradChannelStride: g.outSpatial, width: g.inW, rowStart: 0, rowEnd: g.inH,
-                partial: partials + worker * partialCount)
+        let units = batch * g.inD
+        parallelFor(workers, threads: workers) { worker in
+            let inputRing = PaddedSliceRing(channels: g.inChannels, depth: g.inD, height: g.inH, width: g.inW)
+            let gradientRing = PaddedSliceRing(channels: g.outChannels, depth: g.inD, height: g.inH, width: g.inW)
+            for unit in (units * worker / workers)..<(units * (worker + 1) / workers) {
+                let n = unit / g.inD, z = unit % g.inD
+                let x = input + n * g.inChannels * g.inSpatial, dy = gradOutput + n * g.outChannels * g.outSpatial
+                let inputPlanes = inputRing.planes(sample: n, z, from: x)
+                let gradientMiddle = gradientRing.slice(sample: n, z, from: dy)
+                Conv3x3Kernels.accumulateWeightGradient(inputPlanes, gradient: gradientMiddle,
+                                                        outChannels: g.outChannels,
+                                                        gradChannelStride: gradientRing.channelStride,
+                                                        rowStart: 0, rowEnd: g.inH,
+                                                        partial: partials + worker * partialCount)
+                if let gradInput, let flipped {
+                    Conv3x3Kernels.convolveSlice(gradientRing.planes(sample: n, z, from: dy), packedWeights: flipped,
+                                                 outChannels: g.inChannels, width: g.inW, rowStart: 0, rowEnd: g.inH,
+                                                 output: gradInput + n * g.inChannels * g.inSpatial + z * g.inH * g.inW,
+                                                 outChannelStride: g.inSpatial,
+                                                 streaming: streams(batch * g.inChannels * g.inSpatial))
+                }
+            }
         }
         for co in 0..<g.outChannels {
             let block = co / 4, j = co % 4
@@ -143,12 +169,7 @@ enum DirectConv {
             let ring = PaddedSliceRing(channels: channels, depth: g.inD, height: g.inH, width: g.inW)
             for unit in (units * worker / workers)..<(units * (worker + 1) / workers) {
                 let n = unit / g.inD, z = unit % g.inD
-                let sample = source + n * channels * g.inSpatial
-                let planes = PaddedPlanes(below: ring.slice(sample: n, z - 1, from: sample),
-                                          middle: ring.slice(sample: n, z, from: sample),
-                                          above: ring.slice(sample: n, z + 1, from: sample),
-                                          channels: channels, channelStride: ring.channelStride, rowStride: ring.rowStride)
-                body(n, z, planes, worker)
+                body(n, z, ring.planes(sample: n, z, from: source + n * channels * g.inSpatial), worker)
             }
         }
     }
@@ -157,12 +178,14 @@ enum DirectConv {
 /// Three zero-padded z-slices (all channels) of one worker, refilled as it moves along z, plus an all-zero slice
 /// for z outside the volume. Layout as Conv3x3Kernels expects: [channel][H + 2][rowStride], image (y, x) at padded
 /// (y + 1, x + 1), rowStride = W + 2 rounded up to 8 (a row's last vector and its shifted reads stay inside, and
-/// rows start 32-byte aligned). One zero row follows the storage: the weight gradient reads 2 floats past a plane.
+/// rows start 32-byte aligned). Zeros lie before and after the storage: the weight gradient reads 1 float before a
+/// plane and 2 past one.
 final class PaddedSliceRing {
     let channels: Int, depth: Int, height: Int, width: Int
     let rowStride: Int
     let channelStride: Int
     let sliceCount: Int
+    private let allocation: UnsafeMutablePointer<Float>
     private let storage: UnsafeMutablePointer<Float>
     /// Which (sample, z) each of the three slots holds.
     private var held: [(Int, Int)] = Array(repeating: (-1, -1), count: 3)
@@ -172,13 +195,21 @@ final class PaddedSliceRing {
         rowStride = (width + 2 + 7) / 8 * 8
         channelStride = (height + 2) * rowStride
         sliceCount = channels * channelStride
-        let floats = 4 * sliceCount + rowStride
-        storage = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.size, alignment: 64)
+        let guardFloats = 16, floats = guardFloats + 4 * sliceCount + rowStride
+        allocation = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.size, alignment: 64)
             .bindMemory(to: Float.self, capacity: floats)
+        storage = allocation + guardFloats
         // Padding is never written afterwards: only the image part of a slot is refilled.
-        storage.update(repeating: 0, count: floats)
+        allocation.update(repeating: 0, count: floats)
     }
-    deinit { storage.deallocate() }
+    deinit { allocation.deallocate() }
+
+    /// Padded slices z - 1, z, z + 1 of `sample` (at `source`), as the kernels read them.
+    func planes(sample: Int, _ z: Int, from source: UnsafePointer<Float>) -> PaddedPlanes {
+        PaddedPlanes(below: slice(sample: sample, z - 1, from: source), middle: slice(sample: sample, z, from: source),
+                     above: slice(sample: sample, z + 1, from: source),
+                     channels: channels, channelStride: channelStride, rowStride: rowStride)
+    }
 
     /// The padded slice z of `sample` (its [channels][D][H][W] data at `source`), or zeros outside [0, depth).
     func slice(sample: Int, _ z: Int, from source: UnsafePointer<Float>) -> UnsafePointer<Float> {

@@ -185,7 +185,30 @@ public enum Conv3x3Kernels {
         while c0 < planes.channels {
           let c1 = min(planes.channels, c0 + group)
           let accumulate = c0 > 0, last = c1 == planes.channels
-          for y in rowStart..<rowEnd {
+          var y = rowStart
+          // One output channel (the input gradient of a 1-channel image): two rows at a time, so that every
+          // loaded input vector feeds two FMAs (with one row, 9 loads per 8 FMAs made it load-bound).
+          if OB == 1 {
+            while y + 1 < rowEnd {
+                let weights = packedWeights + c0 * 27
+                let out = output + y * width
+                var v = 0
+                while v < vectorsPerRow {
+                    let n = min(4, vectorsPerRow - v)
+                    let x0 = 8 * v
+                    let lanes = min(8 * n, width - x0)
+                    switch n {
+                    case 1: convolveRowPair(planes, Size1.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
+                    case 2: convolveRowPair(planes, Size2.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
+                    case 3: convolveRowPair(planes, Size3.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
+                    default: convolveRowPair(planes, Size4.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
+                    }
+                    v += n
+                }
+                y += 2
+            }
+          }
+          while y < rowEnd {
             do {
                 let weights = packedWeights + c0 * 27 * OB
                 let out = output + y * width
@@ -209,9 +232,75 @@ public enum Conv3x3Kernels {
                     v += n
                 }
             }
+            y += 1
           }
           c0 = c1
         }
+    }
+
+    /// Output rows y and y + 1 of a single output channel, V vectors from column x0 (`out` at row y, x0; rows
+    /// `rowStride` apart). Padded rows y .. y+3 each feed row y (as ky = py) and row y + 1 (as ky = py - 1).
+    @inline(never)
+    static func convolveRowPair<V: BlockSize>(_ planes: PaddedPlanes, _ vectors: V.Type, _ weights: UnsafePointer<Float>,
+                                              _ firstChannel: Int, _ endChannel: Int, _ y: Int, _ x0: Int,
+                                              _ out: UnsafeMutablePointer<Float>, _ rowStride: Int, _ lanes: Int,
+                                              _ accumulate: Bool, _ streaming: Bool, _ spill: UnsafeMutablePointer<Float>) {
+        let V = V.value
+        let whole = lanes == 8 * V
+        var top = Registers12(), bottom = Registers12()
+        if accumulate {
+            if whole {
+                for v in 0..<V {
+                    top[v] = load8(out + 8 * v)
+                    bottom[v] = load8(out + rowStride + 8 * v)
+                }
+            } else {
+                spill.update(repeating: 0, count: 16 * V)
+                spill.update(from: out, count: lanes)
+                (spill + 8 * V).update(from: out + rowStride, count: lanes)
+                for v in 0..<V {
+                    top[v] = load8(spill + 8 * v)
+                    bottom[v] = load8(spill + 8 * V + 8 * v)
+                }
+            }
+        }
+        for c in firstChannel..<endChannel {
+            let w = weights + (c - firstChannel) * 27
+            for kz in 0..<3 {
+                let plane = planes.plane(kz) + c * planes.channelStride + y * planes.rowStride + x0
+                let wz = w + kz * 9
+                for py in 0..<4 {
+                    let row = plane + py * planes.rowStride
+                    for kx in 0..<3 {
+                        let wTop = Float8(repeating: py <= 2 ? wz[py * 3 + kx] : 0)
+                        let wBottom = Float8(repeating: py >= 1 ? wz[(py - 1) * 3 + kx] : 0)
+                        for v in 0..<V {
+                            let x = load8(row + kx + 8 * v)
+                            if py <= 2 { top[v].addProduct(x, wTop) }
+                            if py >= 1 { bottom[v].addProduct(x, wBottom) }
+                        }
+                    }
+                }
+            }
+        }
+        if whole {
+            for v in 0..<V {
+                if streaming {
+                    streamStore8(top[v], out + 8 * v)
+                    streamStore8(bottom[v], out + rowStride + 8 * v)
+                } else {
+                    store8(top[v], out + 8 * v)
+                    store8(bottom[v], out + rowStride + 8 * v)
+                }
+            }
+            return
+        }
+        for v in 0..<V {
+            store8(top[v], spill + 8 * v)
+            store8(bottom[v], spill + 8 * V + 8 * v)
+        }
+        out.update(from: spill, count: lanes)
+        (out + rowStride).update(from: spill + 8 * V, count: lanes)
     }
 
     /// V vectors of 8 voxels of one output row, starting at column x0, for all output channels, OB at a time
@@ -293,59 +382,51 @@ public enum Conv3x3Kernels {
 
     /// partial[(((b * inChannels + c) * 9 + kz*3 + ky) * 12 + j*3 + kx) * 8 + lane] += lane sums of
     /// gradOutput[4b + j][y][x] * padded[kz][c][y + ky][x + kx] over rows [rowStart, rowEnd) of one output
-    /// z-slice (`gradOutput` at channel 0, row 0; channels `gradChannelStride` apart, rows `width` apart).
-    /// The 8 lanes of each entry are added up by the caller.
+    /// z-slice. The 8 lanes of each entry are added up by the caller.
     ///
-    /// The gradient rows of a pass are first copied to a buffer with the padded slices' row stride, zero past
-    /// the row end. Then a pass is one long loop over rows x columns for every (c, kz, ky): the products at
-    /// padding columns are zero, and there is no per-row loop overhead and no partial last vector. The padded
-    /// slices' rowStride must be a multiple of 8, and reading two floats past a plane must be harmless (the
-    /// caller's slices are followed by zero padding).
+    /// `gradient` is that output slice zero-padded like `planes` (same row stride, `gradChannelStride` between
+    /// channels), e.g. the middle slice of the input-gradient pass's padded gradient: row y + 1 from column 1
+    /// holds gradOutput row y and then zeros up to the next row's first column. So rows y0 + 1 ... y1 are one
+    /// contiguous run whose padding contributes nothing: a pass is a single loop over them (no per-row loop
+    /// overhead, no partial vectors), with aligned gradient loads. The input column for gradient position p is
+    /// p - 1 + kx, so the reads reach one float before a plane and two after (harmless padding in the caller's
+    /// storage: see PaddedSliceRing). rowStride must be a multiple of 8.
     @inline(never)
-    public static func accumulateWeightGradient(_ planes: PaddedPlanes, gradOutput: UnsafePointer<Float>,
-                                                outChannels: Int, gradChannelStride: Int, width: Int,
+    public static func accumulateWeightGradient(_ planes: PaddedPlanes, gradient: UnsafePointer<Float>,
+                                                outChannels: Int, gradChannelStride: Int,
                                                 rowStart: Int, rowEnd: Int, partial: UnsafeMutablePointer<Float>) {
         let rowStride = planes.rowStride
-        precondition(rowStride % 8 == 0 && rowStride >= width + 2, "accumulateWeightGradient: row stride")
+        precondition(rowStride % 8 == 0, "accumulateWeightGradient: row stride must be a multiple of 8")
         let blocks = (outChannels + 3) / 4
         let rowsPerPass = max(1, min(rowEnd - rowStart, weightGradientPassFloats / rowStride))
-        let stagedPerChannel = rowsPerPass * rowStride
-        let staged = UnsafeMutableRawPointer.allocate(byteCount: 4 * stagedPerChannel * 4, alignment: 64)
-            .bindMemory(to: Float.self, capacity: 4 * stagedPerChannel)
-        defer { staged.deallocate() }
-        staged.update(repeating: 0, count: 4 * stagedPerChannel)
+        // Gradient rows for channels past outChannels (the last block): zeros.
+        let zeros = UnsafeMutableRawPointer.allocate(byteCount: rowsPerPass * rowStride * 4, alignment: 64)
+            .bindMemory(to: Float.self, capacity: rowsPerPass * rowStride)
+        defer { zeros.deallocate() }
+        zeros.update(repeating: 0, count: rowsPerPass * rowStride)
         for b in 0..<blocks {
             let channelsHere = min(4, outChannels - 4 * b)
             var y0 = rowStart
             while y0 < rowEnd {
                 let y1 = min(rowEnd, y0 + rowsPerPass)
-                for j in 0..<4 {
-                    for r in 0..<(y1 - y0) {
-                        let dst = staged + j * stagedPerChannel + r * rowStride
-                        if j < channelsHere {
-                            dst.update(from: gradOutput + (4 * b + j) * gradChannelStride + (y0 + r) * width, count: width)
-                            // Columns past the row end stay zero from the initial clear.
-                        } else if b == blocks - 1 && y0 == rowStart {
-                            dst.update(repeating: 0, count: rowStride)
-                        }
-                    }
-                }
+                var grads = InlineArray<4, UnsafePointer<Float>>(repeating: UnsafePointer(zeros))
+                for j in 0..<channelsHere { grads[j] = gradient + (4 * b + j) * gradChannelStride + (y0 + 1) * rowStride }
+                let g0 = grads[0], g1 = grads[1], g2 = grads[2], g3 = grads[3]
                 let vectors = (y1 - y0) * rowStride / 8
                 for c in 0..<planes.channels {
                     for kz in 0..<3 {
                         for ky in 0..<3 {
                             let target = partial + (((b * planes.channels + c) * 9 + kz * 3 + ky) * 12) * 8
-                            let input = planes.plane(kz) + c * planes.channelStride + (y0 + ky) * rowStride
+                            let input = planes.plane(kz) + c * planes.channelStride + (y0 + ky) * rowStride - 1
                             var acc = Registers12()
                             for i in 0..<vectors {
                                 let x = 8 * i
                                 let in0 = load8(input + x), in1 = load8(input + x + 1), in2 = load8(input + x + 2)
-                                for j in 0..<4 {
-                                    let g = load8(staged + j * stagedPerChannel + x)
-                                    acc[3 * j].addProduct(g, in0)
-                                    acc[3 * j + 1].addProduct(g, in1)
-                                    acc[3 * j + 2].addProduct(g, in2)
-                                }
+                                let d0 = load8(g0 + x), d1 = load8(g1 + x), d2 = load8(g2 + x), d3 = load8(g3 + x)
+                                acc[0].addProduct(d0, in0); acc[1].addProduct(d0, in1); acc[2].addProduct(d0, in2)
+                                acc[3].addProduct(d1, in0); acc[4].addProduct(d1, in1); acc[5].addProduct(d1, in2)
+                                acc[6].addProduct(d2, in0); acc[7].addProduct(d2, in1); acc[8].addProduct(d2, in2)
+                                acc[9].addProduct(d3, in0); acc[10].addProduct(d3, in1); acc[11].addProduct(d3, in2)
                             }
                             for i in 0..<12 { store8(load8(target + 8 * i) + acc[i], target + 8 * i) }
                         }

@@ -130,6 +130,26 @@ final class DirectConvTests: XCTestCase {
                 random(s.batch * s.cout * g.outSpatial, &rng), random(s.cout * s.cin * 27, &rng))
     }
 
+    /// The separate entry points: weight gradient alone (backward without input gradient, as the UNet's first
+    /// layer runs) and input gradient alone.
+    private func runSeparately(_ s: Shape, _ x: [Float], _ w: [Float], _ dy: [Float],
+                               initialGradient: [Float]) -> (dW: [Float], dX: [Float]) {
+        let g = s.geometry()
+        var dW = initialGradient
+        var dX = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { gp in
+            dW.withUnsafeMutableBufferPointer { dwp in
+                ConvKernels.backward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                     gradOutput: gp.baseAddress!, gradWeight: dwp.baseAddress!, gradInput: nil)
+            }
+            dX.withUnsafeMutableBufferPointer { dxp in
+                ConvKernels.backwardInputOnly(g, batch: s.batch, weight: wp.baseAddress!, gradOutput: gp.baseAddress!,
+                                              gradInput: dxp.baseAddress!)
+            }
+        }}}
+        return (dW, dX)
+    }
+
     // MARK: Tests
 
     func testDirectPathIsTakenForFewInputChannelsOnly() throws {
@@ -158,6 +178,9 @@ final class DirectConvTests: XCTestCase {
             XCTAssertLessThan(relativeError(result.y, y), 1e-5, "forward \(s)")
             XCTAssertLessThan(relativeError(result.dW, dWExpected), 1e-5, "weight gradient \(s)")
             XCTAssertLessThan(relativeError(result.dX, dX), 1e-5, "input gradient \(s)")
+            let separate = runSeparately(s, x, w, dy, initialGradient: dW0)
+            XCTAssertLessThan(relativeError(separate.dW, dWExpected), 1e-5, "weight gradient alone \(s)")
+            XCTAssertLessThan(relativeError(separate.dX, dX), 1e-5, "input gradient alone \(s)")
         }
     }
 
