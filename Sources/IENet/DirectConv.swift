@@ -52,8 +52,7 @@ enum DirectConv {
             Conv3x3Kernels.convolveSlice(planes, packedWeights: packed, outChannels: g.outChannels, width: g.inW,
                                          rowStart: 0, rowEnd: g.inH,
                                          output: output + n * g.outChannels * g.outSpatial + z * g.inH * g.inW,
-                                         outChannelStride: g.outSpatial,
-                                         streaming: streams(batch * g.outChannels * g.outSpatial))
+                                         outChannelStride: g.outSpatial)
         }
     }
 
@@ -69,8 +68,7 @@ enum DirectConv {
             Conv3x3Kernels.convolveSlice(planes, packedWeights: packed, outChannels: g.inChannels, width: g.inW,
                                          rowStart: 0, rowEnd: g.inH,
                                          output: gradInput + n * g.inChannels * g.inSpatial + z * g.inH * g.inW,
-                                         outChannelStride: g.inSpatial,
-                                         streaming: streams(batch * g.inChannels * g.inSpatial))
+                                         outChannelStride: g.inSpatial)
         }
     }
 
@@ -110,8 +108,7 @@ enum DirectConv {
                     Conv3x3Kernels.convolveSlice(gradientRing.planes(sample: n, z, from: dy), packedWeights: flipped,
                                                  outChannels: g.inChannels, width: g.inW, rowStart: 0, rowEnd: g.inH,
                                                  output: gradInput + n * g.inChannels * g.inSpatial + z * g.inH * g.inW,
-                                                 outChannelStride: g.inSpatial,
-                                                 streaming: streams(batch * g.inChannels * g.inSpatial))
+                                                 outChannelStride: g.inSpatial)
                 }
             }
         }
@@ -138,15 +135,6 @@ enum DirectConv {
     }
 
     // MARK: Work split and padded slices
-
-    /// Outputs above this many floats are written with non-temporal stores: they cannot stay in the caches anyway,
-    /// and skipping the read-for-ownership of every line halves the memory traffic of a 1->32 forward pass.
-    nonisolated(unsafe) static var streamingThresholdFloats: Int = {
-        if let text = ProcessInfo.processInfo.environment["IENET_DIRECT_STREAM_FLOATS"], let n = Int(text), n >= 0 { return n }
-        return 4 << 20
-    }()
-
-    private static func streams(_ outputFloats: Int) -> Bool { outputFloats > streamingThresholdFloats }
 
     private static func packedWeights(outChannels: Int, inChannels: Int,
                                       _ weight: (Int, Int, Int) -> Float) -> UnsafeMutablePointer<Float> {
@@ -227,5 +215,23 @@ final class PaddedSliceRing {
             held[slot] = (sample, z)
         }
         return UnsafePointer(target)
+    }
+}
+
+/// What tools and the bench may ask about the direct kernel without reaching into IENet's internals.
+extension ConvBackend {
+    /// Whether a stride-1 Conv3d with these settings runs on the direct few-input-channel kernel (either backend).
+    public static func usesDirectKernel(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> Bool {
+        DirectConv.handles(ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
+                                        padding: padding, inD: 1, inH: 1, inW: 1))
+    }
+
+    /// One line for logs and the bench: whether the direct kernel is in use, and why not.
+    public static var directKernelSummary: String {
+        if DirectConv.enabled {
+            return "direct 3x3x3 kernel for 1..\(DirectConv.maximumInputChannels) input channels: on (AVX2 + FMA)"
+        }
+        return DirectConv.cpuSupported ? "direct 3x3x3 kernel: off (IENET_DIRECT_CONV=0)"
+            : "direct 3x3x3 kernel: off (this CPU lacks AVX2/FMA)"
     }
 }

@@ -9,10 +9,6 @@
 // (py, px) is image (py - 1, px - 1). An output voxel (z, y, x) of a 3x3x3 "same" convolution then reads padded
 // slices z-1, z, z+1 (planes 0, 1, 2) at rows y..y+2 and columns x..x+2, with no border tests.
 
-#if arch(x86_64)
-import _Builtin_intrinsics.intel
-#endif
-import Synchronization
 
 public typealias Float8 = SIMD8<Float>
 
@@ -22,29 +18,6 @@ public typealias Float8 = SIMD8<Float>
 
 @inline(__always) func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
-}
-
-/// A store that bypasses the caches (no read-for-ownership of the line), for outputs far larger than the caches;
-/// needs 16-byte alignment, else falls back to an ordinary store.
-@inline(__always) func streamStore8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
-    #if arch(x86_64)
-    let address = Int(bitPattern: p)
-    if address & 31 == 0 {
-        _mm256_stream_ps(p, v)
-    } else if address & 15 == 0 {
-        _mm_stream_ps(p, v.lowHalf)
-        _mm_stream_ps(p + 4, v.highHalf)
-    } else {
-        store8(v, p)
-    }
-    #else
-    store8(v, p)
-    #endif
-}
-
-/// Orders the streaming stores before whatever the caller does next (another thread may read the output).
-@inline(__always) func streamFence() {
-    if #available(macOS 15, *) { atomicMemoryFence(ordering: .sequentiallyConsistent) }  // mfence on x86-64
 }
 
 /// The three padded slices (z-1, z, z+1) an output slice z reads, all with the same strides.
@@ -155,22 +128,20 @@ public enum Conv3x3Kernels {
     /// output[o][y][x] = sum_{c, kz, ky, kx} w(o, c, kz, ky, kx) * padded[kz][c][y + ky][x + kx] for output rows
     /// [rowStart, rowEnd) of one z-slice, all `outChannels` channels (fully overwritten). `output` points at
     /// channel 0, row 0 of the slice; channels are `outChannelStride` apart, rows `width` apart.
-    /// `streaming`: write the output with non-temporal stores (for outputs much larger than the caches).
     @inline(never)
     public static func convolveSlice(_ planes: PaddedPlanes, packedWeights: UnsafePointer<Float>, outChannels: Int,
                                      width: Int, rowStart: Int, rowEnd: Int,
-                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int, streaming: Bool) {
-        defer { if streaming { streamFence() } }
+                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int) {
         switch channelBlock(outChannels: outChannels) {
-        case 1: convolveSliceBlocked(planes, Size1.self, maxVectors: 8, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
-        case 2: convolveSliceBlocked(planes, Size2.self, maxVectors: 6, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
-        default: convolveSliceBlocked(planes, Size4.self, maxVectors: 3, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride, streaming)
+        case 1: convolveSliceBlocked(planes, Size1.self, maxVectors: 8, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
+        case 2: convolveSliceBlocked(planes, Size2.self, maxVectors: 6, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
+        default: convolveSliceBlocked(planes, Size4.self, maxVectors: 3, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
         }
     }
 
     static func convolveSliceBlocked<OB: BlockSize>(_ planes: PaddedPlanes, _ ob: OB.Type, maxVectors: Int, _ packedWeights: UnsafePointer<Float>,
                                      _ outChannels: Int, _ width: Int, _ rowStart: Int, _ rowEnd: Int,
-                                     _ output: UnsafeMutablePointer<Float>, _ outChannelStride: Int, _ streaming: Bool) {
+                                     _ output: UnsafeMutablePointer<Float>, _ outChannelStride: Int) {
         let OB = OB.value
         let vectorsPerRow = (width + 7) / 8
         let blocks = (outChannels + OB - 1) / OB
@@ -184,7 +155,7 @@ public enum Conv3x3Kernels {
         var c0 = 0
         while c0 < planes.channels {
           let c1 = min(planes.channels, c0 + group)
-          let accumulate = c0 > 0, last = c1 == planes.channels
+          let accumulate = c0 > 0
           var y = rowStart
           // One output channel (the input gradient of a 1-channel image): two rows at a time, so that every
           // loaded input vector feeds two FMAs (with one row, 9 loads per 8 FMAs made it load-bound).
@@ -198,10 +169,10 @@ public enum Conv3x3Kernels {
                     let x0 = 8 * v
                     let lanes = min(8 * n, width - x0)
                     switch n {
-                    case 1: convolveRowPair(planes, Size1.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
-                    case 2: convolveRowPair(planes, Size2.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
-                    case 3: convolveRowPair(planes, Size3.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
-                    default: convolveRowPair(planes, Size4.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, streaming && last, spill)
+                    case 1: convolveRowPair(planes, Size1.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, spill)
+                    case 2: convolveRowPair(planes, Size2.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, spill)
+                    case 3: convolveRowPair(planes, Size3.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, spill)
+                    default: convolveRowPair(planes, Size4.self, weights, c0, c1, y, x0, out + x0, width, lanes, accumulate, spill)
                     }
                     v += n
                 }
@@ -220,14 +191,14 @@ public enum Conv3x3Kernels {
                     let lanes = min(8 * n, width - x0)
                     // One instantiation per vector count, so the accumulators stay in registers.
                     switch n {
-                    case 1: convolveBlock(planes, ob, Size1.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 2: convolveBlock(planes, ob, Size2.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 3: convolveBlock(planes, ob, Size3.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 4: convolveBlock(planes, ob, Size4.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 5: convolveBlock(planes, ob, Size5.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 6: convolveBlock(planes, ob, Size6.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    case 7: convolveBlock(planes, ob, Size7.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
-                    default: convolveBlock(planes, ob, Size8.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, streaming && last, spill)
+                    case 1: convolveBlock(planes, ob, Size1.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 2: convolveBlock(planes, ob, Size2.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 3: convolveBlock(planes, ob, Size3.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 4: convolveBlock(planes, ob, Size4.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 5: convolveBlock(planes, ob, Size5.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 6: convolveBlock(planes, ob, Size6.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    case 7: convolveBlock(planes, ob, Size7.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
+                    default: convolveBlock(planes, ob, Size8.self, weights, weightsPerBlock, blocks, outChannels, c0, c1, y, x0, out + x0, outChannelStride, lanes, accumulate, spill)
                     }
                     v += n
                 }
@@ -244,7 +215,7 @@ public enum Conv3x3Kernels {
     static func convolveRowPair<V: BlockSize>(_ planes: PaddedPlanes, _ vectors: V.Type, _ weights: UnsafePointer<Float>,
                                               _ firstChannel: Int, _ endChannel: Int, _ y: Int, _ x0: Int,
                                               _ out: UnsafeMutablePointer<Float>, _ rowStride: Int, _ lanes: Int,
-                                              _ accumulate: Bool, _ streaming: Bool, _ spill: UnsafeMutablePointer<Float>) {
+                                              _ accumulate: Bool, _ spill: UnsafeMutablePointer<Float>) {
         let V = V.value
         let whole = lanes == 8 * V
         var top = Registers12(), bottom = Registers12()
@@ -285,13 +256,8 @@ public enum Conv3x3Kernels {
         }
         if whole {
             for v in 0..<V {
-                if streaming {
-                    streamStore8(top[v], out + 8 * v)
-                    streamStore8(bottom[v], out + rowStride + 8 * v)
-                } else {
-                    store8(top[v], out + 8 * v)
-                    store8(bottom[v], out + rowStride + 8 * v)
-                }
+                store8(top[v], out + 8 * v)
+                store8(bottom[v], out + rowStride + 8 * v)
             }
             return
         }
@@ -311,7 +277,7 @@ public enum Conv3x3Kernels {
                               _ weightsPerBlock: Int, _ blocks: Int, _ outChannels: Int,
                               _ firstChannel: Int, _ endChannel: Int, _ y: Int,
                               _ x0: Int, _ firstOut: UnsafeMutablePointer<Float>, _ outChannelStride: Int,
-                              _ lanes: Int, _ accumulate: Bool, _ streaming: Bool,
+                              _ lanes: Int, _ accumulate: Bool,
                               _ spill: UnsafeMutablePointer<Float>) {
         let OB = OB.value, V = V.value
         for b in 0..<blocks {
@@ -355,7 +321,7 @@ public enum Conv3x3Kernels {
             for j in 0..<OB {
                 for v in 0..<V {
                     let dst = out + j * outChannelStride + 8 * v
-                    if streaming { streamStore8(acc[j * V + v], dst) } else { store8(acc[j * V + v], dst) }
+                    store8(acc[j * V + v], dst)
                 }
             }
             continue
