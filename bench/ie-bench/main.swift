@@ -7,7 +7,8 @@
 // Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0,
 // IENET_CONV_BACKEND=gemm|dnnl (the default backend), IENET_DNNL_LAYOUT=blocked|plain,
 // IENET_DIRECT_CONV=0 (the 1..4-input-channel layers, e.g. 1->32, back on the GEMM path).
-// --conv-in-channels N times only the conv shapes with N input channels.
+// --conv-in-channels N times only the conv shapes with N input channels; --first-touch times the conv layers
+// with fresh (page-faulting) output memory, as before the allocator settings were applied to this section.
 // --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
 import Foundation
 import CBLAS
@@ -136,8 +137,14 @@ if arguments.contains("--deep") {
                   ConvCase(inC: 512, outC: 512, size: 4)]
 }
 if let only = option("--conv-in-channels").flatMap({ Int($0) }) { convCases = convCases.filter { $0.inC == only } }
+// Training reuses activation memory (a network applies IENet's allocator settings when it is built), so conv
+// layers are timed the same way: without it every 67 MB output of the 1->32 layer is fresh mmap()ed memory and
+// its page faults cost about as much as the convolution (measured 45 ms of ~57 ms). --first-touch keeps them.
+if !arguments.contains("--first-touch") && !skipConv {
+    _ = UNet3D(imageChannels: 1, classes: 2, featureChannels: 1, seed: 0, downsamplingPaths: 1)
+}
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
-      + "with input and weight gradients)")
+      + "with input and weight gradients; " + (arguments.contains("--first-touch") ? "fresh output memory)" : "output memory reused as in training)"))
 for backend in backends where !skipConv {
   ConvBackend.current = backend
   for threads in threadCounts {
