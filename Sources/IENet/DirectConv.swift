@@ -52,7 +52,8 @@ enum DirectConv {
             Conv3x3Kernels.convolveSlice(planes, packedWeights: packed, outChannels: g.outChannels, width: g.inW,
                                          rowStart: 0, rowEnd: g.inH,
                                          output: output + n * g.outChannels * g.outSpatial + z * g.inH * g.inW,
-                                         outChannelStride: g.outSpatial)
+                                         outChannelStride: g.outSpatial,
+                                         streaming: batch * g.outChannels * g.outSpatial > streamingThresholdFloats)
         }
     }
 
@@ -135,6 +136,13 @@ enum DirectConv {
     }
 
     // MARK: Work split and padded slices
+
+    /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
+    /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).
+    nonisolated(unsafe) static var streamingThresholdFloats: Int = {
+        if let text = ProcessInfo.processInfo.environment["IENET_DIRECT_STREAM_FLOATS"], let n = Int(text), n >= 0 { return n }
+        return 4 << 20
+    }()
 
     private static func packedWeights(outChannels: Int, inChannels: Int,
                                       _ weight: (Int, Int, Int) -> Float) -> UnsafeMutablePointer<Float> {

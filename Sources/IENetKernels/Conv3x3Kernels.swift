@@ -9,6 +9,10 @@
 // (py, px) is image (py - 1, px - 1). An output voxel (z, y, x) of a 3x3x3 "same" convolution then reads padded
 // slices z-1, z, z+1 (planes 0, 1, 2) at rows y..y+2 and columns x..x+2, with no border tests.
 
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+#endif
+import Synchronization
 
 public typealias Float8 = SIMD8<Float>
 
@@ -18,6 +22,31 @@ public typealias Float8 = SIMD8<Float>
 
 @inline(__always) func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
+}
+
+/// dst[0 ..< count] = src[0 ..< count], with the whole 64-byte lines of dst written by non-temporal stores: no
+/// read-for-ownership of lines that are entirely overwritten (the output of a 1->32 layer is 16x its input and
+/// far larger than the caches, so its write-allocate reads were half the forward pass's memory traffic).
+@inline(__always) func streamCopy(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ count: Int) {
+    #if arch(x86_64)
+    let misalignment = Int(bitPattern: dst) & 63
+    let head = misalignment % 4 != 0 ? count : min(count, ((64 - misalignment) & 63) / 4)
+    dst.update(from: src, count: head)
+    var i = head
+    while i + 16 <= count {
+        _mm256_stream_ps(dst + i, load8(src + i))
+        _mm256_stream_ps(dst + i + 8, load8(src + i + 8))
+        i += 16
+    }
+    (dst + i).update(from: src + i, count: count - i)
+    #else
+    dst.update(from: src, count: count)
+    #endif
+}
+
+/// Makes the non-temporal stores visible before whatever follows (another thread may read the output next).
+@inline(__always) func streamFence() {
+    if #available(macOS 15, *) { atomicMemoryFence(ordering: .sequentiallyConsistent) }  // mfence on x86-64
 }
 
 /// The three padded slices (z-1, z, z+1) an output slice z reads, all with the same strides.
@@ -98,6 +127,9 @@ public enum Conv3x3Kernels {
     /// Input channels whose contributions are summed in one pass over an output slice (see convolveSliceBlocked).
     nonisolated(unsafe) public static var channelGroup = 4
 
+    /// Floats of output rows staged in L1 before a streaming write-out (all output channels, a few rows).
+    nonisolated(unsafe) public static var stagingFloats = 4096
+
     /// Packs weights w(o, c, tap) (tap = kz*9 + ky*3 + kx, read through `weight`) as the kernels read them:
     /// [block][c][tap][channelBlock], zero for o >= outChannels.
     public static func packWeights(outChannels: Int, inChannels: Int, into packed: UnsafeMutablePointer<Float>,
@@ -128,10 +160,31 @@ public enum Conv3x3Kernels {
     /// output[o][y][x] = sum_{c, kz, ky, kx} w(o, c, kz, ky, kx) * padded[kz][c][y + ky][x + kx] for output rows
     /// [rowStart, rowEnd) of one z-slice, all `outChannels` channels (fully overwritten). `output` points at
     /// channel 0, row 0 of the slice; channels are `outChannelStride` apart, rows `width` apart.
+    /// `streaming` (for outputs much larger than the caches, with at most `channelGroup` input channels): rows
+    /// are computed a few at a time into an L1 buffer and written out with non-temporal stores (streamCopy).
     @inline(never)
     public static func convolveSlice(_ planes: PaddedPlanes, packedWeights: UnsafePointer<Float>, outChannels: Int,
                                      width: Int, rowStart: Int, rowEnd: Int,
-                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int) {
+                                     output: UnsafeMutablePointer<Float>, outChannelStride: Int, streaming: Bool = false) {
+        if streaming && planes.channels <= channelGroup && rowEnd > rowStart {
+            let rows = max(1, min(rowEnd - rowStart, stagingFloats / max(1, outChannels * width)))
+            let staging = UnsafeMutableRawPointer.allocate(byteCount: outChannels * rows * width * 4, alignment: 64)
+                .bindMemory(to: Float.self, capacity: outChannels * rows * width)
+            defer { staging.deallocate() }
+            var y0 = rowStart
+            while y0 < rowEnd {
+                let y1 = min(rowEnd, y0 + rows)
+                // Row y of the block lands at staging + (y - y0) * width: channels rows * width apart.
+                convolveSlice(planes, packedWeights: packedWeights, outChannels: outChannels, width: width,
+                              rowStart: y0, rowEnd: y1, output: staging - y0 * width, outChannelStride: rows * width)
+                for o in 0..<outChannels {
+                    streamCopy(output + o * outChannelStride + y0 * width, staging + o * rows * width, (y1 - y0) * width)
+                }
+                y0 = y1
+            }
+            streamFence()
+            return
+        }
         switch channelBlock(outChannels: outChannels) {
         case 1: convolveSliceBlocked(planes, Size1.self, maxVectors: 8, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)
         case 2: convolveSliceBlocked(planes, Size2.self, maxVectors: 6, packedWeights, outChannels, width, rowStart, rowEnd, output, outChannelStride)

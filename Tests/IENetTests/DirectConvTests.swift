@@ -205,6 +205,23 @@ final class DirectConvTests: XCTestCase {
         }
     }
 
+    func testStreamingForwardWritesTheSameOutput() throws {
+        try requireDirectKernels()
+        let saved = DirectConv.streamingThresholdFloats
+        defer { DirectConv.streamingThresholdFloats = saved }
+        for (i, s) in definitionShapes.enumerated() {
+            let (x, w, dy, dW0) = inputs(s, seed: UInt64(60 + i))
+            DirectConv.streamingThresholdFloats = Int.max
+            let cached = run(s, x, w, dy, initialGradient: dW0)
+            // Every output then goes through the L1 staging buffer and the non-temporal write-out, whose
+            // unaligned head and tail take the ordinary path.
+            DirectConv.streamingThresholdFloats = 0
+            let streamed = run(s, x, w, dy, initialGradient: dW0)
+            XCTAssertEqual(streamed.y, cached.y, "forward \(s)")
+            XCTAssertLessThan(relativeError(streamed.y, definitionForward(s, x, w)), 1e-5, "forward \(s)")
+        }
+    }
+
     func testResultsDependOnlyOnTheThreadCount() throws {
         try requireDirectKernels()
         let s = Shape(batch: 3, cin: 2, cout: 6, size: (7, 5, 19))
