@@ -173,9 +173,9 @@ enum DirectConv {
 
 /// Three zero-padded z-slices (all channels) of one worker, refilled as it moves along z, plus an all-zero slice
 /// for z outside the volume. Layout as Conv3x3Kernels expects: [channel][H + 2][rowStride], image (y, x) at padded
-/// (y + 1, x + 1), rowStride = W + 2 rounded up to 8 (a row's last vector and its shifted reads stay inside, and
-/// rows start 32-byte aligned). Zeros lie before and after the storage: the weight gradient reads 1 float before a
-/// plane and 2 past one.
+/// (y + 1, x + 1), rowStride = W + 2 rounded up to 8 (rows start 32-byte aligned). Zeros lie before and after the
+/// storage: the weight gradient reads 1 float before a plane and 2 past one, a row's last vector a few past the
+/// row (into lanes that are not stored).
 final class PaddedSliceRing {
     let channels: Int, depth: Int, height: Int, width: Int
     let rowStride: Int

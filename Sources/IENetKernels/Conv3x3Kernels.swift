@@ -4,10 +4,12 @@
 // features; nothing here may run on an older CPU.
 //
 // Data layout shared by all kernels: a "padded slice" holds one input z-slice of every channel with one zero row
-// above and below and one zero column on the left, and at least 8 - (W % 8) + 1 zero columns on the right:
+// above and below, one zero column on the left and zeros up to the row stride (a multiple of 8, >= W + 2):
 // channel c, padded row py, padded column px at slice[c * channelStride + py * rowStride + px], where padded
 // (py, px) is image (py - 1, px - 1). An output voxel (z, y, x) of a 3x3x3 "same" convolution then reads padded
-// slices z-1, z, z+1 (planes 0, 1, 2) at rows y..y+2 and columns x..x+2, with no border tests.
+// slices z-1, z, z+1 (planes 0, 1, 2) at rows y..y+2 and columns x..x+2, with no border tests. A row's last
+// vector may read a few floats past the row; they only reach lanes past the row end, which are not stored, and
+// the caller's storage must extend a row past its last slice (PaddedSliceRing does).
 
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
@@ -390,8 +392,8 @@ public enum Conv3x3Kernels {
 
     // MARK: Weight gradient
 
-    /// Floats of gradient rows staged per weight-gradient pass and channel (rows = this / rowStride): the staged
-    /// rows of 4 channels and the input rows they meet should stay in L1.
+    /// Floats of gradient rows per weight-gradient pass and channel (rows = this / rowStride): the rows of 4
+    /// gradient channels and the input rows they meet should stay in L1.
     nonisolated(unsafe) public static var weightGradientPassFloats = 640
 
     /// Vector partial sums of the weight gradient, per (out block, c, kz, ky): 4 channels x 3 kx x 8 lanes.
