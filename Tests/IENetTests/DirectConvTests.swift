@@ -28,13 +28,16 @@ final class DirectConvTests: XCTestCase {
         Shape(batch: 1, cin: 1, cout: 3, size: (2, 2, 70)),
     ]
 
+    private var enabledBefore = DirectConv.enabled
+
     override func setUp() {
         super.setUp()
+        enabledBefore = DirectConv.enabled
         setThreads(1)
     }
 
     override func tearDown() {
-        DirectConv.enabled = DirectConv.cpuSupported
+        DirectConv.enabled = enabledBefore  // e.g. off under IENET_DIRECT_CONV=0 for the other tests
         setThreads(1)
         super.tearDown()
     }
