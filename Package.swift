@@ -14,6 +14,14 @@ let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] 
 /// oneDNN (Debian libdnnl-dev) is an optional second convolution backend for IENet, built in when its header exists.
 let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h") && !buildWithout.contains("dnnl")
 
+/// IENet's direct-convolution kernels are compiled for Haswell-class x86-64 (AVX2 + FMA); IENet calls them only
+/// after checking the CPU at run time. Elsewhere they are built for the host's baseline and left unused.
+#if arch(x86_64)
+let directConvKernelFlags = ["-Ounchecked", "-target-cpu", "haswell"]
+#else
+let directConvKernelFlags = ["-Ounchecked"]
+#endif
+
 let package = Package(
     name: "ie-toolbox",
     platforms: [.macOS(.v13)],
@@ -44,7 +52,8 @@ let package = Package(
         .target(name: "IEConfig", dependencies: ["IECore", "Yams"]),
         .target(name: "IEData", dependencies: ["IECore", "IEImage", "IEConfig"]),
         .target(name: "IERun", dependencies: ["IECore", "IEConfig"]),
-        .target(name: "IENet", dependencies: ["IECore", "CBLAS"] + (hasDNNL ? ["CDNNL"] : []),
+        .target(name: "IENetKernels", swiftSettings: [.unsafeFlags(directConvKernelFlags)]),
+        .target(name: "IENet", dependencies: ["IECore", "CBLAS", "IENetKernels"] + (hasDNNL ? ["CDNNL"] : []),
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])] + (hasDNNL ? [.define("IE_DNNL")] : [])),
         .target(name: "IEEval", dependencies: ["IECore", "IEImage"]),
         .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet", "IEDistributed"]),

@@ -309,6 +309,11 @@ enum ConvKernels {
     /// output[n] = W * im2col(input[n]); output fully overwritten.
     static func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         output: UnsafeMutablePointer<Float>) {
+        // Few input channels (the first layer): the direct kernel, under either backend.
+        if DirectConv.handles(g) {
+            DirectConv.forward(g, batch: batch, input: input, weight: weight, output: output)
+            return
+        }
         #if IE_DNNL
         if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
             DNNLConv.forward(g, batch: batch, input: input, weight: weight, output: output)
@@ -414,6 +419,11 @@ enum ConvKernels {
     /// gradWeight += gradOutput * im2col(input)^T over all slabs (per-worker partial sums, added in order).
     static func weightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
                                gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
+        if DirectConv.handles(g) {
+            DirectConv.backward(g, batch: batch, input: input, weight: nil, gradOutput: gradOutput,
+                                gradWeight: gradWeight, gradInput: nil)
+            return
+        }
         let slabs = g.slabs(batch: batch)
         let workers = min(threadCount, slabs.count)
         let partials = workers > 1 ? GradientPartials(count: g.outChannels * g.colRows, workers: workers) : nil
@@ -439,6 +449,11 @@ enum ConvKernels {
     static func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
                          gradInput: UnsafeMutablePointer<Float>?) {
+        if DirectConv.handles(g) {
+            DirectConv.backward(g, batch: batch, input: input, weight: weight, gradOutput: gradOutput,
+                                gradWeight: gradWeight, gradInput: gradInput)
+            return
+        }
         #if IE_DNNL
         if ConvBackend.current == .dnnl, DNNLConv.supports(g, batch: batch) {
             DNNLConv.accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
@@ -456,6 +471,10 @@ enum ConvKernels {
     /// The GEMM path's input gradient of the convolution (fully overwritten).
     static func backwardInputOnly(_ g: ConvGeometry, batch: Int, weight: UnsafePointer<Float>,
                                   gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>) {
+        if DirectConv.handles(g) {
+            DirectConv.inputGradient(g, batch: batch, weight: weight, gradOutput: gradOutput, gradInput: gradInput)
+            return
+        }
         if g.isPointwise {
             for n in 0..<batch {
                 sgemm(transA: true, m: g.inChannels, n: g.inSpatial, k: g.outChannels, a: weight, lda: g.inChannels,

@@ -5,7 +5,10 @@
 // Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
 // is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
 // Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0,
-// IENET_CONV_BACKEND=gemm|dnnl (the default backend), IENET_DNNL_LAYOUT=blocked|plain.
+// IENET_CONV_BACKEND=gemm|dnnl (the default backend), IENET_DNNL_LAYOUT=blocked|plain,
+// IENET_DIRECT_CONV=0 (the 1..4-input-channel layers, e.g. 1->32, back on the GEMM path).
+// --conv-in-channels N times only the conv shapes with N input channels; --first-touch times the conv layers
+// with fresh (page-faulting) output memory, as before the allocator settings were applied to this section.
 // --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
 import Foundation
 import CBLAS
@@ -100,7 +103,7 @@ if let path = option("--parity-export") {
 print("ie-bench: OpenBLAS core \(String(cString: openblas_get_corename())), "
       + "OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")")
 let defaultBackend = ConvBackend.current
-print("conv backend in use by default: \(ConvBackend.summary)")
+print("conv backend in use by default: \(ConvBackend.summary); \(ConvBackend.directKernelSummary)")
 let backends: [ConvBackend] = (option("--backends")?.split(separator: ",").compactMap { ConvBackend(rawValue: String($0)) }
     ?? ConvBackend.allCases).filter { $0 == .gemm || ConvBackend.isDNNLAvailable }
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; load average at start: "
@@ -133,8 +136,15 @@ if arguments.contains("--deep") {
     convCases += [ConvCase(inC: 64, outC: 64, size: 32), ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
                   ConvCase(inC: 512, outC: 512, size: 4)]
 }
+if let only = option("--conv-in-channels").flatMap({ Int($0) }) { convCases = convCases.filter { $0.inC == only } }
+// Training reuses activation memory (a network applies IENet's allocator settings when it is built), so conv
+// layers are timed the same way: without it every 67 MB output of the 1->32 layer is fresh mmap()ed memory and
+// its page faults cost about as much as the convolution (measured 45 ms of ~57 ms). --first-touch keeps them.
+if !arguments.contains("--first-touch") && !skipConv {
+    _ = UNet3D(imageChannels: 1, classes: 2, featureChannels: 1, seed: 0, downsamplingPaths: 1)
+}
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
-      + "with input and weight gradients)")
+      + "with input and weight gradients; " + (arguments.contains("--first-touch") ? "fresh output memory)" : "output memory reused as in training)"))
 for backend in backends where !skipConv {
   ConvBackend.current = backend
   for threads in threadCounts {
@@ -157,10 +167,11 @@ for backend in backends where !skipConv {
         let peak = sgemmPeak[threads] ?? .nan
         let fwdCPU = flops / forwardCPU / 1e9, fbCPU = 3 * flops / bothCPU / 1e9
         let peakCPU = sgemmPeakCPU[threads] ?? .nan
-        let viaGEMM = backend == .dnnl && cc.inC < ConvBackend.dnnlMinimumInputChannels  // oneDNN hands these to GEMM
+        let viaDirect = ConvBackend.usesDirectKernel(inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1)
+        let viaGEMM = !viaDirect && backend == .dnnl && cc.inC < ConvBackend.dnnlMinimumInputChannels  // oneDNN hands these to GEMM
         print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))"
               + String(format: " %2d->%2d at %d^3, %d thread(s)", cc.inC, cc.outC, cc.size, threads)
-              + (viaGEMM ? " (runs on gemm: few input channels)" : "")
+              + (viaDirect ? " (direct kernel: few input channels)" : viaGEMM ? " (runs on gemm: few input channels)" : "")
               + String(format: ": forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
                      + "%.1f per CPU-second (%.0f%%); forward+backward %.1f wall (%.0f%%), %.1f per CPU-second (%.0f%%)",
                      fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
