@@ -234,6 +234,9 @@ extension ConvBackend {
                                         padding: padding, inD: 1, inH: 1, inW: 1))
     }
 
+    /// Whether the few-input-channel layers run on the direct kernel (their last bits differ from the GEMM path's).
+    public static var directKernelEnabled: Bool { DirectConv.enabled }
+
     /// One line for logs and the bench: whether the direct kernel is in use, and why not.
     public static var directKernelSummary: String {
         if DirectConv.enabled {

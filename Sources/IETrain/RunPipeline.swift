@@ -34,7 +34,7 @@ public enum RunPipeline {
         let dataset = try dataset(config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         try run.writeArguments(config)
-        try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary)")
+        try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary); \(ConvBackend.directKernelSummary)")
         let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
         let trainSubjects = try preparation.loadAll(run.splitSubjects("train"), label: "train")
         let valSubjects = try preparation.loadAll(run.splitSubjects("val"), label: "val")

@@ -205,15 +205,17 @@ public final class Trainer {
     /// What decides the last bits of the results besides the seed: the convolution backend, the GEMM threads and
     /// the data-parallel shards (results differ in float rounding when they change).
     func executionMetadata() -> [String: String] {
-        ["conv_backend": ConvBackend.current.rawValue, "threads": String(threadCount),
+        ["conv_backend": ConvBackend.current.rawValue, "direct_conv": ConvBackend.directKernelEnabled ? "on" : "off",
+         "threads": String(threadCount),
          "shards": String(reducer.size > 1 ? reducer.size : setup.shards)]
     }
 
     /// Warnings for a run continued from a checkpoint written under other execution settings: it trains on, but
     /// will not reproduce an uninterrupted run bit for bit. Checkpoints written before these keys existed say nothing.
     static func reproducibilityWarnings(saved: [String: String], now: [String: String], source: String) -> [String] {
-        let labels = ["conv_backend": "convolution backend", "threads": "thread count", "shards": "data-parallel shards"]
-        return ["conv_backend", "threads", "shards"].compactMap { key in
+        let labels = ["conv_backend": "convolution backend", "direct_conv": "direct few-channel conv kernel",
+                      "threads": "thread count", "shards": "data-parallel shards"]
+        return ["conv_backend", "direct_conv", "threads", "shards"].compactMap { key in
             guard let before = saved[key], let current = now[key], before != current else { return nil }
             return "\(source) was written with \(labels[key]!) \(before), this run uses \(current): training continues, "
                 + "but its results will differ in the last bits from a run that kept \(before)"

@@ -167,7 +167,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertFalse(same.stderr.contains("ie-train: warning"), same.stderr)
         let other = try runner.run("train", ["--run=\(run)", "--num_epochs=2", "--resume", "--crop_size=16,32,32",
                                              "--test_crop_size=16,48,48", "--threads=2"],
-                                   environment: ["IENET_CONV_BACKEND": "gemm", "IE_EMULATE_RANKS": "2"])
+                                   environment: ["IENET_CONV_BACKEND": "gemm", "IE_EMULATE_RANKS": "2", "IENET_DIRECT_CONV": "0"])
         XCTAssertEqual(other.status, 0, other.stderr)
         let warnings = other.stderr.split(separator: "\n").filter { $0.hasPrefix("ie-train: warning: ") && $0.contains("autosave.ckpt was written with") }
         XCTAssertTrue(warnings.contains { $0.contains("thread count 1, this run uses 2") }, other.stderr)
@@ -175,6 +175,9 @@ final class PipelineTests: XCTestCase {
         // The first training's backend, as buildinformation.json recorded it (dnnl where libdnnl-dev was built in).
         if information.contains("convolutions: dnnl") {
             XCTAssertTrue(warnings.contains { $0.contains("convolution backend dnnl, this run uses gemm") }, other.stderr)
+        }
+        if information.contains(": on (AVX2 + FMA)") {
+            XCTAssertTrue(warnings.contains { $0.contains("direct few-channel conv kernel on, this run uses off") }, other.stderr)
         }
     }
 
