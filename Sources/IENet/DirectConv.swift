@@ -95,16 +95,23 @@ enum DirectConv {
         parallelFor(workers, threads: workers) { worker in
             let inputRing = PaddedSliceRing(channels: g.inChannels, depth: g.inD, height: g.inH, width: g.inW)
             let gradientRing = PaddedSliceRing(channels: g.outChannels, depth: g.inD, height: g.inH, width: g.inW)
-            for unit in (units * worker / workers)..<(units * (worker + 1) / workers) {
+            let rangeEnd = units * (worker + 1) / workers
+            for unit in (units * worker / workers)..<rangeEnd {
                 let n = unit / g.inD, z = unit % g.inD
                 let x = input + n * g.inChannels * g.inSpatial, dy = gradOutput + n * g.outChannels * g.outSpatial
                 let inputPlanes = inputRing.planes(sample: n, z, from: x)
                 let gradientMiddle = gradientRing.slice(sample: n, z, from: dy)
+                // The next unit (z + 1, same sample) pads gradOutput slice z + 2: start fetching it now.
+                let prefetch = prefetchGradient && unit + 1 < rangeEnd && z + 2 < g.inD
+                    ? PrefetchStream(start: dy + (z + 2) * g.inH * g.inW, chunks: g.outChannels,
+                                     chunkFloats: g.inH * g.inW, chunkStrideFloats: g.outSpatial)
+                    : .none
                 Conv3x3Kernels.accumulateWeightGradient(inputPlanes, gradient: gradientMiddle,
                                                         outChannels: g.outChannels,
                                                         gradChannelStride: gradientRing.channelStride,
                                                         rowStart: 0, rowEnd: g.inH,
-                                                        partial: partials + worker * partialCount)
+                                                        partial: partials + worker * partialCount,
+                                                        prefetch: prefetch)
                 if let gradInput, let flipped {
                     Conv3x3Kernels.convolveSlice(gradientRing.planes(sample: n, z, from: dy), packedWeights: flipped,
                                                  outChannels: g.inChannels, width: g.inW, rowStart: 0, rowEnd: g.inH,
@@ -136,6 +143,10 @@ enum DirectConv {
     }
 
     // MARK: Work split and padded slices
+
+    /// Whether the backward pass prefetches the next gradOutput slice during the weight-gradient arithmetic
+    /// (PrefetchStream). On unless IENET_DIRECT_PREFETCH=0; results are the same bits either way.
+    nonisolated(unsafe) static var prefetchGradient: Bool = ProcessInfo.processInfo.environment["IENET_DIRECT_PREFETCH"] != "0"
 
     /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
     /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).
