@@ -101,9 +101,11 @@ enum DirectConv {
                 let x = input + n * g.inChannels * g.inSpatial, dy = gradOutput + n * g.outChannels * g.outSpatial
                 let inputPlanes = inputRing.planes(sample: n, z, from: x)
                 let gradientMiddle = gradientRing.slice(sample: n, z, from: dy)
-                // The next unit (z + 1, same sample) pads gradOutput slice z + 2: start fetching it now.
-                let prefetch = prefetchGradient && unit + 1 < rangeEnd && z + 2 < g.inD
-                    ? PrefetchStream(start: dy + (z + 2) * g.inH * g.inW, chunks: g.outChannels,
+                // The input-gradient pass below pads gradOutput slice z + 1 (the next unit's, z + 2): start
+                // fetching it now, while the weight gradient's arithmetic leaves the memory bus idle.
+                let ahead = prefetchDistance
+                let prefetch = prefetchGradient && z + ahead < g.inD && unit + ahead - 1 < rangeEnd
+                    ? PrefetchStream(start: dy + (z + ahead) * g.inH * g.inW, chunks: g.outChannels,
                                      chunkFloats: g.inH * g.inW, chunkStrideFloats: g.outSpatial)
                     : .none
                 Conv3x3Kernels.accumulateWeightGradient(inputPlanes, gradient: gradientMiddle,
@@ -147,6 +149,8 @@ enum DirectConv {
     /// Whether the backward pass prefetches the next gradOutput slice during the weight-gradient arithmetic
     /// (PrefetchStream). On unless IENET_DIRECT_PREFETCH=0; results are the same bits either way.
     nonisolated(unsafe) static var prefetchGradient: Bool = ProcessInfo.processInfo.environment["IENET_DIRECT_PREFETCH"] != "0"
+    /// Which slice ahead it fetches: 1 = the slice padded right after the weight gradient of this one.
+    nonisolated(unsafe) static var prefetchDistance = 1
 
     /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
     /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).
