@@ -8,6 +8,7 @@ import IENetKernels
 /// reached ~20 % of sgemm peak on 1->32 at 64^3; oneDNN was slower still. Here every output row is accumulated
 /// in registers from zero-padded input rows (Conv3x3Kernels, compiled for AVX2 + FMA), with no column matrix.
 /// Runs only on CPUs with AVX2 and FMA (checked once); elsewhere, or with IENET_DIRECT_CONV=0, the GEMM path runs.
+/// The backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0 turns that off, same bits).
 enum DirectConv {
     /// Largest input channel count handled here; above it the GEMM's inner dimension (Cin * 27) is large enough.
     static let maximumInputChannels = 4
@@ -95,17 +96,16 @@ enum DirectConv {
         parallelFor(workers, threads: workers) { worker in
             let inputRing = PaddedSliceRing(channels: g.inChannels, depth: g.inD, height: g.inH, width: g.inW)
             let gradientRing = PaddedSliceRing(channels: g.outChannels, depth: g.inD, height: g.inH, width: g.inW)
-            let rangeEnd = units * (worker + 1) / workers
-            for unit in (units * worker / workers)..<rangeEnd {
+            for unit in (units * worker / workers)..<(units * (worker + 1) / workers) {
                 let n = unit / g.inD, z = unit % g.inD
                 let x = input + n * g.inChannels * g.inSpatial, dy = gradOutput + n * g.outChannels * g.outSpatial
                 let inputPlanes = inputRing.planes(sample: n, z, from: x)
                 let gradientMiddle = gradientRing.slice(sample: n, z, from: dy)
-                // The input-gradient pass below pads gradOutput slice z + 1 (the next unit's, z + 2): start
-                // fetching it now, while the weight gradient's arithmetic leaves the memory bus idle.
-                let ahead = prefetchDistance
-                let prefetch = prefetchGradient && z + ahead < g.inD && unit + ahead - 1 < rangeEnd
-                    ? PrefetchStream(start: dy + (z + ahead) * g.inH * g.inW, chunks: g.outChannels,
+                // Slice z + 1 of gradOutput is padded next (by the input-gradient pass below, or without it by
+                // the next unit): fetch it now, while the weight gradient's arithmetic leaves the memory bus idle.
+                // (Slice z + 2, a unit earlier, measured slower: the lines had left the caches again.)
+                let prefetch = prefetchGradient && z + 1 < g.inD
+                    ? PrefetchStream(start: dy + (z + 1) * g.inH * g.inW, chunks: g.outChannels,
                                      chunkFloats: g.inH * g.inW, chunkStrideFloats: g.outSpatial)
                     : .none
                 Conv3x3Kernels.accumulateWeightGradient(inputPlanes, gradient: gradientMiddle,
@@ -149,8 +149,6 @@ enum DirectConv {
     /// Whether the backward pass prefetches the next gradOutput slice during the weight-gradient arithmetic
     /// (PrefetchStream). On unless IENET_DIRECT_PREFETCH=0; results are the same bits either way.
     nonisolated(unsafe) static var prefetchGradient: Bool = ProcessInfo.processInfo.environment["IENET_DIRECT_PREFETCH"] != "0"
-    /// Which slice ahead it fetches: 1 = the slice padded right after the weight gradient of this one.
-    nonisolated(unsafe) static var prefetchDistance = 1
 
     /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
     /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).
