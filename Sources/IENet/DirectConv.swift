@@ -8,6 +8,7 @@ import IENetKernels
 /// reached ~20 % of sgemm peak on 1->32 at 64^3; oneDNN was slower still. Here every output row is accumulated
 /// in registers from zero-padded input rows (Conv3x3Kernels, compiled for AVX2 + FMA), with no column matrix.
 /// Runs only on CPUs with AVX2 and FMA (checked once); elsewhere, or with IENET_DIRECT_CONV=0, the GEMM path runs.
+/// The backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0 turns that off, same bits).
 enum DirectConv {
     /// Largest input channel count handled here; above it the GEMM's inner dimension (Cin * 27) is large enough.
     static let maximumInputChannels = 4
@@ -100,11 +101,19 @@ enum DirectConv {
                 let x = input + n * g.inChannels * g.inSpatial, dy = gradOutput + n * g.outChannels * g.outSpatial
                 let inputPlanes = inputRing.planes(sample: n, z, from: x)
                 let gradientMiddle = gradientRing.slice(sample: n, z, from: dy)
+                // Slice z + 1 of gradOutput is padded next (by the input-gradient pass below, or without it by
+                // the next unit): fetch it now, while the weight gradient's arithmetic leaves the memory bus idle.
+                // (Slice z + 2, a unit earlier, measured slower: the lines had left the caches again.)
+                let prefetch = prefetchGradient && z + 1 < g.inD
+                    ? PrefetchStream(start: dy + (z + 1) * g.inH * g.inW, chunks: g.outChannels,
+                                     chunkFloats: g.inH * g.inW, chunkStrideFloats: g.outSpatial)
+                    : .none
                 Conv3x3Kernels.accumulateWeightGradient(inputPlanes, gradient: gradientMiddle,
                                                         outChannels: g.outChannels,
                                                         gradChannelStride: gradientRing.channelStride,
                                                         rowStart: 0, rowEnd: g.inH,
-                                                        partial: partials + worker * partialCount)
+                                                        partial: partials + worker * partialCount,
+                                                        prefetch: prefetch)
                 if let gradInput, let flipped {
                     Conv3x3Kernels.convolveSlice(gradientRing.planes(sample: n, z, from: dy), packedWeights: flipped,
                                                  outChannels: g.inChannels, width: g.inW, rowStart: 0, rowEnd: g.inH,
@@ -136,6 +145,10 @@ enum DirectConv {
     }
 
     // MARK: Work split and padded slices
+
+    /// Whether the backward pass prefetches the next gradOutput slice during the weight-gradient arithmetic
+    /// (PrefetchStream). On unless IENET_DIRECT_PREFETCH=0; results are the same bits either way.
+    nonisolated(unsafe) static var prefetchGradient: Bool = ProcessInfo.processInfo.environment["IENET_DIRECT_PREFETCH"] != "0"
 
     /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
     /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).

@@ -412,10 +412,14 @@ public enum Conv3x3Kernels {
     /// overhead, no partial vectors), with aligned gradient loads. The input column for gradient position p is
     /// p - 1 + kx, so the reads reach one float before a plane and two after (harmless padding in the caller's
     /// storage: see PaddedSliceRing). rowStride must be a multiple of 8.
+    ///
+    /// `prefetch`: lines to pull into the caches meanwhile (the next gradient slice's source), spread evenly over
+    /// the pass's inner loops so that the memory traffic overlaps the arithmetic.
     @inline(never)
     public static func accumulateWeightGradient(_ planes: PaddedPlanes, gradient: UnsafePointer<Float>,
                                                 outChannels: Int, gradChannelStride: Int,
-                                                rowStart: Int, rowEnd: Int, partial: UnsafeMutablePointer<Float>) {
+                                                rowStart: Int, rowEnd: Int, partial: UnsafeMutablePointer<Float>,
+                                                prefetch: PrefetchStream = .none) {
         let rowStride = planes.rowStride
         precondition(rowStride % 8 == 0, "accumulateWeightGradient: row stride must be a multiple of 8")
         let blocks = (outChannels + 3) / 4
@@ -425,6 +429,10 @@ public enum Conv3x3Kernels {
             .bindMemory(to: Float.self, capacity: rowsPerPass * rowStride)
         defer { zeros.deallocate() }
         zeros.update(repeating: 0, count: rowsPerPass * rowStride)
+        var prefetch = prefetch
+        let passes = (max(0, rowEnd - rowStart) + rowsPerPass - 1) / rowsPerPass
+        let innerLoops = max(1, blocks * passes * planes.channels * 9)
+        let linesPerLoop = (prefetch.lineCount + innerLoops - 1) / innerLoops
         for b in 0..<blocks {
             let channelsHere = min(4, outChannels - 4 * b)
             var y0 = rowStart
@@ -439,6 +447,7 @@ public enum Conv3x3Kernels {
                         for ky in 0..<3 {
                             let target = partial + (((b * planes.channels + c) * 9 + kz * 3 + ky) * 12) * 8
                             let input = planes.plane(kz) + c * planes.channelStride + (y0 + ky) * rowStride - 1
+                            prefetch.issue(linesPerLoop)
                             var acc = Registers12()
                             for i in 0..<vectors {
                                 let x = 8 * i

@@ -1,5 +1,6 @@
 import XCTest
 @testable import IENet
+import IENetKernels
 
 /// The direct 3x3x3 convolution for few input channels (DirectConv) against (a) the convolution's definition
 /// evaluated in Double and (b) the im2col + GEMM path, for forward, weight gradient and input gradient.
@@ -29,15 +30,18 @@ final class DirectConvTests: XCTestCase {
     ]
 
     private var enabledBefore = DirectConv.enabled
+    private var prefetchBefore = DirectConv.prefetchGradient
 
     override func setUp() {
         super.setUp()
         enabledBefore = DirectConv.enabled
+        prefetchBefore = DirectConv.prefetchGradient
         setThreads(1)
     }
 
     override func tearDown() {
         DirectConv.enabled = enabledBefore  // e.g. off under IENET_DIRECT_CONV=0 for the other tests
+        DirectConv.prefetchGradient = prefetchBefore
         setThreads(1)
         super.tearDown()
     }
@@ -259,5 +263,78 @@ final class DirectConvTests: XCTestCase {
         let (dW, dXExpected) = definitionBackward(s, x, conv.weight.value, dy)
         XCTAssertLessThan(relativeError(conv.weight.grad, dW), 1e-5)
         XCTAssertLessThan(relativeError(dX.data, dXExpected), 1e-5)
+    }
+
+    // MARK: Prefetch of the next gradient slice
+
+    /// The lines a PrefetchStream hands out: for each chunk in order, every 64-byte line from the one holding its
+    /// first float to the one holding its last, each once, and nothing else (misaligned starts, a stride that is
+    /// not a whole number of lines, chunks shorter than a line).
+    func testPrefetchStreamWalksEveryLineOfEachChunkOnce() {
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 64)
+        defer { storage.deallocate() }
+        let base = Int(bitPattern: storage)
+        // (offset of the first float in bytes, chunks, floats per chunk, stride in floats)
+        let cases = [(0, 3, 16, 16), (4, 2, 16, 16), (60, 5, 1, 7), (12, 4, 315, 1001), (0, 1, 4096, 0), (32, 32, 35, 63)]
+        for (offset, chunks, floats, strideFloats) in cases {
+            let start = (storage + offset).assumingMemoryBound(to: Float.self)
+            var stream = PrefetchStream(start: UnsafePointer(start), chunks: chunks, chunkFloats: floats,
+                                        chunkStrideFloats: strideFloats)
+            var expected: [Int] = []
+            for chunk in 0..<chunks {
+                let first = base + offset + chunk * strideFloats * 4, last = first + floats * 4 - 1
+                expected += Array(stride(from: first / 64 * 64, through: last / 64 * 64, by: 64))
+            }
+            var walked: [Int] = []
+            while let line = stream.next() { walked.append(Int(bitPattern: line)) }
+            XCTAssertEqual(walked, expected, "offset \(offset), \(chunks) chunks of \(floats) floats, stride \(strideFloats)")
+            let bound = PrefetchStream(start: UnsafePointer(start), chunks: chunks, chunkFloats: floats,
+                                       chunkStrideFloats: strideFloats).lineCount
+            XCTAssertGreaterThanOrEqual(bound, expected.count, "line count bound")
+            XCTAssertNil(stream.next(), "a finished stream stays finished")
+        }
+        var none = PrefetchStream.none
+        XCTAssertNil(none.next())
+        XCTAssertEqual(none.lineCount, 0)
+        var empty = PrefetchStream(start: UnsafePointer(storage.assumingMemoryBound(to: Float.self)), chunks: 4,
+                                   chunkFloats: 0, chunkStrideFloats: 16)
+        XCTAssertNil(empty.next())
+        // issue() walks the same lines (it only adds the prefetch instruction): 3 + 3 of 5 lines leaves none.
+        var issued = PrefetchStream(start: UnsafePointer(storage.assumingMemoryBound(to: Float.self)), chunks: 1,
+                                    chunkFloats: 80, chunkStrideFloats: 0)
+        issued.issue(3)
+        XCTAssertEqual(issued.next().map { Int(bitPattern: $0) }, base + 3 * 64)
+        issued.issue(3)
+        XCTAssertNil(issued.next())
+    }
+
+    /// Prefetching is a hint: the backward pass gives the same bits with it on and off, at depths where slice
+    /// z + 2 is past the volume (1, 2, 3), across sample boundaries and worker ranges (2 threads), and still
+    /// matches the definition.
+    func testPrefetchLeavesTheBackwardPassBitIdentical() throws {
+        try requireDirectKernels()
+        let shapes = [Shape(batch: 2, cin: 1, cout: 32, size: (5, 7, 9)),
+                      Shape(batch: 3, cin: 1, cout: 6, size: (1, 4, 13)),
+                      Shape(batch: 2, cin: 2, cout: 5, size: (2, 3, 17)),
+                      Shape(batch: 1, cin: 4, cout: 9, size: (3, 6, 11)),
+                      Shape(batch: 2, cin: 1, cout: 32, size: (6, 16, 16))]
+        for threads in [1, 2] {
+            setThreads(threads)
+            for (i, s) in shapes.enumerated() {
+                let (x, w, dy, dW0) = inputs(s, seed: UInt64(120 + i))
+                DirectConv.prefetchGradient = false
+                let plain = run(s, x, w, dy, initialGradient: dW0)
+                let plainAlone = runSeparately(s, x, w, dy, initialGradient: dW0)
+                DirectConv.prefetchGradient = true
+                let prefetched = run(s, x, w, dy, initialGradient: dW0)
+                let prefetchedAlone = runSeparately(s, x, w, dy, initialGradient: dW0)
+                XCTAssertEqual(prefetched.dW, plain.dW, "weight gradient \(s), \(threads) threads")
+                XCTAssertEqual(prefetched.dX, plain.dX, "input gradient \(s), \(threads) threads")
+                XCTAssertEqual(prefetchedAlone.dW, plainAlone.dW, "weight gradient alone \(s), \(threads) threads")
+                let (dW, dX) = definitionBackward(s, x, w, dy)
+                XCTAssertLessThan(relativeError(prefetched.dW, zip(dW0, dW).map { Double($0) + $1 }), 1e-5, "\(s)")
+                XCTAssertLessThan(relativeError(prefetched.dX, dX), 1e-5, "\(s)")
+            }
+        }
     }
 }
