@@ -13,30 +13,38 @@ struct Train: ParsableCommand {
         commandName: "ie-train",
         abstract: "Train a model config's UNet3D in a run folder (checkpoints, epoch metrics, resume).",
         discussion: """
-        The run folder comes from ie-split (which writes the train/val/test split CSVs). Any model parameter can be
-        overridden as --<name>=<value>; overrides given here are recorded in the run for the later tools.
-        SIGTERM or SIGUSR1 stop training at the next batch boundary; the autosave then holds the last completed
-        epoch and the exit status is 143, so Slurm can requeue the job and `--resume` continues it.
+        The run folder comes from ie-split (which writes the train/val/test split
+        CSVs). Any model parameter can be overridden as --<name>=<value>; overrides
+        given here are recorded in the run for the later tools. SIGTERM or SIGUSR1
+        stop training at the next batch boundary; the autosave then holds the last
+        completed epoch and the exit status is 143, so Slurm can requeue the job
+        and `--resume` continues it.
 
         Examples:
           RUN=$(ie-split --model=HelloWorld) && ie-train --run=$RUN
           ie-train --run=$RUN --num_epochs=20 --l_rate=3e-4 --threads=2
-          ie-train --run=$RUN --resume                       # continue a killed run from its autosave
-          ie-train --run=$NEW --run_recovery_id=main:main_20261125T101010Z_ab12 --start_epoch=10
-          ie-train --run=$NEW --no-train --local_weights_path=model.ckpt   # evaluate given weights only
-          mpirun -np 2 ie-train --run=$RUN --threads=1      # data parallel over 2 MPI ranks (DDP semantics)
-          ie-train --run=$RUN --slurm --num_nodes=4          # a 4-node job: one rank per node (srun --mpi=pmix)
+          ie-train --run=$RUN --resume          # continue from the autosave
+          ie-train --run=$NEW --run_recovery_id=main:<run_id> --start_epoch=10
+          ie-train --run=$NEW --no-train --local_weights_path=model.ckpt
+          mpirun -np 2 ie-train --run=$RUN --threads=1   # 2 MPI ranks (DDP)
 
-        Cross-validation, Slurm (SPEC §10): a run made by `ie-split --number_of_cross_validation_splits=N` is a
-        parent; `ie-train --run=PARENT` creates its N fold runs <PARENT>_<k>, trains and evaluates them one after
-        the other, then builds the ensemble and CrossValResults/. `make -j2 crossval` runs the folds in parallel
-        with --folds_only, --evaluate per fold and --ensemble. --slurm submits instead (a plain run: one job; a
-        parent: a job array of the folds plus an afterok job for the ensemble), with --cluster=PARTITION and the
-        settings.yml slurm: block; --status shows each run's state, Slurm job, epoch and last loss. With
-        --num_nodes=K a job takes K whole nodes, trains data-parallel with one MPI rank per node (all its cores),
-        then evaluates on one node (--evaluate_only).
-          RUN=$(ie-split --model=HelloWorld --number_of_cross_validation_splits=2) && ie-train --run=$RUN
+        Cross-validation (SPEC §10): a run made by `ie-split
+        --number_of_cross_validation_splits=N` is a parent; `ie-train --run=PARENT`
+        creates its N fold runs <PARENT>_<k>, trains and evaluates them one after
+        the other, then builds the ensemble and CrossValResults/. `make -j2
+        crossval` runs the folds in parallel with --folds_only, --evaluate per fold
+        and --ensemble.
+          RUN=$(ie-split --model=HelloWorld --number_of_cross_validation_splits=2)
+          ie-train --run=$RUN
+
+        Slurm: --slurm submits instead (a plain run: one job; a parent: a job array
+        of the folds plus an afterok job for the ensemble), with --cluster=PARTITION
+        and the settings.yml slurm: block. With --num_nodes=K a job takes K whole
+        nodes, trains with one MPI rank per node (srun --mpi=pmix, all cores of
+        each node), then evaluates on one node (--evaluate_only). --status shows
+        each run's state, Slurm job, epoch and last loss.
           ie-train --run=$RUN --slurm --cluster=debug
+          ie-train --run=$RUN --slurm --num_nodes=4
           ie-train --status $RUN
         """)
 
