@@ -12,9 +12,11 @@ struct Ensemble: ParsableCommand {
         commandName: "ie-ensemble",
         abstract: "Segment with an ensemble: the mean of several models' softmax posteriors, post-processed once.",
         discussion: """
-        Members are checkpoint files or registered model ids (a registered cross-validation ensemble brings all its
-        folds). --aggregation=MajorityVote takes the most frequent label instead (posterior files stay the mean).
-        Output layout as ie-infer: a run's epoch_NNN/<Mode>/<subject>/ or, for one image, --output_folder.
+        Members are checkpoint files or registered model ids (a registered
+        cross-validation ensemble brings all its folds). --aggregation=MajorityVote
+        takes the most frequent label instead (posterior files stay the mean). Output
+        layout as ie-infer: a run's epoch_NNN/<Mode>/<subject>/ or, for one image,
+        --output_folder.
 
         Examples:
           ie-ensemble --run=$PARENT --epoch=10 --mode=Test \\

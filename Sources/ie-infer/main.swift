@@ -12,10 +12,11 @@ struct Infer: ParsableCommand {
         commandName: "ie-infer",
         abstract: "Segment images with a trained model: a run's Val/Test split, or a single image.",
         discussion: """
-        Sliding-window inference (patch test_crop_size, stride inference_stride_size), overlaps averaged; then the
-        mask, optional posterior smoothing, argmax and largest connected components. Per subject it writes
-        segmentation.nii.gz, posterior_<class>.nii.gz, <class>.nii.gz and uncertainty.nii.gz with the geometry of
-        the first image channel.
+        Sliding-window inference (patch test_crop_size, stride inference_stride_size),
+        overlaps averaged; then the mask, optional posterior smoothing, argmax and
+        largest connected components. Per subject it writes segmentation.nii.gz,
+        posterior_<class>.nii.gz, <class>.nii.gz and uncertainty.nii.gz with the
+        geometry of the first image channel.
 
         Examples:
           ie-infer --run=$RUN --mode=Val                     # epochs_to_test of the run, its val subjects

@@ -13,16 +13,19 @@ struct Metrics: ParsableCommand {
         commandName: "ie-metrics",
         abstract: "Segmentation metrics (Dice, Hausdorff, mean surface distance) as InnerEye's metrics.csv.",
         discussion: """
-        Single pair: scores one prediction mask against one ground-truth mask and writes the header and one row.
-        Folder: scores every subject folder <subject:03d>/ of an ie-infer output against the dataset's ground \
-        truth and writes <output_folder>/metrics.csv plus thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png.
-        Masks must be binary (0/1) NIfTI files of equal shape and spacing. Distances are in mm between voxel \
-        centres (SPEC §7); NaN is an empty field, a missing object gives Dice 0 and inf distances.
-        Extra columns: hd95 (MONAI HD95), assd, nsd@<mm> (surface Dice at a tolerance); these use MONAI's surface \
-        (the image border counts as a boundary), MeanDistance_mm uses SimpleITK's contour (it does not).
+        Single pair: scores one prediction mask against one ground-truth mask and
+        writes the header and one row. Folder: scores every subject folder
+        <subject:03d>/ of an ie-infer output against the dataset's ground truth and
+        writes <output_folder>/metrics.csv plus
+        thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png. Masks must be binary
+        (0/1) NIfTI files of equal shape and spacing. Distances are in mm between
+        voxel centres (SPEC §7); NaN is an empty field, a missing object gives Dice
+        0 and inf distances. Extra columns: hd95 (MONAI HD95), assd, nsd@<mm> (surface
+        Dice at a tolerance); these use MONAI's surface (the image border counts as
+        a boundary), MeanDistance_mm uses SimpleITK's contour (it does not).
 
-        Run: scores a run's epoch folder outputs/epoch_NNN/<Mode>/ (written by ie-infer) and adds \
-        metrics_aggregates.csv and metrics_boxplot.png there.
+        Run: scores a run's epoch folder outputs/epoch_NNN/<Mode>/ (written by
+        ie-infer) and adds metrics_aggregates.csv and metrics_boxplot.png there.
 
         Examples:
           ie-metrics --run=runs/main/main_20261125T101010Z_ab12 --mode=Val

@@ -9,18 +9,22 @@ struct Report: ParsableCommand {
         commandName: "ie-report",
         abstract: "Writes outputs/report.ipynb and outputs/report.html of a run (SPEC §11).",
         discussion: """
-        The report holds, per mode (Test, Val, Train when present), the per-structure describe tables, the 20
-        worst subjects by each metric with an is_outlier column and box plots; the training curves; baseline
-        comparisons; and for cross-validation parents (CrossValResults/) the per-fold and ensemble comparison.
-        It uses the epoch with the best mean validation Dice (Val/epoch_metrics.csv), else the highest
-        epoch_NNN folder. Plots are drawn by gnuplot (pngcairo). The notebook needs no kernel: its outputs
-        are pre-rendered; the HTML page embeds its images.
+        The report holds, per mode (Test, Val, Train when present), the per-structure
+        describe tables, the 20 worst subjects by each metric with an is_outlier
+        column and box plots; the training curves; baseline comparisons; and for
+        cross-validation parents (CrossValResults/) the per-fold and ensemble
+        comparison. It uses the epoch with the best mean validation Dice
+        (Val/epoch_metrics.csv), else the highest epoch_NNN folder. Plots are drawn by
+        gnuplot (pngcairo). The notebook needs no kernel: its outputs are
+        pre-rendered; the HTML page embeds its images.
 
-        --baseline=NAME=RUN (repeatable) first compares this run's Test Dice with baseline runs (SPEC §9
-        comparison_runs): BaselineComparisonWilcoxonSignedRankTestResults.txt, MetricsAcrossAllRuns.csv and
-        scatterplots/ in epoch_NNN/Test, the baseline metrics copied to outputs/NAME/epoch_MMM/.
-        --cross-validation first writes the statistics files of outputs/CrossValResults/ (SPEC §10) from its
-        0/ ... N-1/ and ENSEMBLE/ folders.
+        --baseline=NAME=RUN (repeatable) first compares this run's Test Dice with
+        baseline runs (SPEC §9 comparison_runs):
+        BaselineComparisonWilcoxonSignedRankTestResults.txt, MetricsAcrossAllRuns.csv
+        and scatterplots/ in epoch_NNN/Test, the baseline metrics copied to
+        outputs/NAME/epoch_MMM/. --cross-validation first writes the statistics files
+        of outputs/CrossValResults/ (SPEC §10) from its 0/ ... N-1/ and ENSEMBLE/
+        folders.
 
         Examples:
           ie-report --run=runs/Prostate/Prostate_20260101T120000Z_ab12

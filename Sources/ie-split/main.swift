@@ -10,11 +10,21 @@ struct Split: ParsableCommand {
         commandName: "ie-split",
         abstract: "Split a dataset.csv into train/val/test subjects exactly as InnerEye did (SPEC §3).",
         discussion: """
-            Writes dataset.csv, train_dataset.csv, val_dataset.csv and test_dataset.csv (rows of the dataset, with filePath made absolute). Every subject must have a row for each channel the config names; --check also reads every image and applies all dataset checks of SPEC §2.
+            Writes dataset.csv, train_dataset.csv, val_dataset.csv and test_dataset.csv
+            (rows of the dataset, with filePath made absolute). Every subject must have a
+            row for each channel the config names; --check also reads every image and
+            applies all dataset checks of SPEC §2.
 
-            The method comes from the model config or --<param>=value overrides: explicit train_subjects/val_subjects/test_subjects; else split_by_institution; else group_column; else the proportions proportion_train/val/test (InnerEye's random.Random(0) shuffle and range rule). With --number_of_cross_validation_splits=N --cross_validation_split_index=k, fold k of scikit-learn's KFold(N, shuffle=True, random_state=0) over train+val replaces train and val; test is unchanged.
+            The method comes from the model config or --<param>=value overrides: explicit
+            train_subjects/val_subjects/test_subjects; else split_by_institution; else
+            group_column; else the proportions proportion_train/val/test (InnerEye's
+            random.Random(0) shuffle and range rule). With
+            --number_of_cross_validation_splits=N --cross_validation_split_index=k, fold k
+            of scikit-learn's KFold(N, shuffle=True, random_state=0) over train+val
+            replaces train and val; test is unchanged.
 
-            With --model and no --output_folder/--run_dir, a new run is created under runs_dir and its folder is printed on stdout (the files go to <run>/outputs/).
+            With --model and no --output_folder/--run_dir, a new run is created under
+            runs_dir and its folder is printed on stdout (the files go to <run>/outputs/).
 
             Examples:
               ie-split --model=HelloWorld

@@ -26,7 +26,8 @@ struct Stats: ParsableCommand {
         commandName: "ie-stats",
         abstract: "Statistics on per-subject segmentation metrics (SPEC §8).",
         discussion: """
-        Reads metrics.csv / MetricsAcrossAllRuns.csv files ('-' = stdin) and writes text or CSV to stdout or -o.
+        Reads metrics.csv / MetricsAcrossAllRuns.csv files ('-' = stdin) and writes
+        text or CSV to stdout or -o.
 
         Examples:
           ie-metrics ... -o - | ie-stats aggregate

@@ -9,10 +9,12 @@ struct Synth: ParsableCommand {
         commandName: "ie-synth",
         abstract: "Write the seeded synthetic CT-like demo dataset of the HelloWorld model.",
         discussion: """
-        Each subject gets <folder>/<subject:03d>/{ct,region_a,region_b,mask}.nii.gz: an int16 CT (air -1000 HU, \
-        body 40 HU, noise sd 25 HU), region_a (an ellipsoid at +150 HU), region_b (a blob of 2-3 spheres at \
-        -80 HU; exclusive with region_a) and the body mask, spacing (Z,Y,X) = (3,1,1) mm. dataset.csv (columns \
-        subject,filePath,channel,seriesId,institutionId) is written last. The same seed gives byte-identical files.
+        Each subject gets <folder>/<subject:03d>/{ct,region_a,region_b,mask}.nii.gz:
+        an int16 CT (air -1000 HU, body 40 HU, noise sd 25 HU), region_a (an
+        ellipsoid at +150 HU), region_b (a blob of 2-3 spheres at -80 HU; exclusive
+        with region_a) and the body mask, spacing (Z,Y,X) = (3,1,1) mm. dataset.csv
+        (columns subject,filePath,channel,seriesId,institutionId) is written last.
+        The same seed gives byte-identical files.
 
         Examples:
           ie-synth --output_folder=datasets/HelloWorld
