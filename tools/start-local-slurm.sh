@@ -19,9 +19,8 @@
 #
 # Why each step is needed is in docs (notes/slurm-local-cluster.md of the project's shared notes).
 set -euo pipefail
+. "$(dirname "$0")/local-slurm-common.sh"
 
-STATE_DIR=/run/slurm-local
-PID_RECORD=$STATE_DIR/started.pids
 SPOOL=/var/spool/slurm-local
 LOG_DIR=/var/log/slurm-local
 CONF=/etc/slurm/slurm.conf
@@ -44,18 +43,6 @@ say() { echo "start-local-slurm: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts system daemons)"
-
-# A daemon counts as alive while any of its threads is not a zombie: PID 1 here reaps late, and an exiting
-# multithreaded daemon shows a zombie leader while other threads still hold its port.
-alive() {
-    local pid=$1 t state
-    [ -n "$pid" ] && [ -d "/proc/$pid/task" ] || return 1
-    for t in /proc/"$pid"/task/*/stat; do
-        state=$(sed -e 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1) || continue
-        [ -n "$state" ] && [ "$state" != Z ] && return 0
-    done
-    return 1
-}
 
 pid_from_file() { [ -s "$1" ] && tr -dc '0-9' < "$1" || true; }
 

@@ -3,22 +3,9 @@
 # stopped slurmd would leave its job steps running), then stops only the daemons whose PIDs the start script
 # recorded, never anything found by name. Daemons it did not start are left alone.
 set -euo pipefail
-
-STATE_DIR=/run/slurm-local
-PID_RECORD=$STATE_DIR/started.pids
+. "$(dirname "$0")/local-slurm-common.sh"
 
 say() { echo "stop-local-slurm: $*" >&2; }
-
-# Alive while any thread is not a zombie (see start-local-slurm.sh).
-alive() {
-    local pid=$1 t state
-    [ -n "$pid" ] && [ -d "/proc/$pid/task" ] || return 1
-    for t in /proc/"$pid"/task/*/stat; do
-        state=$(sed -e 's/^.*) //' "$t" 2>/dev/null | cut -d' ' -f1) || continue
-        [ -n "$state" ] && [ "$state" != Z ] && return 0
-    done
-    return 1
-}
 
 if [ ! -s "$PID_RECORD" ]; then
     say "nothing to stop (no $PID_RECORD)"

@@ -81,13 +81,6 @@ public enum ClusterTraining {
                             + "or launch the ranks yourself: mpirun -np \(nodes) ie-train --run=RUN)")
     }
 
-    /// The rank of this process when it was launched as one of several MPI ranks, else 0. Ranks above 0 train
-    /// (their shards of each batch) and leave every file of the run to rank 0.
-    public static func launchedRank(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
-        guard Distributed.launchedRanks(environment: environment) > 1 else { return 0 }
-        return (environment["OMPI_COMM_WORLD_RANK"] ?? environment["PMIX_RANK"] ?? environment["SLURM_PROCID"]).flatMap(Int.init) ?? 0
-    }
-
     /// Validates a submission before anything is written (exit 2 on a bad set-up). `fullConfig` is the config
     /// with the submission flags, which only it carries.
     public static func submissionOptions(fullConfig: ModelConfig, settings: Settings) throws -> SlurmJobOptions? {
@@ -109,14 +102,9 @@ public enum ClusterTraining {
                 throw IEError.usage("--evaluate_only on a cross-validation parent, expected a fold or a plain run (the parent's "
                                     + "evaluation is --ensemble)")
             }
-            do {
-                try run.perform(tool: "ie-train") {
-                    let isFold = RunIDs.parentAndIndex(of: run.id) != nil
-                    try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
-                }
-            } catch {
-                failParent(ofFold: run, error: error)
-                throw error
+            try performFailingParent(run: run) {
+                let isFold = RunIDs.parentAndIndex(of: run.id) != nil
+                try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
             }
             return .handled
         }
@@ -169,10 +157,19 @@ public enum ClusterTraining {
         return .handled
     }
 
-    /// A fold that failed fails its cross-validation parent as well: the parent's ensemble step will never run
-    /// (Slurm cancels its afterok job; make stops), so the parent must not stay `queued`. Rerunning the fold and
-    /// the ensemble step completes the parent again.
-    public static func failParent(ofFold run: RunDirectory, error: Error) {
+    /// `run.perform(tool: "ie-train")` for a run that may be a cross-validation fold: a fold that fails fails its
+    /// parent as well, since the parent's ensemble step will never run (Slurm cancels its afterok job; make
+    /// stops), so the parent must not stay `queued`. Rerunning the fold and the ensemble step completes it again.
+    public static func performFailingParent(run: RunDirectory, completes: Bool = true, _ body: () throws -> Void) throws {
+        do {
+            try run.perform(tool: "ie-train", completes: completes, body)
+        } catch {
+            failParent(ofFold: run, error: error)
+            throw error
+        }
+    }
+
+    static func failParent(ofFold run: RunDirectory, error: Error) {
         guard let (parentID, index) = RunIDs.parentAndIndex(of: run.id) else { return }
         let parentPath = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(parentID).path
         guard let parent = try? RunDirectory.open(path: parentPath) else { return }

@@ -62,6 +62,13 @@ public enum Distributed {
         return 1
     }
 
+    /// This process's rank when it was launched as one of several MPI ranks, else 0 (read before MPI_Init, so
+    /// that a tool can tell a worker rank before it opens the run).
+    public static func launchedRank(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+        guard launchedRanks(environment: environment) > 1 else { return 0 }
+        return (environment["OMPI_COMM_WORLD_RANK"] ?? environment["PMIX_RANK"]).flatMap(Int.init) ?? 0
+    }
+
     /// The reducer for this process: MPI when launched with more than one rank, else local. More than one rank
     /// in a build without MPI is a usage error (exit 2).
     public static func reducer(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GradientReducer {

@@ -101,7 +101,7 @@ public final class Trainer {
     public init(setup: TrainingSetup, outputs: String, train: [SegmentationSubject], validation: [SegmentationSubject],
                 start: TrainingStart, reducer: GradientReducer = LocalReducer()) throws {
         guard !train.isEmpty else { throw IEError.badInput("the training set is empty, expected at least one subject") }
-        let shards = reducer.size > 1 ? reducer.size : setup.shards
+        let shards = reducer.size > 1 ? reducer.size : setup.shards  // before `self` is complete
         guard shards >= 1, shards <= setup.batchSize else {
             throw IEError.usage("\(shards) data-parallel shards for train_batch_size \(setup.batchSize), expected at most one shard per batch element")
         }
@@ -202,22 +202,25 @@ public final class Trainer {
 
     public static func checkpointName(epoch: Int) -> String { String(format: "epoch_%03d.ckpt", epoch) }
 
+    /// Shards of every batch: one per MPI rank, else IE_EMULATE_RANKS's count in this one process.
+    var shardCount: Int { reducer.size > 1 ? reducer.size : setup.shards }
+
     /// What decides the last bits of the results besides the seed: the convolution backend, the GEMM threads and
     /// the data-parallel shards (results differ in float rounding when they change).
     func executionMetadata() -> [String: String] {
         ["conv_backend": ConvBackend.current.rawValue, "direct_conv": ConvBackend.directKernelEnabled ? "on" : "off",
          "threads": String(threadCount),
-         "shards": String(reducer.size > 1 ? reducer.size : setup.shards)]
+         "shards": String(shardCount)]
     }
 
     /// Warnings for a run continued from a checkpoint written under other execution settings: it trains on, but
     /// will not reproduce an uninterrupted run bit for bit. Checkpoints written before these keys existed say nothing.
     static func reproducibilityWarnings(saved: [String: String], now: [String: String], source: String) -> [String] {
-        let labels = ["conv_backend": "convolution backend", "direct_conv": "direct few-channel conv kernel",
-                      "threads": "thread count", "shards": "data-parallel shards"]
-        return ["conv_backend", "direct_conv", "threads", "shards"].compactMap { key in
+        let keys = [("conv_backend", "convolution backend"), ("direct_conv", "direct few-channel conv kernel"),
+                    ("threads", "thread count"), ("shards", "data-parallel shards")]
+        return keys.compactMap { key, label in
             guard let before = saved[key], let current = now[key], before != current else { return nil }
-            return "\(source) was written with \(labels[key]!) \(before), this run uses \(current): training continues, "
+            return "\(source) was written with \(label) \(before), this run uses \(current): training continues, "
                 + "but its results will differ in the last bits from a run that kept \(before)"
         }
     }
@@ -247,7 +250,7 @@ public final class Trainer {
                 augmenter?.apply(&crop, channels: setup.imageChannels, classCount: setup.classCount, using: &rng)
                 crops.append(crop)
             }
-            let shards = reducer.size > 1 ? reducer.size : setup.shards
+            let shards = shardCount
             let bounds = (0...shards).map { $0 * crops.count / shards }
             let mine = reducer.size > 1 ? [reducer.rank] : Array(0..<shards)
             optimizer.zeroGrad()

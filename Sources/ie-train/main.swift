@@ -7,6 +7,7 @@ import IENet
 import IERun
 import IETrain
 import IECluster
+import IEDistributed
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,22 +96,18 @@ struct Train: ParsableCommand {
         case .stopped: Foundation.exit(stoppedBySignalExitCode)
         case .trainHere: break
         }
-        if ClusterTraining.launchedRank() > 0 {
-            Log.linePrefix = "[rank \(ClusterTraining.launchedRank())] "
+        let rank = Distributed.launchedRank()
+        if rank > 0 {
+            Log.linePrefix = "[rank \(rank)] "
             guard try ClusterTraining.trainAsWorkerRank(run: runDir, config: config, settings: settingsValue, resume: resume) else {
                 Foundation.exit(stoppedBySignalExitCode)
             }
             return
         }
         var finished = true
-        do {
-            try runDir.perform(tool: "ie-train", completes: false) {
-                finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
-                                                                resume: resume, evaluate: evaluate)
-            }
-        } catch {
-            ClusterTraining.failParent(ofFold: runDir, error: error)
-            throw error
+        try ClusterTraining.performFailingParent(run: runDir, completes: false) {
+            finished = try ClusterTraining.trainAndEvaluate(run: runDir, config: config, settings: settingsValue,
+                                                            resume: resume, evaluate: evaluate)
         }
         if finished {
             try runDir.markCompleted()

@@ -117,14 +117,6 @@ final class SlurmOptionsTests: XCTestCase {
         }
     }
 
-    func testLaunchedRankComesFromTheLauncher() {
-        XCTAssertEqual(ClusterTraining.launchedRank(environment: [:]), 0)
-        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3"]), 3)
-        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["SLURM_NTASKS": "2", "PMIX_RANK": "1", "SLURM_PROCID": "1"]), 1)
-        XCTAssertEqual(ClusterTraining.launchedRank(environment: ["SLURM_NTASKS": "2", "SLURM_PROCID": "1"]), 0,
-                       "a plain srun task without PMIx is not an MPI rank")
-    }
-
     /// The scripts are valid bash (bash -n).
     func testScriptsParseAsBash() throws {
         let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: nil, threads: nil)

@@ -50,6 +50,14 @@ final class GradientReducerTests: XCTestCase {
         XCTAssertEqual(Distributed.launchedRanks(environment: ["SLURM_NTASKS": "3", "PMIX_RANK": "0"]), 3)
     }
 
+    func testRankAnnouncedByTheLauncher() {
+        XCTAssertEqual(Distributed.launchedRank(environment: [:]), 0)
+        XCTAssertEqual(Distributed.launchedRank(environment: ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "3"]), 3)
+        XCTAssertEqual(Distributed.launchedRank(environment: ["SLURM_NTASKS": "2", "PMIX_RANK": "1", "SLURM_PROCID": "1"]), 1)
+        XCTAssertEqual(Distributed.launchedRank(environment: ["SLURM_NTASKS": "2", "SLURM_PROCID": "1"]), 0,
+                       "a plain srun task without PMIx is not an MPI rank")
+    }
+
     /// Runs this test binary's MPIRankBody under `mpirun -np 2`; both ranks must pass.
     func testTwoMPIRanksAverageWithAllreduce() throws {
         guard Distributed.mpiAvailable else { throw XCTSkip("built without Open MPI (libopenmpi-dev missing)") }
