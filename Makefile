@@ -5,7 +5,7 @@ TOOLBOX_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 include $(TOOLBOX_DIR)/ie.mk
 
 # Debian packages the toolbox builds against or runs (gnuplot for plots).
-APT_PACKAGES := libniftiio-dev libznz-dev zlib1g-dev libopenblas-dev libpng-dev libcsv-dev gnuplot-nox \
+APT_PACKAGES := libnifti2-dev libniftiio-dev libznz-dev zlib1g-dev libopenblas-dev libpng-dev libcsv-dev gnuplot-nox \
                 python3 python3-venv python3-pip openmpi-bin libopenmpi-dev libdnnl-dev
 VENV := $(TOOLBOX_DIR)/.venv
 
