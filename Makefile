@@ -65,3 +65,8 @@ bench-torch:
 	@$(TORCH_VENV)/bin/python3 -c "import torch, numpy, safetensors" 2>/dev/null || \
 	  $(TORCH_VENV)/bin/python3 -m pip install -q --disable-pip-version-check torch numpy safetensors
 	cd $(TOOLBOX_DIR) && $(TORCH_VENV)/bin/python3 bench/reference/bench_torch.py
+
+# The install list, for tools/check-install-list.sh (which `make test` runs through the test suite).
+.PHONY: print-apt-packages
+print-apt-packages:
+	@echo $(APT_PACKAGES)
