@@ -9,19 +9,11 @@ final class InstallListTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-query") else {
             throw XCTSkip("not a Debian system: no dpkg to ask which package owns a header")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [ToolRunner.repoRoot + "/tools/check-install-list.sh"]
         var environment = ProcessInfo.processInfo.environment
         if let installList { environment["IE_INSTALL_LIST"] = installList }
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let result = try HPCTest.run("/bin/bash", [ToolRunner.repoRoot + "/tools/check-install-list.sh"],
+                                     environment: environment)
+        return (result.status, result.stdout + result.stderr)
     }
 
     func testEveryHeaderAndLibraryComesFromTheInstallList() throws {
