@@ -28,7 +28,7 @@ public struct CSVTable: Sendable {
     public static func read(path: String) throws -> CSVTable {
         let data: Data
         if path == "-" {
-            data = FileHandle.standardInput.readDataToEndOfFile()
+            data = try StandardStream.readAll()
         } else {
             guard let d = FileManager.default.contents(atPath: path) else {
                 throw IEError.badInput("cannot read file", file: path)
@@ -51,6 +51,7 @@ public struct CSVTable: Sendable {
     }
 
     public static func parse(_ data: Data, source: String) throws -> CSVTable {
+        try requireUTF8(data, source: source)
         var parser = csv_parser()
         guard csv_init(&parser, UInt8(CSV_APPEND_NULL)) == 0 else {
             throw IEError.failure("libcsv initialisation failed")
@@ -131,5 +132,21 @@ public struct CSVTable: Sendable {
             return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
         return field
+    }
+}
+
+extension CSVTable {
+    /// Refuses bytes that are not UTF-8 (a Latin-1 export, say) with the line number, rather than turning them
+    /// into U+FFFD in every file written from the table.
+    static func requireUTF8(_ data: Data, source: String) throws {
+        guard String(data: data, encoding: .utf8) == nil else { return }
+        var line = 1
+        for chunk in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(data: Data(chunk), encoding: .utf8) == nil {
+                throw IEError.badInput("text is not valid UTF-8 (a Latin-1 or other 8-bit export?), expected a UTF-8 CSV file",
+                                       file: source, line: line)
+            }
+            line += 1
+        }
     }
 }

@@ -57,7 +57,7 @@ public func exitWithError(tool: String, _ error: Error) -> Never {
         code = .failure
         text = "\(error)"
     }
-    FileHandle.standardError.write(Data("\(tool): error: \(text)\n".utf8))
+    StandardStream.writeBestEffort("\(tool): error: \(text)\n")
     exit(code.rawValue)
 }
 

@@ -27,10 +27,10 @@ public enum Log {
     private static func emit(_ message: String, show: Bool) {
         lock.lock(); defer { lock.unlock() }
         let line = linePrefix + message + "\n"
-        if show { FileHandle.standardError.write(Data(line.utf8)) }
+        if show { StandardStream.writeBestEffort(line) }
         if let logFile {
             let stamp = ISO8601DateFormatter().string(from: Date())
-            logFile.write(Data("[\(stamp)] \(line)".utf8))
+            StandardStream.writeBestEffort("[\(stamp)] \(line)", to: logFile.fileDescriptor)
         }
     }
 }
@@ -52,15 +52,15 @@ public final class Progress {
     public func step(_ detail: String = "") {
         done += 1
         let elapsed = Date().timeIntervalSince(start)
+        let remaining = done < total ? String(format: ", ETA %.0fs", elapsed / Double(done) * Double(total - done)) : ""
         if bar {
             let width = 30
             let filled = width * done / total
-            let text = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) \(String(format: "%.1fs", elapsed)) \(detail)"
-            FileHandle.standardError.write(Data(text.utf8))
-            if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
-            if let f = Log.logFile { f.write(Data("\(label) \(done)/\(total) \(detail)\n".utf8)) }
+            let text = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(done)/\(total) \(String(format: "%.1fs", elapsed))\(remaining) \(detail)"
+            StandardStream.writeBestEffort(text + (done >= total ? "\n" : ""))
+            if let f = Log.logFile { StandardStream.writeBestEffort("\(label) \(done)/\(total) \(detail)\n", to: f.fileDescriptor) }
         } else {
-            Log.info("\(label) \(done)/\(total) \(String(format: "%.1fs", elapsed)) \(detail)")
+            Log.info("\(label) \(done)/\(total) \(String(format: "%.1fs", elapsed))\(remaining) \(detail)")
         }
     }
 }

@@ -69,6 +69,8 @@ public struct Dataset: Sendable {
             for (name, value) in [("subject", subject), ("channel", channel), ("filePath", file)] where value.isEmpty {
                 throw IEError.badInput("empty \(name), expected a value in every row", file: path, line: line)
             }
+            try SafeName.require(subject, what: "subject", file: path, line: line)
+            try SafeName.require(channel, what: "channel", file: path, line: line)
             let key = subject + "\u{0}" + channel
             if let first = seen[key] {
                 throw IEError.badInput("duplicate row for subject \(subject) channel \(channel) (first at line \(first)), expected one row per (subject, channel)", file: path, line: line)

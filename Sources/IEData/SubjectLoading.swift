@@ -80,8 +80,8 @@ extension Dataset {
             var out = [UInt8](repeating: 0, count: v.count)
             for (i, value) in v.data.enumerated() {
                 if value == 1 { out[i] = 1 } else if value != 0 {
-                    let z = i / (v.shape.y * v.shape.x), y = (i / v.shape.x) % v.shape.y, x = i % v.shape.x
-                    throw IEError.badInput("subject \(row.subject) \(what) \(row.channel) has value \(value) at voxel (z=\(z), y=\(y), x=\(x)), expected a binary mask of 0 and 1", file: path, line: row.line)
+                    let p = v.position(ofIndex: i)
+                    throw IEError.badInput("subject \(row.subject) \(what) \(row.channel) has value \(value) at voxel (z=\(p.z), y=\(p.y), x=\(p.x)), expected a binary mask of 0 and 1", file: path, line: row.line)
                 }
             }
             return v.with(data: out)
@@ -91,10 +91,7 @@ extension Dataset {
         for name in request.imageChannels {
             let r = row(subject: subject, channel: name)!
             let v = try load(r)
-            if let bad = v.data.firstIndex(where: { !$0.isFinite }) {
-                let z = bad / (v.shape.y * v.shape.x), y = (bad / v.shape.x) % v.shape.y, x = bad % v.shape.x
-                throw IEError.badInput("subject \(subject) channel \(name) has a \(v.data[bad].isNaN ? "NaN" : "infinite") voxel at (z=\(z), y=\(y), x=\(x)), expected finite intensities", file: path, line: r.line)
-            }
+            try v.requireFiniteVoxels(what: "subject \(subject) channel \(name)", file: path, line: r.line)
             channels.append(v)
         }
         var structures: [Volume<UInt8>?] = []

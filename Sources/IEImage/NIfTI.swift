@@ -123,6 +123,10 @@ public enum NIfTI {
             throw IEError.badInput("unsupported NIfTI datatype \(info.datatypeCode), expected one of "
                 + NIfTIDataType.allCases.map(\.description).joined(separator: ", "), file: path)
         }
+        for (axis, value) in [("x", info.spacing.x), ("y", info.spacing.y), ("z", info.spacing.z)]
+        where !(value.isFinite && value > 0) {
+            throw IEError.badInput("voxel spacing (pixdim) along \(axis) is \(value), expected a positive finite size in mm", file: path)
+        }
         let count = info.shape.z * info.shape.y * info.shape.x
         let bytes = try readVoxelBytes(path, header: info, count: count, bytesPerVoxel: type.bytesPerVoxel)
         let values = bytes.withUnsafeBytes { raw in
@@ -150,15 +154,30 @@ public enum NIfTI {
         let file = opened
         defer { _ = Xznzclose(&closable) }
         let total = count * bytesPerVoxel
-        var bytes = [UInt8](repeating: 0, count: total)
+        // The header's sizes are not trusted with memory: a plain file must hold them before anything is allocated,
+        // and a compressed one is inflated in chunks, so a lying header costs no more memory than the file's data.
+        if !compressed {
+            let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            if let fileSize, fileSize < header.voxelOffset + total {
+                throw IEError.badInput("NIfTI voxel data truncated: the file has \(max(0, fileSize - header.voxelOffset)) bytes after vox_offset \(header.voxelOffset), the header's \(count) voxels of \(bytesPerVoxel) bytes need \(total)", file: path)
+            }
+        }
         // gzseek on a read stream inflates forward, which is what we want (no random access needed).
         // znzseek returns fseek's 0 for plain files but gzseek's new offset for compressed ones: ask znztell.
         guard znzseek(file, header.voxelOffset, SEEK_SET) >= 0, znztell(file) == header.voxelOffset else {
             throw IEError.badInput("NIfTI file ends before its voxel data (vox_offset \(header.voxelOffset))", file: path)
         }
-        let got = bytes.withUnsafeMutableBytes { znzread($0.baseAddress, 1, total, file) }
-        guard got == total else {
-            throw IEError.badInput("NIfTI voxel data truncated: \(got) of \(total) bytes, expected \(count) voxels of \(bytesPerVoxel) bytes", file: path)
+        let chunk = 1 << 24
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(min(total, chunk))
+        while bytes.count < total {
+            let want = min(chunk, total - bytes.count)
+            let start = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: want))
+            let got = bytes.withUnsafeMutableBytes { znzread($0.baseAddress! + start, 1, want, file) }
+            guard got == want else {
+                throw IEError.badInput("NIfTI voxel data truncated: \(start + got) of \(total) bytes, expected \(count) voxels of \(bytesPerVoxel) bytes", file: path)
+            }
         }
         if header.byteSwapped && bytesPerVoxel > 1 {
             for start in stride(from: 0, to: total, by: bytesPerVoxel) {
@@ -168,8 +187,9 @@ public enum NIfTI {
         return bytes
     }
 
-    /// Checks sizeof_hdr (348 in either byte order) and the "n+1"/"ni1" magic ourselves, so that libnifti,
-    /// which prints its own complaint to stderr, is only handed files that look like NIfTI-1.
+    /// Checks the raw header ourselves, so that libnifti (which prints its own complaint to stderr) is only handed
+    /// files that look like NIfTI-1 with sane dimensions: sizeof_hdr 348 in either byte order, the "n+1"/"ni1"
+    /// magic, dim[0] in 1...7 and dim[1...dim[0]] >= 1. Every failure is one error line naming the file.
     private static func requireNIfTIMagic(_ path: String) throws {
         guard let opened = znzopen(path, "rb", path.hasSuffix(".gz") ? 1 : 0) else {
             throw IEError.badInput("cannot open file: \(String(cString: strerror(errno)))", file: path)
@@ -178,12 +198,25 @@ public enum NIfTI {
         defer { _ = Xznzclose(&closable) }
         var first = [UInt8](repeating: 0, count: 348)
         let got = first.withUnsafeMutableBytes { znzread($0.baseAddress, 1, 348, opened) }
-        let sizeLE = first.count >= 4 ? UInt32(first[0]) | UInt32(first[1]) << 8 | UInt32(first[2]) << 16 | UInt32(first[3]) << 24 : 0
+        let sizeLE = UInt32(first[0]) | UInt32(first[1]) << 8 | UInt32(first[2]) << 16 | UInt32(first[3]) << 24
         let looksLikeNIfTI = got == 348 && (sizeLE == 348 || sizeLE.byteSwapped == 348)
             && first[344] == UInt8(ascii: "n") && (first[345] == UInt8(ascii: "+") || first[345] == UInt8(ascii: "i"))
             && first[346] == UInt8(ascii: "1")
         guard looksLikeNIfTI else {
             throw IEError.badInput("not a NIfTI-1 image (no 348-byte header with magic \"n+1\"), expected .nii or .nii.gz", file: path)
+        }
+        let littleEndian = sizeLE == 348
+        func int16(at offset: Int) -> Int {
+            let raw = UInt16(first[offset]) | UInt16(first[offset + 1]) << 8
+            return Int(Int16(bitPattern: littleEndian ? raw : raw.byteSwapped))
+        }
+        // dim is short[8] at byte 40
+        let rank = int16(at: 40)
+        guard (1...7).contains(rank) else {
+            throw IEError.badInput("NIfTI header dim[0] is \(rank), expected 1 to 7 dimensions", file: path)
+        }
+        for axis in 1...rank where int16(at: 40 + 2 * axis) < 1 {
+            throw IEError.badInput("NIfTI header dim[\(axis)] is \(int16(at: 40 + 2 * axis)), expected a size of at least 1", file: path)
         }
     }
 

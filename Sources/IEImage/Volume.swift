@@ -50,6 +50,21 @@ public struct Volume<T>: @unchecked Sendable {
     public func sameShape<U>(as other: Volume<U>) -> Bool {
         shape.z == other.shape.z && shape.y == other.shape.y && shape.x == other.shape.x
     }
+
+    /// The (z, y, x) of a flat data index, for error messages.
+    public func position(ofIndex i: Int) -> (z: Int, y: Int, x: Int) {
+        (i / (shape.y * shape.x), (i / shape.x) % shape.y, i % shape.x)
+    }
+}
+
+extension Volume where T == Float {
+    /// Throws `IEError.badInput` at the first NaN or infinite voxel: intensities must be finite (SPEC §2), and a
+    /// NaN would otherwise travel through normalisation into the network and the label conversion.
+    public func requireFiniteVoxels(what: String, file: String? = nil, line: Int? = nil) throws {
+        guard let bad = data.firstIndex(where: { !$0.isFinite }) else { return }
+        let p = position(ofIndex: bad)
+        throw IEError.badInput("\(what) has a \(data[bad].isNaN ? "NaN" : "infinite") voxel at (z=\(p.z), y=\(p.y), x=\(p.x)), expected finite intensities", file: file, line: line)
+    }
 }
 
 /// The NIfTI header fields that define world geometry, kept verbatim so a written file carries exactly the

@@ -148,7 +148,11 @@ public enum RunPipeline {
         guard files.count == config.imageChannels.count else {
             throw IEError.usage("\(files.count) --image_file given, expected one per image channel (\(config.imageChannels.joined(separator: ", ")))")
         }
-        let volumes = try files.map { try NIfTI.read($0) }
+        let volumes = try files.map { file in
+            let volume = try NIfTI.read(file)
+            try volume.requireFiniteVoxels(what: "image", file: file)
+            return volume
+        }
         for (i, v) in volumes.enumerated().dropFirst() where !v.sameShape(as: volumes[0]) {
             throw IEError.badInput("image shape \(v.shape) differs from the first channel's \(volumes[0].shape), expected one grid", file: files[i])
         }

@@ -66,9 +66,9 @@ struct Report: ParsableCommand {
         }
         let result = try RunReport.write(run: runFolder, outputFolder: outputDir, epoch: epoch)
         if !quiet {
-            FileHandle.standardError.write(Data("ie-report: wrote \(result.notebookPath) and \(result.htmlPath)\n".utf8))
+            StandardStream.writeBestEffort("ie-report: wrote \(result.notebookPath) and \(result.htmlPath)\n")
             if !result.missing.isEmpty {
-                FileHandle.standardError.write(Data("ie-report: missing: \(result.missing.joined(separator: ", "))\n".utf8))
+                StandardStream.writeBestEffort("ie-report: missing: \(result.missing.joined(separator: ", "))\n")
             }
         }
     }

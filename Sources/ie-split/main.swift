@@ -93,7 +93,7 @@ struct Split: ParsableCommand {
         }
         let cwd = FileManager.default.currentDirectoryPath
         if printDatasetFolder {
-            print(try config.datasetFolder(settings: settings))
+            try StandardStream.write(try config.datasetFolder(settings: settings) + "\n")
             return
         }
         let csvPath = try dataset.map { resolve($0, against: cwd) } ?? config.datasetCSVPath(settings: settings)
@@ -139,7 +139,7 @@ struct Split: ParsableCommand {
             throw error
         }
         Log.info("ie-split: run \(run.recoveryID)")
-        if isNew { print(run.path) }
+        if isNew { try StandardStream.write(run.path + "\n") }
     }
 }
 

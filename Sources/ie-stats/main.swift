@@ -10,7 +10,7 @@ struct OutputOption: ParsableArguments {
 
     func write(_ text: String) throws {
         if output == "-" {
-            FileHandle.standardOutput.write(Data(text.utf8))
+            try StandardStream.write(text)
         } else {
             try AtomicFile.write(Data(text.utf8), to: output)
         }

@@ -84,3 +84,46 @@ final class AtomicFileTests: XCTestCase {
         XCTAssertEqual(e.code.rawValue, 3)
     }
 }
+
+/// Closed and full standard streams, the file-name rule, and non-UTF-8 CSV input.
+final class HostileStreamAndNameTests: XCTestCase {
+    func testWritingToAFullDeviceThrowsInsteadOfTrapping() throws {
+        let fd = open("/dev/full", O_WRONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        XCTAssertThrowsError(try StandardStream.write("x\n", to: fd)) { error in
+            XCTAssertEqual((error as? IEError)?.code, .failure)
+            XCTAssertTrue("\(error)".contains("No space left on device"), "\(error)")
+        }
+    }
+
+    func testReadingAClosedStreamThrows() throws {
+        let fd = open("/dev/null", O_RDONLY)
+        close(fd)   // now a closed descriptor, as stdin after `<&-`
+        XCTAssertThrowsError(try StandardStream.readAll(from: fd)) { error in
+            XCTAssertTrue("\(error)".contains("Bad file descriptor"), "\(error)")
+        }
+    }
+
+    func testSafeNames() {
+        for good in ["1", "subject_07", "prostate", "zz_femur l", "é"] { XCTAssertNil(SafeName.problem(good), good) }
+        XCTAssertEqual(SafeName.problem(""), "is empty")
+        XCTAssertEqual(SafeName.problem(".."), "is '..'")
+        XCTAssertEqual(SafeName.problem("."), "is '.'")
+        XCTAssertEqual(SafeName.problem("../../x"), "contains '/'")
+        XCTAssertEqual(SafeName.problem("a\u{7}b"), "contains a control character")
+        XCTAssertThrowsError(try SafeName.require("a/b", what: "subject", file: "d.csv", line: 4)) { error in
+            XCTAssertEqual("\(error)", "d.csv:4: subject 'a/b' contains '/', expected a name usable as a file name (no '/', '..' or control characters)")
+        }
+    }
+
+    func testNonUTF8CSVNamesTheLine() {
+        var data = Data("a,b\n1,2\n".utf8)
+        data.append(contentsOf: [0x41, 0xE9, 0x2C, 0x33, 0x0A])
+        XCTAssertThrowsError(try CSVTable.parse(data, source: "x.csv")) { error in
+            XCTAssertEqual((error as? IEError)?.code, .badInput)
+            XCTAssertTrue("\(error)".hasPrefix("x.csv:3: text is not valid UTF-8"), "\(error)")
+        }
+        XCTAssertNoThrow(try CSVTable.parse(Data("a,b\nü,2\n".utf8), source: "ok.csv"))
+    }
+}

@@ -80,6 +80,45 @@ final class SplitToolTests: XCTestCase {
                          "--no-check_exclusive"], code: 3, ["\(real):8:", "subject 3 has no row for channel region"])
     }
 
+    /// Hostile dataset.csv contents (issue: subject ids that escape the run folder, Latin-1 bytes): one-line
+    /// errors naming the file and line, exit 3, nothing written.
+    func testHostileNamesAndEncodingsAreRefusedWithTheirLine() throws {
+        let s = try Scratch()
+        let escape = try s.write("escape.csv", "subject,filePath,channel\n1,a.nii.gz,ct\n../../../../escape/a,b.nii.gz,ct\n")
+        try assertError(["--dataset=\(escape)", "--output_folder=\(s.root)/out"], code: 3,
+                        ["\(escape):3:", "subject '../../../../escape/a' contains '/'"])
+        let dots = try s.write("dots.csv", "subject,filePath,channel\n..,a.nii.gz,ct\n")
+        try assertError(["--dataset=\(dots)", "--output_folder=\(s.root)/out"], code: 3, ["\(dots):2:", "subject '..' is '..'"])
+        let channel = try s.write("channel.csv", "subject,filePath,channel\n1,a.nii.gz,\"c\tt\"\n")
+        try assertError(["--dataset=\(channel)", "--output_folder=\(s.root)/out"], code: 3, ["\(channel):2:", "contains a control character"])
+        let latin1 = s.root + "/latin1.csv"
+        var bytes = Data("subject,filePath,channel\n1,a.nii.gz,ct\n2,".utf8)
+        bytes.append(contentsOf: [0x63, 0xE9, 0x2E, 0x6E, 0x69, 0x69])   // "cé.nii" in Latin-1
+        bytes.append(contentsOf: Data(",ct\n".utf8))
+        try bytes.write(to: URL(fileURLWithPath: latin1))
+        try assertError(["--dataset=\(latin1)", "--output_folder=\(s.root)/out"], code: 3, ["\(latin1):3:", "not valid UTF-8"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/out"), "nothing written")
+    }
+
+    /// A run path printed into a full stdout is an error (exit 1, one line), never a silent exit 0.
+    func testAFullStandardOutputIsAnError() throws {
+        let s = try Scratch()
+        _ = try s.write("settings.yml", "model_configs_dirs: [configs]\nruns_dir: myruns\ndatasets_dir: data\n")
+        let bash = Process()
+        bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+        bash.arguments = ["-c", "'\(tool)' --settings=\(s.root)/settings.yml --model=Nothing --print_dataset_folder >/dev/full; echo \"rc=$?\"",]
+        let out = Pipe(), err = Pipe()
+        bash.standardOutput = out
+        bash.standardError = err
+        _ = try s.write("configs/segmentation/Nothing.yml", "dataset_id: toy\nimage_channels: [ct]\nground_truth_ids: [region]\nfeature_channels: [4]\ncrop_size: [16, 16, 16]\n")
+        try bash.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        bash.waitUntilExit()
+        XCTAssertEqual(o, "rc=1\n", e)
+        XCTAssertTrue(e.hasPrefix("ie-split: error: cannot write to standard output: No space left on device"), e)
+    }
+
     func testSplitsIntoFolderAndNewRun() throws {
         let s = try Scratch()
         let csv = fixtures + "/innereye_dataset.csv"

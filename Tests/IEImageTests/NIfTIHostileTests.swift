@@ -1,0 +1,96 @@
+import Foundation
+import IECore
+import IEImage
+import XCTest
+
+/// Files whose header lies: sizes that would need terabytes, impossible dimension counts, zero or non-finite
+/// spacing, non-finite voxels. Each must be one error line (IEError.badInput, exit 3) before any large allocation.
+final class NIfTIHostileTests: XCTestCase {
+    private var folder = ""
+
+    override func setUpWithError() throws {
+        folder = try TestFiles.temporaryDirectory("nifti-hostile")
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// A valid 4x5x6 float32 image written by our writer, then header fields patched in place (little endian).
+    private func patchedImage(_ name: String, gzip: Bool = false, patch: (inout Data) -> Void) throws -> String {
+        let volume = Volume<Float>(shape: (4, 5, 6), spacing: (2, 1, 1), data: (0..<120).map(Float.init))
+        let plain = folder + "/" + name + ".nii"
+        try NIfTI.write(volume, to: plain, datatype: .float32)
+        var data = try Data(contentsOf: URL(fileURLWithPath: plain))
+        patch(&data)
+        try data.write(to: URL(fileURLWithPath: plain))
+        guard gzip else { return plain }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        process.arguments = ["-f", plain]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        return plain + ".gz"
+    }
+
+    private func setInt16(_ data: inout Data, at offset: Int, _ value: Int16) {
+        withUnsafeBytes(of: value.littleEndian) { data.replaceSubrange(offset..<(offset + 2), with: $0) }
+    }
+
+    private func setFloat(_ data: inout Data, at offset: Int, _ value: Float) {
+        withUnsafeBytes(of: value.bitPattern.littleEndian) { data.replaceSubrange(offset..<(offset + 4), with: $0) }
+    }
+
+    private func assertBadInput(_ path: String, contains expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try NIfTI.read(path), file: file, line: line) { error in
+            guard let e = error as? IEError else { return XCTFail("not an IEError: \(error)", file: file, line: line) }
+            XCTAssertEqual(e.code, .badInput, file: file, line: line)
+            XCTAssertTrue(e.description.contains(expected), e.description, file: file, line: line)
+            XCTAssertFalse(e.description.contains("\n"), "one line: \(e.description)", file: file, line: line)
+        }
+    }
+
+    func testTheUnpatchedImageReads() throws {
+        let path = try patchedImage("plain") { _ in }
+        XCTAssertEqual(try NIfTI.read(path).data.count, 120)
+    }
+
+    /// dims 32767^3 float32 (140 TB) in a file of a few hundred bytes: refused from the file size.
+    func testHugeDimensionsInASmallPlainFileAreRefusedBeforeAllocating() throws {
+        let path = try patchedImage("huge") { d in for axis in 1...3 { setInt16(&d, at: 40 + 2 * axis, 32767) } }
+        assertBadInput(path, contains: "voxel data truncated")
+    }
+
+    /// The same lie in a .nii.gz: inflated in bounded chunks, so the error comes when the data ends.
+    func testHugeDimensionsInACompressedFileFailWhenTheDataEnds() throws {
+        let path = try patchedImage("huge-gz", gzip: true) { d in
+            setInt16(&d, at: 42, 2000); setInt16(&d, at: 44, 2000); setInt16(&d, at: 46, 2000)
+        }
+        assertBadInput(path, contains: "voxel data truncated: 480 of 32000000000 bytes")
+    }
+
+    func testImpossibleDimensionCountsAreOurOneLineError() throws {
+        let eight = try patchedImage("dim0-8") { d in setInt16(&d, at: 40, 8) }
+        assertBadInput(eight, contains: "dim[0] is 8, expected 1 to 7 dimensions")
+        let negative = try patchedImage("dim2-negative") { d in setInt16(&d, at: 44, -5) }
+        assertBadInput(negative, contains: "dim[2] is -5, expected a size of at least 1")
+        let zero = try patchedImage("dim3-zero") { d in setInt16(&d, at: 46, 0) }
+        assertBadInput(zero, contains: "dim[3] is 0")
+    }
+
+    func testZeroOrNonFiniteSpacingIsRefused() throws {
+        for (name, value) in [("zero", Float(0)), ("nan", Float.nan), ("inf", Float.infinity)] {
+            let path = try patchedImage("pixdim-\(name)") { d in setFloat(&d, at: 76 + 4 * 2, value) }   // pixdim[2] = y
+            assertBadInput(path, contains: "voxel spacing (pixdim) along y is")
+        }
+    }
+
+    func testNonFiniteVoxelsAreNamedWithTheirPosition() throws {
+        var volume = Volume<Float>(shape: (2, 3, 4), data: [Float](repeating: 1, count: 24))
+        XCTAssertNoThrow(try volume.requireFiniteVoxels(what: "image"))
+        volume[1, 2, 3] = .nan
+        XCTAssertThrowsError(try volume.requireFiniteVoxels(what: "image", file: "ct.nii.gz")) { error in
+            XCTAssertEqual((error as? IEError)?.code, .badInput)
+            XCTAssertTrue("\(error)".contains("NaN voxel at (z=1, y=2, x=3)"), "\(error)")
+        }
+    }
+}
