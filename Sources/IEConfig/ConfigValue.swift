@@ -68,12 +68,12 @@ public enum ParameterType: Equatable, Sendable {
         switch self {
         case .bool: return "a boolean (True/False, yes/no, on/off, 1/0)"
         case .int: return "an integer"
-        case .float: return "a number"
+        case .float: return "a finite number"
         case .string: return "a string"
         case .choice(let c): return "one of " + c.joined(separator: ", ")
         case .names: return "a comma-separated list of names"
         case .ints: return "a comma-separated list of integers"
-        case .floats: return "a comma-separated list of numbers"
+        case .floats: return "a comma-separated list of finite numbers"
         case .intTuple(3): return "a (Z,Y,X) triple of integers such as 64,224,224"
         case .intTuple(let n): return "\(n) comma-separated integers"
         case .floatTuple(3): return "a (Z,Y,X) triple of numbers such as 2.0,2.0,3.0"
@@ -148,9 +148,7 @@ public enum ParameterType: Equatable, Sendable {
     }
 
     static func parseFloat(_ s: String) -> Double? {
-        let lower = s.lowercased()
-        if lower == "inf" || lower == ".inf" || lower == "+inf" { return .infinity }
-        if lower == "-inf" || lower == "-.inf" { return -.infinity }
+        // Every float parameter is a finite number: `--l_rate=inf` or `.nan` would train to NaN weights.
         guard let d = Double(s), d.isFinite else { return nil }
         return d
     }

@@ -242,6 +242,7 @@ public final class Trainer {
         var stats = EpochStats(structures: setup.structureNames.count)
         let batches = stride(from: 0, to: order.count, by: setup.batchSize).map { Array(order[$0..<min($0 + setup.batchSize, order.count)]) }
         let bar = progress ? Progress("epoch \(epoch) train", total: batches.count) : nil
+        var batchNumber = 1
         for batchIndices in batches {
             if try stopRequested() { return nil }
             var crops = [Crop]()
@@ -271,11 +272,24 @@ public final class Trainer {
                 let scale = 1 / Float(shards)
                 for p in model.parameters { for i in 0..<p.count { p.grad[i] *= scale } }
             }
+            try requireFinite(loss: lossSum, epoch: epoch, batch: batchNumber, lr: lr)
             optimizer.step(lr: lr)
+            batchNumber += 1
             // A short last batch can leave a shard empty (DDP semantics: it contributes a zero gradient).
             bar?.step(shardsTrained == 0 ? "empty shard" : String(format: "loss %.4f", lossSum / Double(shardsTrained)))
         }
         return stats
+    }
+
+    /// A diverged step (non-finite loss, or non-finite averaged gradients: the same on every MPI rank) stops the
+    /// training before the optimizer spreads NaN into the weights: the run fails with this error and registers
+    /// nothing, instead of completing with NaN weights whose inference traps.
+    func requireFinite(loss: Double, epoch: Int, batch: Int, lr: Double) throws {
+        let gradientsFinite = model.parameters.allSatisfy { p in p.grad.allSatisfy { $0.isFinite } }
+        guard loss.isFinite && gradientsFinite else {
+            let what = loss.isFinite ? "the gradients are not finite" : "the loss is \(loss)"
+            throw IEError.failure("training diverged at epoch \(epoch), batch \(batch): \(what) (learning rate \(lr)), expected finite values; lower l_rate or check the data")
+        }
     }
 
     /// Network input [B, C, Z, Y, X] and one-hot target [B, K, Z, Y, X] of a batch of crops.

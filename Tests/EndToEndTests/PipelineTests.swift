@@ -181,6 +181,26 @@ final class PipelineTests: XCTestCase {
         }
     }
 
+    /// A training whose loss or gradients become non-finite stops with one error line, leaves the run failed and
+    /// registers no model; a non-finite learning rate is refused before anything runs.
+    func testDivergedTrainingFailsTheRunAndRegistersNothing() throws {
+        let runner = try ToolRunner(name: "diverge")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner, subjects: 6)
+        let infinite = try runner.run("train", ["--run=\(run)", "--l_rate=inf"] + Self.tiny)
+        XCTAssertEqual(infinite.status, 2, infinite.stderr)
+        XCTAssertTrue(infinite.stderr.contains("--l_rate=inf") && infinite.stderr.contains("a finite number"), infinite.stderr)
+        let diverged = try runner.run("train", ["--run=\(run)", "--num_epochs=3", "--l_rate=1e30",
+                                                "--optimizer_type=SGD", "--momentum=0"] + Self.tiny)
+        XCTAssertEqual(diverged.status, 1, diverged.stderr)
+        let lines = diverged.stderr.split(separator: "\n").filter { $0.hasPrefix("ie-train: error: ") }
+        XCTAssertEqual(lines.count, 1, diverged.stderr)
+        XCTAssertTrue(diverged.stderr.contains("training diverged at epoch"), diverged.stderr)
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))) as? [String: Any]
+        XCTAssertEqual(info?["status"] as? String, "failed")
+        XCTAssertFalse(runner.exists("models/HelloWorld"), "a diverged training registers no model")
+    }
+
     func testBadOverrideIsExitCode2NamingTheFlag() throws {
         let runner = try ToolRunner(name: "usage")
         defer { runner.remove() }

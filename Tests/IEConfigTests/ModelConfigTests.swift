@@ -116,7 +116,9 @@ final class ModelConfigTests: XCTestCase {
         let s = try ConfigScratch()
         let cases: [(String, [String])] = [
             ("num_epochs: ten\n", ["num_epochs", "'ten'", "an integer"]),
-            ("l_rate: fast\n", ["l_rate", "a number"]),
+            ("l_rate: fast\n", ["l_rate", "a finite number"]),
+            ("l_rate: .inf\n", ["l_rate", "a finite number"]),
+            ("l_rate: .nan\n", ["l_rate", "a finite number"]),
             ("check_exclusive: maybe\n", ["check_exclusive", "a boolean"]),
             ("loss_type: Dice\n", ["loss_type", "SoftDice"]),
             ("crop_size: [16, 32]\n", ["crop_size", "(Z,Y,X) triple"]),

@@ -68,7 +68,14 @@ final class OverrideTests: XCTestCase {
         assertIEError(.usage, contains: ["--crop_sise=64,224,224", "closest: --crop_size"]) { _ = try ConfigOverrides.parse(["--crop_sise=64,224,224"]) }
         assertIEError(.usage, contains: ["--num_epochs=ten", "an integer"]) { _ = try ConfigOverrides.parse(["--num_epochs=ten"]) }
         assertIEError(.usage, contains: ["--crop_size=64,224", "triple"]) { _ = try ConfigOverrides.parse(["--crop_size=64,224"]) }
-        assertIEError(.usage, contains: ["--l_rate=abc", "a number"]) { _ = try ConfigOverrides.parse(["--l_rate=abc"]) }
+        assertIEError(.usage, contains: ["--l_rate=abc", "a finite number"]) { _ = try ConfigOverrides.parse(["--l_rate=abc"]) }
+        // Non-finite values are refused at parse time (they trained to NaN weights and exit 0 before).
+        for bad in ["inf", "-inf", ".inf", "nan", "NaN", "1e999"] {
+            assertIEError(.usage, contains: ["--l_rate=\(bad)", "a finite number"]) { _ = try ConfigOverrides.parse(["--l_rate=\(bad)"]) }
+        }
+        assertIEError(.usage, contains: ["--posterior_smoothing_mm=1,inf,1", "numbers"]) {
+            _ = try ConfigOverrides.parse(["--posterior_smoothing_mm=1,inf,1"])
+        }
         assertIEError(.usage, contains: ["--optimizer_type=Adamw", "one of Adam, AMSGrad, SGD, RMSprop"]) { _ = try ConfigOverrides.parse(["--optimizer_type=Adamw"]) }
         assertIEError(.usage, contains: ["--num_epochs", "needs a value"]) { _ = try ConfigOverrides.parse(["--num_epochs"]) }
         assertIEError(.usage, contains: ["--no-num_epochs", "closest: --num_epochs"]) { _ = try ConfigOverrides.parse(["--no-num_epochs"]) }
