@@ -70,3 +70,16 @@ bench-torch:
 .PHONY: print-apt-packages
 print-apt-packages:
 	@echo $(APT_PACKAGES)
+
+# Seeded mutation fuzzing of every parser a user's file reaches (NIfTI, safetensors, dataset.csv, YAML config,
+# metrics.csv), FUZZ_SECONDS per parser. A crash, trap or allocation past 4 GiB is a finding: its input is kept in
+# fuzz/findings/ and the target fails.
+FUZZ_SECONDS ?= 10
+FUZZ_SEED ?= 1
+.PHONY: fuzz
+fuzz: build
+	@mkdir -p $(TOOLBOX_DIR)/fuzz/findings
+	@cd $(TOOLBOX_DIR) && if ./.build/release/ie-fuzz --seconds=$(FUZZ_SECONDS) --seed=$(FUZZ_SEED); then \
+	  echo "fuzz: no finding"; else \
+	  for f in fuzz/findings/current-*; do [ -e "$$f" ] && mv "$$f" "fuzz/findings/crash-$${f##*current-}-$$(date +%s)"; done; \
+	  echo "fuzz: FINDING, input kept in fuzz/findings/ (rerun: .build/release/ie-fuzz --seed=$(FUZZ_SEED))"; exit 1; fi

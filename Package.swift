@@ -81,6 +81,8 @@ let package = Package(
         .executableTarget(name: "ie-synth", dependencies: ["IECommand", "IEImage", "IEData",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "IEDistributed", "CBLAS"], path: "bench/ie-bench"),
+        .executableTarget(name: "ie-fuzz", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IEImage", "IENet"],
+                          path: "fuzz/ie-fuzz"),
 
         .target(name: "IETestSupport", path: "Tests/IETestSupport"),
         .testTarget(name: "IECoreTests", dependencies: ["IECore"]),

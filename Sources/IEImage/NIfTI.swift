@@ -96,6 +96,8 @@ public struct NIfTIHeaderInfo: Sendable {
 /// `Volume.geometry`, and `write` copies them back verbatim while they still describe the volume.
 public enum NIfTI {
     private static let quietLibrary: Void = { nifti_set_debug_level(0) }()
+    /// Every datatype code of the NIfTI-1 standard (nifti1.h), the ones libnifti's header check accepts.
+    private static let libniftiDatatypes: Set<Int> = [2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280, 1536, 1792, 2048, 2304]
 
     // MARK: Reading
 
@@ -144,7 +146,7 @@ public enum NIfTI {
             throw IEError.badInput("not a single-file NIfTI-1 image (magic \"n+1\"), expected .nii or .nii.gz", file: path)
         }
         guard header.voxelOffset >= 348 else {
-            throw IEError.badInput("NIfTI vox_offset \(header.voxelOffset) is inside the header, expected at least 352", file: path)
+            throw IEError.badInput("NIfTI vox_offset \(header.voxelOffset < 0 ? "is not a usable byte offset" : "\(header.voxelOffset) is inside the header"), expected at least 352", file: path)
         }
         let compressed = path.hasSuffix(".gz")
         guard let opened = znzopen(path, "rb", compressed ? 1 : 0) else {
@@ -218,6 +220,12 @@ public enum NIfTI {
         for axis in 1...rank where int16(at: 40 + 2 * axis) < 1 {
             throw IEError.badInput("NIfTI header dim[\(axis)] is \(int16(at: 40 + 2 * axis)), expected a size of at least 1", file: path)
         }
+        // datatype is short at byte 70; libnifti rejects (with its own stderr line) codes outside NIfTI-1's table
+        let code = int16(at: 70)
+        guard libniftiDatatypes.contains(code) else {
+            throw IEError.badInput("unsupported NIfTI datatype \(code), expected one of "
+                + NIfTIDataType.allCases.map(\.description).joined(separator: ", "), file: path)
+        }
     }
 
     private static func requireExistingFile(_ path: String) throws {
@@ -282,7 +290,8 @@ public enum NIfTI {
         return NIfTIHeaderInfo(path: path, dims: dims, datatypeCode: Int32(h.datatype), shape: shape,
                                spacing: spacing, origin: origin, direction: direction, affine: affine,
                                geometry: geometry, sclSlope: Double(h.scl_slope), sclInter: Double(h.scl_inter),
-                               voxelOffset: Int(h.vox_offset), isSingleFileNIfTI: isSingleFile)
+                               voxelOffset: h.vox_offset.isFinite && abs(h.vox_offset) < 1e15 ? Int(h.vox_offset) : -1,
+                               isSingleFileNIfTI: isSingleFile)
     }
 
     // MARK: Geometry
