@@ -77,6 +77,15 @@ final class NIfTIHostileTests: XCTestCase {
         assertBadInput(zero, contains: "dim[3] is 0")
     }
 
+    /// Found by `make fuzz`: a NaN vox_offset trapped in the Float-to-Int conversion, and a datatype code outside
+    /// NIfTI-1's table made libnifti print its own error line before ours.
+    func testNonFiniteVoxelOffsetAndUnknownDatatypeAreOurErrors() throws {
+        let nanOffset = try patchedImage("vox-offset-nan") { d in setFloat(&d, at: 108, .nan) }
+        assertBadInput(nanOffset, contains: "vox_offset is not a usable byte offset")
+        let unknownType = try patchedImage("datatype-9999") { d in setInt16(&d, at: 70, 9999) }
+        assertBadInput(unknownType, contains: "unsupported NIfTI datatype 9999")
+    }
+
     func testZeroOrNonFiniteSpacingIsRefused() throws {
         for (name, value) in [("zero", Float(0)), ("nan", Float.nan), ("inf", Float.infinity)] {
             let path = try patchedImage("pixdim-\(name)") { d in setFloat(&d, at: 76 + 4 * 2, value) }   // pixdim[2] = y
