@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import IENet
+import IEConfig
 @testable import IETrain
 
 /// Both tilings against python re-implementations on a deterministic fake "network" whose output depends on the
@@ -237,5 +238,40 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
             maxError = max(maxError, abs(expected - stitched[c * shape.count + shape.index(z, y, x)]))
         } } } }
         XCTAssertLessThan(maxError, 1e-5)
+    }
+}
+
+/// The config keys of this work: inference_tiling (SPEC §5) and label_smoothing_eps / Mixture (SPEC §4.2).
+final class TilingAndLossConfigTests: XCTestCase {
+    func config(_ flags: [String]) throws -> ModelConfig {
+        try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--crop_size=16,32,32"] + flags))
+    }
+
+    func testInferenceTilingKeyAndTheGaussianFlag() throws {
+        XCTAssertEqual(try InferenceSettings(config: config([])).tiling, .average)
+        XCTAssertEqual(try InferenceSettings(config: config(["--inference_tiling=InnerEye"])).tiling, .innerEye)
+        XCTAssertEqual(try InferenceSettings(config: config(["--inference_tiling=Gaussian"])).tiling, .gaussian)
+        XCTAssertEqual(try InferenceSettings(config: config(["--inference_tiling=InnerEye"]), gaussian: true).tiling, .gaussian)
+        XCTAssertThrowsError(try InferenceSettings(config: config(["--inference_tiling=Crop"])))
+    }
+
+    func testLossFromConfig() throws {
+        guard case .crossEntropy(let power, let smoothing) = try TrainingSetup.loss(
+            config: config(["--loss_type=CrossEntropy", "--label_smoothing_eps=0.1", "--loss_class_weight_power=0.5"])) else {
+            return XCTFail("CrossEntropy expected")
+        }
+        XCTAssertEqual(power, 0.5); XCTAssertEqual(smoothing, 0.1)
+        // SoftDice never sees the smoothing (InnerEye builds it without); Focal refuses it.
+        guard case .softDice(let eps, _) = try TrainingSetup.loss(config: config(["--label_smoothing_eps=0.1"])) else {
+            return XCTFail("SoftDice expected")
+        }
+        XCTAssertEqual(eps, 1e-10)
+        XCTAssertThrowsError(try TrainingSetup.loss(config: config(["--loss_type=Focal", "--label_smoothing_eps=0.1"])))
+        XCTAssertThrowsError(try TrainingSetup.loss(config: config(["--label_smoothing_eps=1.5"])))
+        guard case .mixture(let parts) = try TrainingSetup.loss(
+            config: config(["--loss_type=Mixture", "--mixture_loss_components=0.6:SoftDice:1,1.4:Focal:0"])) else {
+            return XCTFail("Mixture expected")
+        }
+        XCTAssertEqual(parts.map(\.weight), [0.6, 1.4])
     }
 }
