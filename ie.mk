@@ -43,7 +43,7 @@ evaluate:
 	@test -n "$(RUN)" || { echo "usage: make evaluate RUN=runs/<experiment>/<run_id>"; exit 2; }
 	@set -e; for mode in Val Test; do \
 	  $(IE_BIN)/ie-infer $(IE) --run="$(RUN)" --mode=$$mode; \
-	  $(IE_BIN)/ie-metrics --run="$(RUN)" --mode=$$mode; \
+	  $(IE_BIN)/ie-metrics $(IE) --run="$(RUN)" --mode=$$mode; \
 	  for m in "$(RUN)"/outputs/epoch_*/$$mode/metrics.csv; do \
 	    $(IE_BIN)/ie-stats outliers "$$m" --mode=$$mode --output-dir="$$(dirname "$$m")"; \
 	  done; \

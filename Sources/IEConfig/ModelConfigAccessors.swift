@@ -60,6 +60,8 @@ extension ModelConfig {
     /// (Z, Y, X); default test_crop_size.
     public var inferenceStrideSize: [Int]? { ints("inference_stride_size") }
     public var inferenceBatchSize: Int { int("inference_batch_size") }
+    /// Average, Gaussian or InnerEye (SPEC §5).
+    public var inferenceTiling: String { string("inference_tiling") ?? "Average" }
     /// Background first; nil when unset.
     public var classWeights: [Double]? { floats("class_weights") }
     /// The number of classes including background.
@@ -79,6 +81,7 @@ extension ModelConfig {
         }
     }
     public var focalLossGamma: Double { float("focal_loss_gamma") }
+    public var labelSmoothingEps: Double { float("label_smoothing_eps") }
     public var lossClassWeightPower: Double? { if case .float(let v) = value("loss_class_weight_power") { return v }; return nil }
 
     // Normalisation

@@ -23,6 +23,7 @@ public enum ParameterSchema {
     public static let schedulers = ["Polynomial", "Exponential", "Step", "MultiStep", "Cosine"]
     public static let optimizers = ["Adam", "AMSGrad", "SGD", "RMSprop"]
     public static let paddingModes = ["Edge", "Zero", "Reflect", "Symmetric", "NoPadding"]
+    public static let inferenceTilings = ["Average", "Gaussian", "InnerEye"]
 
     public static let parameters: [ParameterSpec] = [
         // Data
@@ -58,12 +59,15 @@ public enum ParameterSchema {
         ParameterSpec("test_crop_size", .intTuple(3), .none, "inference patch (Z,Y,X); default crop_size"),
         ParameterSpec("inference_stride_size", .intTuple(3), .none, "inference stride (Z,Y,X); default test_crop_size"),
         ParameterSpec("inference_batch_size", .int, .int(8), "patches per inference batch"),
+        ParameterSpec("inference_tiling", .choice(inferenceTilings), .string("Average"),
+                      "how patches make the whole image: Average, Gaussian (blended) or InnerEye (its padding and centre crops)"),
         ParameterSpec("class_weights", .floats, .none, "probabilities of a crop centre's class, background first, sum 1"),
         // Loss
         ParameterSpec("loss_type", .choice(lossTypes), .string("SoftDice"), "training loss"),
         ParameterSpec("mixture_loss_components", .names, .none, "weight:loss_type:class_weight_power entries for Mixture"),
         ParameterSpec("focal_loss_gamma", .float, .float(1.0), "Focal loss gamma"),
         ParameterSpec("loss_class_weight_power", .float, .none, "power of the class weights in the loss (None: unweighted)"),
+        ParameterSpec("label_smoothing_eps", .float, .float(0.0), "label smoothing of the CrossEntropy loss target"),
         // Normalisation
         ParameterSpec("norm_method", .choice(normMethods), .string("CtWindow"), "photometric normalisation"),
         ParameterSpec("window", .int, .int(600), "CT window width"),

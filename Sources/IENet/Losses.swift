@@ -7,18 +7,24 @@ public struct LossResult {
     public var gradLogits: Tensor
 }
 
-/// InnerEye's segmentation losses on logits [N, C, ...] and one-hot targets of the same shape.
-/// The network outputs logits; each loss applies the channel softmax itself, as InnerEye does.
+/// InnerEye's segmentation losses (ML/models/losses, built as utils/model_util.create_segmentation_loss_function)
+/// on logits [N, C, ...] and one-hot targets of the same shape. The network outputs logits; each loss applies the
+/// channel softmax itself, as InnerEye does. Exact formulas: SPEC §4.2.
 public indirect enum SegmentationLoss {
-    /// SoftDiceLoss: 1 - 2 * mean_c (w_c*I_c + eps) / (sum p^2 + sum t^2 + eps), sums over batch and space,
-    /// background included; class weights (only when power is set and non-zero) multiply the intersection.
-    case softDice(eps: Double = 1e-5, classWeightPower: Double? = nil)
-    /// Multi-class cross entropy, mean over voxels, optional class weights ~ (1/count_c)^power (mean weight 1).
-    case crossEntropy(classWeightPower: Double? = nil)
+    /// SoftDiceLoss: per crop b and class c, I = sum_x (p t + eps), O = sum_x (p^2 + eps), T = sum_x (t^2 + eps)
+    /// (eps added at every voxel, so each sum carries |x| * eps), I multiplied by the class weight w_c (only when the
+    /// power is set and non-zero; weights from the whole batch's target), loss = 1 - 2 mean_{b,c} I / (O + T).
+    /// Background included; no label smoothing (InnerEye builds SoftDice without it).
+    case softDice(eps: Double = 1e-10, classWeightPower: Double? = nil)
+    /// CrossEntropyLoss: per voxel -w_y log p_y (y = argmax of the target; w = class weights, 1 without a power),
+    /// mean over all voxels of the batch. With label smoothing eps_s > 0 the target becomes
+    /// t (1 - eps_s) + (1 - t) eps_s / (C - 1) and the per-voxel loss -sum_c w_c t_c log p_c (without class
+    /// weights InnerEye's mean also runs over the classes: that sum / C).
+    case crossEntropy(classWeightPower: Double? = nil, smoothingEps: Double = 0)
     /// Cross entropy with focal pixel weights (1 - p_target + 1e-6)^gamma, normalised to mean 1 and treated as
-    /// constants in the gradient (InnerEye computes them under no_grad).
+    /// constants in the gradient (InnerEye computes them under no_grad). InnerEye refuses label smoothing here.
     case focal(gamma: Double = 1.0, classWeightPower: Double? = nil)
-    /// Weighted sum of components.
+    /// Weighted sum of components, the weights renormalised to sum to 1 (as create_segmentation_loss_function).
     case mixture([(weight: Double, loss: SegmentationLoss)])
 
     /// InnerEye's loss_type names: "SoftDice", "CrossEntropy", "Focal" (Mixture is built with `.mixture`).
@@ -44,7 +50,11 @@ public indirect enum SegmentationLoss {
         switch self {
         case .softDice(let eps, let power):
             return softDiceLoss(probabilities: probabilities, target: target, eps: eps, classWeightPower: power)
-        case .crossEntropy(let power):
+        case .crossEntropy(let power, let smoothingEps):
+            if smoothingEps > 0 {
+                return smoothedCrossEntropyLoss(logits: logits, probabilities: probabilities,
+                                                target: smoothTarget(target, eps: smoothingEps), classWeightPower: power)
+            }
             return crossEntropyLoss(logits: logits, probabilities: probabilities, target: target,
                                     classWeightPower: power, focalGamma: nil)
         case .focal(let gamma, let power):
@@ -52,12 +62,15 @@ public indirect enum SegmentationLoss {
                                     classWeightPower: power, focalGamma: gamma)
         case .mixture(let components):
             precondition(!components.isEmpty, "mixture loss needs at least one component")
+            let totalWeight = components.reduce(0) { $0 + $1.weight }
+            precondition(totalWeight > 0, "mixture loss weights must sum to a positive number")
             var value = 0.0
             var grad = Tensor(zeros: logits.shape)
             for (weight, loss) in components {
+                let normalisedWeight = weight / totalWeight
                 let r = loss.evaluate(logits: logits, probabilities: probabilities, target: target)
-                value += weight * r.value
-                let w = Float(weight)
+                value += normalisedWeight * r.value
+                let w = Float(normalisedWeight)
                 for i in 0..<grad.count { grad.data[i] += w * r.gradLogits.data[i] }
             }
             return LossResult(value: value, gradLogits: grad)
@@ -65,7 +78,17 @@ public indirect enum SegmentationLoss {
     }
 }
 
-/// Class weights as InnerEye's get_class_weights_from_counts: counts of 0 become 1, w_c = count_c^(-power),
+/// InnerEye's label smoothing (SupervisedLearningCriterion): 1 becomes 1 - eps, 0 becomes eps / (C - 1).
+func smoothTarget(_ target: Tensor, eps: Double) -> Tensor {
+    let c = target.channels
+    precondition(c > 1, "label smoothing needs at least two classes")
+    let on = Float(1 - eps), off = Float(eps / Double(c - 1))
+    var smoothed = target
+    for i in 0..<smoothed.count { smoothed.data[i] = target.data[i] * on + (1 - target.data[i]) * off }
+    return smoothed
+}
+
+/// Class weights as InnerEye's get_class_weights (utils/image_util): counts of 0 become 1, w_c = count_c^(-power),
 /// normalised so the weights average 1.
 public func classWeightsFromCounts(_ counts: [Double], power: Double) -> [Double] {
     let weights = counts.map { pow($0 == 0 ? 1 : $0, -power) }
@@ -100,11 +123,20 @@ func softmaxBackward(probabilities p: Tensor, gradProbabilities d: Tensor) -> Te
     return g
 }
 
+/// InnerEye's get_class_weights on the batch's target, or all 1 when the power is nil or 0.
+func lossClassWeights(_ target: Tensor, power: Double?) -> [Double] {
+    guard let power, power != 0 else { return [Double](repeating: 1, count: target.channels) }
+    return classWeightsFromCounts(classCounts(target), power: power)
+}
+
 func softDiceLoss(probabilities p: Tensor, target t: Tensor, eps: Double, classWeightPower: Double?) -> LossResult {
     let n = p.batch, c = p.channels, s = p.spatialCount
-    var intersection = [Double](repeating: 0, count: c)
-    var outputSquares = [Double](repeating: 0, count: c)
-    var targetSquares = [Double](repeating: 0, count: c)
+    let weights = lossClassWeights(t, power: classWeightPower)
+    // eps is added at each of the s voxels of each sum (InnerEye: torch.sum(x + eps, spatial axes)).
+    let voxelEps = Double(s) * eps
+    let ratios = Double(n * c)
+    var ratioSum = 0.0
+    var gradP = Tensor(uninitialized: p.shape)
     for b in 0..<n {
         for k in 0..<c {
             let off = (b * c + k) * s
@@ -113,39 +145,70 @@ func softDiceLoss(probabilities p: Tensor, target t: Tensor, eps: Double, classW
                 let pv = Double(p.data[off + i]), tv = Double(t.data[off + i])
                 i1 += pv * tv; o2 += pv * pv; t2 += tv * tv
             }
-            intersection[k] += i1; outputSquares[k] += o2; targetSquares[k] += t2
+            let numerator = weights[k] * (i1 + voxelEps)
+            let denominator = (o2 + voxelEps) + (t2 + voxelEps)
+            let ratio = numerator / denominator
+            ratioSum += ratio
+            // d loss / d p = -2 / (N C) * (w t / D - 2 ratio p / D)
+            let coefficientTarget = Float(-2 / ratios * weights[k] / denominator)
+            let coefficientOutput = Float(-2 / ratios * (-2 * ratio / denominator))
+            for i in 0..<s {
+                gradP.data[off + i] = coefficientTarget * t.data[off + i] + coefficientOutput * p.data[off + i]
+            }
         }
     }
-    var weights = [Double](repeating: 1, count: c)
-    if let power = classWeightPower, power != 0 { weights = classWeightsFromCounts(classCounts(t), power: power) }
-    var ratioSum = 0.0
-    var coefficientTarget = [Float](repeating: 0, count: c)  // d loss / d p = a_c * t + b_c * p
-    var coefficientOutput = [Float](repeating: 0, count: c)
-    for k in 0..<c {
-        let numerator = weights[k] * intersection[k] + eps
-        let denominator = outputSquares[k] + targetSquares[k] + eps
-        ratioSum += numerator / denominator
-        coefficientTarget[k] = Float(-2.0 / Double(c) * weights[k] / denominator)
-        coefficientOutput[k] = Float(-2.0 / Double(c) * (-numerator * 2 / (denominator * denominator)))
-    }
-    let value = 1 - 2 * ratioSum / Double(c)
-    var gradP = Tensor(uninitialized: p.shape)
-    for b in 0..<n {
-        for k in 0..<c {
-            let off = (b * c + k) * s
-            let a = coefficientTarget[k], bb = coefficientOutput[k]
-            for i in 0..<s { gradP.data[off + i] = a * t.data[off + i] + bb * p.data[off + i] }
-        }
-    }
+    let value = 1 - 2 * ratioSum / ratios
     return LossResult(value: value, gradLogits: softmaxBackward(probabilities: p, gradProbabilities: gradP))
+}
+
+/// Stable log-softmax of one voxel's logits: log p_k for k in 0..<c.
+@inline(__always)
+func logSoftmax(_ logits: Tensor, base: Int, stride s: Int, classes c: Int, into out: inout [Double]) {
+    var m = -Double.infinity
+    for k in 0..<c { m = max(m, Double(logits.data[base + k * s])) }
+    var sumExp = 0.0
+    for k in 0..<c { sumExp += exp(Double(logits.data[base + k * s]) - m) }
+    let logSum = m + log(sumExp)
+    for k in 0..<c { out[k] = Double(logits.data[base + k * s]) - logSum }
+}
+
+/// InnerEye's CrossEntropyLoss with label smoothing (smoothing_eps > 0) on the smoothed target: with class weights
+/// (from the smoothed target's sums) the per-voxel loss -sum_c w_c t_c log p_c, averaged over voxels; without them
+/// InnerEye averages -t_c log p_c over voxels and classes, i.e. the same sum divided by C as well.
+func smoothedCrossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor,
+                              classWeightPower: Double?) -> LossResult {
+    let n = p.batch, c = p.channels, s = p.spatialCount
+    let weighted = classWeightPower.map { $0 != 0 } ?? false
+    let voxels = Double(n * s) * (weighted ? 1 : Double(c))
+    let weights = lossClassWeights(t, power: classWeightPower)
+    var logP = [Double](repeating: 0, count: c)
+    var value = 0.0
+    var grad = Tensor(uninitialized: p.shape)
+    for b in 0..<n {
+        for i in 0..<s {
+            let base = b * c * s + i
+            logSoftmax(logits, base: base, stride: s, classes: c, into: &logP)
+            var weightedTargetSum = 0.0
+            for k in 0..<c {
+                let wt = weights[k] * Double(t.data[base + k * s])
+                value -= wt * logP[k]
+                weightedTargetSum += wt
+            }
+            // d/dz_j = p_j sum_c w_c t_c - w_j t_j, over the voxel count.
+            for k in 0..<c {
+                let idx = base + k * s
+                grad.data[idx] = Float((Double(p.data[idx]) * weightedTargetSum - weights[k] * Double(t.data[idx])) / voxels)
+            }
+        }
+    }
+    return LossResult(value: value / voxels, gradLogits: grad)
 }
 
 func crossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor, classWeightPower: Double?,
                       focalGamma: Double?) -> LossResult {
     let n = p.batch, c = p.channels, s = p.spatialCount
     let voxels = n * s
-    var weights = [Double](repeating: 1, count: c)
-    if let power = classWeightPower, power != 0 { weights = classWeightsFromCounts(classCounts(t), power: power) }
+    let weights = lossClassWeights(t, power: classWeightPower)
     // Target class per voxel: argmax of the one-hot target (first maximum, as torch.argmax).
     var labels = [Int](repeating: 0, count: voxels)
     for b in 0..<n {
@@ -173,18 +236,15 @@ func crossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor,
         for i in 0..<voxels { pixelWeights[i] *= scaling }
     }
     var value = 0.0
+    var logP = [Double](repeating: 0, count: c)
     var grad = Tensor(uninitialized: p.shape)
     for b in 0..<n {
         for i in 0..<s {
             let label = labels[b * s + i]
             let w = weights[label] * pixelWeights[b * s + i]
             // log-softmax from the logits (stable: no log of an underflowed probability).
-            var m = -Double.infinity
-            for k in 0..<c { m = max(m, Double(logits.data[(b * c + k) * s + i])) }
-            var sumExp = 0.0
-            for k in 0..<c { sumExp += exp(Double(logits.data[(b * c + k) * s + i]) - m) }
-            let logP = Double(logits.data[(b * c + label) * s + i]) - m - log(sumExp)
-            value += -w * logP
+            logSoftmax(logits, base: b * c * s + i, stride: s, classes: c, into: &logP)
+            value += -w * logP[label]
             let scale = Float(w / Double(voxels))
             for k in 0..<c {
                 let idx = (b * c + k) * s + i

@@ -49,10 +49,20 @@ extension TrainingSetup {
     }
 
     static func loss(config: ModelConfig) throws -> SegmentationLoss {
-        func single(_ type: String, power: Double?) -> SegmentationLoss {
+        // InnerEye's create_segmentation_loss_function: label smoothing reaches CrossEntropy and Focal only, and
+        // Focal then refuses the non-one-hot target.
+        let smoothing = config.labelSmoothingEps
+        guard (0...1).contains(smoothing) else {
+            throw IEError.usage("\(config.name): label_smoothing_eps \(smoothing), expected 0 ... 1", file: config.file)
+        }
+        func single(_ type: String, power: Double?) throws -> SegmentationLoss {
             switch type {
-            case "CrossEntropy": return .crossEntropy(classWeightPower: power)
-            case "Focal": return .focal(gamma: config.focalLossGamma, classWeightPower: power)
+            case "CrossEntropy": return .crossEntropy(classWeightPower: power, smoothingEps: smoothing)
+            case "Focal":
+                guard smoothing == 0 else {
+                    throw IEError.usage("\(config.name): label_smoothing_eps \(smoothing) with a Focal loss, expected 0 (InnerEye's focal loss needs one-hot targets)", file: config.file)
+                }
+                return .focal(gamma: config.focalLossGamma, classWeightPower: power)
             default: return .softDice(classWeightPower: power)
             }
         }
@@ -61,9 +71,12 @@ extension TrainingSetup {
             guard !components.isEmpty else {
                 throw IEError.usage("\(config.name): loss_type Mixture needs mixture_loss_components", file: config.file)
             }
-            return .mixture(components.map { (weight: $0.weight, loss: single($0.lossType, power: $0.classWeightPower)) })
+            guard components.reduce(0, { $0 + $1.weight }) > 0 else {
+                throw IEError.usage("\(config.name): mixture_loss_components weights sum to 0 or less, expected a positive sum (they are renormalised to 1)", file: config.file)
+            }
+            return .mixture(try components.map { (weight: $0.weight, loss: try single($0.lossType, power: $0.classWeightPower)) })
         }
-        return single(config.lossType, power: config.lossClassWeightPower)
+        return try single(config.lossType, power: config.lossClassWeightPower)
     }
 }
 

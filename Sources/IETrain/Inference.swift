@@ -10,7 +10,9 @@ public struct InferenceSettings {
     public var stride: Shape3?
     public var batchSize: Int = 8
     public var paddingMode: PaddingMode = .edge
-    public var gaussian = false
+    /// Average (default), Gaussian or InnerEye's (config `inference_tiling`; `--gaussian` forces Gaussian). Set
+    /// `.innerEye` to reproduce InnerEye's segmentation of an InnerEye-trained model exactly.
+    public var tiling: InferenceTiling = .average
     public var testTimeMirroring = false
     public var smoothingMM: (z: Double, y: Double, x: Double)?
     /// Class indices (1-based structures) that keep only their largest connected component.
@@ -27,7 +29,10 @@ public struct InferenceSettings {
         stride = config.inferenceStrideSize.map(Shape3.init)
         batchSize = max(1, config.inferenceBatchSize)
         paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
-        self.gaussian = gaussian
+        guard let configured = InferenceTiling(rawValue: config.inferenceTiling) else {
+            throw IEError.usage("\(config.name): inference_tiling \(config.inferenceTiling), expected one of \(InferenceTiling.allCases.map(\.rawValue).joined(separator: ", "))", file: config.file)
+        }
+        tiling = gaussian ? .gaussian : configured
         testTimeMirroring = tta
         if let s = config.posteriorSmoothingMM, !s.isEmpty {
             smoothingMM = s.count == 3 ? (s[0], s[1], s[2]) : (s[0], s[0], s[0])
@@ -67,12 +72,17 @@ public final class Segmenter {
     func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3) throws -> [Float] {
         let window = try SlidingWindow(patch: settings.patch, stride: settings.stride, classCount: classCount,
                                    batchSize: settings.batchSize, paddingMode: settings.paddingMode,
-                                   weighting: settings.gaussian ? .gaussian : .uniform,
-                                   mirrorings: settings.testTimeMirroring ? SlidingWindow.allMirrorings : [[]])
-        return try window.run(image: image, channels: channels, shape: shape) { batch, count, patch in
+                                   weighting: settings.tiling == .gaussian ? .gaussian : .uniform,
+                                   mirrorings: settings.testTimeMirroring ? SlidingWindow.allMirrorings : [[]],
+                                   multiple: model.sizeMultiple)
+        let predict: SlidingWindow.Predictor = { batch, count, patch in
             let input = Tensor(shape: [count, channels, patch.z, patch.y, patch.x], data: batch)
             return softmaxChannels(model.forward(input, training: false)).data
         }
+        if settings.tiling == .innerEye {
+            return try window.runInnerEye(image: image, channels: channels, shape: shape, predict: predict)
+        }
+        return try window.run(image: image, channels: channels, shape: shape, predict: predict)
     }
 
     /// Averaged posteriors, post-processed, and labels (SPEC §5, §6).

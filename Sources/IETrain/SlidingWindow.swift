@@ -4,8 +4,21 @@
 // and overlapping posteriors are averaged with uniform or Gaussian (sigma = patch/8, nnU-Net) weights.
 // Only the original image's voxels are accumulated, in Float32: memory is K+1 floats per voxel plus one
 // batch of patches, whatever the overlap.
+// `runInnerEye` instead reproduces InnerEye's tiling (pipelines/inference.py with torchio 0.18.74's
+// EnsureShapeMultiple, GridSampler and GridAggregator in "crop" mode), so that an InnerEye model gives InnerEye's
+// segmentation exactly.
 import Foundation
 import IECore
+
+/// How the patches of a whole image become one posterior map (config `inference_tiling`, SPEC §5).
+public enum InferenceTiling: String, Sendable, CaseIterable {
+    /// Our default: pad to a multiple of 16 and at least one patch, average overlapping patches uniformly.
+    case average = "Average"
+    /// As average, with Gaussian weights (sigma = patch/8, nnU-Net).
+    case gaussian = "Gaussian"
+    /// InnerEye's: zero-pad to the size multiple, shrink the patch to a small image, stitch patch centres.
+    case innerEye = "InnerEye"
+}
 
 public struct SlidingWindow: Sendable {
     public enum Weighting: Sendable { case uniform, gaussian }
@@ -129,6 +142,96 @@ public struct SlidingWindow: Sendable {
             for c in 0..<k { sums[c * n + i] /= w }
         }
         return sums
+    }
+
+    /// InnerEye's restrict_crop_size_to_image (models/architectures/base_model.py) on the zero-padded shape:
+    /// unchanged when the patch fits on every axis; otherwise patch = ceil(min(patch, shape) / multiple) * multiple
+    /// and stride = max(floor(stride / patch * new patch), 1) on every axis, in float64 as numpy does.
+    public static func innerEyePatchAndStride(paddedShape: Shape3, patch: Shape3, stride: Shape3,
+                                              multiple: Int) -> (patch: Shape3, stride: Shape3) {
+        if (0..<3).allSatisfy({ paddedShape[$0] >= patch[$0] }) { return (patch, stride) }
+        var newPatch = patch, newStride = stride
+        for a in 0..<3 {
+            let m = Double(multiple)
+            let cropped = (Double(min(patch[a], paddedShape[a])) / m).rounded(.up) * m
+            let ratio = Double(stride[a]) / Double(patch[a])
+            newPatch[a] = Int(cropped)
+            newStride[a] = Int(max((ratio * cropped).rounded(.down), 1))
+        }
+        return (newPatch, newStride)
+    }
+
+    /// InnerEye's whole-image inference (SPEC §5, `inference_tiling: InnerEye`). The image is zero-padded, centred
+    /// with ceil(diff/2) before, to a multiple of `multiple` (EnsureShapeMultiple); patch and stride are restricted
+    /// to a smaller image (`innerEyePatchAndStride`); the overlap o = patch - stride must be even (torchio); the
+    /// padded image is padded again by o/2 per side with `paddingMode` (GridSampler); patch starts are 0, s, 2s, ...
+    /// plus one flush with the end; each patch's centre [o/2, patch - o/2) is written into the output in the
+    /// sampler's (z, y, x) order, a later patch overwriting an earlier one (GridAggregator "crop"); the padding is
+    /// cropped away. The result: posteriors [K, Z, Y, X] of the original shape.
+    public func runInnerEye(image: [Float], channels: Int, shape: Shape3, progress: ((Int, Int) -> Void)? = nil,
+                            predict: Predictor) throws -> [Float] {
+        guard channels > 0, image.count == channels * shape.count else {
+            throw IEError.badInput("image has \(image.count) voxels, expected \(channels) x \(shape)")
+        }
+        guard paddingMode != .noPadding else {
+            throw IEError.usage("padding_mode NoPadding with inference_tiling InnerEye, expected Edge, Zero or Reflect (torchio's GridSampler refuses no_padding)")
+        }
+        var multipleShape = shape
+        for a in 0..<3 { multipleShape[a] = (shape[a] + multiple - 1) / multiple * multiple }
+        let zeroFill = [Float](repeating: 0, count: channels)
+        let padded = padToAtLeast(image, channels: channels, shape: shape, target: multipleShape, mode: .zero, fill: zeroFill)
+        let (tile, step) = SlidingWindow.innerEyePatchAndStride(paddedShape: multipleShape, patch: patch,
+                                                               stride: stride, multiple: multiple)
+        let overlap = Shape3(tile.z - step.z, tile.y - step.y, tile.x - step.x)
+        for a in 0..<3 where overlap[a] % 2 != 0 || overlap[a] < 0 {
+            throw IEError.usage("inference_tiling InnerEye: patch \(tile) and stride \(step) overlap by \(overlap), expected an even overlap per axis (torchio's GridSampler)")
+        }
+        let border = Shape3(overlap.z / 2, overlap.y / 2, overlap.x / 2)
+        // Starts in the sampler's space (the multiple-padded image plus the border on each side).
+        let axisStarts = (0..<3).map { a in
+            SlidingWindow.starts(length: multipleShape[a] + overlap[a], patch: tile[a], stride: step[a])
+        }
+        var origins = [Shape3]()
+        for z in axisStarts[0] { for y in axisStarts[1] { for x in axisStarts[2] { origins.append(Shape3(z, y, x)) } } }
+        let window = try SlidingWindow(patch: tile, stride: step, classCount: classCount, batchSize: batchSize,
+                                       paddingMode: paddingMode, mirrorings: mirrorings, multiple: multiple)
+        let n = shape.count, p = tile.count, k = classCount
+        var output = [Float](repeating: 0, count: k * n)
+        var done = 0
+        for batchStart in Swift.stride(from: 0, to: origins.count, by: batchSize) {
+            let batchOrigins = origins[batchStart..<min(batchStart + batchSize, origins.count)]
+            var batch = [Float]()
+            batch.reserveCapacity(batchOrigins.count * channels * p)
+            for o in batchOrigins {
+                // Sampler space minus the border = multiple-padded space; outside it, `paddingMode`.
+                let start = Shape3(o.z - border.z, o.y - border.y, o.x - border.x)
+                batch.append(contentsOf: extractBox(padded.data, channels: channels, shape: multipleShape, start: start,
+                                                    size: tile, mode: paddingMode, fill: zeroFill))
+            }
+            let posteriors = try window.predictMirrored(batch, count: batchOrigins.count, channels: channels, predict: predict)
+            for (b, o) in batchOrigins.enumerated() {
+                // Patch voxel i (as its input voxel) is original voxel o - border + i - offset.
+                let shift = Shape3(o.z - border.z - padded.offset.z, o.y - border.y - padded.offset.y,
+                                   o.x - border.x - padded.offset.x)
+                for z in border.z..<(tile.z - border.z) {
+                    let iz = shift.z + z
+                    guard iz >= 0 && iz < shape.z else { continue }
+                    for y in border.y..<(tile.y - border.y) {
+                        let iy = shift.y + y
+                        guard iy >= 0 && iy < shape.y else { continue }
+                        for x in border.x..<(tile.x - border.x) {
+                            let ix = shift.x + x
+                            guard ix >= 0 && ix < shape.x else { continue }
+                            let voxel = (iz * shape.y + iy) * shape.x + ix, patchVoxel = (z * tile.y + y) * tile.x + x
+                            for c in 0..<k { output[c * n + voxel] = posteriors[(b * k + c) * p + patchVoxel] }
+                        }
+                    }
+                }
+            }
+            done += batchOrigins.count
+            progress?(done, origins.count)
+        }
+        return output
     }
 
     /// Average of `predict` over the mirrorings (each input mirrored, each output mirrored back).

@@ -7,12 +7,36 @@ final class LossTests: XCTestCase {
     let twoVoxelTarget = Tensor(shape: [1, 2, 1, 1, 2], data: [1, 0, 0, 1])
 
     func testSoftDiceHandWorkedValue() {
-        // I_c = 0.5, sum p^2 = 0.5, sum t^2 = 1 per class: loss = 1 - 2 * (0.5 + eps) / (1.5 + eps).
+        // Per class: sum(p t + eps) = 0.5 + 2 eps, sum(p^2 + eps) = 0.5 + 2 eps, sum(t^2 + eps) = 1 + 2 eps
+        // (eps = 1e-10 at each of the 2 voxels): loss = 1 - 2 * (0.5 + 2 eps) / (1.5 + 4 eps).
         let r = SegmentationLoss.softDice().evaluate(logits: uniformLogits, target: twoVoxelTarget)
-        XCTAssertEqual(r.value, 1 - 2 * (0.5 + 1e-5) / (1.5 + 1e-5), accuracy: 1e-7)
+        let eps = 1e-10
+        XCTAssertEqual(r.value, 1 - 2 * (0.5 + 2 * eps) / (1.5 + 4 * eps), accuracy: 1e-7)
+        // A large eps shows it is added per voxel: 1 - 2 * (0.5 + 2 * 0.1) / (1.5 + 4 * 0.1).
+        let big = SegmentationLoss.softDice(eps: 0.1).evaluate(logits: uniformLogits, target: twoVoxelTarget)
+        XCTAssertEqual(big.value, 1 - 2 * 0.7 / 1.9, accuracy: 1e-7)
         // Perfect prediction: large correct logits give a loss near 0 (background included).
         let confident = Tensor(shape: [1, 2, 1, 1, 2], data: [20, -20, -20, 20])
         XCTAssertEqual(SegmentationLoss.softDice().evaluate(logits: confident, target: twoVoxelTarget).value, 0, accuracy: 1e-5)
+    }
+
+    func testSoftDiceIsTheMeanOverCropsAndClassesNotPooledOverTheBatch() {
+        // Crop 0: one voxel of class 1 predicted (almost) perfectly; crop 1: one voxel of class 0 with p = (0.5, 0.5).
+        // InnerEye takes the mean of the 4 (crop, class) ratios; the old rule pooled the batch per class.
+        let logits = Tensor(shape: [2, 2, 1, 1, 1], data: [-30, 30, 0, 0])
+        let target = Tensor(shape: [2, 2, 1, 1, 1], data: [0, 1, 1, 0])
+        let eps = 1e-10
+        // Crop 0: class 0 ratio eps / (p0^2 + 2 eps) with p0 = e^-60 / (1 + e^-60); class 1 ratio ~ 1/2.
+        let p0 = exp(-60.0) / (1 + exp(-60.0))
+        let crop0 = [(p0 * 0 + eps) / (p0 * p0 + eps + eps), ((1 - p0) + eps) / ((1 - p0) * (1 - p0) + eps + 1 + eps)]
+        // Crop 1: class 0: (0.5 + eps) / (0.25 + eps + 1 + eps); class 1: eps / (0.25 + eps + eps).
+        let crop1 = [(0.5 + eps) / (1.25 + 2 * eps), eps / (0.25 + 2 * eps)]
+        let expected = 1 - 2 * (crop0 + crop1).reduce(0, +) / 4
+        let r = SegmentationLoss.softDice().evaluate(logits: logits, target: target)
+        XCTAssertEqual(r.value, expected, accuracy: 1e-6)
+        // Pooled per class: class 0 I = 0.5, O + T = 0.25 + 1; class 1 I = 1, O + T = 1.25 + 1.
+        let pooled = 1 - (0.5 / 1.25 + 1 / 2.25)
+        XCTAssertGreaterThan(abs(r.value - pooled), 0.1)
     }
 
     func testCrossEntropyHandWorkedValues() {
@@ -45,17 +69,41 @@ final class LossTests: XCTestCase {
         }
     }
 
-    func testMixtureIsWeightedSum() {
+    func testMixtureIsWeightedSumWithWeightsRenormalised() {
         var random = TestRandom(21)
         let logits = random.tensor([2, 3, 2, 2, 2])
         let target = randomOneHot(&random, [2, 3, 2, 2, 2])
         let dice = SegmentationLoss.softDice().evaluate(logits: logits, target: target)
         let ce = SegmentationLoss.crossEntropy().evaluate(logits: logits, target: target)
-        let mix = SegmentationLoss.mixture([(0.3, .softDice()), (0.7, .crossEntropy())]).evaluate(logits: logits, target: target)
+        // Weights 0.6 and 1.4 sum to 2: InnerEye divides them by their sum, giving 0.3 and 0.7.
+        let mix = SegmentationLoss.mixture([(0.6, .softDice()), (1.4, .crossEntropy())]).evaluate(logits: logits, target: target)
         XCTAssertEqual(mix.value, 0.3 * dice.value + 0.7 * ce.value, accuracy: 1e-9)
         for i in 0..<logits.count {
             XCTAssertEqual(mix.gradLogits.data[i], 0.3 * dice.gradLogits.data[i] + 0.7 * ce.gradLogits.data[i], accuracy: 1e-6)
         }
+    }
+
+    func testLabelSmoothingOfTheCrossEntropyTarget() {
+        // 3 classes, eps 0.3: 1 -> 0.7, 0 -> 0.15. Uniform logits: -sum_c t_c log(1/3) = log 3 per voxel (targets
+        // sum to 1); without class weights InnerEye's mean runs over voxels and classes: log 3 / 3.
+        let logits = Tensor(zeros: [1, 3, 1, 1, 2])
+        let target = Tensor(shape: [1, 3, 1, 1, 2], data: [1, 0, 0, 1, 0, 0])
+        let smoothed = smoothTarget(target, eps: 0.3)
+        XCTAssertEqual(smoothed.data.map(Double.init), [0.7, 0.15, 0.15, 0.7, 0.15, 0.15].map { Double(Float($0)) },
+                       "smoothed target")
+        let r = SegmentationLoss.crossEntropy(smoothingEps: 0.3).evaluate(logits: logits, target: target)
+        XCTAssertEqual(r.value, log(3.0) / 3, accuracy: 1e-6)
+        // Gradient at uniform p: (p_j - t_j) / (voxels * classes).
+        XCTAssertEqual(Double(r.gradLogits.data[0]), (1.0 / 3 - 0.7) / 6, accuracy: 1e-6)
+        XCTAssertEqual(Double(r.gradLogits.data[2]), (1.0 / 3 - 0.15) / 6, accuracy: 1e-6)
+        // With class weights (smoothed counts 0.85, 0.85, 0.3; w = 1/count scaled to mean 1): the weighted sum over
+        // classes, mean over voxels only.
+        let weighted = SegmentationLoss.crossEntropy(classWeightPower: 1, smoothingEps: 0.3).evaluate(logits: logits, target: target)
+        let w = [1 / 0.85, 1 / 0.85, 1 / 0.3]
+        let scale = 3 / w.reduce(0, +)
+        let perVoxel0 = (0.7 * w[0] + 0.15 * w[1] + 0.15 * w[2]) * scale * log(3.0)
+        let perVoxel1 = (0.15 * w[0] + 0.7 * w[1] + 0.15 * w[2]) * scale * log(3.0)
+        XCTAssertEqual(weighted.value, (perVoxel0 + perVoxel1) / 2, accuracy: 1e-6)
     }
 
     func testLossGradientsByFiniteDifferences() {
@@ -67,6 +115,9 @@ final class LossTests: XCTestCase {
             ("crossEntropy", .crossEntropy()), ("crossEntropy weighted", .crossEntropy(classWeightPower: 0.5)),
             ("focal gamma 0", .focal(gamma: 0)),
             ("mixture", .mixture([(0.5, .softDice()), (0.5, .crossEntropy(classWeightPower: 1))])),
+            ("softDice eps 1e-2", .softDice(eps: 1e-2, classWeightPower: 0.5)),
+            ("crossEntropy smoothed", .crossEntropy(classWeightPower: 1, smoothingEps: 0.1)),
+            ("mixture unnormalised", .mixture([(3, .softDice(classWeightPower: 1)), (1, .crossEntropy(smoothingEps: 0.2))])),
         ]
         for (label, loss) in losses {
             let r = loss.evaluate(logits: logits, target: target)

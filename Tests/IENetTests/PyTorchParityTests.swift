@@ -238,13 +238,16 @@ final class PyTorchParityTests: XCTestCase {
     /// (c) One training step from identical weights: training-mode forward, InnerEye's loss, backward, Adam with
     /// InnerEye's defaults. Loss value, every parameter gradient, the updated weights and the running
     /// statistics agree with PyTorch's autograd + torch.optim.Adam, for SoftDice and CrossEntropy, and with
-    /// loss_class_weight_power and focal weighting.
+    /// loss_class_weight_power, focal weighting, label smoothing and a (renormalised) Mixture.
     func testOneAdamTrainingStepMatchesPyTorch() throws {
         let learningRate = 1e-3
         let losses: [(spec: String, loss: SegmentationLoss)] = [
             ("SoftDice", .softDice()), ("CrossEntropy", .crossEntropy()),
             ("SoftDice,power=1", .softDice(classWeightPower: 1)),
-            ("Focal,gamma=1,power=0.5", .focal(gamma: 1, classWeightPower: 0.5))]
+            ("Focal,gamma=1,power=0.5", .focal(gamma: 1, classWeightPower: 0.5)),
+            ("CrossEntropy,smoothing=0.1", .crossEntropy(smoothingEps: 0.1)),
+            ("Mixture:0.6*SoftDice,power=1+1.4*Focal,gamma=2", .mixture([(0.6, .softDice(classWeightPower: 1)),
+                                                                      (1.4, .focal(gamma: 2))]))]
         let x = randomInput(seed: 32)
         // Unequal class sizes, so that class weights differ from 1.
         let target = blockyOneHot(classes: 3, seed: 33)

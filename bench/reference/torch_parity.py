@@ -16,8 +16,9 @@ Every exchange is a safetensors file. Subcommands:
       For each LOSS, one training step from WEIGHTS: training-mode forward, the loss (InnerEye's definitions) on
       the one-hot TARGET, backward, Adam with InnerEye's defaults at LR. Writes OUT_DIR/<i>.safetensors for the
       i-th LOSS: the updated state_dict, `loss` and `grad/<name>` for every parameter. A LOSS is
-      `SoftDice`, `CrossEntropy` or `Focal`, optionally followed by `,power=P` (loss_class_weight_power) and,
-      for Focal, `,gamma=G` (focal_loss_gamma, default 1).
+      `SoftDice`, `CrossEntropy` or `Focal`, optionally followed by `,power=P` (loss_class_weight_power),
+      for Focal `,gamma=G` (focal_loss_gamma, default 1), for CrossEntropy `,smoothing=E` (label_smoothing_eps);
+      or `Mixture:W*LOSS+W*LOSS` (weights renormalised to sum 1, as InnerEye).
 
 The input tensor is stored under the name `x`, the target under `y`. `--double` runs PyTorch in float64.
 """
@@ -29,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from unet3d_torch import UNet3D, cross_entropy_loss, innereye_adam, soft_dice_loss  # noqa: E402
+from unet3d_torch import UNet3D, cross_entropy_loss, innereye_adam, mixture_loss, soft_dice_loss  # noqa: E402
 
 
 def model_from_state(path: str, dtype: torch.dtype) -> UNet3D:
@@ -87,18 +88,31 @@ def export(args, dtype: torch.dtype) -> None:
         keys.write("\n".join(state.keys()) + "\n")  # state_dict order (safetensors files do not keep it)
 
 
-def make_loss(spec: str):
+def make_single_loss(spec: str):
     name, *options = spec.split(",")
     settings = {k: float(v) for k, v in (o.split("=") for o in options)}
     power = settings.get("power")
+    smoothing = settings.get("smoothing", 0.0)
     if name == "SoftDice":
         return lambda logits, target: soft_dice_loss(logits, target, class_weight_power=power)
     if name == "CrossEntropy":
-        return lambda logits, target: cross_entropy_loss(logits, target, class_weight_power=power)
+        return lambda logits, target: cross_entropy_loss(logits, target, class_weight_power=power,
+                                                         smoothing_eps=smoothing)
     if name == "Focal":
         gamma = settings.get("gamma", 1.0)
         return lambda logits, target: cross_entropy_loss(logits, target, class_weight_power=power, focal_gamma=gamma)
-    raise SystemExit(f"unknown loss {spec!r}: expected SoftDice, CrossEntropy or Focal[,power=P][,gamma=G]")
+    raise SystemExit(f"unknown loss {spec!r}: expected SoftDice, CrossEntropy or Focal[,power=P][,gamma=G]"
+                     "[,smoothing=E], or Mixture:W*LOSS+W*LOSS")
+
+
+def make_loss(spec: str):
+    if spec.startswith("Mixture:"):
+        components = []
+        for part in spec[len("Mixture:"):].split("+"):
+            weight, single = part.split("*", 1)
+            components.append((float(weight), make_single_loss(single)))
+        return lambda logits, target: mixture_loss(components, logits, target)
+    return make_single_loss(spec)
 
 
 def train_step(args, dtype: torch.dtype) -> None:

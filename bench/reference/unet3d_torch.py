@@ -125,45 +125,68 @@ class UNet3D(nn.Module):
 
 
 def class_weights_from_counts(counts: torch.Tensor, power: float) -> torch.Tensor:
-    """InnerEye's get_class_weights_from_counts: zero counts count as 1, w = count^-power, scaled to mean 1."""
+    """InnerEye's get_class_weights: zero counts count as 1, w = count^-power, scaled to mean 1."""
     counts = torch.where(counts == 0, torch.ones_like(counts), counts)
     weights = counts ** (-power)
     return weights * (weights.shape[0] / weights.sum())
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5,
+def smooth_target(target: torch.Tensor, eps: float) -> torch.Tensor:
+    """InnerEye's label smoothing (SupervisedLearningCriterion): 1 -> 1 - eps, 0 -> eps / (C - 1)."""
+    return target * (1.0 - eps) + (1.0 - target) * eps / (target.shape[1] - 1.0)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-10,
                    class_weight_power: Optional[float] = None) -> torch.Tensor:
-    """InnerEye's SoftDiceLoss: sums over batch and space, mean over classes including background; class weights
-    (when the power is set and non-zero) multiply the intersection."""
+    """InnerEye's SoftDiceLoss: per crop and class, sums over space with eps added at every voxel, the
+    intersection multiplied by the class weights (from the whole batch's target; when the power is set and
+    non-zero) after eps, then 1 - 2 * mean over the [batch, class] ratios, background included."""
     p = torch.softmax(logits, dim=1)
-    dims = [0, *range(2, logits.dim())]
-    intersection = (p * target).sum(dim=dims)
+    spatial = list(range(2, logits.dim()))
+    intersection = torch.sum(p * target + eps, dim=spatial)
     if class_weight_power:
         with torch.no_grad():
-            weights = class_weights_from_counts(target.sum(dim=dims), class_weight_power)
+            weights = class_weights_from_counts(target.sum(dim=[0, *spatial]), class_weight_power)
         intersection = intersection * weights
-    denominator = (p * p).sum(dim=dims) + (target * target).sum(dim=dims)
-    return 1.0 - 2.0 * torch.mean((intersection + eps) / (denominator + eps))
+    sum_squares = torch.sum(p * p + eps, dim=spatial) + torch.sum(target * target + eps, dim=spatial)
+    return 1.0 - 2.0 * torch.mean(intersection / sum_squares)
 
 
 def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor, class_weight_power: Optional[float] = None,
-                       focal_gamma: Optional[float] = None) -> torch.Tensor:
-    """InnerEye's CrossEntropyLoss (no label smoothing): per-voxel NLL of log-softmax at argmax(target), weighted by
-    class weights when the power is set and non-zero, times focal pixel weights (1 - p_target + 1e-6)^gamma
-    normalised to mean 1 and computed without gradient when gamma is set; then the plain mean over voxels."""
+                       focal_gamma: Optional[float] = None, smoothing_eps: float = 0.0) -> torch.Tensor:
+    """InnerEye's CrossEntropyLoss: per-voxel NLL of log-softmax at argmax(target), weighted by class weights when
+    the power is set and non-zero, times focal pixel weights (1 - p_target + 1e-6)^gamma normalised to mean 1 and
+    computed without gradient when gamma is set; then the plain mean over voxels. With label smoothing the target
+    is smoothed and the loss is -log_p * target, summed over classes with the class weights (mean over voxels)
+    or, without class weights, averaged over voxels and classes (InnerEye's torch.mean of the unsummed tensor)."""
     dims = [0, *range(2, logits.dim())]
+    if smoothing_eps > 0.0:
+        if focal_gamma is not None:
+            raise ValueError("Focal loss is supported only for one-hot encoded targets")
+        target = smooth_target(target, smoothing_eps)
     weights = None
     if class_weight_power:
         with torch.no_grad():
             weights = class_weights_from_counts(target.sum(dim=dims), class_weight_power)
-    loss = nn.functional.nll_loss(torch.log_softmax(logits, dim=1), target.argmax(dim=1), weight=weights,
-                                  reduction="none")
+    log_p = torch.log_softmax(logits, dim=1)
+    if smoothing_eps > 0.0:
+        loss = -1.0 * log_p * target
+        if weights is not None:
+            loss = torch.einsum("bc...,c->b...", loss, weights)
+        return loss.mean()
+    loss = nn.functional.nll_loss(log_p, target.argmax(dim=1), weight=weights, reduction="none")
     if focal_gamma is not None:
         with torch.no_grad():
             pixel = ((1 - torch.softmax(logits, dim=1) + 1e-6) ** focal_gamma * target).sum(dim=1)
             pixel = pixel * (pixel.numel() / (pixel.sum() + 1e-6))
         loss = loss * pixel
     return loss.mean()
+
+
+def mixture_loss(components, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """InnerEye's MixtureLoss as create_segmentation_loss_function builds it: weights divided by their sum."""
+    total = sum(weight for weight, _ in components)
+    return sum((weight / total) * loss(logits, target) for weight, loss in components)
 
 
 def innereye_adam(parameters, lr: float) -> torch.optim.Optimizer:
