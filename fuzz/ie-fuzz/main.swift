@@ -108,9 +108,9 @@ for target in targets where options.only == nil || options.only == target.name {
     while Date().timeIntervalSince(start) < options.seconds {
         let seedInput = corpus[Int(rng.next() % UInt64(corpus.count))]
         let input = runs % 8 == 0 && runs < corpus.count * 8 ? seedInput : mutate(seedInput, using: &rng)
-        FileManager.default.createFile(atPath: inputPath, contents: Data(input))
+        _ = FileManager.default.createFile(atPath: inputPath, contents: Data(input))
         // Kept where `make fuzz` finds it if this input kills the process.
-        FileManager.default.createFile(atPath: findings + "/current-\(target.name)", contents: Data(input))
+        _ = FileManager.default.createFile(atPath: findings + "/current-\(target.name)", contents: Data(input))
         do { try target.parse(inputPath) } catch is IEError { rejected += 1 } catch {
             StandardStream.writeBestEffort("ie-fuzz: \(target.name): a non-IEError was thrown: \(error)\n")
             exit(1)
