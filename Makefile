@@ -34,10 +34,10 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: missing Debian packages:$$missing"; echo "      run as root: apt-get install$$missing"; exit 1; fi
 
-# The python packages are test oracles only (nibabel, scipy, scikit-learn, nbformat, safetensors).
+# The python packages are test oracles only (nibabel, scipy, scikit-learn, nbformat, safetensors, SimpleITK).
 test-deps: deps
 	@test -x $(VENV)/bin/python3 || python3 -m venv $(VENV)
-	@$(VENV)/bin/python3 -c "import numpy, scipy, nibabel, sklearn, nbformat, safetensors" 2>/dev/null || \
+	@$(VENV)/bin/python3 -c "import numpy, scipy, nibabel, sklearn, nbformat, safetensors, SimpleITK" 2>/dev/null || \
 	  $(VENV)/bin/python3 -m pip install -q --disable-pip-version-check -r $(TOOLBOX_DIR)/tests/requirements.txt
 
 build: deps
@@ -83,3 +83,14 @@ fuzz: build
 	  echo "fuzz: no finding"; else \
 	  for f in fuzz/findings/current-*; do [ -e "$$f" ] && mv "$$f" "fuzz/findings/crash-$${f##*current-}-$$(date +%s)"; done; \
 	  echo "fuzz: FINDING, input kept in fuzz/findings/ (rerun: .build/release/ie-fuzz --seed=$(FUZZ_SEED))"; exit 1; fi
+
+# The kernels, the file parsers and the signal/shutdown paths under AddressSanitizer and ThreadSanitizer (own build
+# folders, debug). Leak reports are off: the ones seen come from Foundation's Process and XCTest, not the toolbox.
+SANITIZE_TESTS := DirectConvTests|DNNLConvTests|ConvTests|ElementwiseLayerTests|LossTests|UNet3DTests|NIfTIHostileTests|NIfTIReadTests|MetricsAnalyticTests|MetricsDistanceTransformTests|HostileStreamAndNameTests|testSigtermStopsWithExit143|testKilledTrainingResumes
+.PHONY: sanitize
+sanitize: test-deps
+	cd $(TOOLBOX_DIR) && for s in address thread; do \
+	  swift build --build-tests --sanitize=$$s --build-path .build-$$s && \
+	  ASAN_OPTIONS=detect_leaks=0 TSAN_OPTIONS=halt_on_error=1 PATH=$(VENV)/bin:$$PATH IE_BIN=$(TOOLBOX_DIR)/.build-$$s/debug \
+	    swift test --skip-build --sanitize=$$s --build-path .build-$$s --filter '$(SANITIZE_TESTS)' || exit 1; \
+	done

@@ -31,17 +31,20 @@ public enum PaddingMode: String, Sendable, CaseIterable {
     case zero
     /// Mirror without repeating the border voxel (numpy "reflect").
     case reflect
+    /// Mirror repeating the border voxel (numpy "symmetric": d c b a | a b c d | d c b a).
+    case symmetric
     /// InnerEye's NoPadding: a training image smaller than the crop is an error; at inference the
     /// (cropped-away) padding is zero.
     case noPadding
 
-    /// Accepts InnerEye's and numpy's spellings: Edge/edge, Zero/zero/constant, reflect,
+    /// Accepts InnerEye's and numpy's spellings: Edge/edge, Zero/zero/constant, reflect, symmetric,
     /// NoPadding/no_padding (case-insensitive).
     public init?(configValue: String) {
         switch configValue.lowercased() {
         case "edge": self = .edge
         case "zero", "constant": self = .zero
         case "reflect": self = .reflect
+        case "symmetric": self = .symmetric
         case "nopadding", "no_padding": self = .noPadding
         default: return nil
         }
@@ -59,6 +62,11 @@ public enum PaddingMode: String, Sendable, CaseIterable {
             var m = i % period
             if m < 0 { m += period }
             return m < n ? m : period - m
+        case .symmetric:
+            let period = 2 * n
+            var m = i % period
+            if m < 0 { m += period }
+            return m < n ? m : period - 1 - m
         }
     }
 }

@@ -13,7 +13,9 @@ struct Infer: ParsableCommand {
         abstract: "Segment images with a trained model: a run's Val/Test split, or a single image.",
         discussion: """
         Sliding-window inference (patch test_crop_size, stride inference_stride_size),
-        overlaps averaged; then the mask, optional posterior smoothing, argmax and
+        overlaps averaged (inference_tiling: Average; Gaussian weights with
+        --gaussian; InnerEye's zero padding and centre stitching with
+        --inference_tiling=InnerEye, for InnerEye's exact segmentation); then the mask, optional posterior smoothing, argmax and
         largest connected components. Per subject it writes segmentation.nii.gz,
         posterior_<class>.nii.gz, <class>.nii.gz and uncertainty.nii.gz with the
         geometry of the first image channel.
@@ -21,6 +23,7 @@ struct Infer: ParsableCommand {
         Examples:
           ie-infer --run=$RUN --mode=Val                     # epochs_to_test of the run, its val subjects
           ie-infer --run=$RUN --epoch=20 --mode=Test --gaussian --tta
+          ie-infer --run=$RUN --mode=Test --inference_tiling=InnerEye
           ie-infer --model_id=HelloWorld:1 --image_file=ct.nii.gz --output_folder=out/
           ie-infer --model=HelloWorld --checkpoint=runs/main/RUN/outputs/checkpoints/epoch_010.ckpt \\
                    --image_file=ct.nii.gz --output_folder=out/

@@ -3,7 +3,7 @@ import XCTest
 
 /// Cross-check of all metrics on a mid-sized case against an independent numpy/scipy computation:
 /// SPEC contour = mask & ~binary_erosion(mask, border_value=1) (outside the image counts as inside, so the border
-/// is no boundary), MONAI edge = mask ^ binary_erosion(mask) (border_value 0), distances from
+/// is no boundary) sampled at the distance to the 26-neighbour boundary (erosion by the 3x3x3 cube), MONAI edge = mask ^ binary_erosion(mask) (border_value 0), distances from
 /// scipy.ndimage.distance_transform_edt with sampling, percentiles from numpy.percentile.
 final class MetricsScipyReferenceTests: XCTestCase {
     func testAllMetricsMatchScipyOnNoisyBlobsTouchingTheBorder() throws {
@@ -33,7 +33,10 @@ final class MetricsScipyReferenceTests: XCTestCase {
         hd = max(edt(b)[a].max(), edt(a)[b].max())
         ca = a & ~ndimage.binary_erosion(a, border_value=1)
         cb = b & ~ndimage.binary_erosion(b, border_value=1)
-        msd = np.concatenate([edt(cb)[ca], edt(ca)[cb]]).mean()
+        cube = np.ones((3, 3, 3), bool)
+        ba = a & ~ndimage.binary_erosion(a, structure=cube, border_value=1)
+        bb = b & ~ndimage.binary_erosion(b, structure=cube, border_value=1)
+        msd = np.concatenate([edt(bb)[ca], edt(ba)[cb]]).mean()
         ea = a ^ ndimage.binary_erosion(a)
         eb = b ^ ndimage.binary_erosion(b)
         fa, fb = edt(eb)[ea], edt(ea)[eb]

@@ -53,6 +53,19 @@ enum BruteForceMetrics {
         }
     }
 
+    /// The zero set of SimpleITK's SignedMaurerDistanceMap: voxels of the mask with one of their 26 neighbours
+    /// inside the image and outside the mask.
+    static func fullyConnectedBoundary(_ mask: [Bool], _ grid: VoxelGrid) -> [Voxel] {
+        voxels(mask, grid).filter { v in
+            for dz in -1...1 { for dy in -1...1 { for dx in -1...1 {
+                let z = v.z + dz, y = v.y + dy, x = v.x + dx
+                guard z >= 0 && z < grid.nz && y >= 0 && y < grid.ny && x >= 0 && x < grid.nx else { continue }
+                if !mask[grid.index(z, y, x)] { return true }
+            } } }
+            return false
+        }
+    }
+
     static func edt(_ feature: [Bool], _ grid: VoxelGrid) -> [Double] {
         let features = voxels(feature, grid)
         var out: [Double] = []
@@ -82,7 +95,9 @@ enum BruteForceMetrics {
         if ca.isEmpty || cb.isEmpty {
             msd = .nan
         } else {
-            let list = ca.map { nearest($0, cb, grid) } + cb.map { nearest($0, ca, grid) }
+            // Sampled on LabelContour, measured to the Maurer map's zero set (InnerEye's SimpleITK calls).
+            let ba = fullyConnectedBoundary(a, grid), bb = fullyConnectedBoundary(b, grid)
+            let list = ca.map { nearest($0, bb, grid) } + cb.map { nearest($0, ba, grid) }
             msd = list.reduce(0, +) / Double(list.count)
         }
         let ea = surface(a, grid, borderIsBoundary: true), eb = surface(b, grid, borderIsBoundary: true)

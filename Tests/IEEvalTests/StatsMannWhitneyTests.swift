@@ -84,7 +84,10 @@ final class StatsMannWhitneyTests: XCTestCase {
         let lines = csv.split(separator: "\n")
         XCTAssertEqual(lines[0], "Structure,I,J,N_I,N_J,Mean_I,Mean_J,Std_I,Std_J,U,ROC,p_mannwhitney,p_normal")
         XCTAssertEqual(lines.count, 2)
-        XCTAssertTrue(lines[1].hasPrefix("prostate,instA,instB,12,10,84.6667,74.9,"), String(lines[1]))
+        XCTAssertTrue(lines[1].hasPrefix("prostate,instA,instB,12,10,84.66666666666667,74.9,"), String(lines[1]))
+        // Full precision: the mean reads back to the exact double (6 significant digits did not).
+        let fields = lines[1].split(separator: ",")
+        XCTAssertEqual(Double(fields[5]), 1016.0 / 12)
     }
 
     func testTooFewValuesGivesNotEnoughDataMessage() {

@@ -1,4 +1,5 @@
 import XCTest
+import IETestSupport
 import IECore
 @testable import IEEval
 
@@ -166,7 +167,22 @@ final class StatsWilcoxonTests: XCTestCase {
         let results = WilcoxonComparison.run(scores, method: .approx)
         let csv = WilcoxonComparison.csv(results[0]).split(separator: "\n")
         XCTAssertEqual(csv[0], "Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict")
-        XCTAssertTrue(csv[1].hasPrefix("s,7,40,40.3571,2,4,40,40,"), String(csv[1]))
+        XCTAssertTrue(csv[1].hasPrefix("s,7,40.0,40.357142857142854,2,4,40.0,40.0,"), String(csv[1]))
+        // Every number reads back to the double computed here (full precision, not 6 significant digits).
+        let fields = csv[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let row = results[0].rows[0]
+        for (field, value) in zip([fields[2], fields[3], fields[6], fields[7], fields[8], fields[9], fields[10]],
+                                  [row.mean1, row.mean2, row.median1, row.median2, row.statistic, row.z, row.p]) {
+            XCTAssertEqual(Double(field), value, "\(field) reads back to \(value)")
+        }
+        // And z, p equal scipy's normal approximation to the last bits that scipy's own float formatting shows.
+        let reference = try PythonOracle.run("""
+            import sys, json; from scipy.stats import wilcoxon
+            r = wilcoxon(json.loads(sys.argv[2]), json.loads(sys.argv[1]), method='approx')
+            print(repr(float(r.pvalue)))
+            """, arguments: ["\(first)", "\(second)"])
+        XCTAssertEqual(Double(fields[10]) ?? .nan, Double(reference.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0,
+                       accuracy: 1e-12)
     }
 }
 

@@ -125,7 +125,7 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
         var shape: Shape3, patch: Shape3, stride: Shape3, mode: PaddingMode
     }
 
-    static let numpyMode: [PaddingMode: String] = [.edge: "edge", .zero: "constant", .reflect: "reflect"]
+    static let numpyMode: [PaddingMode: String] = [.edge: "edge", .zero: "constant", .reflect: "reflect", .symmetric: "symmetric"]
 
     static let cases = [
         // Smaller than the patch along Z (13 -> 16 < 32: patch and stride shrink), no axis a multiple of 16,

@@ -101,12 +101,12 @@ import sys, json, numpy as np
 d = json.load(sys.stdin)
 a = np.array(d['image']).reshape(3, 2, 5)
 out = {}
-for mode in ['edge', 'constant', 'reflect']:
+for mode in ['edge', 'constant', 'reflect', 'symmetric']:
     out[mode] = np.pad(a, ((1, 0), (1, 1), (2, 1)), mode=mode).flatten().tolist()
 print(json.dumps(out))
 """
         let ref = try pythonReference(script, input: ["image": image.map(Double.init)]) as! [String: Any]
-        for (mode, key) in [(PaddingMode.edge, "edge"), (.zero, "constant"), (.reflect, "reflect")] {
+        for (mode, key) in [(PaddingMode.edge, "edge"), (.zero, "constant"), (.reflect, "reflect"), (.symmetric, "symmetric")] {
             let sampler = try CropSampler(cropSize: Shape3(4, 4, 8), paddingMode: mode)
             let (padded, offset) = sampler.padded(subject)
             XCTAssertEqual(padded.shape, Shape3(4, 4, 8))

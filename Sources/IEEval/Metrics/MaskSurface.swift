@@ -1,11 +1,15 @@
 import Foundation
 
-/// Which voxels of a binary mask count as its surface. Both use the 6 face neighbours.
+/// Which voxels of a binary mask count as its surface.
 public enum SurfaceDefinition: Sendable, Equatable {
-    /// SPEC §7 contour (SimpleITK LabelContour, fully-connected off): a voxel of X with at least one face
-    /// neighbour that lies inside the image and outside X. The image border is not a boundary, so a mask that
-    /// fills the image has no contour. Used by MeanDistance_mm.
+    /// SimpleITK's `LabelContour` with its defaults (fullyConnected off): a voxel of X with at least one of its
+    /// 6 face neighbours inside the image and outside X. The image border is not a boundary, so a mask that
+    /// fills the image has no contour. MeanDistance_mm samples distances at these voxels.
     case contourInsideImage
+    /// The zero set of SimpleITK's `SignedMaurerDistanceMap` (ITK builds it with a fully connected
+    /// BinaryContourImageFilter): a voxel of X with at least one of its 26 neighbours inside the image and
+    /// outside X; the image border is not a boundary. MeanDistance_mm measures distances to these voxels.
+    case fullyConnectedBoundaryInsideImage
     /// MONAI `get_mask_edges`: X minus its binary erosion by the 6-neighbour cross with the outside of the image
     /// treated as background, i.e. a voxel of X with a face neighbour outside X or outside the image.
     /// Used by the extra metrics HD95, ASSD and surface Dice, so that they match MONAI's numbers.
@@ -75,6 +79,9 @@ public enum MaskSurface {
     public static func surface(of mask: [Bool], grid: VoxelGrid, definition: SurfaceDefinition,
                                outsideGridIsImageBorder: [Bool] = [true, true, true, true, true, true]) -> [Bool] {
         precondition(mask.count == grid.count)
+        if definition == .fullyConnectedBoundaryInsideImage {
+            return fullyConnectedBoundary(of: mask, grid: grid, outsideGridIsImageBorder: outsideGridIsImageBorder)
+        }
         var result = [Bool](repeating: false, count: grid.count)
         // Whether a missing neighbour beyond each face makes the voxel a surface voxel.
         let borderCounts = definition == .edgeIncludingImageBorder
@@ -103,5 +110,50 @@ public enum MaskSurface {
             }
         }
         return result
+    }
+
+    /// Voxels of `mask` with a voxel outside the mask among their 26 neighbours: mask AND NOT (mask eroded by the
+    /// 3x3x3 cube). The cube erosion is done as three 1-D erosions of width 3 (X, then Y, then Z), which is exact
+    /// for a cube. Beyond a face of the grid the erosion sees `true` where that face is the image border (nothing
+    /// there, so no boundary) and `false` where the grid is a crop (the voxels there exist and are outside the
+    /// mask). Reading that constant instead of the padded voxels' eroded values changes nothing: a padded voxel
+    /// beyond two faces is `false` only when both faces are crop edges, and then its in-grid neighbour already
+    /// sees the `false` beyond its own face.
+    static func fullyConnectedBoundary(of mask: [Bool], grid: VoxelGrid, outsideGridIsImageBorder faces: [Bool]) -> [Bool] {
+        var eroded = mask
+        let nx = grid.nx, ny = grid.ny, nz = grid.nz
+        eroded.withUnsafeMutableBufferPointer { e in
+            for row in 0..<(nz * ny) {
+                erodeLine(e, start: row * nx, stride: 1, count: nx, beforeStart: faces[4], afterEnd: faces[5])
+            }
+            for z in 0..<nz {
+                for x in 0..<nx {
+                    erodeLine(e, start: grid.index(z, 0, x), stride: nx, count: ny, beforeStart: faces[2], afterEnd: faces[3])
+                }
+            }
+            for y in 0..<ny {
+                for x in 0..<nx {
+                    erodeLine(e, start: grid.index(0, y, x), stride: nx * ny, count: nz, beforeStart: faces[0], afterEnd: faces[1])
+                }
+            }
+        }
+        var result = mask
+        for i in result.indices where result[i] && eroded[i] { result[i] = false }
+        return result
+    }
+
+    /// In place: v[i] = v[i-1] && v[i] && v[i+1] along one line, with the given values beyond its two ends.
+    @inline(__always)
+    private static func erodeLine(_ v: UnsafeMutableBufferPointer<Bool>, start: Int, stride: Int, count n: Int,
+                                  beforeStart: Bool, afterEnd: Bool) {
+        var previous = beforeStart
+        var index = start
+        for i in 0..<n {
+            let current = v[index]
+            let next = i + 1 < n ? v[index + stride] : afterEnd
+            v[index] = previous && current && next
+            previous = current
+            index += stride
+        }
     }
 }

@@ -92,8 +92,8 @@ public struct SegmentationMetrics: Sendable, Equatable {
     /// Metrics of `prediction` against `groundTruth` (nil: the structure is missing in the ground truth, so
     /// every value is NaN). Both masks are (Z, Y, X) with X fastest on `grid`.
     ///
-    /// Cost: two exact distance transforms (four with extras when a mask touches the image border), all
-    /// restricted to the bounding box of A ∪ B, which holds every voxel the metrics look at.
+    /// Cost: two exact distance transforms (up to four with extras), all restricted to the bounding box of
+    /// A ∪ B, which holds every voxel the metrics look at.
     public static func compute(prediction: [Bool], groundTruth: [Bool]?, grid: VoxelGrid,
                                extras: [ExtraMetric] = []) -> SegmentationMetrics {
         precondition(prediction.count == grid.count, "prediction has \(prediction.count) voxels, grid \(grid.count)")
@@ -128,34 +128,43 @@ public struct SegmentationMetrics: Sendable, Equatable {
         let b = box.crop(groundTruth, grid: grid)
         let faces = [box.z0 == 0, box.z1 == grid.nz, box.y0 == 0, box.y1 == grid.ny, box.x0 == 0, box.x1 == grid.nx]
 
+        // MeanDistance_mm as InnerEye computes it with SimpleITK: distances are sampled on LabelContour (face
+        // neighbours) and read from |SignedMaurerDistanceMap|, which is the distance to the mask's fully connected
+        // (26-neighbour) boundary, so both sets are needed. The crop is exact for both: the boundary test sees
+        // `false` beyond a crop edge that is not the image border (those voxels exist and are outside A ∪ B), and
+        // every boundary voxel, being a mask voxel, lies in the crop, as does every voxel where a distance is read.
         let contourA = MaskSurface.surface(of: a, grid: cropGrid, definition: .contourInsideImage, outsideGridIsImageBorder: faces)
         let contourB = MaskSurface.surface(of: b, grid: cropGrid, definition: .contourInsideImage, outsideGridIsImageBorder: faces)
-        let toContourA = DistanceTransform.squaredDistance(to: contourA, grid: cropGrid)
-        let toContourB = DistanceTransform.squaredDistance(to: contourB, grid: cropGrid)
+        let boundaryA = MaskSurface.surface(of: a, grid: cropGrid, definition: .fullyConnectedBoundaryInsideImage, outsideGridIsImageBorder: faces)
+        let boundaryB = MaskSurface.surface(of: b, grid: cropGrid, definition: .fullyConnectedBoundaryInsideImage, outsideGridIsImageBorder: faces)
+        let toBoundaryA = DistanceTransform.squaredDistance(to: boundaryA, grid: cropGrid)
+        let toBoundaryB = DistanceTransform.squaredDistance(to: boundaryB, grid: cropGrid)
 
         // Hausdorff over all voxels: h(A, B) = max over a in A of the distance to the nearest voxel of B. That is 0
-        // for a in B, and for a outside B the nearest voxel of B is a contour voxel of B (the step from it towards a
-        // stays inside the image and leaves B), so the contour distance map serves both metrics.
+        // for a in B, and for a outside B the nearest voxel of B is a boundary voxel of B (the step from it towards a
+        // stays inside the image and leaves B), so the boundary distance map serves both metrics.
         var hausdorffSquared = 0.0
         var contourSum = 0.0, contourCount = 0
         for i in 0..<cropGrid.count {
             let inA = a[i], inB = b[i]
-            if inA && !inB { hausdorffSquared = max(hausdorffSquared, toContourB[i]) }
-            if inB && !inA { hausdorffSquared = max(hausdorffSquared, toContourA[i]) }
-            if contourA[i] { contourSum += toContourB[i].squareRoot(); contourCount += 1 }
-            if contourB[i] { contourSum += toContourA[i].squareRoot(); contourCount += 1 }
+            if inA && !inB { hausdorffSquared = max(hausdorffSquared, toBoundaryB[i]) }
+            if inB && !inA { hausdorffSquared = max(hausdorffSquared, toBoundaryA[i]) }
+            if contourA[i] { contourSum += toBoundaryB[i].squareRoot(); contourCount += 1 }
+            if contourB[i] { contourSum += toBoundaryA[i].squareRoot(); contourCount += 1 }
         }
+        // A non-empty mask has an empty contour (and boundary) only when it fills the image: SPEC says NaN there
+        // (InnerEye printed SimpleITK's 1.8e19 placeholder distance).
         let hasBothContours = contourA.contains(true) && contourB.contains(true)
-        // A non-empty mask without a contour fills the image: SPEC says NaN (InnerEye printed 1.8e19).
         let meanDistance = hasBothContours ? contourSum / Double(contourCount) : .nan
 
         var extraValues: [Double] = []
         if !extras.isEmpty {
             let edgeA = MaskSurface.surface(of: a, grid: cropGrid, definition: .edgeIncludingImageBorder, outsideGridIsImageBorder: faces)
             let edgeB = MaskSurface.surface(of: b, grid: cropGrid, definition: .edgeIncludingImageBorder, outsideGridIsImageBorder: faces)
-            // The two surface definitions differ only at the image border; reuse the maps when they agree.
-            let toEdgeA = edgeA == contourA ? toContourA : DistanceTransform.squaredDistance(to: edgeA, grid: cropGrid)
-            let toEdgeB = edgeB == contourB ? toContourB : DistanceTransform.squaredDistance(to: edgeB, grid: cropGrid)
+            // MONAI's edge and the Maurer boundary often coincide (shapes without diagonal-only boundary voxels,
+            // away from the image border); reuse the maps when they do.
+            let toEdgeA = edgeA == boundaryA ? toBoundaryA : DistanceTransform.squaredDistance(to: edgeA, grid: cropGrid)
+            let toEdgeB = edgeB == boundaryB ? toBoundaryB : DistanceTransform.squaredDistance(to: edgeB, grid: cropGrid)
             var fromA: [Double] = [], fromB: [Double] = []
             for i in 0..<cropGrid.count {
                 if edgeA[i] { fromA.append(toEdgeB[i].squareRoot()) }

@@ -224,7 +224,7 @@ func center(_ s: String, _ width: Int) -> String {
 func csvNumber(_ v: Double) -> String {
     if v.isNaN { return "" }
     if v.isInfinite { return v > 0 ? "inf" : "-inf" }
-    return String(format: "%.6g", v)
+    return "\(v)"   // Swift's description is the shortest text that reads back to the same double
 }
 
 func csvQuote(_ s: String) -> String {
