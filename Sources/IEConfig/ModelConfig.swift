@@ -215,9 +215,10 @@ public struct ModelConfig: Sendable {
     // MARK: Values
 
     /// The effective value: explicit, else derived default (test_crop_size, inference_stride_size,
-    /// epochs_to_test, ground_truth_ids_display_names), else the schema default.
+    /// epochs_to_test, ground_truth_ids_display_names, and the `structure_defaults` rules), else the schema default.
     public func value(_ name: String) -> ConfigValue {
         if let v = explicitValues[name], !v.isNone { return v }
+        if let derived = structureDefault(name) { return derived }
         switch name {
         case "test_crop_size": return value("crop_size")
         case "inference_stride_size": return value("test_crop_size")
@@ -232,6 +233,27 @@ public struct ModelConfig: Sendable {
 
     public func isSet(_ name: String) -> Bool { !(explicitValues[name]?.isNone ?? true) }
 
+    /// InnerEye's ProstateBase and HeadAndNeckBase derive every per-structure list a config leaves unset from
+    /// ground_truth_ids (so `base: ProstateBase` with another structure list just works, as in the seed's
+    /// Building Models page): display names `zz_<id>`, the largest-component list = all structures, class weights
+    /// `equally_weighted_classes(ids, background_weight)` (0.02; HeadAndNeckBase 0.25 for a single structure),
+    /// and HeadAndNeckBase's feature channels (32, or 26 above 20 structures). fill_holes, colours and
+    /// roi_interpreted_types only feed InnerEye's model export and have no equivalent here.
+    func structureDefault(_ name: String) -> ConfigValue? {
+        guard case .string(let rule) = explicitValues["structure_defaults"] ?? .none, rule != "None",
+              case .strings(let ids) = explicitValues["ground_truth_ids"] ?? .none, !ids.isEmpty else { return nil }
+        let headAndNeck = rule == "HeadAndNeckBase"
+        switch name {
+        case "ground_truth_ids_display_names": return .strings(ids.map { "zz_" + $0 })
+        case "largest_connected_component_foreground_classes": return .strings(ids)
+        case "class_weights":
+            let background = headAndNeck && ids.count == 1 ? 0.25 : 0.02
+            return .floats([background] + Array(repeating: (1 - background) / Double(ids.count), count: ids.count))
+        case "feature_channels" where headAndNeck: return .ints([ids.count <= 20 ? 32 : 26])
+        default: return nil
+        }
+    }
+
     /// Every parameter in schema order with its effective value, for args.txt.
     public var orderedArguments: [(name: String, value: String)] {
         ParameterSchema.parameters.map { ($0.name, value($0.name).description) }
@@ -243,7 +265,7 @@ public struct ModelConfig: Sendable {
     public var missingRequiredKeys: [String] {
         var missing: [String] = []
         if !isSet("dataset_id") && !isSet("local_dataset") { missing.append("dataset_id or local_dataset") }
-        for key in ["image_channels", "ground_truth_ids", "feature_channels", "crop_size"] where !isSet(key) {
+        for key in ["image_channels", "ground_truth_ids", "feature_channels", "crop_size"] where value(key).isNone {
             missing.append(key)
         }
         return missing
@@ -313,7 +335,7 @@ public struct ModelConfig: Sendable {
             }
         }
         if isSet("ground_truth_ids_display_names") && !structures.isEmpty && groundTruthDisplayNames.count != structures.count {
-            throw fail("ground_truth_ids_display_names", "expected one name per ground_truth_ids entry (\(structures.count))")
+            throw fail("ground_truth_ids_display_names", "got \(groundTruthDisplayNames.count) names, expected one per ground_truth_ids entry (\(structures.count))")
         }
         if let lcc = largestConnectedComponentClasses, !structures.isEmpty, let bad = lcc.first(where: { !structures.contains($0) }) {
             throw fail("largest_connected_component_foreground_classes", "'\(bad)' is not in ground_truth_ids, expected some of \(structures.joined(separator: ", "))")

@@ -33,6 +33,8 @@ public enum ParameterSchema {
         ParameterSpec("image_channels", .names, .none, "channel names of the input images, in network input order"),
         ParameterSpec("ground_truth_ids", .names, .none, "channel names of the ground-truth structures (foreground classes)"),
         ParameterSpec("ground_truth_ids_display_names", .names, .none, "display names of the structures (default ground_truth_ids)"),
+        ParameterSpec("structure_defaults", .choice(["None", "ProstateBase", "HeadAndNeckBase"]), .string("None"),
+                      "InnerEye Base class whose rules derive per-structure lists from ground_truth_ids"),
         ParameterSpec("mask_id", .string, .none, "channel name of the body mask, if any"),
         ParameterSpec("check_exclusive", .bool, .bool(true), "structures must not overlap"),
         ParameterSpec("allow_incomplete_labels", .bool, .bool(false), "subjects may lack some structures"),

@@ -210,6 +210,44 @@ final class ModelConfigTests: XCTestCase {
         }
     }
 
+    /// InnerEye's Base classes: per-structure lists derived from ground_truth_ids unless set; an explicit list of
+    /// the wrong length is an error naming the file, the key and both lengths.
+    func testBaseClassesDeriveThePerStructureLists() throws {
+        let s = try ConfigScratch()
+        try s.model("HNBase", "structure_defaults: HeadAndNeckBase\nimage_channels: [ct]\ncrop_size: [16, 16, 16]\n")
+        try s.model("One", "base: HNBase\ndataset_id: d\nground_truth_ids: [brainstem]\n")
+        let one = try ModelConfig.load(name: "One", settings: s.settings)
+        XCTAssertEqual(one.classWeights ?? [], [0.25, 0.75])
+        XCTAssertEqual(one.featureChannels, [32])
+        let many = (0..<21).map { "s\($0)" }
+        try s.model("Many", "base: HNBase\ndataset_id: d\nground_truth_ids: [\(many.joined(separator: ", "))]\n")
+        let big = try ModelConfig.load(name: "Many", settings: s.settings)
+        XCTAssertEqual(big.featureChannels, [26])
+        XCTAssertEqual(big.classWeights?.count, 22)
+        XCTAssertEqual(big.classWeights?[1] ?? 0, 0.98 / 21, accuracy: 1e-15)
+        // A command-line override of the structures re-derives the lists.
+        let overridden = try ModelConfig.load(name: "One", settings: s.settings,
+                                              overrides: ConfigOverrides.parse(["--ground_truth_ids=a,b"]))
+        XCTAssertEqual(overridden.classWeights ?? [], [0.02, 0.49, 0.49])
+        XCTAssertEqual(overridden.groundTruthDisplayNames, ["zz_a", "zz_b"])
+        // Explicit lists win; a wrong length names the file, the key and both counts.
+        try s.model("Explicit", "base: HNBase\ndataset_id: d\nground_truth_ids: [a, b]\nclass_weights: [0.5, 0.25, 0.25]\nfeature_channels: [8]\n")
+        let explicit = try ModelConfig.load(name: "Explicit", settings: s.settings)
+        XCTAssertEqual(explicit.classWeights ?? [], [0.5, 0.25, 0.25])
+        XCTAssertEqual(explicit.featureChannels, [8])
+        try s.model("Wrong", "base: HNBase\ndataset_id: d\nground_truth_ids: [a, b]\nclass_weights: [0.2, 0.2, 0.2, 0.4]\n")
+        assertIEError(.usage, contains: ["Wrong.yml:4", "class_weights", "got 4 weights, expected 3"]) {
+            _ = try ModelConfig.load(name: "Wrong", settings: s.settings)
+        }
+        try s.model("WrongNames", "base: HNBase\ndataset_id: d\nground_truth_ids: [a, b]\nground_truth_ids_display_names: [A]\n")
+        assertIEError(.usage, contains: ["WrongNames.yml:4", "got 1 names, expected one per ground_truth_ids entry (2)"]) {
+            _ = try ModelConfig.load(name: "WrongNames", settings: s.settings)
+        }
+        // Without structure_defaults nothing is derived (InnerEye's SegmentationModelBase).
+        try s.model("Plain", "dataset_id: d\nimage_channels: [ct]\nground_truth_ids: [a]\nfeature_channels: [4]\ncrop_size: [16, 16, 16]\n")
+        XCTAssertNil(try ModelConfig.load(name: "Plain", settings: s.settings).classWeights)
+    }
+
     func testShippedConfigs() throws {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
         let settings = try Settings.load(path: repo + "/settings.yml")
@@ -225,8 +263,12 @@ final class ModelConfigTests: XCTestCase {
                 _ = try ModelConfig.load(name: name, settings: settings)
             }
         }
+        // The seed's Building Models examples, verbatim: the Base classes derive every per-structure list.
         let prostate = try ModelConfig.load(name: "Prostate", settings: settings)
-        XCTAssertEqual(prostate.groundTruthIds, ["femur_r", "femur_l", "rectum", "prostate", "bladder", "seminalvesicles"])
+        XCTAssertEqual(prostate.groundTruthIds, ["femur_r", "femur_l", "rectum", "prostate"])
+        XCTAssertEqual(prostate.groundTruthDisplayNames, ["zz_femur_r", "zz_femur_l", "zz_rectum", "zz_prostate"])
+        XCTAssertEqual(prostate.classWeights ?? [], [0.02, 0.245, 0.245, 0.245, 0.245])
+        XCTAssertEqual(prostate.largestConnectedComponentClasses, ["femur_r", "femur_l", "rectum", "prostate"])
         XCTAssertEqual(prostate.cropSize, [64, 224, 224])
         XCTAssertEqual(prostate.testCropSize, [128, 512, 512])
         XCTAssertEqual(prostate.featureChannels, [32])
@@ -234,12 +276,20 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(prostate.datasetId, "Prostate")
         let lung = try ModelConfig.load(name: "Lung", settings: settings)
         XCTAssertEqual(lung.groundTruthIds, ["spinalcord", "lung_r", "lung_l", "heart", "esophagus"])
-        XCTAssertEqual(lung.level, 40)
-        XCTAssertEqual(lung.window, 400)
-        XCTAssertEqual(try lung.mixtureLossComponents().map(\.lossType), ["Focal", "SoftDice"])
+        // InnerEye's current Lung.py.
+        XCTAssertEqual(lung.level, -500)
+        XCTAssertEqual(lung.window, 2200)
+        XCTAssertEqual(lung.lossType, "SoftDice")
+        XCTAssertEqual(lung.numEpochs, 300)
+        XCTAssertEqual(lung.trainBatchSize, 3)
+        XCTAssertEqual(lung.testCropSize, [112, 512, 512])
+        XCTAssertFalse(lung.checkExclusive)
         let hn = try ModelConfig.load(name: "HeadAndNeck", settings: settings)
         XCTAssertEqual(hn.cropSize, [96, 288, 288])
-        XCTAssertEqual(hn.classWeights?.count, hn.groundTruthIds.count + 1)
+        XCTAssertEqual(hn.groundTruthIds, ["parotid_l", "parotid_r", "smg_l", "smg_r", "spinal_cord"])
+        XCTAssertEqual(hn.classWeights ?? [], [0.02, 0.196, 0.196, 0.196, 0.196, 0.196])
+        XCTAssertEqual(hn.featureChannels, [32])
+        XCTAssertEqual(hn.groundTruthDisplayNames.first, "zz_parotid_l")
         let hello = try ModelConfig.load(name: "HelloWorld", settings: settings)
         XCTAssertEqual(hello.groundTruthIds, ["region_a", "region_b"])
         XCTAssertEqual(hello.maskId, "mask")
