@@ -83,11 +83,34 @@ public enum ClusterTraining {
 
     /// Validates a submission before anything is written (exit 2 on a bad set-up). `fullConfig` is the config
     /// with the submission flags, which only it carries.
-    public static func submissionOptions(fullConfig: ModelConfig, settings: Settings) throws -> SlurmJobOptions? {
+    /// A refused set-up marks the run failed with the reason (recordFailedSubmission) and writes nothing else.
+    public static func submissionOptions(run: RunDirectory, fullConfig: ModelConfig, settings: Settings) throws -> SlurmJobOptions? {
         guard fullConfig.slurm, !insideSubmittedJob else { return nil }
         let options = SlurmJobOptions(settings: settings.slurm, cluster: fullConfig.cluster, nodes: fullConfig.numNodes)
-        try Slurm.checkSetup(options: options)
+        do { try Slurm.checkSetup(options: options) } catch {
+            recordFailedSubmission(run: run, error: error)
+            throw error
+        }
         return options
+    }
+
+    /// A submission that fails leaves its run, and the fold runs it created, `failed` with the reason: no job will
+    /// ever run them, so they must not stay `queued` (issue 10). Runs that a job started, or that finished, keep
+    /// their state: only the submission failed.
+    static func recordFailedSubmission(run: RunDirectory, error: Error) {
+        let text = "ie-train --slurm: " + ((error as? IEError)?.description ?? "\(error)")
+        var runs = [run]
+        if let info = try? run.readInfo() {
+            let folder = URL(fileURLWithPath: run.path).deletingLastPathComponent()
+            runs += info.children.compactMap { try? RunDirectory.open(path: folder.appendingPathComponent($0).path) }
+        }
+        for r in runs {
+            try? r.update { info in
+                guard info.status == .queued || info.status == .failed else { return }
+                info.status = .failed
+                info.error = text
+            }
+        }
     }
 
     /// Handles submission and cross-validation parents; `.trainHere` for an ordinary training run.
@@ -102,7 +125,8 @@ public enum ClusterTraining {
                 throw IEError.usage("--evaluate_only on a cross-validation parent, expected a fold or a plain run (the parent's "
                                     + "evaluation is --ensemble)")
             }
-            try performFailingParent(run: run) {
+            // The evaluation step of a (multi-node) training job: the run's times stay its training's.
+            try performFailingParent(run: run, keepStarted: true) {
                 let isFold = RunIDs.parentAndIndex(of: run.id) != nil
                 try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
             }
@@ -110,17 +134,11 @@ public enum ClusterTraining {
         }
         let invocation = SlurmSubmission.Invocation.current(settingsFile: request.settingsFile ?? settings.file, threads: request.threads)
         if let submit {
-            if isParent {
-                let children = try CrossValidation.createChildren(parent: run, config: config, settings: settings)
-                let submitted = try SlurmSubmission.submitCrossValidation(parent: run, children: children, options: submit,
-                                                                          invocation: invocation)
-                Log.info("submitted \(children.count) folds as job array \(submitted.trainingJob) and the ensemble as job "
-                         + "\(submitted.ensembleJob ?? "?") (afterok); follow with: ie-train --status \(run.path)")
-                print(submitted.trainingJob + " " + (submitted.ensembleJob ?? ""))
-            } else {
-                let submitted = try SlurmSubmission.submitRun(run, options: submit, invocation: invocation)
-                Log.info("submitted job \(submitted.trainingJob); follow with: ie-train --status \(run.path)")
-                print(submitted.trainingJob)
+            do {
+                try self.submit(run: run, config: config, settings: settings, options: submit, invocation: invocation, isParent: isParent)
+            } catch {
+                recordFailedSubmission(run: run, error: error)
+                throw error
             }
             return .handled
         }
@@ -130,9 +148,7 @@ public enum ClusterTraining {
             return .handled
         }
         if request.ensemble {
-            try run.perform(tool: "ie-train") {
-                try CrossValidationEnsemble.run(parent: run, config: config, settings: settings)
-            }
+            try runEnsembleStep(parent: run, config: config, settings: settings)
             return .handled
         }
         // A whole cross-validation here, one fold after the other (make -j crossval runs them in parallel).
@@ -151,18 +167,44 @@ public enum ClusterTraining {
             }
         }
         if stopped { return .stopped }
-        try run.perform(tool: "ie-train") {
-            try CrossValidationEnsemble.run(parent: run, config: config, settings: settings)
-        }
+        try runEnsembleStep(parent: run, config: config, settings: settings)
         return .handled
+    }
+
+    /// Submits a plain run (one job) or a cross-validation parent (its folds as a job array, then the ensemble job).
+    static func submit(run: RunDirectory, config: ModelConfig, settings: Settings, options: SlurmJobOptions,
+                       invocation: SlurmSubmission.Invocation, isParent: Bool) throws {
+        if isParent {
+            let children = try CrossValidation.createChildren(parent: run, config: config, settings: settings)
+            let submitted = try SlurmSubmission.submitCrossValidation(parent: run, children: children, options: options,
+                                                                      invocation: invocation)
+            Log.info("submitted \(children.count) folds as job array \(submitted.trainingJob) and the ensemble as job "
+                     + "\(submitted.ensembleJob ?? "?") (afterok); follow with: ie-train --status \(run.path)")
+            print(submitted.trainingJob + " " + (submitted.ensembleJob ?? ""))
+        } else {
+            let submitted = try SlurmSubmission.submitRun(run, options: options, invocation: invocation)
+            Log.info("submitted job \(submitted.trainingJob); follow with: ie-train --status \(run.path)")
+            print(submitted.trainingJob)
+        }
+    }
+
+    /// The last step of a cross-validation; prints the registered ensemble's model id on stdout (it is also in
+    /// the parent's run.json as registered_model), for `--model_id=` of ie-infer, ie-ensemble and ie-train.
+    static func runEnsembleStep(parent: RunDirectory, config: ModelConfig, settings: Settings) throws {
+        var result: CrossValidationEnsemble.Result?
+        try parent.perform(tool: "ie-train") {
+            result = try CrossValidationEnsemble.run(parent: parent, config: config, settings: settings)
+        }
+        if let result { print(result.ensembleModelID) }
     }
 
     /// `run.perform(tool: "ie-train")` for a run that may be a cross-validation fold: a fold that fails fails its
     /// parent as well, since the parent's ensemble step will never run (Slurm cancels its afterok job; make
     /// stops), so the parent must not stay `queued`. Rerunning the fold and the ensemble step completes it again.
-    public static func performFailingParent(run: RunDirectory, completes: Bool = true, _ body: () throws -> Void) throws {
+    public static func performFailingParent(run: RunDirectory, completes: Bool = true, keepStarted: Bool = false,
+                                            _ body: () throws -> Void) throws {
         do {
-            try run.perform(tool: "ie-train", completes: completes, body)
+            try run.perform(tool: "ie-train", completes: completes, keepStarted: keepStarted, body)
         } catch {
             failParent(ofFold: run, error: error)
             throw error

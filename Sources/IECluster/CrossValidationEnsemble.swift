@@ -72,8 +72,9 @@ public enum CrossValidationEnsemble {
         // Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
         let registered = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: checkpoints,
                                                                         sourceRunIds: children.map { $0.recoveryID.description })
-        Log.info("registered the \(folds)-fold ensemble as \(config.name):\(registered.version) in \(registered.folder)")
-        return Result(crossValResults: crossVal, ensembleModelID: "\(config.name):\(registered.version)", epoch: epoch)
+        try parent.update { $0.registeredModel = registered.id }
+        Log.info("registered the \(folds)-fold ensemble as \(registered.id) in \(registered.folder)")
+        return Result(crossValResults: crossVal, ensembleModelID: registered.id, epoch: epoch)
     }
 
     /// dataset.csv reduced to the rows of the first image channel: one row per subject, whose seriesId and

@@ -6,9 +6,10 @@ import IEConfig
 public struct SlurmJobOptions: Sendable, Equatable {
     public var partition: String?
     public var account: String?
-    public var time: String
-    public var cpusPerTask: Int
-    public var mem: String
+    /// Time limit, CPUs per task and memory per node; nil: not asked for, the cluster's defaults apply.
+    public var time: String?
+    public var cpusPerTask: Int?
+    public var mem: String?
     public var extra: [String]
     /// Nodes of a data-parallel training job (`num_nodes`): one MPI rank per node, each node whole (`--exclusive`),
     /// so a rank's threads are all the node's cores.
@@ -26,7 +27,7 @@ public struct SlurmJobOptions: Sendable, Equatable {
         mem = settings.mem
         extra = settings.extra
         // A margin as long as the time limit would stop every attempt before its first batch: keep it below a tenth.
-        if let limit = SlurmJobOptions.seconds(ofTimeLimit: time) {
+        if let time, let limit = SlurmJobOptions.seconds(ofTimeLimit: time) {
             signalMarginSeconds = max(10, min(signalMarginSeconds, limit / 10))
         }
     }
@@ -57,11 +58,14 @@ public struct SlurmJobOptions: Sendable, Equatable {
         return ((days * 24 + h) * 60 + m) * 60 + s
     }
 
-    /// `--requeue --signal=B:USR1@<margin>` plus the settings, then the job's own options (name, output, array...).
+    /// `--requeue --signal=B:USR1@<margin>` plus the settings that are set, then the job's own options (name,
+    /// output, array...).
     public func sbatchArguments(jobName: String, output: String, more: [String] = []) -> [String] {
         var arguments = ["--parsable", "--job-name=\(jobName)", "--output=\(output)", "--open-mode=append", "--requeue",
-                         "--signal=B:USR1@\(signalMarginSeconds)", "--time=\(time)", "--cpus-per-task=\(cpusPerTask)",
-                         "--mem=\(mem)"]
+                         "--signal=B:USR1@\(signalMarginSeconds)"]
+        if let time { arguments.append("--time=\(time)") }
+        if let cpusPerTask { arguments.append("--cpus-per-task=\(cpusPerTask)") }
+        if let mem { arguments.append("--mem=\(mem)") }
         if let partition { arguments.append("--partition=\(partition)") }
         if let account { arguments.append("--account=\(account)") }
         if nodes > 1 { arguments += ["--nodes=\(nodes)", "--ntasks-per-node=1", "--exclusive"] }
@@ -122,23 +126,19 @@ public enum Slurm {
     }
 
     /// Checks what a submission needs before anything is written: sbatch and sinfo on PATH, a responding
-    /// controller and a known partition. Every failure is a usage error (exit 2).
+    /// controller, a known partition whose nodes can hold the job's CPUs and memory. Every failure is a usage
+    /// error (exit 2).
     public static func checkSetup(options: SlurmJobOptions) throws {
         guard locate("sbatch") != nil else {
             throw IEError.usage("--slurm: sbatch is not on PATH, expected the Slurm client tools (or run without --slurm)")
         }
-        let info = try run("sinfo", ["-h", "-o", "%R"])
+        let info = try run("sinfo", ["-h", "-N", "-o", SlurmPartitions.sinfoFormat])
         guard info.status == 0 else {
             let reason = info.stderr.split(separator: "\n").first.map(String.init) ?? "exit \(info.status)"
             throw IEError.usage("--slurm: the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
         }
-        let partitions = info.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        if let partition = options.partition, !partitions.contains(partition) {
-            let hint = closestMatch(partition, in: partitions).map { " (closest: \($0))" } ?? ""
-            throw IEError.usage("--slurm: unknown partition '\(partition)'\(hint), expected one of \(partitions.joined(separator: ", ")); "
-                                + "set --cluster=PARTITION or slurm.partition in settings.yml")
-        }
-        // The other options (account, time, memory, extra) are checked by sbatch itself without submitting.
+        try SlurmPartitions(sinfoOutput: info.stdout).check(options)
+        // The other options (account, time, extra) are checked by sbatch itself without submitting.
         let test = try run("sbatch", options.sbatchArguments(jobName: "ie-check", output: "/dev/null").filter { $0 != "--parsable" }
                                      + ["--test-only", "--wrap=true"])
         guard test.status == 0 else {
@@ -179,5 +179,86 @@ public enum Slurm {
             states[fields[1]] = (fields[2], fields[3])
         }
         return states
+    }
+}
+
+/// The partitions of a cluster and the CPUs and memory of their nodes, from `sinfo -h -N -o "%N|%P|%c|%m"` (one
+/// line per node and partition; sinfo marks the default partition with `*`). A job's request is checked against
+/// them before submitting, so that a request no node can hold is one message naming what was asked and what the
+/// partition has, rather than sbatch's "Requested node configuration is not available".
+public struct SlurmPartitions: Sendable, Equatable {
+    public static let sinfoFormat = "%N|%P|%c|%m"
+
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        public var cpus: Int
+        /// Memory in MiB (sinfo's unit).
+        public var memoryMiB: Int
+    }
+
+    /// Partition names in sinfo's order, each with its nodes.
+    public var names: [String] = []
+    public var nodes: [String: [Node]] = [:]
+    public var defaultPartition: String?
+
+    public init(sinfoOutput: String) {
+        for line in sinfoOutput.split(separator: "\n") {
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == 4, !fields[1].isEmpty else { continue }
+            var partition = fields[1]
+            if partition.hasSuffix("*") {
+                partition.removeLast()
+                defaultPartition = partition
+            }
+            if nodes[partition] == nil { names.append(partition) }
+            // "2+" or "1000+" appear only without -N; the leading number is the smallest node's.
+            let cpus = Int(fields[2].prefix { $0.isNumber }) ?? 0
+            let memory = Int(fields[3].prefix { $0.isNumber }) ?? 0
+            nodes[partition, default: []].append(Node(name: fields[0], cpus: cpus, memoryMiB: memory))
+        }
+    }
+
+    /// MiB of an sbatch `--mem` value (a number with an optional K, M, G or T suffix; M when none); nil when it
+    /// is not one. 0 means "all the memory of the node".
+    public static func mebibytes(ofMemory text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
+        guard let value = Double(digits) else { return nil }
+        let factor: Double
+        switch trimmed.dropFirst(digits.count) {
+        case "", "M", "MB": factor = 1
+        case "K", "KB": factor = 1.0 / 1024
+        case "G", "GB": factor = 1024
+        case "T", "TB": factor = 1024 * 1024
+        default: return nil
+        }
+        return Int((value * factor).rounded(.up))
+    }
+
+    /// Throws a usage error when the partition (the options', else the default) is unknown, or none of its
+    /// nodes has the CPUs per task or the memory asked for, or it has fewer nodes than the job takes.
+    public func check(_ options: SlurmJobOptions) throws {
+        guard let partition = options.partition ?? defaultPartition else {
+            throw IEError.usage("--slurm: no partition given and the cluster has no default partition, expected --cluster=PARTITION "
+                                + "or slurm.partition in settings.yml (partitions: \(names.joined(separator: ", ")))")
+        }
+        guard let members = nodes[partition] else {
+            let hint = closestMatch(partition, in: names).map { " (closest: \($0))" } ?? ""
+            throw IEError.usage("--slurm: unknown partition '\(partition)'\(hint), expected one of \(names.joined(separator: ", ")); "
+                                + "set --cluster=PARTITION or slurm.partition in settings.yml")
+        }
+        let asked = (cpus: options.cpusPerTask ?? 1, memory: options.mem.flatMap(SlurmPartitions.mebibytes(ofMemory:)) ?? 0)
+        let fitting = members.filter { $0.cpus >= asked.cpus && $0.memoryMiB >= asked.memory }
+        if fitting.count < options.nodes {
+            var request: [String] = []
+            if let cpus = options.cpusPerTask { request.append("\(cpus) CPUs per task (slurm.cpus_per_task)") }
+            if let mem = options.mem { request.append("\(mem) of memory (slurm.mem)") }
+            if options.nodes > 1 { request.append("num_nodes=\(options.nodes) nodes") }
+            let largest = (cpus: members.map(\.cpus).max() ?? 0, memory: members.map(\.memoryMiB).max() ?? 0)
+            throw IEError.usage("--slurm: the job asks for \(request.joined(separator: " and ")) but partition '\(partition)' has "
+                                + "\(members.count) node\(members.count == 1 ? "" : "s") with at most \(largest.cpus) CPUs and "
+                                + "\(largest.memory)M of memory\(fitting.isEmpty || options.nodes == 1 ? "" : " (\(fitting.count) of them fit)"); "
+                                + "expected requests that fit (or leave them out of settings.yml for the cluster's defaults)")
+        }
     }
 }

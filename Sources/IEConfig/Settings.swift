@@ -2,13 +2,14 @@ import Foundation
 import IECore
 import Yams
 
-/// Slurm defaults of settings.yml.
+/// Slurm requests of settings.yml. Each one left out (or null) is not asked for, so the cluster's defaults
+/// apply (its default partition, its time limit, one CPU per task, its DefMemPerCPU...).
 public struct SlurmSettings: Sendable, Equatable {
-    public var partition: String? = "gpu"
+    public var partition: String? = nil
     public var account: String? = nil
-    public var time: String = "24:00:00"
-    public var cpusPerTask: Int = 16
-    public var mem: String = "64G"
+    public var time: String? = nil
+    public var cpusPerTask: Int? = nil
+    public var mem: String? = nil
     public var extra: [String] = []
     public init() {}
 }
@@ -104,11 +105,12 @@ public struct Settings: Sendable {
                     switch name {
                     case "partition": settings.slurm.partition = isNull ? nil : text
                     case "account": settings.slurm.account = isNull ? nil : text
-                    case "time": settings.slurm.time = text ?? settings.slurm.time
-                    case "mem": settings.slurm.mem = text ?? settings.slurm.mem
+                    case "time": settings.slurm.time = isNull ? nil : text
+                    case "mem": settings.slurm.mem = isNull ? nil : text
                     case "cpus_per_task":
-                        guard let t = text, let n = Int(t) else {
-                            throw IEError.usage("slurm.cpus_per_task must be an integer", file: path, line: vline)
+                        if isNull { settings.slurm.cpusPerTask = nil; break }
+                        guard let t = text, let n = Int(t), n > 0 else {
+                            throw IEError.usage("slurm.cpus_per_task must be a positive integer or null (Slurm's default)", file: path, line: vline)
                         }
                         settings.slurm.cpusPerTask = n
                     case "extra":

@@ -23,11 +23,14 @@ public struct RunInfo: Codable, Sendable, Equatable {
     public var created: String
     public var started: String?
     public var finished: String?
+    /// The model this run registered (`Name:version`): a trained run's model, or a cross-validation parent's
+    /// ensemble of its folds. Absent in run.json files written before it existed.
+    public var registeredModel: String?
 
     enum CodingKeys: String, CodingKey {
         case id, experiment, model, parent, children, status, error
         case commandLine = "command_line", gitCommit = "git_commit", gitBranch = "git_branch", host
-        case slurmJobId = "slurm_job_id", created, started, finished
+        case slurmJobId = "slurm_job_id", created, started, finished, registeredModel = "registered_model"
     }
 
     // Every key is always written (null when unknown), so readers can rely on the field set.
@@ -48,6 +51,7 @@ public struct RunInfo: Codable, Sendable, Equatable {
         try c.encode(created, forKey: .created)
         try c.encode(started, forKey: .started)
         try c.encode(finished, forKey: .finished)
+        try c.encode(registeredModel, forKey: .registeredModel)
     }
 }
 
@@ -99,7 +103,7 @@ public struct RunDirectory: Sendable {
         let info = RunInfo(id: id, experiment: experiment, model: model, parent: parent?.id, children: [], status: .queued, error: nil,
                            commandLine: commandLine, gitCommit: git?.commit, gitBranch: git?.branch,
                            host: ProcessInfo.processInfo.hostName, slurmJobId: RunDirectory.slurmJobID(env),
-                           created: RunIDs.isoDate(date), started: nil, finished: nil)
+                           created: RunIDs.isoDate(date), started: nil, finished: nil, registeredModel: nil)
         try run.write(info)
         if let parent {
             try parent.update { p in if !p.children.contains(id) { p.children.append(id) } }
@@ -163,11 +167,13 @@ public struct RunDirectory: Sendable {
         try write(info)
     }
 
-    public func markRunning(date: Date = Date()) throws {
+    /// `keepStarted`: a later step of the same training (the evaluation step of a multi-node job) keeps the
+    /// training's start time.
+    public func markRunning(date: Date = Date(), keepStarted: Bool = false) throws {
         try update {
             $0.status = .running
             $0.error = nil
-            $0.started = RunIDs.isoDate(date)
+            if !keepStarted || $0.started == nil { $0.started = RunIDs.isoDate(date) }
             $0.finished = nil
             if let job = RunDirectory.slurmJobID(ProcessInfo.processInfo.environment) { $0.slurmJobId = job }
         }
@@ -182,23 +188,65 @@ public struct RunDirectory: Sendable {
         try update { $0.status = .failed; $0.error = (tool.map { "\($0): " } ?? "") + text; $0.finished = RunIDs.isoDate(date) }
     }
 
-    /// Runs a tool's work in this run: logs to logs/<tool>.log, marks the run running, then completed, or failed
-    /// with the error (which is rethrown for `runTool` to report). `completes: false` leaves the status running
-    /// for tools that are one step of a longer pipeline.
-    public func perform(tool: String, completes: Bool = true, _ body: () throws -> Void) throws {
+    /// Runs a training tool's work in this run (ie-split, ie-train: they own the run's status and its
+    /// started/finished times): logs to logs/<tool>.log, marks the run running, then completed, or failed with
+    /// the error (which is rethrown for `runTool` to report). `completes: false` leaves the status running for
+    /// tools that are one step of a longer pipeline; `keepStarted` keeps the start time of the training this
+    /// step continues.
+    public func perform(tool: String, completes: Bool = true, keepStarted: Bool = false, _ body: () throws -> Void) throws {
         try openLog(tool: tool)
         defer { closeLog() }
-        try markRunning()
+        try markRunning(keepStarted: keepStarted)
         do {
             try body()
         } catch {
-            // Into the log file only: runTool prints the same line to stderr.
-            let text = "\(tool): error: \((error as? IEError)?.description ?? "\(error)")\n"
-            Log.logFile?.write(Data("[\(RunIDs.isoDate(Date()))] \(text)".utf8))
+            logError(error, tool: tool)
             try? markFailed(error, tool: tool)
             throw error
         }
         if completes { try markCompleted() }
+    }
+
+    /// Runs an evaluation tool's work on a run (ie-infer, ie-ensemble, ie-metrics): logs to logs/<tool>.log and
+    /// leaves the run's times alone (they are its training's). A failure marks the run failed with the error,
+    /// unless training is under way or has itself failed (that status and error stay); a later success of the
+    /// same tool clears its own failure again (completed when training had finished, else queued).
+    public func performEvaluation(tool: String, _ body: () throws -> Void) throws {
+        try openLog(tool: tool)
+        defer { closeLog() }
+        let prefix = tool + ": "
+        do {
+            try body()
+        } catch {
+            logError(error, tool: tool)
+            let text = (error as? IEError)?.description ?? "\(error)"
+            try? update { info in
+                let failedByEvaluation = info.status == .failed && RunDirectory.isEvaluationError(info.error)
+                guard info.status == .completed || info.status == .queued || failedByEvaluation else { return }
+                info.status = .failed
+                info.error = prefix + text
+            }
+            throw error
+        }
+        try update { info in
+            guard info.status == .failed, info.error?.hasPrefix(prefix) == true else { return }
+            info.status = info.finished == nil ? .queued : .completed
+            info.error = nil
+        }
+    }
+
+    /// The tools that run `performEvaluation`; their errors in run.json start with `<tool>: `.
+    public static let evaluationTools = ["ie-infer", "ie-ensemble", "ie-metrics"]
+
+    static func isEvaluationError(_ error: String?) -> Bool {
+        guard let error else { return false }
+        return evaluationTools.contains { error.hasPrefix($0 + ": ") }
+    }
+
+    /// Into the log file only: runTool prints the same line to stderr.
+    private func logError(_ error: Error, tool: String) {
+        let text = "\(tool): error: \((error as? IEError)?.description ?? "\(error)")\n"
+        Log.logFile?.write(Data("[\(RunIDs.isoDate(Date()))] \(text)".utf8))
     }
 
     // MARK: Logs and outputs

@@ -59,6 +59,7 @@ public enum RunPipeline {
             if FileManager.default.fileExists(atPath: last) {
                 let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],
                                                                           sourceRunIds: [run.recoveryID.description])
+                try run.update { $0.registeredModel = model.id }
                 Log.info("registered model \(model.id) in \(model.folder)")
             }
         }
@@ -84,6 +85,7 @@ public enum RunPipeline {
         } else if let id = config.modelId {
             let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
+            if model.checkpoints.count > 1 { return try adoptEnsemble(run: run, model: model, config: config, settings: settings) }
             source = model.checkpointPaths.first
         }
         guard let source else {
@@ -100,6 +102,43 @@ public enum RunPipeline {
         try run.writeBuildInformation()
         Log.info("no training: \(source) is the run's epoch \(epoch) checkpoint, evaluated by ie-infer/ie-metrics")
         return epoch
+    }
+
+    /// The folder of the members of a registered ensemble adopted by a `--no-train` run for `epoch`; the run's
+    /// model of that epoch is their ensemble (RunPipeline.infer uses it wherever the run's own checkpoint would be).
+    public static func ensembleFolder(run: RunDirectory, epoch: Int) -> String {
+        run.outputs + "/checkpoints/" + String(format: "ensemble_epoch_%03d", epoch)
+    }
+
+    /// `--no-train --model_id=<a registered ensemble>`: its members are copied into the run's
+    /// checkpoints/ensemble_epoch_NNN/ and the run's epoch NNN is evaluated as that ensemble, exactly as
+    /// ie-ensemble evaluates it (the same members, loaded by loadModels, through infer).
+    static func adoptEnsemble(run: RunDirectory, model: RegisteredModel, config: ModelConfig, settings: Settings) throws -> Int {
+        let epochs = try model.checkpointPaths.map { path -> Int in
+            let checkpoint = try readCheckpoint(path)
+            _ = try checkpoint.makeModel(source: path)
+            return checkpoint.epoch ?? 0
+        }
+        let epoch = epochs.max() ?? 0
+        let folder = ensembleFolder(run: run, epoch: epoch)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for (k, path) in model.checkpointPaths.enumerated() {
+            try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: path)), to: folder + String(format: "/member_%02d.ckpt", k))
+        }
+        _ = try run.modelConfig(settings: settings, extra: ["--epochs_to_test=\(epoch)"], record: true)
+        try run.writeArguments(config)
+        try run.writeBuildInformation()
+        Log.info("no training: the \(model.checkpoints.count) members of ensemble \(model.id) are the run's epoch \(epoch) model "
+                 + "(\(folder)), evaluated as their ensemble by ie-infer/ie-metrics")
+        return epoch
+    }
+
+    /// The run's model of `epoch`: the members of an adopted ensemble when the run has them, else its checkpoint.
+    public static func runModels(run: RunDirectory, epoch: Int) throws -> [UNet3D] {
+        let folder = ensembleFolder(run: run, epoch: epoch)
+        let members = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".ckpt") }.sorted()
+        guard !members.isEmpty else { return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch))] }
+        return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil)
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
@@ -124,6 +163,10 @@ public enum RunPipeline {
         if let id = config.modelId {
             let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
+            guard model.checkpoints.count == 1 else {
+                throw IEError.usage("--model_id=\(id) is an ensemble of \(model.checkpoints.count) models and training starts from one, "
+                                    + "expected one model's id (a fold's), or --no-train to evaluate the ensemble", file: model.folder)
+            }
             guard let path = model.checkpointPaths.first else { throw IEError.badInput("model \(id) has no checkpoint", file: model.folder) }
             return .weights(try readCheckpoint(path), source: path)
         }
@@ -131,11 +174,11 @@ public enum RunPipeline {
     }
 
     /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several).
-    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings) throws -> [UNet3D] {
+    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?) throws -> [UNet3D] {
         var paths = checkpoints
-        let registry = ModelRegistry(settings: settings)
         for id in modelIDs {
-            let model = try registry.resolve(id)
+            guard let settings else { throw IEError.failure("--model_id=\(id) needs the settings of its model registry") }
+            let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
             paths += model.checkpointPaths
         }
@@ -172,7 +215,7 @@ public enum RunPipeline {
         let subjects = try run.splitSubjects(split)
         let dataset = try dataset(config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
-        let members = try models ?? [ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch))]
+        let members = try models ?? runModels(run: run, epoch: epoch)
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let folder = run.epochFolder(epoch: epoch, mode: mode)
         let classNames = ["background"] + config.groundTruthIds

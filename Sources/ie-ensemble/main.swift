@@ -66,7 +66,7 @@ struct Ensemble: ParsableCommand {
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: extra)
-            try run.perform(tool: "ie-ensemble") {
+            try run.performEvaluation(tool: "ie-ensemble") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
                                           models: models, gaussian: gaussian, tta: tta)

@@ -67,7 +67,7 @@ struct Infer: ParsableCommand {
             let config = try run.modelConfig(settings: settingsValue, extra: Infer.overrides)
             let models = checkpoint.isEmpty && modelID.isEmpty ? nil
                 : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
-            try run.perform(tool: "ie-infer") {
+            try run.performEvaluation(tool: "ie-infer") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
                                           models: models, gaussian: gaussian, tta: tta)

@@ -120,7 +120,7 @@ struct Metrics: ParsableCommand {
             let run = try RunDirectory.open(path: runFolder)
             let settingsValue = try Settings.locate(explicitPath: settings)
             let config = try run.modelConfig(settings: settingsValue)
-            try run.perform(tool: "ie-metrics") {
+            try run.performEvaluation(tool: "ie-metrics") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunEvaluation.evaluate(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
                                                extras: extras, thumbnails: !noThumbnails)

@@ -88,6 +88,7 @@ struct Split: ParsableCommand {
         let config: ModelConfig
         if let model {
             config = try ModelConfig.load(name: model, settings: settings, overrides: parsed, requireRunnable: dataset == nil)
+            try RunDirectory.checkRecoveredFoldCount(config, settings: settings)
         } else {
             config = try ModelConfig.fromDefaults(overrides: parsed)
         }

@@ -81,7 +81,8 @@ struct Train: ParsableCommand {
         // Submission flags are checked before anything is written, and never recorded in the run.
         let fullConfig = try runDir.modelConfig(settings: settingsValue, extra: Train.overrides)
         try ClusterTraining.checkNumNodes(fullConfig)
-        let submit = try ClusterTraining.submissionOptions(fullConfig: fullConfig, settings: settingsValue)
+        try RunDirectory.checkRecoveredFoldCount(fullConfig, settings: settingsValue)
+        let submit = try ClusterTraining.submissionOptions(run: runDir, fullConfig: fullConfig, settings: settingsValue)
         let extra = ClusterTraining.separateSubmissionFlags(Train.overrides).rest
         let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
         let env = ProcessInfo.processInfo.environment

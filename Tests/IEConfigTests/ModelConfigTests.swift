@@ -253,7 +253,7 @@ final class ModelConfigTests: XCTestCase {
         let settings = try Settings.load(path: repo + "/settings.yml")
         XCTAssertEqual(settings.modelConfigsDirs, [repo + "/configs"])
         XCTAssertEqual(settings.runsDir, repo + "/runs")
-        XCTAssertEqual(settings.slurm.cpusPerTask, 16)
+        XCTAssertNil(settings.slurm.cpusPerTask, "resources left to the cluster's defaults (issue 10 item 8)")
         XCTAssertNil(settings.slurm.account)
         for name in ["HelloWorld", "Prostate", "HeadAndNeck", "Lung"] {
             XCTAssertNoThrow(try ModelConfig.load(name: name, settings: settings), name)
