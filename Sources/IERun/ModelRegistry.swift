@@ -116,6 +116,10 @@ public struct ModelRegistry: Sendable {
             throw IEError.usage("invalid model id '\(modelID)', expected Name:version such as Prostate:3")
         }
         let name = parts[0]
+        // The name becomes a path under the registry: nothing that could leave it.
+        guard RunIDs.isValidName(name) else {
+            throw IEError.usage("invalid model name '\(name)' in '\(modelID)', expected letters, digits, '.', '-' or '_'")
+        }
         let available = versions(name: name)
         let version: Int
         if parts[1] == "latest" {
@@ -124,7 +128,8 @@ public struct ModelRegistry: Sendable {
             }
             version = last
         } else {
-            version = Int(parts[1])!
+            guard let number = Int(parts[1]) else { throw IEError.usage("invalid model id '\(modelID)'") }
+            version = number
         }
         let folder = "\(root)/\(name)/\(version)"
         let json = folder + "/model.json"

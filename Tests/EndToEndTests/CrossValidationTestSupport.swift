@@ -128,6 +128,20 @@ enum HPCTest {
         return (header, data.subdata(in: headerEnd..<data.count))
     }
 
+    /// A refused submission changes nothing but the run's run.json (and its folds' if any), which it marks failed
+    /// with the reason: no job will ever run them, so they must not stay queued.
+    static func assertOnlyMarkedFailed(parent: String, project: String, before: [String: String], after: [String: String],
+                                       reason: String, file: StaticString = #filePath, line: UInt = #line) {
+        let record = parent.hasPrefix(project + "/") ? String(parent.dropFirst(project.count + 1)) + "/run.json" : parent + "/run.json"
+        var unchanged = after
+        unchanged[record] = before[record]
+        XCTAssertEqual(unchanged, before, "nothing but run.json written or changed", file: file, line: line)
+        let info = try? json(parent + "/run.json")
+        XCTAssertEqual(info?["status"] as? String, "failed", file: file, line: line)
+        let error = info?["error"] as? String ?? ""
+        XCTAssertTrue(error.hasPrefix("ie-train --slurm: ") && error.contains(reason), error, file: file, line: line)
+    }
+
     /// Every regular file under `folder` with its size and modification time (to prove nothing was written).
     static func snapshot(_ folder: String) -> [String: String] {
         var result: [String: String] = [:]

@@ -15,6 +15,14 @@ final class PipelineTests: XCTestCase {
         return run
     }
 
+    /// A new run of `subjects` synthetic subjects, trained with the tiny settings for `epochs` epochs.
+    static func trainedRun(_ runner: ToolRunner, subjects: Int, epochs: Int) throws -> String {
+        let run = try makeRun(runner, subjects: subjects)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=\(epochs)"] + tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        return run
+    }
+
     func testTrainInferMetricsReportLeaveTheRunLayout() throws {
         let runner = try ToolRunner(name: "pipeline")
         defer { runner.remove() }
@@ -222,9 +230,7 @@ final class ExistingModelTests: XCTestCase {
     func testNoTrainWithRecoveredWeightsEvaluatesThemInTheNewRun() throws {
         let runner = try ToolRunner(name: "notrain")
         defer { runner.remove() }
-        let first = try PipelineTests.makeRun(runner, subjects: 6)
-        let train = try runner.run("train", ["--run=\(first)", "--num_epochs=2"] + PipelineTests.tiny)
-        XCTAssertEqual(train.status, 0, train.stderr)
+        let first = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 2)
         let recovery = URL(fileURLWithPath: first).deletingLastPathComponent().lastPathComponent + ":" + URL(fileURLWithPath: first).lastPathComponent
 
         let second = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)

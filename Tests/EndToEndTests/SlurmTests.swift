@@ -117,7 +117,7 @@ final class SlurmSetupErrorTests: XCTestCase {
         XCTAssertTrue(result.stderr.hasPrefix("ie-train: error:") && result.stderr.contains("sbatch is not on PATH"), result.stderr)
         var after = HPCTest.snapshot(project)
         after["empty-bin"] = before["empty-bin"]
-        XCTAssertEqual(after, before, "nothing written or changed")
+        HPCTest.assertOnlyMarkedFailed(parent: parent, project: project, before: before, after: after, reason: "sbatch is not on PATH")
     }
 
     /// --num_nodes above 1 trains through Slurm (or as MPI ranks someone launched): without --slurm it is refused
@@ -140,9 +140,9 @@ final class SlurmSetupErrorTests: XCTestCase {
                                                          "--slurm"], in: project)
         XCTAssertEqual(beyond.status, 2, beyond.stderr)
         XCTAssertEqual(beyond.stderr.split(separator: "\n").count, 1, beyond.stderr)
-        XCTAssertTrue(beyond.stderr.contains("sbatch refuses the job options") && beyond.stderr.contains("num_nodes=\(tooMany)"),
-                      beyond.stderr)
-        XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
+        XCTAssertTrue(beyond.stderr.contains("num_nodes=\(tooMany)"), beyond.stderr)
+        HPCTest.assertOnlyMarkedFailed(parent: run, project: project, before: before, after: HPCTest.snapshot(project),
+                                       reason: "num_nodes=\(tooMany)")
     }
 
     func testUnknownPartitionIsOneUsageErrorAndWritesNothing() throws {
@@ -158,27 +158,30 @@ final class SlurmSetupErrorTests: XCTestCase {
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one error line:\n\(result.stderr)")
             XCTAssertTrue(result.stderr.contains("unknown partition 'nosuchpartition'") && result.stderr.contains("debug"), result.stderr)
         }
+        HPCTest.assertOnlyMarkedFailed(parent: parent, project: project, before: before, after: HPCTest.snapshot(project),
+                                       reason: "unknown partition 'nosuchpartition'")
         // The settings' partition is used when there is no --cluster (settings.yml of the test says debug: change it).
         let settings = try String(contentsOfFile: project + "/settings.yml", encoding: .utf8)
         try settings.replacingOccurrences(of: "partition: debug", with: "partition: gpu")
             .write(toFile: project + "/settings-gpu.yml", atomically: true, encoding: .utf8)
-        let before2 = HPCTest.snapshot(project + "/runs")
         let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-gpu.yml", "--run=\(parent)", "--slurm"], in: project)
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("unknown partition 'gpu'"), result.stderr)
-        XCTAssertEqual(HPCTest.snapshot(project + "/runs"), before2)
 
-        // Options the partition cannot satisfy (here far more memory than the node has): sbatch --test-only says no.
-        try settings.replacingOccurrences(of: "mem: 1G", with: "mem: 100000G")
-            .write(toFile: project + "/settings-mem.yml", atomically: true, encoding: .utf8)
-        let memory = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-mem.yml", "--run=\(parent)", "--slurm"], in: project)
-        XCTAssertEqual(memory.status, 2, memory.stderr)
-        XCTAssertEqual(memory.stderr.split(separator: "\n").count, 1, "one error line:\n\(memory.stderr)")
-        XCTAssertTrue(memory.stderr.contains("sbatch refuses the job options"), memory.stderr)
+        // Requests no node of the partition can hold (here far more memory and CPUs than the node has): checked
+        // against sinfo, one message naming what was asked and what the partition has.
+        for (asked, field) in [("mem: 100000G", "slurm.mem"), ("cpus_per_task: 4096", "slurm.cpus_per_task")] {
+            let key = asked.hasPrefix("mem") ? "mem: 1G" : "cpus_per_task: 1"
+            try settings.replacingOccurrences(of: key, with: asked).write(toFile: project + "/settings-big.yml", atomically: true, encoding: .utf8)
+            let big = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-big.yml", "--run=\(parent)", "--slurm"], in: project)
+            XCTAssertEqual(big.status, 2, big.stderr)
+            XCTAssertEqual(big.stderr.split(separator: "\n").count, 1, "one error line:\n\(big.stderr)")
+            XCTAssertTrue(big.stderr.contains(field) && big.stderr.contains("partition 'debug' has"), big.stderr)
+        }
         var after = HPCTest.snapshot(project)
         after["settings-gpu.yml"] = nil
-        after["settings-mem.yml"] = nil
-        XCTAssertEqual(after, before, "nothing written or changed")
+        after["settings-big.yml"] = nil
+        HPCTest.assertOnlyMarkedFailed(parent: parent, project: project, before: before, after: after, reason: "slurm.cpus_per_task")
     }
 }
 

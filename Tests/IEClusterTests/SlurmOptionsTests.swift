@@ -34,6 +34,51 @@ final class SlurmOptionsTests: XCTestCase {
                                    "--partition=debug", "--account=lab", "--gres=gpu:1", "--array=0-1"])
     }
 
+    /// Requests are checked against what sinfo reports (`sinfo -h -N -o "%N|%P|%c|%m"`: one line per node and
+    /// partition, `*` marking the default), before any submission; unset requests are left to the cluster.
+    func testRequestsAreCheckedAgainstTheNodesSinfoReports() throws {
+        let sinfo = "n1|debug*|2|23000\nn2|debug*|2|23000\ng1|gpu|16|64000\n"
+        let cluster = SlurmPartitions(sinfoOutput: sinfo)
+        XCTAssertEqual(cluster.names, ["debug", "gpu"])
+        XCTAssertEqual(cluster.defaultPartition, "debug")
+        XCTAssertEqual(cluster.nodes["debug"]?.map(\.cpus), [2, 2])
+        XCTAssertEqual(SlurmPartitions.mebibytes(ofMemory: "64G"), 65536)
+        XCTAssertEqual(SlurmPartitions.mebibytes(ofMemory: "500"), 500)
+        XCTAssertEqual(SlurmPartitions.mebibytes(ofMemory: "1.5T"), 1_572_864)
+        XCTAssertEqual(SlurmPartitions.mebibytes(ofMemory: "2048K"), 2)
+        XCTAssertNil(SlurmPartitions.mebibytes(ofMemory: "lots"))
+
+        // The shipped settings.yml asks for nothing: it fits any partition, the default one when none is named.
+        let shipped = SlurmJobOptions(settings: SlurmSettings())
+        XCTAssertNil(shipped.time); XCTAssertNil(shipped.cpusPerTask); XCTAssertNil(shipped.mem)
+        XCTAssertNoThrow(try cluster.check(shipped))
+        XCTAssertEqual(shipped.sbatchArguments(jobName: "j", output: "o").filter { $0.hasPrefix("--mem") || $0.hasPrefix("--cpus") || $0.hasPrefix("--time") }, [])
+
+        var settings = SlurmSettings()
+        settings.cpusPerTask = 16
+        settings.mem = "62G"
+        XCTAssertNoThrow(try cluster.check(SlurmJobOptions(settings: settings, cluster: "gpu")))
+        settings.mem = "64G"   // 65536 MiB: more than the gpu node's 64000
+        XCTAssertThrowsError(try cluster.check(SlurmJobOptions(settings: settings, cluster: "gpu")))
+        // The case: 16 CPUs and 64G on a partition whose nodes have 2 CPUs and 23000 MiB.
+        XCTAssertThrowsError(try cluster.check(SlurmJobOptions(settings: settings, cluster: "debug"))) { error in
+            let text = (error as? IEError)?.description ?? ""
+            XCTAssertEqual((error as? IEError)?.code, .usage)
+            XCTAssertTrue(text.contains("16 CPUs per task (slurm.cpus_per_task)") && text.contains("64G of memory (slurm.mem)")
+                          && text.contains("partition 'debug' has 2 nodes with at most 2 CPUs and 23000M"), text)
+        }
+        XCTAssertThrowsError(try cluster.check(SlurmJobOptions(settings: SlurmSettings(), cluster: "gpu", nodes: 2))) { error in
+            XCTAssertTrue("\(error)".contains("num_nodes=2 nodes"), "\(error)")
+        }
+        XCTAssertNoThrow(try cluster.check(SlurmJobOptions(settings: SlurmSettings(), cluster: "debug", nodes: 2)))
+        XCTAssertThrowsError(try cluster.check(SlurmJobOptions(settings: SlurmSettings(), cluster: "gpu2"))) { error in
+            XCTAssertTrue("\(error)".contains("unknown partition 'gpu2' (closest: gpu)"), "\(error)")
+        }
+        XCTAssertThrowsError(try SlurmPartitions(sinfoOutput: "g1|gpu|16|64000\n").check(SlurmJobOptions(settings: SlurmSettings()))) { error in
+            XCTAssertTrue("\(error)".contains("no default partition"), "\(error)")
+        }
+    }
+
     func testSignalMarginStaysBelowATenthOfShortTimeLimits() {
         var settings = SlurmSettings()
         settings.time = "10"            // 10 minutes: 60 s margin
