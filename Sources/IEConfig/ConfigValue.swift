@@ -56,6 +56,8 @@ public enum ParameterType: Equatable, Sendable {
     /// One of a fixed set of names, matched case-insensitively and stored in the canonical spelling.
     case choice([String])
     case names
+    /// Names that become file or folder names (subjects, structures, channels): `names` that also pass `SafeName`.
+    case fileNames
     case ints
     case floats
     /// A fixed-length tuple, e.g. a (Z, Y, X) size triple (ints) or an (a, b) float pair.
@@ -72,6 +74,7 @@ public enum ParameterType: Equatable, Sendable {
         case .string: return "a string"
         case .choice(let c): return "one of " + c.joined(separator: ", ")
         case .names: return "a comma-separated list of names"
+        case .fileNames: return "a comma-separated list of names usable as file names (no '/', '..' or control characters)"
         case .ints: return "a comma-separated list of integers"
         case .floats: return "a comma-separated list of finite numbers"
         case .intTuple(3): return "a (Z,Y,X) triple of integers such as 64,224,224"
@@ -101,6 +104,10 @@ public enum ParameterType: Equatable, Sendable {
         case .names:
             let items = ParameterType.items(text)
             guard items.allSatisfy({ !$0.isEmpty }) else { return nil }
+            return .strings(items)
+        case .fileNames:
+            guard case .strings(let items)? = ParameterType.names.parse(text),
+                  items.allSatisfy({ SafeName.problem($0) == nil }) else { return nil }
             return .strings(items)
         case .ints:
             let items = ParameterType.items(text).map(ParameterType.parseInt)

@@ -185,13 +185,13 @@ public struct ModelConfig: Sendable {
                 default: throw fail("a nested mapping")
                 }
             }
-            if spec.type == .namedEntries || spec.type == .names {
+            if spec.type == .namedEntries || spec.type == .names || spec.type == .fileNames {
                 guard parts.allSatisfy({ !$0.contains(",") }) else { throw fail(parts.joined(separator: ",")) }
             }
             text = parts.joined(separator: ",")
             if parts.isEmpty {
                 switch spec.type {
-                case .names, .ints, .floats, .namedEntries: break
+                case .names, .fileNames, .ints, .floats, .namedEntries: break
                 default: throw fail("[]")
                 }
             }
@@ -301,6 +301,10 @@ public struct ModelConfig: Sendable {
         }
         if kernelSize % 2 == 0 { throw fail("kernel_size", "got \(kernelSize), expected an odd number") }
         if window < 0 { throw fail("window", "got \(window), expected a width >= 0") }
+        // A sigma of 1e30 mm would size the smoothing kernel beyond any integer; no image is a metre across.
+        if let sigma = posteriorSmoothingMM, let bad = sigma.first(where: { !($0 >= 0 && $0 <= 1000) }) {
+            throw fail("posterior_smoothing_mm", "got \(bad), expected sigmas between 0 and 1000 mm")
+        }
         for key in ["feature_channels"] {
             if case .ints(let l) = value(key), l.isEmpty || l.contains(where: { $0 < 1 }) {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected positive channel counts")

@@ -11,6 +11,14 @@ public enum SafeName {
         return nil
     }
 
+    /// `root/c1/c2/...` for a writer, every component checked by the rule, so that no name from a file or a
+    /// command line can make the path resolve outside `root` (the second line of defence behind the checks
+    /// where names enter).
+    public static func path(in root: String, _ components: String...) throws -> String {
+        for component in components { try require(component, what: "file name component", badInput: true) }
+        return ([root] + components).joined(separator: "/")
+    }
+
     /// Throws `IEError.badInput` (data) naming the file and line when `name` is not a safe file name.
     public static func require(_ name: String, what: String, file: String? = nil, line: Int? = nil,
                                badInput: Bool = true) throws {

@@ -20,20 +20,34 @@ public enum RunEvaluation {
     /// `baselines: false` skips the comparison_runs step (cross-validation folds and parents compare in
     /// CrossValResults/BaselineComparisons instead).
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
-                                extras: [ExtraMetric] = [], thumbnails: Bool = true, baselines: Bool = true) throws {
+                                extras: [ExtraMetric] = [], thumbnails: Bool = true, baselines: Bool = true,
+                                allowMissing: Bool = false) throws {
         let folder = run.epochFolder(epoch: epoch, mode: mode)
         guard FileManager.default.fileExists(atPath: folder) else {
             throw IEError.usage("no inference results, expected ie-infer --run=\(run.path) --epoch=\(epoch) --mode=\(mode) first", file: folder)
         }
-        let dataset = try Dataset.load(path: config.datasetCSVPath(settings: settings))
+        let dataset = try Dataset.load(path: run.datasetCSVPath(config: config, settings: settings))
         let subjects = try run.splitSubjects(mode.lowercased())
+        let missing = MetricsEvaluation.missingSubjects(in: folder, subjects: subjects)
+        if let first = missing.first {
+            let what = "\(missing.count) of the \(subjects.count) \(mode) subjects have no segmentation (first: \(first))"
+            guard allowMissing else {
+                throw IEError.badInput("\(what), expected ie-infer's output for every subject of the split (rerun ie-infer, "
+                                       + "or pass --allow_missing to score the others and record the missing ones)", file: folder)
+            }
+            Log.warning("\(what): recorded in metrics.csv as rows with empty values (--allow_missing)")
+        }
+        let missingRows = missing.flatMap { subject in
+            config.groundTruthIds.map { MetricsRow(patient: subject, structure: $0, metrics: .allNaN(extras: extras)) }
+        }
         let imageChannel = config.imageChannels.first
         let cases = try MetricsEvaluation.cases(
             predictionFolder: folder, subjects: subjects, structures: config.groundTruthIds,
             groundTruth: { subject, structure in dataset.row(subject: subject, channel: structure).map(dataset.absolutePath) },
             image: { subject in imageChannel.flatMap { dataset.row(subject: subject, channel: $0) }.map(dataset.absolutePath) })
         let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
-                                             writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil)
+                                             writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil,
+                                             missingRows: missingRows)
         let file = try MetricsFile.read(path: folder + "/metrics.csv")
         try AtomicFile.write(MetricsAggregates.csv(file.records), to: folder + "/metrics_aggregates.csv")
         if Gnuplot.executable() != nil {

@@ -23,6 +23,14 @@ extension RunDirectory {
         return config
     }
 
+    /// The dataset the run was split from (issue 11): ie-split's copy `outputs/dataset.csv` (its file paths made
+    /// absolute), so `ie-split --dataset=X` is what training and evaluation read; the model config's dataset only
+    /// for a run without that copy.
+    public func datasetCSVPath(config: ModelConfig, settings: Settings) throws -> String {
+        let copy = outputs + "/dataset.csv"
+        return FileManager.default.fileExists(atPath: copy) ? copy : try config.datasetCSVPath(settings: settings)
+    }
+
     /// Subjects of a split CSV written by ie-split (`train`, `val`, `test`), in string-sorted order.
     public func splitSubjects(_ split: String) throws -> [String] {
         let path = outputs + "/\(split)_dataset.csv"

@@ -26,11 +26,13 @@ public struct RunInfo: Codable, Sendable, Equatable {
     /// The model this run registered (`Name:version`): a trained run's model, or a cross-validation parent's
     /// ensemble of its folds. Absent in run.json files written before it existed.
     public var registeredModel: String?
+    /// The dataset.csv ie-split split the run from (its copy with absolute paths is outputs/dataset.csv).
+    public var dataset: String?
 
     enum CodingKeys: String, CodingKey {
         case id, experiment, model, parent, children, status, error
         case commandLine = "command_line", gitCommit = "git_commit", gitBranch = "git_branch", host
-        case slurmJobId = "slurm_job_id", created, started, finished, registeredModel = "registered_model"
+        case slurmJobId = "slurm_job_id", created, started, finished, registeredModel = "registered_model", dataset
     }
 
     // Every key is always written (null when unknown), so readers can rely on the field set.
@@ -52,6 +54,7 @@ public struct RunInfo: Codable, Sendable, Equatable {
         try c.encode(started, forKey: .started)
         try c.encode(finished, forKey: .finished)
         try c.encode(registeredModel, forKey: .registeredModel)
+        try c.encode(dataset, forKey: .dataset)
     }
 }
 
@@ -103,7 +106,7 @@ public struct RunDirectory: Sendable {
         let info = RunInfo(id: id, experiment: experiment, model: model, parent: parent?.id, children: [], status: .queued, error: nil,
                            commandLine: commandLine, gitCommit: git?.commit, gitBranch: git?.branch,
                            host: ProcessInfo.processInfo.hostName, slurmJobId: RunDirectory.slurmJobID(env),
-                           created: RunIDs.isoDate(date), started: nil, finished: nil, registeredModel: nil)
+                           created: RunIDs.isoDate(date), started: nil, finished: nil, registeredModel: nil, dataset: nil)
         try run.write(info)
         if let parent {
             try parent.update { p in if !p.children.contains(id) { p.children.append(id) } }
@@ -193,7 +196,14 @@ public struct RunDirectory: Sendable {
     /// the error (which is rethrown for `runTool` to report). `completes: false` leaves the status running for
     /// tools that are one step of a longer pipeline; `keepStarted` keeps the start time of the training this
     /// step continues.
+    /// The run's lock (RunLock) is held throughout; a second writer is refused before it touches anything.
     public func perform(tool: String, completes: Bool = true, keepStarted: Bool = false, _ body: () throws -> Void) throws {
+        try RunLock.process.withLock(run: path, tool: tool) {
+            try performLocked(tool: tool, completes: completes, keepStarted: keepStarted, body)
+        }
+    }
+
+    private func performLocked(tool: String, completes: Bool, keepStarted: Bool, _ body: () throws -> Void) throws {
         try openLog(tool: tool)
         defer { closeLog() }
         try markRunning(keepStarted: keepStarted)
@@ -211,7 +221,12 @@ public struct RunDirectory: Sendable {
     /// leaves the run's times alone (they are its training's). A failure marks the run failed with the error,
     /// unless training is under way or has itself failed (that status and error stay); a later success of the
     /// same tool clears its own failure again (completed when training had finished, else queued).
+    /// The run's lock is held throughout, as in `perform`.
     public func performEvaluation(tool: String, _ body: () throws -> Void) throws {
+        try RunLock.process.withLock(run: path, tool: tool) { try performEvaluationLocked(tool: tool, body) }
+    }
+
+    private func performEvaluationLocked(tool: String, _ body: () throws -> Void) throws {
         try openLog(tool: tool)
         defer { closeLog() }
         let prefix = tool + ": "

@@ -53,7 +53,7 @@ public enum CrossValidation {
     public static func createChildren(parent: RunDirectory, config: ModelConfig, settings: Settings) throws -> [RunDirectory] {
         let folds = try foldCount(config, run: parent)
         let info = try parent.readInfo()
-        let dataset = try Dataset.load(path: config.datasetCSVPath(settings: settings))
+        let dataset = try Dataset.load(path: parent.datasetCSVPath(config: config, settings: settings))
         let runsDir = URL(fileURLWithPath: parent.path).deletingLastPathComponent().deletingLastPathComponent().path
         let overrides = try? Data(contentsOf: URL(fileURLWithPath: parent.overridesFile))
         var children: [RunDirectory] = []

@@ -103,9 +103,11 @@ public enum PostProcessing {
         return out
     }
 
-    /// A [0, 1] map as uint8: value*255 truncated (values clamped to [0, 1] first).
+    /// A [0, 1] map as uint8: value*255 truncated (values clamped to [0, 1] first; NaN, which no finite input
+    /// produces, as 0 rather than a trap).
     public static func toUInt8(_ values: ArraySlice<Float>) -> [UInt8] {
         values.map { v in
+            guard !v.isNaN else { return 0 }
             let scaled = Double(min(max(v, 0), 1)) * 255
             return UInt8(scaled.rounded(.towardZero))
         }

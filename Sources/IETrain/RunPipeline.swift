@@ -10,8 +10,8 @@ import IERun
 /// The run-folder steps of SPEC §9 that involve the network: training and inference of a run's splits.
 /// Each reads only files of the run (and the dataset it names) so it can be rerun alone.
 public enum RunPipeline {
-    public static func dataset(config: ModelConfig, settings: Settings) throws -> Dataset {
-        try Dataset.load(path: config.datasetCSVPath(settings: settings))
+    public static func dataset(run: RunDirectory, config: ModelConfig, settings: Settings) throws -> Dataset {
+        try Dataset.load(path: run.datasetCSVPath(config: config, settings: settings))
     }
 
     public static func checkpointPath(run: RunDirectory, epoch: Int) -> String {
@@ -31,7 +31,7 @@ public enum RunPipeline {
     public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> Bool {
         try config.checkRunnable()
         let setup = try TrainingSetup(config: config)
-        let dataset = try dataset(config: config, settings: settings)
+        let dataset = try dataset(run: run, config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         try run.writeArguments(config)
         try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary); \(ConvBackend.directKernelSummary)")
@@ -213,7 +213,7 @@ public enum RunPipeline {
                              models: [UNet3D]? = nil, gaussian: Bool = false, tta: Bool = false) throws {
         let split = mode.lowercased()
         let subjects = try run.splitSubjects(split)
-        let dataset = try dataset(config: config, settings: settings)
+        let dataset = try dataset(run: run, config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         let members = try models ?? runModels(run: run, epoch: epoch)
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
@@ -224,7 +224,7 @@ public enum RunPipeline {
             let (prepared, raw) = try preparation.load(subject)
             let result = try segmenter.segment(image: prepared.image, channels: prepared.channels, shape: prepared.shape,
                                                mask: prepared.mask, spacing: raw.channels[0].spacing)
-            try SubjectOutputs.write(directory: folder + "/" + RunDirectory.subjectFolderName(subject), posteriors: result.posteriors,
+            try SubjectOutputs.write(directory: SafeName.path(in: folder, RunDirectory.subjectFolderName(subject)), posteriors: result.posteriors,
                                      labels: result.labels, classNames: classNames, reference: raw.channels[0])
             progress.step(subject)
         }

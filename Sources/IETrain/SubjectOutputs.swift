@@ -20,7 +20,7 @@ public enum SubjectOutputs {
                                 reference: Volume<T>) throws {
         let k = classNames.count, n = reference.count
         guard k >= 2 else { throw IEError.usage("\(k) class names, expected background and at least one structure") }
-        guard Set(classNames).count == k, classNames.allSatisfy({ !$0.isEmpty && !$0.contains("/") }) else {
+        guard Set(classNames).count == k, classNames.allSatisfy({ SafeName.problem($0) == nil }) else {
             throw IEError.usage("class names \(classNames) must be distinct file-name-safe names")
         }
         guard posteriors.count == k * n, labels.count == n else {

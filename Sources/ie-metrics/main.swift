@@ -77,6 +77,9 @@ struct Metrics: ParsableCommand {
     @Option(name: .customLong("output_folder"), help: "Where metrics.csv and thumbnails/ go (folder mode; default: --prediction_dir).")
     var outputFolder: String?
 
+    @Flag(name: .customLong("allow_missing"), help: "Run mode: score a split whose segmentations are incomplete; missing subjects become rows with empty values (default: an error).")
+    var allowMissing = false
+
     @Flag(name: .customLong("no-thumbnails"), help: "Skip the thumbnails (folder mode).")
     var noThumbnails = false
 
@@ -123,7 +126,7 @@ struct Metrics: ParsableCommand {
             try run.performEvaluation(tool: "ie-metrics") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunEvaluation.evaluate(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
-                                               extras: extras, thumbnails: !noThumbnails)
+                                               extras: extras, thumbnails: !noThumbnails, allowMissing: allowMissing)
                 }
             }
         } else if isFolderMode {

@@ -127,17 +127,20 @@ struct Split: ParsableCommand {
             let name = try RunIDs.experimentName(explicit: experiment)
             run = try RunDirectory.create(runsDir: settings.runsDir, experiment: name, model: config.name)
         }
-        try run.openLog(tool: "ie-split")
-        defer { run.closeLog() }
-        do {
-            try splitInto(run.outputs)
-            if isNew {
-                try run.writeArguments(config)
-                try run.writeBuildInformation()
+        try RunLock.process.withLock(run: run.path, tool: "ie-split") {
+            try run.openLog(tool: "ie-split")
+            defer { run.closeLog() }
+            do {
+                try splitInto(run.outputs)
+                try run.update { $0.dataset = csvPath }
+                if isNew {
+                    try run.writeArguments(config)
+                    try run.writeBuildInformation()
+                }
+            } catch {
+                try? run.markFailed(error, tool: "ie-split")
+                throw error
             }
-        } catch {
-            try? run.markFailed(error, tool: "ie-split")
-            throw error
         }
         Log.info("ie-split: run \(run.recoveryID)")
         if isNew { try StandardStream.write(run.path + "\n") }

@@ -83,6 +83,15 @@ struct Train: ParsableCommand {
         try ClusterTraining.checkNumNodes(fullConfig)
         try RunDirectory.checkRecoveredFoldCount(fullConfig, settings: settingsValue)
         let submit = try ClusterTraining.submissionOptions(run: runDir, fullConfig: fullConfig, settings: settingsValue)
+        let rank = Distributed.launchedRank()
+        guard rank == 0 else { return try train(runDir, settingsValue, submit: submit, rank: rank) }
+        // One writer per run: held before the run's files are written (the recorded overrides included).
+        try RunLock.process.withLock(run: runDir.path, tool: "ie-train") {
+            try train(runDir, settingsValue, submit: submit, rank: rank)
+        }
+    }
+
+    func train(_ runDir: RunDirectory, _ settingsValue: Settings, submit: SlurmJobOptions?, rank: Int) throws {
         let extra = ClusterTraining.separateSubmissionFlags(Train.overrides).rest
         let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
         let env = ProcessInfo.processInfo.environment
@@ -97,7 +106,6 @@ struct Train: ParsableCommand {
         case .stopped: Foundation.exit(stoppedBySignalExitCode)
         case .trainHere: break
         }
-        let rank = Distributed.launchedRank()
         if rank > 0 {
             Log.linePrefix = "[rank \(rank)] "
             guard try ClusterTraining.trainAsWorkerRank(run: runDir, config: config, settings: settingsValue, resume: resume) else {

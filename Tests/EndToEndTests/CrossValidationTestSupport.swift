@@ -43,8 +43,8 @@ enum HPCTest {
         defer { try? FileManager.default.removeItem(at: scratch) }
         // Files, not pipes: a tool with a lot of progress output can never block on a full pipe.
         let outURL = scratch.appendingPathComponent("out"), errURL = scratch.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         process.standardInput = FileHandle.nullDevice
@@ -132,9 +132,12 @@ enum HPCTest {
     /// with the reason: no job will ever run them, so they must not stay queued.
     static func assertOnlyMarkedFailed(parent: String, project: String, before: [String: String], after: [String: String],
                                        reason: String, file: StaticString = #filePath, line: UInt = #line) {
-        let record = parent.hasPrefix(project + "/") ? String(parent.dropFirst(project.count + 1)) + "/run.json" : parent + "/run.json"
+        let folder = parent.hasPrefix(project + "/") ? String(parent.dropFirst(project.count + 1)) : parent
         var unchanged = after
-        unchanged[record] = before[record]
+        // run.json itself, the folder's time (run.json is replaced by a rename) and the two lock files (the
+        // run's writer lock and run.json's update lock, both empty or a holder's line, created on first use).
+        for changed in [folder + "/run.json", folder] { unchanged[changed] = before[changed] }
+        for lock in [folder + "/.run.json.lock", folder + "/.lock"] where before[lock] == nil { unchanged[lock] = nil }
         XCTAssertEqual(unchanged, before, "nothing but run.json written or changed", file: file, line: line)
         let info = try? json(parent + "/run.json")
         XCTAssertEqual(info?["status"] as? String, "failed", file: file, line: line)

@@ -125,6 +125,11 @@ final class ModelConfigTests: XCTestCase {
             ("feature_channels: [8, x]\n", ["feature_channels", "integers"]),
             ("adam_betas: [0.9]\n", ["adam_betas", "2 comma-separated numbers"]),
             ("num_epochs: null\n", ["num_epochs", "an integer"]),
+            // Names that become file names (issue 11: a subject or structure name could escape the run folder).
+            ("ground_truth_ids: [\"../../escape\"]\n", ["ground_truth_ids", "usable as file names"]),
+            ("val_subjects: [1, a/b]\n", ["val_subjects", "usable as file names"]),
+            ("image_channels: [\"..\"]\n", ["image_channels", "usable as file names"]),
+            ("subject_ids_for_test_only: [\"a\\tb\"]\n", ["subject_ids_for_test_only", "usable as file names"]),
         ]
         for (i, (line, fragments)) in cases.enumerated() {
             try s.model("Bad\(i)", runnable(with: line))
@@ -149,6 +154,8 @@ final class ModelConfigTests: XCTestCase {
             ("l_rate_scheduler: MultiStep\n", ["MultiStep needs l_rate_multi_step_milestones"]),
             ("largest_connected_component_foreground_classes: [spleen]\n", ["spleen", "not in ground_truth_ids"]),
             ("test_crop_size: [16, 32, 32]\ninference_stride_size: [32, 32, 32]\n", ["inference_stride_size", "at most test_crop_size"]),
+            ("posterior_smoothing_mm: [1.0e30, 1, 1]\n", ["posterior_smoothing_mm", "between 0 and 1000"]),
+            ("posterior_smoothing_mm: [1, -2, 1]\n", ["posterior_smoothing_mm", "between 0 and 1000"]),
         ]
         for (i, (text, fragments)) in cases.enumerated() {
             try s.model("Invalid\(i)", runnable(with: text))

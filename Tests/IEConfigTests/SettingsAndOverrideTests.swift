@@ -56,6 +56,17 @@ final class OverrideTests: XCTestCase {
         }
     }
 
+    /// Subject, structure and channel names from the command line follow the file-name rule (issue 11).
+    func testHostileNamesOnTheCommandLineAreRefused() throws {
+        for flag in ["--val_subjects=1,../../../../escape/a", "--test_subjects=a/b", "--ground_truth_ids=..",
+                     "--train_subjects=x\u{7}y"] {
+            assertIEError(.usage, contains: [String(flag.prefix(while: { $0 != "=" })), "usable as file names"]) {
+                _ = try ConfigOverrides.parse([flag])
+            }
+        }
+        XCTAssertEqual(try ConfigOverrides.parse(["--val_subjects=1,subject.2_b"]).first?.value, .strings(["1", "subject.2_b"]))
+    }
+
     func testTypedValues() throws {
         let o = try ConfigOverrides.parse(["--crop_size=64,224,224", "--l_rate=1e-3", "--num_epochs", "7", "--image_channels=ct,mr",
                                            "--loss_type=focal", "--mask_id=None", "--posterior_smoothing_mm=(2.0, 2.0, 3.0)"])

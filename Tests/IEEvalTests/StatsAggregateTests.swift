@@ -16,6 +16,34 @@ final class StatsAggregateTests: XCTestCase {
         XCTAssertEqual(MetricsAggregates.csv(metrics.records), try StatsFixtures.text("metrics_aggregates.csv"))
     }
 
+    /// Values no metric can take, and rows with missing fields, are refused with the file and line (issue 11);
+    /// MetricsAcrossAllRuns.csv (split and mode columns) holds Dice * 100, as InnerEye writes it.
+    func testImpossibleValuesAndShortRowsNameTheLine() throws {
+        let header = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm\n"
+        let cases: [(String, [String])] = [
+            ("1,liver,1.5,1.0,0.5\n", ["Dice", "1.5", "between 0.0 and 1.0"]),
+            ("1,liver,inf,1.0,0.5\n", ["Dice", "inf"]),
+            ("1,liver,-0.1,1.0,0.5\n", ["Dice", "-0.1"]),
+            ("1,liver,0.5,-1,0.5\n", ["HausdorffDistance_mm", "-1.0"]),
+            ("1,liver,0.5,1.0,-inf\n", ["MeanDistance_mm", "-inf"]),
+            ("1,liver,0.5\n", ["3 fields", "expected 5"]),
+        ]
+        for (row, fragments) in cases {
+            do {
+                _ = try MetricsFile.parse(text: header + "2,liver,0.9,1.0,0.5\n" + row, source: "m.csv")
+                XCTFail("accepted \(row)")
+            } catch let error as IEError {
+                XCTAssertEqual(error.code, .badInput, row)
+                for fragment in ["m.csv:3"] + fragments {
+                    XCTAssertTrue(error.description.contains(fragment), "\(error.description) lacks \(fragment)")
+                }
+            }
+        }
+        let across = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm,split,mode\n1,liver,91.5,1.0,0.5,0,Test\n"
+        XCTAssertEqual(try MetricsFile.parse(text: across).records.first?.dice, 91.5)
+        XCTAssertThrowsError(try MetricsFile.parse(text: across.replacingOccurrences(of: "91.5", with: "100.5")))
+    }
+
     func testSingleRowWithInfinityAndNaNStd() throws {
         // One row: std is NaN (empty field), inf stays inf (the lung_l row of InnerEye's PR_BasicModel2Epochs).
         let metrics = try MetricsFile.parse(text: "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm\n5,lung_l,0.000,inf,inf\n")

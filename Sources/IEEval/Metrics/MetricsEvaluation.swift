@@ -59,6 +59,12 @@ public enum MetricsEvaluation {
         return result
     }
 
+    /// The subjects of `subjects` that have no folder in `predictionFolder`. A run's split must be complete
+    /// (issue 11: a half-inferred split scored silently looked like a finished evaluation).
+    public static func missingSubjects(in predictionFolder: String, subjects: [String]) -> [String] {
+        subjects.filter { subjectFolder(in: predictionFolder, subject: $0) == nil }
+    }
+
     /// Reads an image file as a volume; ie-metrics passes `NIfTI.read`, tests may pass in-memory volumes.
     public typealias VolumeLoader = (String) throws -> Volume<Float>
 
@@ -130,9 +136,11 @@ public enum MetricsEvaluation {
     /// `<outputFolder>/metrics.csv` (sorted as SPEC §7) and, unless `writePNG` is nil,
     /// `<outputFolder>/thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png`. Returns the rows, unsorted.
     @discardableResult
+    /// `missingRows`: rows written as they are (the all-empty rows of subjects scored with --allow_missing).
     public static func run(cases: [MetricsCase], outputFolder: String, extras: [ExtraMetric] = [],
-                           load: VolumeLoader = readNIfTI, writePNG: PNGWriter? = writeThumbnail) throws -> [MetricsRow] {
-        var rows: [MetricsRow] = []
+                           load: VolumeLoader = readNIfTI, writePNG: PNGWriter? = writeThumbnail,
+                           missingRows: [MetricsRow] = []) throws -> [MetricsRow] {
+        var rows: [MetricsRow] = missingRows
         let progress = Progress("metrics", total: cases.count)
         var cachedImage: (path: String, volume: Volume<Float>)?
         for item in cases {
@@ -162,7 +170,7 @@ public enum MetricsEvaluation {
                 let picture = MetricsThumbnail.render(image: imageData, groundTruth: truthMask, prediction: predictionMask,
                                                       grid: grid, z: z)
                 let name = MetricsThumbnail.fileName(subject: item.patient, structure: item.structure, z: z)
-                try writePNG(picture, outputFolder + "/thumbnails/" + name)
+                try writePNG(picture, SafeName.path(in: outputFolder + "/thumbnails", name))
             }
             progress.step("\(item.patient) \(item.structure)")
         }

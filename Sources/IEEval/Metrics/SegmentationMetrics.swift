@@ -84,7 +84,7 @@ public struct SegmentationMetrics: Sendable, Equatable {
             && zip(a.extras, b.extras).allSatisfy { same($0, $1) }
     }
 
-    static func allNaN(extras: [ExtraMetric]) -> SegmentationMetrics {
+    public static func allNaN(extras: [ExtraMetric]) -> SegmentationMetrics {
         SegmentationMetrics(dice: .nan, hausdorffDistanceMM: .nan, meanDistanceMM: .nan,
                             extras: extras.map { _ in .nan })
     }

@@ -91,10 +91,16 @@ public struct MetricsFile: Sendable {
         let splitColumn = table.columnIndex("split")
         // InnerEye's intermediate *_agg_splits.csv files call the mode column data_split.
         let modeColumn = table.columnIndex("mode") ?? table.columnIndex("data_split")
+        // MetricsAcrossAllRuns.csv (split and mode columns) holds Dice * 100, as InnerEye writes it.
+        let diceScale: Double = splitColumn != nil && modeColumn != nil ? 100 : 1
         var records: [MetricsRecord] = []
         records.reserveCapacity(table.rows.count)
         for (i, row) in table.rows.enumerated() {
             let line = table.lineNumbers[i]
+            guard row.count >= table.header.count else {
+                throw IEError.badInput("the row has \(row.count) fields, expected \(table.header.count) (one per header column)",
+                                       file: table.source, line: line)
+            }
             func field(_ column: Int?) -> String? {
                 guard let column else { return nil }
                 return column < row.count ? row[column] : ""
@@ -107,6 +113,14 @@ public struct MetricsFile: Sendable {
                 }
                 return value
             }
+            // NaN (an empty field) is a missing value; anything else must be a possible value of the metric.
+            func checked(_ value: Double, _ name: String, in range: ClosedRange<Double>) throws -> Double {
+                guard value.isNaN || range.contains(value) else {
+                    throw IEError.badInput("column \(name) holds \(value), expected a value between \(range.lowerBound) and "
+                                           + "\(range.upperBound), or an empty field", file: table.source, line: line)
+                }
+                return value
+            }
             let patient = field(patientColumn)!.trimmingCharacters(in: .whitespaces)
             let structure = field(structureColumn)!.trimmingCharacters(in: .whitespaces)
             if patient.isEmpty || structure.isEmpty {
@@ -115,9 +129,11 @@ public struct MetricsFile: Sendable {
             }
             records.append(MetricsRecord(
                 patient: patient, structure: structure,
-                dice: try number(diceColumn, "Dice"),
-                hausdorffDistance: try number(hausdorffColumn, "HausdorffDistance_mm"),
-                meanDistance: try number(meanDistanceColumn, "MeanDistance_mm"),
+                dice: try checked(number(diceColumn, "Dice"), "Dice", in: 0...diceScale),
+                hausdorffDistance: try checked(number(hausdorffColumn, "HausdorffDistance_mm"), "HausdorffDistance_mm",
+                                               in: 0...Double.infinity),
+                meanDistance: try checked(number(meanDistanceColumn, "MeanDistance_mm"), "MeanDistance_mm",
+                                          in: 0...Double.infinity),
                 seriesId: field(seriesColumn), institutionId: field(institutionColumn),
                 split: field(splitColumn), mode: field(modeColumn), line: line))
         }

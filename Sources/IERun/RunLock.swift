@@ -1,0 +1,77 @@
+import Foundation
+import IECore
+
+/// One writer per run folder (issue 11): every tool that writes into a run (ie-train, ie-infer, ie-ensemble,
+/// ie-metrics) holds an exclusive `flock` on `<run>/.lock` while it works. The kernel releases it on any exit,
+/// SIGKILL included, so a lock never outlives its holder; the file itself stays (removing it would let two
+/// writers lock two different files). The holder writes its pid, host and tool into the file so that a second
+/// writer's error can name it. Nested steps of one process on the same run (a cross-validation's ensemble step
+/// evaluating the parent) share the lock.
+public final class RunLock: @unchecked Sendable {
+    public static let fileName = ".lock"
+
+    private let guardLock = NSLock()
+    /// Held locks of this process: run folder path -> (descriptor, nesting depth).
+    private var held: [String: (fd: Int32, depth: Int)] = [:]
+
+    /// The process's lock table: flock locks belong to the process's open file descriptions, so one table per
+    /// process is what the kernel's locks mean.
+    public static let process = RunLock()
+
+    /// Runs `body` holding the run's lock; throws naming the holder when another process has it.
+    public func withLock<T>(run path: String, tool: String, _ body: () throws -> T) throws -> T {
+        try acquire(run: path, tool: tool)
+        defer { release(run: path) }
+        return try body()
+    }
+
+    func acquire(run path: String, tool: String) throws {
+        guardLock.lock(); defer { guardLock.unlock() }
+        if let entry = held[path] {
+            held[path] = (entry.fd, entry.depth + 1)
+            return
+        }
+        let lockPath = path + "/" + RunLock.fileName
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw IEError.failure("cannot open the run's lock file: \(String(cString: strerror(errno)))", file: lockPath)
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            let holder = RunLock.holder(fd: fd)
+            Glibc.close(fd)
+            if reason == EWOULDBLOCK {
+                throw IEError.failure("the run is in use by \(holder ?? "another process"), expected one writer at a time "
+                                      + "(wait for it to finish, or stop it)", file: path)
+            }
+            throw IEError.failure("cannot lock the run: \(String(cString: strerror(reason)))", file: lockPath)
+        }
+        let host = ProcessInfo.processInfo.hostName
+        let text = "\(tool) pid \(getpid()) on host \(host) since \(RunIDs.isoDate(Date()))\n"
+        // Best effort: the lock is the flock, the text only names its holder.
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        held[path] = (fd, 1)
+    }
+
+    func release(run path: String) {
+        guardLock.lock(); defer { guardLock.unlock() }
+        guard let entry = held[path] else { return }
+        if entry.depth > 1 {
+            held[path] = (entry.fd, entry.depth - 1)
+            return
+        }
+        held[path] = nil
+        flock(entry.fd, LOCK_UN)
+        Glibc.close(entry.fd)
+    }
+
+    /// The holder's line of the lock file (at most 512 bytes), nil when it has not written it yet.
+    static func holder(fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = pread(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        let line = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").first.map(String.init)
+        return line.flatMap { $0.isEmpty ? nil : $0 }
+    }
+}

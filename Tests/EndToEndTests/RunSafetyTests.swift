@@ -1,0 +1,101 @@
+import Foundation
+import XCTest
+
+/// Runs that are written by two tools at once, evaluated half-inferred, or split from another dataset than the
+/// config's (issue 11: failures 5 and 6, and the weak `ie-split --dataset` case).
+final class RunSafetyTests: XCTestCase {
+    /// A second writer is refused before it touches the run, naming the holder's pid and host; the kernel
+    /// frees the lock when the holder is killed, so the next writer gets the run.
+    func testSecondWriterIsRefusedAndAKilledHolderFreesTheRun() throws {
+        let runner = try ToolRunner(name: "lock")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        let first = try runner.start("train", ["--run=\(run)", "--num_epochs=200"] + PipelineTests.tiny)
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        // The holder writes its line into the lock file once it holds the lock (ie-split's line is there before).
+        let lockFile = run + "/.lock"
+        let deadline = Date().addingTimeInterval(60)
+        let holding = "ie-train pid \(first.processIdentifier) on host "
+        while Date() < deadline && first.isRunning
+                && !((try? String(contentsOfFile: lockFile, encoding: .utf8)) ?? "").contains(holding) {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        guard first.isRunning else {
+            let stderr = (first.standardError as? Pipe)?.fileHandleForReading.readDataToEndOfFile() ?? Data()
+            return XCTFail("the first ie-train ended early (\(first.terminationStatus)): \(String(decoding: stderr, as: UTF8.self))")
+        }
+        let holder = try String(contentsOfFile: lockFile, encoding: .utf8)
+        XCTAssertTrue(holder.contains(holding), holder)
+        // run.json as the holder left it once training is under way (it marks the run running first).
+        while Date() < deadline && (try? HPCTest.json(run + "/run.json"))?["status"] as? String != "running" {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let runJSON = try Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))
+
+        for (tool, arguments) in [("train", ["--run=\(run)", "--resume", "--num_epochs=200"] + PipelineTests.tiny),
+                                  ("infer", ["--run=\(run)", "--mode=Val", "--epoch=1", "--threads=1"]),
+                                  ("metrics", ["--run=\(run)", "--mode=Val", "--epoch=1"])] {
+            let second = try runner.run(tool, arguments)
+            XCTAssertEqual(second.status, 1, "\(tool): \(second.stderr)")
+            XCTAssertEqual(second.stderr.split(separator: "\n").count, 1, second.stderr)
+            XCTAssertTrue(second.stderr.contains("the run is in use by " + holding), second.stderr)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/run.json")), runJSON, "the refused writers left run.json alone")
+        XCTAssertTrue(first.isRunning)
+
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        // The next writer gets the run: ie-metrics fails for its own reason (nothing inferred yet), not the lock.
+        let next = try runner.run("metrics", ["--run=\(run)", "--mode=Val", "--epoch=1"])
+        XCTAssertEqual(next.status, 2, next.stderr)
+        XCTAssertTrue(next.stderr.contains("no inference results") && !next.stderr.contains("in use"), next.stderr)
+    }
+
+    /// A split scored with subjects missing is an error naming them; `--allow_missing` scores the others and
+    /// records the missing subject as rows with empty values.
+    func testMissingSegmentationsAreAnErrorUnlessAllowed() throws {
+        let runner = try ToolRunner(name: "missing")
+        defer { runner.remove() }
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
+        XCTAssertEqual(try runner.run("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]).status, 0)
+        let folder = run + "/outputs/epoch_001/Val"
+        let subjects = try FileManager.default.contentsOfDirectory(atPath: folder).filter { Int($0) != nil }.sorted()
+        XCTAssertEqual(subjects.count, 2, "HelloWorld puts 2 of 6 subjects in Val")
+        let gone = subjects[0]
+        try FileManager.default.removeItem(atPath: folder + "/" + gone)
+
+        let refused = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
+        XCTAssertEqual(refused.status, 3, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("1 of the \(subjects.count) Val subjects have no segmentation (first: \(Int(gone)!))")
+                      && refused.stderr.contains("--allow_missing"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/metrics.csv"))
+
+        let allowed = try runner.run("metrics", ["--run=\(run)", "--mode=Val", "--allow_missing"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        let rows = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        let missingRows = rows.filter { $0.hasPrefix("\(Int(gone)!),") }
+        XCTAssertEqual(missingRows.sorted(), ["\(Int(gone)!),region_a,,,", "\(Int(gone)!),region_b,,,"])
+        XCTAssertEqual(rows.count, subjects.count * 2)
+    }
+
+    /// `ie-split --dataset=X` records X in run.json, and training and evaluation read the run's copy of it:
+    /// the config's own dataset can be gone.
+    func testTheRunUsesTheDatasetItWasSplitFrom() throws {
+        let runner = try ToolRunner(name: "splitdata")
+        defer { runner.remove() }
+        let synth = try runner.run("synth", ["--output_folder=elsewhere/data", "--subjects=6", "--shape=16,48,48", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let split = try runner.run("split", ["--model=HelloWorld", "--dataset=elsewhere/data/dataset.csv"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        let run = split.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let info = try HPCTest.json(run + "/run.json")
+        XCTAssertEqual(info["dataset"] as? String, runner.folder + "/elsewhere/data/dataset.csv")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runner.folder + "/datasets/HelloWorld"),
+                       "the config's dataset does not exist, so only the split's can be read")
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertEqual(try runner.run("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]).status, 0)
+        let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
+        XCTAssertEqual(metrics.status, 0, metrics.stderr)
+    }
+}
