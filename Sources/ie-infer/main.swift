@@ -66,7 +66,8 @@ struct Infer: ParsableCommand {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: Infer.overrides)
             let models = checkpoint.isEmpty && modelID.isEmpty ? nil
-                : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+                : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
+                                             architecture: .configured(config))
             try run.performEvaluation(tool: "ie-infer") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
@@ -77,7 +78,8 @@ struct Infer: ParsableCommand {
             let registry = ModelRegistry(settings: settingsValue)
             let name = try model ?? registry.resolve(modelID[0]).name
             let config = try ModelConfig.load(name: name, settings: settingsValue, overrides: overrides)
-            let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+            let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
+                                                    architecture: .configured(config))
             try RunPipeline.inferImage(files: imageFile, config: config, models: models, outputFolder: outputFolder!,
                                        gaussian: gaussian, tta: tta)
             Log.info("wrote \(outputFolder!)")
