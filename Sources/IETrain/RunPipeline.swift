@@ -94,7 +94,8 @@ public enum RunPipeline {
         let checkpoint = try readCheckpoint(source)
         // Every tensor checked now (against the config's architecture for a PyTorch state_dict), not at ie-infer.
         try checkpoint.restore(model: try checkpoint.makeModel(source: source, configured: .configured(config)), source: source)
-        if epoch == 0 { epoch = checkpoint.epoch ?? 0 }
+        // Weights that record no epoch (written by PyTorch) count as the finished model: epoch num_epochs.
+        if epoch == 0 { epoch = checkpoint.epoch ?? config.numEpochs }
         let target = checkpointPath(run: run, epoch: epoch)
         try FileManager.default.createDirectory(atPath: run.outputs + "/checkpoints", withIntermediateDirectories: true)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: source)), to: target)
