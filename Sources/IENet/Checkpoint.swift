@@ -121,9 +121,16 @@ public struct Checkpoint {
 
     public func serialize() -> Data { Checkpoint.serialize(tensors: tensors, metadata: metadata) }
 
-    /// Parses safetensors bytes. A `tensors_sha256` that does not match the data is refused (IEError.badInput).
-    /// Files without that key (e.g. written by `safetensors.torch.save_file`) are accepted unverified.
+    /// Parses a checkpoint, its format told by its first bytes: PyTorch's ZIP (`PK\u{3}\u{4}`, torch.save since
+    /// 1.6, see TorchCheckpoint.swift), else safetensors. A safetensors `tensors_sha256` that does not match the
+    /// data is refused (IEError.badInput); files without that key (e.g. written by `safetensors.torch.save_file`)
+    /// are accepted unverified.
     public static func load(_ data: Data, source: String = "checkpoint") throws -> Checkpoint {
+        if StoredZip.looksLikeZip(data) { return try loadTorchZip(data, source: source) }
+        if isLegacyTorchFile(data) {
+            throw IEError.badInput("\(source): written by torch.save in PyTorch's legacy (pre-1.6) format, "
+                                   + "expected safetensors or torch.save's ZIP format (load and save it again with a current PyTorch)")
+        }
         func bad(_ what: String) -> IEError { IEError.badInput("\(source): not a valid safetensors checkpoint: \(what)") }
         guard data.count >= 8 else { throw bad("only \(data.count) bytes, expected an 8-byte header length") }
         let bytes = [UInt8](data.prefix(8))

@@ -40,8 +40,17 @@ extension Checkpoint {
 
     public var epoch: Int? { metadata[MetadataKey.epoch].flatMap { Int($0) } }
 
-    /// A UNet3D with the architecture recorded in the metadata (weights not yet loaded).
-    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint") throws -> UNet3D {
+    /// A UNet3D (weights not yet loaded) with the architecture recorded in the metadata; for a checkpoint without
+    /// it (a state_dict written by PyTorch: safetensors.torch.save_file or torch.save), the `configured` one, which
+    /// callers take from the model config (SPEC 4.4). `restore` then checks every tensor against it.
+    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint", configured: UNet3DArchitecture? = nil) throws -> UNet3D {
+        if metadata[MetadataKey.imageChannels] == nil, metadata[MetadataKey.architecture] == nil {
+            guard let configured else {
+                throw IEError.badInput("\(source): the checkpoint does not record its architecture (written by PyTorch?), "
+                                       + "expected a model config to take it from (e.g. ie-infer --model=NAME)")
+            }
+            return try configured.makeModel(seed: seed, source: source)
+        }
         func integer(_ key: String) throws -> Int {
             guard let text = metadata[key], let value = Int(text), value > 0 else {
                 throw IEError.badInput("\(source): metadata \(key) is \(metadata[key] ?? "missing"), expected a positive integer")
@@ -51,10 +60,10 @@ extension Checkpoint {
         if let architecture = metadata[MetadataKey.architecture], architecture != "UNet3D" {
             throw IEError.badInput("\(source): architecture \(architecture), expected UNet3D")
         }
-        return UNet3D(imageChannels: try integer(MetadataKey.imageChannels), classes: try integer(MetadataKey.classes),
-                      featureChannels: try integer(MetadataKey.featureChannels), seed: seed,
-                      downsamplingPaths: try integer(MetadataKey.downsamplingPaths),
-                      kernelSize: try integer(MetadataKey.kernelSize))
+        return try UNet3DArchitecture(imageChannels: try integer(MetadataKey.imageChannels), classes: try integer(MetadataKey.classes),
+                                      featureChannels: try integer(MetadataKey.featureChannels),
+                                      downsamplingPaths: try integer(MetadataKey.downsamplingPaths),
+                                      kernelSize: try integer(MetadataKey.kernelSize)).makeModel(seed: seed, source: source)
     }
 
     /// Loads the weights into `model` and, when `optimizer` is given, its state (which must then be present).
@@ -67,5 +76,42 @@ extension Checkpoint {
             let step = metadata[MetadataKey.optimizerStep].flatMap { Int($0) } ?? 0
             try optimizer.loadState(tensors.filter { $0.name.hasPrefix("optimizer/") }, stepCount: step, source: source)
         }
+    }
+}
+
+/// The hyper-parameters that fix a UNet3D's tensors (InnerEye's UNet3D arguments).
+public struct UNet3DArchitecture: Equatable, CustomStringConvertible, Sendable {
+    public var imageChannels: Int
+    public var classes: Int
+    public var featureChannels: Int
+    public var downsamplingPaths: Int
+    public var kernelSize: Int
+
+    public init(imageChannels: Int, classes: Int, featureChannels: Int, downsamplingPaths: Int = 4, kernelSize: Int = 3) {
+        self.imageChannels = imageChannels; self.classes = classes; self.featureChannels = featureChannels
+        self.downsamplingPaths = downsamplingPaths; self.kernelSize = kernelSize
+    }
+
+    public var description: String {
+        "UNet3D(image channels \(imageChannels), classes \(classes), feature channels \(featureChannels), "
+            + "downsampling paths \(downsamplingPaths), kernel size \(kernelSize))"
+    }
+
+    /// A freshly initialised UNet3D; sizes outside what the network can be are an IEError, not a crash.
+    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint") throws -> UNet3D {
+        guard imageChannels > 0, classes > 0, featureChannels > 0, downsamplingPaths >= 1, downsamplingPaths <= 10,
+              kernelSize > 0, kernelSize % 2 == 1, featureChannels <= (1 << 20) >> downsamplingPaths else {
+            throw IEError.badInput("\(source): \(self) is not a valid UNet3D, expected positive sizes, an odd kernel size and "
+                                   + "1...10 downsampling paths")
+        }
+        return UNet3D(imageChannels: imageChannels, classes: classes, featureChannels: featureChannels, seed: seed,
+                      downsamplingPaths: downsamplingPaths, kernelSize: kernelSize)
+    }
+}
+
+extension UNet3D {
+    public var architecture: UNet3DArchitecture {
+        UNet3DArchitecture(imageChannels: imageChannels, classes: classes, featureChannels: featureChannels,
+                           downsamplingPaths: downsamplingPaths, kernelSize: kernelSize)
     }
 }

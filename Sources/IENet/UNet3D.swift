@@ -249,8 +249,10 @@ public final class UNet3D {
         }
     }
 
-    /// Loads a state_dict (a leading `model.` prefix is accepted). Errors name missing, unexpected and wrongly
-    /// shaped tensors; nothing is changed unless everything matches. `source` names the file in messages.
+    /// Loads a state_dict (a leading `model.` prefix is accepted, as in PyTorch Lightning checkpoints). Strict as
+    /// PyTorch's `load_state_dict`: the error names the first missing or wrongly shaped tensor in state_dict
+    /// order and the first unexpected one; only a missing BatchNorm `num_batches_tracked` is accepted (PyTorch
+    /// fills it in too; it then reads 0). Nothing is changed unless everything matches. `source` names the file.
     public func loadStateDict(_ tensors: [NamedTensor], source: String = "checkpoint") throws {
         var byName: [String: NamedTensor] = [:]
         for t in tensors {
@@ -259,34 +261,46 @@ public final class UNet3D {
         }
         let expected = stateDict()
         let expectedNames = Set(expected.map(\.name))
-        let missing = expected.map(\.name).filter { byName[$0] == nil }
-        let unexpected = byName.keys.filter { !expectedNames.contains($0) && !$0.hasPrefix("optimizer/") }.sorted()
         var problems: [String] = []
-        if !missing.isEmpty { problems.append("missing tensors: " + missing.prefix(8).joined(separator: ", ")
-                                              + (missing.count > 8 ? " (+\(missing.count - 8) more)" : "")) }
-        if !unexpected.isEmpty { problems.append("unexpected tensors: " + unexpected.prefix(8).joined(separator: ", ")
-                                                 + (unexpected.count > 8 ? " (+\(unexpected.count - 8) more)" : "")) }
         for e in expected {
-            guard let t = byName[e.name] else { continue }
+            guard let t = byName[e.name] else {
+                if e.name.hasSuffix(".num_batches_tracked") { continue }
+                problems.append("tensor \(e.name) is missing (shape \(e.shape) expected)")
+                break
+            }
             if t.shape != e.shape && !(e.shape.isEmpty && t.shape == [1]) {
-                problems.append("\(e.name) has shape \(t.shape), expected \(e.shape)")
+                problems.append("tensor \(e.name) has shape \(t.shape), expected \(e.shape)")
+                break
+            }
+            let counter = e.name.hasSuffix(".num_batches_tracked")
+            guard (counter ? ["I64", "I32"] : ["F32", "F64", "F16", "BF16"]).contains(t.dtype) else {
+                problems.append("tensor \(e.name) has dtype \(t.dtype), expected \(counter ? "I64" : "F32")")
+                break
             }
         }
+        let unexpected = tensors.map(\.name).filter {
+            !expectedNames.contains($0.hasPrefix("model.") ? String($0.dropFirst(6)) : $0) && !$0.hasPrefix("optimizer/")
+        }
+        if let first = unexpected.first {
+            problems.append("unexpected tensor \(first)" + (unexpected.count > 1 ? " (+\(unexpected.count - 1) more)" : ""))
+        }
         if !problems.isEmpty {
-            throw IEError.badInput("\(source): state dict does not match UNet3D(image channels \(imageChannels), "
-                                   + "classes \(classes), feature channels \(featureChannels)): "
-                                   + problems.joined(separator: "; "))
+            throw IEError.badInput("\(source): state dict does not fit \(architecture): " + problems.joined(separator: "; "))
+        }
+        func floats(_ name: String) throws -> [Float] {
+            guard let t = byName[name] else { throw IEError.badInput("\(source): tensor \(name) is missing") }
+            return try t.floatValues(source: source)
         }
         for entry in stateEntries {
             switch entry {
             case .parameter(let p):
-                p.value = try byName[p.name]!.floatValues(source: source)
+                p.value = try floats(p.name)
             case .batchNorm(let bn):
-                bn.weight.value = try byName[bn.weight.name]!.floatValues(source: source)
-                bn.bias.value = try byName[bn.bias.name]!.floatValues(source: source)
-                bn.runningMean = try byName[bn.name + ".running_mean"]!.floatValues(source: source)
-                bn.runningVar = try byName[bn.name + ".running_var"]!.floatValues(source: source)
-                bn.numBatchesTracked = try byName[bn.name + ".num_batches_tracked"]!.int64Values(source: source).first ?? 0
+                bn.weight.value = try floats(bn.weight.name)
+                bn.bias.value = try floats(bn.bias.name)
+                bn.runningMean = try floats(bn.name + ".running_mean")
+                bn.runningVar = try floats(bn.name + ".running_var")
+                bn.numBatchesTracked = try byName[bn.name + ".num_batches_tracked"]?.int64Values(source: source).first ?? 0
             }
         }
     }

@@ -5,6 +5,20 @@ import IEData
 import IEImage
 import IENet
 
+extension UNet3DArchitecture {
+    /// The network a model config describes (SPEC 4.4: the architecture of a checkpoint written by PyTorch).
+    public init(config: ModelConfig) throws {
+        guard let f = config.featureChannels.first, f > 0 else {
+            throw IEError.usage("\(config.name): feature_channels is not set, expected a positive integer", file: config.file)
+        }
+        self.init(imageChannels: config.imageChannels.count, classes: config.groundTruthIds.count + 1, featureChannels: f,
+                  downsamplingPaths: config.numDownsamplingPaths, kernelSize: config.kernelSize)
+    }
+
+    /// The config's architecture, or nil when it sets no feature_channels (then only our own checkpoints load).
+    public static func configured(_ config: ModelConfig) -> UNet3DArchitecture? { try? UNet3DArchitecture(config: config) }
+}
+
 extension TrainingSetup {
     /// The training parameters of a model config (SPEC §1.4), checked for what the loop needs.
     public init(config: ModelConfig) throws {
@@ -19,6 +33,8 @@ extension TrainingSetup {
         }
         self.init(modelName: config.name, structureNames: config.groundTruthIds, imageChannels: config.imageChannels.count,
                   featureChannels: f, cropSize: Shape3(crop))
+        downsamplingPaths = config.numDownsamplingPaths
+        kernelSize = config.kernelSize
         classWeights = config.classWeights
         paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
         batchSize = max(1, config.trainBatchSize)

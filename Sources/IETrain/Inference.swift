@@ -121,11 +121,12 @@ public final class Segmenter {
     }
 }
 
-/// Loading models from checkpoint files (hash verified; a bad file is exit 3).
+/// Loading models from checkpoint files (hash verified; a bad file is exit 3). `architecture` is used for a
+/// checkpoint that records none (written by PyTorch, SPEC 4.4).
 public enum ModelLoading {
-    public static func load(checkpointPath: String) throws -> UNet3D {
+    public static func load(checkpointPath: String, architecture: UNet3DArchitecture? = nil) throws -> UNet3D {
         let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
-        let model = try checkpoint.makeModel(source: checkpointPath)
+        let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture)
         try checkpoint.restore(model: model, source: checkpointPath)
         return model
     }

@@ -20,7 +20,7 @@ public enum RunPipeline {
 
     static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw IEError.badInput("cannot read checkpoint, expected a .ckpt file written by ie-train", file: path)
+            throw IEError.badInput("cannot read checkpoint, expected a file written by ie-train or PyTorch", file: path)
         }
         return try Checkpoint.load(data, source: path)
     }
@@ -92,8 +92,10 @@ public enum RunPipeline {
             throw IEError.usage("--no-train needs weights to evaluate, expected --local_weights_path, --model_id or --run_recovery_id with --start_epoch")
         }
         let checkpoint = try readCheckpoint(source)
-        _ = try checkpoint.makeModel(source: source)
-        if epoch == 0 { epoch = checkpoint.epoch ?? 0 }
+        // Every tensor checked now (against the config's architecture for a PyTorch state_dict), not at ie-infer.
+        try checkpoint.restore(model: try checkpoint.makeModel(source: source, configured: .configured(config)), source: source)
+        // Weights that record no epoch (written by PyTorch) count as the finished model: epoch num_epochs.
+        if epoch == 0 { epoch = checkpoint.epoch ?? config.numEpochs }
         let target = checkpointPath(run: run, epoch: epoch)
         try FileManager.default.createDirectory(atPath: run.outputs + "/checkpoints", withIntermediateDirectories: true)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: source)), to: target)
@@ -116,7 +118,7 @@ public enum RunPipeline {
     static func adoptEnsemble(run: RunDirectory, model: RegisteredModel, config: ModelConfig, settings: Settings) throws -> Int {
         let epochs = try model.checkpointPaths.map { path -> Int in
             let checkpoint = try readCheckpoint(path)
-            _ = try checkpoint.makeModel(source: path)
+            _ = try checkpoint.makeModel(source: path, configured: .configured(config))
             return checkpoint.epoch ?? 0
         }
         let epoch = epochs.max() ?? 0
@@ -134,11 +136,14 @@ public enum RunPipeline {
     }
 
     /// The run's model of `epoch`: the members of an adopted ensemble when the run has them, else its checkpoint.
-    public static func runModels(run: RunDirectory, epoch: Int) throws -> [UNet3D] {
+    /// `architecture` (the run's config's) applies to checkpoints written by PyTorch.
+    public static func runModels(run: RunDirectory, epoch: Int, architecture: UNet3DArchitecture? = nil) throws -> [UNet3D] {
         let folder = ensembleFolder(run: run, epoch: epoch)
         let members = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".ckpt") }.sorted()
-        guard !members.isEmpty else { return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch))] }
-        return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil)
+        guard !members.isEmpty else {
+            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), architecture: architecture)]
+        }
+        return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil, architecture: architecture)
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
@@ -174,7 +179,9 @@ public enum RunPipeline {
     }
 
     /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several).
-    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?) throws -> [UNet3D] {
+    /// `architecture` (from the model config) applies to checkpoints written by PyTorch, which do not record one.
+    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?,
+                                  architecture: UNet3DArchitecture? = nil) throws -> [UNet3D] {
         var paths = checkpoints
         for id in modelIDs {
             guard let settings else { throw IEError.failure("--model_id=\(id) needs the settings of its model registry") }
@@ -182,7 +189,7 @@ public enum RunPipeline {
             try model.verify()
             paths += model.checkpointPaths
         }
-        return try paths.map { try ModelLoading.load(checkpointPath: $0) }
+        return try paths.map { try ModelLoading.load(checkpointPath: $0, architecture: architecture) }
     }
 
     /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`.
@@ -215,7 +222,7 @@ public enum RunPipeline {
         let subjects = try run.splitSubjects(split)
         let dataset = try dataset(run: run, config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
-        let members = try models ?? runModels(run: run, epoch: epoch)
+        let members = try models ?? runModels(run: run, epoch: epoch, architecture: .configured(config))
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let folder = run.epochFolder(epoch: epoch, mode: mode)
         let classNames = ["background"] + config.groundTruthIds

@@ -9,6 +9,8 @@ public struct TrainingSetup {
     public var structureNames: [String]          // ground_truth_ids, background excluded
     public var imageChannels: Int
     public var featureChannels: Int
+    public var downsamplingPaths: Int = 4
+    public var kernelSize: Int = 3
     public var cropSize: Shape3
     public var classWeights: [Double]?
     public var paddingMode: PaddingMode = .edge
@@ -43,6 +45,11 @@ public struct TrainingSetup {
     }
 
     public var classCount: Int { structureNames.count + 1 }
+
+    public var architecture: UNet3DArchitecture {
+        UNet3DArchitecture(imageChannels: imageChannels, classes: classCount, featureChannels: featureChannels,
+                           downsamplingPaths: downsamplingPaths, kernelSize: kernelSize)
+    }
 
     /// SPEC §1.4: kept at epochs >= save_start_epoch with epoch % save_step_epochs == 0, and the last.
     public func keepsCheckpoint(epoch: Int) -> Bool {
@@ -110,8 +117,7 @@ public final class Trainer {
         self.outputs = outputs
         self.train = train
         self.validation = validation
-        model = UNet3D(imageChannels: setup.imageChannels, classes: setup.classCount,
-                       featureChannels: setup.featureChannels, seed: UInt64(truncatingIfNeeded: setup.seed))
+        model = try setup.architecture.makeModel(seed: UInt64(truncatingIfNeeded: setup.seed), source: setup.modelName)
         try model.validateInputShape([setup.batchSize, setup.imageChannels, setup.cropSize.z, setup.cropSize.y, setup.cropSize.x])
         optimizer = Optimizer(kind: setup.optimizer, parameters: model.parameters, settings: setup.optimizerSettings)
         sampler = try CropSampler(cropSize: setup.cropSize, classWeights: setup.classWeights, paddingMode: setup.paddingMode)

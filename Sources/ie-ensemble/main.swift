@@ -61,11 +61,16 @@ struct Ensemble: ParsableCommand {
         setThreads(threads ?? ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         var extra = Ensemble.overrides
         if let aggregation { extra.append("--ensemble_aggregation_type=\(aggregation)") }
-        let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
-        Log.info("ensemble of \(models.count) members")
+        func members(_ config: ModelConfig) throws -> [UNet3D] {
+            let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
+                                                    architecture: .configured(config))
+            Log.info("ensemble of \(models.count) members")
+            return models
+        }
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: extra)
+            let models = try members(config)
             try run.performEvaluation(tool: "ie-ensemble") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
@@ -75,7 +80,7 @@ struct Ensemble: ParsableCommand {
         } else {
             let name = try model ?? ModelRegistry(settings: settingsValue).resolve(modelID[0]).name
             let config = try ModelConfig.load(name: name, settings: settingsValue, overrides: ConfigOverrides.parse(extra))
-            try RunPipeline.inferImage(files: imageFile, config: config, models: models, outputFolder: outputFolder!,
+            try RunPipeline.inferImage(files: imageFile, config: config, models: try members(config), outputFolder: outputFolder!,
                                        gaussian: gaussian, tta: tta)
         }
     }

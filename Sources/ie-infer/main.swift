@@ -27,13 +27,15 @@ struct Infer: ParsableCommand {
           ie-infer --model_id=HelloWorld:1 --image_file=ct.nii.gz --output_folder=out/
           ie-infer --model=HelloWorld --checkpoint=runs/main/RUN/outputs/checkpoints/epoch_010.ckpt \\
                    --image_file=ct.nii.gz --output_folder=out/
+          ie-infer --model=HelloWorld --feature_channels=2 --checkpoint=innereye/epoch=9.ckpt \\
+                   --image_file=ct.nii.gz --output_folder=out/   # PyTorch/InnerEye weights, architecture from the config
         """)
 
     @Option(name: .customLong("run"), help: "Run folder; infer its split given by --mode.") var runFolder: String?
     @Option(help: "Epoch whose checkpoint to use (default: the run's epochs_to_test).") var epoch: Int?
     @Option(help: "Val or Test.") var mode: String = "Test"
     @Option(help: "Model config name (single-image mode with --checkpoint).") var model: String?
-    @Option(help: "Checkpoint file(s); several = an ensemble.") var checkpoint: [String] = []
+    @Option(help: "Checkpoint file(s): ours, or PyTorch's (torch.save/Lightning .ckpt, safetensors); several = an ensemble.") var checkpoint: [String] = []
     @Option(name: .customLong("model_id"), help: "Registered model Name:version (several = an ensemble).") var modelID: [String] = []
     @Option(name: .customLong("image_file"), help: "Image file, one per image channel in image_channels order.") var imageFile: [String] = []
     @Option(name: .customLong("output_folder"), help: "Where the single-image results go.") var outputFolder: String?
@@ -66,7 +68,8 @@ struct Infer: ParsableCommand {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: Infer.overrides)
             let models = checkpoint.isEmpty && modelID.isEmpty ? nil
-                : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+                : try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
+                                             architecture: .configured(config))
             try run.performEvaluation(tool: "ie-infer") {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                     try RunPipeline.infer(run: run, config: config, settings: settingsValue, epoch: e, mode: mode,
@@ -77,7 +80,8 @@ struct Infer: ParsableCommand {
             let registry = ModelRegistry(settings: settingsValue)
             let name = try model ?? registry.resolve(modelID[0]).name
             let config = try ModelConfig.load(name: name, settings: settingsValue, overrides: overrides)
-            let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+            let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
+                                                    architecture: .configured(config))
             try RunPipeline.inferImage(files: imageFile, config: config, models: models, outputFolder: outputFolder!,
                                        gaussian: gaussian, tta: tta)
             Log.info("wrote \(outputFolder!)")
