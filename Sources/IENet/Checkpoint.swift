@@ -87,6 +87,21 @@ func halfToFloat(_ h: UInt16) -> Float {
 /// The metadata key `tensors_sha256` holds the SHA-256 of the whole data section; `load` verifies it.
 public struct Checkpoint {
     public static let hashKey = "tensors_sha256"
+    /// SHA-256 of the rest of the metadata (issue 11: a checkpoint whose `feature_channels` was edited passed the
+    /// tensor hash and sized a 1 TB network). Checkpoints written before it existed have none and are accepted;
+    /// their architecture is still checked against the tensors' shapes (`makeModel`).
+    public static let metadataHashKey = "metadata_sha256"
+
+    /// The digest of every metadata entry but the two hashes: sorted keys, each key and value length-prefixed
+    /// (no separator can be forged by a key or value).
+    static func metadataDigest(_ metadata: [String: String]) -> String {
+        var text = ""
+        for key in metadata.keys.sorted() where key != hashKey && key != metadataHashKey {
+            let value = metadata[key] ?? ""
+            text += "\(key.utf8.count):\(key)\(value.utf8.count):\(value)"
+        }
+        return SHA256.hex(Data(text.utf8))
+    }
     public var tensors: [NamedTensor]
     public var metadata: [String: String]
 
@@ -96,7 +111,7 @@ public struct Checkpoint {
 
     public func tensor(_ name: String) -> NamedTensor? { tensors.first { $0.name == name } }
 
-    /// The safetensors bytes; adds `tensors_sha256` to the metadata.
+    /// The safetensors bytes; adds `tensors_sha256` and `metadata_sha256` to the metadata.
     public static func serialize(tensors: [NamedTensor], metadata: [String: String] = [:]) -> Data {
         var body = Data()
         var header: [String: Any] = [:]
@@ -107,6 +122,7 @@ public struct Checkpoint {
         }
         var meta = metadata
         meta[hashKey] = SHA256.hex(body)
+        meta[metadataHashKey] = metadataDigest(meta)
         header["__metadata__"] = meta
         var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         // Pad with spaces so the data section starts 8-byte aligned, as the reference implementation does.
@@ -160,6 +176,11 @@ public struct Checkpoint {
                                        + "the header says \(expected)")
             }
         }
+        if let expected = metadata[metadataHashKey], metadataDigest(metadata) != expected {
+            throw IEError.badInput("\(source): checkpoint is corrupt: the metadata's SHA-256 is \(metadataDigest(metadata)), "
+                                   + "the header says \(expected)")
+        }
+        try checkIntegerMetadata(metadata, source: source)
         var tensors: [(Int, NamedTensor)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
@@ -176,8 +197,11 @@ public struct Checkpoint {
                 return n
             }
             guard let size = NamedTensor.elementSize(dtype) else { throw bad("tensor \(name) has unknown dtype \(dtype)") }
-            guard offsets[0] <= offsets[1], offsets[1] <= body.count,
-                  offsets[1] - offsets[0] == size * shape.reduce(1, *) else {
+            // A hostile shape's product must not overflow (a trap): multiply with overflow checks.
+            let count = shape.reduce(Optional(size)) { product, n in
+                product.flatMap { p in let r = p.multipliedReportingOverflow(by: n); return r.overflow ? nil : r.partialValue }
+            }
+            guard let count, offsets[0] <= offsets[1], offsets[1] <= body.count, offsets[1] - offsets[0] == count else {
                 throw bad("tensor \(name): data_offsets \(offsets) do not fit shape \(shape) of \(dtype) "
                           + "in \(body.count) data bytes")
             }

@@ -40,6 +40,44 @@ extension Checkpoint {
 
     public var epoch: Int? { metadata[MetadataKey.epoch].flatMap { Int($0) } }
 
+    /// The integer metadata our checkpoints write, where present, must be integers (`epoch: "abc"` was accepted):
+    /// the architecture's positive and at most 2^20, the epoch and optimizer step non-negative.
+    static func checkIntegerMetadata(_ metadata: [String: String], source: String) throws {
+        let positive = [MetadataKey.imageChannels, MetadataKey.classes, MetadataKey.featureChannels,
+                        MetadataKey.downsamplingPaths, MetadataKey.kernelSize]
+        for key in positive + [MetadataKey.epoch, MetadataKey.optimizerStep] {
+            guard let text = metadata[key] else { continue }
+            let lowest = positive.contains(key) ? 1 : 0
+            guard let value = Int(text), value >= lowest, value <= (positive.contains(key) ? 1 << 20 : Int(Int32.max)) else {
+                throw IEError.badInput("\(source): metadata \(key) is '\(text)', expected an integer >= \(lowest)")
+            }
+        }
+    }
+
+    /// The recorded architecture must be the one the tensors have (checked before a network of that size is
+    /// allocated): the first convolution [feature_channels, image_channels, k, k, k], the output layer
+    /// [classes, feature_channels, 1, 1, 1], and 3 * num_downsampling_paths as the last `_layers` index.
+    func checkTensorShapes(_ a: UNet3DArchitecture, source: String) throws {
+        let k = a.kernelSize
+        for (name, expected) in [("_layers.0.block1.conv1.weight", [a.featureChannels, a.imageChannels, k, k, k]),
+                                 ("output_layer.weight", [a.classes, a.featureChannels, 1, 1, 1])] {
+            guard let t = tensor(name) else {
+                throw IEError.badInput("\(source): no tensor \(name), expected the UNet3D weights its metadata describes")
+            }
+            guard t.shape == expected else {
+                throw IEError.badInput("\(source): tensor \(name) has shape \(t.shape), the metadata's \(a) needs \(expected)")
+            }
+        }
+        let lastLayer = tensors.compactMap { t -> Int? in
+            guard t.name.hasPrefix("_layers.") else { return nil }
+            return Int(t.name.dropFirst("_layers.".count).prefix { $0 != "." })
+        }.max() ?? 0
+        guard lastLayer == 3 * a.downsamplingPaths else {
+            throw IEError.badInput("\(source): the tensors have layers up to _layers.\(lastLayer), the metadata's "
+                                   + "num_downsampling_paths \(a.downsamplingPaths) needs up to _layers.\(3 * a.downsamplingPaths)")
+        }
+    }
+
     /// A UNet3D (weights not yet loaded) with the architecture recorded in the metadata; for a checkpoint without
     /// it (a state_dict written by PyTorch: safetensors.torch.save_file or torch.save), the `configured` one, which
     /// callers take from the model config (SPEC 4.4). `restore` then checks every tensor against it.
@@ -60,10 +98,12 @@ extension Checkpoint {
         if let architecture = metadata[MetadataKey.architecture], architecture != "UNet3D" {
             throw IEError.badInput("\(source): architecture \(architecture), expected UNet3D")
         }
-        return try UNet3DArchitecture(imageChannels: try integer(MetadataKey.imageChannels), classes: try integer(MetadataKey.classes),
-                                      featureChannels: try integer(MetadataKey.featureChannels),
-                                      downsamplingPaths: try integer(MetadataKey.downsamplingPaths),
-                                      kernelSize: try integer(MetadataKey.kernelSize)).makeModel(seed: seed, source: source)
+        let recorded = UNet3DArchitecture(imageChannels: try integer(MetadataKey.imageChannels), classes: try integer(MetadataKey.classes),
+                                          featureChannels: try integer(MetadataKey.featureChannels),
+                                          downsamplingPaths: try integer(MetadataKey.downsamplingPaths),
+                                          kernelSize: try integer(MetadataKey.kernelSize))
+        try checkTensorShapes(recorded, source: source)
+        return try recorded.makeModel(seed: seed, source: source)
     }
 
     /// Loads the weights into `model` and, when `optimizer` is given, its state (which must then be present).

@@ -125,6 +125,62 @@ final class CheckpointTests: XCTestCase {
                        "F32 [2, 3] [1.0, 2.0, 3.0, 4.0, 5.0, -6.5] I64 [] 42 v True 0")
     }
 
+    /// `data` with its JSON header changed by `change` (the tensor bytes untouched, so the tensor hash passes).
+    func withHeader(_ data: Data, _ change: (inout [String: Any]) -> Void) throws -> Data {
+        var length = 0
+        for i in (0..<8).reversed() { length = length << 8 | Int(data[i]) }
+        var header = try XCTUnwrap(JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any])
+        change(&header)
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        var n = UInt64(json.count)
+        for _ in 0..<8 { out.append(UInt8(n & 0xFF)); n >>= 8 }
+        return out + json + data.subdata(in: (8 + length)..<data.count)
+    }
+
+    func withMetadata(_ data: Data, _ change: @escaping (inout [String: Any]) -> Void) throws -> Data {
+        try withHeader(data) { header in
+            var metadata = header["__metadata__"] as? [String: Any] ?? [:]
+            change(&metadata)
+            header["__metadata__"] = metadata
+        }
+    }
+
+    /// Metadata edited behind the tensor hash (issue 11: feature_channels 100000 sized a 1 TB network; epoch "abc"
+    /// was accepted): the metadata hash refuses it; without that hash (a checkpoint from before it), the recorded
+    /// architecture is checked against the tensors' shapes before anything is allocated, and integers must parse.
+    func testEditedMetadataIsRefusedBeforeAnythingIsAllocated() throws {
+        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: 2, seed: 1, downsamplingPaths: 2)
+        let data = Checkpoint.serialize(model: net, optimizer: nil, epoch: 3)
+        XCTAssertEqual(try Checkpoint.load(data).makeModel().architecture, net.architecture)
+        let edits: [(String, String, String)] = [
+            ("feature_channels", "100000", "tensor _layers.0.block1.conv1.weight has shape [2, 1, 3, 3, 3]"),
+            ("num_classes", "7", "tensor output_layer.weight has shape [2, 2, 1, 1, 1]"),
+            ("num_downsampling_paths", "4", "layers up to _layers.6"),
+            ("epoch", "abc", "metadata epoch is 'abc'"),
+            ("feature_channels", "-3", "metadata feature_channels is '-3'"),
+        ]
+        for (key, value, message) in edits {
+            let hashed = try withMetadata(data) { $0[key] = value }
+            XCTAssertThrowsError(try Checkpoint.load(hashed, source: "e.ckpt")) { error in
+                assertBadInput(error)
+                XCTAssertTrue("\(error)".contains("the metadata's SHA-256"), "\(error)")
+            }
+            let unhashed = try withMetadata(data) { $0[key] = value; $0[Checkpoint.metadataHashKey] = nil }
+            XCTAssertThrowsError(try Checkpoint.load(unhashed, source: "e.ckpt").makeModel(source: "e.ckpt")) { error in
+                assertBadInput(error)
+                XCTAssertTrue("\(error)".contains(message), "\(key)=\(value): \(error)")
+            }
+        }
+        // A shape whose element count overflows is an error, not a trap.
+        let tensors = [NamedTensor(name: "w", shape: [3], float32: [1, 2, 3])]
+        let overflowing = try withHeader(Checkpoint.serialize(tensors: tensors)) { header in
+            header["w"] = ["dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 12]] as [String: Any]
+        }
+        XCTAssertThrowsError(try Checkpoint.load(overflowing)) { assertBadInput($0) }
+    }
+
     func assertBadInput(_ error: Error, file: StaticString = #filePath, line: UInt = #line) {
         guard let e = error as? IEError else { return XCTFail("not an IEError: \(error)", file: file, line: line) }
         XCTAssertEqual(e.code, .badInput, file: file, line: line)
