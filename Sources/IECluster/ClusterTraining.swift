@@ -144,7 +144,7 @@ public enum ClusterTraining {
         }
         guard isParent else { return .trainHere }
         if request.foldsOnly {
-            for child in try CrossValidation.createChildren(parent: run, config: config, settings: settings) { print(child.path) }
+            for child in try CrossValidation.createChildren(parent: run, config: config, settings: settings) { try StandardStream.write(child.path + "\n") }
             return .handled
         }
         if request.ensemble {
@@ -180,11 +180,11 @@ public enum ClusterTraining {
                                                                       invocation: invocation)
             Log.info("submitted \(children.count) folds as job array \(submitted.trainingJob) and the ensemble as job "
                      + "\(submitted.ensembleJob ?? "?") (afterok); follow with: ie-train --status \(run.path)")
-            print(submitted.trainingJob + " " + (submitted.ensembleJob ?? ""))
+            try StandardStream.write(submitted.trainingJob + " " + (submitted.ensembleJob ?? "") + "\n")
         } else {
             let submitted = try SlurmSubmission.submitRun(run, options: options, invocation: invocation)
             Log.info("submitted job \(submitted.trainingJob); follow with: ie-train --status \(run.path)")
-            print(submitted.trainingJob)
+            try StandardStream.write(submitted.trainingJob + "\n")
         }
     }
 
@@ -195,7 +195,7 @@ public enum ClusterTraining {
         try parent.perform(tool: "ie-train") {
             result = try CrossValidationEnsemble.run(parent: parent, config: config, settings: settings)
         }
-        if let result { print(result.ensembleModelID) }
+        if let result { try StandardStream.write(result.ensembleModelID + "\n") }
     }
 
     /// `run.perform(tool: "ie-train")` for a run that may be a cross-validation fold: a fold that fails fails its

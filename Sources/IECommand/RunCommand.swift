@@ -14,7 +14,8 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, argumen
     } catch {
         let code = type.exitCode(for: error)
         if code == .success {
-            print(type.fullMessage(for: error))
+            // --help and --version: their text is the output, so a failed write is an error too.
+            do { try StandardStream.write(type.fullMessage(for: error) + "\n") } catch { exitWithError(tool: tool, error) }
             exit(0)
         }
         FileHandle.standardError.write(Data("\(tool): error: \(type.message(for: error))\n".utf8))

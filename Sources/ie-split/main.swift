@@ -156,7 +156,10 @@ runTool("ie-split") {
     } catch {
         // swift-argument-parser's own outcomes: --help (exit 0) and parse errors (our usage error, exit 2).
         let code = Split.exitCode(for: error)
-        if code == .success { Split.exit(withError: error) }
+        if code == .success {
+            try StandardStream.write(Split.fullMessage(for: error) + "\n")
+            exit(0)
+        }
         if code == .validationFailure {
             let text = Split.message(for: error).replacingOccurrences(of: "\n", with: " ")
             throw IEError.usage(text.contains("expected") ? text : text + ", expected the options of ie-split --help")

@@ -296,7 +296,7 @@ runTool("ie-stats") {
     } catch {
         // Parser outcomes: --help exits 0 with the help text; other parse errors are usage errors (exit 2).
         if Stats.exitCode(for: error).rawValue == 0 {
-            print(Stats.fullMessage(for: error))
+            try StandardStream.write(Stats.fullMessage(for: error) + "\n")
             exit(0)
         }
         throw IEError.usage(Stats.message(for: error) + "; see ie-stats --help")

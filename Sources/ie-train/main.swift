@@ -73,7 +73,7 @@ struct Train: ParsableCommand {
         Log.tool = "ie-train"
         Log.level = quiet ? .quiet : verbose ? .verbose : .normal
         if let status {
-            print(RunStatusReport.text(try RunStatusReport.lines(for: RunDirectory.open(path: status))), terminator: "")
+            try StandardStream.write(RunStatusReport.text(try RunStatusReport.lines(for: RunDirectory.open(path: status))))
             return
         }
         let settingsValue = try Settings.locate(explicitPath: settings)

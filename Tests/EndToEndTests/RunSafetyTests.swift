@@ -98,4 +98,32 @@ final class RunSafetyTests: XCTestCase {
         let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
         XCTAssertEqual(metrics.status, 0, metrics.stderr)
     }
+    /// Output that cannot be written is an error (exit 1, one line), for every tool's --help, `ie-train --status`
+    /// and a closed standard input of ie-stats (issue 11, failure 7).
+    func testFullOrClosedStandardStreamsAreErrors() throws {
+        let runner = try ToolRunner(name: "streams")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        let bin = ToolRunner.binaryFolder
+        var commands = ["split", "train", "infer", "ensemble", "metrics", "stats", "report", "synth", "models"].map {
+            ("'\(bin)/ie-\($0)' --help >/dev/full", "ie-\($0): error: cannot write to standard output: No space left on device")
+        }
+        commands.append(("'\(bin)/ie-train' --status '\(run)' >/dev/full",
+                         "ie-train: error: cannot write to standard output: No space left on device"))
+        commands.append(("'\(bin)/ie-stats' aggregate - <&-", "ie-stats: error: cannot read standard input"))
+        for (command, message) in commands {
+            let bash = Process()
+            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+            bash.arguments = ["-c", command + "; echo rc=$?"]
+            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+            let out = Pipe(), err = Pipe()
+            (bash.standardOutput, bash.standardError) = (out, err)
+            try bash.run()
+            let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            bash.waitUntilExit()
+            XCTAssertEqual(o, "rc=1\n", "\(command): \(e)")
+            XCTAssertTrue(e.hasPrefix(message) && e.split(separator: "\n").count == 1, "\(command): \(e)")
+        }
+    }
 }
