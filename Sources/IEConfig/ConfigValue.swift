@@ -65,6 +65,11 @@ public enum ParameterType: Equatable, Sendable {
     case floatTuple(Int)
     /// `name=value` entries, e.g. comparison_runs `Baseline=exp:run_id`.
     case namedEntries
+    /// Entries of colon-separated fields with these names, e.g. slice_exclusion_rules
+    /// `brainstem:spinal_cord:False` (YAML: nested lists or mappings with the field names).
+    case records([String])
+
+    var isRecords: Bool { if case .records = self { return true } else { return false } }
 
     public var expectation: String {
         switch self {
@@ -82,6 +87,7 @@ public enum ParameterType: Equatable, Sendable {
         case .floatTuple(3): return "a (Z,Y,X) triple of numbers such as 2.0,2.0,3.0"
         case .floatTuple(let n): return "\(n) comma-separated numbers"
         case .namedEntries: return "a comma-separated list of name=value entries"
+        case .records(let fields): return "a comma-separated list of \(fields.joined(separator: ":")) entries"
         }
     }
 
@@ -130,6 +136,14 @@ public enum ParameterType: Equatable, Sendable {
                       item.index(after: eq) != item.endIndex else { return nil }
             }
             return .strings(items)
+        case .records(let fields):
+            var entries: [String] = []
+            for item in ParameterType.items(text) {
+                let parts = item.split(separator: ":", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == fields.count, parts.allSatisfy({ !$0.isEmpty }) else { return nil }
+                entries.append(parts.joined(separator: ":"))
+            }
+            return .strings(entries)
         }
     }
 

@@ -182,16 +182,25 @@ public struct ModelConfig: Sendable {
                 case .sequence(let inner): parts.append(inner.map { $0.string ?? "" }.joined(separator: ":"))
                 case .mapping(let m) where spec.type == .namedEntries:
                     for (k, v) in m { parts.append("\(k.string ?? "")=\(v.string ?? "")") }
+                case .mapping(let m):
+                    // A record written with its field names, e.g. {higher_class: a, lower_class: b, higher_dominates: false}.
+                    guard case .records(let fields) = spec.type else { throw fail("a nested mapping") }
+                    var byField: [String: String] = [:]
+                    for (k, v) in m { byField[k.string ?? ""] = v.string ?? "" }
+                    guard Set(byField.keys) == Set(fields) else {
+                        throw IEError.usage("\(spec.name): entry with keys \(byField.keys.sorted().joined(separator: ", ")), expected exactly \(fields.joined(separator: ", "))", file: file, line: line)
+                    }
+                    parts.append(fields.map { byField[$0] ?? "" }.joined(separator: ":"))
                 default: throw fail("a nested mapping")
                 }
             }
-            if spec.type == .namedEntries || spec.type == .names || spec.type == .fileNames {
+            if spec.type == .namedEntries || spec.type == .names || spec.type == .fileNames || spec.type.isRecords {
                 guard parts.allSatisfy({ !$0.contains(",") }) else { throw fail(parts.joined(separator: ",")) }
             }
             text = parts.joined(separator: ",")
             if parts.isEmpty {
                 switch spec.type {
-                case .names, .fileNames, .ints, .floats, .namedEntries: break
+                case .names, .fileNames, .ints, .floats, .namedEntries, .records: break
                 default: throw fail("[]")
                 }
             }
@@ -237,12 +246,13 @@ public struct ModelConfig: Sendable {
     /// ground_truth_ids (so `base: ProstateBase` with another structure list just works, as in the seed's
     /// Building Models page): display names `zz_<id>`, the largest-component list = all structures, class weights
     /// `equally_weighted_classes(ids, background_weight)` (0.02; HeadAndNeckBase 0.25 for a single structure),
-    /// and HeadAndNeckBase's feature channels (32, or 26 above 20 structures). fill_holes, colours and
+    /// and HeadAndNeckBase's feature channels (32, or 26 above 20 structures); HeadAndNeckPaper adds its
+    /// summed_probability_rules and slice_exclusion_rules for the pairs present. fill_holes, colours and
     /// roi_interpreted_types only feed InnerEye's model export and have no equivalent here.
     func structureDefault(_ name: String) -> ConfigValue? {
         guard case .string(let rule) = explicitValues["structure_defaults"] ?? .none, rule != "None",
               case .strings(let ids) = explicitValues["ground_truth_ids"] ?? .none, !ids.isEmpty else { return nil }
-        let headAndNeck = rule == "HeadAndNeckBase"
+        let headAndNeck = rule == "HeadAndNeckBase" || rule == "HeadAndNeckPaper"
         switch name {
         case "ground_truth_ids_display_names": return .strings(ids.map { "zz_" + $0 })
         case "largest_connected_component_foreground_classes": return .strings(ids)
@@ -250,6 +260,10 @@ public struct ModelConfig: Sendable {
             let background = headAndNeck && ids.count == 1 ? 0.25 : 0.02
             return .floats([background] + Array(repeating: (1 - background) / Double(ids.count), count: ids.count))
         case "feature_channels" where headAndNeck: return .ints([ids.count <= 20 ? 32 : 26])
+        case "summed_probability_rules" where rule == "HeadAndNeckPaper":
+            return .strings(ModelConfig.headAndNeckPaperRules(ids).summedProbability)
+        case "slice_exclusion_rules" where rule == "HeadAndNeckPaper":
+            return .strings(ModelConfig.headAndNeckPaperRules(ids).sliceExclusion)
         default: return nil
         }
     }
@@ -344,6 +358,7 @@ public struct ModelConfig: Sendable {
         if let lcc = largestConnectedComponentClasses, !structures.isEmpty, let bad = lcc.first(where: { !structures.contains($0) }) {
             throw fail("largest_connected_component_foreground_classes", "'\(bad)' is not in ground_truth_ids, expected some of \(structures.joined(separator: ", "))")
         }
+        try validatePostProcessingRules()
         if lossType == "Mixture" && !isSet("mixture_loss_components") {
             throw fail("loss_type", "Mixture needs mixture_loss_components, expected e.g. 0.5:Focal:0.2,0.5:SoftDice:0.1")
         }

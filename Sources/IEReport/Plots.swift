@@ -8,9 +8,10 @@ public enum Plots {
                           "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f"]
     public static let maxStructuresPerPlot = 7
 
-    /// Splits sorted structure names into plots of at most 7, as evenly as InnerEye's split_by_structures.
+    /// Splits the structure names, sorted in code-point order, into plots of at most 7, as evenly as InnerEye's
+    /// split_by_structures: n_plots = ceil(n / 7), plot i ends at int(0.5 + (i + 1) * n / n_plots).
     public static func structureGroups(_ names: [String]) -> [[String]] {
-        let sorted = names.sorted()
+        let sorted = Array(Set(names)).sorted(by: codePointOrder)
         let plots = (sorted.count + maxStructuresPerPlot - 1) / maxStructuresPerPlot
         if plots <= 1 { return [sorted] }
         let perPlot = Double(sorted.count) / Double(plots)

@@ -17,6 +17,8 @@ public struct InferenceSettings {
     public var smoothingMM: (z: Double, y: Double, x: Double)?
     /// Class indices (1-based structures) that keep only their largest connected component.
     public var largestComponentClasses: [Int] = []
+    /// summed_probability_rules and slice_exclusion_rules (none when disable_extra_postprocessing).
+    public var labelRules = LabelRules()
     public var majorityVote = false
 
     public init(patch: Shape3) { self.patch = patch }
@@ -45,6 +47,24 @@ public struct InferenceSettings {
             return i + 1
         }
         majorityVote = config.ensembleAggregationType == "MajorityVote"
+        if !config.disableExtraPostprocessing {
+            func index(_ key: String, _ name: String) throws -> Int {
+                guard let i = names.firstIndex(of: name) else {
+                    throw IEError.usage("\(key): \(name) is not a ground_truth_id, expected one of \(names.joined(separator: ", "))", file: config.file)
+                }
+                return i + 1
+            }
+            labelRules.summedProbability = try config.summedProbabilityRules().map {
+                LabelRules.SummedProbability(first: try index("summed_probability_rules", $0.firstClass),
+                                             second: try index("summed_probability_rules", $0.secondClass),
+                                             external: try index("summed_probability_rules", $0.externalClass))
+            }
+            labelRules.sliceExclusion = try config.sliceExclusionRules().map {
+                LabelRules.SliceExclusion(higher: try index("slice_exclusion_rules", $0.higherClass),
+                                          lower: try index("slice_exclusion_rules", $0.lowerClass),
+                                          higherDominates: $0.higherDominates)
+            }
+        }
     }
 }
 
@@ -101,9 +121,7 @@ public final class Segmenter {
         }
         let scale = 1 / Float(models.count)
         for i in 0..<mean.count { mean[i] *= scale }
-        var result = PostProcessing.run(posteriors: mean, classCount: classCount, shape: shape, mask: mask,
-                                        smoothingMM: settings.smoothingMM, spacing: spacing,
-                                        largestComponentClasses: settings.largestComponentClasses)
+        var voted: [UInt8]?
         if settings.majorityVote && models.count > 1 {
             var labels = [UInt8](repeating: 0, count: shape.count)
             var counts = [Int](repeating: 0, count: classCount)
@@ -114,10 +132,12 @@ public final class Segmenter {
                 for c in 1..<classCount where counts[c] > counts[best] { best = c }
                 labels[v] = UInt8(best)
             }
-            PostProcessing.keepLargestComponent(&labels, shape: shape, classes: settings.largestComponentClasses)
-            result.labels = labels
+            voted = labels
         }
-        return result
+        return PostProcessing.run(posteriors: mean, classCount: classCount, shape: shape, mask: mask,
+                                  smoothingMM: settings.smoothingMM, spacing: spacing,
+                                  largestComponentClasses: settings.largestComponentClasses,
+                                  rules: settings.labelRules, votes: voted)
     }
 }
 

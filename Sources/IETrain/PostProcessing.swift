@@ -1,8 +1,28 @@
-// Post-processing of stitched posteriors [K, Z, Y, X] (SPEC §5, InnerEye's inference pipeline):
-// mask -> optional Gaussian smoothing (sigma_mm / spacing per axis) -> argmax -> largest connected
-// component (6-connectivity) per listed class -> uint8 outputs.
+// Post-processing of stitched posteriors [K, Z, Y, X] (SPEC §5, InnerEye's inference pipeline post_process):
+// mask -> optional Gaussian smoothing (sigma_mm / spacing per axis) -> argmax -> summed probability rules ->
+// largest connected component (6-connectivity) per listed class -> slice exclusion rules -> uint8 outputs.
 import Foundation
 import IECore
+
+/// InnerEye's summed_probability_rules and slice_exclusion_rules as class indices (1-based structures), each list
+/// applied in its order.
+public struct LabelRules: Sendable, Equatable {
+    public struct SummedProbability: Sendable, Equatable {
+        public var first: Int, second: Int, external: Int
+        public init(first: Int, second: Int, external: Int) { self.first = first; self.second = second; self.external = external }
+    }
+    public struct SliceExclusion: Sendable, Equatable {
+        public var higher: Int, lower: Int, higherDominates: Bool
+        public init(higher: Int, lower: Int, higherDominates: Bool) {
+            self.higher = higher; self.lower = lower; self.higherDominates = higherDominates
+        }
+    }
+    public var summedProbability: [SummedProbability]
+    public var sliceExclusion: [SliceExclusion]
+    public init(summedProbability: [SummedProbability] = [], sliceExclusion: [SliceExclusion] = []) {
+        self.summedProbability = summedProbability; self.sliceExclusion = sliceExclusion
+    }
+}
 
 public enum PostProcessing {
     /// Outside the mask the background posterior becomes 1 and every other class 0.
@@ -87,6 +107,36 @@ public enum PostProcessing {
         }
     }
 
+    /// InnerEye's apply_summed_probability_rules for one rule: a voxel labelled `external` whose external
+    /// posterior is below the float32 sum of the `first` and `second` posteriors becomes `first` if p(first) >=
+    /// p(second), else `second`.
+    public static func applySummedProbability(_ labels: inout [UInt8], posteriors: [Float], rule: LabelRules.SummedProbability) {
+        let n = labels.count
+        precondition(posteriors.count >= n * (max(rule.first, rule.second, rule.external) + 1))
+        let external = UInt8(rule.external)
+        for i in 0..<n where labels[i] == external {
+            let a = posteriors[rule.first * n + i], b = posteriors[rule.second * n + i]
+            if posteriors[rule.external * n + i] < a + b { labels[i] = UInt8(a >= b ? rule.first : rule.second) }
+        }
+    }
+
+    /// InnerEye's apply_slice_exclusion_rules for one rule: if the lowest z slice holding `higher` is at or below
+    /// the highest slice holding `lower`, every voxel of the replaced class in those slices (inclusive) becomes the
+    /// dominant class (`higher` when higherDominates, else `lower`).
+    public static func applySliceExclusion(_ labels: inout [UInt8], shape: Shape3, rule: LabelRules.SliceExclusion) {
+        precondition(labels.count == shape.count)
+        let plane = shape.y * shape.x, higher = UInt8(rule.higher), lower = UInt8(rule.lower)
+        var lowestHigher: Int?, highestLower: Int?
+        for z in 0..<shape.z {
+            let slice = labels[(z * plane)..<((z + 1) * plane)]
+            if lowestHigher == nil && slice.contains(higher) { lowestHigher = z }
+            if slice.contains(lower) { highestLower = z }
+        }
+        guard let from = lowestHigher, let to = highestLower, from <= to else { return }
+        let (dominant, replaced) = rule.higherDominates ? (higher, lower) : (lower, higher)
+        for i in (from * plane)..<((to + 1) * plane) where labels[i] == replaced { labels[i] = dominant }
+    }
+
     /// Normalised entropy -sum p log2 p / log2 K in [0, 1] (0 log 0 = 0).
     public static func normalisedEntropy(_ posteriors: [Float], classCount: Int) -> [Float] {
         let n = posteriors.count / classCount
@@ -113,20 +163,24 @@ public enum PostProcessing {
         }
     }
 
-    /// Everything after stitching: returns the final posteriors (masked, smoothed) and the label map.
+    /// Everything after stitching, in InnerEye's order: returns the final posteriors (masked, smoothed) and the
+    /// label map. `votes` (an ensemble's majority vote) replaces the argmax.
     public static func run(posteriors: [Float], classCount: Int, shape: Shape3, mask: [UInt8]?,
                            smoothingMM: (z: Double, y: Double, x: Double)?,
                            spacing: (z: Double, y: Double, x: Double),
-                           largestComponentClasses: [Int]) -> (posteriors: [Float], labels: [UInt8]) {
+                           largestComponentClasses: [Int], rules: LabelRules = LabelRules(),
+                           votes: [UInt8]? = nil) -> (posteriors: [Float], labels: [UInt8]) {
         var p = posteriors
         if let mask { applyMask(&p, classCount: classCount, mask: mask) }
         if let smoothingMM, smoothingMM.z > 0 || smoothingMM.y > 0 || smoothingMM.x > 0 {
             smooth(&p, classCount: classCount, shape: shape, sigmaMM: smoothingMM, spacing: spacing)
         }
-        var labels = argmax(p, classCount: classCount)
+        var labels = votes ?? argmax(p, classCount: classCount)
+        for rule in rules.summedProbability { applySummedProbability(&labels, posteriors: p, rule: rule) }
         if !largestComponentClasses.isEmpty {
             keepLargestComponent(&labels, shape: shape, classes: largestComponentClasses)
         }
+        for rule in rules.sliceExclusion { applySliceExclusion(&labels, shape: shape, rule: rule) }
         return (p, labels)
     }
 }

@@ -262,7 +262,7 @@ final class ModelConfigTests: XCTestCase {
         XCTAssertEqual(settings.runsDir, repo + "/runs")
         XCTAssertNil(settings.slurm.cpusPerTask, "resources left to the cluster's defaults (issue 10 item 8)")
         XCTAssertNil(settings.slurm.account)
-        for name in ["HelloWorld", "Prostate", "HeadAndNeck", "Lung"] {
+        for name in ["HelloWorld", "Prostate", "HeadAndNeck", "HeadAndNeckPaper", "Lung"] {
             XCTAssertNoThrow(try ModelConfig.load(name: name, settings: settings), name)
         }
         for name in ["ProstateBase", "HeadAndNeckBase"] {

@@ -22,7 +22,7 @@ final class MetricsCSVTests: XCTestCase {
             row("3", "kidney", .nan, .nan, .nan),
             row("1", "kidney", 0.4, 3.5, 0.125),
             row("4", "liver", 0.2, .infinity, .infinity),
-            row("5", "kidney", 0.4, 7, 1),             // Dice tie with patient 1: input order kept
+            row("5", "kidney", 0.4, 7, 1),             // Dice tie with patient 1: Patient order
         ]
         let expected = """
         Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm

@@ -162,8 +162,11 @@ final class StatsWilcoxonTests: XCTestCase {
 
     func testCSVFormatColumns() throws {
         var scores = ScoresByRun()
-        scores.add(try MetricsFile.parse(text: "Patient,Structure,Dice\n" + zip(first, 1...).map { "\($1),s,\($0)" }.joined(separator: "\n")), defaultRun: "A")
-        scores.add(try MetricsFile.parse(text: "Patient,Structure,Dice\n" + zip(second, 1...).map { "\($1),s,\($0)" }.joined(separator: "\n")), defaultRun: "B")
+        // MetricsAcrossAllRuns.csv rows (split and mode columns: Dice * 100, as InnerEye writes that file).
+        for (run, values) in [("A", first), ("B", second)] {
+            let rows = zip(values, 1...).map { "\($1),s,\($0),\(run),Test" }.joined(separator: "\n")
+            scores.add(try MetricsFile.parse(text: "Patient,Structure,Dice,split,mode\n" + rows), defaultRun: run)
+        }
         let results = WilcoxonComparison.run(scores, method: .approx)
         let csv = WilcoxonComparison.csv(results[0]).split(separator: "\n")
         XCTAssertEqual(csv[0], "Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict")

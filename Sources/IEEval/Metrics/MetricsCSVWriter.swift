@@ -16,7 +16,8 @@ public struct MetricsRow: Sendable, Equatable {
 
 /// metrics.csv as SPEC §7 (InnerEye's MetricsPerPatientWriter): header
 /// `Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm` plus one column per extra metric,
-/// values `%.3f`, infinity as `inf`, NaN as an empty field, rows sorted by Structure then Dice ascending.
+/// values `%.3f`, infinity as `inf`, NaN as an empty field, rows sorted by Structure then rounded Dice ascending
+/// (ties by Patient).
 public enum MetricsCSVWriter {
     public static let baseHeader = ["Patient", "Structure", "Dice", "HausdorffDistance_mm", "MeanDistance_mm"]
 
@@ -32,20 +33,27 @@ public enum MetricsCSVWriter {
         return text == "-0.000" ? "0.000" : text
     }
 
-    /// Sorted by Structure (code-point order, as Python compares strings), then Dice ascending with NaN last
-    /// (pandas `sort_values`); ties keep their input order.
+    /// InnerEye's `format_metric` followed by `float()`: the value as `%.3f` read back (NaN and inf unchanged).
+    /// metrics.csv is sorted on, and metrics_aggregates.csv computed from, these rounded values.
+    public static func rounded(_ value: Double) -> Double {
+        guard value.isFinite else { return value }
+        return Double(String(format: "%.3f", value)) ?? value
+    }
+
+    /// InnerEye's order (MetricsPerPatientWriter: rows sorted by Patient then Structure, then stably by Structure
+    /// then Dice): Structure (code-point order, as Python compares strings), then the Dice rounded to 3 decimals
+    /// ascending with NaN last, ties by Patient (code-point order), then input order.
     public static func sorted(_ rows: [MetricsRow]) -> [MetricsRow] {
-        let indexed = Array(rows.enumerated())
-        return indexed.sorted { lhs, rhs in
-            let a = lhs.element, b = rhs.element
-            if a.structure != b.structure {
-                return a.structure.unicodeScalars.lexicographicallyPrecedes(b.structure.unicodeScalars)
-            }
-            let da = a.metrics.dice, db = b.metrics.dice
+        let keyed = rows.enumerated().map { (offset: $0.offset, row: $0.element, dice: rounded($0.element.metrics.dice)) }
+        return keyed.sorted { lhs, rhs in
+            let a = lhs.row, b = rhs.row
+            if a.structure != b.structure { return codePointOrder(a.structure, b.structure) }
+            let da = lhs.dice, db = rhs.dice
             if da.isNaN != db.isNaN { return db.isNaN }
             if !da.isNaN && da != db { return da < db }
+            if a.patient != b.patient { return codePointOrder(a.patient, b.patient) }
             return lhs.offset < rhs.offset
-        }.map(\.element)
+        }.map(\.row)
     }
 
     /// The whole file's text. Every row must carry one value per extra metric.

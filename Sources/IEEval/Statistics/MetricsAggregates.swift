@@ -1,7 +1,8 @@
 import Foundation
 
 /// metrics_aggregates.csv of SPEC §7: per structure (sorted), count of non-NaN Dice values and mean, sample
-/// std, min, max of Dice, HausdorffDistance_mm and MeanDistance_mm, `%.3f` (inf as `inf`, NaN empty).
+/// std, min, max of Dice, HausdorffDistance_mm and MeanDistance_mm, `%.3f` (inf as `inf`, NaN empty). As InnerEye,
+/// the statistics are computed from the values rounded to 3 decimals (what metrics.csv holds).
 public enum MetricsAggregates {
     public static let header = ["Structure", "count",
                                 "DiceNumeric_mean", "DiceNumeric_std", "DiceNumeric_min", "DiceNumeric_max",
@@ -16,9 +17,10 @@ public enum MetricsAggregates {
         public var min: Double
         public var max: Double
 
-        /// pandas' describe() semantics: NaNs skipped; std NaN below two values or with infinite values.
+        /// pandas' describe() semantics: NaNs skipped; std NaN below two values or with infinite values. The
+        /// values are rounded to 3 decimals first (InnerEye's format_metric).
         public init(_ values: [Double]) {
-            let v = values.filter { !$0.isNaN }
+            let v = values.filter { !$0.isNaN }.map(MetricsCSVWriter.rounded)
             mean = Descriptive.mean(v)
             std = Descriptive.sampleStandardDeviation(v)
             min = v.min() ?? .nan
@@ -37,7 +39,7 @@ public enum MetricsAggregates {
     public static func rows(_ records: [MetricsRecord]) -> [Row] {
         var byStructure: [String: [MetricsRecord]] = [:]
         for r in records { byStructure[r.structure, default: []].append(r) }
-        return byStructure.keys.sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map { s in
+        return byStructure.keys.sorted(by: codePointOrder).map { s in
             let rs = byStructure[s]!
             return Row(structure: s, count: rs.filter { !$0.dice.isNaN }.count,
                        dice: Summary(rs.map { $0.dice }),

@@ -39,7 +39,8 @@ public struct WilcoxonComparisonRow: Sendable {
     public var p: Double
     /// "BETTER", "WORSE" or "" (only meaningful when `qualifies`).
     public var verdict: String
-    /// InnerEye's rule: a test is reported only when N1>2 + N2>1 >= 5.
+    /// InnerEye's rule: a test is reported only when N1>2 + N2>1 >= 5; otherwise statistic, z and p are NaN
+    /// (InnerEye's line stops after Med2) and the verdict is empty.
     public var qualifies: Bool
     /// Direction of a two-sided test (exact/approx methods).
     public var secondIsHigher: Bool = false
@@ -67,7 +68,7 @@ public enum WilcoxonComparison {
                                method: Method = .innereye, raw: Bool = false, threshold: Double = 0.05,
                                holm: Bool = false) -> [WilcoxonComparisonRow] {
         var rows: [WilcoxonComparisonRow] = []
-        for structure in first.keys.sorted() {
+        for structure in first.keys.sorted(by: codePointOrder) {
             guard let scores1 = first[structure], let scores2 = second[structure] else { continue }
             let shared = scores1.keys.filter { scores2[$0] != nil }.sorted()
             let values1 = shared.map { scores1[$0]! }
@@ -101,6 +102,7 @@ public enum WilcoxonComparison {
                     row.secondIsHigher = result.rankSumPositive > Double(result.n * (result.n + 1)) / 4
                 }
             }
+            if !row.qualifies { row.statistic = .nan; row.z = .nan; row.p = .nan }
             rows.append(row)
         }
         if holm && method != .innereye {
@@ -129,7 +131,7 @@ public enum WilcoxonComparison {
     /// All pairwise comparisons (or each run against the `against` runs), in InnerEye's order.
     public static func run(_ scores: ScoresByRun, against: [String]? = nil, method: Method = .innereye,
                            raw: Bool = false, threshold: Double = 0.05, holm: Bool = false) -> [WilcoxonPairResult] {
-        var runs = scores.runs.keys.sorted()
+        var runs = scores.runs.keys.sorted(by: codePointOrder)
         let againstSet = against.flatMap { $0.isEmpty ? nil : Set($0) }
         if let againstSet {
             // Runs not in `against` first, then those in it, each group sorted (InnerEye sorts (in_against, run)).
@@ -156,7 +158,7 @@ public enum WilcoxonComparison {
             lines.append("Run 1: \(result.run1)")
             lines.append("Run 2: \(result.run2)")
             lines.append(header)
-            let width = result.rows.map { $0.structure.count }.max() ?? 0
+            let width = result.rows.map { $0.structure.unicodeScalars.count }.max() ?? 0
             for row in result.rows {
                 var line = pad(row.structure, width) + " " + String(format: "%3d %7.3f %7.3f %4d %4d %7.3f %7.3f",
                     row.pairs, row.mean1, row.mean2, row.firstHigher, row.secondHigher, row.median1, row.median2)
@@ -202,14 +204,21 @@ public enum WilcoxonComparison {
         + center("Med2", 7) + " " + String(repeating: " ", count: 1) + "WilcZ" + " " + center("WilcP", 5) + " 2_vs_1"
 }
 
-/// Left-justifies to `width` (Python's `{:<w}`).
-func pad(_ s: String, _ width: Int) -> String {
-    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+/// Python's string order (code points), which InnerEye's `sorted` uses.
+public func codePointOrder(_ a: String, _ b: String) -> Bool {
+    a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars)
 }
 
-/// Right-justifies to `width` (Python's `{:>w}`).
+/// Left-justifies to `width` code points (Python's `{:<w}`).
+func pad(_ s: String, _ width: Int) -> String {
+    let n = s.unicodeScalars.count
+    return n >= width ? s : s + String(repeating: " ", count: width - n)
+}
+
+/// Right-justifies to `width` code points (Python's `{:>w}`).
 func padLeft(_ s: String, _ width: Int) -> String {
-    s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+    let n = s.unicodeScalars.count
+    return n >= width ? s : String(repeating: " ", count: width - n) + s
 }
 
 /// Python's `{:^w}`: extra padding goes to the right.

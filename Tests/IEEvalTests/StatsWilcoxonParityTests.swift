@@ -1,0 +1,114 @@
+import Foundation
+import IECore
+import IETestSupport
+import XCTest
+@testable import IEEval
+
+/// InnerEye's wilcoxon_signed_rank_test.py on a MetricsAcrossAllRuns-like table, re-implemented in Python from
+/// InnerEye's code (convert_data, run_wilcoxon_test_on_data, compose_pairwise_result, statistical_tests.wilcoxon):
+/// pairing on seriesId when the column exists, a structure with fewer than 5 non-zero differences printed without
+/// z, p and verdict, a pair in which no structure qualifies left out.
+final class StatsWilcoxonParityTests: XCTestCase {
+    static let oracle = """
+        import sys, csv, io, math
+        import numpy as np
+        from scipy.stats import norm, rankdata
+        rows = list(csv.DictReader(io.StringIO(sys.stdin.read())))
+        use_series = 'seriesId' in rows[0]
+        data = {}
+        for r in rows:
+            if r['mode'].lower() == 'test':
+                key = r['seriesId'] if use_series else r['Patient']
+                data.setdefault(r['split'], {}).setdefault(r['Structure'], {})[key] = float(r['Dice'])
+        def stats(d1, d2, factor):
+            shared = sorted(k for k in d1 if k in d2)
+            v1 = np.array([d1[k] for k in shared]); v2 = np.array([d2[k] for k in shared])
+            d = v2 - v1; nz = d[d != 0]; n = len(nz)
+            z = 0.0
+            if n:
+                w = float(np.sum(np.sign(nz) * rankdata(np.abs(nz))))
+                z = w / math.sqrt(n * (n + 1) * (2 * n + 1) / 6.0)
+            return dict(pairs=len(shared), mean1=v1.mean(), mean2=v2.mean(), n1=int(np.sum(d < 0)),
+                        n2=int(np.sum(d > 0)), med1=np.median(v1), med2=np.median(v2), z=z, p=norm.cdf(z / factor))
+        header = (f"{'Name':<15s} {'N':^3s} {'Mean1':^7s} {'Mean2':^7s} {'N1>2':^4s} {'N2>1':^4s} "
+                  f"{'Med1':^7s} {'Med2':^7s} {'WilcZ':>6s} {'WilcP':^5s} {'2_vs_1':<s}")
+        runs = sorted(data); lines = []
+        while runs:
+            r1 = runs.pop(0)
+            for r2 in runs:
+                res = {name: stats(data[r1][name], data[r2][name], 2.0 if name.lower() in ('skin', 'external') else 1.25)
+                       for name in data[r1] if name in data[r2]}
+                width = max([0] + [len(k) for k in res]); body = []; valid = False
+                for name in sorted(res):
+                    s = res[name]
+                    line = (f"{name:<{width}s} {s['pairs']:3d} {s['mean1']:7.3f} {s['mean2']:7.3f} {s['n1']:4d} "
+                            f"{s['n2']:4d} {s['med1']:7.3f} {s['med2']:7.3f}")
+                    if s['n1'] + s['n2'] >= 5:
+                        verdict = 'WORSE' if s['p'] < 0.025 else ('BETTER' if s['p'] > 0.975 else '')
+                        line += f" {s['z']:6.3f} {s['p']:5.3f} {verdict}"
+                        valid = True
+                    body.append(line)
+                if valid:
+                    lines += ['Run 1: ' + r1, 'Run 2: ' + r2, header] + body + ['']
+        print('\\n'.join(lines) if lines else 'There were not enough data points for any statistically meaningful comparisons.', end='\\n' if lines else '')
+        """
+
+    /// Runs 0, 1 and ENSEMBLE, 9 subjects: patients are named differently in run 1 (only seriesId pairs them);
+    /// lens_l has 3 non-zero differences between 0 and 1 (no z); ENSEMBLE is run 1 plus 2 in subjects 0-3, so
+    /// 1 vs ENSEMBLE has 4 differences per structure (that pair is left out); Val rows are ignored.
+    func table() -> String {
+        var rng = MetricsTestRandom(seed: 7)
+        var text = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm,seriesId,institutionId,split,mode\n"
+        for s in ["lens_l", "external", "brainstem"] {
+            let run0 = (0..<9).map { _ in 60 + 35 * rng.unitDouble() }
+            let run1 = run0.enumerated().map { i, d in s == "lens_l" ? (i < 3 ? d + 1.5 : d) : d + rng.unitDouble() * 4 - 1 }
+            let ensemble = run1.enumerated().map { i, d in i < 4 ? d + 2 : d }
+            for (run, values) in [("0", run0), ("1", run1), ("ENSEMBLE", ensemble)] {
+                for (i, dice) in values.enumerated() {
+                    let patient = run == "1" ? "q\(i)" : "\(i + 1)"
+                    text += "\(patient),\(s),\(dice),1.0,0.5,series\(i),inst1,\(run),Test\n"
+                    text += "\(patient),\(s),\(100 - dice),1.0,0.5,series\(i),inst1,\(run),Val\n"
+                }
+            }
+        }
+        return text
+    }
+
+    func testCrossValidationTextMatchesInnerEyeOracle() throws {
+        let csv = table()
+        let expected = try PythonOracle.run(Self.oracle, input: Data(csv.utf8))
+        var scores = ScoresByRun()
+        scores.add(try MetricsFile.parse(text: csv), defaultRun: "", subset: "test")
+        let results = WilcoxonComparison.run(scores)
+        let text = WilcoxonComparison.text(results)
+        XCTAssertEqual(text, expected)
+        // The case must exercise the rules: a row without z, the 1-vs-ENSEMBLE block left out, pairs of 9.
+        XCTAssertTrue(text.hasPrefix("Run 1: 0\nRun 2: 1\n"), text)
+        XCTAssertTrue(text.contains("Run 1: 0\nRun 2: ENSEMBLE\n"), text)
+        XCTAssertFalse(text.contains("Run 2: ENSEMBLE\nRun 1: 1"), text)
+        XCTAssertFalse(text.contains("Run 1: 1\n"), text)
+        let lensLine = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("lens_l") })
+        XCTAssertEqual(lensLine.split(separator: " ").count, 8, "lens_l of 0 vs 1 has 3 differences and no z: \(lensLine)")
+        XCTAssertTrue(lensLine.hasPrefix("lens_l      9 "), String(lensLine))
+
+        // The CSV lists every structure; where the rule is not met W, z, p and the verdict are empty.
+        let rows = WilcoxonComparison.csv(results).split(separator: "\n").filter { $0.hasPrefix("0,1,lens_l,") }
+        XCTAssertEqual(rows.count, 1)
+        XCTAssertTrue(rows.first?.hasSuffix(",,,,") ?? false, "\(rows)")
+    }
+
+    func testPairsOnPatientWhereSeriesIdIsEmpty() throws {
+        // InnerEye writes '' for a dataset without seriesId and then pairs nothing (each NaN key is distinct);
+        // we pair such rows on Patient (SPEC §8).
+        var csv = "Patient,Structure,Dice,seriesId,split,mode\n"
+        for (run, shift) in [("A", 0.0), ("B", 3.0)] {
+            for i in 1...10 { csv += "\(i),liver,\(Double(50 + i * 3) + shift * Double(i % 3 + 1)),,\(run),Test\n" }
+        }
+        var scores = ScoresByRun()
+        scores.add(try MetricsFile.parse(text: csv), defaultRun: "")
+        let row = try XCTUnwrap(WilcoxonComparison.run(scores).first?.rows.first)
+        XCTAssertEqual(row.pairs, 10)
+        XCTAssertEqual(row.secondHigher, 10)
+        XCTAssertEqual(row.verdict, "BETTER")
+    }
+}
