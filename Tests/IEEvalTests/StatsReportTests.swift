@@ -105,7 +105,7 @@ final class StatsReportTests: XCTestCase {
         // Test Dice of bladder: 0.71 ... 0.76; numpy: mean 0.735, std 0.018708, percentiles 0.7225 / 0.735 / 0.7475
         // (printed by numpy with %.3f as 0.722 and 0.748: the binary values lie just below and above).
         let table = doc.blocks.compactMap { block -> [[String]]? in
-            if case .table(let caption, _, let rows) = block, caption == "Test: Dice per structure (sorted by mean)" { return rows }
+            if case .table(let caption, _, let rows, _) = block, caption == "Test: Dice per structure (sorted by mean)" { return rows }
             return nil
         }.first
         XCTAssertEqual(table?.first, ["bladder", "6", "0.735", "0.019", "0.710", "0.722", "0.735", "0.748", "0.760"])
