@@ -191,6 +191,27 @@ final class StatsReportTests: XCTestCase {
         XCTAssertTrue(html.contains("scatterplots/BASE_vs_CURRENT.png"))
     }
 
+    func testMetricsBoxPlotHasDiceAndHausdorffPanels() throws {
+        let records = try MetricsFile.parse(text: metricsCSV(subjects: 6, base: 0.6)).records
+        let png = try RunEvaluation.boxPlot(records, structures: Self.structures, mode: "Test", epoch: 2)
+        let path = "\(root)/metrics_boxplot.png"
+        try png.write(to: URL(fileURLWithPath: path))
+        // Read back by PIL: two 600-pixel panels stacked, each with drawing in it (pixels neither white nor black).
+        let out = try pythonReference("""
+            from PIL import Image
+            image = Image.open(\(jsonString(path))).convert('RGB')
+            w, h = image.size
+            def coloured(top):
+                return sum(1 for y in range(top, top + h // 2, 2) for x in range(0, w, 2)
+                           if len(set(image.getpixel((x, y)))) > 1)
+            print(w, h, coloured(0), coloured(h // 2))
+            """)
+        let v = numbers(out)
+        XCTAssertEqual(Array(v.prefix(2)), [1100, 1200])
+        XCTAssertGreaterThan(v[2], 100, "Dice panel has coloured boxes")
+        XCTAssertGreaterThan(v[3], 100, "HausdorffDistance_mm panel has coloured boxes")
+    }
+
     func testMissingGnuplotIsAClearError() throws {
         let savedPath = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let savedExplicit = ProcessInfo.processInfo.environment["IE_GNUPLOT"]
