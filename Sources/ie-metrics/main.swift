@@ -13,11 +13,11 @@ struct Metrics: ParsableCommand {
         commandName: "ie-metrics",
         abstract: "Segmentation metrics (Dice, Hausdorff, mean surface distance) as InnerEye's metrics.csv.",
         discussion: """
-        Single pair: scores one prediction mask against one ground-truth mask and writes the
-        header and one row. Folder: scores every subject folder <subject:03d>/ of an ie-infer
-        output against the dataset's ground truth and writes <output_folder>/metrics.csv and
-        thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png (the largest predicted slice;
-        ground truth red, prediction blue). Masks must be binary
+        Single pair: scores one prediction mask against one ground-truth mask and
+        writes the header and one row. Folder: scores every subject folder
+        <subject:03d>/ of an ie-infer output against the dataset's ground truth and
+        writes <output_folder>/metrics.csv and the largest predicted slices as
+        thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png. Masks must be binary
         (0/1) NIfTI files of equal shape and spacing. Distances are in mm between
         voxel centres (SPEC §7); NaN is an empty field, a missing object gives Dice
         0 and inf distances. Extra columns: hd95 (MONAI HD95), assd, nsd@<mm> (surface
@@ -25,7 +25,7 @@ struct Metrics: ParsableCommand {
         a boundary), MeanDistance_mm uses SimpleITK's contour (it does not).
 
         Run: scores a run's epoch folder outputs/epoch_NNN/<Mode>/ (written by
-        ie-infer) and adds metrics_aggregates.csv and metrics_boxplot.png (Dice, Hausdorff).
+        ie-infer) and adds metrics_aggregates.csv and metrics_boxplot.png there.
 
         Examples:
           ie-metrics --run=runs/main/main_20261125T101010Z_ab12 --mode=Val
