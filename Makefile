@@ -37,8 +37,10 @@ deps:
 # The python packages are test oracles only (nibabel, scipy, scikit-learn, nbformat, safetensors, SimpleITK).
 test-deps: deps
 	@test -x $(VENV)/bin/python3 || python3 -m venv $(VENV)
-	@$(VENV)/bin/python3 -c "import numpy, scipy, nibabel, sklearn, nbformat, safetensors, SimpleITK" 2>/dev/null || \
+	@$(VENV)/bin/python3 -c "import numpy, scipy, nibabel, sklearn, nbformat, safetensors, SimpleITK, pandas, matplotlib, nbconvert, ipykernel, PIL" 2>/dev/null || \
 	  $(VENV)/bin/python3 -m pip install -q --disable-pip-version-check -r $(TOOLBOX_DIR)/tests/requirements.txt
+	@$(VENV)/bin/python3 -m jupyter kernelspec list 2>/dev/null | grep -q '^ *python3 ' || \
+	  $(VENV)/bin/python3 -m ipykernel install --sys-prefix
 
 build: deps
 	cd $(TOOLBOX_DIR) && swift build -c release

@@ -54,8 +54,8 @@ public enum CrossValidationResults {
         try put(Data(ResultsBreakdown.csv(all.records, byStructure: false).utf8), "ResultsByMode.csv")
 
         if drawPlots {
-            for (name, png) in try Plots.crossValidationBoxPlots(all.records, epochLabel: epoch.map(String.init) ?? "") {
-                try put(png, name)
+            for plot in try Plots.crossValidationBoxPlots(all.records, epochLabel: epoch.map(String.init) ?? "") {
+                try put(plot.png, plot.name)
             }
         }
         for mode in ["Test", "Val"] {

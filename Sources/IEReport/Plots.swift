@@ -25,45 +25,82 @@ public enum Plots {
         return groups
     }
 
-    /// Box plots: one box per (category, series), categories along x, series side by side and coloured.
-    /// Non-finite values are left out (they cannot be drawn); empty boxes are skipped.
-    public static func boxPlot(categories: [String], series: [String], values: (String, String) -> [Double],
+    /// One panel of box plots: one box per (category, series), categories along x, series side by side and
+    /// coloured. Non-finite values are left out (they cannot be drawn); empty boxes are skipped.
+    public struct BoxPanel {
+        public var categories: [String]
+        public var series: [String]
+        public var values: (String, String) -> [Double]
+        public var title: String
+        public var yLabel: String
+        public var xLabel: String = ""
+        public var yRange: (Double, Double)?
+
+        public init(categories: [String], series: [String], values: @escaping (String, String) -> [Double],
+                    title: String, yLabel: String, xLabel: String = "", yRange: (Double, Double)? = nil) {
+            self.categories = categories; self.series = series; self.values = values
+            self.title = title; self.yLabel = yLabel; self.xLabel = xLabel; self.yRange = yRange
+        }
+
+        /// The gnuplot commands of this panel, its data going to `dataFile`.
+        func script(dataFile: String) -> (body: String, data: String) {
+            var data = ""
+            var clauses: [String] = []
+            var block = 0
+            let width = 0.8 / Double(max(series.count, 1))
+            var titled = Set<String>()
+            for (c, category) in categories.enumerated() {
+                for (s, name) in series.enumerated() {
+                    let v = values(category, name).filter { $0.isFinite }
+                    guard !v.isEmpty else { continue }
+                    data += v.map { String($0) }.joined(separator: "\n") + "\n\n\n"
+                    let x = Double(c + 1) - 0.4 + width * (Double(s) + 0.5)
+                    let legend = titled.insert(name).inserted ? "title \(Gnuplot.quoted(name))" : "notitle"
+                    clauses.append("'\(dataFile)' index \(block) using (\(x)):1 with boxplot lc rgb '\(palette[s % palette.count])' \(legend)")
+                    block += 1
+                }
+            }
+            if clauses.isEmpty { clauses.append("NaN notitle") }
+            let tics = categories.enumerated().map { "\(Gnuplot.quoted($0.element)) \($0.offset + 1)" }.joined(separator: ", ")
+            let body = """
+                set title \(Gnuplot.quoted(title))
+                set ylabel \(Gnuplot.quoted(yLabel))
+                set xlabel \(Gnuplot.quoted(xLabel))
+                set style fill solid 0.6 border -1
+                set style boxplot outliers pointtype 7
+                set pointsize 0.5
+                set boxwidth \(width * 0.9)
+                set grid ytics
+                set key outside right top
+                set xtics (\(tics))
+                set xrange [0.4:\(Double(categories.count) + 0.6)]
+                \(yRange.map { "set yrange [\($0.0):\($0.1)]" } ?? "set yrange [*:*]")
+                plot \(clauses.joined(separator: ", \\\n     "))
+                """
+            return (body, data)
+        }
+    }
+
+    /// Box plots in one panel (see BoxPanel).
+    public static func boxPlot(categories: [String], series: [String], values: @escaping (String, String) -> [Double],
                                title: String, yLabel: String, xLabel: String = "",
                                yRange: (Double, Double)? = nil) throws -> Data {
-        var data = ""
-        var clauses: [String] = []
-        var block = 0
-        let width = 0.8 / Double(max(series.count, 1))
-        var titled = Set<String>()
-        for (c, category) in categories.enumerated() {
-            for (s, name) in series.enumerated() {
-                let v = values(category, name).filter { $0.isFinite }
-                guard !v.isEmpty else { continue }
-                data += v.map { String($0) }.joined(separator: "\n") + "\n\n\n"
-                let x = Double(c + 1) - 0.4 + width * (Double(s) + 0.5)
-                let legend = titled.insert(name).inserted ? "title \(Gnuplot.quoted(name))" : "notitle"
-                clauses.append("'box.dat' index \(block) using (\(x)):1 with boxplot lc rgb '\(palette[s % palette.count])' \(legend)")
-                block += 1
-            }
-        }
-        if clauses.isEmpty { clauses.append("NaN notitle") }
-        let tics = categories.enumerated().map { "\(Gnuplot.quoted($0.element)) \($0.offset + 1)" }.joined(separator: ", ")
-        let body = """
-            set title \(Gnuplot.quoted(title))
-            set ylabel \(Gnuplot.quoted(yLabel))
-            set xlabel \(Gnuplot.quoted(xLabel))
-            set style fill solid 0.6 border -1
-            set style boxplot outliers pointtype 7
-            set pointsize 0.5
-            set boxwidth \(width * 0.9)
-            set grid ytics
-            set key outside right top
-            set xtics (\(tics))
-            set xrange [0.4:\(Double(categories.count) + 0.6)]
-            \(yRange.map { "set yrange [\($0.0):\($0.1)]" } ?? "")
-            plot \(clauses.joined(separator: ", \\\n     "))
-            """
+        let panel = BoxPanel(categories: categories, series: series, values: values, title: title, yLabel: yLabel,
+                             xLabel: xLabel, yRange: yRange)
+        let (body, data) = panel.script(dataFile: "box.dat")
         return try Gnuplot.png(body: body, dataFiles: ["box.dat": data], width: 1100, height: 600)
+    }
+
+    /// Panels stacked in one PNG (gnuplot multiplot), each 600 pixels high.
+    public static func boxPlots(_ panels: [BoxPanel]) throws -> Data {
+        var body = "set multiplot layout \(panels.count),1\n"
+        var files: [String: String] = [:]
+        for (i, panel) in panels.enumerated() {
+            let (script, data) = panel.script(dataFile: "box\(i).dat")
+            body += script + "\n"
+            files["box\(i).dat"] = data
+        }
+        return try Gnuplot.png(body: body + "unset multiplot", dataFiles: files, width: 1100, height: 600 * panels.count)
     }
 
     /// InnerEye's scatterplot of per-subject Dice of run A (x) against run B (y), one marker set per structure
@@ -135,11 +172,23 @@ public enum Plots {
         return try Gnuplot.png(body: body, dataFiles: files, width: 800, height: 450)
     }
 
+    /// One of SPEC §10's cross-validation box plots and what it shows.
+    public struct CrossValidationPlot {
+        public var name: String
+        public var png: Data
+        public var mode: String
+        /// The metrics column: Dice or HausdorffDistance_mm.
+        public var metric: String
+        public var structures: [String]
+        public var title: String
+        public var yLabel: String
+    }
+
     /// SPEC §10's cross-validation box plots: per mode and metric, splits along x, structures as coloured
-    /// boxes, at most 7 structures a plot. Returns file name -> PNG (`Dice_Test_Splits.png`,
-    /// `HausdorffDistance_mm_Test_splits.png`, with `_1`, `_2`... when split).
-    public static func crossValidationBoxPlots(_ records: [MetricsRecord], epochLabel: String = "") throws -> [(String, Data)] {
-        var result: [(String, Data)] = []
+    /// boxes, at most 7 structures a plot. Named `Dice_Test_Splits.png`, `HausdorffDistance_mm_Test_splits.png`,
+    /// with `_1`, `_2`... when split.
+    public static func crossValidationBoxPlots(_ records: [MetricsRecord], epochLabel: String = "") throws -> [CrossValidationPlot] {
+        var result: [CrossValidationPlot] = []
         let modes = Array(Set(records.compactMap { $0.mode })).sorted()
         for mode in modes {
             let rows = records.filter { $0.mode == mode }
@@ -148,6 +197,7 @@ public enum Plots {
             for (metric, stem, label) in [(OutlierReport.Metric.dice, "Dice_\(mode)_Splits", "Dice Score (%)"),
                                           (.hausdorffDistance, "HausdorffDistance_mm_\(mode)_splits", "Hausdorff Distance (mm)")] {
                 if metric == .hausdorffDistance && !rows.contains(where: { !$0.hausdorffDistance.isNaN }) { continue }
+                let title = "Segmentation Results on \(mode) Dataset\(epochLabel.isEmpty ? "" : " (Epoch \(epochLabel))")"
                 for (g, group) in groups.enumerated() {
                     let png = try boxPlot(
                         categories: splits, series: group,
@@ -155,10 +205,11 @@ public enum Plots {
                             rows.filter { $0.split == split && $0.structure == structure }
                                 .map { metric == .dice ? $0.dice : $0.hausdorffDistance }
                         },
-                        title: "Segmentation Results on \(mode) Dataset\(epochLabel.isEmpty ? "" : " (Epoch \(epochLabel))")",
-                        yLabel: label, xLabel: "Cross-Validation Splits",
+                        title: title, yLabel: label, xLabel: "Cross-Validation Splits",
                         yRange: metric == .dice ? (0, 100.5) : nil)
-                    result.append((stem + (groups.count > 1 ? "_\(g + 1)" : "") + ".png", png))
+                    result.append(CrossValidationPlot(
+                        name: stem + (groups.count > 1 ? "_\(g + 1)" : "") + ".png", png: png, mode: mode,
+                        metric: metric == .dice ? "Dice" : "HausdorffDistance_mm", structures: group, title: title, yLabel: label))
                 }
             }
         }

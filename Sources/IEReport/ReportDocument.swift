@@ -1,18 +1,23 @@
 import Foundation
 import IECore
 
-/// A report as a list of blocks, rendered both as a Jupyter notebook (nbformat 4, outputs pre-rendered, no
-/// kernel needed) and as one self-contained HTML page (images embedded as base64).
+/// A report as a list of blocks, rendered both as a Jupyter notebook (nbformat 4) and as one self-contained HTML
+/// page (images embedded as base64). In the notebook every table, plot and text block is a code cell whose python
+/// recomputes it from the run's files, saved with our rendering as its outputs: it opens rendered with no kernel,
+/// and "Run All" redraws it.
 public struct ReportDocument: Sendable {
     public enum Block: Sendable {
         /// Markdown text: headings (`#`, `##`, `###`) and paragraphs. Rendered by Jupyter; in HTML, headings
         /// and paragraphs (inline markup is escaped, not interpreted).
         case markdown(String)
-        /// A table with a header row.
-        case table(caption: String, header: [String], rows: [[String]])
-        case image(caption: String, png: Data)
-        /// Monospaced text (InnerEye's text result files).
-        case preformatted(caption: String, text: String)
+        /// A table with a header row; `python` displays the same table (text/html and text/plain) recomputed.
+        case table(caption: String, header: [String], rows: [[String]], python: String)
+        /// A plot; `python` draws it again (matplotlib).
+        case image(caption: String, png: Data, python: String)
+        /// Monospaced text (InnerEye's text result files); `python` prints it again.
+        case preformatted(caption: String, text: String, python: String)
+        /// Notebook only: a code cell and the text it prints (the notebook's setup cell). Not in the HTML.
+        case code(python: String, output: String)
     }
 
     public var title: String
@@ -31,17 +36,18 @@ public struct ReportDocument: Sendable {
             switch block {
             case .markdown(let text):
                 cells.append(cell(type: "markdown", source: text, outputs: nil))
-            case .table(let caption, let header, let rows):
+            case .table(let caption, let header, let rows, let python):
                 let output = displayData([("text/html", htmlTable(header: header, rows: rows)),
                                           ("text/plain", plainTable(header: header, rows: rows))])
-                cells.append(cell(type: "code", source: "# \(caption) (pre-rendered table)", outputs: [output]))
-            case .image(let caption, let png):
+                cells.append(cell(type: "code", source: "# \(caption)\n\(python)", outputs: [output]))
+            case .image(let caption, let png, let python):
                 let output = displayData([("image/png", png.base64EncodedString()), ("text/plain", "<\(caption)>")],
                                          splitLines: false)
-                cells.append(cell(type: "code", source: "# \(caption) (pre-rendered plot)", outputs: [output]))
-            case .preformatted(let caption, let text):
-                let output = "{\"name\": \"stdout\", \"output_type\": \"stream\", \"text\": \(jsonLines(text))}"
-                cells.append(cell(type: "code", source: "# \(caption) (pre-rendered text)", outputs: [output]))
+                cells.append(cell(type: "code", source: "# \(caption)\n\(python)", outputs: [output]))
+            case .preformatted(let caption, let text, let python):
+                cells.append(cell(type: "code", source: "# \(caption)\n\(python)", outputs: [stream(text)]))
+            case .code(let python, let output):
+                cells.append(cell(type: "code", source: python, outputs: output.isEmpty ? [] : [stream(output)]))
             }
         }
         return """
@@ -72,6 +78,10 @@ public struct ReportDocument: Sendable {
         }
         fields.append("  \"source\": \(jsonLines(source))")
         return "  {\n" + fields.joined(separator: ",\n") + "\n  }"
+    }
+
+    private func stream(_ text: String) -> String {
+        "{\"name\": \"stdout\", \"output_type\": \"stream\", \"text\": \(jsonLines(text))}"
     }
 
     private func displayData(_ items: [(String, String)], splitLines: Bool = true) -> String {
@@ -110,13 +120,15 @@ public struct ReportDocument: Sendable {
                         body += "<p>\(escapeHTML(paragraph))</p>\n"
                     }
                 }
-            case .table(let caption, let header, let rows):
+            case .table(let caption, let header, let rows, _):
                 body += "<figure>\n<figcaption>\(escapeHTML(caption))</figcaption>\n\(htmlTable(header: header, rows: rows))</figure>\n"
-            case .image(let caption, let png):
+            case .image(let caption, let png, _):
                 body += "<figure>\n<img alt=\"\(escapeHTML(caption))\" src=\"data:image/png;base64,\(png.base64EncodedString())\">\n"
                     + "<figcaption>\(escapeHTML(caption))</figcaption>\n</figure>\n"
-            case .preformatted(let caption, let text):
+            case .preformatted(let caption, let text, _):
                 body += "<figure>\n<figcaption>\(escapeHTML(caption))</figcaption>\n<pre>\(escapeHTML(text))</pre>\n</figure>\n"
+            case .code:
+                break
             }
         }
         return """
@@ -150,9 +162,18 @@ public struct ReportDocument: Sendable {
         var s = "<table>\n<thead><tr>" + header.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
         for row in rows {
             // Numbers right-aligned, text left-aligned.
-            s += "<tr>" + row.map { Double($0) != nil || $0 == "inf" ? "<td>\(escapeHTML($0))</td>" : "<td class=\"t\">\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
+            s += "<tr>" + row.map { isNumberCell($0) ? "<td>\(escapeHTML($0))</td>" : "<td class=\"t\">\(escapeHTML($0))</td>" }.joined() + "</tr>\n"
         }
         return s + "</tbody>\n</table>\n"
+    }
+
+    /// A cell printed as a number: `-?digits[.digits]` or `inf`/`-inf` (the notebook's python uses the same rule).
+    func isNumberCell(_ text: String) -> Bool {
+        var rest = Substring(text)
+        if rest.first == "-" { rest = rest.dropFirst() }
+        if rest == "inf" { return true }
+        let parts = rest.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        return parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
     }
 
     func plainTable(header: [String], rows: [[String]]) -> String {

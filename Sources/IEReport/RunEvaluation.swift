@@ -17,6 +17,20 @@ public enum RunEvaluation {
         return modes
     }
 
+    /// `metrics_boxplot.png`: Dice (top) and HausdorffDistance_mm (bottom) per structure, one panel each
+    /// (non-finite distances, where one mask is empty, are left out).
+    public static func boxPlot(_ records: [MetricsRecord], structures: [String], mode: String, epoch: Int) throws -> Data {
+        func values(_ keyPath: KeyPath<MetricsRecord, Double>) -> (String, String) -> [Double] {
+            { structure, _ in records.filter { $0.structure == structure }.map { $0[keyPath: keyPath] } }
+        }
+        return try Plots.boxPlots([
+            .init(categories: structures, series: [mode], values: values(\.dice),
+                  title: "Dice per structure, \(mode), epoch \(epoch)", yLabel: "Dice", yRange: (0, 1)),
+            .init(categories: structures, series: [mode], values: values(\.hausdorffDistance),
+                  title: "HausdorffDistance_mm per structure, \(mode), epoch \(epoch)", yLabel: "HausdorffDistance_mm"),
+        ])
+    }
+
     /// `baselines: false` skips the comparison_runs step (cross-validation folds and parents compare in
     /// CrossValResults/BaselineComparisons instead).
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
@@ -51,11 +65,8 @@ public enum RunEvaluation {
         let file = try MetricsFile.read(path: folder + "/metrics.csv")
         try AtomicFile.write(MetricsAggregates.csv(file.records), to: folder + "/metrics_aggregates.csv")
         if Gnuplot.executable() != nil {
-            let structures = config.groundTruthIds
-            let png = try Plots.boxPlot(categories: structures, series: [mode],
-                                        values: { structure, _ in file.records.filter { $0.structure == structure }.map(\.dice) },
-                                        title: "Dice per structure, \(mode), epoch \(epoch)", yLabel: "Dice", yRange: (0, 1))
-            try AtomicFile.write(png, to: folder + "/metrics_boxplot.png")
+            try AtomicFile.write(try boxPlot(file.records, structures: config.groundTruthIds, mode: mode, epoch: epoch),
+                                 to: folder + "/metrics_boxplot.png")
         } else {
             Log.warning("gnuplot not found: metrics_boxplot.png not drawn (apt-get install gnuplot-nox)")
         }

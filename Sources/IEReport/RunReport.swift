@@ -30,8 +30,9 @@ public enum RunReport {
         guard FileManager.default.fileExists(atPath: outputs, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw IEError.badInput("not a folder, expected a run folder (with outputs/) or its outputs folder", file: run)
         }
-        let (document, usedEpoch, missing) = try build(outputs: outputs, runName: runName(run), epoch: epoch)
         let folder = outputFolder ?? outputs
+        let (document, usedEpoch, missing) = try build(outputs: outputs, runName: runName(run), epoch: epoch,
+                                                       notebookFolder: folder)
         let notebookPath = (folder as NSString).appendingPathComponent("report.ipynb")
         let htmlPath = (folder as NSString).appendingPathComponent("report.html")
         let formatter = ISO8601DateFormatter()
@@ -48,12 +49,15 @@ public enum RunReport {
         return last
     }
 
-    /// The document, the epoch used and the list of missing inputs.
-    public static func build(outputs: String, runName: String, epoch requestedEpoch: Int? = nil) throws
-        -> (ReportDocument, Int?, [String]) {
+    /// The document, the epoch used and the list of missing inputs. The notebook's python reads the run's files
+    /// by paths relative to `notebookFolder` (default: the outputs folder, where `write` puts it).
+    public static func build(outputs: String, runName: String, epoch requestedEpoch: Int? = nil,
+                             notebookFolder: String? = nil) throws -> (ReportDocument, Int?, [String]) {
         var doc = ReportDocument(title: "ie-toolbox report: \(runName)")
         var missing: [String] = []
         doc.add(.markdown("# ie-toolbox report: \(runName)"))
+        let setup = ReportNotebook.setup(outputs: ReportNotebook.relativePath(from: notebookFolder ?? outputs, to: outputs))
+        doc.add(.code(python: setup.python, output: setup.output))
         addRunInfo(&doc, outputs: outputs)
 
         // Which epoch.
@@ -90,9 +94,10 @@ public enum RunReport {
                     }
                     continue
                 }
-                try addModeSection(&doc, mode: mode, metrics: try MetricsFile.read(path: path))
+                try addModeSection(&doc, mode: mode, metrics: try MetricsFile.read(path: path),
+                                   path: "\(RunLayout.epochFolderName(epoch))/\(mode)/metrics.csv")
             }
-            try addBaselineComparison(&doc, testFolder: "\(epochFolder)/Test")
+            try addBaselineComparison(&doc, outputs: outputs, testFolder: "\(epochFolder)/Test")
         }
 
         try addCrossValidation(&doc, outputs: outputs)
@@ -104,11 +109,12 @@ public enum RunReport {
         guard let data = FileManager.default.contents(atPath: runJSON),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
         let keys = ["id", "experiment", "model", "status", "parent", "started", "finished", "host", "git_commit"]
-        let rows = keys.compactMap { key -> [String]? in
-            guard let value = object[key], !(value is NSNull) else { return nil }
-            return [key, "\(value)"]
+        let rows = keys.compactMap { key -> [String]? in (object[key] as? String).map { [key, $0] } }
+        if !rows.isEmpty {
+            let path = ReportNotebook.relativePath(from: outputs, to: runJSON)
+            doc.add(.table(caption: "Run (run.json)", header: ["field", "value"], rows: rows,
+                           python: "run_table(\(ReportNotebook.literal(path)), \(ReportNotebook.literal(keys)))"))
         }
-        if !rows.isEmpty { doc.add(.table(caption: "Run (run.json)", header: ["field", "value"], rows: rows)) }
     }
 
     static func readEpochMetrics(_ path: String) -> CSVTable? {
@@ -141,7 +147,9 @@ public enum RunReport {
                                        ("learning_rate", "Learning rate per epoch", "learning rate")] {
             let t = series(train, column), v = series(val, column)
             if t.isEmpty && v.isEmpty { continue }
-            doc.add(.image(caption: title, png: try Plots.trainingCurve(train: t, val: v, title: title, yLabel: label)))
+            doc.add(.image(caption: title, png: try Plots.trainingCurve(train: t, val: v, title: title, yLabel: label),
+                           python: "training_curve(\(ReportNotebook.literal(column)), \(ReportNotebook.literal(title)), "
+                               + "\(ReportNotebook.literal(label)))"))
         }
     }
 
@@ -155,21 +163,22 @@ public enum RunReport {
         ("Dice", \.dice, true), ("HausdorffDistance_mm", \.hausdorffDistance, false),
         ("MeanDistance_mm", \.meanDistance, false)]
 
-    static func addModeSection(_ doc: inout ReportDocument, mode: String, metrics: MetricsFile) throws {
+    /// `path`: the metrics.csv relative to the outputs folder.
+    static func addModeSection(_ doc: inout ReportDocument, mode: String, metrics: MetricsFile, path: String) throws {
+        let file = ReportNotebook.literal(path)
         doc.add(.markdown("## \(mode) results\n\n\(metrics.records.count) rows, "
                           + "\(Set(metrics.records.map { $0.patient }).count) subjects, "
                           + "\(Set(metrics.records.map { $0.structure }).count) structures."))
         for (name, keyPath, higherIsBetter) in metricColumns {
             if name == "HausdorffDistance_mm" && !metrics.hasHausdorffDistance { continue }
             if name == "MeanDistance_mm" && !metrics.hasMeanDistance { continue }
-            // describe() per structure, sorted by mean.
+            // pandas' describe() per structure (values in file order, NaN skipped as pandas does), sorted by mean.
             var byStructure: [String: [Double]] = [:]
             for r in metrics.records { byStructure[r.structure, default: []].append(r[keyPath: keyPath]) }
             let describe = byStructure.map { structure, values -> (String, [Double]) in
                 let v = values.filter { !$0.isNaN }
-                let finite = v.allSatisfy { $0.isFinite }
-                let stats: [Double] = [Double(v.count), Descriptive.mean(v),
-                                       finite ? Descriptive.sampleStandardDeviation(v) : .nan, v.min() ?? .nan,
+                let stats: [Double] = [Double(v.count), Descriptive.skipNaNMean(values),
+                                       Descriptive.skipNaNSampleStandardDeviation(values), v.min() ?? .nan,
                                        Descriptive.quantile(v, 0.25), Descriptive.quantile(v, 0.5),
                                        Descriptive.quantile(v, 0.75), v.max() ?? .nan]
                 return (structure, stats)
@@ -180,10 +189,12 @@ public enum RunReport {
             }
             doc.add(.table(caption: "\(mode): \(name) per structure (sorted by mean)",
                            header: ["Structure", "count", "mean", "std", "min", "25%", "50%", "75%", "max"],
-                           rows: describe.map { [$0.0, String(Int($0.1[0]))] + $0.1.dropFirst().map(fmt) }))
+                           rows: describe.map { [$0.0, String(Int($0.1[0]))] + $0.1.dropFirst().map(fmt) },
+                           python: "describe_table(\(file), \(ReportNotebook.literal(name)))"))
             // 20 worst subjects, with outliers flagged as in SPEC §8 (3 sd from the mean over all rows).
-            let values = metrics.records.map { $0[keyPath: keyPath] }.filter { !$0.isNaN }
-            let mean = Descriptive.mean(values), sd = Descriptive.sampleStandardDeviation(values)
+            let all = metrics.records.map { $0[keyPath: keyPath] }
+            let values = all.filter { !$0.isNaN }
+            let mean = Descriptive.skipNaNMean(all), sd = Descriptive.skipNaNSampleStandardDeviation(all)
             let worst = metrics.records.filter { !$0[keyPath: keyPath].isNaN }.sorted { a, b in
                 let (x, y) = (a[keyPath: keyPath], b[keyPath: keyPath])
                 if x != y { return higherIsBetter ? x < y : x > y }
@@ -195,31 +206,38 @@ public enum RunReport {
                                let v = r[keyPath: keyPath]
                                let outlier = higherIsBetter ? v < mean - 3 * sd : v > mean + 3 * sd
                                return [r.patient, r.structure, fmt(v), outlier ? "True" : "False"]
-                           }))
+                           },
+                           python: "worst_table(\(file), \(ReportNotebook.literal(name)), \(higherIsBetter ? "True" : "False"))"))
             if name != "MeanDistance_mm" {
                 let structures = Plots.structureGroups(Array(byStructure.keys))
                 for (g, group) in structures.enumerated() {
+                    let title = "\(mode): \(name) per structure"
                     let png = try Plots.boxPlot(
                         categories: group, series: [name],
                         values: { structure, _ in metrics.records.filter { $0.structure == structure }.map { $0[keyPath: keyPath] } },
-                        title: "\(mode): \(name) per structure", yLabel: name,
+                        title: title, yLabel: name,
                         yRange: name == "Dice" ? (0, 1.005 * (values.max().map { $0 > 1.001 ? 100 : 1 } ?? 1)) : nil)
-                    doc.add(.image(caption: "\(mode): \(name) box plot" + (structures.count > 1 ? " \(g + 1)" : ""), png: png))
+                    doc.add(.image(caption: "\(mode): \(name) box plot" + (structures.count > 1 ? " \(g + 1)" : ""), png: png,
+                                   python: "structure_box_plot(\(file), \(ReportNotebook.literal(name)), "
+                                       + "\(ReportNotebook.literal(group)), \(ReportNotebook.literal(title)))"))
                 }
             }
         }
     }
 
-    static func addBaselineComparison(_ doc: inout ReportDocument, testFolder: String) throws {
+    static func addBaselineComparison(_ doc: inout ReportDocument, outputs: String, testFolder: String) throws {
         let wilcoxon = "\(testFolder)/\(BaselineComparison.wilcoxonFileName)"
         guard let text = try? String(contentsOfFile: wilcoxon, encoding: .utf8) else { return }
+        func python(_ call: String, _ path: String) -> String {
+            "\(call)(\(ReportNotebook.literal(ReportNotebook.relativePath(from: outputs, to: path))))"
+        }
         doc.add(.markdown("## Comparison with baselines"))
-        doc.add(.preformatted(caption: BaselineComparison.wilcoxonFileName, text: text))
+        doc.add(.preformatted(caption: BaselineComparison.wilcoxonFileName, text: text, python: python("print_file", wilcoxon)))
         let scatterFolder = "\(testFolder)/scatterplots"
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: scatterFolder)) ?? []).filter { $0.hasSuffix(".png") }.sorted()
         for name in names {
             if let png = FileManager.default.contents(atPath: "\(scatterFolder)/\(name)") {
-                doc.add(.image(caption: "scatterplots/\(name)", png: png))
+                doc.add(.image(caption: "scatterplots/\(name)", png: png, python: python("show_png", "\(scatterFolder)/\(name)")))
             }
         }
     }
@@ -232,8 +250,12 @@ public enum RunReport {
         doc.add(.markdown("## Cross-validation: folds and ensemble"))
         let across = "\(crossVal)/MetricsAcrossAllRuns.csv"
         var records: [MetricsRecord] = []
+        // The files the notebook's python reads: (split, mode, metrics.csv) per fold, or MetricsAcrossAllRuns.csv.
+        func relative(_ path: String) -> String { ReportNotebook.literal(ReportNotebook.relativePath(from: outputs, to: path)) }
+        var sources: [String] = []
         if FileManager.default.fileExists(atPath: across) {
             records = try MetricsFile.read(path: across).records
+            sources = ["(None, None, \(relative(across)))"]
         } else {
             let splits = ((try? FileManager.default.contentsOfDirectory(atPath: crossVal)) ?? []).filter { name in
                 var dir: ObjCBool = false
@@ -242,7 +264,11 @@ public enum RunReport {
             }.sorted { (Int($0) ?? Int.max, $0) < (Int($1) ?? Int.max, $1) }
             if let inputs = try? MetricsAcrossRuns.inputs(runs: splits.map { ($0, "\(crossVal)/\($0)") },
                                                           datasetOverride: FileManager.default.fileExists(atPath: "\(outputs)/dataset.csv") ? "\(outputs)/dataset.csv" : nil) {
-                for input in inputs { records += try MetricsAcrossRuns.rows(input).map { $0.record } }
+                for input in inputs {
+                    records += try MetricsAcrossRuns.rows(input).map { $0.record }
+                    sources.append("(\(ReportNotebook.literal(input.split)), \(ReportNotebook.literal(input.mode)), "
+                                   + "\(relative(input.metrics.source)))")
+                }
             }
         }
         if records.isEmpty {
@@ -250,6 +276,7 @@ public enum RunReport {
             return
         }
         let splits = Array(Set(records.compactMap { $0.split })).sorted { (Int($0) ?? Int.max, $0) < (Int($1) ?? Int.max, $1) }
+        let sourceList = "[" + sources.joined(separator: ", ") + "]"
         for mode in ["Test", "Val"] {
             let rows = records.filter { $0.mode == mode }
             if rows.isEmpty { continue }
@@ -257,15 +284,18 @@ public enum RunReport {
             let table = structures.map { s in
                 [s] + splits.map { split in fmt(Descriptive.mean(rows.filter { $0.split == split && $0.structure == s && !$0.dice.isNaN }.map { $0.dice })) }
             }
-            doc.add(.table(caption: "\(mode): mean Dice (%) per fold and ensemble", header: ["Structure"] + splits, rows: table))
+            doc.add(.table(caption: "\(mode): mean Dice (%) per fold and ensemble", header: ["Structure"] + splits, rows: table,
+                           python: "fold_table(\(sourceList), \(ReportNotebook.literal(mode)))"))
         }
-        for (name, png) in try Plots.crossValidationBoxPlots(records) {
-            doc.add(.image(caption: name, png: png))
+        for plot in try Plots.crossValidationBoxPlots(records) {
+            let python = "fold_box_plot(\(sourceList), \(ReportNotebook.literal(plot.mode)), \(ReportNotebook.literal(plot.metric)), "
+                + "\(ReportNotebook.literal(plot.structures)), \(ReportNotebook.literal(plot.title)), \(ReportNotebook.literal(plot.yLabel)))"
+            doc.add(.image(caption: plot.name, png: plot.png, python: python))
         }
         for file in ["CrossValidationWilcoxonSignedRankTestResults.txt", "CrossValidationMannWhitneyTestResults.txt",
                      "Test_outliers.txt", "Val_outliers.txt"] {
             if let text = try? String(contentsOfFile: "\(crossVal)/\(file)", encoding: .utf8) {
-                doc.add(.preformatted(caption: file, text: text))
+                doc.add(.preformatted(caption: file, text: text, python: "print_file(\(relative("\(crossVal)/\(file)")))"))
             }
         }
     }

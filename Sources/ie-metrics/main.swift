@@ -16,7 +16,7 @@ struct Metrics: ParsableCommand {
         Single pair: scores one prediction mask against one ground-truth mask and
         writes the header and one row. Folder: scores every subject folder
         <subject:03d>/ of an ie-infer output against the dataset's ground truth and
-        writes <output_folder>/metrics.csv plus
+        writes <output_folder>/metrics.csv and the largest predicted slices as
         thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png. Masks must be binary
         (0/1) NIfTI files of equal shape and spacing. Distances are in mm between
         voxel centres (SPEC §7); NaN is an empty field, a missing object gives Dice

@@ -15,8 +15,9 @@ struct Report: ParsableCommand {
         cross-validation parents (CrossValResults/) the per-fold and ensemble
         comparison. It uses the epoch with the best mean validation Dice
         (Val/epoch_metrics.csv), else the highest epoch_NNN folder. Plots are drawn by
-        gnuplot (pngcairo). The notebook needs no kernel: its outputs are
-        pre-rendered; the HTML page embeds its images.
+        gnuplot (pngcairo). The notebook opens rendered with no kernel; run from its
+        folder, every cell recomputes its table or plot from the run's CSV files
+        (pandas, matplotlib). The HTML page embeds its images.
 
         --baseline=NAME=RUN (repeatable) first compares this run's Test Dice with
         baseline runs (SPEC §9 comparison_runs):

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import IETestSupport
 
 /// The HelloWorld pipeline on tiny synthetic data, run through the built tools as a user runs them.
 final class PipelineTests: XCTestCase {
@@ -44,7 +45,7 @@ final class PipelineTests: XCTestCase {
             let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=\(mode)"])
             XCTAssertEqual(metrics.status, 0, metrics.stderr)
             let folder = run + "/outputs/epoch_002/" + mode
-            for file in ["metrics.csv", "metrics_aggregates.csv", "dataset_id.txt", "ground_truth_ids.txt", "image_channel_ids.txt"] {
+            for file in ["metrics.csv", "metrics_aggregates.csv", "metrics_boxplot.png", "dataset_id.txt", "ground_truth_ids.txt", "image_channel_ids.txt"] {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/" + file), "missing \(mode)/\(file)")
             }
             let metricsText = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8)
@@ -55,6 +56,11 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(report.status, 0, report.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/report.html"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/report.ipynb"))
+        // Jupyter runs the notebook from its folder: every cell recomputes what it was saved with.
+        let notebook = try NotebookExecution.executeAndCompare(notebook: run + "/outputs/report.ipynb")
+        XCTAssertEqual(notebook.problems, [])
+        XCTAssertGreaterThanOrEqual(notebook.tables, 1 + 2 * 6, "run.json, then describe and worst-20 of 3 metrics for Val and Test")
+        XCTAssertGreaterThanOrEqual(notebook.plots, 3 + 2 * 2, "training curves, Dice and Hausdorff box plots per mode")
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))) as! [String: Any]
         XCTAssertEqual(info["status"] as? String, "completed")
 

@@ -1,6 +1,7 @@
 import XCTest
 import IECore
 import IEImage
+import IETestSupport
 @testable import IEEval
 
 final class MetricsThumbnailTests: XCTestCase {
@@ -82,5 +83,67 @@ final class MetricsThumbnailTests: XCTestCase {
             outputFolder: folder, load: load)) { error in
             XCTAssertTrue("\(error)".hasPrefix("bad: voxel 0 has value 2.0, expected a binary mask"), "\(error)")
         }
+    }
+
+    /// The slice with the largest predicted area is shown, not the largest ground-truth slice; ties take the lowest
+    /// z; an empty prediction falls back to the largest ground-truth slice. The PNG is read back by PIL.
+    func testPredictedMaximalSliceWithBothContours() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("thumbs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let shape = (z: 5, y: 8, x: 10)
+        let grid = VoxelGrid(shape: shape)
+        typealias Box = (z: Int, y: ClosedRange<Int>, x: ClosedRange<Int>)
+        func volume(_ boxes: [Box]) -> Volume<Float> {
+            Volume(shape: shape, spacing: (1, 1, 1), data: metricsMask(grid) { z, y, x in
+                boxes.contains { $0.z == z && $0.y.contains(y) && $0.x.contains(x) }
+            }.map { $0 ? 1 : 0 })
+        }
+        // Ground truth largest on z = 1 (48 voxels); prediction largest on z = 3 and z = 4 (20 voxels each).
+        let truth: [Box] = [(1, 1...6, 1...8), (3, 2...4, 2...4)]
+        let prediction: [Box] = [(1, 1...2, 1...2), (3, 2...5, 3...7), (4, 2...5, 3...7)]
+        let files = ["truth": volume(truth), "prediction": volume(prediction), "empty": volume([])]
+        let load: MetricsEvaluation.VolumeLoader = { path in
+            guard let v = files[path] else { throw IEError.badInput("no such file", file: path) }
+            return v
+        }
+        try MetricsEvaluation.run(cases: [
+            MetricsCase(patient: "1", structure: "s", predictionPath: "prediction", groundTruthPath: "truth"),
+            MetricsCase(patient: "2", structure: "s", predictionPath: "empty", groundTruthPath: "truth"),
+        ], outputFolder: folder, load: load)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder + "/thumbnails").sorted(),
+                       ["001_s_slice_003.png", "002_s_slice_001.png"])
+        // Expected colours on z = 3 from the boxes' borders: R truth only, B prediction only, M both, G grey.
+        func border(_ boxes: [Box], _ y: Int, _ x: Int) -> Bool {
+            boxes.contains { $0.z == 3 && $0.y.contains(y) && $0.x.contains(x)
+                && (y == $0.y.lowerBound || y == $0.y.upperBound || x == $0.x.lowerBound || x == $0.x.upperBound) }
+        }
+        let expected = (0..<shape.y).map { y in
+            String((0..<shape.x).map { x -> Character in
+                switch (border(truth, y, x), border(prediction, y, x)) {
+                case (true, true): return "M"
+                case (true, false): return "R"
+                case (false, true): return "B"
+                case (false, false): return "G"
+                }
+            })
+        }.joined(separator: "\n")
+        let decoded = try PythonOracle.run("""
+            import sys
+            from PIL import Image
+            image = Image.open(sys.argv[1]).convert('RGB')
+            scale = image.width // \(shape.x)
+            assert image.size == (\(shape.x) * scale, \(shape.y) * scale), image.size
+            names = {(255, 0, 0): 'R', (0, 0, 255): 'B', (255, 0, 255): 'M'}
+            for y in range(\(shape.y)):
+                row = ''
+                for x in range(\(shape.x)):
+                    colours = {image.getpixel((x * scale + dx, y * scale + dy)) for dx in range(scale) for dy in range(scale)}
+                    assert len(colours) == 1, colours
+                    c = colours.pop()
+                    row += names.get(c, 'G' if c[0] == c[1] == c[2] else '?')
+                print(row)
+            """, arguments: [folder + "/thumbnails/001_s_slice_003.png"])
+        XCTAssertEqual(decoded.trimmingCharacters(in: .whitespacesAndNewlines), expected)
+        XCTAssertTrue(expected.contains("M") && expected.contains("R") && expected.contains("B"))
     }
 }

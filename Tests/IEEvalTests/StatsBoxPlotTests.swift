@@ -52,9 +52,9 @@ final class StatsBoxPlotTests: XCTestCase {
             }
             return out
         }
-        XCTAssertEqual(try Plots.crossValidationBoxPlots(records(7)).map(\.0),
+        XCTAssertEqual(try Plots.crossValidationBoxPlots(records(7)).map(\.name),
                        ["Dice_Test_Splits.png", "HausdorffDistance_mm_Test_splits.png"])
-        XCTAssertEqual(try Plots.crossValidationBoxPlots(records(9)).map(\.0),
+        XCTAssertEqual(try Plots.crossValidationBoxPlots(records(9)).map(\.name),
                        ["Dice_Test_Splits_1.png", "Dice_Test_Splits_2.png",
                         "HausdorffDistance_mm_Test_splits_1.png", "HausdorffDistance_mm_Test_splits_2.png"])
     }

@@ -105,7 +105,7 @@ final class StatsReportTests: XCTestCase {
         // Test Dice of bladder: 0.71 ... 0.76; numpy: mean 0.735, std 0.018708, percentiles 0.7225 / 0.735 / 0.7475
         // (printed by numpy with %.3f as 0.722 and 0.748: the binary values lie just below and above).
         let table = doc.blocks.compactMap { block -> [[String]]? in
-            if case .table(let caption, _, let rows) = block, caption == "Test: Dice per structure (sorted by mean)" { return rows }
+            if case .table(let caption, _, let rows, _) = block, caption == "Test: Dice per structure (sorted by mean)" { return rows }
             return nil
         }.first
         XCTAssertEqual(table?.first, ["bladder", "6", "0.735", "0.019", "0.710", "0.722", "0.735", "0.748", "0.760"])
@@ -189,6 +189,27 @@ final class StatsReportTests: XCTestCase {
         let html = try String(contentsOfFile: try RunReport.write(run: current).htmlPath, encoding: .utf8)
         XCTAssertTrue(html.contains("Comparison with baselines"))
         XCTAssertTrue(html.contains("scatterplots/BASE_vs_CURRENT.png"))
+    }
+
+    func testMetricsBoxPlotHasDiceAndHausdorffPanels() throws {
+        let records = try MetricsFile.parse(text: metricsCSV(subjects: 6, base: 0.6)).records
+        let png = try RunEvaluation.boxPlot(records, structures: Self.structures, mode: "Test", epoch: 2)
+        let path = "\(root)/metrics_boxplot.png"
+        try png.write(to: URL(fileURLWithPath: path))
+        // Read back by PIL: two 600-pixel panels stacked, each with drawing in it (pixels neither white nor black).
+        let out = try pythonReference("""
+            from PIL import Image
+            image = Image.open(\(jsonString(path))).convert('RGB')
+            w, h = image.size
+            def coloured(top):
+                return sum(1 for y in range(top, top + h // 2, 2) for x in range(0, w, 2)
+                           if len(set(image.getpixel((x, y)))) > 1)
+            print(w, h, coloured(0), coloured(h // 2))
+            """)
+        let v = numbers(out)
+        XCTAssertEqual(Array(v.prefix(2)), [1100, 1200])
+        XCTAssertGreaterThan(v[2], 100, "Dice panel has coloured boxes")
+        XCTAssertGreaterThan(v[3], 100, "HausdorffDistance_mm panel has coloured boxes")
     }
 
     func testMissingGnuplotIsAClearError() throws {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Runs the python reference implementations the tests compare against (numpy, scipy, nibabel, scikit-learn,
-/// nbformat, safetensors: installed by `make test` from tests/requirements.txt). A missing python or module is an
+/// nbformat, safetensors, SimpleITK, pandas, matplotlib, nbconvert, ipykernel, pillow: installed by `make test` from tests/requirements.txt). A missing python or module is an
 /// error, not a skip: the oracles are part of the test setup.
 public enum PythonOracle {
     public struct Failure: Error, CustomStringConvertible {

@@ -19,15 +19,16 @@ public struct MetricsRGBImage: Sendable, Equatable {
     }
 }
 
-/// SPEC §7 thumbnails: the axial slice with the largest ground-truth area, the image in grey, the ground-truth
-/// contour red, the prediction contour blue (magenta where the two contours share a pixel).
+/// SPEC §7 thumbnails: the axial slice with the largest predicted area (the largest ground-truth area when the
+/// prediction is empty), the image in grey, the ground-truth contour red, the prediction contour blue (magenta
+/// where the two contours share a pixel).
 public enum MetricsThumbnail {
     public static let groundTruthColour: (UInt8, UInt8, UInt8) = (255, 0, 0)
     public static let predictionColour: (UInt8, UInt8, UInt8) = (0, 0, 255)
     public static let sharedColour: (UInt8, UInt8, UInt8) = (255, 0, 255)
 
-    /// The z index with the most ground-truth voxels (the first such slice on ties); when the ground truth is
-    /// empty, the same for the prediction; nil when both are empty (nothing to show).
+    /// The z index with the most predicted voxels (the lowest such z on ties); when the prediction is empty,
+    /// the same for the ground truth; nil when both are empty (nothing to show).
     public static func largestSlice(groundTruth: [Bool]?, prediction: [Bool], grid: VoxelGrid) -> Int? {
         func best(_ mask: [Bool]) -> Int? {
             var bestZ: Int?
@@ -40,8 +41,8 @@ public enum MetricsThumbnail {
             }
             return bestZ
         }
-        if let groundTruth, let z = best(groundTruth) { return z }
-        return best(prediction)
+        if let z = best(prediction) { return z }
+        return groundTruth.flatMap(best)
     }
 
     /// Grey levels for an image slice. CT (a slice reaching -500 HU or below) gets a soft-tissue window,

@@ -2,8 +2,39 @@ import Foundation
 
 /// Small descriptive statistics with the conventions of numpy/pandas/Python's `statistics` module.
 public enum Descriptive {
+    /// numpy's float64 sum (`np.add.reduce` on a contiguous array): pairwise, below 8 values a plain loop,
+    /// up to 128 values eight interleaved partial sums, above that the two halves (cut at a multiple of 8)
+    /// summed recursively. The same additions in the same order, so the same bits as numpy and pandas.
+    public static func sum(_ values: [Double]) -> Double {
+        values.withUnsafeBufferPointer { pairwiseSum($0) }
+    }
+
+    private static func pairwiseSum(_ a: UnsafeBufferPointer<Double>) -> Double {
+        let n = a.count
+        if n < 8 {
+            var result = 0.0
+            for v in a { result += v }
+            return result
+        }
+        if n <= 128 {
+            var r = (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+            var i = 8
+            while i < n - n % 8 {
+                r.0 += a[i]; r.1 += a[i + 1]; r.2 += a[i + 2]; r.3 += a[i + 3]
+                r.4 += a[i + 4]; r.5 += a[i + 5]; r.6 += a[i + 6]; r.7 += a[i + 7]
+                i += 8
+            }
+            var result = ((r.0 + r.1) + (r.2 + r.3)) + ((r.4 + r.5) + (r.6 + r.7))
+            while i < n { result += a[i]; i += 1 }
+            return result
+        }
+        var half = n / 2
+        half -= half % 8
+        return pairwiseSum(UnsafeBufferPointer(rebasing: a[0..<half])) + pairwiseSum(UnsafeBufferPointer(rebasing: a[half..<n]))
+    }
+
     public static func mean(_ values: [Double]) -> Double {
-        values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
+        values.isEmpty ? .nan : sum(values) / Double(values.count)
     }
 
     /// Sample standard deviation (ddof 1); NaN for fewer than two values, as pandas.
@@ -11,22 +42,41 @@ public enum Descriptive {
         guard values.count >= 2 else { return .nan }
         let m = mean(values)
         if m.isInfinite || m.isNaN { return .nan }
-        let squares = values.reduce(0) { $0 + ($1 - m) * ($1 - m) }
-        return (squares / Double(values.count - 1)).squareRoot()
+        return (sum(values.map { (m - $0) * (m - $0) }) / Double(values.count - 1)).squareRoot()
+    }
+
+    /// pandas' `Series.mean()` (skipna): NaN entries count as 0 in numpy's sum over the whole array, the sum
+    /// divided by the number of non-NaN entries; NaN when there are none.
+    public static func skipNaNMean(_ values: [Double]) -> Double {
+        let count = values.reduce(0) { $1.isNaN ? $0 : $0 + 1 }
+        return count == 0 ? .nan : sum(values.map { $0.isNaN ? 0 : $0 }) / Double(count)
+    }
+
+    /// pandas' `Series.std()` (skipna, ddof 1), as its nanvar computes it: the mean as `skipNaNMean`, the squared
+    /// deviations (0 at NaN entries) summed by numpy over the whole array, divided by count - 1; NaN for fewer
+    /// than two values. An infinite value makes it NaN (inf - inf), as in pandas.
+    public static func skipNaNSampleStandardDeviation(_ values: [Double]) -> Double {
+        let count = values.reduce(0) { $1.isNaN ? $0 : $0 + 1 }
+        guard count >= 2 else { return .nan }
+        let m = skipNaNMean(values)
+        return (sum(values.map { $0.isNaN ? 0 : (m - $0) * (m - $0) }) / Double(count - 1)).squareRoot()
     }
 
     public static func median(_ values: [Double]) -> Double { quantile(values, 0.5) }
 
-    /// Quantile with linear interpolation between order statistics (numpy's and pandas' default).
+    /// Quantile with linear interpolation between order statistics (numpy's and pandas' default), computed as
+    /// numpy's `_lerp` does: below the midpoint `a + (b - a) t`, from it on `b - (b - a)(1 - t)`. With infinite
+    /// values this gives numpy's answers, NaN included (`[1, inf]` has 25% inf, 50% NaN).
     public static func quantile(_ values: [Double], _ q: Double) -> Double {
         guard !values.isEmpty else { return .nan }
         let sorted = values.sorted()
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down))
+        let position = Double(sorted.count - 1) * q
+        let lower = min(max(Int(position.rounded(.down)), 0), sorted.count - 1)
         let upper = min(lower + 1, sorted.count - 1)
-        let fraction = position - Double(lower)
-        if fraction == 0 || sorted[lower] == sorted[upper] { return sorted[lower] }
-        return sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
+        let t = position - position.rounded(.down)
+        let (a, b) = (sorted[lower], sorted[upper])
+        let difference = b - a
+        return t >= 0.5 ? b - difference * (1 - t) : a + difference * t
     }
 
     /// Standard normal CDF.
