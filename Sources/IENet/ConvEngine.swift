@@ -68,8 +68,16 @@ enum ConvScratch {
     nonisolated(unsafe) static var implicitGEMMEnabled: Bool = ProcessInfo.processInfo.environment["IENET_IMPLICIT_GEMM"] != "0"
     /// Hard cap on one column buffer (16 Mi floats = 64 MiB).
     nonisolated(unsafe) static var ceilingFloats = 1 << 24
-    nonisolated(unsafe) private static var buffers: [UnsafeMutablePointer<Float>?] = []
-    nonisolated(unsafe) private static var capacities: [Int] = []
+    /// One column buffer per worker, in a table allocated once: workers of a concurrentPerform each touch only
+    /// their own slot through the pointer (growing a shared Swift array from workers was a data race that
+    /// ThreadSanitizer reported).
+    private struct Slot { var buffer: UnsafeMutablePointer<Float>?; var capacity: Int }
+    static let maxWorkers = 1024
+    nonisolated(unsafe) private static let slots: UnsafeMutablePointer<Slot> = {
+        let table = UnsafeMutablePointer<Slot>.allocate(capacity: maxWorkers)
+        table.initialize(repeating: Slot(buffer: nil, capacity: 0), count: maxWorkers)
+        return table
+    }()
 
     nonisolated(unsafe) private static var paddedBuffer: UnsafeMutablePointer<Float>?
     nonisolated(unsafe) private static var paddedCapacity = 0
@@ -84,19 +92,21 @@ enum ConvScratch {
         return paddedBuffer!
     }
 
-    /// Makes sure `workers` buffers exist, so workers can then fetch theirs without touching shared arrays' shape.
+    /// Checks that `workers` slots exist (the table is fixed; callers cap their worker count by it).
     static func reserve(workers: Int) {
-        while buffers.count < workers { buffers.append(nil); capacities.append(0) }
+        precondition(workers <= maxWorkers, "ConvScratch: \(workers) workers, at most \(maxWorkers)")
     }
 
     static func buffer(_ index: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        precondition(index < buffers.count, "ConvScratch: reserve(workers:) first")
-        if capacities[index] < count {
-            buffers[index]?.deallocate()
-            buffers[index] = UnsafeMutablePointer<Float>.allocate(capacity: count)
-            capacities[index] = count
+        precondition(index >= 0 && index < maxWorkers, "ConvScratch: worker \(index) beyond the slot table")
+        let slot = slots + index
+        if slot.pointee.capacity < count {
+            slot.pointee.buffer?.deallocate()
+            slot.pointee.buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            slot.pointee.capacity = count
         }
-        return buffers[index]!
+        guard let buffer = slot.pointee.buffer else { preconditionFailure("ConvScratch: slot \(index) has no buffer") }
+        return buffer
     }
 }
 
@@ -268,7 +278,7 @@ extension ConvGeometry {
 /// a time, and a fixed slab-to-worker assignment, so results depend only on the thread count.
 func forEachSlab(_ slabs: [Slab], _ body: (Slab, Int, Int) -> Void) {
     let threads = threadCount
-    let workers = min(threads, slabs.count)
+    let workers = min(threads, slabs.count, ConvScratch.maxWorkers)
     ConvScratch.reserve(workers: max(1, workers))
     if workers <= 1 {
         for slab in slabs { body(slab, 0, threads) }
