@@ -71,8 +71,20 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     # Another apt may hold the dpkg lock (CI images update in the background): wait for it.
     apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null
-    # policy-rc.d stops the packages' own daemons from starting; this script starts them by hand.
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
+    # policy-rc.d (exit 101: "action forbidden") stops the packages' own daemons from starting on install
+    # (invoke-rc.d and deb-systemd-invoke both ask it); this script starts them by hand with its own
+    # configuration. Without it, a fresh Debian starts munged and slurmctld with the packaged configuration and
+    # the local nodes never become idle. An existing policy-rc.d is left as it is.
+    own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    status=0
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null || status=$?
+    [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || die "apt-get install$missing failed ($status)"
 fi
 
 mkdir -p "$STATE_DIR" "$SPOOL/ctld" "$SPOOL/d" "$LOG_DIR" /etc/slurm
