@@ -41,6 +41,8 @@ fi
 
 say() { echo "start-local-slurm: $*" >&2; }
 die() { say "error: $*"; exit 1; }
+# set -e ends the script at the first failing command: say which, so a failed start is never silent.
+trap 'say "error: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts system daemons)"
 
