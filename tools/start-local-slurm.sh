@@ -18,7 +18,7 @@
 # copy of that directory (mpi.conf PMIxCliTmpDirBase).
 #
 # Why each step is needed is in docs (notes/slurm-local-cluster.md of the project's shared notes).
-set -euo pipefail
+set -Eeuo pipefail
 . "$(dirname "$0")/local-slurm-common.sh"
 
 SPOOL=/var/spool/slurm-local
