@@ -89,6 +89,12 @@ if [ -n "$missing" ]; then
     [ "$status" = 0 ] || die "apt-get install$missing failed ($status)"
 fi
 
+# Every node after the first runs in a private mount namespace (see the top). A chroot whose / is not a mount
+# point refuses one: say so before anything is started, so that the caller can fall back to one node.
+if [ "$NODES" -gt 1 ] && ! unshare --mount --propagation private true 2>/dev/null; then
+    die "SLURM_LOCAL_NODES=$NODES needs a private mount namespace for each further node (unshare --mount), which this system refuses (a chroot whose / is not a mount point?); expected SLURM_LOCAL_NODES=1 here"
+fi
+
 mkdir -p "$STATE_DIR" "$SPOOL/ctld" "$SPOOL/d" "$LOG_DIR" /etc/slurm
 
 # ---- already running? -------------------------------------------------------------------------------------

@@ -19,7 +19,12 @@ enum LocalSlurm {
         }
         var environment = ProcessInfo.processInfo.environment
         environment["SLURM_LOCAL_NODES"] = "2"
-        let start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [], environment: environment)
+        var start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [], environment: environment)
+        if start.status != 0 && start.stderr.contains("needs a private mount namespace") {
+            // A system without mount namespaces (a chroot) runs one node: the 2-node test then skips and says why.
+            environment["SLURM_LOCAL_NODES"] = "1"
+            start = try HPCTest.run(HPCTest.checkout + "/tools/start-local-slurm.sh", [], environment: environment)
+        }
         guard start.status == 0, start.stdout.contains("slurm ready") else {
             throw IEStringError("tools/start-local-slurm.sh failed (\(start.status)): \(start.stderr.suffix(1500))")
         }
