@@ -8,7 +8,12 @@ public struct RegistryEntry: Sendable {
     public var model: RegisteredModel
     /// Models of one checkpoint whose source run is one of this ensemble's (empty for a plain model).
     public var folds: [RegisteredModel]
-    public var isEnsemble: Bool { model.checkpoints.count > 1 }
+    public var isEnsemble: Bool { model.isEnsemble }
+}
+
+extension RegisteredModel {
+    /// An ensemble holds its members' checkpoints; a trained model (a fold included) holds one.
+    public var isEnsemble: Bool { checkpoints.count > 1 }
 }
 
 extension ModelRegistry {
@@ -32,14 +37,14 @@ extension ModelRegistry {
         let all = try models(names: wanted)
         var shownUnder = Set<String>()
         var entries: [RegistryEntry] = []
-        for model in all where model.checkpoints.count > 1 {
+        for model in all where model.isEnsemble {
             let runs = Set(model.sourceRunIds)
-            let folds = all.filter { $0.checkpoints.count == 1 && $0.name == model.name && $0.sourceRunIds.count == 1
+            let folds = all.filter { !$0.isEnsemble && $0.name == model.name && $0.sourceRunIds.count == 1
                                      && runs.contains($0.sourceRunIds[0]) }
             shownUnder.formUnion(folds.map(\.id))
             entries.append(RegistryEntry(model: model, folds: folds))
         }
-        for model in all where model.checkpoints.count == 1 && !shownUnder.contains(model.id) {
+        for model in all where !model.isEnsemble && !shownUnder.contains(model.id) {
             entries.append(RegistryEntry(model: model, folds: []))
         }
         return entries.sorted { ($0.model.name, $0.model.version) < ($1.model.name, $1.model.version) }

@@ -85,7 +85,7 @@ public enum RunPipeline {
         } else if let id = config.modelId {
             let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
-            if model.checkpoints.count > 1 { return try adoptEnsemble(run: run, model: model, config: config, settings: settings) }
+            if model.isEnsemble { return try adoptEnsemble(run: run, model: model, config: config, settings: settings) }
             source = model.checkpointPaths.first
         }
         guard let source else {
@@ -168,7 +168,7 @@ public enum RunPipeline {
         if let id = config.modelId {
             let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
-            guard model.checkpoints.count == 1 else {
+            guard !model.isEnsemble else {
                 throw IEError.usage("--model_id=\(id) is an ensemble of \(model.checkpoints.count) models and training starts from one, "
                                     + "expected one model's id (a fold's), or --no-train to evaluate the ensemble", file: model.folder)
             }

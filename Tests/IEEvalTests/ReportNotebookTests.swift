@@ -7,21 +7,7 @@ import XCTest
 
 /// report.ipynb executed by Jupyter (pandas, matplotlib) from the run's CSV files recomputes the tables it was
 /// saved with, cell by cell (SPEC §11).
-final class ReportNotebookTests: XCTestCase {
-    var root: String = ""
-
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("ie-notebook-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: root)
-    }
-
-    func write(_ text: String, _ path: String) throws {
-        try AtomicFile.write(Data(text.utf8), to: path)
-    }
+final class ReportNotebookTests: ScratchFolderTestCase {
 
     static let structures = ["bladder", "femur_l", "prostate", "rectum"]
 

@@ -4,21 +4,7 @@ import IEEval
 import XCTest
 @testable import IEReport
 
-final class StatsReportTests: XCTestCase {
-    var root: String = ""
-
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("ie-report-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(atPath: root)
-    }
-
-    func write(_ text: String, _ path: String) throws {
-        try AtomicFile.write(Data(text.utf8), to: path)
-    }
+final class StatsReportTests: ScratchFolderTestCase {
 
     static let structures = ["bladder", "prostate", "rectum"]
 

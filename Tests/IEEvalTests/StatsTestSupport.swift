@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import IECore
 import IETestSupport
 
 /// Fixtures of the statistics tests, found next to this file (no bundle resources needed).
@@ -24,4 +25,22 @@ func numbers(_ text: String) -> [Double] {
 
 func pythonList(_ values: [Double]) -> String {
     "[" + values.map { $0.isNaN ? "float('nan')" : String($0) }.joined(separator: ",") + "]"
+}
+
+/// A test case with its own scratch folder `root` (made before each test, removed after) and a text writer.
+class ScratchFolderTestCase: XCTestCase {
+    var root: String = ""
+
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("ie-eval-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func write(_ text: String, _ path: String) throws {
+        try AtomicFile.write(Data(text.utf8), to: path)
+    }
 }

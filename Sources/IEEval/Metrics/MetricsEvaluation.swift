@@ -135,8 +135,8 @@ public enum MetricsEvaluation {
     /// Evaluates every case (in the given order, one subject's image loaded once), writes
     /// `<outputFolder>/metrics.csv` (sorted as SPEC §7) and, unless `writePNG` is nil,
     /// `<outputFolder>/thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png`. Returns the rows, unsorted.
-    @discardableResult
     /// `missingRows`: rows written as they are (the all-empty rows of subjects scored with --allow_missing).
+    @discardableResult
     public static func run(cases: [MetricsCase], outputFolder: String, extras: [ExtraMetric] = [],
                            load: VolumeLoader = readNIfTI, writePNG: PNGWriter? = writeThumbnail,
                            missingRows: [MetricsRow] = []) throws -> [MetricsRow] {
