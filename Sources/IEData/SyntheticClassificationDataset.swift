@@ -90,11 +90,7 @@ public enum SyntheticClassificationDataset {
     @discardableResult
     public static func generate(into folder: String, options: Options = Options()) throws -> String {
         try validate(options)
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw IEError.failure("cannot create the output folder (\(error.localizedDescription))", file: folder)
-        }
+        try SyntheticDataset.createOutputFolder(folder)
         var rows: [[String]] = []
         let progress = Progress("ie-synth: subjects", total: options.subjects)
         for index in 1...options.subjects {

@@ -65,11 +65,7 @@ public enum SyntheticDataset {
     @discardableResult
     public static func generate(into folder: String, options: Options = Options()) throws -> String {
         try validate(options)
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw IEError.failure("cannot create the output folder (\(error.localizedDescription))", file: folder)
-        }
+        try createOutputFolder(folder)
         var rows: [[String]] = []
         var seriesRNG = SplitMix64(seed: SplitMix64.mix(options.seed ^ 0x5E41_E5ED))
         let progress = Progress("ie-synth: subjects", total: options.subjects)
@@ -96,6 +92,15 @@ public enum SyntheticDataset {
         let csvPath = folder + "/dataset.csv"
         try AtomicFile.write(table.serialized(), to: csvPath)
         return csvPath
+    }
+
+    /// Creates a demo dataset's folder (and its parents); an error names the folder.
+    static func createOutputFolder(_ folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw IEError.failure("cannot create the output folder (\(error.localizedDescription))", file: folder)
+        }
     }
 
     /// One subject, a pure function of (seed, index, shape, spacing): a subject's images do not depend on how
