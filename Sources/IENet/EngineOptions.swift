@@ -83,6 +83,14 @@ public struct EngineOptions: Sendable, Equatable {
         return options
     }
 
+    /// For a tool's `--threads`: a given count becomes the process's OMP_NUM_THREADS (what `fromEnvironment`,
+    /// oneDNN's OpenMP runtime and child processes read), then the options are read as `fromEnvironment` does.
+    @discardableResult
+    public static func fromCommandLine(threads: Int?) -> EngineOptions {
+        if let threads, threads > 0 { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        return fromEnvironment(threads: threads)
+    }
+
     /// The backend for a value of IENET_CONV_BACKEND (nil: unset) in a build with or without oneDNN.
     static func chosen(byEnvironment value: String?, dnnlBuilt: Bool) -> ConvBackendChoice {
         switch value?.lowercased() {
