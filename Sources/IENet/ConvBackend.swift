@@ -1,121 +1,176 @@
 import Foundation
 import IECore
-#if IE_DNNL
-import CDNNL
-#endif
 
-/// Which library computes Conv3d / ConvTranspose3d. `gemm` (im2col + OpenBLAS sgemm) is the portable reference and
-/// the test oracle; `dnnl` (oneDNN primitives) exists only when the package was built with `libdnnl-dev` installed.
-/// Both read and write the same NCDHW tensors and [out, in, k, k, k] weights, so the layers do not know which ran.
+/// The library that computes the general convolutions: `gemm` (im2col + OpenBLAS sgemm) is the portable reference
+/// and the test oracle; `dnnl` (oneDNN primitives) exists only when the package was built with `libdnnl-dev`.
+/// Measured with bench/ie-bench on this 2-core AVX-512 machine, per CPU-second, batch 2, 1 thread: conv 32->32
+/// at 64^3 forward+backward 95.8 GFLOP/s (dnnl) vs 74.5 (gemm); UNet3D f=32 64^3 training step 7.9 s vs 10.0 s.
+/// Results differ in the last bits, so resume with the same backend (checkpoints record it).
 public enum ConvBackend: String, CaseIterable, Sendable {
     case gemm
     case dnnl
 
     /// True when this build contains the oneDNN backend.
-    public static var isDNNLAvailable: Bool {
-        #if IE_DNNL
-        return true
-        #else
-        return false
-        #endif
+    public static var isDNNLAvailable: Bool { dnnlRegistration != nil }
+
+    /// oneDNN's version, ISA and runtime for the summary line.
+    static func dnnlDescription(_ options: EngineOptions) -> String {
+        dnnlRegistration?.describe(options) ?? "not built"
+    }
+}
+
+/// One convolution library: the three products of a `ConvGeometry` g over NCDHW tensors and [out, in, k, k, k]
+/// weights. A transposed convolution (ConvTranspose3d) is g's adjoint: its forward is g's backward-data.
+/// Backends: DirectConv (few input channels), DNNLConv (oneDNN), GEMMConv (everything; last in every order).
+protocol ConvAlgorithm: AnyObject {
+    /// "direct", "dnnl" or "gemm".
+    var name: String { get }
+    /// Whether this backend computes g for this batch, as a convolution or (adjoint) as its transpose.
+    func handles(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> Bool
+    /// output = conv(input, weight), fully overwritten.
+    func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                 output: UnsafeMutablePointer<Float>)
+    /// gradInput = the input gradient for gradOutput, fully overwritten.
+    func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                      gradInput: UnsafeMutablePointer<Float>)
+    /// gradWeight += the weight gradient of conv(input) for gradOutput.
+    func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>)
+    /// Both gradients (a backend may fuse them); default: weights, then data.
+    func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?)
+    /// The transposed convolution's forward: target = adjoint of forward applied to source; default backwardData.
+    func adjointForward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        target: UnsafeMutablePointer<Float>)
+    /// The transposed convolution's backward: gradWeight += weight gradient, gradSource = forward(gradTarget).
+    func adjointBackward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         gradTarget: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                         gradSource: UnsafeMutablePointer<Float>?)
+    /// The library's own names for what runs (oneDNN: its kernels per direction); default: the backend's name.
+    func implementations(_ g: ConvGeometry, batch: Int) -> [String]
+}
+
+extension ConvAlgorithm {
+    func implementations(_ g: ConvGeometry, batch: Int) -> [String] { [name] }
+
+    func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?) {
+        accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
+        if let gradInput { backwardData(g, batch: batch, gradOutput: gradOutput, weight: weight, gradInput: gradInput) }
     }
 
-    /// The backend in use. Default: oneDNN when built in, else GEMM. Measured with bench/ie-bench on this 2-core
-    /// AVX-512 machine (OpenBLAS pinned to Haswell kernels), per CPU-second, batch 2, 1 thread: conv 32->32 at 64^3
-    /// forward+backward 95.8 GFLOP/s vs 74.5, at 32^3 104.5 vs 71.3, 64..512 channels 93-127 vs 61-82, stride-2
-    /// 76 vs 57, transposed 91 vs 70; UNet3D f=32 64^3 training step 7.9 s vs 10.0 s (2 threads: 5.3 s wall /
-    /// 9.0 s CPU vs 5.6 s / 10.7 s). Results differ from GEMM's in the last bits, so resume with the same backend.
-    /// `IENET_CONV_BACKEND=gemm|dnnl` forces one; asking for dnnl in a build without it falls back to gemm.
-    nonisolated(unsafe) public static var current: ConvBackend =
-        chosen(byEnvironment: ProcessInfo.processInfo.environment["IENET_CONV_BACKEND"], dnnlBuilt: isDNNLAvailable)
+    func adjointForward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        target: UnsafeMutablePointer<Float>) {
+        backwardData(g, batch: batch, gradOutput: source, weight: weight, gradInput: target)
+    }
 
-    /// The backend for a value of IENET_CONV_BACKEND (nil: unset) in a build with or without oneDNN.
-    static func chosen(byEnvironment value: String?, dnnlBuilt: Bool) -> ConvBackend {
-        let preferred: ConvBackend = dnnlBuilt ? .dnnl : .gemm
-        switch value?.lowercased() {
-        case "gemm": return .gemm
-        case "dnnl", "onednn":
-            if dnnlBuilt { return .dnnl }
-            Log.warning("IENET_CONV_BACKEND=\(value!) but this build has no oneDNN (install libdnnl-dev and rebuild); using gemm")
-            return .gemm
-        case nil, "": return preferred
-        default:
-            Log.warning("IENET_CONV_BACKEND=\(value!) not understood, expected gemm or dnnl; using \(preferred.rawValue)")
-            return preferred
+    func adjointBackward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         gradTarget: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                         gradSource: UnsafeMutablePointer<Float>?) {
+        accumulateWeightGradient(g, batch: batch, input: gradTarget, gradOutput: source, gradWeight: gradWeight)
+        if let gradSource { forward(g, batch: batch, input: gradTarget, weight: weight, output: gradSource) }
+    }
+}
+
+/// How an optional backend joins the build: its factory and its description. The one place that knows whether
+/// oneDNN is compiled in is `dnnlRegistration` (DNNLConv.swift).
+struct ConvBackendRegistration: Sendable {
+    let make: @Sendable (EngineOptions) -> ConvAlgorithm
+    let describe: @Sendable (EngineOptions) -> String
+}
+
+/// The backend chosen for one layer's geometry and batch: made when the layer first sees an input of that shape.
+struct ConvPlan {
+    let geometry: ConvGeometry
+    let batch: Int
+    let algorithm: ConvAlgorithm
+}
+
+/// The plan's operations on a layer's tensors: where storage is reached, once per call.
+extension ConvPlan {
+    /// y = conv(x) (Conv3d forward).
+    func forward(_ x: Tensor, weight: Parameter, into y: inout Tensor) {
+        x.withPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                y.withMutablePointer { yp in
+                    algorithm.forward(geometry, batch: batch, input: xp, weight: wp.baseAddress!, output: yp)
+                }
+            }
         }
     }
 
-    /// One line for logs and the bench: the backend and, for oneDNN, its version, CPU ISA and threading runtime.
-    public static var summary: String {
-        switch current {
-        case .gemm: return "gemm (im2col + OpenBLAS sgemm)"
-        case .dnnl:
-            #if IE_DNNL
-            return "dnnl (\(DNNLConv.libraryDescription))"
-            #else
-            return "dnnl (not built)"
-            #endif
+    /// weight.grad += dW; gradInput (when given) = dX (Conv3d backward).
+    func backward(_ x: Tensor, weight: Parameter, gradOutput: Tensor, gradInput: inout Tensor?) {
+        withGradients(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput) { xp, wp, gp, gwp, gip in
+            algorithm.backward(geometry, batch: batch, input: xp, weight: wp, gradOutput: gp, gradWeight: gwp,
+                               gradInput: gip)
+        }
+    }
+
+    /// y = the transposed convolution of x (ConvTranspose3d forward: the adjoint of `geometry`).
+    func adjointForward(_ x: Tensor, weight: Parameter, into y: inout Tensor) {
+        x.withPointer { xp in
+            weight.value.withUnsafeBufferPointer { wp in
+                y.withMutablePointer { yp in
+                    algorithm.adjointForward(geometry, batch: batch, source: xp, weight: wp.baseAddress!, target: yp)
+                }
+            }
+        }
+    }
+
+    /// ConvTranspose3d backward: weight.grad += dW; gradInput (when given) = dX.
+    func adjointBackward(_ x: Tensor, weight: Parameter, gradOutput: Tensor, gradInput: inout Tensor?) {
+        withGradients(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput) { xp, wp, gp, gwp, gip in
+            algorithm.adjointBackward(geometry, batch: batch, source: xp, weight: wp, gradTarget: gp, gradWeight: gwp,
+                                      gradSource: gip)
+        }
+    }
+
+    private func withGradients(_ x: Tensor, weight: Parameter, gradOutput: Tensor, gradInput: inout Tensor?,
+                               _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) -> Void) {
+        x.withPointer { xp in
+            gradOutput.withPointer { gp in
+                weight.withPointers { wp, gwp in
+                    if gradInput == nil { body(xp, wp, gp, gwp, nil); return }
+                    gradInput!.withMutablePointer { body(xp, wp, gp, gwp, $0) }
+                }
+            }
         }
     }
 }
 
-/// oneDNN hooks that compile in every build, so tests and tools need no `#if` (without oneDNN they say "no").
-extension ConvBackend {
-    /// Convolutions with fewer input channels than this run on the GEMM path even when oneDNN is selected.
-    public static var dnnlMinimumInputChannels: Int {
-        get {
-            #if IE_DNNL
-            return DNNLConv.minimumInputChannels
-            #else
-            return 0
-            #endif
-        }
-        set {
-            #if IE_DNNL
-            DNNLConv.minimumInputChannels = newValue
-            #endif
-        }
+/// The runtime of one model's EngineOptions: its backends in preference order (GEMM last) and their scratch
+/// memory and cached oneDNN primitives. Layers of a model run one after another on it; nothing is global.
+public final class Engine {
+    public let options: EngineOptions
+    /// Preference order; the last (GEMM) computes everything.
+    let algorithms: [ConvAlgorithm]
+
+    public init(_ options: EngineOptions = EngineOptions()) {
+        _ = largeTensorAllocatorConfigured
+        self.options = options
+        var preferred: [ConvAlgorithm] = []
+        if options.usesDirectKernel { preferred.append(DirectConv(options)) }
+        if options.usesDNNL, let dnnl = dnnlRegistration { preferred.append(dnnl.make(options)) }
+        algorithms = preferred + [GEMMConv(options, preferred: preferred)]
     }
 
-    /// Activations larger than this (bytes) are left to the GEMM path (bounded scratch memory) under oneDNN.
-    static var dnnlMaximumCopyBytes: Int {
-        get {
-            #if IE_DNNL
-            return DNNLConv.maximumCopyBytes
-            #else
-            return 0
-            #endif
-        }
-        set {
-            #if IE_DNNL
-            DNNLConv.maximumCopyBytes = newValue
-            #endif
-        }
+    public var threads: Int { options.threads }
+
+    /// The first backend that computes g (as a convolution, or as its transpose when `adjoint`).
+    func plan(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> ConvPlan {
+        let chosen = algorithms.first { $0.handles(g, batch: batch, adjoint: adjoint) } ?? algorithms[algorithms.count - 1]
+        return ConvPlan(geometry: g, batch: batch, algorithm: chosen)
     }
 
-    /// Whether the oneDNN backend would run this convolution (it built all three primitives for it).
-    static func dnnlHandles(_ g: ConvGeometry, batch: Int) -> Bool {
-        #if IE_DNNL
-        return DNNLConv.supports(g, batch: batch)
-        #else
-        return false
-        #endif
-    }
-
-    /// oneDNN's implementation names for forward, backward-data and backward-weights (e.g. "jit:avx512_core").
-    static func dnnlImplementations(_ g: ConvGeometry, batch: Int) -> [String] {
-        #if IE_DNNL
-        return [DNNLConv.Direction.forward, .backwardData, .backwardWeights]
-            .map { DNNLConv.implementation(g, batch: batch, $0) }
-        #else
-        return []
-        #endif
-    }
-
-    /// Forgets oneDNN's cached primitives (they are rebuilt on next use).
-    static func clearDNNLCache() {
-        #if IE_DNNL
-        DNNLConv.clearCache()
-        #endif
+    /// The backend name a convolution with these settings would use (for the bench and tests).
+    public func backendName(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
+                            size: (Int, Int, Int), batch: Int) -> String {
+        plan(ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
+                          padding: padding, inD: size.0, inH: size.1, inW: size.2), batch: batch, adjoint: false)
+            .algorithm.name
     }
 }

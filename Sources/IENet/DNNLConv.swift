@@ -7,40 +7,54 @@ import CDNNL
 /// (Conv3d input gradient, ConvTranspose3d forward: the transposed conv is g's adjoint) and backward-weights.
 /// Activations stay plain NCDHW in IENet's tensors; weights are handed over in IENet's [out, in, k, k, k]
 /// (oneDNN `oidhw`) and reordered to whatever blocked layout the chosen kernel wants. Primitives, reorders and
-/// their internal buffers are built once per (geometry, batch, direction, threads) and cached.
-enum DNNLConv {
+/// their internal buffers are built once per (geometry, batch, direction) and cached by the model's instance.
+final class DNNLConv: ConvAlgorithm {
+    let name = "dnnl"
+    let options: EngineOptions
+    private var threads: Int { options.threads }
+    private var blockedActivations: Bool { options.dnnlBlockedActivations }
+
     enum Direction: Int { case forward, backwardData, backwardWeights }
 
     struct Key: Hashable {
         let geometry: [Int]
         let batch: Int
         let direction: Direction
-        let threads: Int
-        let blockedActivations: Bool
     }
 
-    /// Whether src/dst also go through oneDNN's preferred (blocked, e.g. nCdhw16c) layout with reorders around
-    /// the primitive, instead of being read and written in place as ncdhw. IENET_DNNL_LAYOUT=plain|blocked.
-    nonisolated(unsafe) static var blockedActivations: Bool =
-        ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"]?.lowercased() != "plain"
+    /// Plans by geometry, batch and direction (nil: oneDNN cannot do it). The thread count and the activation
+    /// layout (options.dnnlBlockedActivations: oneDNN's blocked layout with reorders, or ncdhw in place) are fixed.
+    private var cache: [Key: Plan?] = [:]
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Three 64-byte aligned buffers for the blocked copies of a primitive's arguments. Convolutions run one after
+    /// another and each uses a slot per argument, so the layers of a model share them.
+    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil]
 
-    nonisolated(unsafe) private static var cache: [Key: Plan?] = [:]
-
-    nonisolated(unsafe) static let engine: dnnl_engine_t = {
+    init(_ options: EngineOptions) {
+        self.options = options
         var engine: dnnl_engine_t?
         let status = dnnl_engine_create(&engine, dnnl_cpu, 0)
-        precondition(status == dnnl_success && engine != nil, "oneDNN: cannot create the CPU engine (status \(status.rawValue))")
-        return engine!
-    }()
-
-    nonisolated(unsafe) static let stream: dnnl_stream_t = {
+        guard status == dnnl_success, let engine else {
+            preconditionFailure("oneDNN: cannot create the CPU engine (status \(status.rawValue))")
+        }
         var stream: dnnl_stream_t?
-        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
-        precondition(status == dnnl_success && stream != nil, "oneDNN: cannot create a stream (status \(status.rawValue))")
-        return stream!
-    }()
+        let streamStatus = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        guard streamStatus == dnnl_success, let stream else {
+            preconditionFailure("oneDNN: cannot create a stream (status \(streamStatus.rawValue))")
+        }
+        self.engine = engine
+        self.stream = stream
+    }
 
-    static var libraryDescription: String {
+    deinit {
+        cache.removeAll()
+        for slot in slots { slot?.pointer.deallocate() }
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    static func libraryDescription(_ options: EngineOptions) -> String {
         let version = dnnl_version()!.pointee
         let isa: String
         switch dnnl_get_effective_cpu_isa() {
@@ -55,62 +69,49 @@ enum DNNLConv {
         let runtime = version.cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP"
             : version.cpu_runtime == DNNL_RUNTIME_TBB ? "TBB" : "runtime \(version.cpu_runtime)"
         return "oneDNN \(version.major).\(version.minor).\(version.patch), \(isa), \(runtime), "
-            + (blockedActivations ? "blocked activations" : "plain ncdhw activations")
+            + (options.dnnlBlockedActivations ? "blocked activations" : "plain ncdhw activations")
     }
 
     // MARK: Entry points used by ConvKernels (only after `supports` said yes)
 
-    /// Convolutions with fewer input channels than this stay on the GEMM path: oneDNN 2.6 is slower on the UNet's
-    /// first layer (measured 1->32 at 64^3, batch 2, 1 thread, per CPU-second: forward 17.4 vs GEMM 19.4 GFLOP/s,
-    /// forward+backward 11.0 vs 30.7; 2 threads 13.0 vs 17.8 forward). IENET_DNNL_MIN_CHANNELS overrides.
-    nonisolated(unsafe) static var minimumInputChannels: Int = {
-        if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MIN_CHANNELS"], let n = Int(text), n >= 0 { return n }
-        return 8
-    }()
-
-    /// Largest activation (bytes) oneDNN gets when activations are copied to a blocked layout. Those copies are
-    /// whole tensors, unlike the GEMM path's bounded slabs, so very large inputs (whole-volume inference) stay on
-    /// GEMM and memory stays bounded. IENET_DNNL_MAX_COPY_MB overrides (default 512 MiB; training crops of
-    /// 64^3 with 32 channels and batch 2 are 64 MiB).
-    nonisolated(unsafe) static var maximumCopyBytes: Int = {
-        if let text = ProcessInfo.processInfo.environment["IENET_DNNL_MAX_COPY_MB"], let n = Int(text), n >= 0 { return n << 20 }
-        return 512 << 20
-    }()
-
+    /// Convolutions with fewer input channels than options.dnnlMinimumInputChannels (8) stay on the GEMM path:
+    /// oneDNN 2.6 is slower on the UNet's first layer (measured 1->32 at 64^3, batch 2, 1 thread, per CPU-second:
+    /// forward 17.4 vs GEMM 19.4 GFLOP/s, forward+backward 11.0 vs 30.7; 2 threads 13.0 vs 17.8 forward).
+    /// Activations above options.dnnlMaximumCopyBytes (512 MiB) stay on GEMM when copied to the blocked layout:
+    /// those copies are whole tensors, unlike the GEMM path's bounded slabs (whole-volume inference).
     /// Whether oneDNN takes this geometry and built all three primitives for it (else the GEMM path runs).
-    static func supports(_ g: ConvGeometry, batch: Int) -> Bool {
+    func handles(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> Bool {
         let largestActivation = batch * max(g.inChannels * g.inSpatial, g.outChannels * g.outSpatial) * MemoryLayout<Float>.size
-        if blockedActivations && largestActivation > maximumCopyBytes { return false }
-        return g.inChannels >= minimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
+        if blockedActivations && largestActivation > options.dnnlMaximumCopyBytes { return false }
+        return g.inChannels >= options.dnnlMinimumInputChannels && plan(g, batch: batch, .forward) != nil && plan(g, batch: batch, .backwardData) != nil
             && plan(g, batch: batch, .backwardWeights) != nil
     }
 
     /// output = conv(input, weight), fully overwritten.
-    static func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                        output: UnsafeMutablePointer<Float>) {
+    func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                 output: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .forward) else { preconditionFailure("oneDNN: no forward plan") }
-        plan.run([DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+        plan.run(on: self, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
                   DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
                   DNNL_ARG_DST: UnsafeMutableRawPointer(output)])
     }
 
     /// gradInput = conv's input gradient for gradOutput (the adjoint in the input), fully overwritten.
-    static func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>,
-                             weight: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>) {
+    func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                      gradInput: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .backwardData) else { preconditionFailure("oneDNN: no backward-data plan") }
-        plan.run([DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
+        plan.run(on: self, [DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
                   DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
                   DNNL_ARG_DIFF_SRC: UnsafeMutableRawPointer(gradInput)])
     }
 
     /// gradWeight += the weight gradient of conv(input) for gradOutput.
-    static func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
-                                         gradOutput: UnsafePointer<Float>,
-                                         gradWeight: UnsafeMutablePointer<Float>) {
+    func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .backwardWeights), let scratch = plan.weightScratch
         else { preconditionFailure("oneDNN: no backward-weights plan") }
         // oneDNN overwrites diff_weights; IENet accumulates, so the fresh gradient lands in scratch first.
-        plan.run([DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
+        plan.run(on: self, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
                   DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
                   DNNL_ARG_DIFF_WEIGHTS: UnsafeMutableRawPointer(scratch)])
         let count = g.outChannels * g.colRows
@@ -119,23 +120,19 @@ enum DNNLConv {
 
     // MARK: Plans
 
-    private static func plan(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> Plan? {
-        let threads = threadCount
+    private func plan(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> Plan? {
         // OpenMP's thread count is a per-thread setting: set it on the calling thread before building or running.
         omp_set_num_threads(Int32(threads))
         let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
-                      batch: batch, direction: direction, threads: threads, blockedActivations: blockedActivations)
+                      batch: batch, direction: direction)
         if let cached = cache[key] { return cached }
-        let made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations)
+        let made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations, engine: engine)
         cache[key] = .some(made)
         return made
     }
 
-    nonisolated(unsafe) private static var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil]
-
-    /// One of three process-wide, 64-byte aligned buffers for the blocked copies of a primitive's arguments.
-    /// Convolutions run one after another and each uses a slot per argument, so sharing them is safe.
-    static func slotBuffer(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+    /// Slot `slot`'s buffer, grown to `bytes`.
+    func slotBuffer(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
         if let current = slots[slot], current.bytes >= bytes { return current.pointer }
         slots[slot]?.pointer.deallocate()
         let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
@@ -143,12 +140,9 @@ enum DNNLConv {
         return pointer
     }
 
-    /// Drops all cached primitives (tests switch thread counts and layouts).
-    static func clearCache() { cache.removeAll() }
-
-    /// The oneDNN implementation chosen for a direction (e.g. "jit:avx512_core"), for the bench and logs.
-    static func implementation(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> String {
-        plan(g, batch: batch, direction)?.implementation ?? "unsupported"
+    /// oneDNN's implementations for forward, backward-data and backward-weights (e.g. "jit:avx512_core").
+    func implementations(_ g: ConvGeometry, batch: Int) -> [String] {
+        [Direction.forward, .backwardData, .backwardWeights].map { plan(g, batch: batch, $0)?.implementation ?? "unsupported" }
     }
 
     /// One argument of a primitive: the caller's plain buffer, and when the primitive wants another layout, an
@@ -163,11 +157,11 @@ enum DNNLConv {
         let innerBytes: Int
 
         init?(argument: Int32, isOutput: Bool, userDescriptor: dnnl_memory_desc_t,
-              primitiveDescriptor: dnnl_primitive_desc_t) {
+              primitiveDescriptor: dnnl_primitive_desc_t, engine: dnnl_engine_t) {
             self.argument = argument; self.isOutput = isOutput
             var userMD = userDescriptor
             var userMemory: dnnl_memory_t?
-            guard dnnl_memory_create(&userMemory, &userMD, DNNLConv.engine, nil) == dnnl_success,
+            guard dnnl_memory_create(&userMemory, &userMD, engine, nil) == dnnl_success,
                   let userMemory else { return nil }
             user = userMemory
             guard let wanted = dnnl_primitive_desc_query_md(primitiveDescriptor, dnnl_query_exec_arg_md, argument)
@@ -183,10 +177,10 @@ enum DNNLConv {
             innerBytes = dnnl_memory_desc_get_size(&wantedMD)
             // No buffer of its own: run() lends it one of the shared slots (cached plans would otherwise hold
             // gigabytes of blocked copies of activations; measured peak RSS 4.1 GiB vs 1.8 GiB for the UNet bench).
-            let ok = dnnl_memory_create(&innerMemory, &wantedMD, DNNLConv.engine, nil) == dnnl_success
+            let ok = dnnl_memory_create(&innerMemory, &wantedMD, engine, nil) == dnnl_success
                 && (isOutput
-                    ? dnnl_reorder_primitive_desc_create(&reorderPD, &wantedMD, DNNLConv.engine, &userMD, DNNLConv.engine, nil)
-                    : dnnl_reorder_primitive_desc_create(&reorderPD, &userMD, DNNLConv.engine, &wantedMD, DNNLConv.engine, nil))
+                    ? dnnl_reorder_primitive_desc_create(&reorderPD, &wantedMD, engine, &userMD, engine, nil)
+                    : dnnl_reorder_primitive_desc_create(&reorderPD, &userMD, engine, &wantedMD, engine, nil))
                     == dnnl_success
                 && dnnl_primitive_create(&reorderPrimitive, reorderPD) == dnnl_success
             if let reorderPD { dnnl_primitive_desc_destroy(reorderPD) }
@@ -200,11 +194,11 @@ enum DNNLConv {
 
         var primitiveMemory: dnnl_memory_t { inner ?? user }
 
-        func runReorder() {
+        func runReorder(_ stream: dnnl_stream_t) {
             guard let reorder, let inner else { return }
             var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: isOutput ? inner : user),
                              dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: isOutput ? user : inner)]
-            let status = dnnl_primitive_execute(reorder, DNNLConv.stream, 2, &arguments)
+            let status = dnnl_primitive_execute(reorder, stream, 2, &arguments)
             precondition(status == dnnl_success, "oneDNN reorder failed (status \(status.rawValue))")
         }
 
@@ -222,7 +216,7 @@ enum DNNLConv {
         /// Plain [out, in, k, k, k] buffer that receives the weight gradient (backward-weights plans only).
         let weightScratch: UnsafeMutablePointer<Float>?
 
-        init?(_ g: ConvGeometry, batch: Int, _ direction: Direction, blockedActivations: Bool) {
+        init?(_ g: ConvGeometry, batch: Int, _ direction: Direction, blockedActivations: Bool, engine: dnnl_engine_t) {
             let k = Int64(g.kernel)
             let inputs: [Int64] = [Int64(g.inD), Int64(g.inH), Int64(g.inW)]
             let outputs: [Int64] = [Int64(g.outD), Int64(g.outH), Int64(g.outW)]
@@ -244,7 +238,7 @@ enum DNNLConv {
             var forwardPD: dnnl_primitive_desc_t?
             guard ie_dnnl_conv_forward_desc(&forwardDesc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
                                             inputs, outputs) == dnnl_success,
-                  dnnl_primitive_desc_create(&forwardPD, &forwardDesc, nil, DNNLConv.engine, nil) == dnnl_success,
+                  dnnl_primitive_desc_create(&forwardPD, &forwardDesc, nil, engine, nil) == dnnl_success,
                   let forwardPD
             else { return nil }
             defer { dnnl_primitive_desc_destroy(forwardPD) }
@@ -260,7 +254,7 @@ enum DNNLConv {
                 var desc = dnnl_convolution_desc_t()
                 guard ie_dnnl_conv_backward_data_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
                                                       inputs, outputs) == dnnl_success,
-                      dnnl_primitive_desc_create(&pd, &desc, nil, DNNLConv.engine, forwardPD) == dnnl_success
+                      dnnl_primitive_desc_create(&pd, &desc, nil, engine, forwardPD) == dnnl_success
                 else { return nil }
                 wiring = [(DNNL_ARG_DIFF_DST, false, plainDst), (DNNL_ARG_WEIGHTS, false, plainWeights),
                           (DNNL_ARG_DIFF_SRC, true, plainSrc)]
@@ -268,7 +262,7 @@ enum DNNLConv {
                 var desc = dnnl_convolution_desc_t()
                 guard ie_dnnl_conv_backward_weights_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
                                                          inputs, outputs) == dnnl_success,
-                      dnnl_primitive_desc_create(&pd, &desc, nil, DNNLConv.engine, forwardPD) == dnnl_success
+                      dnnl_primitive_desc_create(&pd, &desc, nil, engine, forwardPD) == dnnl_success
                 else { return nil }
                 wiring = [(DNNL_ARG_SRC, false, plainSrc), (DNNL_ARG_DIFF_DST, false, plainDst),
                           (DNNL_ARG_DIFF_WEIGHTS, true, plainWeights)]
@@ -281,7 +275,7 @@ enum DNNLConv {
             var made: [Binding] = []
             for (argument, isOutput, descriptor) in wiring {
                 guard let binding = Binding(argument: argument, isOutput: isOutput, userDescriptor: descriptor,
-                                            primitiveDescriptor: pd) else { return nil }
+                                            primitiveDescriptor: pd, engine: engine) else { return nil }
                 made.append(binding)
             }
             var primitive: dnnl_primitive_t?
@@ -303,27 +297,34 @@ enum DNNLConv {
         }
 
         /// Points the plain memories at the caller's buffers, reorders inputs, runs, reorders outputs, waits.
-        func run(_ buffers: [Int32: UnsafeMutableRawPointer]) {
-            omp_set_num_threads(Int32(threadCount))
+        func run(on owner: DNNLConv, _ buffers: [Int32: UnsafeMutableRawPointer]) {
+            let stream = owner.stream
+            omp_set_num_threads(Int32(owner.threads))
             for binding in bindings {
                 guard let buffer = buffers[binding.argument] else { preconditionFailure("oneDNN: missing argument \(binding.argument)") }
-                let status = dnnl_memory_set_data_handle_v2(binding.user, buffer, DNNLConv.stream)
+                let status = dnnl_memory_set_data_handle_v2(binding.user, buffer, stream)
                 precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
             }
             for (slot, binding) in bindings.enumerated() {
                 guard let inner = binding.inner else { continue }
-                let status = dnnl_memory_set_data_handle_v2(inner, DNNLConv.slotBuffer(slot, bytes: binding.innerBytes),
-                                                            DNNLConv.stream)
+                let status = dnnl_memory_set_data_handle_v2(inner, owner.slotBuffer(slot, bytes: binding.innerBytes),
+                                                            stream)
                 precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
             }
-            for binding in bindings where !binding.isOutput { binding.runReorder() }
+            for binding in bindings where !binding.isOutput { binding.runReorder(stream) }
             var arguments = bindings.map { dnnl_exec_arg_t(arg: $0.argument, memory: $0.primitiveMemory) }
-            let status = dnnl_primitive_execute(primitive, DNNLConv.stream, Int32(arguments.count), &arguments)
+            let status = dnnl_primitive_execute(primitive, stream, Int32(arguments.count), &arguments)
             precondition(status == dnnl_success, "oneDNN convolution failed (status \(status.rawValue))")
-            for binding in bindings where binding.isOutput { binding.runReorder() }
-            let waited = dnnl_stream_wait(DNNLConv.stream)
+            for binding in bindings where binding.isOutput { binding.runReorder(stream) }
+            let waited = dnnl_stream_wait(stream)
             precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
         }
     }
 }
+
+/// oneDNN's registration as a convolution backend (the only other place that knows whether it is built).
+let dnnlRegistration: ConvBackendRegistration? = ConvBackendRegistration(
+    make: { DNNLConv($0) }, describe: { DNNLConv.libraryDescription($0) })
+#else
+let dnnlRegistration: ConvBackendRegistration? = nil
 #endif

@@ -7,9 +7,14 @@ import IENetKernels
 /// Why: with K = Cin * 27 <= 108 the im2col + GEMM path is memory-bound (im2col writes 27x the input) and
 /// reached ~20 % of sgemm peak on 1->32 at 64^3; oneDNN was slower still. Here every output row is accumulated
 /// in registers from zero-padded input rows (Conv3x3Kernels, compiled for AVX2 + FMA), with no column matrix.
-/// Runs only on CPUs with AVX2 and FMA (checked once); elsewhere, or with IENET_DIRECT_CONV=0, the GEMM path runs.
-/// The backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0 turns that off, same bits).
-enum DirectConv {
+/// Runs only on CPUs with AVX2 and FMA (checked once); elsewhere, or with backend gemm/dnnl, the GEMM path runs.
+/// The backward pass prefetches the next gradOutput slice (options.directPrefetch = false: off, same bits).
+final class DirectConv: ConvAlgorithm {
+    let name = "direct"
+    let options: EngineOptions
+    init(_ options: EngineOptions) { self.options = options }
+
+
     /// Largest input channel count handled here; above it the GEMM's inner dimension (Cin * 27) is large enough.
     static let maximumInputChannels = 4
 
@@ -29,23 +34,19 @@ enum DirectConv {
         #endif
     }()
 
-    /// On unless IENET_DIRECT_CONV=0 (or the CPU lacks AVX2/FMA). Tests and the bench switch it to compare paths.
-    nonisolated(unsafe) static var enabled: Bool =
-        cpuSupported && ProcessInfo.processInfo.environment["IENET_DIRECT_CONV"] != "0"
-
-    /// Whether the direct kernels compute this convolution.
-    static func handles(_ g: ConvGeometry) -> Bool {
-        enabled && g.kernel == 3 && g.stride == 1 && g.padding == 1
-            && g.inChannels >= 1 && g.inChannels <= maximumInputChannels && g.outChannels >= 1
+    /// Whether the direct kernels compute this convolution (never a transposed one).
+    func handles(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> Bool {
+        !adjoint && Self.cpuSupported && g.kernel == 3 && g.stride == 1 && g.padding == 1
+            && g.inChannels >= 1 && g.inChannels <= Self.maximumInputChannels && g.outChannels >= 1
             && g.inD >= 1 && g.inH >= 1 && g.inW >= 1
     }
 
-    // MARK: Entry points (ConvKernels dispatches here when `handles` says yes)
+    // MARK: Entry points (a layer's ConvPlan calls them when `handles` said yes)
 
     /// output = conv(input, weight), fully overwritten.
-    static func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                        output: UnsafeMutablePointer<Float>) {
-        let packed = packedWeights(outChannels: g.outChannels, inChannels: g.inChannels) { o, c, t in
+    func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                 output: UnsafeMutablePointer<Float>) {
+        let packed = Self.packedWeights(outChannels: g.outChannels, inChannels: g.inChannels) { o, c, t in
             weight[(o * g.inChannels + c) * 27 + t]
         }
         defer { packed.deallocate() }
@@ -54,15 +55,15 @@ enum DirectConv {
                                          rowStart: 0, rowEnd: g.inH,
                                          output: output + n * g.outChannels * g.outSpatial + z * g.inH * g.inW,
                                          outChannelStride: g.outSpatial,
-                                         streaming: batch * g.outChannels * g.outSpatial > streamingThresholdFloats)
+                                         streaming: batch * g.outChannels * g.outSpatial > options.directStreamFloats)
         }
     }
 
     /// gradInput = the input gradient for gradOutput, fully overwritten. It is the convolution of the zero-padded
     /// gradOutput (Cout channels) with the flipped, transposed kernel: w'(ci, co, tap) = w(co, ci, 26 - tap).
-    static func inputGradient(_ g: ConvGeometry, batch: Int, weight: UnsafePointer<Float>,
-                              gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>) {
-        let packed = packedWeights(outChannels: g.inChannels, inChannels: g.outChannels) { ci, co, t in
+    func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                      gradInput: UnsafeMutablePointer<Float>) {
+        let packed = Self.packedWeights(outChannels: g.inChannels, inChannels: g.outChannels) { ci, co, t in
             weight[(co * g.inChannels + ci) * 27 + 26 - t]
         }
         defer { packed.deallocate() }
@@ -78,12 +79,25 @@ enum DirectConv {
     /// gradInput is given, the input gradient (fully overwritten), in one pass over gradOutput: each padded
     /// gradOutput slice serves both (it is read from memory once). Each worker sums the weight gradient into its
     /// own vector partials, reduced in worker order, so the result depends only on the thread count.
-    static func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
-                         gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
-                         gradInput: UnsafeMutablePointer<Float>?) {
-        precondition(gradInput == nil || weight != nil, "DirectConv.backward: the input gradient needs the weights")
+    func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
+        fusedBackward(g, batch: batch, input: input, weight: nil, gradOutput: gradOutput, gradWeight: gradWeight,
+                      gradInput: nil)
+    }
+
+    func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                  gradInput: UnsafeMutablePointer<Float>?) {
+        fusedBackward(g, batch: batch, input: input, weight: weight, gradOutput: gradOutput, gradWeight: gradWeight,
+                      gradInput: gradInput)
+    }
+
+    private func fusedBackward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>?,
+                               gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                               gradInput: UnsafeMutablePointer<Float>?) {
+        precondition(gradInput == nil || weight != nil, "DirectConv.fusedBackward: the input gradient needs the weights")
         let flipped: UnsafeMutablePointer<Float>? = gradInput == nil ? nil
-            : packedWeights(outChannels: g.inChannels, inChannels: g.outChannels) { ci, co, t in
+            : Self.packedWeights(outChannels: g.inChannels, inChannels: g.outChannels) { ci, co, t in
                 weight![(co * g.inChannels + ci) * 27 + 26 - t]
             }
         defer { flipped?.deallocate() }
@@ -104,7 +118,7 @@ enum DirectConv {
                 // Slice z + 1 of gradOutput is padded next (by the input-gradient pass below, or without it by
                 // the next unit): fetch it now, while the weight gradient's arithmetic leaves the memory bus idle.
                 // (Slice z + 2, a unit earlier, measured slower: the lines had left the caches again.)
-                let prefetch = prefetchGradient && z + 1 < g.inD
+                let prefetch = options.directPrefetch && z + 1 < g.inD
                     ? PrefetchStream(start: dy + (z + 1) * g.inH * g.inW, chunks: g.outChannels,
                                      chunkFloats: g.inH * g.inW, chunkStrideFloats: g.outSpatial)
                     : .none
@@ -146,17 +160,6 @@ enum DirectConv {
 
     // MARK: Work split and padded slices
 
-    /// Whether the backward pass prefetches the next gradOutput slice during the weight-gradient arithmetic
-    /// (PrefetchStream). On unless IENET_DIRECT_PREFETCH=0; results are the same bits either way.
-    nonisolated(unsafe) static var prefetchGradient: Bool = ProcessInfo.processInfo.environment["IENET_DIRECT_PREFETCH"] != "0"
-
-    /// Forward outputs above this many floats are written with non-temporal stores (see Conv3x3Kernels.streamCopy):
-    /// they cannot stay in the caches anyway. IENET_DIRECT_STREAM_FLOATS overrides (a huge value turns it off).
-    nonisolated(unsafe) static var streamingThresholdFloats: Int = {
-        if let text = ProcessInfo.processInfo.environment["IENET_DIRECT_STREAM_FLOATS"], let n = Int(text), n >= 0 { return n }
-        return 4 << 20
-    }()
-
     private static func packedWeights(outChannels: Int, inChannels: Int,
                                       _ weight: (Int, Int, Int) -> Float) -> UnsafeMutablePointer<Float> {
         let count = Conv3x3Kernels.packedWeightCount(outChannels: outChannels, inChannels: inChannels)
@@ -165,12 +168,12 @@ enum DirectConv {
         return packed
     }
 
-    private static func workerCount(batch: Int, depth: Int) -> Int { max(1, min(threadCount, batch * depth)) }
+    private func workerCount(batch: Int, depth: Int) -> Int { max(1, min(options.threads, batch * depth)) }
 
     /// Calls `body(sample, z, planes, worker)` for every output z-slice of every sample. Slices are split into
     /// `workerCount` contiguous runs, one per worker (fixed assignment); each worker keeps the last three padded
     /// input slices of `source` ([batch][channels][D][H][W]) so every input slice is padded about once.
-    private static func forEachSlice(_ g: ConvGeometry, batch: Int, channels: Int, source: UnsafePointer<Float>,
+    private func forEachSlice(_ g: ConvGeometry, batch: Int, channels: Int, source: UnsafePointer<Float>,
                                      _ body: (Int, Int, PaddedPlanes, Int) -> Void) {
         let units = batch * g.inD
         let workers = workerCount(batch: batch, depth: g.inD)
@@ -236,26 +239,5 @@ final class PaddedSliceRing {
             held[slot] = (sample, z)
         }
         return UnsafePointer(target)
-    }
-}
-
-/// What tools and the bench may ask about the direct kernel without reaching into IENet's internals.
-extension ConvBackend {
-    /// Whether a stride-1 Conv3d with these settings runs on the direct few-input-channel kernel (either backend).
-    public static func usesDirectKernel(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int) -> Bool {
-        DirectConv.handles(ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
-                                        padding: padding, inD: 1, inH: 1, inW: 1))
-    }
-
-    /// Whether the few-input-channel layers run on the direct kernel (their last bits differ from the GEMM path's).
-    public static var directKernelEnabled: Bool { DirectConv.enabled }
-
-    /// One line for logs and the bench: whether the direct kernel is in use, and why not.
-    public static var directKernelSummary: String {
-        if DirectConv.enabled {
-            return "direct 3x3x3 kernel for 1..\(DirectConv.maximumInputChannels) input channels: on (AVX2 + FMA)"
-        }
-        return DirectConv.cpuSupported ? "direct 3x3x3 kernel: off (IENET_DIRECT_CONV=0)"
-            : "direct 3x3x3 kernel: off (this CPU lacks AVX2/FMA)"
     }
 }

@@ -16,10 +16,15 @@ public final class Conv3d {
     public let weight: Parameter
     public let bias: Parameter?
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    let engine: Engine
+    /// The backend for the last input shape (made again when the shape changes).
+    private var plan: ConvPlan?
     private var savedInput: Tensor?
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                bias: Bool, initialisation: WeightInitialisation = .kaimingNormal, rng: inout SeededGenerator) {
+                bias: Bool, initialisation: WeightInitialisation = .kaimingNormal, rng: inout SeededGenerator,
+                engine: Engine = Engine()) {
+        self.engine = engine
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.padding = padding
         let fanIn = inChannels * kernel * kernel * kernel
@@ -43,19 +48,21 @@ public final class Conv3d {
                             padding: padding, inD: x.shape[2], inH: x.shape[3], inW: x.shape[4])
     }
 
+    /// The plan for an input of x's shape: the one made for the previous input, or a new one.
+    func plan(for x: Tensor) -> ConvPlan {
+        let g = geometry(x)
+        if let plan, plan.geometry == g, plan.batch == x.batch { return plan }
+        let made = engine.plan(g, batch: x.batch, adjoint: false)
+        plan = made
+        return made
+    }
+
     /// `saveForBackward` keeps a reference to the input (no copy) for `backward`.
     public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
-        let g = geometry(x)
+        let plan = plan(for: x), g = plan.geometry
         var y = Tensor(uninitialized: [x.batch, outChannels, g.outD, g.outH, g.outW])
-        x.data.withUnsafeBufferPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    ConvKernels.forward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
-                                        output: yp.baseAddress!)
-                }
-            }
-        }
-        if let bias { addChannelBias(&y, bias.value) }
+        plan.forward(x, weight: weight, into: &y)
+        if let bias { addChannelBias(&y, bias.value, threads: engine.threads) }
         savedInput = saveForBackward ? x : nil
         return y
     }
@@ -64,28 +71,9 @@ public final class Conv3d {
     @discardableResult
     public func backward(_ gradOutput: Tensor, inputGradient: Bool = true) -> Tensor? {
         guard let x = savedInput else { preconditionFailure("Conv3d \(weight.name): backward without forward") }
-        let g = geometry(x)
         var gradInput: Tensor? = inputGradient ? Tensor(uninitialized: x.shape) : nil
-        x.data.withUnsafeBufferPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
-                gradOutput.data.withUnsafeBufferPointer { gp in
-                    weight.grad.withUnsafeMutableBufferPointer { gwp in
-                        if gradInput != nil {
-                            gradInput!.data.withUnsafeMutableBufferPointer { gip in
-                                ConvKernels.backward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
-                                                     gradOutput: gp.baseAddress!, gradWeight: gwp.baseAddress!,
-                                                     gradInput: gip.baseAddress!)
-                            }
-                        } else {
-                            ConvKernels.backward(g, batch: x.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
-                                                 gradOutput: gp.baseAddress!, gradWeight: gwp.baseAddress!,
-                                                 gradInput: nil)
-                        }
-                    }
-                }
-            }
-        }
-        if let bias { accumulateChannelSums(gradOutput, into: &bias.grad) }
+        plan(for: x).backward(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput)
+        if let bias { accumulateChannelSums(gradOutput, into: &bias.grad, threads: engine.threads) }
         savedInput = nil
         return gradInput
     }
@@ -99,10 +87,14 @@ public final class ConvTranspose3d {
     public let weight: Parameter
     public let bias: Parameter
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    let engine: Engine
+    private var plan: ConvPlan?
     private var savedInput: Tensor?
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,
-                initialisation: WeightInitialisation = .pytorchDefault, rng: inout SeededGenerator) {
+                initialisation: WeightInitialisation = .pytorchDefault, rng: inout SeededGenerator,
+                engine: Engine = Engine()) {
+        self.engine = engine
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.padding = padding
         // PyTorch computes fan_in of a transposed conv weight from its dimension 1 (= out channels).
@@ -129,18 +121,20 @@ public final class ConvTranspose3d {
         return g
     }
 
-    public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
+    /// The plan for an input of x's shape (the adjoint of a convolution whose output has x's shape).
+    func plan(for x: Tensor) -> ConvPlan {
         let g = adjointGeometry(x)
+        if let plan, plan.geometry == g, plan.batch == x.batch { return plan }
+        let made = engine.plan(g, batch: x.batch, adjoint: true)
+        plan = made
+        return made
+    }
+
+    public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
+        let plan = plan(for: x), g = plan.geometry
         var y = Tensor(uninitialized: [x.batch, outChannels, g.inD, g.inH, g.inW])
-        x.data.withUnsafeBufferPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    ConvKernels.adjointData(g, batch: x.batch, source: xp.baseAddress!, weight: wp.baseAddress!,
-                                            target: yp.baseAddress!)
-                }
-            }
-        }
-        addChannelBias(&y, bias.value)
+        plan.adjointForward(x, weight: weight, into: &y)
+        addChannelBias(&y, bias.value, threads: engine.threads)
         savedInput = saveForBackward ? x : nil
         return y
     }
@@ -148,28 +142,9 @@ public final class ConvTranspose3d {
     @discardableResult
     public func backward(_ gradOutput: Tensor, inputGradient: Bool = true) -> Tensor? {
         guard let x = savedInput else { preconditionFailure("ConvTranspose3d \(weight.name): backward without forward") }
-        let g = adjointGeometry(x)
         var gradInput: Tensor? = inputGradient ? Tensor(uninitialized: x.shape) : nil
-        x.data.withUnsafeBufferPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
-                gradOutput.data.withUnsafeBufferPointer { gp in
-                    weight.grad.withUnsafeMutableBufferPointer { gwp in
-                        if gradInput != nil {
-                            gradInput!.data.withUnsafeMutableBufferPointer { gip in
-                                ConvKernels.adjointBackward(g, batch: x.batch, source: xp.baseAddress!,
-                                                            weight: wp.baseAddress!, gradTarget: gp.baseAddress!,
-                                                            gradWeight: gwp.baseAddress!, gradSource: gip.baseAddress!)
-                            }
-                        } else {
-                            ConvKernels.adjointBackward(g, batch: x.batch, source: xp.baseAddress!,
-                                                        weight: wp.baseAddress!, gradTarget: gp.baseAddress!,
-                                                        gradWeight: gwp.baseAddress!, gradSource: nil)
-                        }
-                    }
-                }
-            }
-        }
-        accumulateChannelSums(gradOutput, into: &bias.grad)
+        plan(for: x).adjointBackward(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput)
+        accumulateChannelSums(gradOutput, into: &bias.grad, threads: engine.threads)
         savedInput = nil
         return gradInput
     }
@@ -191,14 +166,16 @@ public final class BatchNorm3d {
     public let momentum: Float
     public let eps: Float
     public let fusedReLU: Bool
+    /// Threads of the per-channel loops (results do not depend on them).
+    let threads: Int
     private var savedInput: Tensor?
     private var savedMean: [Float] = []
     private var savedInvStd: [Float] = []
 
     /// `weightInitStd` > 0 draws gamma ~ N(1, std) (InnerEye's init); 0 gives gamma = 1 (PyTorch default).
     public init(name: String, channels: Int, fusedReLU: Bool, weightInitStd: Double = 0,
-                momentum: Float = 0.1, eps: Float = 1e-5, rng: inout SeededGenerator) {
-        self.name = name; self.channels = channels; self.fusedReLU = fusedReLU
+                momentum: Float = 0.1, eps: Float = 1e-5, rng: inout SeededGenerator, threads: Int = 1) {
+        self.name = name; self.channels = channels; self.fusedReLU = fusedReLU; self.threads = threads
         self.momentum = momentum; self.eps = eps
         var gamma = [Float](repeating: 1, count: channels)
         if weightInitStd > 0 {
@@ -225,7 +202,7 @@ public final class BatchNorm3d {
                 let base = xp.baseAddress!
                 meanD.withUnsafeMutableBufferPointer { mp in
                     variance.withUnsafeMutableBufferPointer { vp in
-                        parallelFor(channels) { c in
+                        parallelFor(channels, threads: threads) { c in
                             var sum = 0.0
                             for n in 0..<batch { sum += simdSum(base + (n * channels + c) * spatial, spatial) }
                             let m = sum / Double(count)
@@ -263,7 +240,7 @@ public final class BatchNorm3d {
             y.data.withUnsafeMutableBufferPointer { yp in
                 let xb = xp.baseAddress!, yb = yp.baseAddress!
                 let gamma = weight.value, beta = bias.value
-                parallelFor(batch * channels) { nc in
+                parallelFor(batch * channels, threads: threads) { nc in
                     let c = nc % channels
                     let scale = gamma[c] * invStd[c]
                     let shift = beta[c] - mean[c] * scale
@@ -296,7 +273,7 @@ public final class BatchNorm3d {
                     let xb = xp.baseAddress!, gb = gp.baseAddress!, db = dp.baseAddress!
                     sumGrad.withUnsafeMutableBufferPointer { sgp in
                         sumGradXhat.withUnsafeMutableBufferPointer { sxp in
-                            parallelFor(channels) { c in
+                            parallelFor(channels, threads: threads) { c in
                                 let m = mean[c], s = invStd[c]
                                 let scale = gamma[c] * s, shift = beta[c] - m * scale
                                 var a = 0.0, b = 0.0
@@ -338,12 +315,13 @@ public final class BatchNorm3d {
 
 public final class ReLU {
     private var savedOutput: Tensor?
-    public init() {}
+    let threads: Int
+    public init(threads: Int = 1) { self.threads = threads }
     public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
         var y = x
         y.data.withUnsafeMutableBufferPointer { p in
             let b = p.baseAddress!
-            parallelFor(p.count / 65536 + 1) { chunk in
+            parallelFor(p.count / 65536 + 1, threads: threads) { chunk in
                 let start = chunk * 65536, end = min(p.count, start + 65536)
                 for i in start..<end { b[i] = max(b[i], 0) }
             }
@@ -365,20 +343,20 @@ public final class ReLU {
 }
 
 /// Element-wise a + b (residual connection). Its backward passes the gradient unchanged to both inputs.
-public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+public func add(_ a: Tensor, _ b: Tensor, threads: Int = 1) -> Tensor {
     precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
     var out = a
-    addInPlace(&out, b)
+    addInPlace(&out, b, threads: threads)
     return out
 }
 
-public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
+public func addInPlace(_ a: inout Tensor, _ b: Tensor, threads: Int = 1) {
     precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
     b.data.withUnsafeBufferPointer { bp in
         a.data.withUnsafeMutableBufferPointer { ap in
             let x = ap.baseAddress!, y = bp.baseAddress!
             let total = ap.count
-            parallelFor(total / 65536 + 1) { chunk in
+            parallelFor(total / 65536 + 1, threads: threads) { chunk in
                 let start = chunk * 65536, end = min(total, start + 65536)
                 for i in start..<end { x[i] += y[i] }
             }
@@ -386,8 +364,8 @@ public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
     }
 }
 
-/// Softmax over the channel axis (dim 1) of an [N, C, ...] tensor.
-public func softmaxChannels(_ logits: Tensor) -> Tensor {
+/// Softmax over the channel axis (dim 1) of an [N, C, ...] tensor (each voxel on its own: threads change no bits).
+public func softmaxChannels(_ logits: Tensor, threads: Int = 1) -> Tensor {
     let batch = logits.batch, classes = logits.channels, spatial = logits.spatialCount
     var out = Tensor(uninitialized: logits.shape)
     logits.data.withUnsafeBufferPointer { lp in
@@ -395,7 +373,7 @@ public func softmaxChannels(_ logits: Tensor) -> Tensor {
             let l = lp.baseAddress!, o = op.baseAddress!
             let block = 4096
             let blocks = (spatial + block - 1) / block
-            parallelFor(batch * blocks) { job in
+            parallelFor(batch * blocks, threads: threads) { job in
                 let n = job / blocks, start = (job % blocks) * block, end = min(spatial, start + block)
                 let base = n * classes * spatial
                 for i in start..<end {
@@ -444,11 +422,11 @@ func initialBias(count: Int, fanIn: Int, _ initialisation: WeightInitialisation,
     }
 }
 
-func addChannelBias(_ y: inout Tensor, _ bias: [Float]) {
+func addChannelBias(_ y: inout Tensor, _ bias: [Float], threads: Int) {
     let channels = y.channels, spatial = y.spatialCount, batch = y.batch
     y.data.withUnsafeMutableBufferPointer { p in
         let b = p.baseAddress!
-        parallelFor(batch * channels) { nc in
+        parallelFor(batch * channels, threads: threads) { nc in
             let v = bias[nc % channels]
             let row = b + nc * spatial
             for i in 0..<spatial { row[i] += v }
@@ -456,13 +434,13 @@ func addChannelBias(_ y: inout Tensor, _ bias: [Float]) {
     }
 }
 
-func accumulateChannelSums(_ g: Tensor, into grad: inout [Float]) {
+func accumulateChannelSums(_ g: Tensor, into grad: inout [Float], threads: Int) {
     let channels = g.channels, spatial = g.spatialCount, batch = g.batch
     var sums = [Double](repeating: 0, count: channels)
     g.data.withUnsafeBufferPointer { p in
         let b = p.baseAddress!
         sums.withUnsafeMutableBufferPointer { sp in
-            parallelFor(channels) { c in
+            parallelFor(channels, threads: threads) { c in
                 var total = 0.0
                 for n in 0..<batch { total += simdSum(b + (n * channels + c) * spatial, spatial) }
                 sp[c] = total

@@ -40,9 +40,9 @@ public indirect enum SegmentationLoss {
         }
     }
 
-    public func evaluate(logits: Tensor, target: Tensor) -> LossResult {
+    public func evaluate(logits: Tensor, target: Tensor, threads: Int = 1) -> LossResult {
         precondition(logits.shape == target.shape, "loss: logits \(logits.shape) and target \(target.shape) differ")
-        let probabilities = softmaxChannels(logits)
+        let probabilities = softmaxChannels(logits, threads: threads)
         return evaluate(logits: logits, probabilities: probabilities, target: target)
     }
 

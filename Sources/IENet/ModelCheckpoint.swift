@@ -81,13 +81,14 @@ extension Checkpoint {
     /// A UNet3D (weights not yet loaded) with the architecture recorded in the metadata; for a checkpoint without
     /// it (a state_dict written by PyTorch: safetensors.torch.save_file or torch.save), the `configured` one, which
     /// callers take from the model config (SPEC 4.4). `restore` then checks every tensor against it.
-    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint", configured: UNet3DArchitecture? = nil) throws -> UNet3D {
+    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint", configured: UNet3DArchitecture? = nil,
+                          options: EngineOptions = EngineOptions()) throws -> UNet3D {
         if metadata[MetadataKey.imageChannels] == nil, metadata[MetadataKey.architecture] == nil {
             guard let configured else {
                 throw IEError.badInput("\(source): the checkpoint does not record its architecture (written by PyTorch?), "
                                        + "expected a model config to take it from (e.g. ie-infer --model=NAME)")
             }
-            return try configured.makeModel(seed: seed, source: source)
+            return try configured.makeModel(seed: seed, source: source, options: options)
         }
         func integer(_ key: String) throws -> Int {
             guard let text = metadata[key], let value = Int(text), value > 0 else {
@@ -103,7 +104,7 @@ extension Checkpoint {
                                           downsamplingPaths: try integer(MetadataKey.downsamplingPaths),
                                           kernelSize: try integer(MetadataKey.kernelSize))
         try checkTensorShapes(recorded, source: source)
-        return try recorded.makeModel(seed: seed, source: source)
+        return try recorded.makeModel(seed: seed, source: source, options: options)
     }
 
     /// Loads the weights into `model` and, when `optimizer` is given, its state (which must then be present).
@@ -138,14 +139,14 @@ public struct UNet3DArchitecture: Equatable, CustomStringConvertible, Sendable {
     }
 
     /// A freshly initialised UNet3D; sizes outside what the network can be are an IEError, not a crash.
-    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint") throws -> UNet3D {
+    public func makeModel(seed: UInt64 = 0, source: String = "checkpoint", options: EngineOptions = EngineOptions()) throws -> UNet3D {
         guard imageChannels > 0, classes > 0, featureChannels > 0, downsamplingPaths >= 1, downsamplingPaths <= 10,
               kernelSize > 0, kernelSize % 2 == 1, featureChannels <= (1 << 20) >> downsamplingPaths else {
             throw IEError.badInput("\(source): \(self) is not a valid UNet3D, expected positive sizes, an odd kernel size and "
                                    + "1...10 downsampling paths")
         }
         return UNet3D(imageChannels: imageChannels, classes: classes, featureChannels: featureChannels, seed: seed,
-                      downsamplingPaths: downsamplingPaths, kernelSize: kernelSize)
+                      downsamplingPaths: downsamplingPaths, kernelSize: kernelSize, options: options)
     }
 }
 

@@ -30,6 +30,18 @@ public struct Tensor {
     public var batch: Int { shape[0] }
     public var channels: Int { shape[1] }
     public var spatialCount: Int { shape.dropFirst(2).reduce(1, *) }
+
+    /// The one way kernels reach a tensor's storage: its first element's address during `body`.
+    @inline(__always)
+    public func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try data.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// The same, for writing.
+    @inline(__always)
+    public mutating func withMutablePointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try data.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
 }
 
 /// A trainable tensor with its accumulated gradient. `name` is the PyTorch state_dict key.
@@ -49,6 +61,11 @@ public final class Parameter {
 
     public var count: Int { value.count }
 
+    /// The value's and the gradient's storage during `body` (the gradient for writing).
+    func withPointers<R>(_ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> R) -> R {
+        value.withUnsafeBufferPointer { v in grad.withUnsafeMutableBufferPointer { body(v.baseAddress!, $0.baseAddress!) } }
+    }
+
     public func zeroGrad() {
         grad.withUnsafeMutableBufferPointer { g in
             if let base = g.baseAddress { base.update(repeating: 0, count: g.count) }
@@ -58,30 +75,10 @@ public final class Parameter {
 
 // MARK: - Threads
 
-nonisolated(unsafe) private var configuredThreads: Int = {
-    if let text = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"], let n = Int(text), n > 0 { return n }
-    return 1
-}()
-nonisolated(unsafe) private var blasThreadsApplied = false
-
-/// Sets the thread count used both inside GEMMs (OpenBLAS) and for our own element-wise loops.
-/// The two never run at the same time, so the cores are not oversubscribed.
-public func setThreads(_ count: Int) {
-    configuredThreads = max(1, count)
-    openblas_set_num_threads(Int32(configuredThreads))
-    blasThreadsApplied = true
-}
-
-public var threadCount: Int {
-    if !blasThreadsApplied { setThreads(configuredThreads) }
-    return configuredThreads
-}
-
-/// Runs `body(i)` for i in 0..<count, split into at most `threadCount` contiguous chunks.
+/// Runs `body(i)` for i in 0..<count, split into at most `requested` contiguous chunks (the engine's threads).
 /// Each index is processed by exactly one thread, so results do not depend on scheduling.
 @inline(__always)
-func parallelFor(_ count: Int, minimumPerThread: Int = 1, threads requested: Int = threadCount,
-                 _ body: (Int) -> Void) {
+func parallelFor(_ count: Int, minimumPerThread: Int = 1, threads requested: Int, _ body: (Int) -> Void) {
     let threads = min(requested, max(1, count / max(1, minimumPerThread)))
     if threads <= 1 || count <= 1 {
         for i in 0..<count { body(i) }

@@ -7,11 +7,13 @@ final class BasicLayer {
     let bn: BatchNorm3d?
 
     init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, batchNormAndReLU: Bool,
-         rng: inout SeededGenerator) {
+         rng: inout SeededGenerator, engine: Engine) {
         conv = Conv3d(name: name + ".conv1", inChannels: inChannels, outChannels: outChannels, kernel: kernel,
-                      stride: stride, padding: (kernel - 1) / 2, bias: false, initialisation: .kaimingNormal, rng: &rng)
+                      stride: stride, padding: (kernel - 1) / 2, bias: false, initialisation: .kaimingNormal, rng: &rng,
+                      engine: engine)
         bn = batchNormAndReLU
-            ? BatchNorm3d(name: name + ".bn1", channels: outChannels, fusedReLU: true, weightInitStd: 0.01, rng: &rng)
+            ? BatchNorm3d(name: name + ".bn1", channels: outChannels, fusedReLU: true, weightInitStd: 0.01, rng: &rng,
+                          threads: engine.threads)
             : nil
     }
 
@@ -31,21 +33,24 @@ final class BasicLayer {
 /// UNetEncodeBlock: block1 (may downsample) then block2, with block2 learning a residual: out = block2(h) + h.
 final class EncodeBlock {
     let block1: BasicLayer, block2: BasicLayer
-    init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, rng: inout SeededGenerator) {
+    let threads: Int
+    init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, rng: inout SeededGenerator,
+         engine: Engine) {
+        threads = engine.threads
         block1 = BasicLayer(name: name + ".block1", inChannels: inChannels, outChannels: outChannels, kernel: kernel,
-                            stride: stride, batchNormAndReLU: true, rng: &rng)
+                            stride: stride, batchNormAndReLU: true, rng: &rng, engine: engine)
         block2 = BasicLayer(name: name + ".block2", inChannels: outChannels, outChannels: outChannels, kernel: kernel,
-                            stride: 1, batchNormAndReLU: true, rng: &rng)
+                            stride: 1, batchNormAndReLU: true, rng: &rng, engine: engine)
     }
     func forward(_ x: Tensor, training: Bool) -> Tensor {
         let h = block1.forward(x, training: training)
         var out = block2.forward(h, training: training)
-        addInPlace(&out, h)
+        addInPlace(&out, h, threads: threads)
         return out
     }
     func backward(_ g: Tensor, inputGradient: Bool) -> Tensor? {
         var gh = block2.backward(g)!
-        addInPlace(&gh, g)
+        addInPlace(&gh, g, threads: threads)
         return block1.backward(gh, inputGradient: inputGradient)
     }
     var stateEntries: [StateEntry] { block1.stateEntries + block2.stateEntries }
@@ -55,11 +60,13 @@ final class EncodeBlock {
 final class DecodeBlock {
     let upsample: ConvTranspose3d
     let bn: BatchNorm3d
-    init(name: String, inChannels: Int, outChannels: Int, rng: inout SeededGenerator) {
+    init(name: String, inChannels: Int, outChannels: Int, rng: inout SeededGenerator, engine: Engine) {
         upsample = ConvTranspose3d(name: name + ".upsample_block.0", inChannels: inChannels, outChannels: outChannels,
-                                   kernel: 4, stride: 2, padding: 1, initialisation: .pytorchDefault, rng: &rng)
+                                   kernel: 4, stride: 2, padding: 1, initialisation: .pytorchDefault, rng: &rng,
+                                   engine: engine)
         // InnerEye does not re-initialise this block: BN keeps PyTorch's gamma = 1, beta = 0.
-        bn = BatchNorm3d(name: name + ".upsample_block.1", channels: outChannels, fusedReLU: true, rng: &rng)
+        bn = BatchNorm3d(name: name + ".upsample_block.1", channels: outChannels, fusedReLU: true, rng: &rng,
+                         threads: engine.threads)
     }
     func forward(_ x: Tensor, training: Bool) -> Tensor {
         bn.forward(upsample.forward(x, saveForBackward: training), training: training)
@@ -75,28 +82,30 @@ final class SynthesisBlock {
     let conv1: BasicLayer, conv2: BasicLayer
     let activation: BatchNorm3d
     let block2: BasicLayer
-    init(name: String, channels: Int, kernel: Int, rng: inout SeededGenerator) {
+    let threads: Int
+    init(name: String, channels: Int, kernel: Int, rng: inout SeededGenerator, engine: Engine) {
+        threads = engine.threads
         conv1 = BasicLayer(name: name + ".conv1", inChannels: channels, outChannels: channels, kernel: kernel, stride: 1,
-                           batchNormAndReLU: false, rng: &rng)
+                           batchNormAndReLU: false, rng: &rng, engine: engine)
         conv2 = BasicLayer(name: name + ".conv2", inChannels: channels, outChannels: channels, kernel: kernel, stride: 1,
-                           batchNormAndReLU: false, rng: &rng)
+                           batchNormAndReLU: false, rng: &rng, engine: engine)
         activation = BatchNorm3d(name: name + ".activation_block.0", channels: channels, fusedReLU: true,
-                                 weightInitStd: 0.01, rng: &rng)
+                                 weightInitStd: 0.01, rng: &rng, threads: engine.threads)
         block2 = BasicLayer(name: name + ".block2", inChannels: channels, outChannels: channels, kernel: kernel,
-                            stride: 1, batchNormAndReLU: true, rng: &rng)
+                            stride: 1, batchNormAndReLU: true, rng: &rng, engine: engine)
     }
     func forward(_ x: Tensor, skip: Tensor, training: Bool) -> Tensor {
         var sum = conv1.forward(x, training: training)
-        addInPlace(&sum, conv2.forward(skip, training: training))
+        addInPlace(&sum, conv2.forward(skip, training: training), threads: threads)
         let a = activation.forward(sum, training: training)
         var out = block2.forward(a, training: training)
-        addInPlace(&out, a)
+        addInPlace(&out, a, threads: threads)
         return out
     }
     /// Returns (gradient for x, gradient for the skip connection).
     func backward(_ g: Tensor) -> (Tensor, Tensor) {
         var ga = block2.backward(g)!
-        addInPlace(&ga, g)
+        addInPlace(&ga, g, threads: threads)
         let gSum = activation.backward(ga)
         return (conv1.backward(gSum)!, conv2.backward(gSum)!)
     }
@@ -123,12 +132,16 @@ public final class UNet3D {
     let decoders: [DecodeBlock]
     let synthesis: [SynthesisBlock]
     let outputLayer: Conv3d
+    /// How this model computes: threads, convolution backends, their scratch memory (shared by all layers).
+    public let engine: Engine
 
+    /// `options`: EngineOptions.fromEnvironment(...) in the tools; the built-in defaults (1 thread) otherwise.
     public init(imageChannels: Int, classes: Int, featureChannels: Int, seed: UInt64,
-                downsamplingPaths: Int = 4, kernelSize: Int = 3) {
+                downsamplingPaths: Int = 4, kernelSize: Int = 3, options: EngineOptions = EngineOptions()) {
         precondition(imageChannels > 0 && classes > 0 && featureChannels > 0 && downsamplingPaths >= 1)
         precondition(kernelSize % 2 == 1, "UNet3D: kernel size must be odd")
-        _ = largeTensorAllocatorConfigured
+        let engine = Engine(options)
+        self.engine = engine
         self.imageChannels = imageChannels
         self.classes = classes
         self.featureChannels = featureChannels
@@ -138,26 +151,26 @@ public final class UNet3D {
         var encoders: [EncodeBlock] = []
         var layerIndex = 0
         encoders.append(EncodeBlock(name: "_layers.0", inChannels: imageChannels, outChannels: featureChannels,
-                                    kernel: kernelSize, stride: 1, rng: &rng))
+                                    kernel: kernelSize, stride: 1, rng: &rng, engine: engine))
         var channels = featureChannels
         for _ in 1...downsamplingPaths {
             layerIndex += 1
             encoders.append(EncodeBlock(name: "_layers.\(layerIndex)", inChannels: channels, outChannels: channels * 2,
-                                        kernel: kernelSize, stride: 2, rng: &rng))
+                                        kernel: kernelSize, stride: 2, rng: &rng, engine: engine))
             channels *= 2
         }
         var decoders: [DecodeBlock] = [], synthesis: [SynthesisBlock] = []
         for _ in 0..<downsamplingPaths {
             layerIndex += 1
             decoders.append(DecodeBlock(name: "_layers.\(layerIndex)", inChannels: channels, outChannels: channels / 2,
-                                        rng: &rng))
+                                        rng: &rng, engine: engine))
             layerIndex += 1
             synthesis.append(SynthesisBlock(name: "_layers.\(layerIndex)", channels: channels / 2, kernel: kernelSize,
-                                            rng: &rng))
+                                            rng: &rng, engine: engine))
             channels /= 2
         }
         outputLayer = Conv3d(name: "output_layer", inChannels: channels, outChannels: classes, kernel: 1, bias: true,
-                             initialisation: .pytorchDefault, rng: &rng)
+                             initialisation: .pytorchDefault, rng: &rng, engine: engine)
         self.encoders = encoders
         self.decoders = decoders
         self.synthesis = synthesis
@@ -201,7 +214,7 @@ public final class UNet3D {
             g = decoders[i].backward(gx)
         }
         for depth in (0...downsamplingPaths).reversed() {
-            if depth < downsamplingPaths { addInPlace(&g, skipGradients[depth]!) }
+            if depth < downsamplingPaths { addInPlace(&g, skipGradients[depth]!, threads: engine.threads) }
             if let next = encoders[depth].backward(g, inputGradient: depth > 0) { g = next }
         }
     }
@@ -309,7 +322,7 @@ public final class UNet3D {
 extension UNet3D {
     /// Class probabilities (softmax over channels) in eval mode: running BatchNorm statistics, nothing saved.
     public func predictProbabilities(_ x: Tensor) -> Tensor {
-        softmaxChannels(forward(x, training: false))
+        softmaxChannels(forward(x, training: false), threads: engine.threads)
     }
 }
 

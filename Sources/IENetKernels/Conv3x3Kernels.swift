@@ -127,10 +127,10 @@ public enum Conv3x3Kernels {
     public static func channelBlock(outChannels: Int) -> Int { outChannels <= 2 ? outChannels : 4 }
 
     /// Input channels whose contributions are summed in one pass over an output slice (see convolveSliceBlocked).
-    nonisolated(unsafe) public static var channelGroup = 4
+    public static let channelGroup = 4
 
     /// Floats of output rows staged in L1 before a streaming write-out (all output channels, a few rows).
-    nonisolated(unsafe) public static var stagingFloats = 4096
+    public static let stagingFloats = 4096
 
     /// Packs weights w(o, c, tap) (tap = kz*9 + ky*3 + kx, read through `weight`) as the kernels read them:
     /// [block][c][tap][channelBlock], zero for o >= outChannels.
@@ -394,7 +394,7 @@ public enum Conv3x3Kernels {
 
     /// Floats of gradient rows per weight-gradient pass and channel (rows = this / rowStride): the rows of 4
     /// gradient channels and the input rows they meet should stay in L1.
-    nonisolated(unsafe) public static var weightGradientPassFloats = 640
+    public static let weightGradientPassFloats = 640
 
     /// Vector partial sums of the weight gradient, per (out block, c, kz, ky): 4 channels x 3 kx x 8 lanes.
     public static func weightPartialCount(outChannels: Int, inChannels: Int) -> Int {

@@ -97,7 +97,7 @@ public final class Segmenter {
                                    multiple: model.sizeMultiple)
         let predict: SlidingWindow.Predictor = { batch, count, patch in
             let input = Tensor(shape: [count, channels, patch.z, patch.y, patch.x], data: batch)
-            return softmaxChannels(model.forward(input, training: false)).data
+            return model.predictProbabilities(input).data
         }
         if settings.tiling == .innerEye {
             return try window.runInnerEye(image: image, channels: channels, shape: shape, predict: predict)
@@ -144,9 +144,11 @@ public final class Segmenter {
 /// Loading models from checkpoint files (hash verified; a bad file is exit 3). `architecture` is used for a
 /// checkpoint that records none (written by PyTorch, SPEC 4.4).
 public enum ModelLoading {
-    public static func load(checkpointPath: String, architecture: UNet3DArchitecture? = nil) throws -> UNet3D {
+    /// `options` default to the environment's (SPEC 12); the tools pass theirs.
+    public static func load(checkpointPath: String, architecture: UNet3DArchitecture? = nil,
+                            options: EngineOptions = .fromEnvironment()) throws -> UNet3D {
         let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
-        let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture)
+        let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture, options: options)
         try checkpoint.restore(model: model, source: checkpointPath)
         return model
     }

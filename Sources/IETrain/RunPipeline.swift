@@ -28,13 +28,15 @@ public enum RunPipeline {
     /// Trains a run created by ie-split. `resume` continues from the run's autosave when there is one.
     /// Returns false when a stop signal ended training early.
     @discardableResult
-    public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> Bool {
+    public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
+                             options: EngineOptions = .fromEnvironment()) throws -> Bool {
         try config.checkRunnable()
-        let setup = try TrainingSetup(config: config)
+        var setup = try TrainingSetup(config: config)
+        setup.engine = options
         let dataset = try dataset(run: run, config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
         try run.writeArguments(config)
-        try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(ConvBackend.summary); \(ConvBackend.directKernelSummary)")
+        try run.writeBuildInformation(blas: "OpenBLAS; convolutions: \(options.summary)")
         let start = try startingPoint(run: run, config: config, settings: settings, resume: resume)
         let trainSubjects = try preparation.loadAll(run.splitSubjects("train"), label: "train")
         let valSubjects = try preparation.loadAll(run.splitSubjects("val"), label: "val")
@@ -51,8 +53,8 @@ public enum RunPipeline {
         }
         Log.info("\(config.name): UNet3D f=\(setup.featureChannels), \(trainer.model.parameterCount) parameters, " +
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
-                 "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(threadCount), " +
-                 "convolutions \(ConvBackend.summary)")
+                 "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(options.threads), " +
+                 "convolutions \(options.summary)")
         let finished = try trainer.run()
         if finished && reducer.rank == 0 {
             let last = checkpointPath(run: run, epoch: setup.numEpochs)
@@ -137,13 +139,16 @@ public enum RunPipeline {
 
     /// The run's model of `epoch`: the members of an adopted ensemble when the run has them, else its checkpoint.
     /// `architecture` (the run's config's) applies to checkpoints written by PyTorch.
-    public static func runModels(run: RunDirectory, epoch: Int, architecture: UNet3DArchitecture? = nil) throws -> [UNet3D] {
+    public static func runModels(run: RunDirectory, epoch: Int, architecture: UNet3DArchitecture? = nil,
+                                 options: EngineOptions = .fromEnvironment()) throws -> [UNet3D] {
         let folder = ensembleFolder(run: run, epoch: epoch)
         let members = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".ckpt") }.sorted()
         guard !members.isEmpty else {
-            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), architecture: architecture)]
+            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), architecture: architecture,
+                                          options: options)]
         }
-        return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil, architecture: architecture)
+        return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil,
+                              architecture: architecture, options: options)
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
@@ -181,7 +186,8 @@ public enum RunPipeline {
     /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several).
     /// `architecture` (from the model config) applies to checkpoints written by PyTorch, which do not record one.
     public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?,
-                                  architecture: UNet3DArchitecture? = nil) throws -> [UNet3D] {
+                                  architecture: UNet3DArchitecture? = nil,
+                                  options: EngineOptions = .fromEnvironment()) throws -> [UNet3D] {
         var paths = checkpoints
         for id in modelIDs {
             guard let settings else { throw IEError.failure("--model_id=\(id) needs the settings of its model registry") }
@@ -189,7 +195,7 @@ public enum RunPipeline {
             try model.verify()
             paths += model.checkpointPaths
         }
-        return try paths.map { try ModelLoading.load(checkpointPath: $0, architecture: architecture) }
+        return try paths.map { try ModelLoading.load(checkpointPath: $0, architecture: architecture, options: options) }
     }
 
     /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`.

@@ -35,6 +35,8 @@ public struct TrainingSetup {
     /// shard). In one process with `shards` > 1 the shards run one after another with the same averaging, which
     /// is what a K-rank run computes, so the two can be compared.
     public var shards: Int = 1
+    /// Threads and convolution backends of the model (EngineOptions.fromEnvironment in the tools).
+    public var engine = EngineOptions()
 
     public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3) {
         self.modelName = modelName
@@ -117,7 +119,8 @@ public final class Trainer {
         self.outputs = outputs
         self.train = train
         self.validation = validation
-        model = try setup.architecture.makeModel(seed: UInt64(truncatingIfNeeded: setup.seed), source: setup.modelName)
+        model = try setup.architecture.makeModel(seed: UInt64(truncatingIfNeeded: setup.seed), source: setup.modelName,
+                                               options: setup.engine)
         try model.validateInputShape([setup.batchSize, setup.imageChannels, setup.cropSize.z, setup.cropSize.y, setup.cropSize.x])
         optimizer = Optimizer(kind: setup.optimizer, parameters: model.parameters, settings: setup.optimizerSettings)
         sampler = try CropSampler(cropSize: setup.cropSize, classWeights: setup.classWeights, paddingMode: setup.paddingMode)
@@ -214,8 +217,8 @@ public final class Trainer {
     /// What decides the last bits of the results besides the seed: the convolution backend, the GEMM threads and
     /// the data-parallel shards (results differ in float rounding when they change).
     func executionMetadata() -> [String: String] {
-        ["conv_backend": ConvBackend.current.rawValue, "direct_conv": ConvBackend.directKernelEnabled ? "on" : "off",
-         "threads": String(threadCount),
+        ["conv_backend": setup.engine.library.rawValue, "direct_conv": setup.engine.usesDirectKernel ? "on" : "off",
+         "threads": String(setup.engine.threads),
          "shards": String(shardCount)]
     }
 
@@ -267,7 +270,7 @@ public final class Trainer {
                 let batch = CropBatch(Array(crops[bounds[shard]..<bounds[shard + 1]]), classCount: setup.classCount)
                 let (input, target) = tensors(batch)
                 let logits = model.forward(input, training: true)
-                let shardResult = setup.loss.evaluate(logits: logits, target: target)
+                let shardResult = setup.loss.evaluate(logits: logits, target: target, threads: setup.engine.threads)
                 model.backward(shardResult.gradLogits)
                 lossSum += shardResult.value
                 stats.add(loss: shardResult.value, logits: logits, batch: batch)
@@ -312,7 +315,7 @@ public final class Trainer {
             let batch = CropBatch(Array(crops[start..<min(start + setup.batchSize, crops.count)]), classCount: setup.classCount)
             let (input, target) = tensors(batch)
             let logits = model.forward(input, training: false)
-            let result = setup.loss.evaluate(logits: logits, target: target)
+            let result = setup.loss.evaluate(logits: logits, target: target, threads: setup.engine.threads)
             stats.add(loss: result.value, logits: logits, batch: batch)
         }
         return stats

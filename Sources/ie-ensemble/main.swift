@@ -58,7 +58,7 @@ struct Ensemble: ParsableCommand {
     func run() throws {
         Log.tool = "ie-ensemble"
         let settingsValue = try Settings.locate(explicitPath: settings)
-        setThreads(threads ?? ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
+        EngineOptions.fromCommandLine(threads: threads)
         var extra = Ensemble.overrides
         if let aggregation { extra.append("--ensemble_aggregation_type=\(aggregation)") }
         func members(_ config: ModelConfig) throws -> [UNet3D] {

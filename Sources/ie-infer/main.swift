@@ -62,7 +62,7 @@ struct Infer: ParsableCommand {
         Log.tool = "ie-infer"
         if quiet { Log.level = .quiet }
         let settingsValue = try Settings.locate(explicitPath: settings)
-        setThreads(threads ?? ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
+        EngineOptions.fromCommandLine(threads: threads)
         let overrides = try ConfigOverrides.parse(Infer.overrides)
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)

@@ -94,8 +94,7 @@ struct Train: ParsableCommand {
     func train(_ runDir: RunDirectory, _ settingsValue: Settings, submit: SlurmJobOptions?, rank: Int) throws {
         let extra = ClusterTraining.separateSubmissionFlags(Train.overrides).rest
         let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
-        let env = ProcessInfo.processInfo.environment
-        setThreads(threads ?? env["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
+        EngineOptions.fromCommandLine(threads: threads)
         StopSignal.install()
         var request = ClusterTraining.Request()
         (request.foldsOnly, request.ensemble, request.evaluate, request.resume) = (foldsOnly, ensemble, evaluate, resume)

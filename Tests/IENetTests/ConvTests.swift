@@ -75,13 +75,13 @@ final class ConvTests: XCTestCase {
 
     func testConvForwardWithTinySlabsMatches() {
         // Force several slabs (and single-row slabs) so slab boundaries are exercised.
-        let saved = ConvScratch.budgetFloats
-        defer { ConvScratch.budgetFloats = saved }
         var random = TestRandom(2)
         var rng = SeededGenerator(seed: 4)
         for budget in [1, 200, 1000, 3000] { for stride in [1, 2] {
-            ConvScratch.budgetFloats = budget
-            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: 1, bias: false, rng: &rng)
+            var options = EngineOptions(convBackend: .gemm)  // the slabs are the GEMM path's
+            options.slabFloats = budget
+            let conv = Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: stride, padding: 1, bias: false,
+                              rng: &rng, engine: Engine(options))
             let x = random.tensor([1, 2, 7, 6, 5])
             let y = conv.forward(x)
             assertClose(y, referenceConv(x, weight: conv.weight.value, bias: nil, outChannels: 3, kernel: 3, stride: stride,
@@ -163,22 +163,22 @@ final class ConvTests: XCTestCase {
 final class ThreadingTests: XCTestCase {
     /// Runs one conv / transposed-conv forward+backward and returns (output, input grad, weight grad).
     func run(threads: Int, budget: Int) -> [[Float]] {
-        setThreads(threads)
-        let saved = ConvScratch.budgetFloats
-        ConvScratch.budgetFloats = budget
-        defer { ConvScratch.budgetFloats = saved; setThreads(1) }
+        var options = EngineOptions(threads: threads)
+        options.slabFloats = budget
+        let engine = Engine(options)
         var random = TestRandom(41)
         var rng = SeededGenerator(seed: 42)
         var results: [[Float]] = []
         for stride in [1, 2] {
             let conv = Conv3d(name: "c", inChannels: 9, outChannels: 5, kernel: 3, stride: stride, padding: 1,
-                              bias: true, rng: &rng)
+                              bias: true, rng: &rng, engine: engine)
             let x = random.tensor([2, 9, 6, 8, 7])
             let y = conv.forward(x)
             let g = conv.backward(y)!
             results += [y.data, g.data, conv.weight.grad, conv.bias!.grad]
         }
-        let up = ConvTranspose3d(name: "u", inChannels: 6, outChannels: 4, kernel: 4, stride: 2, padding: 1, rng: &rng)
+        let up = ConvTranspose3d(name: "u", inChannels: 6, outChannels: 4, kernel: 4, stride: 2, padding: 1, rng: &rng,
+                                 engine: engine)
         let u = random.tensor([2, 6, 3, 4, 3])
         let v = up.forward(u)
         let gu = up.backward(v)!
@@ -205,16 +205,15 @@ final class ImplicitGEMMTests: XCTestCase {
     /// Rows of >= 16 voxels and >= 8 input channels take the implicit-GEMM path (no im2col); it must agree with
     /// the direct convolution, for several slab sizes and 1 or 2 threads, and its gradients with differences.
     func testImplicitPathMatchesDirectConvolution() {
-        let saved = ConvScratch.budgetFloats
-        defer { ConvScratch.budgetFloats = saved; setThreads(1) }
         var random = TestRandom(51)
         var rng = SeededGenerator(seed: 52)
         for (budget, threads) in [(1, 1), (60, 2), (1 << 18, 1), (1 << 18, 2)] {
-            ConvScratch.budgetFloats = budget
-            setThreads(threads)
-            let conv = Conv3d(name: "c", inChannels: 8, outChannels: 9, kernel: 3, stride: 1, padding: 1, bias: true, rng: &rng)
+            var options = EngineOptions(threads: threads, convBackend: .gemm)  // oneDNN would take this layer
+            options.slabFloats = budget
+            let conv = Conv3d(name: "c", inChannels: 8, outChannels: 9, kernel: 3, stride: 1, padding: 1, bias: true, rng: &rng,
+                              engine: Engine(options))
             var x = random.tensor([2, 8, 3, 5, 17])
-            XCTAssertTrue(conv.geometry(x).usesImplicitGEMM)
+            XCTAssertTrue(conv.geometry(x).usesImplicitGEMM(options))
             let y = conv.forward(x)
             assertClose(y, referenceConv(x, weight: conv.weight.value, bias: conv.bias!.value, outChannels: 9, kernel: 3,
                                          stride: 1, padding: 1), "implicit budget \(budget) threads \(threads)")

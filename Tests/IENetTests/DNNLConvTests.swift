@@ -17,15 +17,14 @@ final class DNNLConvTests: XCTestCase {
 
     override func setUpWithError() throws {
         try XCTSkipUnless(ConvBackend.isDNNLAvailable, "built without oneDNN (libdnnl-dev not installed)")
-        savedMinimumChannels = ConvBackend.dnnlMinimumInputChannels
-        ConvBackend.dnnlMinimumInputChannels = 1  // every case below must really run on oneDNN
     }
-    var savedMinimumChannels = 0
 
-    override func tearDown() {
-        ConvBackend.dnnlMinimumInputChannels = savedMinimumChannels
-        ConvBackend.current = ConvBackend.isDNNLAvailable ? .dnnl : .gemm
-        setThreads(1)
+    /// One backend for every layer; under oneDNN every case below must really run on oneDNN (minimum channels 1).
+    func options(_ backend: ConvBackendChoice, threads: Int = 1, blocked: Bool = true) -> EngineOptions {
+        var options = EngineOptions(threads: threads, convBackend: backend)
+        options.dnnlMinimumInputChannels = 1
+        options.dnnlBlockedActivations = blocked
+        return options
     }
 
     /// Relative error ||a - b|| / ||b|| with a non-vacuity check on the reference.
@@ -41,21 +40,21 @@ final class DNNLConvTests: XCTestCase {
 
     /// Forward output, input gradient, weight gradient and bias gradient (accumulated over two backward calls, as
     /// gradients are accumulated in training) of one Conv3d with the given backend.
-    func convResults(_ c: Case, backend: ConvBackend) -> [[Float]] {
-        ConvBackend.current = backend
+    func convResults(_ c: Case, _ options: EngineOptions) -> [[Float]] {
         var rng = SeededGenerator(seed: 31)
         var random = TestRandom(32)
         let conv = Conv3d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
-                          padding: c.p, bias: true, rng: &rng)
+                          padding: c.p, bias: true, rng: &rng, engine: Engine(options))
         let x = random.tensor([c.batch, c.cin] + c.size)
-        if backend == .dnnl {
+        if options.convBackend == .dnnl {
             // Otherwise the layer would silently fall back to the GEMM path and the comparison would prove nothing.
             let g = conv.geometry(x)
             let fits = c.batch * max(g.inChannels * g.inSpatial, g.outChannels * g.outSpatial) * 4
-                <= ConvBackend.dnnlMaximumCopyBytes || ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"] == "plain"
-            XCTAssertEqual(ConvBackend.dnnlHandles(conv.geometry(x), batch: c.batch), fits, "oneDNN choice for \(c)")
+                <= options.dnnlMaximumCopyBytes || !options.dnnlBlockedActivations
+            let plan = conv.plan(for: x)
+            XCTAssertEqual(plan.algorithm.name == "dnnl", fits, "oneDNN choice for \(c)")
             print("oneDNN \(c.cin)->\(c.cout) k\(c.k) s\(c.s): "
-                  + ConvBackend.dnnlImplementations(conv.geometry(x), batch: c.batch).joined(separator: ", "))
+                  + plan.algorithm.implementations(g, batch: c.batch).joined(separator: ", "))
         }
         let y = conv.forward(x)
         let projection = random.tensor(y.shape)
@@ -66,12 +65,12 @@ final class DNNLConvTests: XCTestCase {
     }
 
     func testConv3dMatchesGEMMPath() {
-        for threads in [1, 2] {
-            setThreads(threads)
+        for (threads, blocked) in [(1, true), (2, true), (1, false)] {
             for c in cases {
-                let label = "\(c.cin)->\(c.cout) k\(c.k) s\(c.s) p\(c.p) \(c.size) batch \(c.batch), \(threads) thread(s)"
-                let oracle = convResults(c, backend: .gemm)
-                let tested = convResults(c, backend: .dnnl)
+                let label = "\(c.cin)->\(c.cout) k\(c.k) s\(c.s) p\(c.p) \(c.size) batch \(c.batch), \(threads) thread(s), "
+                    + (blocked ? "blocked" : "plain")
+                let oracle = convResults(c, options(.gemm, threads: threads))
+                let tested = convResults(c, options(.dnnl, threads: threads, blocked: blocked))
                 for (name, (a, b)) in zip(["forward", "input gradient", "weight gradient", "bias gradient"],
                                           zip(tested, oracle)) {
                     assertRelativeError(a, b, "\(name) \(label)")
@@ -81,15 +80,14 @@ final class DNNLConvTests: XCTestCase {
     }
 
     func testConvTranspose3dMatchesGEMMPath() {
-        func results(_ backend: ConvBackend, cin: Int, cout: Int, size: [Int]) -> [[Float]] {
-            ConvBackend.current = backend
+        func results(_ backend: ConvBackendChoice, cin: Int, cout: Int, size: [Int]) -> [[Float]] {
             var rng = SeededGenerator(seed: 41)
             var random = TestRandom(42)
             let up = ConvTranspose3d(name: "u", inChannels: cin, outChannels: cout, kernel: 4, stride: 2, padding: 1,
-                                     rng: &rng)
+                                     rng: &rng, engine: Engine(options(backend)))
             let x = random.tensor([2, cin] + size)
             if backend == .dnnl {
-                XCTAssertTrue(ConvBackend.dnnlHandles(up.adjointGeometry(x), batch: 2), "oneDNN refused convT \(cin)->\(cout)")
+                XCTAssertEqual(up.plan(for: x).algorithm.name, "dnnl", "oneDNN refused convT \(cin)->\(cout)")
             }
             let y = up.forward(x)
             let gradInput = up.backward(random.tensor(y.shape))!
@@ -106,10 +104,10 @@ final class DNNLConvTests: XCTestCase {
 
     /// Finite differences directly on the oneDNN path (the GEMM comparison above shares no code with it).
     func testGradientsByFiniteDifferencesWithDNNL() {
-        ConvBackend.current = .dnnl
         var random = TestRandom(61)
         var rng = SeededGenerator(seed: 62)
-        let conv = Conv3d(name: "c", inChannels: 3, outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: true, rng: &rng)
+        let conv = Conv3d(name: "c", inChannels: 3, outChannels: 4, kernel: 3, stride: 2, padding: 1, bias: true, rng: &rng,
+                          engine: Engine(options(.dnnl)))
         var x = random.tensor([2, 3, 5, 6, 4])
         let y = conv.forward(x)
         let projection = random.tensor(y.shape)
@@ -123,44 +121,66 @@ final class DNNLConvTests: XCTestCase {
 
     /// Above the copy limit a convolution runs on the GEMM path (bounded memory) and still gives the same result.
     func testLargeActivationsFallBackToGEMM() throws {
-        try XCTSkipIf(ProcessInfo.processInfo.environment["IENET_DNNL_LAYOUT"] == "plain", "plain layout makes no copies")
         let c = Case(cin: 8, cout: 8, k: 3, s: 1, p: 1, size: [6, 6, 6], batch: 2)
         let geometry = ConvGeometry(inChannels: 8, outChannels: 8, kernel: 3, stride: 1, padding: 1, inD: 6, inH: 6, inW: 6)
-        let saved = ConvBackend.dnnlMaximumCopyBytes
-        defer { ConvBackend.dnnlMaximumCopyBytes = saved }
-        XCTAssertTrue(ConvBackend.dnnlHandles(geometry, batch: 2))
-        ConvBackend.dnnlMaximumCopyBytes = 2 * 8 * 216 * 4 - 1  // one byte less than the activations
-        XCTAssertFalse(ConvBackend.dnnlHandles(geometry, batch: 2))
-        let oracle = convResults(c, backend: .gemm)
-        let fallback = convResults(c, backend: .dnnl)
+        var small = options(.dnnl)
+        XCTAssertEqual(Engine(small).plan(geometry, batch: 2, adjoint: false).algorithm.name, "dnnl")
+        small.dnnlMaximumCopyBytes = 2 * 8 * 216 * 4 - 1  // one byte less than the activations
+        XCTAssertEqual(Engine(small).plan(geometry, batch: 2, adjoint: false).algorithm.name, "gemm")
+        let oracle = convResults(c, options(.gemm))
+        let fallback = convResults(c, small)
         XCTAssertEqual(fallback, oracle, "the fallback is the GEMM path itself: same bits")
     }
 
     /// Same thread count, same bits: two runs of forward and backward must agree exactly.
     func testDeterministicForFixedThreadCount() {
         for threads in [1, 2] {
-            setThreads(threads)
             let c = Case(cin: 16, cout: 16, k: 3, s: 1, p: 1, size: [12, 12, 12], batch: 2)
-            let first = convResults(c, backend: .dnnl)
-            ConvBackend.clearDNNLCache()
-            let second = convResults(c, backend: .dnnl)
+            let first = convResults(c, options(.dnnl, threads: threads))
+            let second = convResults(c, options(.dnnl, threads: threads))  // a new model: primitives built again
             XCTAssertEqual(first, second, "oneDNN results differ between runs with \(threads) thread(s)")
         }
     }
 }
 
-/// IENET_CONV_BACKEND parsing; needs no oneDNN.
-final class ConvBackendSelectionTests: XCTestCase {
+/// EngineOptions.fromEnvironment (SPEC 12); needs no oneDNN.
+final class EngineOptionsTests: XCTestCase {
     func testEnvironmentChoosesBackend() {
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: true), .dnnl)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: nil, dnnlBuilt: false), .gemm)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "", dnnlBuilt: true), .dnnl)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "gemm", dnnlBuilt: true), .gemm)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "GEMM", dnnlBuilt: true), .gemm)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: true), .dnnl)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "oneDNN", dnnlBuilt: true), .dnnl)
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "dnnl", dnnlBuilt: false), .gemm, "cannot use what is not built")
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: true), .dnnl, "unknown value: the default")
-        XCTAssertEqual(ConvBackend.chosen(byEnvironment: "cudnn", dnnlBuilt: false), .gemm, "unknown value: the default")
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: nil, dnnlBuilt: true), .auto)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "", dnnlBuilt: false), .auto)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "gemm", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "GEMM", dnnlBuilt: true), .gemm)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "direct", dnnlBuilt: false), .direct)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "dnnl", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "oneDNN", dnnlBuilt: true), .dnnl)
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "dnnl", dnnlBuilt: false), .gemm, "cannot use what is not built")
+        XCTAssertEqual(EngineOptions.chosen(byEnvironment: "cudnn", dnnlBuilt: true), .auto, "unknown value: the default")
+    }
+
+    func testThreadsFromCommandLineThenEnvironmentThenCores() {
+        XCTAssertEqual(EngineOptions.fromEnvironment(["OMP_NUM_THREADS": "3"], threads: 5).threads, 5)
+        XCTAssertEqual(EngineOptions.fromEnvironment(["OMP_NUM_THREADS": "3"]).threads, 3)
+        XCTAssertEqual(EngineOptions.fromEnvironment([:]).threads, ProcessInfo.processInfo.activeProcessorCount)
+        XCTAssertEqual(EngineOptions.fromEnvironment(["OMP_NUM_THREADS": "zero"]).threads,
+                       ProcessInfo.processInfo.activeProcessorCount, "not a number: the default")
+    }
+
+    func testTuningValuesAndTheDirectSwitch() {
+        let tuned = EngineOptions.fromEnvironment([
+            "IENET_SLAB_FLOATS": "1000", "IENET_COLUMNS_PER_CHANNEL": "0", "IENET_IMPLICIT_GEMM": "0",
+            "IENET_DIRECT_PREFETCH": "0", "IENET_DIRECT_STREAM_FLOATS": "7", "IENET_DNNL_LAYOUT": "plain",
+            "IENET_DNNL_MIN_CHANNELS": "2", "IENET_DNNL_MAX_COPY_MB": "3"], threads: 1)
+        var expected = EngineOptions(threads: 1)
+        (expected.slabFloats, expected.columnsPerOutputChannel, expected.implicitGEMM) = (1000, 0, false)
+        (expected.directPrefetch, expected.directStreamFloats, expected.dnnlBlockedActivations) = (false, 7, false)
+        (expected.dnnlMinimumInputChannels, expected.dnnlMaximumCopyBytes) = (2, 3 << 20)
+        XCTAssertEqual(tuned, expected)
+        XCTAssertEqual(EngineOptions.fromEnvironment([:], threads: 1), EngineOptions(threads: 1), "defaults")
+        let noDirect = EngineOptions.fromEnvironment(["IENET_DIRECT_CONV": "0"], threads: 1)
+        XCTAssertFalse(noDirect.usesDirectKernel)
+        XCTAssertEqual(noDirect.convBackend, ConvBackend.isDNNLAvailable ? .dnnl : .gemm)
+        XCTAssertEqual(EngineOptions.fromEnvironment(["IENET_DIRECT_CONV": "0", "IENET_CONV_BACKEND": "direct"]).convBackend, .gemm)
+        XCTAssertEqual(EngineOptions(convBackend: .gemm).library, .gemm)
+        XCTAssertFalse(EngineOptions(convBackend: .gemm).usesDirectKernel)
     }
 }

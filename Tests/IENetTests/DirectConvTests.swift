@@ -29,26 +29,19 @@ final class DirectConvTests: XCTestCase {
         Shape(batch: 1, cin: 1, cout: 3, size: (2, 2, 70)),
     ]
 
-    private var enabledBefore = DirectConv.enabled
-    private var prefetchBefore = DirectConv.prefetchGradient
+    /// The direct kernel where it takes the layer (else GEMM), with `threads` threads.
+    private func direct(threads: Int = 1) -> EngineOptions { EngineOptions(threads: threads, convBackend: .direct) }
 
-    override func setUp() {
-        super.setUp()
-        enabledBefore = DirectConv.enabled
-        prefetchBefore = DirectConv.prefetchGradient
-        setThreads(1)
-    }
-
-    override func tearDown() {
-        DirectConv.enabled = enabledBefore  // e.g. off under IENET_DIRECT_CONV=0 for the other tests
-        DirectConv.prefetchGradient = prefetchBefore
-        setThreads(1)
-        super.tearDown()
-    }
+    /// The GEMM path for every layer.
+    private func gemm(threads: Int = 1) -> EngineOptions { EngineOptions(threads: threads, convBackend: .gemm) }
 
     private func requireDirectKernels() throws {
         guard DirectConv.cpuSupported else { throw XCTSkip("this CPU lacks AVX2/FMA: the direct kernels never run here") }
-        DirectConv.enabled = true
+    }
+
+    /// The backend a model with `options` runs this geometry on.
+    private func algorithm(_ g: ConvGeometry, batch: Int, _ options: EngineOptions) -> ConvAlgorithm {
+        Engine(options).plan(g, batch: batch, adjoint: false).algorithm
     }
 
     private func random(_ count: Int, _ rng: inout SeededGenerator) -> [Float] {
@@ -100,20 +93,22 @@ final class DirectConvTests: XCTestCase {
 
     struct Results { var y: [Float]; var dW: [Float]; var dX: [Float] }
 
-    /// Forward, then backward with input gradient, through ConvKernels (whichever path DirectConv.enabled picks).
+    /// Forward, then backward with input gradient, on the backend `options` choose for the shape.
     /// dW starts from `initialGradient` to check that it is accumulated, not overwritten.
-    private func run(_ s: Shape, _ x: [Float], _ w: [Float], _ dy: [Float], initialGradient: [Float]) -> Results {
+    private func run(_ s: Shape, _ x: [Float], _ w: [Float], _ dy: [Float], initialGradient: [Float],
+                     _ options: EngineOptions? = nil) -> Results {
         let g = s.geometry()
+        let backend = algorithm(g, batch: s.batch, options ?? direct())
         var y = [Float](repeating: .nan, count: s.batch * s.cout * g.outSpatial)
         var dW = initialGradient
         var dX = [Float](repeating: .nan, count: x.count)
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { gp in
             y.withUnsafeMutableBufferPointer { yp in
-                ConvKernels.forward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!, output: yp.baseAddress!)
+                backend.forward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!, output: yp.baseAddress!)
             }
             dW.withUnsafeMutableBufferPointer { dwp in dX.withUnsafeMutableBufferPointer { dxp in
-                ConvKernels.backward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
-                                     gradOutput: gp.baseAddress!, gradWeight: dwp.baseAddress!, gradInput: dxp.baseAddress!)
+                backend.backward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                 gradOutput: gp.baseAddress!, gradWeight: dwp.baseAddress!, gradInput: dxp.baseAddress!)
             }}
         }}}
         return Results(y: y, dW: dW, dX: dX)
@@ -140,18 +135,19 @@ final class DirectConvTests: XCTestCase {
     /// The separate entry points: weight gradient alone (backward without input gradient, as the UNet's first
     /// layer runs) and input gradient alone.
     private func runSeparately(_ s: Shape, _ x: [Float], _ w: [Float], _ dy: [Float],
-                               initialGradient: [Float]) -> (dW: [Float], dX: [Float]) {
+                               initialGradient: [Float], _ options: EngineOptions? = nil) -> (dW: [Float], dX: [Float]) {
         let g = s.geometry()
+        let backend = algorithm(g, batch: s.batch, options ?? direct())
         var dW = initialGradient
         var dX = [Float](repeating: .nan, count: x.count)
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { gp in
             dW.withUnsafeMutableBufferPointer { dwp in
-                ConvKernels.backward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
-                                     gradOutput: gp.baseAddress!, gradWeight: dwp.baseAddress!, gradInput: nil)
+                backend.backward(g, batch: s.batch, input: xp.baseAddress!, weight: wp.baseAddress!,
+                                 gradOutput: gp.baseAddress!, gradWeight: dwp.baseAddress!, gradInput: nil)
             }
             dX.withUnsafeMutableBufferPointer { dxp in
-                ConvKernels.backwardInputOnly(g, batch: s.batch, weight: wp.baseAddress!, gradOutput: gp.baseAddress!,
-                                              gradInput: dxp.baseAddress!)
+                backend.backwardData(g, batch: s.batch, gradOutput: gp.baseAddress!, weight: wp.baseAddress!,
+                                     gradInput: dxp.baseAddress!)
             }
         }}}
         return (dW, dX)
@@ -161,17 +157,23 @@ final class DirectConvTests: XCTestCase {
 
     func testDirectPathIsTakenForFewInputChannelsOnly() throws {
         try requireDirectKernels()
-        XCTAssertTrue(DirectConv.handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry()))
-        XCTAssertTrue(DirectConv.handles(Shape(batch: 1, cin: 4, cout: 3, size: (1, 1, 1)).geometry()))
-        XCTAssertFalse(DirectConv.handles(Shape(batch: 1, cin: 5, cout: 32, size: (8, 8, 8)).geometry()))
+        func handles(_ g: ConvGeometry, _ options: EngineOptions? = nil) -> Bool {
+            algorithm(g, batch: 1, options ?? direct()).name == "direct"
+        }
+        XCTAssertTrue(handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry()))
+        XCTAssertTrue(handles(Shape(batch: 1, cin: 4, cout: 3, size: (1, 1, 1)).geometry()))
+        XCTAssertTrue(handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry(), EngineOptions()), "auto")
+        XCTAssertFalse(handles(Shape(batch: 1, cin: 5, cout: 32, size: (8, 8, 8)).geometry()))
         let strided = ConvGeometry(inChannels: 1, outChannels: 8, kernel: 3, stride: 2, padding: 1, inD: 8, inH: 8, inW: 8)
         let unpadded = ConvGeometry(inChannels: 1, outChannels: 8, kernel: 3, stride: 1, padding: 0, inD: 8, inH: 8, inW: 8)
         let pointwise = ConvGeometry(inChannels: 1, outChannels: 8, kernel: 1, stride: 1, padding: 0, inD: 8, inH: 8, inW: 8)
-        XCTAssertFalse(DirectConv.handles(strided))
-        XCTAssertFalse(DirectConv.handles(unpadded))
-        XCTAssertFalse(DirectConv.handles(pointwise))
-        DirectConv.enabled = false
-        XCTAssertFalse(DirectConv.handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry()))
+        XCTAssertFalse(handles(strided))
+        XCTAssertFalse(handles(unpadded))
+        XCTAssertFalse(handles(pointwise))
+        XCTAssertFalse(handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry(), gemm()))
+        XCTAssertFalse(handles(Shape(batch: 1, cin: 1, cout: 32, size: (64, 64, 64)).geometry(), EngineOptions(convBackend: .dnnl)))
+        XCTAssertFalse(DirectConv(direct()).handles(Shape(batch: 1, cin: 1, cout: 4, size: (8, 8, 8)).geometry(), batch: 1,
+                                                    adjoint: true), "never a transposed convolution")
     }
 
     func testForwardAndGradientsMatchTheDefinitionInDouble() throws {
@@ -197,14 +199,10 @@ final class DirectConvTests: XCTestCase {
                       Shape(batch: 1, cin: 3, cout: 10, size: (7, 6, 64)),
                       Shape(batch: 3, cin: 2, cout: 9, size: (5, 9, 3))]
         for threads in [1, 2] {
-            setThreads(threads)
             for (i, s) in shapes.enumerated() {
                 let (x, w, dy, dW0) = inputs(s, seed: UInt64(40 + i))
-                DirectConv.enabled = true
-                let direct = run(s, x, w, dy, initialGradient: dW0)
-                DirectConv.enabled = false
-                let gemm = run(s, x, w, dy, initialGradient: dW0)
-                DirectConv.enabled = true
+                let direct = run(s, x, w, dy, initialGradient: dW0, direct(threads: threads))
+                let gemm = run(s, x, w, dy, initialGradient: dW0, gemm(threads: threads))
                 XCTAssertLessThan(relativeError(direct.y, gemm.y.map(Double.init)), 1e-5, "forward \(s), \(threads) threads")
                 XCTAssertLessThan(relativeError(direct.dW, gemm.dW.map(Double.init)), 1e-5, "weight gradient \(s), \(threads) threads")
                 XCTAssertLessThan(relativeError(direct.dX, gemm.dX.map(Double.init)), 1e-5, "input gradient \(s), \(threads) threads")
@@ -214,16 +212,15 @@ final class DirectConvTests: XCTestCase {
 
     func testStreamingForwardWritesTheSameOutput() throws {
         try requireDirectKernels()
-        let saved = DirectConv.streamingThresholdFloats
-        defer { DirectConv.streamingThresholdFloats = saved }
         for (i, s) in definitionShapes.enumerated() {
             let (x, w, dy, dW0) = inputs(s, seed: UInt64(60 + i))
-            DirectConv.streamingThresholdFloats = Int.max
-            let cached = run(s, x, w, dy, initialGradient: dW0)
+            var options = direct()
+            options.directStreamFloats = Int.max
+            let cached = run(s, x, w, dy, initialGradient: dW0, options)
             // Every output then goes through the L1 staging buffer and the non-temporal write-out, whose
             // unaligned head and tail take the ordinary path.
-            DirectConv.streamingThresholdFloats = 0
-            let streamed = run(s, x, w, dy, initialGradient: dW0)
+            options.directStreamFloats = 0
+            let streamed = run(s, x, w, dy, initialGradient: dW0, options)
             XCTAssertEqual(streamed.y, cached.y, "forward \(s)")
             XCTAssertLessThan(relativeError(streamed.y, definitionForward(s, x, w)), 1e-5, "forward \(s)")
         }
@@ -233,11 +230,9 @@ final class DirectConvTests: XCTestCase {
         try requireDirectKernels()
         let s = Shape(batch: 3, cin: 2, cout: 6, size: (7, 5, 19))
         let (x, w, dy, dW0) = inputs(s, seed: 77)
-        setThreads(1)
-        let single = run(s, x, w, dy, initialGradient: dW0)
-        setThreads(2)
-        let first = run(s, x, w, dy, initialGradient: dW0)
-        let second = run(s, x, w, dy, initialGradient: dW0)
+        let single = run(s, x, w, dy, initialGradient: dW0, direct(threads: 1))
+        let first = run(s, x, w, dy, initialGradient: dW0, direct(threads: 2))
+        let second = run(s, x, w, dy, initialGradient: dW0, direct(threads: 2))
         // Each output voxel and input-gradient voxel is summed in the same order whoever computes it.
         XCTAssertEqual(first.y, single.y)
         XCTAssertEqual(first.dX, single.dX)
@@ -319,15 +314,14 @@ final class DirectConvTests: XCTestCase {
                       Shape(batch: 1, cin: 4, cout: 9, size: (3, 6, 11)),
                       Shape(batch: 2, cin: 1, cout: 32, size: (6, 16, 16))]
         for threads in [1, 2] {
-            setThreads(threads)
             for (i, s) in shapes.enumerated() {
                 let (x, w, dy, dW0) = inputs(s, seed: UInt64(120 + i))
-                DirectConv.prefetchGradient = false
-                let plain = run(s, x, w, dy, initialGradient: dW0)
-                let plainAlone = runSeparately(s, x, w, dy, initialGradient: dW0)
-                DirectConv.prefetchGradient = true
-                let prefetched = run(s, x, w, dy, initialGradient: dW0)
-                let prefetchedAlone = runSeparately(s, x, w, dy, initialGradient: dW0)
+                var off = direct(threads: threads)
+                off.directPrefetch = false
+                let plain = run(s, x, w, dy, initialGradient: dW0, off)
+                let plainAlone = runSeparately(s, x, w, dy, initialGradient: dW0, off)
+                let prefetched = run(s, x, w, dy, initialGradient: dW0, direct(threads: threads))
+                let prefetchedAlone = runSeparately(s, x, w, dy, initialGradient: dW0, direct(threads: threads))
                 XCTAssertEqual(prefetched.dW, plain.dW, "weight gradient \(s), \(threads) threads")
                 XCTAssertEqual(prefetched.dX, plain.dX, "input gradient \(s), \(threads) threads")
                 XCTAssertEqual(prefetchedAlone.dW, plainAlone.dW, "weight gradient alone \(s), \(threads) threads")

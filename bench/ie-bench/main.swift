@@ -4,9 +4,9 @@
 //            [--features 32] [--parity-export FILE]
 // Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
 // is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
-// Tuning knobs (environment): IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0,
-// IENET_CONV_BACKEND=gemm|dnnl (the default backend), IENET_DNNL_LAYOUT=blocked|plain,
-// IENET_DIRECT_CONV=0 (the 1..4-input-channel layers, e.g. 1->32, back on the GEMM path).
+// Tuning knobs (environment, read by EngineOptions.fromEnvironment; table in docs/SPEC.md section 12):
+// IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0, IENET_DNNL_LAYOUT=blocked|plain,
+// IENET_DIRECT_CONV=0 (the 1..4-input-channel layers, e.g. 1->32, back on the GEMM path); --backends picks rows.
 // --conv-in-channels N times only the conv shapes with N input channels; --first-touch times the conv layers
 // with fresh (page-faulting) output memory, as before the allocator settings were applied to this section.
 // --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
@@ -75,9 +75,18 @@ func randomTensor(_ shape: [Int]) -> Tensor {
 // --parity-export PATH: writes a small UNet3D's initial weights, an input, our eval/train logits, the parameter
 // gradients of sum(logits * projection) and the BatchNorm buffers after the training forward, as safetensors,
 // so that an independent PyTorch implementation can be compared against ours.
+/// The environment's options (SPEC 12) with `threads` threads and, for a bench row of `backend`, that library for
+/// the general layers (the direct kernel stays on for the few-channel layers unless the environment turned it off).
+func benchOptions(_ backend: ConvBackend, threads: Int) -> EngineOptions {
+    var options = EngineOptions.fromEnvironment(threads: threads)
+    let direct = options.usesDirectKernel
+    options.convBackend = backend == .dnnl ? (direct ? .auto : .dnnl) : (direct ? .direct : .gemm)
+    return options
+}
+
 if let path = option("--parity-export") {
-    setThreads(threadCounts.first ?? 1)
-    let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7)
+    let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7,
+                     options: EngineOptions.fromEnvironment(threads: threadCounts.first ?? 1))
     var tensors = net.stateDict()
     let x = randomTensor([2, 2, 32, 32, 32])
     let evalLogits = net.forward(x, training: false)
@@ -102,8 +111,7 @@ if let path = option("--parity-export") {
 
 print("ie-bench: OpenBLAS core \(String(cString: openblas_get_corename())), "
       + "OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)")")
-let defaultBackend = ConvBackend.current
-print("conv backend in use by default: \(ConvBackend.summary); \(ConvBackend.directKernelSummary)")
+print("conv backend in use by default: \(EngineOptions.fromEnvironment().summary)")
 let backends: [ConvBackend] = (option("--backends")?.split(separator: ",").compactMap { ConvBackend(rawValue: String($0)) }
     ?? ConvBackend.allCases).filter { $0 == .gemm || ConvBackend.isDNNLAvailable }
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; load average at start: "
@@ -117,7 +125,7 @@ var c = [Float](repeating: 0, count: gemmSize * gemmSize)
 var sgemmPeak: [Int: Double] = [:]
 var sgemmPeakCPU: [Int: Double] = [:]
 for threads in threadCounts {
-    setThreads(threads)
+    openblas_set_num_threads(Int32(threads))
     let seconds = best(repeats) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(gemmSize), Int32(gemmSize), Int32(gemmSize), 1,
                     a, Int32(gemmSize), b, Int32(gemmSize), 0, &c, Int32(gemmSize))
@@ -146,13 +154,12 @@ if !arguments.contains("--first-touch") && !skipConv {
 print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
       + "with input and weight gradients; " + (arguments.contains("--first-touch") ? "fresh output memory)" : "output memory reused as in training)"))
 for backend in backends where !skipConv {
-  ConvBackend.current = backend
   for threads in threadCounts {
-    setThreads(threads)
+    let engine = Engine(benchOptions(backend, threads: threads))
     for cc in convCases {
         var rng = SeededGenerator(seed: 2)
         let conv = Conv3d(name: "bench", inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1,
-                          bias: false, rng: &rng)
+                          bias: false, rng: &rng, engine: engine)
         let x = randomTensor([2, cc.inC, cc.size, cc.size, cc.size])
         let flops = 2.0 * 2 * Double(cc.outC * cc.inC * 27) * pow(Double(cc.size), 3)
         var y = conv.forward(x, saveForBackward: false)
@@ -167,8 +174,9 @@ for backend in backends where !skipConv {
         let peak = sgemmPeak[threads] ?? .nan
         let fwdCPU = flops / forwardCPU / 1e9, fbCPU = 3 * flops / bothCPU / 1e9
         let peakCPU = sgemmPeakCPU[threads] ?? .nan
-        let viaDirect = ConvBackend.usesDirectKernel(inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1)
-        let viaGEMM = !viaDirect && backend == .dnnl && cc.inC < ConvBackend.dnnlMinimumInputChannels  // oneDNN hands these to GEMM
+        let ran = engine.backendName(inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1,
+                                     size: (cc.size, cc.size, cc.size), batch: 2)
+        let viaDirect = ran == "direct", viaGEMM = backend == .dnnl && ran == "gemm"  // oneDNN hands these to GEMM
         print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))"
               + String(format: " %2d->%2d at %d^3, %d thread(s)", cc.inC, cc.outC, cc.size, threads)
               + (viaDirect ? " (direct kernel: few input channels)" : viaGEMM ? " (runs on gemm: few input channels)" : "")
@@ -183,18 +191,19 @@ for backend in backends where !skipConv {
 
 // The UNet's other conv shapes at level 0/1: stride-2 downsampling and the k=4 s=2 transposed upsampling.
 for backend in backends where !skipConv {
-  ConvBackend.current = backend
   for threads in threadCounts {
-    setThreads(threads)
+    let engine = Engine(benchOptions(backend, threads: threads))
     var rng = SeededGenerator(seed: 3)
-    let down = Conv3d(name: "down", inChannels: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
+    let down = Conv3d(name: "down", inChannels: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng,
+                      engine: engine)
     let x = randomTensor([2, 32, 64, 64, 64])
     let downFlops = 2.0 * 2 * 64 * 32 * 27 * pow(32.0, 3)
     _ = best(repeats) { _ = down.forward(x, saveForBackward: false) }
     let df = lastBestCPU
     _ = best(repeats) { let y = down.forward(x, saveForBackward: true); _ = down.backward(y, inputGradient: true) }
     let db = lastBestCPU
-    let up = ConvTranspose3d(name: "up", inChannels: 64, outChannels: 32, kernel: 4, stride: 2, padding: 1, rng: &rng)
+    let up = ConvTranspose3d(name: "up", inChannels: 64, outChannels: 32, kernel: 4, stride: 2, padding: 1, rng: &rng,
+                             engine: engine)
     let u = randomTensor([2, 64, 32, 32, 32])
     let upFlops = 2.0 * 2 * 64 * 32 * 64 * pow(32.0, 3)
     _ = best(repeats) { _ = up.forward(u, saveForBackward: false) }
@@ -211,10 +220,9 @@ for backend in backends where !skipConv {
 // UNet3D training step
 if !skipUNet {
   for backend in backends {
-    ConvBackend.current = backend
     for threads in threadCounts {
-        setThreads(threads)
-        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
+        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42,
+                         options: benchOptions(backend, threads: threads))
         let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
         let x = randomTensor([unetBatch, 1, unetSize, unetSize, unetSize])
         var target = Tensor(zeros: [unetBatch, 2, unetSize, unetSize, unetSize])
@@ -227,7 +235,7 @@ if !skipUNet {
             net.zeroGrad()
             let logits = net.forward(x, training: true)
             var t1 = now(); parts.forward = t1 - t0; t0 = t1
-            let result = loss.evaluate(logits: logits, target: target)
+            let result = loss.evaluate(logits: logits, target: target, threads: threads)
             t1 = now(); parts.loss = t1 - t0; t0 = t1
             net.backward(result.gradLogits)
             t1 = now(); parts.backward = t1 - t0; t0 = t1
@@ -247,7 +255,6 @@ if !skipUNet {
                      parts.backward, parts.step, net.parameterCount))
     }
   }
-  ConvBackend.current = defaultBackend
 }
 // Checkpoint cost for the benchmark network (weights + Adam state).
 if !skipUNet {

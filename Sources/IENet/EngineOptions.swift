@@ -1,0 +1,133 @@
+import Foundation
+import IECore
+
+/// Which convolution backend a model prefers (SPEC 12, `IENET_CONV_BACKEND`). Each layer takes the first backend
+/// in the choice's order that computes its shapes (ConvPlan); the GEMM path computes everything and comes last.
+public enum ConvBackendChoice: String, CaseIterable, Sendable {
+    /// direct kernel (few input channels, AVX2 + FMA), then oneDNN (when built in), then GEMM: the default.
+    case auto
+    /// im2col / implicit GEMM on OpenBLAS for every layer: the portable path and the test oracle.
+    case gemm
+    /// oneDNN where it takes the layer, else GEMM (without oneDNN in the build: GEMM, with a warning).
+    case dnnl
+    /// the direct kernel where it takes the layer, else GEMM.
+    case direct
+}
+
+/// Everything that decides how IENet computes (and, through summation order, its last bits): threads, the
+/// convolution backend and its tuning. A value: read once from the environment and the command line by
+/// `fromEnvironment` and passed down to the model (UNet3D, layers, Engine). Nothing in IENet reads the
+/// environment elsewhere or keeps global settings.
+public struct EngineOptions: Sendable, Equatable {
+    /// Threads of the GEMMs (OpenBLAS), oneDNN and IENet's own loops (they never run at the same time).
+    public var threads: Int
+    public var convBackend: ConvBackendChoice
+    /// Floats per im2col column buffer (IENET_SLAB_FLOATS): slabs stay in cache between im2col and the GEMM.
+    public var slabFloats = 1 << 18
+    /// Slabs keep at least this many columns per output channel (IENET_COLUMNS_PER_CHANNEL), see rowsPerSlab.
+    public var columnsPerOutputChannel = 8
+    /// Hard cap on one column buffer (16 Mi floats = 64 MiB).
+    public var columnCeilingFloats = 1 << 24
+    /// Large stride-1 "same" convolutions skip im2col (IENET_IMPLICIT_GEMM=0 turns that off).
+    public var implicitGEMM = true
+    /// The direct kernel's backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0: off, same bits).
+    public var directPrefetch = true
+    /// Direct forward outputs above this many floats use non-temporal stores (IENET_DIRECT_STREAM_FLOATS).
+    public var directStreamFloats = 4 << 20
+    /// oneDNN reads/writes activations in its blocked layout with reorders around it (IENET_DNNL_LAYOUT=blocked|plain).
+    public var dnnlBlockedActivations = true
+    /// Layers with fewer input channels stay on GEMM under oneDNN (IENET_DNNL_MIN_CHANNELS).
+    public var dnnlMinimumInputChannels = 8
+    /// Activations above this many bytes stay on GEMM when oneDNN copies them to its layout (IENET_DNNL_MAX_COPY_MB).
+    public var dnnlMaximumCopyBytes = 512 << 20
+
+    /// The built-in defaults with `threads` threads (what tests and library callers get without an environment).
+    public init(threads: Int = 1, convBackend: ConvBackendChoice = .auto) {
+        self.threads = max(1, threads)
+        self.convBackend = convBackend
+    }
+
+    /// THE reader of the engine's environment (SPEC 12): `threads` from the command line, else OMP_NUM_THREADS,
+    /// else all cores; IENET_CONV_BACKEND and the IENET_* tuning values. Values it cannot use are warned about
+    /// and left at their defaults.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+                                       threads: Int? = nil) -> EngineOptions {
+        func integer(_ name: String, minimum: Int) -> Int? {
+            guard let text = environment[name] else { return nil }
+            guard let value = Int(text), value >= minimum else {
+                Log.warning("\(name)=\(text) not understood, expected an integer >= \(minimum); using the default")
+                return nil
+            }
+            return value
+        }
+        let environmentThreads = integer("OMP_NUM_THREADS", minimum: 1)
+        var options = EngineOptions(threads: threads ?? environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                    convBackend: chosen(byEnvironment: environment["IENET_CONV_BACKEND"],
+                                                        dnnlBuilt: ConvBackend.isDNNLAvailable))
+        if environment["IENET_DIRECT_CONV"] == "0" {
+            // Kept from before the backend choice: the few-channel layers on the general path too.
+            switch options.convBackend {
+            case .auto: options.convBackend = ConvBackend.isDNNLAvailable ? .dnnl : .gemm
+            case .direct: options.convBackend = .gemm
+            case .gemm, .dnnl: break
+            }
+        }
+        if let n = integer("IENET_SLAB_FLOATS", minimum: 1) { options.slabFloats = n }
+        if let n = integer("IENET_COLUMNS_PER_CHANNEL", minimum: 0) { options.columnsPerOutputChannel = n }
+        if environment["IENET_IMPLICIT_GEMM"] == "0" { options.implicitGEMM = false }
+        if environment["IENET_DIRECT_PREFETCH"] == "0" { options.directPrefetch = false }
+        if let n = integer("IENET_DIRECT_STREAM_FLOATS", minimum: 0) { options.directStreamFloats = n }
+        if environment["IENET_DNNL_LAYOUT"]?.lowercased() == "plain" { options.dnnlBlockedActivations = false }
+        if let n = integer("IENET_DNNL_MIN_CHANNELS", minimum: 0) { options.dnnlMinimumInputChannels = n }
+        if let n = integer("IENET_DNNL_MAX_COPY_MB", minimum: 0) { options.dnnlMaximumCopyBytes = n << 20 }
+        return options
+    }
+
+    /// For a tool's `--threads`: a given count becomes the process's OMP_NUM_THREADS (what `fromEnvironment`,
+    /// oneDNN's OpenMP runtime and child processes read), then the options are read as `fromEnvironment` does.
+    @discardableResult
+    public static func fromCommandLine(threads: Int?) -> EngineOptions {
+        if let threads, threads > 0 { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        return fromEnvironment(threads: threads)
+    }
+
+    /// The backend for a value of IENET_CONV_BACKEND (nil: unset) in a build with or without oneDNN.
+    static func chosen(byEnvironment value: String?, dnnlBuilt: Bool) -> ConvBackendChoice {
+        switch value?.lowercased() {
+        case nil, "", "auto": return .auto
+        case "gemm": return .gemm
+        case "direct": return .direct
+        case "dnnl", "onednn":
+            if dnnlBuilt { return .dnnl }
+            Log.warning("IENET_CONV_BACKEND=\(value!) but this build has no oneDNN (install libdnnl-dev and rebuild); using gemm")
+            return .gemm
+        default:
+            Log.warning("IENET_CONV_BACKEND=\(value!) not understood, expected auto, gemm, dnnl or direct; using auto")
+            return .auto
+        }
+    }
+
+    /// Whether the direct few-channel kernel is among the backends (and this CPU can run it).
+    public var usesDirectKernel: Bool {
+        (convBackend == .auto || convBackend == .direct) && DirectConv.cpuSupported
+    }
+
+    /// Whether oneDNN is among the backends (and built in).
+    public var usesDNNL: Bool { (convBackend == .auto || convBackend == .dnnl) && ConvBackend.isDNNLAvailable }
+
+    /// The library of the general layers as recorded in checkpoints ("dnnl" or "gemm").
+    public var library: ConvBackend { usesDNNL ? .dnnl : .gemm }
+
+    /// One line for logs, the run's build information and the bench.
+    public var summary: String {
+        let general = usesDNNL ? "dnnl (\(ConvBackend.dnnlDescription(self)))" : "gemm (im2col + OpenBLAS sgemm)"
+        let direct: String
+        if usesDirectKernel {
+            direct = "direct 3x3x3 kernel for 1..\(DirectConv.maximumInputChannels) input channels: on (AVX2 + FMA)"
+        } else {
+            direct = DirectConv.cpuSupported ? "direct 3x3x3 kernel: off (backend \(convBackend.rawValue))"
+                : "direct 3x3x3 kernel: off (this CPU lacks AVX2/FMA)"
+        }
+        return "\(general); \(direct)"
+    }
+}

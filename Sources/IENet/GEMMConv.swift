@@ -1,0 +1,222 @@
+import Foundation
+
+/// The GEMM backend: im2col (or, for large stride-1 "same" layers, implicit GEMM) on OpenBLAS sgemm. It computes
+/// every geometry, so it comes last in every backend order. Weight layout [outC, inC, k, k, k] (PyTorch Conv3d).
+final class GEMMConv: ConvAlgorithm {
+    let name = "gemm"
+    let options: EngineOptions
+    let scratch = ConvScratch()
+    /// The backends before this one (direct, oneDNN): the stride-1 input gradient is a forward convolution of
+    /// another geometry, computed by the first of them that takes it, as any layer's would be.
+    private let preferred: [ConvAlgorithm]
+    private var threads: Int { options.threads }
+
+    init(_ options: EngineOptions, preferred: [ConvAlgorithm]) {
+        self.options = options
+        self.preferred = preferred
+    }
+
+    func handles(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> Bool { true }
+
+    /// output[n] = W * im2col(input[n]); output fully overwritten.
+    func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                 output: UnsafeMutablePointer<Float>) {
+        if g.isPointwise {
+            for n in 0..<batch {
+                sgemm(m: g.outChannels, n: g.outSpatial, k: g.inChannels, a: weight, lda: g.inChannels,
+                      b: input + n * g.inChannels * g.inSpatial, ldb: g.inSpatial, beta: 0,
+                      c: output + n * g.outChannels * g.outSpatial, ldc: g.outSpatial, threads: threads)
+            }
+            return
+        }
+        if g.usesImplicitGEMM(options) {
+            implicitForward(g, batch: batch, input: input, weight: weight, output: output)
+            return
+        }
+        forEachSlab(g.slabs(batch: batch, options), threads: threads, scratch: scratch) { slab, worker, inner in
+            let x = input + slab.sample * g.inChannels * g.inSpatial
+            let y = output + slab.sample * g.outChannels * g.outSpatial
+            let columns = (slab.rowEnd - slab.rowStart) * g.outW
+            let col = scratch.buffer(worker, count: g.colRows * columns)
+            im2col(g, input: x, col: col, rowStart: slab.rowStart, rowEnd: slab.rowEnd, threads: inner)
+            sgemm(m: g.outChannels, n: columns, k: g.colRows, a: weight, lda: g.colRows,
+                  b: col, ldb: columns, beta: 0, c: y + slab.rowStart * g.outW, ldc: g.outSpatial, threads: inner)
+        }
+    }
+
+    /// Stride-1 "same" convolution without im2col: the input is zero-padded once; for every kernel tap the
+    /// shifted padded volume *is* a strided [Cin x columns] matrix (row stride = padded channel size), so the
+    /// output is the sum of k^3 GEMMs W_tap[Cout x Cin] * P_shifted, computed on the padded (y, x) grid of a few
+    /// z-slices into a cache-sized buffer, whose valid columns are then copied out.
+    func implicitForward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                weight: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        let k = g.kernel, p = g.padding, taps = k * k * k
+        let pd = g.inD + 2 * p, ph = g.inH + 2 * p, pw = g.inW + 2 * p
+        let paddedSpatial = pd * ph * pw
+        let plane = ph * pw
+        // Weights per tap: [tap][co][ci].
+        let tapWeights = UnsafeMutablePointer<Float>.allocate(capacity: taps * g.outChannels * g.inChannels)
+        defer { tapWeights.deallocate() }
+        for co in 0..<g.outChannels {
+            for ci in 0..<g.inChannels {
+                let src = weight + (co * g.inChannels + ci) * taps
+                for t in 0..<taps { tapWeights[(t * g.outChannels + co) * g.inChannels + ci] = src[t] }
+            }
+        }
+        let padded = scratch.padded(count: batch * g.inChannels * paddedSpatial)
+        parallelFor(batch * g.inChannels, threads: threads) { nc in
+            let src = input + nc * g.inSpatial
+            let dst = padded + nc * paddedSpatial
+            dst.update(repeating: 0, count: p * plane)
+            for z in 0..<g.inD {
+                let slice = dst + (z + p) * plane
+                slice.update(repeating: 0, count: p * pw)
+                for y in 0..<g.inH {
+                    let line = slice + (y + p) * pw
+                    line.update(repeating: 0, count: p)
+                    (line + p).update(from: src + (z * g.inH + y) * g.inW, count: g.inW)
+                    (line + p + g.inW).update(repeating: 0, count: p)
+                }
+                (slice + (g.inH + p) * pw).update(repeating: 0, count: p * pw)
+            }
+            (dst + (g.inD + p) * plane).update(repeating: 0, count: p * plane)
+        }
+        // Slabs of whole output z-slices sized so the [Cout x columns] accumulator stays cache-sized.
+        let slicesPerSlab = max(1, min(g.outD, options.slabFloats / max(1, g.outChannels * plane)))
+        var slabs: [Slab] = []
+        for n in 0..<batch {
+            var z0 = 0
+            while z0 < g.outD { slabs.append(Slab(sample: n, rowStart: z0, rowEnd: min(g.outD, z0 + slicesPerSlab))); z0 += slicesPerSlab }
+        }
+        forEachSlab(slabs, threads: threads, scratch: scratch) { slab, worker, inner in
+            let z0 = slab.rowStart, z1 = slab.rowEnd
+            // Columns from padded position (z0, 0, 0) to the last valid output (z1-1, H-1, W-1).
+            let columns = ((z1 - 1 - z0) * ph + g.outH - 1) * pw + g.outW
+            let accumulator = scratch.buffer(worker, count: g.outChannels * columns)
+            let base = padded + slab.sample * g.inChannels * paddedSpatial + z0 * plane
+            for kz in 0..<k {
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let t = (kz * k + ky) * k + kx
+                        sgemm(m: g.outChannels, n: columns, k: g.inChannels,
+                              a: tapWeights + t * g.outChannels * g.inChannels, lda: g.inChannels,
+                              b: base + (kz * ph + ky) * pw + kx, ldb: paddedSpatial,
+                              beta: t == 0 ? 0 : 1, c: accumulator, ldc: columns, threads: inner)
+                    }
+                }
+            }
+            let out = output + slab.sample * g.outChannels * g.outSpatial
+            for co in 0..<g.outChannels {
+                for z in z0..<z1 {
+                    for y in 0..<g.outH {
+                        (out + (co * g.outD + z) * g.outH * g.outW + y * g.outW)
+                            .update(from: accumulator + co * columns + ((z - z0) * ph + y) * pw, count: g.outW)
+                    }
+                }
+            }
+        }
+    }
+
+    /// gradWeight += gradOutput * im2col(input)^T over all slabs (per-worker partial sums, added in order).
+    func accumulateWeightGradient(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+                                  gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
+        let slabs = g.slabs(batch: batch, options)
+        let workers = min(threads, slabs.count)
+        let partials = workers > 1 ? GradientPartials(count: g.outChannels * g.colRows, workers: workers) : nil
+        forEachSlab(slabs, threads: threads, scratch: scratch) { slab, worker, inner in
+            let x = input + slab.sample * g.inChannels * g.inSpatial
+            let gy = gradOutput + slab.sample * g.outChannels * g.outSpatial + slab.rowStart * g.outW
+            let columns = (slab.rowEnd - slab.rowStart) * g.outW
+            let target = partials?.partial(worker) ?? gradWeight
+            if g.isPointwise {
+                sgemm(transB: true, m: g.outChannels, n: g.inChannels, k: columns, a: gy, lda: g.outSpatial,
+                      b: x + slab.rowStart * g.outW, ldb: g.inSpatial, beta: 1, c: target, ldc: g.inChannels, threads: inner)
+                return
+            }
+            let col = scratch.buffer(worker, count: g.colRows * columns)
+            im2col(g, input: x, col: col, rowStart: slab.rowStart, rowEnd: slab.rowEnd, threads: inner)
+            sgemm(transB: true, m: g.outChannels, n: g.colRows, k: columns, a: gy, lda: g.outSpatial,
+                  b: col, ldb: columns, beta: 1, c: target, ldc: g.colRows, threads: inner)
+        }
+        partials?.addInto(gradWeight)
+    }
+
+    /// The GEMM path's input gradient of the convolution (fully overwritten).
+    func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                      gradInput: UnsafeMutablePointer<Float>) {
+        if g.isPointwise {
+            for n in 0..<batch {
+                sgemm(transA: true, m: g.inChannels, n: g.inSpatial, k: g.outChannels, a: weight, lda: g.inChannels,
+                      b: gradOutput + n * g.outChannels * g.outSpatial, ldb: g.outSpatial, beta: 0,
+                      c: gradInput + n * g.inChannels * g.inSpatial, ldc: g.inSpatial, threads: threads)
+            }
+            return
+        }
+        // Stride 1: the input gradient is itself a convolution of gradOutput with the flipped, transposed kernel
+        // (padding k-1-p). That GEMM has the large inner dimension Cout*k^3 and needs no col2im scatter.
+        // With very few input channels that GEMM degenerates to a matrix-vector product, so col2im is used.
+        if g.stride == 1 && g.kernel - 1 - g.padding >= 0 && g.inChannels >= 8 {
+            let k3 = g.kernel * g.kernel * g.kernel
+            let flippedWeight = UnsafeMutablePointer<Float>.allocate(capacity: g.outChannels * g.colRows)
+            defer { flippedWeight.deallocate() }
+            for co in 0..<g.outChannels {
+                for ci in 0..<g.inChannels {
+                    let src = weight + (co * g.inChannels + ci) * k3
+                    let dst = flippedWeight + (ci * g.outChannels + co) * k3
+                    for t in 0..<k3 { dst[t] = src[k3 - 1 - t] }
+                }
+            }
+            let transposed = ConvGeometry(inChannels: g.outChannels, outChannels: g.inChannels, kernel: g.kernel,
+                                          stride: 1, padding: g.kernel - 1 - g.padding,
+                                          inD: g.outD, inH: g.outH, inW: g.outW)
+            precondition(transposed.outD == g.inD && transposed.outH == g.inH && transposed.outW == g.inW)
+            let algorithm = preferred.first { $0.handles(transposed, batch: batch, adjoint: false) } ?? self
+            algorithm.forward(transposed, batch: batch, input: gradOutput, weight: flippedWeight, output: gradInput)
+            return
+        }
+        adjointForward(g, batch: batch, source: gradOutput, weight: weight, target: gradInput)
+    }
+
+    /// The adjoint of `forward` as a function of the input: target = col2im(W^T * source), fully overwritten.
+    /// This is the transposed convolution's forward pass and the strided convolution's input gradient.
+    /// Slabs overlap in the target, so they run in order (the GEMMs and col2im use the threads inside).
+    func adjointForward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                        target: UnsafeMutablePointer<Float>) {
+        scratch.reserve(workers: 1)
+        target.update(repeating: 0, count: batch * g.inChannels * g.inSpatial)
+        for slab in g.slabs(batch: batch, options) {
+            let gy = source + slab.sample * g.outChannels * g.outSpatial + slab.rowStart * g.outW
+            let columns = (slab.rowEnd - slab.rowStart) * g.outW
+            let col = scratch.buffer(0, count: g.colRows * columns)
+            sgemm(transA: true, m: g.colRows, n: columns, k: g.outChannels, a: weight, lda: g.colRows,
+                  b: gy, ldb: g.outSpatial, beta: 0, c: col, ldc: columns, threads: threads)
+            col2im(g, col: col, input: target + slab.sample * g.inChannels * g.inSpatial,
+                   rowStart: slab.rowStart, rowEnd: slab.rowEnd, threads: threads)
+        }
+    }
+
+    /// Backward of the transposed convolution y = adjointData(x): gradX = forward(gradY) and
+    /// gradWeight += x * im2col(gradY)^T, sharing one im2col of gradY per slab.
+    func adjointBackward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         gradTarget: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
+                         gradSource: UnsafeMutablePointer<Float>?) {
+        let slabs = g.slabs(batch: batch, options)
+        let workers = min(threads, slabs.count)
+        let partials = workers > 1 ? GradientPartials(count: g.outChannels * g.colRows, workers: workers) : nil
+        forEachSlab(slabs, threads: threads, scratch: scratch) { slab, worker, inner in
+            let x = source + slab.sample * g.outChannels * g.outSpatial + slab.rowStart * g.outW
+            let gy = gradTarget + slab.sample * g.inChannels * g.inSpatial
+            let columns = (slab.rowEnd - slab.rowStart) * g.outW
+            let col = scratch.buffer(worker, count: g.colRows * columns)
+            im2col(g, input: gy, col: col, rowStart: slab.rowStart, rowEnd: slab.rowEnd, threads: inner)
+            sgemm(transB: true, m: g.outChannels, n: g.colRows, k: columns, a: x, lda: g.outSpatial,
+                  b: col, ldb: columns, beta: 1, c: partials?.partial(worker) ?? gradWeight, ldc: g.colRows, threads: inner)
+            if let gradSource {
+                sgemm(m: g.outChannels, n: columns, k: g.colRows, a: weight, lda: g.colRows, b: col, ldb: columns,
+                      beta: 0, c: gradSource + slab.sample * g.outChannels * g.outSpatial + slab.rowStart * g.outW,
+                      ldc: g.outSpatial, threads: inner)
+            }
+        }
+        partials?.addInto(gradWeight)
+    }
+}
