@@ -85,6 +85,11 @@ final class TransformsPipelineTests: XCTestCase {
         let affine = try XCTUnwrap(pipeline.transforms[1] as? RandomAffineTransform)
         XCTAssert(affine.degrees == (-10, 10) && affine.shearX == (-5, 5) && affine.shearY == (-2, 2))
         XCTAssert(affine.nearest && affine.fill == -1 && affine.probability == 0.5)
+        // Default probabilities: torchvision's 0.5 for the flips and RandomErasing, 1 for the others.
+        let defaults = try TransformPipeline(loaded: [["name": "RandomHorizontalFlip"], ["name": "RandomVerticalFlip"],
+                                                      ["name": "RandomErasing"], ["name": "GaussianNoise"]],
+                                             label: "train_transforms")
+        XCTAssertEqual(defaults.transforms.map { $0.probability }, [0.5, 0.5, 0.5, 1])
     }
 
     func assertConfigError(_ records: [TransformRecord], contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {

@@ -117,26 +117,32 @@ public struct RandomResizedCropTransform: ImageTransform {
     }
 }
 
-/// torchvision RandomHorizontalFlip (reverses the width axis), p = 0.5 by default.
-public struct RandomHorizontalFlipTransform: ImageTransform {
-    public static let transformName = "RandomHorizontalFlip"
+/// A flip of one spatial axis (TransformImage.flipped), p = 0.5 by default as torchvision's flips.
+public protocol FlipTransform: ImageTransform {
+    static var axis: Int { get }
+    init(probability: Double)
+}
+
+extension FlipTransform {
     public static var defaultProbability: Double { 0.5 }
-    public var probability: Double
-    public init(probability: Double = 0.5) { self.probability = probability }
     public init(fields: inout TransformFieldReader, probability: Double) throws { self.init(probability: probability) }
     public func apply(_ image: TransformImage, using rng: inout Xoshiro256) throws -> TransformImage {
-        image.flipped(axis: 3)
+        image.flipped(axis: Self.axis)
     }
 }
 
-/// torchvision RandomVerticalFlip (reverses the height axis), p = 0.5 by default.
-public struct RandomVerticalFlipTransform: ImageTransform {
-    public static let transformName = "RandomVerticalFlip"
-    public static var defaultProbability: Double { 0.5 }
+/// torchvision RandomHorizontalFlip: reverses the width axis.
+public struct RandomHorizontalFlipTransform: FlipTransform {
+    public static let transformName = "RandomHorizontalFlip"
+    public static let axis = 3
     public var probability: Double
     public init(probability: Double = 0.5) { self.probability = probability }
-    public init(fields: inout TransformFieldReader, probability: Double) throws { self.init(probability: probability) }
-    public func apply(_ image: TransformImage, using rng: inout Xoshiro256) throws -> TransformImage {
-        image.flipped(axis: 2)
-    }
+}
+
+/// torchvision RandomVerticalFlip: reverses the height axis.
+public struct RandomVerticalFlipTransform: FlipTransform {
+    public static let transformName = "RandomVerticalFlip"
+    public static let axis = 2
+    public var probability: Double
+    public init(probability: Double = 0.5) { self.probability = probability }
 }
