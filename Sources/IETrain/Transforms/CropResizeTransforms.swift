@@ -5,10 +5,10 @@ import Foundation
 import IECore
 
 /// Python's round(): halves to even.
-@inline(__always) func pythonRound(_ v: Double) -> Int { Int(v.rounded(.toNearestOrEven)) }
+@inline(__always) func transformRoundHalfToEven(_ v: Double) -> Int { Int(v.rounded(.toNearestOrEven)) }
 
 /// The target (depth, height, width) of a size list for an image: 2 values keep the depth.
-func targetShape(_ size: [Int], of image: TransformImage, single: (Int) -> (Int, Int)) -> (Int, Int, Int) {
+fileprivate func targetShape(_ size: [Int], of image: TransformImage, single: (Int) -> (Int, Int)) -> (Int, Int, Int) {
     switch size.count {
     case 1: let (h, w) = single(size[0]); return (image.depth, h, w)
     case 2: return (image.depth, size[0], size[1])
@@ -45,8 +45,8 @@ public struct ResizeTransform: SizedTransform {
 
 /// The start of a centred crop of m out of n samples: torchvision's round((n - m) / 2) (halves to even), and
 /// when m > n the zero padding torchvision adds first, (m - n) // 2 before the image.
-func centredCropStart(_ n: Int, _ m: Int) -> Int {
-    m > n ? -((m - n) / 2) : pythonRound(Double(n - m) / 2)
+fileprivate func centredCropStart(_ n: Int, _ m: Int) -> Int {
+    m > n ? -((m - n) / 2) : transformRoundHalfToEven(Double(n - m) / 2)
 }
 
 /// torchvision CenterCrop; a single size n crops n x n; outside the image (crop larger than it) is 0.
@@ -91,8 +91,8 @@ public struct RandomResizedCropTransform: ImageTransform {
         for _ in 0..<10 {
             let targetArea = area * rng.uniform(scale.0, scale.1)
             let aspect = exp(rng.uniform(logRatio.0, logRatio.1))
-            let w = pythonRound((targetArea * aspect).squareRoot())
-            let h = pythonRound((targetArea / aspect).squareRoot())
+            let w = transformRoundHalfToEven((targetArea * aspect).squareRoot())
+            let h = transformRoundHalfToEven((targetArea / aspect).squareRoot())
             if w > 0, w <= width, h > 0, h <= height {
                 let top = rng.nextInt(below: height - h + 1)
                 let left = rng.nextInt(below: width - w + 1)
@@ -102,9 +102,9 @@ public struct RandomResizedCropTransform: ImageTransform {
         let inputRatio = Double(width) / Double(height)
         var w = width, h = height
         if inputRatio < min(ratio.0, ratio.1) {
-            h = pythonRound(Double(w) / min(ratio.0, ratio.1))
+            h = transformRoundHalfToEven(Double(w) / min(ratio.0, ratio.1))
         } else if inputRatio > max(ratio.0, ratio.1) {
-            w = pythonRound(Double(h) * max(ratio.0, ratio.1))
+            w = transformRoundHalfToEven(Double(h) * max(ratio.0, ratio.1))
         }
         return ((height - h) / 2, (width - w) / 2, h, w)
     }

@@ -174,7 +174,7 @@ public struct RandomErasingTransform: ImageTransform {
         for _ in 0..<10 {
             let eraseArea = area * rng.uniform(scale.0, scale.1)
             let aspect = exp(rng.uniform(logRatio.0, logRatio.1))
-            let h = pythonRound((eraseArea * aspect).squareRoot()), w = pythonRound((eraseArea / aspect).squareRoot())
+            let h = transformRoundHalfToEven((eraseArea * aspect).squareRoot()), w = transformRoundHalfToEven((eraseArea / aspect).squareRoot())
             guard h < height, w < width else { continue }
             return (rng.nextInt(below: height - h + 1), rng.nextInt(below: width - w + 1), h, w)
         }

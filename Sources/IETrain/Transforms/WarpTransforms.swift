@@ -5,7 +5,7 @@ import Foundation
 import IECore
 
 /// cos and sin of an angle in degrees, exact at multiples of 90 degrees (so quarter turns move pixels exactly).
-func exactCosSin(degrees: Double) -> (Double, Double) {
+fileprivate func exactCosSin(degrees: Double) -> (Double, Double) {
     let quarter = degrees / 90
     if quarter == quarter.rounded(), abs(quarter) < 1e9 {
         switch ((Int(quarter) % 4) + 4) % 4 {
@@ -84,7 +84,7 @@ public struct RandomAffineTransform: ImageTransform {
     public func draw(height: Int, width: Int, using rng: inout Xoshiro256) -> Draw {
         let angle = rng.uniform(degrees.0, degrees.1)
         let maxX = translate.0 * Double(width), maxY = translate.1 * Double(height)
-        let tx = pythonRound(rng.uniform(-maxX, maxX)), ty = pythonRound(rng.uniform(-maxY, maxY))
+        let tx = transformRoundHalfToEven(rng.uniform(-maxX, maxX)), ty = transformRoundHalfToEven(rng.uniform(-maxY, maxY))
         let s = rng.uniform(scale.0, scale.1)
         let sx = rng.uniform(shearX.0, shearX.1), sy = rng.uniform(shearY.0, shearY.1)
         return Draw(angle: angle, translateX: tx, translateY: ty, scale: s, shearX: sx, shearY: sy)
