@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "IENet", dependencies: ["IECore", "CBLAS", "IENetKernels"] + (hasDNNL ? ["CDNNL"] : []),
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])] + (hasDNNL ? [.define("IE_DNNL")] : [])),
         .target(name: "IEEval", dependencies: ["IECore", "IEImage"]),
-        .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet", "IEDistributed"]),
+        .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet", "IEDistributed", "IEEval"]),
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig"]),

@@ -21,11 +21,12 @@ export OMP_WAIT_POLICY ?= passive
 
 .PHONY: train evaluate report synth status crossval crossval-folds slurm-up slurm-down
 
-# The built-in demo data (ie-synth) for models on the HelloWorld dataset.
+# The built-in demo data (ie-synth) for models on the HelloWorld and HelloClassification datasets.
 synth:
 	@ds=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --print_dataset_folder 2>/dev/null || true); \
-	if [ -n "$$ds" ] && [ "$$(basename "$$ds")" = HelloWorld ] && [ ! -f "$$ds/dataset.csv" ]; then \
-	  $(IE_BIN)/ie-synth --output_folder="$$ds"; fi
+	if [ -n "$$ds" ] && [ ! -f "$$ds/dataset.csv" ]; then case "$$(basename "$$ds")" in \
+	  HelloWorld) $(IE_BIN)/ie-synth --output_folder="$$ds";; \
+	  HelloClassification) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification;; esac; fi
 
 # New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
 # With SLURM=1 one job trains and evaluates (NODES=K: K whole nodes) and make returns at once.

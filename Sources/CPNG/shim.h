@@ -36,7 +36,7 @@ static void ie_png_on_warning(png_structp png, png_const_charp message) { (void)
    its high byte; 1-bit grey as 0/1; 2- and 4-bit grey scaled to 0..255; palette images as their indices.
    Returns NULL with reader->message set on failure (also when width*height exceeds max_pixels). */
 static inline unsigned short *ie_png_decode(ie_png_reader *reader, unsigned long max_pixels,
-                                            unsigned *width, unsigned *height, int *channels) {
+                                            unsigned *width, unsigned *height, int *channels, int *bit_depth) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, reader, ie_png_on_error, ie_png_on_warning);
     if (!png) { strcpy(reader->message, "libpng could not start"); return NULL; }
     png_infop info = png_create_info_struct(png);
@@ -75,6 +75,6 @@ static inline unsigned short *ie_png_decode(ie_png_reader *reader, unsigned long
     }
     free(pixels); free(rows);
     png_destroy_read_struct(&png, &info, NULL);
-    *width = w; *height = h; *channels = n;
+    *width = w; *height = h; *channels = n; *bit_depth = outDepth;
     return samples;
 }

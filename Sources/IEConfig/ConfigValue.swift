@@ -1,5 +1,6 @@
 import Foundation
 import IECore
+import Yams
 
 /// A parameter value after type checking. Lists keep the element type of their parameter.
 public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
@@ -68,6 +69,9 @@ public enum ParameterType: Equatable, Sendable {
     /// Entries of colon-separated fields with these names, e.g. slice_exclusion_rules
     /// `brainstem:spinal_cord:False` (YAML: nested lists or mappings with the field names).
     case records([String])
+    /// A list of mappings (transform pipelines), kept as compact JSON text with sorted keys; YAML flow text
+    /// such as `[{name: RandomHorizontalFlip, p: 0.5}]` on the command line.
+    case transforms
 
     var isRecords: Bool { if case .records = self { return true } else { return false } }
 
@@ -88,6 +92,7 @@ public enum ParameterType: Equatable, Sendable {
         case .floatTuple(let n): return "\(n) comma-separated numbers"
         case .namedEntries: return "a comma-separated list of name=value entries"
         case .records(let fields): return "a comma-separated list of \(fields.joined(separator: ":")) entries"
+        case .transforms: return "a list of mappings such as [{name: RandomHorizontalFlip, p: 0.5}]"
         }
     }
 
@@ -136,6 +141,8 @@ public enum ParameterType: Equatable, Sendable {
                       item.index(after: eq) != item.endIndex else { return nil }
             }
             return .strings(items)
+        case .transforms:
+            return ParameterType.canonicalMappingList(text).map(ConfigValue.string)
         case .records(let fields):
             var entries: [String] = []
             for item in ParameterType.items(text) {
@@ -145,6 +152,14 @@ public enum ParameterType: Equatable, Sendable {
             }
             return .strings(entries)
         }
+    }
+
+    /// A YAML (or JSON) list of mappings as compact JSON with sorted keys, nil when the text is anything else.
+    static func canonicalMappingList(_ text: String) -> String? {
+        guard let loaded = try? Yams.load(yaml: text), let list = loaded as? [Any],
+              list.allSatisfy({ $0 is [String: Any] }), JSONSerialization.isValidJSONObject(list),
+              let data = try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]) else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func items(_ text: String) -> [String] {

@@ -37,20 +37,23 @@ public struct ModelConfig: Sendable {
 
     // MARK: Finding and loading
 
-    /// `<dir>/segmentation/<name>.yml` (or `.yaml`) in model_configs_dirs order; the first match wins.
+    /// `<dir>/segmentation/<name>.yml` or `<dir>/classification/<name>.yml` (or `.yaml`) in model_configs_dirs
+    /// order, segmentation first; the first match wins.
     public static func findFile(name: String, settings: Settings) throws -> String {
         guard !name.isEmpty, !name.contains("/") else {
             throw IEError.usage("invalid model name '\(name)', expected a config name such as HelloWorld")
         }
         for dir in settings.modelConfigsDirs {
-            for ext in ["yml", "yaml"] {
-                let candidate = dir + "/segmentation/" + name + "." + ext
-                if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            for folder in ModelCategory.configFolders {
+                for ext in ["yml", "yaml"] {
+                    let candidate = dir + "/" + folder + "/" + name + "." + ext
+                    if FileManager.default.fileExists(atPath: candidate) { return candidate }
+                }
             }
         }
         let available = availableModels(settings: settings)
         let hint = closestMatch(name, in: available).map { " (closest: \($0))" } ?? ""
-        throw IEError.usage("no model config '\(name)' in \(settings.modelConfigsDirs.map { $0 + "/segmentation" }.joined(separator: ", "))\(hint), expected one of: \(available.joined(separator: ", "))",
+        throw IEError.usage("no model config '\(name)' in \(settings.modelConfigsDirs.flatMap { dir in ModelCategory.configFolders.map { dir + "/" + $0 } }.joined(separator: ", "))\(hint), expected one of: \(available.joined(separator: ", "))",
                             file: settings.file)
     }
 
@@ -58,9 +61,10 @@ public struct ModelConfig: Sendable {
     public static func availableModels(settings: Settings) -> [String] {
         var names = Set<String>()
         for dir in settings.modelConfigsDirs {
-            let folder = dir + "/segmentation"
+            for folder in ModelCategory.configFolders.map({ dir + "/" + $0 }) {
             for f in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where f.hasSuffix(".yml") || f.hasSuffix(".yaml") {
                 names.insert(String(f.prefix(upTo: f.lastIndex(of: ".")!)))
+            }
             }
         }
         return names.sorted()
@@ -164,6 +168,12 @@ public struct ModelConfig: Sendable {
         func fail(_ got: String) -> IEError {
             IEError.usage("\(spec.name): cannot use '\(got)', expected \(spec.type.expectation)", file: file, line: line)
         }
+        if spec.type == .transforms {
+            // The whole list of mappings, re-serialised so that the parser sees YAML flow text.
+            guard case .sequence = node, let yaml = try? Yams.serialize(node: node),
+                  let value = spec.type.parse(yaml) else { throw fail(node.string ?? "a value that is not a list of mappings") }
+            return value
+        }
         let text: String
         switch node {
         case .scalar(let s):
@@ -234,6 +244,7 @@ public struct ModelConfig: Sendable {
         case "epochs_to_test":
             if case .int(let n) = value("num_epochs") { return .ints([n]) }
         case "ground_truth_ids_display_names": return value("ground_truth_ids")
+        case "loss_type": return .string(category.defaultLossType)
         default: break
         }
         if let v = explicitValues[name] { return v }
@@ -279,7 +290,9 @@ public struct ModelConfig: Sendable {
     public var missingRequiredKeys: [String] {
         var missing: [String] = []
         if !isSet("dataset_id") && !isSet("local_dataset") { missing.append("dataset_id or local_dataset") }
-        for key in ["image_channels", "ground_truth_ids", "feature_channels", "crop_size"] where value(key).isNone {
+        let required = category == .segmentation ? ["image_channels", "ground_truth_ids", "feature_channels", "crop_size"]
+                                                  : ["image_channels", "feature_channels"]
+        for key in required where value(key).isNone {
             missing.append(key)
         }
         return missing
@@ -359,6 +372,7 @@ public struct ModelConfig: Sendable {
             throw fail("largest_connected_component_foreground_classes", "'\(bad)' is not in ground_truth_ids, expected some of \(structures.joined(separator: ", "))")
         }
         try validatePostProcessingRules()
+        try validateCategory()
         if lossType == "Mixture" && !isSet("mixture_loss_components") {
             throw fail("loss_type", "Mixture needs mixture_loss_components, expected e.g. 0.5:Focal:0.2,0.5:SoftDice:0.1")
         }

@@ -19,6 +19,8 @@ public struct ParameterSpec: Sendable {
 /// The full parameter schema, in the order args.txt lists it.
 public enum ParameterSchema {
     public static let lossTypes = ["SoftDice", "CrossEntropy", "Focal", "Mixture"]
+    /// Losses of classification and regression models (InnerEye's ScalarLoss).
+    public static let scalarLossTypes = ["BCEWithLogits", "WeightedCrossEntropy", "MSE"]
     public static let normMethods = ["CtWindow", "MriWindow", "TrimmedNorm", "SimpleNorm", "None"]
     public static let schedulers = ["Polynomial", "Exponential", "Step", "MultiStep", "Cosine"]
     public static let optimizers = ["Adam", "AMSGrad", "SGD", "RMSprop"]
@@ -65,7 +67,8 @@ public enum ParameterSchema {
                       "how patches make the whole image: Average, Gaussian (blended) or InnerEye (its padding and centre crops)"),
         ParameterSpec("class_weights", .floats, .none, "probabilities of a crop centre's class, background first, sum 1"),
         // Loss
-        ParameterSpec("loss_type", .choice(lossTypes), .string("SoftDice"), "training loss"),
+        ParameterSpec("loss_type", .choice(lossTypes + scalarLossTypes), .none,
+                      "training loss (default SoftDice; classification BCEWithLogits; regression MSE)"),
         ParameterSpec("mixture_loss_components", .names, .none, "weight:loss_type:class_weight_power entries for Mixture"),
         ParameterSpec("focal_loss_gamma", .float, .float(1.0), "Focal loss gamma"),
         ParameterSpec("loss_class_weight_power", .float, .none, "power of the class weights in the loss (None: unweighted)"),
@@ -122,6 +125,19 @@ public enum ParameterSchema {
                       "slices holding both classes go to one of them (higher_dominates: higher_class, else lower_class)"),
         ParameterSpec("disable_extra_postprocessing", .bool, .bool(false), "ignore summed_probability_rules and slice_exclusion_rules"),
         ParameterSpec("comparison_runs", .namedEntries, .none, "baselines as name=EXPERIMENT:RUN_ID"),
+        // Classification and regression models (SPEC §13)
+        ParameterSpec("model_category", .choice(["Segmentation", "Classification", "Regression"]), .none,
+                      "kind of model (default: from the config's folder, segmentation/ or classification/)"),
+        ParameterSpec("label_channels", .names, .none, "channels whose dataset rows hold the label (default: one row per subject)"),
+        ParameterSpec("label_value_column", .string, .string("label"), "dataset.csv column of the label"),
+        ParameterSpec("numerical_columns", .names, .none, "dataset.csv columns of numbers fed to the model beside the image"),
+        ParameterSpec("categorical_columns", .names, .none, "dataset.csv columns of categories fed to the model one-hot encoded"),
+        ParameterSpec("non_image_feature_channels", .names, .none, "channels whose rows hold the feature columns (default: the label row)"),
+        ParameterSpec("class_names", .fileNames, .none, "names of the classes of a multi-label model (one output each; default: one binary output)"),
+        ParameterSpec("image_size", .ints, .none, "size every image must have after the val/test transforms, [H, W] or [D, H, W]"),
+        ParameterSpec("hidden_units", .int, .int(32), "units of the classifier's hidden layer"),
+        ParameterSpec("train_transforms", .transforms, .none, "transforms of training images, a list of {name: ..., p: ..., field: value}"),
+        ParameterSpec("val_transforms", .transforms, .none, "transforms of validation and test images"),
         // Execution
         ParameterSpec("num_nodes", .int, .int(1), "nodes for data-parallel training (Slurm)"),
         ParameterSpec("slurm", .bool, .bool(false), "submit to Slurm instead of running here"),

@@ -1,5 +1,6 @@
 import Foundation
 import IECore
+import IEConfig
 
 /// How a scalar (classification or regression) model reads its dataset.csv: InnerEye's ScalarModelBase keys
 /// (SPEC §13). Rows are `subject,channel,filePath,<label_value_column>,<feature columns>...`.
@@ -20,6 +21,20 @@ public struct ScalarDatasetOptions: Sendable, Equatable {
     public var classCount = 1
 
     public init(imageChannels: [String]) { self.imageChannels = imageChannels }
+
+    /// The options a classification or regression model config sets (SPEC §13).
+    public init(config: ModelConfig) {
+        self.init(imageChannels: config.imageChannels)
+        labelChannels = config.labelChannels
+        labelValueColumn = config.labelValueColumn
+        numericalColumns = config.numericalColumns
+        categoricalColumns = config.categoricalColumns
+        if let channels = config.nonImageFeatureChannels {
+            for column in numericalColumns + categoricalColumns { nonImageFeatureChannels[column] = channels }
+        }
+        isClassification = config.category == .classification
+        classCount = config.scalarOutputs
+    }
 }
 
 /// One subject of a scalar dataset.

@@ -10,6 +10,8 @@ public struct DecodedPNG: Sendable, Equatable {
     public var width: Int
     public var height: Int
     public var channels: Int
+    /// Bits per decoded sample: 16 for 16-bit grey files, else 8.
+    public var bitDepth: Int
     public var samples: [UInt16]
 
     /// Sample of channel `c` at row `y`, column `x`.
@@ -22,12 +24,12 @@ extension PNG {
 
     /// Decodes PNG bytes; a damaged or truncated file is an error naming libpng's reason.
     public static func decode(_ data: Data, maxPixels: Int = PNG.maxPixels) throws -> DecodedPNG {
-        var width: UInt32 = 0, height: UInt32 = 0, channels: Int32 = 0
+        var width: UInt32 = 0, height: UInt32 = 0, channels: Int32 = 0, depth: Int32 = 0
         var reader = ie_png_reader()
         let samples: UnsafeMutablePointer<UInt16>? = data.withUnsafeBytes { raw in
             reader.data = raw.baseAddress?.assumingMemoryBound(to: UInt8.self)
             reader.size = raw.count
-            return ie_png_decode(&reader, UInt(maxPixels), &width, &height, &channels)
+            return ie_png_decode(&reader, UInt(maxPixels), &width, &height, &channels, &depth)
         }
         guard let samples else {
             let reason = withUnsafeBytes(of: reader.message) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
@@ -35,7 +37,7 @@ extension PNG {
         }
         defer { free(samples) }
         let count = Int(width) * Int(height) * Int(channels)
-        return DecodedPNG(width: Int(width), height: Int(height), channels: Int(channels),
+        return DecodedPNG(width: Int(width), height: Int(height), channels: Int(channels), bitDepth: Int(depth),
                           samples: Array(UnsafeBufferPointer(start: samples, count: count)))
     }
 

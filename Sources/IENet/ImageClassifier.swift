@@ -101,21 +101,12 @@ public final class ImageClassifier {
         _ = stem.backward(g, inputGradient: false)
     }
 
-    var stateEntries: [StateEntry] {
+    public var stateEntries: [StateEntry] {
         stem.stateEntries + stages.flatMap(\.stateEntries)
             + [.parameter(hidden.weight), .parameter(hidden.bias), .parameter(output.weight), .parameter(output.bias)]
     }
+}
 
-    /// Trainable tensors in state_dict order.
-    public var parameters: [Parameter] {
-        stateEntries.flatMap { entry -> [Parameter] in
-            switch entry {
-            case .parameter(let p): return [p]
-            case .batchNorm(let bn): return [bn.weight, bn.bias]
-            }
-        }
-    }
-
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
-    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+extension ImageClassifier: StatefulModel {
+    public var architectureDescription: String { architecture.description }
 }

@@ -28,6 +28,12 @@ extension Checkpoint {
         metadata[MetadataKey.downsamplingPaths] = String(model.downsamplingPaths)
         metadata[MetadataKey.kernelSize] = String(model.kernelSize)
         metadata[MetadataKey.epoch] = String(epoch)
+        return serialize(model: model, optimizer: optimizer, metadata: metadata)
+    }
+
+    /// A model's state_dict and, when given, the optimizer's state and its metadata keys.
+    static func serialize(model: any StatefulModel, optimizer: Optimizer?, metadata: [String: String]) -> Data {
+        var metadata = metadata
         var tensors = model.stateDict()
         if let optimizer {
             metadata[MetadataKey.optimizerType] = optimizer.kind.rawValue
@@ -108,7 +114,7 @@ extension Checkpoint {
     }
 
     /// Loads the weights into `model` and, when `optimizer` is given, its state (which must then be present).
-    public func restore(model: UNet3D, optimizer: Optimizer? = nil, source: String = "checkpoint") throws {
+    public func restore(model: any StatefulModel, optimizer: Optimizer? = nil, source: String = "checkpoint") throws {
         try model.loadStateDict(tensors.filter { !$0.name.hasPrefix("optimizer/") }, source: source)
         if let optimizer {
             if let type = metadata[MetadataKey.optimizerType], type != optimizer.kind.rawValue {

@@ -19,24 +19,19 @@ extension UNet3DArchitecture {
     public static func configured(_ config: ModelConfig) -> UNet3DArchitecture? { try? UNet3DArchitecture(config: config) }
 }
 
-extension TrainingSetup {
-    /// The training parameters of a model config (SPEC §1.4), checked for what the loop needs.
+/// The optimisation parameters every model shares (SPEC §1.4): batch size, epochs, learning rate and its
+/// schedule, the optimizer and its settings.
+public struct OptimisationSetup {
+    public var batchSize: Int
+    public var numEpochs: Int
+    public var learningRate: Double
+    public var minLearningRate: Double
+    public var schedule: LearningRateSchedule
+    public var warmupEpochs: Int
+    public var optimizer: OptimizerKind
+    public var optimizerSettings: OptimizerSettings
+
     public init(config: ModelConfig) throws {
-        guard let crop = config.cropSize, crop.count == 3 else {
-            throw IEError.usage("\(config.name): crop_size is not set, expected a (Z,Y,X) triple", file: config.file)
-        }
-        guard let f = config.featureChannels.first, f > 0 else {
-            throw IEError.usage("\(config.name): feature_channels is not set, expected a positive integer", file: config.file)
-        }
-        guard config.architecture == "UNet3D" else {
-            throw IEError.usage("\(config.name): architecture \(config.architecture) is not available in this version, expected UNet3D", file: config.file)
-        }
-        self.init(modelName: config.name, structureNames: config.groundTruthIds, imageChannels: config.imageChannels.count,
-                  featureChannels: f, cropSize: Shape3(crop))
-        downsamplingPaths = config.numDownsamplingPaths
-        kernelSize = config.kernelSize
-        classWeights = config.classWeights
-        paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
         batchSize = max(1, config.trainBatchSize)
         numEpochs = config.numEpochs
         learningRate = config.lRate
@@ -55,6 +50,42 @@ extension TrainingSetup {
         optimizer = kind
         optimizerSettings = OptimizerSettings(betas: config.adamBetas, eps: config.optEps, weightDecay: config.weightDecay,
                                               momentum: config.momentum, nesterov: false, rmsAlpha: config.rmsAlpha)
+    }
+
+    /// The learning rate of a 0-based epoch.
+    public func learningRate(epoch: Int) -> Double {
+        IENet.learningRate(epoch: epoch, baseRate: learningRate, minRate: minLearningRate, numEpochs: numEpochs,
+                             schedule: schedule, warmupEpochs: warmupEpochs)
+    }
+}
+
+extension TrainingSetup {
+    /// The training parameters of a model config (SPEC §1.4), checked for what the loop needs.
+    public init(config: ModelConfig) throws {
+        guard let crop = config.cropSize, crop.count == 3 else {
+            throw IEError.usage("\(config.name): crop_size is not set, expected a (Z,Y,X) triple", file: config.file)
+        }
+        guard let f = config.featureChannels.first, f > 0 else {
+            throw IEError.usage("\(config.name): feature_channels is not set, expected a positive integer", file: config.file)
+        }
+        guard config.architecture == "UNet3D" else {
+            throw IEError.usage("\(config.name): architecture \(config.architecture) is not available in this version, expected UNet3D", file: config.file)
+        }
+        self.init(modelName: config.name, structureNames: config.groundTruthIds, imageChannels: config.imageChannels.count,
+                  featureChannels: f, cropSize: Shape3(crop))
+        downsamplingPaths = config.numDownsamplingPaths
+        kernelSize = config.kernelSize
+        classWeights = config.classWeights
+        paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
+        let optimisation = try OptimisationSetup(config: config)
+        batchSize = optimisation.batchSize
+        numEpochs = optimisation.numEpochs
+        learningRate = optimisation.learningRate
+        minLearningRate = optimisation.minLearningRate
+        schedule = optimisation.schedule
+        warmupEpochs = optimisation.warmupEpochs
+        optimizer = optimisation.optimizer
+        optimizerSettings = optimisation.optimizerSettings
         loss = try TrainingSetup.loss(config: config)
         seed = config.effectiveRandomSeed
         applyAugmentations = config.applyAugmentations

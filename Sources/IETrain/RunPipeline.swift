@@ -18,7 +18,7 @@ public enum RunPipeline {
         run.outputs + "/checkpoints/" + Trainer.checkpointName(epoch: epoch)
     }
 
-    static func readCheckpoint(_ path: String) throws -> Checkpoint {
+    public static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IEError.badInput("cannot read checkpoint, expected a file written by ie-train or PyTorch", file: path)
         }
@@ -30,6 +30,7 @@ public enum RunPipeline {
     @discardableResult
     public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
                              options: EngineOptions = .fromEnvironment()) throws -> Bool {
+        if config.category.isScalar { return try ScalarRun.train(run: run, config: config, settings: settings, resume: resume, options: options) }
         try config.checkRunnable()
         var setup = try TrainingSetup(config: config)
         setup.engine = options
@@ -56,16 +57,18 @@ public enum RunPipeline {
                  "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(options.threads), " +
                  "convolutions \(options.summary)")
         let finished = try trainer.run()
-        if finished && reducer.rank == 0 {
-            let last = checkpointPath(run: run, epoch: setup.numEpochs)
-            if FileManager.default.fileExists(atPath: last) {
-                let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],
-                                                                          sourceRunIds: [run.recoveryID.description])
-                try run.update { $0.registeredModel = model.id }
-                Log.info("registered model \(model.id) in \(model.folder)")
-            }
-        }
+        if finished && reducer.rank == 0 { try registerFinalModel(run: run, config: config, settings: settings) }
         return finished
+    }
+
+    /// A finished run's last checkpoint (epoch num_epochs) goes into the model registry, its id into run.json.
+    static func registerFinalModel(run: RunDirectory, config: ModelConfig, settings: Settings) throws {
+        let last = checkpointPath(run: run, epoch: config.numEpochs)
+        guard FileManager.default.fileExists(atPath: last) else { return }
+        let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],
+                                                                  sourceRunIds: [run.recoveryID.description])
+        try run.update { $0.registeredModel = model.id }
+        Log.info("registered model \(model.id) in \(model.folder)")
     }
 
     /// `train: false` (InnerEye's "testing an existing model"): the given weights (local_weights_path,

@@ -101,6 +101,8 @@ struct Split: ParsableCommand {
 
         func splitInto(_ folder: String) throws {
             let data = try Dataset.load(path: csvPath)
+            // A classification/regression dataset: labels and feature columns checked now (file:line errors).
+            if config.category.isScalar { _ = try ScalarDataset.load(path: csvPath, options: ScalarDatasetOptions(config: config)) }
             // Every subject needs a row per channel the config names (cheap: no image is read).
             let request = SubjectRequest(config: config)
             try data.checkChannels(imageChannels: request.imageChannels, groundTruthIds: request.groundTruthIds,

@@ -7,7 +7,7 @@ import IEData
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ie-synth",
-        abstract: "Write the seeded synthetic CT-like demo dataset of the HelloWorld model.",
+        abstract: "Write the seeded synthetic demo datasets (HelloWorld segmentation, HelloClassification).",
         discussion: """
         Each subject gets <folder>/<subject:03d>/{ct,region_a,region_b,mask}.nii.gz:
         an int16 CT (air -1000 HU, body 40 HU, noise sd 25 HU), region_a (an
@@ -16,16 +16,36 @@ struct Synth: ParsableCommand {
         (columns subject,filePath,channel,seriesId,institutionId) is written last.
         The same seed gives byte-identical files.
 
+        --kind=classification writes the HelloClassification data instead: grey
+        images (--dimensions=2: <subject>.png of --size squared; 3: NIfTI volumes)
+        where a bright disk or ball is present in about half of the subjects (label
+        1, flipped for a --label_noise fraction), beside a distractor square; the
+        columns location (0 left / 1 right half), age and scanner; 200 subjects
+        unless --subjects is given.
+
         Examples:
           ie-synth --output_folder=datasets/HelloWorld
           ie-synth --output_folder=/tmp/tiny --subjects=4 --seed=7 --shape=16,48,48
+          ie-synth --output_folder=datasets/HelloClassification --kind=classification
         """)
 
     @Option(name: .customLong("output_folder"), help: "Folder to write the dataset into (created if missing).")
     var outputFolder: String
 
-    @Option(help: "Number of subjects.")
-    var subjects: Int = 16
+    @Option(help: "segmentation (HelloWorld's CT-like volumes) or classification (HelloClassification's images).")
+    var kind: String = "segmentation"
+
+    @Option(help: "Number of subjects (default 16; 200 for classification).")
+    var subjects: Int?
+
+    @Option(help: "classification: 2 (PNG) or 3 (NIfTI) dimensions.")
+    var dimensions: Int = 2
+
+    @Option(help: "classification: image width and height in pixels.")
+    var size: Int = 32
+
+    @Option(name: .customLong("label_noise"), help: "classification: fraction of labels flipped.")
+    var labelNoise: Double = 0.05
 
     @Option(help: "Random seed (same seed = same bytes).")
     var seed: UInt64 = 42
@@ -48,11 +68,22 @@ struct Synth: ParsableCommand {
     }
 
     func options() throws -> SyntheticDataset.Options {
-        SyntheticDataset.Options(subjects: subjects, seed: seed, shape: try parsedShape())
+        SyntheticDataset.Options(subjects: subjects ?? 16, seed: seed, shape: try parsedShape())
+    }
+
+    func classificationOptions() -> SyntheticClassificationDataset.Options {
+        var options = SyntheticClassificationDataset.Options()
+        options.subjects = subjects ?? 200
+        (options.seed, options.dimensions, options.size, options.labelNoise) = (seed, dimensions, size, labelNoise)
+        return options
     }
 
     func validate() throws {
+        guard kind == "segmentation" || kind == "classification" else {
+            throw ValidationError("--kind=\(kind) is unknown, expected segmentation or classification")
+        }
         do {
+            if kind == "classification" { return try SyntheticClassificationDataset.validate(classificationOptions()) }
             try SyntheticDataset.validate(try options())
         } catch let error as IEError {
             throw ValidationError(error.message)
@@ -62,8 +93,15 @@ struct Synth: ParsableCommand {
     func run() throws {
         Log.tool = "ie-synth"
         Log.level = quiet ? .quiet : verbose ? .verbose : .normal
-        let csv = try SyntheticDataset.generate(into: outputFolder, options: try options())
-        Log.info("ie-synth: wrote \(subjects) subjects, dataset file \(csv)")
+        if kind == "classification" {
+            let options = classificationOptions()
+            let csv = try SyntheticClassificationDataset.generate(into: outputFolder, options: options)
+            Log.info("ie-synth: wrote \(options.subjects) subjects, dataset file \(csv)")
+            return
+        }
+        let options = try options()
+        let csv = try SyntheticDataset.generate(into: outputFolder, options: options)
+        Log.info("ie-synth: wrote \(options.subjects) subjects, dataset file \(csv)")
     }
 }
 

@@ -41,6 +41,7 @@ print(json.dumps(out))
             XCTAssertEqual(image.width, shape[1], path)
             XCTAssertEqual(image.channels, shape.count > 2 ? shape[2] : 1, path)
             XCTAssertEqual(image.samples.map(Int.init), c.ints("values"), path)
+            XCTAssertEqual(image.bitDepth, path.hasSuffix("grey16.png") ? 16 : 8, path)
         }
     }
 

@@ -1,0 +1,90 @@
+import Foundation
+import IECore
+
+/// The kind of a model (SPEC §13): segmentation (the UNet3D) or a scalar model (an image classifier or regressor).
+public enum ModelCategory: String, Sendable, CaseIterable {
+    case segmentation = "Segmentation", classification = "Classification", regression = "Regression"
+
+    /// The folders of each model_configs_dirs entry that hold configs, in search order.
+    public static let configFolders = ["segmentation", "classification"]
+
+    public var isScalar: Bool { self != .segmentation }
+
+    public var defaultLossType: String {
+        switch self {
+        case .segmentation: return "SoftDice"
+        case .classification: return "BCEWithLogits"
+        case .regression: return "MSE"
+        }
+    }
+}
+
+extension ModelConfig {
+    /// `model_category` when set, else from the folder of the config file (or of the file its base chain starts
+    /// from): classification/ gives Classification, anything else Segmentation.
+    public var category: ModelCategory {
+        if case .string(let text) = value("model_category"), let category = ModelCategory(rawValue: text) { return category }
+        for path in inheritanceChain.reversed() + (file.map { [$0] } ?? []) {
+            if URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent == "classification" { return .classification }
+        }
+        return .segmentation
+    }
+
+    /// Outputs of a scalar model: the class count of a multi-label model, else 1.
+    public var scalarOutputs: Int { max(classNames.count, 1) }
+
+    public var classNames: [String] { strings("class_names") ?? [] }
+    public var labelChannels: [String]? { strings("label_channels") }
+    public var labelValueColumn: String { string("label_value_column") ?? "label" }
+    public var numericalColumns: [String] { strings("numerical_columns") ?? [] }
+    public var categoricalColumns: [String] { strings("categorical_columns") ?? [] }
+    public var nonImageFeatureChannels: [String]? { strings("non_image_feature_channels") }
+    public var imageSize: [Int]? { if case .ints(let l) = value("image_size") { return l } else { return nil } }
+    public var hiddenUnits: Int { if case .int(let n) = value("hidden_units") { return n } else { return 32 } }
+
+    /// The transform list of `key` (train_transforms / val_transforms) as loaded YAML/JSON, empty when unset.
+    public func transformRecords(_ key: String) -> Any {
+        guard case .string(let json) = value(key), let data = json.data(using: .utf8),
+              let loaded = try? JSONSerialization.jsonObject(with: data) else { return [Any]() }
+        return loaded
+    }
+
+    /// Where a key was set, for errors about its contents ("file:line" or the flag).
+    public func sourceDescription(_ key: String) -> String? {
+        guard let s = sources[key] else { return file }
+        if let flag = s.flag { return flag }
+        return s.file.map { f in s.line.map { "\(f):\($0)" } ?? f }
+    }
+
+    /// The checks that depend on the category: scalar models take scalar losses and no segmentation keys, and
+    /// segmentation models none of the scalar keys.
+    func validateCategory() throws {
+        let loss = lossType
+        if category.isScalar {
+            guard ParameterSchema.scalarLossTypes.contains(loss) else {
+                throw fail("loss_type", "\(loss) is a segmentation loss, expected one of \(ParameterSchema.scalarLossTypes.joined(separator: ", ")) for a \(category.rawValue.lowercased()) model")
+            }
+            if category == .regression && loss != "MSE" {
+                throw fail("loss_type", "\(loss) needs class labels, expected MSE for a regression model")
+            }
+            if category == .classification && loss == "MSE" {
+                throw fail("loss_type", "MSE is a regression loss, expected BCEWithLogits or WeightedCrossEntropy for a classification model")
+            }
+            if let size = imageSize, !(2...3).contains(size.count) || size.contains(where: { $0 < 1 }) {
+                throw fail("image_size", "got \(size.map(String.init).joined(separator: ",")), expected [H, W] or [D, H, W] of positive sizes")
+            }
+            if hiddenUnits < 1 { throw fail("hidden_units", "got \(hiddenUnits), expected a positive integer") }
+            if category == .regression && !classNames.isEmpty {
+                throw fail("class_names", "a regression model has one output, expected no class_names")
+            }
+        } else {
+            if ParameterSchema.scalarLossTypes.contains(loss) {
+                throw fail("loss_type", "\(loss) is a classification/regression loss, expected one of \(ParameterSchema.lossTypes.joined(separator: ", ")) for a segmentation model")
+            }
+            for key in ["label_channels", "numerical_columns", "categorical_columns", "non_image_feature_channels", "class_names",
+                        "image_size", "train_transforms", "val_transforms"] where isSet(key) {
+                throw fail(key, "is a classification/regression key, expected it only in configs under classification/ (or with model_category)")
+            }
+        }
+    }
+}

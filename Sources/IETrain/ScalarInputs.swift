@@ -1,0 +1,113 @@
+import Foundation
+import IECore
+import IEConfig
+import IEData
+import IEImage
+import IENet
+
+/// One subject of a scalar model, loaded: its image (all image channels stacked), non-image features and label.
+public struct ScalarSample: Sendable {
+    public var id: String
+    public var image: TransformImage
+    public var features: [Float]
+    public var label: [Float]
+}
+
+/// How a scalar model's subjects become network inputs (SPEC §13): the dataset options from the config, images
+/// read (PNG through libpng, scaled to [0, 1] by the largest value of its bit depth as torchvision's ToTensor;
+/// NIfTI as stored), transforms applied per (seed, epoch, subject, mode), batches stacked.
+public struct ScalarInputs {
+    public let dataset: ScalarDataset
+    public let options: ScalarDatasetOptions
+    public let categoricalColumns: [String]
+
+    public init(csvPath: String, config: ModelConfig) throws {
+        options = ScalarDatasetOptions(config: config)
+        dataset = try ScalarDataset.load(path: csvPath, options: options)
+        categoricalColumns = config.categoricalColumns
+    }
+
+    /// Numbers beside the image: numerical columns, then the one-hot categorical columns.
+    public var featureCount: Int {
+        guard let first = dataset.subjects.first else { return 0 }
+        return first.numericalFeatures.count + dataset.encodedCategoricalFeatures(first, columns: categoricalColumns).count
+    }
+
+    public func subject(_ id: String) throws -> ScalarSubject {
+        guard let s = dataset.subjects.first(where: { $0.id == id }) else {
+            throw IEError.badInput("subject \(id) is not in the dataset, expected one of its subjects", file: dataset.path)
+        }
+        return s
+    }
+
+    /// Reads one image file as channels × depth × height × width.
+    public static func readImage(_ path: String) throws -> TransformImage {
+        if path.lowercased().hasSuffix(".png") {
+            let png = try PNG.read(path: path)
+            let scale: Float = png.bitDepth == 16 ? 65535 : 255
+            var planar = [Float](repeating: 0, count: png.samples.count)
+            let pixels = png.width * png.height
+            for p in 0..<pixels { for c in 0..<png.channels { planar[c * pixels + p] = Float(png.samples[p * png.channels + c]) / scale } }
+            return try TransformImage(channels: png.channels, height: png.height, width: png.width, values: planar)
+        }
+        let volume = try NIfTI.read(path)
+        return try TransformImage(channels: 1, depth: volume.shape.z, height: volume.shape.y, width: volume.shape.x, values: volume.data)
+    }
+
+    /// The subject's images stacked along the channels (every image channel must have the same size).
+    public func load(_ id: String) throws -> ScalarSample {
+        let s = try subject(id)
+        var stacked: TransformImage?
+        for file in s.imageFiles {
+            let image = try ScalarInputs.readImage(file)
+            if let current = stacked {
+                guard current.shape.dropFirst() == image.shape.dropFirst() else {
+                    throw IEError.badInput("subject \(id): image size \(image.shape.dropFirst().map(String.init).joined(separator: "x")) differs from its first channel's \(current.shape.dropFirst().map(String.init).joined(separator: "x")), expected one size", file: file)
+                }
+                stacked = try TransformImage(channels: current.channels + image.channels, depth: current.depth, height: current.height,
+                                             width: current.width, values: current.values + image.values)
+            } else {
+                stacked = image
+            }
+        }
+        guard let image = stacked else { throw IEError.badInput("subject \(id) has no image channels", file: dataset.path, line: s.labelLine) }
+        let features = (s.numericalFeatures + dataset.encodedCategoricalFeatures(s, columns: categoricalColumns)).map(Float.init)
+        return ScalarSample(id: id, image: image, features: features, label: s.label.map(Float.init))
+    }
+
+    public func loadAll(_ ids: [String], label: String) throws -> [ScalarSample] {
+        let progress = Progress("loading \(label)", total: ids.count)
+        return try ids.map { id in
+            let sample = try load(id)
+            progress.step(id)
+            return sample
+        }
+    }
+
+    /// Images after a pipeline, stacked as [N, C, D, H, W], with the features [N, F] and labels. Every image must
+    /// come out of the pipeline with the same size, and with `imageSize` when the config fixes it.
+    public static func batch(_ samples: [ScalarSample], pipeline: TransformPipeline, seed: UInt64, epoch: Int, mode: String,
+                             imageSize: [Int]?, file: String?) throws -> (images: Tensor, features: Tensor, labels: [Float]) {
+        var values: [Float] = [], features: [Float] = [], labels: [Float] = []
+        var shape: [Int]?
+        for sample in samples {
+            let image = try pipeline.apply(sample.image, seed: seed, epoch: epoch, subject: sample.id, mode: mode)
+            if let size = imageSize {
+                let spatial = size.count == 2 ? [image.height, image.width] : [image.depth, image.height, image.width]
+                guard spatial == size else {
+                    throw IEError.badInput("subject \(sample.id): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: file)
+                }
+            }
+            if let shape, shape != image.shape {
+                throw IEError.badInput("subject \(sample.id): image shape \(image.shape) after the \(mode) transforms differs from the batch's \(shape), expected one size (add a Resize transform or set image_size)", file: file)
+            }
+            shape = image.shape
+            values += image.values
+            features += sample.features
+            labels += sample.label
+        }
+        let s = shape ?? [1, 1, 1, 1]
+        return (Tensor(shape: [samples.count] + s, data: values),
+                Tensor(shape: [samples.count, samples.first?.features.count ?? 0], data: features), labels)
+    }
+}
