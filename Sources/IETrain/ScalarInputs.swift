@@ -8,6 +8,8 @@ import IENet
 /// One subject of a scalar model, loaded: its image (all image channels stacked), non-image features and label.
 public struct ScalarSample: Sendable {
     public var id: String
+    /// The first image file (named in errors about the image).
+    public var file: String
     public var image: TransformImage
     public var features: [Float]
     public var label: [Float]
@@ -72,7 +74,8 @@ public struct ScalarInputs {
         }
         guard let image = stacked else { throw IEError.badInput("subject \(id) has no image channels", file: dataset.path, line: s.labelLine) }
         let features = (s.numericalFeatures + dataset.encodedCategoricalFeatures(s, columns: categoricalColumns)).map(Float.init)
-        return ScalarSample(id: id, image: image, features: features, label: s.label.map(Float.init))
+        return ScalarSample(id: id, file: s.imageFiles.first ?? dataset.path, image: image, features: features,
+                            label: s.label.map(Float.init))
     }
 
     public func loadAll(_ ids: [String], label: String) throws -> [ScalarSample] {
@@ -87,7 +90,7 @@ public struct ScalarInputs {
     /// Images after a pipeline, stacked as [N, C, D, H, W], with the features [N, F] and labels. Every image must
     /// come out of the pipeline with the same size, and with `imageSize` when the config fixes it.
     public static func batch(_ samples: [ScalarSample], pipeline: TransformPipeline, seed: UInt64, epoch: Int, mode: String,
-                             imageSize: [Int]?, file: String?) throws -> (images: Tensor, features: Tensor, labels: [Float]) {
+                             imageSize: [Int]?) throws -> (images: Tensor, features: Tensor, labels: [Float]) {
         var values: [Float] = [], features: [Float] = [], labels: [Float] = []
         var shape: [Int]?
         for sample in samples {
@@ -95,11 +98,11 @@ public struct ScalarInputs {
             if let size = imageSize {
                 let spatial = size.count == 2 ? [image.height, image.width] : [image.depth, image.height, image.width]
                 guard spatial == size else {
-                    throw IEError.badInput("subject \(sample.id): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: file)
+                    throw IEError.badInput("subject \(sample.id): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: sample.file)
                 }
             }
             if let shape, shape != image.shape {
-                throw IEError.badInput("subject \(sample.id): image shape \(image.shape) after the \(mode) transforms differs from the batch's \(shape), expected one size (add a Resize transform or set image_size)", file: file)
+                throw IEError.badInput("subject \(sample.id): image shape \(image.shape) after the \(mode) transforms differs from the batch's \(shape), expected one size (add a Resize transform or set image_size)", file: sample.file)
             }
             shape = image.shape
             values += image.values

@@ -19,7 +19,6 @@ public struct ScalarTrainingSetup {
     public var imageSize: [Int]?
     /// One name per output: the class names of a multi-label model, else InnerEye's "Default".
     public var predictionTargets: [String]
-    public var configFile: String?
     public var engine = EngineOptions()
 
     public init(config: ModelConfig, nonImageFeatures: Int) throws {
@@ -44,7 +43,6 @@ public struct ScalarTrainingSetup {
                                               file: config.sourceDescription("val_transforms")))
         imageSize = config.imageSize
         predictionTargets = config.classNames.isEmpty ? ["Default"] : config.classNames
-        configFile = config.file
     }
 
     /// SPEC §1.4: kept at epochs >= save_start_epoch with epoch % save_step_epochs == 0, and the last.
@@ -184,7 +182,7 @@ public final class ScalarTrainer {
             if StopSignal.requested { return nil }
             let samples = indices.map { train[$0] }
             let batch = try ScalarInputs.batch(samples, pipeline: setup.transforms.train, seed: seed, epoch: epoch, mode: "train",
-                                               imageSize: setup.imageSize, file: setup.configFile)
+                                               imageSize: setup.imageSize)
             optimizer.zeroGrad()
             let logits = model.forward(batch.images, features: batch.features, training: true)
             let result = loss(logits: logits, labels: batch.labels)
@@ -211,7 +209,7 @@ public final class ScalarTrainer {
         for start in stride(from: 0, to: samples.count, by: size) {
             let chunk = Array(samples[start..<min(start + size, samples.count)])
             let batch = try ScalarInputs.batch(chunk, pipeline: setup.transforms.evaluation, seed: UInt64(truncatingIfNeeded: setup.seed),
-                                               epoch: 0, mode: mode, imageSize: setup.imageSize, file: setup.configFile)
+                                               epoch: 0, mode: mode, imageSize: setup.imageSize)
             let logits = model.forward(batch.images, features: batch.features, training: false)
             let outputs = setup.category == .regression ? logits.data : logits.data.map(ScalarLoss.sigmoid)
             let value: Double

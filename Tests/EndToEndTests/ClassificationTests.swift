@@ -1,0 +1,119 @@
+import Foundation
+import XCTest
+import IETestSupport
+
+/// HelloClassification through the built tools: split, train, resume and the per-epoch files, with the metrics
+/// recomputed by scikit-learn from the model outputs the run wrote; bad scalar datasets as one-line errors.
+final class ClassificationTests: XCTestCase {
+    static let quick = ["--threads=1", "--save_start_epoch=1", "--save_step_epochs=1", "--train_batch_size=8"]
+
+    static func makeRun(_ runner: ToolRunner, subjects: Int = 40) throws -> String {
+        let synth = try runner.run("synth", ["--output_folder=datasets/HelloClassification", "--kind=classification",
+                                             "--subjects=\(subjects)", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let split = try runner.run("split", ["--model=HelloClassification"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        return split.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func testTrainWritesEpochMetricsThatScikitLearnReproduces() throws {
+        let runner = try ToolRunner(name: "classification")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=3"] + Self.quick)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        for file in ["checkpoints/epoch_001.ckpt", "checkpoints/epoch_003.ckpt", "checkpoints/autosave.ckpt",
+                     "Train/epoch_metrics.csv", "Val/epoch_metrics.csv", "Train/model_outputs.csv", "Val/model_outputs.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/" + file), "missing outputs/\(file)")
+        }
+        // The Val AUC, AUC PR, threshold and accuracy of every epoch, recomputed from model_outputs.csv.
+        let script = """
+        import sys, json, pandas as pd, numpy as np
+        from sklearn.metrics import roc_auc_score, roc_curve, precision_recall_curve, auc
+        outputs = pd.read_csv(sys.argv[1] + "/Val/model_outputs.csv")
+        metrics = pd.read_csv(sys.argv[1] + "/Val/epoch_metrics.csv")
+        rows = []
+        for epoch, group in outputs.groupby("epoch"):
+            y, s = group["label"].values, group["model_output"].values
+            fpr, tpr, thr = roc_curve(y, s); i = int(np.argmax(tpr - fpr))
+            p, r, _ = precision_recall_curve(y, s)
+            m = metrics[metrics.epoch == epoch].iloc[0]
+            rows.append([roc_auc_score(y, s), m.AreaUnderRocCurve, auc(r, p), m.AreaUnderPRCurve, float(thr[i]), m.OptimalThreshold,
+                         float(np.mean((s.astype(np.float32) > np.float32(thr[i])) == (y > 0.5))), m.AccuracyAtOptimalThreshold,
+                         len(group), m.SubjectCount])
+        finite = lambda v: float(v) if np.isfinite(v) else None   # an infinite threshold: no subject above it
+        print(json.dumps(dict(rows=[[finite(v) for v in r] for r in rows], columns=list(outputs.columns),
+                              epochs=sorted(outputs.epoch.unique().tolist()))))
+        """
+        let result = try XCTUnwrap(PythonOracle.json(script, arguments: [run + "/outputs"]) as? [String: Any])
+        XCTAssertEqual(result["columns"] as? [String], ["prediction_target", "epoch", "subject", "model_output", "label",
+                                                         "cross_validation_split_index", "data_split"])
+        XCTAssertEqual(result["epochs"] as? [Int], [1, 2, 3])
+        for row in try XCTUnwrap(result["rows"] as? [[Any]]) {
+            let values = row.map { $0 as? Double }
+            // Outputs are written with 6 decimals, the metrics from the unrounded values.
+            for k in stride(from: 0, to: 10, by: 2) {
+                if let a = values[k], let b = values[k + 1] { XCTAssertEqual(a, b, accuracy: 2e-3, "\(row)") }
+                else { XCTAssertTrue(values[k] == nil && values[k + 1] == nil, "\(row)") }
+            }
+        }
+    }
+
+    /// A run resumed from the state checkpoint of epoch 2 trains epoch 3 to the same bytes.
+    func testResumedRunIsBitIdentical() throws {
+        let runner = try ToolRunner(name: "classification-resume")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner, subjects: 24)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=3"] + Self.quick).status, 0)
+        let second = try runner.run("split", ["--model=HelloClassification"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fm = FileManager.default
+        for file in ["train_dataset.csv", "val_dataset.csv", "test_dataset.csv"] {
+            try fm.removeItem(atPath: second + "/outputs/" + file)
+            try fm.copyItem(atPath: run + "/outputs/" + file, toPath: second + "/outputs/" + file)
+        }
+        try fm.createDirectory(atPath: second + "/outputs/checkpoints", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: run + "/outputs/checkpoints/epoch_002.ckpt", toPath: second + "/outputs/checkpoints/autosave.ckpt")
+        let resumed = try runner.run("train", ["--run=\(second)", "--num_epochs=3", "--resume"] + Self.quick)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(fm.contents(atPath: second + "/outputs/checkpoints/epoch_003.ckpt"),
+                       fm.contents(atPath: run + "/outputs/checkpoints/epoch_003.ckpt"))
+    }
+
+    /// Bad scalar datasets: ie-split names the file and line, exit 3; a wrong image size stops ie-train naming the image.
+    func testBadScalarDatasetsAreOneLineErrors() throws {
+        let runner = try ToolRunner(name: "classification-bad")
+        defer { runner.remove() }
+        _ = try Self.makeRun(runner, subjects: 12)
+        let csv = runner.path("datasets/HelloClassification/dataset.csv")
+        let original = try String(contentsOfFile: csv, encoding: .utf8)
+        var lines = original.split(separator: "\n").map(String.init)
+        func check(_ edit: (inout [String]) -> Void, line: Int, _ words: String, extra: [String] = []) throws {
+            var edited = lines
+            edit(&edited)
+            try (edited.joined(separator: "\n") + "\n").write(toFile: csv, atomically: true, encoding: .utf8)
+            let split = try runner.run("split", ["--model=HelloClassification"] + extra)
+            XCTAssertEqual(split.status, 3, split.stderr)
+            XCTAssertTrue(split.stderr.contains("dataset.csv:\(line): "), split.stderr)
+            XCTAssertTrue(split.stderr.contains(words), split.stderr)
+            XCTAssertEqual(split.stderr.split(separator: "\n").count, 1, split.stderr)
+        }
+        try check({ $0[3] = $0[3].replacingOccurrences(of: ",image,003.png,0,", with: ",image,003.png,,").replacingOccurrences(of: ",image,003.png,1,", with: ",image,003.png,,") }, line: 4, "label is missing")
+        try check({ $0[2] = $0[2].replacingOccurrences(of: "002.png,0,", with: "002.png,7,").replacingOccurrences(of: "002.png,1,", with: "002.png,7,") }, line: 3, "not a binary label")
+        try check({ $0[5] = $0[5].replacingOccurrences(of: "005.png,", with: "005.png,").components(separatedBy: ",").enumerated().map { $0.offset == 5 ? "forty" : $0.element }.joined(separator: ",") },
+                  line: 6, "not a finite number", extra: ["--numerical_columns=age"])
+        lines[4] = lines[4].components(separatedBy: ",").enumerated().map { $0.offset == 4 ? "5" : $0.element }.joined(separator: ",")
+        try check({ _ in }, line: 5, "out of range", extra: ["--label_value_column=location", "--class_names=left,right"])
+        lines = original.split(separator: "\n").map(String.init)
+        // An image of another size: ie-train stops with the image file named.
+        try original.write(toFile: csv, atomically: true, encoding: .utf8)
+        let run = try runner.run("split", ["--model=HelloClassification"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let wrong = try runner.run("synth", ["--output_folder=wrong", "--kind=classification", "--subjects=1", "--size=48", "--quiet"])
+        XCTAssertEqual(wrong.status, 0, wrong.stderr)
+        let firstImage = runner.path("datasets/HelloClassification/001.png")
+        try FileManager.default.removeItem(atPath: firstImage)
+        try FileManager.default.copyItem(atPath: runner.path("wrong/001.png"), toPath: firstImage)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.quick)
+        XCTAssertEqual(train.status, 3, train.stderr)
+        XCTAssertTrue(train.stderr.contains("001.png: subject 001: image size 48x48") && train.stderr.contains("expected image_size 32x32"), train.stderr)
+    }
+}
