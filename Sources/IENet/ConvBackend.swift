@@ -93,9 +93,9 @@ extension ConvPlan {
     /// y = conv(x) (Conv3d forward).
     func forward(_ x: Tensor, weight: Parameter, into y: inout Tensor) {
         x.withPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
+            weight.withValuePointer { wp in
                 y.withMutablePointer { yp in
-                    algorithm.forward(geometry, batch: batch, input: xp, weight: wp.baseAddress!, output: yp)
+                    algorithm.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
                 }
             }
         }
@@ -112,9 +112,9 @@ extension ConvPlan {
     /// y = the transposed convolution of x (ConvTranspose3d forward: the adjoint of `geometry`).
     func adjointForward(_ x: Tensor, weight: Parameter, into y: inout Tensor) {
         x.withPointer { xp in
-            weight.value.withUnsafeBufferPointer { wp in
+            weight.withValuePointer { wp in
                 y.withMutablePointer { yp in
-                    algorithm.adjointForward(geometry, batch: batch, source: xp, weight: wp.baseAddress!, target: yp)
+                    algorithm.adjointForward(geometry, batch: batch, source: xp, weight: wp, target: yp)
                 }
             }
         }

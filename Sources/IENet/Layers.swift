@@ -192,29 +192,15 @@ public final class BatchNorm3d {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count >= 2 && x.shape[1] == channels, "BatchNorm3d \(name): bad input shape \(x.shape)")
         let batch = x.batch, spatial = x.spatialCount
-        let count = batch * spatial
         var mean = [Float](repeating: 0, count: channels)
         var invStd = [Float](repeating: 0, count: channels)
         if training {
-            var variance = [Double](repeating: 0, count: channels)
+            let count = batch * spatial
             var meanD = [Double](repeating: 0, count: channels)
-            x.data.withUnsafeBufferPointer { xp in
-                let base = xp.baseAddress!
-                meanD.withUnsafeMutableBufferPointer { mp in
-                    variance.withUnsafeMutableBufferPointer { vp in
-                        parallelFor(channels, threads: threads) { c in
-                            var sum = 0.0
-                            for n in 0..<batch { sum += simdSum(base + (n * channels + c) * spatial, spatial) }
-                            let m = sum / Double(count)
-                            var squares = 0.0
-                            for n in 0..<batch {
-                                squares += simdCenteredSquares(base + (n * channels + c) * spatial, spatial, Float(m))
-                            }
-                            mp[c] = m
-                            vp[c] = squares / Double(count)
-                        }
-                    }
-                }
+            var variance = [Double](repeating: 0, count: channels)
+            x.withPointer { xp in
+                batchNormStatisticsKernel(input: xp, mean: &meanD, variance: &variance, channels: channels,
+                                          spatial: spatial, batch: batch, threads: threads)
             }
             numBatchesTracked += 1
             for c in 0..<channels {
@@ -235,22 +221,11 @@ public final class BatchNorm3d {
             savedInput = nil
         }
         var y = Tensor(uninitialized: x.shape)
-        let relu = fusedReLU
-        x.data.withUnsafeBufferPointer { xp in
-            y.data.withUnsafeMutableBufferPointer { yp in
-                let xb = xp.baseAddress!, yb = yp.baseAddress!
-                let gamma = weight.value, beta = bias.value
-                parallelFor(batch * channels, threads: threads) { nc in
-                    let c = nc % channels
-                    let scale = gamma[c] * invStd[c]
-                    let shift = beta[c] - mean[c] * scale
-                    let src = xb + nc * spatial, dst = yb + nc * spatial
-                    if relu {
-                        for i in 0..<spatial { dst[i] = max(src[i] * scale + shift, 0) }
-                    } else {
-                        for i in 0..<spatial { dst[i] = src[i] * scale + shift }
-                    }
-                }
+        x.withPointer { xp in
+            y.withMutablePointer { yp in
+                batchNormForwardKernel(input: xp, output: yp, mean: mean, invStd: invStd, gamma: weight.value,
+                                       beta: bias.value, channels: channels, spatial: spatial, batch: batch,
+                                       fusedReLU: fusedReLU, threads: threads)
             }
         }
         return y
@@ -259,46 +234,17 @@ public final class BatchNorm3d {
     /// Training-mode backward (batch statistics depend on the input).
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let x = savedInput else { preconditionFailure("BatchNorm3d \(name): backward without training forward") }
-        let batch = x.batch, spatial = x.spatialCount
-        let count = Float(batch * spatial)
-        let mean = savedMean, invStd = savedInvStd
-        let gamma = weight.value, beta = bias.value
-        let relu = fusedReLU
         var sumGrad = [Double](repeating: 0, count: channels)      // d beta
         var sumGradXhat = [Double](repeating: 0, count: channels)  // d gamma
         var gradInput = Tensor(uninitialized: x.shape)
-        x.data.withUnsafeBufferPointer { xp in
-            gradOutput.data.withUnsafeBufferPointer { gp in
-                gradInput.data.withUnsafeMutableBufferPointer { dp in
-                    let xb = xp.baseAddress!, gb = gp.baseAddress!, db = dp.baseAddress!
-                    sumGrad.withUnsafeMutableBufferPointer { sgp in
-                        sumGradXhat.withUnsafeMutableBufferPointer { sxp in
-                            parallelFor(channels, threads: threads) { c in
-                                let m = mean[c], s = invStd[c]
-                                let scale = gamma[c] * s, shift = beta[c] - m * scale
-                                var a = 0.0, b = 0.0
-                                for n in 0..<batch {
-                                    let off = (n * channels + c) * spatial
-                                    let (ga, gb2) = reluMaskedSums(xb + off, gb + off, spatial, mean: m, invStd: s,
-                                                                   scale: scale, shift: shift, relu: relu)
-                                    a += ga; b += gb2
-                                }
-                                sgp[c] = a; sxp[c] = b
-                                let dBeta = Float(a), dGamma = Float(b)
-                                let k1 = dBeta / count, k2 = dGamma / count
-                                for n in 0..<batch {
-                                    let off = (n * channels + c) * spatial
-                                    let src = xb + off, g = gb + off, d = db + off
-                                    for i in 0..<spatial {
-                                        let xhat = (src[i] - m) * s
-                                        var gi = g[i]
-                                        if relu && src[i] * scale + shift <= 0 { gi = 0 }
-                                        d[i] = scale * (gi - k1 - xhat * k2)
-                                    }
-                                }
-                            }
-                        }
-                    }
+        x.withPointer { xp in
+            gradOutput.withPointer { gp in
+                gradInput.withMutablePointer { dp in
+                    batchNormBackwardKernel(input: xp, gradOutput: gp, gradInput: dp, mean: savedMean,
+                                            invStd: savedInvStd, gamma: weight.value, beta: bias.value,
+                                            sumGrad: &sumGrad, sumGradXhat: &sumGradXhat, channels: channels,
+                                            spatial: x.spatialCount, batch: x.batch, fusedReLU: fusedReLU,
+                                            threads: threads)
                 }
             }
         }
@@ -319,24 +265,14 @@ public final class ReLU {
     public init(threads: Int = 1) { self.threads = threads }
     public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
         var y = x
-        y.data.withUnsafeMutableBufferPointer { p in
-            let b = p.baseAddress!
-            parallelFor(p.count / 65536 + 1, threads: threads) { chunk in
-                let start = chunk * 65536, end = min(p.count, start + 65536)
-                for i in start..<end { b[i] = max(b[i], 0) }
-            }
-        }
+        y.withMutablePointer { reluForwardKernel($0, count: x.count, threads: threads) }
         savedOutput = saveForBackward ? y : nil
         return y
     }
     public func backward(_ gradOutput: Tensor) -> Tensor {
         guard let y = savedOutput else { preconditionFailure("ReLU: backward without forward") }
         var g = gradOutput
-        y.data.withUnsafeBufferPointer { yp in
-            g.data.withUnsafeMutableBufferPointer { gp in
-                for i in 0..<gp.count where yp[i] <= 0 { gp[i] = 0 }
-            }
-        }
+        y.withPointer { yp in g.withMutablePointer { reluBackwardKernel(output: yp, gradient: $0, count: y.count) } }
         savedOutput = nil
         return g
     }
@@ -352,43 +288,17 @@ public func add(_ a: Tensor, _ b: Tensor, threads: Int = 1) -> Tensor {
 
 public func addInPlace(_ a: inout Tensor, _ b: Tensor, threads: Int = 1) {
     precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
-    b.data.withUnsafeBufferPointer { bp in
-        a.data.withUnsafeMutableBufferPointer { ap in
-            let x = ap.baseAddress!, y = bp.baseAddress!
-            let total = ap.count
-            parallelFor(total / 65536 + 1, threads: threads) { chunk in
-                let start = chunk * 65536, end = min(total, start + 65536)
-                for i in start..<end { x[i] += y[i] }
-            }
-        }
-    }
+    let count = a.count
+    b.withPointer { bp in a.withMutablePointer { addInPlaceKernel($0, bp, count: count, threads: threads) } }
 }
 
 /// Softmax over the channel axis (dim 1) of an [N, C, ...] tensor (each voxel on its own: threads change no bits).
 public func softmaxChannels(_ logits: Tensor, threads: Int = 1) -> Tensor {
-    let batch = logits.batch, classes = logits.channels, spatial = logits.spatialCount
     var out = Tensor(uninitialized: logits.shape)
-    logits.data.withUnsafeBufferPointer { lp in
-        out.data.withUnsafeMutableBufferPointer { op in
-            let l = lp.baseAddress!, o = op.baseAddress!
-            let block = 4096
-            let blocks = (spatial + block - 1) / block
-            parallelFor(batch * blocks, threads: threads) { job in
-                let n = job / blocks, start = (job % blocks) * block, end = min(spatial, start + block)
-                let base = n * classes * spatial
-                for i in start..<end {
-                    var m = -Float.infinity
-                    for c in 0..<classes { m = max(m, l[base + c * spatial + i]) }
-                    var sum: Float = 0
-                    for c in 0..<classes {
-                        let e = expf(l[base + c * spatial + i] - m)
-                        o[base + c * spatial + i] = e
-                        sum += e
-                    }
-                    let inv = 1 / sum
-                    for c in 0..<classes { o[base + c * spatial + i] *= inv }
-                }
-            }
+    logits.withPointer { lp in
+        out.withMutablePointer { op in
+            softmaxChannelsKernel(logits: lp, output: op, batch: logits.batch, classes: logits.channels,
+                                  spatial: logits.spatialCount, threads: threads)
         }
     }
     return out
@@ -424,105 +334,13 @@ func initialBias(count: Int, fanIn: Int, _ initialisation: WeightInitialisation,
 
 func addChannelBias(_ y: inout Tensor, _ bias: [Float], threads: Int) {
     let channels = y.channels, spatial = y.spatialCount, batch = y.batch
-    y.data.withUnsafeMutableBufferPointer { p in
-        let b = p.baseAddress!
-        parallelFor(batch * channels, threads: threads) { nc in
-            let v = bias[nc % channels]
-            let row = b + nc * spatial
-            for i in 0..<spatial { row[i] += v }
-        }
-    }
+    y.withMutablePointer { addChannelBiasKernel($0, bias: bias, channels: channels, spatial: spatial, batch: batch,
+                                                threads: threads) }
 }
 
 func accumulateChannelSums(_ g: Tensor, into grad: inout [Float], threads: Int) {
-    let channels = g.channels, spatial = g.spatialCount, batch = g.batch
-    var sums = [Double](repeating: 0, count: channels)
-    g.data.withUnsafeBufferPointer { p in
-        let b = p.baseAddress!
-        sums.withUnsafeMutableBufferPointer { sp in
-            parallelFor(channels, threads: threads) { c in
-                var total = 0.0
-                for n in 0..<batch { total += simdSum(b + (n * channels + c) * spatial, spatial) }
-                sp[c] = total
-            }
-        }
-    }
-    for c in 0..<channels { grad[c] += Float(sums[c]) }
-}
-
-/// Sum of `count` floats: SIMD partial sums per block of 1024, blocks added in Double.
-@inline(__always)
-func simdSum(_ p: UnsafePointer<Float>, _ count: Int) -> Double {
-    var total = 0.0
-    var start = 0
-    while start < count {
-        let end = min(count, start + 1024)
-        var acc = SIMD8<Float>()
-        var i = start
-        while i + 8 <= end {
-            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self)
-            i += 8
-        }
-        var tail: Float = acc.sum()
-        while i < end { tail += p[i]; i += 1 }
-        total += Double(tail)
-        start = end
-    }
-    return total
-}
-
-@inline(__always)
-func simdCenteredSquares(_ p: UnsafePointer<Float>, _ count: Int, _ mean: Float) -> Double {
-    var total = 0.0
-    var start = 0
-    let m = SIMD8<Float>(repeating: mean)
-    while start < count {
-        let end = min(count, start + 1024)
-        var acc = SIMD8<Float>()
-        var i = start
-        while i + 8 <= end {
-            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) - m
-            acc += d * d
-            i += 8
-        }
-        var tail: Float = acc.sum()
-        while i < end { let d = p[i] - mean; tail += d * d; i += 1 }
-        total += Double(tail)
-        start = end
-    }
-    return total
-}
-
-/// (sum g, sum g*xhat) over one channel row, with g zeroed where the fused ReLU was inactive.
-@inline(__always)
-func reluMaskedSums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ count: Int, mean: Float, invStd: Float,
-                    scale: Float, shift: Float, relu: Bool) -> (Double, Double) {
-    var totalG = 0.0, totalGX = 0.0
-    var start = 0
-    let vm = SIMD8<Float>(repeating: mean), vs = SIMD8<Float>(repeating: invStd)
-    let vscale = SIMD8<Float>(repeating: scale), vshift = SIMD8<Float>(repeating: shift)
-    let zero = SIMD8<Float>()
-    while start < count {
-        let end = min(count, start + 1024)
-        var accG = SIMD8<Float>(), accGX = SIMD8<Float>()
-        var i = start
-        while i + 8 <= end {
-            let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            var gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
-            if relu { gv.replace(with: zero, where: xv * vscale + vshift .<= zero) }
-            accG += gv
-            accGX += gv * ((xv - vm) * vs)
-            i += 8
-        }
-        var tailG = accG.sum(), tailGX = accGX.sum()
-        while i < end {
-            var gi = g[i]
-            if relu && x[i] * scale + shift <= 0 { gi = 0 }
-            tailG += gi; tailGX += gi * (x[i] - mean) * invStd
-            i += 1
-        }
-        totalG += Double(tailG); totalGX += Double(tailGX)
-        start = end
-    }
-    return (totalG, totalGX)
+    var sums = [Double](repeating: 0, count: g.channels)
+    g.withPointer { channelSumsKernel($0, sums: &sums, channels: g.channels, spatial: g.spatialCount,
+                                      batch: g.batch, threads: threads) }
+    for c in 0..<g.channels { grad[c] += Float(sums[c]) }
 }

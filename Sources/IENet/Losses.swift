@@ -99,28 +99,10 @@ public func classWeightsFromCounts(_ counts: [Double], power: Double) -> [Double
 func classCounts(_ target: Tensor) -> [Double] {
     let n = target.batch, c = target.channels, s = target.spatialCount
     var counts = [Double](repeating: 0, count: c)
-    target.data.withUnsafeBufferPointer { tp in
-        for b in 0..<n { for k in 0..<c { counts[k] += simdSum(tp.baseAddress! + (b * c + k) * s, s) } }
+    target.withPointer { t in
+        for b in 0..<n { for k in 0..<c { counts[k] += simdSum(t + (b * c + k) * s, s) } }
     }
     return counts
-}
-
-/// Backpropagates d(loss)/d(probabilities) through the channel softmax: g_j = p_j (d_j - sum_k p_k d_k).
-func softmaxBackward(probabilities p: Tensor, gradProbabilities d: Tensor) -> Tensor {
-    let n = p.batch, c = p.channels, s = p.spatialCount
-    var g = Tensor(uninitialized: p.shape)
-    for b in 0..<n {
-        let base = b * c * s
-        for i in 0..<s {
-            var dot: Float = 0
-            for k in 0..<c { dot += p.data[base + k * s + i] * d.data[base + k * s + i] }
-            for k in 0..<c {
-                let idx = base + k * s + i
-                g.data[idx] = p.data[idx] * (d.data[idx] - dot)
-            }
-        }
-    }
-    return g
 }
 
 /// InnerEye's get_class_weights on the batch's target, or all 1 when the power is nil or 0.
@@ -129,20 +111,104 @@ func lossClassWeights(_ target: Tensor, power: Double?) -> [Double] {
     return classWeightsFromCounts(classCounts(target), power: power)
 }
 
+// The losses below obtain their tensors' pointers once and call one kernel (bottom of the file) per pass.
+
 func softDiceLoss(probabilities p: Tensor, target t: Tensor, eps: Double, classWeightPower: Double?) -> LossResult {
-    let n = p.batch, c = p.channels, s = p.spatialCount
     let weights = lossClassWeights(t, power: classWeightPower)
-    // eps is added at each of the s voxels of each sum (InnerEye: torch.sum(x + eps, spatial axes)).
+    var gradP = Tensor(uninitialized: p.shape)
+    let ratioSum = p.withPointer { pp in
+        t.withPointer { tp in
+            gradP.withMutablePointer { gp in
+                softDiceKernel(probabilities: pp, target: tp, gradProbabilities: gp, classWeights: weights,
+                               eps: eps, batch: p.batch, classes: p.channels, spatial: p.spatialCount)
+            }
+        }
+    }
+    let value = 1 - 2 * ratioSum / Double(p.batch * p.channels)
+    return LossResult(value: value, gradLogits: softmaxBackward(probabilities: p, gradProbabilities: gradP))
+}
+
+/// Backpropagates d(loss)/d(probabilities) through the channel softmax: g_j = p_j (d_j - sum_k p_k d_k).
+func softmaxBackward(probabilities p: Tensor, gradProbabilities d: Tensor) -> Tensor {
+    var g = Tensor(uninitialized: p.shape)
+    p.withPointer { pp in
+        d.withPointer { dp in
+            g.withMutablePointer { gp in
+                softmaxBackwardKernel(probabilities: pp, gradProbabilities: dp, gradLogits: gp, batch: p.batch,
+                                      classes: p.channels, spatial: p.spatialCount)
+            }
+        }
+    }
+    return g
+}
+
+/// InnerEye's CrossEntropyLoss with label smoothing (smoothing_eps > 0) on the smoothed target: with class weights
+/// (from the smoothed target's sums) the per-voxel loss -sum_c w_c t_c log p_c, averaged over voxels; without them
+/// InnerEye averages -t_c log p_c over voxels and classes, i.e. the same sum divided by C as well.
+func smoothedCrossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor,
+                              classWeightPower: Double?) -> LossResult {
+    let weighted = classWeightPower.map { $0 != 0 } ?? false
+    let voxels = Double(p.batch * p.spatialCount) * (weighted ? 1 : Double(p.channels))
+    let weights = lossClassWeights(t, power: classWeightPower)
+    var grad = Tensor(uninitialized: p.shape)
+    let sum = logits.withPointer { lp in
+        p.withPointer { pp in
+            t.withPointer { tp in
+                grad.withMutablePointer { gp in
+                    smoothedCrossEntropyKernel(logits: lp, probabilities: pp, target: tp, gradLogits: gp,
+                                               classWeights: weights, voxels: voxels, batch: p.batch,
+                                               classes: p.channels, spatial: p.spatialCount)
+                }
+            }
+        }
+    }
+    return LossResult(value: sum / voxels, gradLogits: grad)
+}
+
+func crossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor, classWeightPower: Double?,
+                      focalGamma: Double?) -> LossResult {
+    let n = p.batch, c = p.channels, s = p.spatialCount
+    let voxels = n * s
+    let weights = lossClassWeights(t, power: classWeightPower)
+    var labels = [Int](repeating: 0, count: voxels)
+    var pixelWeights = [Double](repeating: 1, count: voxels)
+    p.withPointer { pp in
+        t.withPointer { tp in
+            argmaxLabelsKernel(target: tp, labels: &labels, batch: n, classes: c, spatial: s)
+            if let gamma = focalGamma {
+                focalPixelWeightsKernel(probabilities: pp, labels: labels, pixelWeights: &pixelWeights, gamma: gamma,
+                                        batch: n, classes: c, spatial: s)
+            }
+        }
+    }
+    var grad = Tensor(uninitialized: p.shape)
+    let sum = logits.withPointer { lp in
+        p.withPointer { pp in
+            grad.withMutablePointer { gp in
+                crossEntropyKernel(logits: lp, probabilities: pp, labels: labels, pixelWeights: pixelWeights,
+                                   classWeights: weights, gradLogits: gp, batch: n, classes: c, spatial: s)
+            }
+        }
+    }
+    return LossResult(value: sum / Double(voxels), gradLogits: grad)
+}
+
+// MARK: - Loss kernels (NC + spatial layout; sums in Double, in voxel order)
+
+/// Soft Dice per crop b and class k: writes d loss / d p and returns the sum of the ratios w_k I / (O + T).
+/// eps is added at each of the s voxels of each sum (InnerEye: torch.sum(x + eps, spatial axes)).
+func softDiceKernel(probabilities p: UnsafePointer<Float>, target t: UnsafePointer<Float>,
+                    gradProbabilities g: UnsafeMutablePointer<Float>, classWeights weights: UnsafePointer<Double>,
+                    eps: Double, batch n: Int, classes c: Int, spatial s: Int) -> Double {
     let voxelEps = Double(s) * eps
     let ratios = Double(n * c)
     var ratioSum = 0.0
-    var gradP = Tensor(uninitialized: p.shape)
     for b in 0..<n {
         for k in 0..<c {
             let off = (b * c + k) * s
             var i1 = 0.0, o2 = 0.0, t2 = 0.0
             for i in 0..<s {
-                let pv = Double(p.data[off + i]), tv = Double(t.data[off + i])
+                let pv = Double(p[off + i]), tv = Double(t[off + i])
                 i1 += pv * tv; o2 += pv * pv; t2 += tv * tv
             }
             let numerator = weights[k] * (i1 + voxelEps)
@@ -152,92 +218,108 @@ func softDiceLoss(probabilities p: Tensor, target t: Tensor, eps: Double, classW
             // d loss / d p = -2 / (N C) * (w t / D - 2 ratio p / D)
             let coefficientTarget = Float(-2 / ratios * weights[k] / denominator)
             let coefficientOutput = Float(-2 / ratios * (-2 * ratio / denominator))
-            for i in 0..<s {
-                gradP.data[off + i] = coefficientTarget * t.data[off + i] + coefficientOutput * p.data[off + i]
+            for i in 0..<s { g[off + i] = coefficientTarget * t[off + i] + coefficientOutput * p[off + i] }
+        }
+    }
+    return ratioSum
+}
+
+/// g_j = p_j (d_j - sum_k p_k d_k) per voxel.
+func softmaxBackwardKernel(probabilities p: UnsafePointer<Float>, gradProbabilities d: UnsafePointer<Float>,
+                           gradLogits g: UnsafeMutablePointer<Float>, batch n: Int, classes c: Int, spatial s: Int) {
+    for b in 0..<n {
+        let base = b * c * s
+        for i in 0..<s {
+            var dot: Float = 0
+            for k in 0..<c { dot += p[base + k * s + i] * d[base + k * s + i] }
+            for k in 0..<c {
+                let idx = base + k * s + i
+                g[idx] = p[idx] * (d[idx] - dot)
             }
         }
     }
-    let value = 1 - 2 * ratioSum / ratios
-    return LossResult(value: value, gradLogits: softmaxBackward(probabilities: p, gradProbabilities: gradP))
 }
 
 /// Stable log-softmax of one voxel's logits: log p_k for k in 0..<c.
 @inline(__always)
-func logSoftmax(_ logits: Tensor, base: Int, stride s: Int, classes c: Int, into out: inout [Double]) {
+func logSoftmax(_ logits: UnsafePointer<Float>, base: Int, stride s: Int, classes c: Int,
+                into out: UnsafeMutablePointer<Double>) {
     var m = -Double.infinity
-    for k in 0..<c { m = max(m, Double(logits.data[base + k * s])) }
+    for k in 0..<c { m = max(m, Double(logits[base + k * s])) }
     var sumExp = 0.0
-    for k in 0..<c { sumExp += exp(Double(logits.data[base + k * s]) - m) }
+    for k in 0..<c { sumExp += exp(Double(logits[base + k * s]) - m) }
     let logSum = m + log(sumExp)
-    for k in 0..<c { out[k] = Double(logits.data[base + k * s]) - logSum }
+    for k in 0..<c { out[k] = Double(logits[base + k * s]) - logSum }
 }
 
-/// InnerEye's CrossEntropyLoss with label smoothing (smoothing_eps > 0) on the smoothed target: with class weights
-/// (from the smoothed target's sums) the per-voxel loss -sum_c w_c t_c log p_c, averaged over voxels; without them
-/// InnerEye averages -t_c log p_c over voxels and classes, i.e. the same sum divided by C as well.
-func smoothedCrossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor,
-                              classWeightPower: Double?) -> LossResult {
-    let n = p.batch, c = p.channels, s = p.spatialCount
-    let weighted = classWeightPower.map { $0 != 0 } ?? false
-    let voxels = Double(n * s) * (weighted ? 1 : Double(c))
-    let weights = lossClassWeights(t, power: classWeightPower)
+/// Cross entropy against a soft target: writes d/dz_j = (p_j sum_c w_c t_c - w_j t_j) / voxels and returns
+/// -sum w_c t_c log p_c over all voxels.
+func smoothedCrossEntropyKernel(logits: UnsafePointer<Float>, probabilities p: UnsafePointer<Float>,
+                                target t: UnsafePointer<Float>, gradLogits g: UnsafeMutablePointer<Float>,
+                                classWeights weights: UnsafePointer<Double>, voxels: Double, batch n: Int,
+                                classes c: Int, spatial s: Int) -> Double {
     var logP = [Double](repeating: 0, count: c)
     var value = 0.0
-    var grad = Tensor(uninitialized: p.shape)
     for b in 0..<n {
         for i in 0..<s {
             let base = b * c * s + i
             logSoftmax(logits, base: base, stride: s, classes: c, into: &logP)
             var weightedTargetSum = 0.0
             for k in 0..<c {
-                let wt = weights[k] * Double(t.data[base + k * s])
+                let wt = weights[k] * Double(t[base + k * s])
                 value -= wt * logP[k]
                 weightedTargetSum += wt
             }
-            // d/dz_j = p_j sum_c w_c t_c - w_j t_j, over the voxel count.
             for k in 0..<c {
                 let idx = base + k * s
-                grad.data[idx] = Float((Double(p.data[idx]) * weightedTargetSum - weights[k] * Double(t.data[idx])) / voxels)
+                g[idx] = Float((Double(p[idx]) * weightedTargetSum - weights[k] * Double(t[idx])) / voxels)
             }
         }
     }
-    return LossResult(value: value / voxels, gradLogits: grad)
+    return value
 }
 
-func crossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor, classWeightPower: Double?,
-                      focalGamma: Double?) -> LossResult {
-    let n = p.batch, c = p.channels, s = p.spatialCount
-    let voxels = n * s
-    let weights = lossClassWeights(t, power: classWeightPower)
-    // Target class per voxel: argmax of the one-hot target (first maximum, as torch.argmax).
-    var labels = [Int](repeating: 0, count: voxels)
+/// Target class per voxel: argmax of the one-hot target (first maximum, as torch.argmax).
+func argmaxLabelsKernel(target t: UnsafePointer<Float>, labels: UnsafeMutablePointer<Int>, batch n: Int,
+                        classes c: Int, spatial s: Int) {
     for b in 0..<n {
         for i in 0..<s {
             var best = 0
-            var bestValue = t.data[b * c * s + i]
-            for k in 1..<max(c, 1) where t.data[(b * c + k) * s + i] > bestValue {
-                best = k; bestValue = t.data[(b * c + k) * s + i]
+            var bestValue = t[b * c * s + i]
+            for k in 1..<max(c, 1) where t[(b * c + k) * s + i] > bestValue {
+                best = k; bestValue = t[(b * c + k) * s + i]
             }
             labels[b * s + i] = best
         }
     }
-    var pixelWeights = [Double](repeating: 1, count: voxels)
-    if let gamma = focalGamma {
-        var total = 0.0
-        for b in 0..<n {
-            for i in 0..<s {
-                let pt = Double(p.data[(b * c + labels[b * s + i]) * s + i])
-                let w = pow(1 - pt + 1e-6, gamma)
-                pixelWeights[b * s + i] = w
-                total += w
-            }
+}
+
+/// Focal pixel weights (1 - p_label + 1e-6)^gamma, scaled to mean 1.
+func focalPixelWeightsKernel(probabilities p: UnsafePointer<Float>, labels: UnsafePointer<Int>,
+                             pixelWeights: UnsafeMutablePointer<Double>, gamma: Double, batch n: Int, classes c: Int,
+                             spatial s: Int) {
+    var total = 0.0
+    for b in 0..<n {
+        for i in 0..<s {
+            let pt = Double(p[(b * c + labels[b * s + i]) * s + i])
+            let w = pow(1 - pt + 1e-6, gamma)
+            pixelWeights[b * s + i] = w
+            total += w
         }
-        let scaling = Double(voxels) / (total + 1e-6)
-        for i in 0..<voxels { pixelWeights[i] *= scaling }
     }
+    let scaling = Double(n * s) / (total + 1e-6)
+    for i in 0..<n * s { pixelWeights[i] *= scaling }
+}
+
+/// Cross entropy against class labels, per voxel weighted by class weight x pixel weight: writes
+/// d/dz_k = w (p_k - [k = label]) / voxels and returns -sum w log p_label over all voxels.
+func crossEntropyKernel(logits: UnsafePointer<Float>, probabilities p: UnsafePointer<Float>,
+                        labels: UnsafePointer<Int>, pixelWeights: UnsafePointer<Double>,
+                        classWeights weights: UnsafePointer<Double>, gradLogits g: UnsafeMutablePointer<Float>,
+                        batch n: Int, classes c: Int, spatial s: Int) -> Double {
+    let voxels = n * s
     var value = 0.0
     var logP = [Double](repeating: 0, count: c)
-    var grad = Tensor(uninitialized: p.shape)
     for b in 0..<n {
         for i in 0..<s {
             let label = labels[b * s + i]
@@ -248,9 +330,9 @@ func crossEntropyLoss(logits: Tensor, probabilities p: Tensor, target t: Tensor,
             let scale = Float(w / Double(voxels))
             for k in 0..<c {
                 let idx = (b * c + k) * s + i
-                grad.data[idx] = scale * (p.data[idx] - (k == label ? 1 : 0))
+                g[idx] = scale * (p[idx] - (k == label ? 1 : 0))
             }
         }
     }
-    return LossResult(value: value / Double(voxels), gradLogits: grad)
+    return value
 }

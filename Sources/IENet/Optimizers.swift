@@ -28,18 +28,15 @@ public final class Optimizer {
     public var settings: OptimizerSettings
     /// Number of steps taken (PyTorch's `step` state; Adam's bias correction uses it).
     public private(set) var stepCount: Int = 0
-    /// Per parameter, per slot state (e.g. "exp_avg").
-    private var slots: [[String: [Float]]]
+    /// Per parameter, its slot buffers in `slotNames` order (e.g. "exp_avg", "exp_avg_sq").
+    private var slots: [SlotBuffers]
 
     public init(kind: OptimizerKind, parameters: [Parameter], settings: OptimizerSettings = OptimizerSettings()) {
         self.kind = kind
         self.parameters = parameters
         self.settings = settings
-        self.slots = parameters.map { p in
-            var s: [String: [Float]] = [:]
-            for name in Optimizer.slotNames(kind, settings) { s[name] = [Float](repeating: 0, count: p.count) }
-            return s
-        }
+        let slotCount = Optimizer.slotNames(kind, settings).count
+        self.slots = parameters.map { SlotBuffers(slots: slotCount, count: $0.count) }
     }
 
     static func slotNames(_ kind: OptimizerKind, _ settings: OptimizerSettings) -> [String] {
@@ -63,86 +60,56 @@ public final class Optimizer {
         let wd = Float(settings.weightDecay)
         let firstStep = stepCount == 1
         let kind = self.kind, settings = self.settings
-        for (index, p) in parameters.enumerated() {
-            let n = p.count
-            var slot = slots[index]
-            slots[index] = [:]  // drop the references so the arrays below mutate in place
-            var first = slot.removeValue(forKey: slotNames.first ?? "") ?? []
-            var second = slotNames.count > 1 ? slot.removeValue(forKey: slotNames[1]) ?? [] : []
-            var third = slotNames.count > 2 ? slot.removeValue(forKey: slotNames[2]) ?? [] : []
-            p.grad.withUnsafeBufferPointer { gp in
-            p.value.withUnsafeMutableBufferPointer { vp in
-            first.withUnsafeMutableBufferPointer { s1 in
-            second.withUnsafeMutableBufferPointer { s2 in
-            third.withUnsafeMutableBufferPointer { s3 in
-                let grad = gp.baseAddress!, value = vp.baseAddress!
+        let slotCount = slotNames.count
+        for (p, state) in zip(parameters, slots) {
+            let n = p.count  // read before withUpdatePointers holds the value for writing
+            state.ensure(slots: slotCount, count: n)
+            p.withUpdatePointers { value, grad in
                 switch kind {
                 case .adam, .amsgrad:
-                    let b1 = Float(settings.betas.0), b2 = Float(settings.betas.1), eps = Float(settings.eps)
                     let stepSize = lr / Float(1 - pow(settings.betas.0, t))
                     let correction2Root = Float((1 - pow(settings.betas.1, t)).squareRoot())
-                    let m = s1.baseAddress!, v = s2.baseAddress!
+                    let b1 = Float(settings.betas.0), b2 = Float(settings.betas.1), eps = Float(settings.eps)
                     if kind == .amsgrad {
-                        let vmax = s3.baseAddress!
-                        for i in 0..<n {
-                            let g = grad[i] + wd * value[i]
-                            m[i] = b1 * m[i] + (1 - b1) * g
-                            v[i] = b2 * v[i] + (1 - b2) * g * g
-                            vmax[i] = max(vmax[i], v[i])
-                            value[i] -= stepSize * m[i] / (vmax[i].squareRoot() / correction2Root + eps)
-                        }
+                        adamStepKernel(value: value, grad: grad, expAvg: &state.first, expAvgSq: &state.second,
+                                       maxExpAvgSq: &state.third, count: n, stepSize: stepSize, beta1: b1,
+                                       beta2: b2, correction2Root: correction2Root, eps: eps, weightDecay: wd)
                     } else {
-                        for i in 0..<n {
-                            let g = grad[i] + wd * value[i]
-                            m[i] = b1 * m[i] + (1 - b1) * g
-                            v[i] = b2 * v[i] + (1 - b2) * g * g
-                            value[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
-                        }
+                        adamStepKernel(value: value, grad: grad, expAvg: &state.first, expAvgSq: &state.second,
+                                       maxExpAvgSq: nil, count: n, stepSize: stepSize, beta1: b1,
+                                       beta2: b2, correction2Root: correction2Root, eps: eps, weightDecay: wd)
                     }
                 case .sgd:
                     let mu = Float(settings.momentum)
                     if mu != 0 {
-                        let buffer = s1.baseAddress!
-                        for i in 0..<n {
-                            let g = grad[i] + wd * value[i]
-                            buffer[i] = firstStep ? g : mu * buffer[i] + g
-                            let direction = settings.nesterov ? g + mu * buffer[i] : buffer[i]
-                            value[i] -= lr * direction
-                        }
+                        sgdStepKernel(value: value, grad: grad, momentumBuffer: &state.first, count: n, lr: lr,
+                                      weightDecay: wd, momentum: mu, nesterov: settings.nesterov, firstStep: firstStep)
                     } else {
-                        for i in 0..<n { value[i] -= lr * (grad[i] + wd * value[i]) }
+                        sgdStepKernel(value: value, grad: grad, momentumBuffer: nil, count: n, lr: lr,
+                                      weightDecay: wd, momentum: mu, nesterov: settings.nesterov, firstStep: firstStep)
                     }
                 case .rmsprop:
                     let alpha = Float(settings.rmsAlpha), eps = Float(settings.eps), mu = Float(settings.momentum)
-                    let square = s1.baseAddress!
-                    for i in 0..<n {
-                        let g = grad[i] + wd * value[i]
-                        square[i] = alpha * square[i] + (1 - alpha) * g * g
-                        let average = square[i].squareRoot() + eps
-                        if mu > 0 {
-                            let buffer = s2.baseAddress!
-                            buffer[i] = mu * buffer[i] + g / average
-                            value[i] -= lr * buffer[i]
-                        } else {
-                            value[i] -= lr * g / average
-                        }
+                    if mu > 0 {
+                        rmspropStepKernel(value: value, grad: grad, squareAvg: &state.first,
+                                          momentumBuffer: &state.second, count: n, lr: lr, weightDecay: wd,
+                                          alpha: alpha, eps: eps, momentum: mu)
+                    } else {
+                        rmspropStepKernel(value: value, grad: grad, squareAvg: &state.first, momentumBuffer: nil,
+                                          count: n, lr: lr, weightDecay: wd, alpha: alpha, eps: eps,
+                                          momentum: mu)
                     }
                 }
-            }}}}}
-            let names = slotNames
-            if names.count > 0 { slot[names[0]] = first }
-            if names.count > 1 { slot[names[1]] = second }
-            if names.count > 2 { slot[names[2]] = third }
-            slots[index] = slot
+            }
         }
     }
 
     /// State as `optimizer/<parameter name>/<slot>` tensors (parameter shapes, F32).
     public func stateTensors() -> [NamedTensor] {
         var out: [NamedTensor] = []
-        for (index, p) in parameters.enumerated() {
-            for name in slotNames {
-                out.append(NamedTensor(name: "optimizer/\(p.name)/\(name)", shape: p.shape, float32: slots[index][name]!))
+        for (p, state) in zip(parameters, slots) {
+            for (k, name) in slotNames.enumerated() {
+                out.append(NamedTensor(name: "optimizer/\(p.name)/\(name)", shape: p.shape, float32: state[k]))
             }
         }
         return out
@@ -152,17 +119,20 @@ public final class Optimizer {
     public func loadState(_ tensors: [NamedTensor], stepCount: Int, source: String = "checkpoint") throws {
         var byName: [String: NamedTensor] = [:]
         for t in tensors { byName[t.name.hasPrefix("model.") ? String(t.name.dropFirst(6)) : t.name] = t }
-        var restored = slots
+        let names = slotNames
+        var restored: [SlotBuffers] = []
         var missing: [String] = []
-        for (index, p) in parameters.enumerated() {
-            for name in slotNames {
+        for p in parameters {
+            let state = SlotBuffers(slots: 0, count: 0)
+            for (k, name) in names.enumerated() {
                 let key = "optimizer/\(p.name)/\(name)"
                 guard let t = byName[key] else { missing.append(key); continue }
                 guard t.shape == p.shape else {
                     throw IEError.badInput("\(source): \(key) has shape \(t.shape), expected \(p.shape)")
                 }
-                restored[index][name] = try t.floatValues(source: source)
+                state[k] = try t.floatValues(source: source)
             }
+            restored.append(state)
         }
         if !missing.isEmpty {
             throw IEError.badInput("\(source): \(kind.rawValue) optimizer state missing: "
@@ -171,6 +141,88 @@ public final class Optimizer {
         }
         slots = restored
         self.stepCount = stepCount
+    }
+}
+
+/// One parameter's optimizer state: up to three slot buffers, in `slotNames` order. Separate stored properties,
+/// so that a step can hand all of them to one kernel.
+private final class SlotBuffers {
+    var first: [Float] = [], second: [Float] = [], third: [Float] = []
+
+    init(slots: Int, count: Int) { ensure(slots: slots, count: count) }
+
+    /// Zero-filled buffers for the first `slots` slots that have none of `count` values yet.
+    func ensure(slots: Int, count: Int) {
+        for k in 0..<min(slots, 3) where self[k].count != count { self[k] = [Float](repeating: 0, count: count) }
+    }
+
+    subscript(index: Int) -> [Float] {
+        get { index == 0 ? first : index == 1 ? second : third }
+        set {
+            switch index {
+            case 0: first = newValue
+            case 1: second = newValue
+            default: third = newValue
+            }
+        }
+    }
+}
+
+// MARK: - Update kernels (PyTorch's rules; weight decay is L2 added to the gradient)
+
+/// Adam (AMSGrad when `maxExpAvgSq` is given): stepSize = lr / (1 - beta1^t), correction2Root = sqrt(1 - beta2^t).
+func adamStepKernel(value: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>, expAvg m: UnsafeMutablePointer<Float>,
+                    expAvgSq v: UnsafeMutablePointer<Float>, maxExpAvgSq: UnsafeMutablePointer<Float>?, count n: Int,
+                    stepSize: Float, beta1 b1: Float, beta2 b2: Float, correction2Root: Float, eps: Float,
+                    weightDecay wd: Float) {
+    if let vmax = maxExpAvgSq {
+        for i in 0..<n {
+            let g = grad[i] + wd * value[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            vmax[i] = max(vmax[i], v[i])
+            value[i] -= stepSize * m[i] / (vmax[i].squareRoot() / correction2Root + eps)
+        }
+    } else {
+        for i in 0..<n {
+            let g = grad[i] + wd * value[i]
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            value[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+        }
+    }
+}
+
+/// SGD, with momentum (dampening 0, optionally Nesterov) when `momentumBuffer` is given.
+func sgdStepKernel(value: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>,
+                   momentumBuffer: UnsafeMutablePointer<Float>?, count n: Int, lr: Float, weightDecay wd: Float,
+                   momentum mu: Float, nesterov: Bool, firstStep: Bool) {
+    guard let buffer = momentumBuffer else {
+        for i in 0..<n { value[i] -= lr * (grad[i] + wd * value[i]) }
+        return
+    }
+    for i in 0..<n {
+        let g = grad[i] + wd * value[i]
+        buffer[i] = firstStep ? g : mu * buffer[i] + g
+        let direction = nesterov ? g + mu * buffer[i] : buffer[i]
+        value[i] -= lr * direction
+    }
+}
+
+/// RMSprop (non-centred), with momentum when `momentumBuffer` is given.
+func rmspropStepKernel(value: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>,
+                       squareAvg square: UnsafeMutablePointer<Float>, momentumBuffer: UnsafeMutablePointer<Float>?,
+                       count n: Int, lr: Float, weightDecay wd: Float, alpha: Float, eps: Float, momentum mu: Float) {
+    for i in 0..<n {
+        let g = grad[i] + wd * value[i]
+        square[i] = alpha * square[i] + (1 - alpha) * g * g
+        let average = square[i].squareRoot() + eps
+        if let buffer = momentumBuffer {
+            buffer[i] = mu * buffer[i] + g / average
+            value[i] -= lr * buffer[i]
+        } else {
+            value[i] -= lr * g / average
+        }
     }
 }
 

@@ -61,15 +61,27 @@ public final class Parameter {
 
     public var count: Int { value.count }
 
-    /// The value's and the gradient's storage during `body` (the gradient for writing).
+    // Storage access, as Tensor's: the value and the gradient during `body`. (Small per-channel vectors, such as
+    // a bias or BatchNorm's gamma, may also be passed to a kernel's pointer argument as `parameter.value`.)
+
+    /// The value's storage during `body`.
+    func withValuePointer<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
+        value.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// The value's and the gradient's storage during `body` (the gradient for writing: a backward pass).
     func withPointers<R>(_ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> R) -> R {
         value.withUnsafeBufferPointer { v in grad.withUnsafeMutableBufferPointer { body(v.baseAddress!, $0.baseAddress!) } }
     }
 
+    /// The value's storage for writing and the gradient's for reading during `body` (an optimizer step).
+    func withUpdatePointers<R>(_ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>) -> R) -> R {
+        grad.withUnsafeBufferPointer { g in value.withUnsafeMutableBufferPointer { body($0.baseAddress!, g.baseAddress!) } }
+    }
+
     public func zeroGrad() {
-        grad.withUnsafeMutableBufferPointer { g in
-            if let base = g.baseAddress { base.update(repeating: 0, count: g.count) }
-        }
+        let n = count
+        withPointers { _, g in g.update(repeating: 0, count: n) }
     }
 }
 
