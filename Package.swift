@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "IETrain", dependencies: ["IECore", "IEImage", "IEData", "IEConfig", "IERun", "IENet", "IEDistributed", "IEEval"]),
         .target(name: "IECommand", dependencies: ["IECore", "IEConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig"]),
+        .target(name: "IEReport", dependencies: ["IECore", "IEEval", "IERun", "IEData", "IEConfig", "IEImage"]),
         .target(name: "IEDistributed", dependencies: distributedDependencies),
         .target(name: "IECluster", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IENet", "IERun", "IETrain", "IEReport", "IEDistributed"]),
 

@@ -4,18 +4,18 @@ import IEImage
 
 /// The demo data of the HelloClassification models (ie-synth --kind=classification): grey images of noisy
 /// tissue in which a bright disk (2-D, PNG) or ball (3-D, NIfTI) is present in about half of the subjects, always
-/// inside one half of the image, beside a distractor square that appears regardless of the label. Columns:
+/// inside one half of the image, beside a dimmer distractor square that appears regardless of the label. Columns:
 /// `label` (1 when the structure is present, flipped for a `labelNoise` fraction of subjects), `location`
 /// (class indices for a multi-label model: 0 left half, 1 right half, empty when absent), `age` (a number) and
 /// `scanner` (a category); neither of the last two carries information about the label.
 public enum SyntheticClassificationDataset {
     public struct Options: Sendable {
-        public var subjects = 200
+        public var subjects = 300
         public var seed: UInt64 = 42
         /// 2: PNG images of `size`×`size`; 3: NIfTI volumes of (`size`/2)×`size`×`size`.
         public var dimensions = 2
         public var size = 32
-        public var labelNoise = 0.05
+        public var labelNoise = 0.02
         public init() {}
     }
 
@@ -64,7 +64,7 @@ public enum SyntheticClassificationDataset {
                            : margin + uniform() * max(0, Double(n) / 2 - 2 * margin)
         let cy = margin + uniform() * (Double(n) - 2 * margin)
         let cz = depth == 1 ? 0 : margin / 2 + uniform() * max(0, Double(depth) - margin)
-        let square = (y: Int(uniform() * Double(n - 6)), x: Int(uniform() * Double(n - 6)), z: Int(uniform() * Double(max(depth - 3, 1))))
+        let square = (y: Int(uniform() * Double(n - 5)), x: Int(uniform() * Double(n - 5)), z: Int(uniform() * Double(max(depth - 3, 1))))
         let hasSquare = uniform() < 0.5
         for z in 0..<depth {
             for y in 0..<n {
@@ -73,8 +73,8 @@ public enum SyntheticClassificationDataset {
                     let dz = depth == 1 ? 0 : (Double(z) - cz) * 2
                     let d2 = (Double(y) - cy) * (Double(y) - cy) + (Double(x) - cx) * (Double(x) - cx) + dz * dz
                     if present && d2 <= radius * radius { values[i] += 70 }
-                    if hasSquare && (square.y..<square.y + 5).contains(y) && (square.x..<square.x + 5).contains(x)
-                        && (depth == 1 || (square.z..<square.z + 3).contains(z)) { values[i] += 70 }
+                    if hasSquare && (square.y..<square.y + 4).contains(y) && (square.x..<square.x + 4).contains(x)
+                        && (depth == 1 || (square.z..<square.z + 3).contains(z)) { values[i] += 40 }
                 }
             }
         }

@@ -31,8 +31,8 @@ public enum RunReport {
             throw IEError.badInput("not a folder, expected a run folder (with outputs/) or its outputs folder", file: run)
         }
         let folder = outputFolder ?? outputs
-        let (document, usedEpoch, missing) = try build(outputs: outputs, runName: runName(run), epoch: epoch,
-                                                       notebookFolder: folder)
+        let build = ScalarReport.isScalarRun(outputs: outputs) ? ScalarReport.build : RunReport.build
+        let (document, usedEpoch, missing) = try build(outputs, runName(run), epoch, folder)
         let notebookPath = (folder as NSString).appendingPathComponent("report.ipynb")
         let htmlPath = (folder as NSString).appendingPathComponent("report.html")
         let formatter = ISO8601DateFormatter()
@@ -53,12 +53,8 @@ public enum RunReport {
     /// by paths relative to `notebookFolder` (default: the outputs folder, where `write` puts it).
     public static func build(outputs: String, runName: String, epoch requestedEpoch: Int? = nil,
                              notebookFolder: String? = nil) throws -> (ReportDocument, Int?, [String]) {
-        var doc = ReportDocument(title: "ie-toolbox report: \(runName)")
+        var doc = startDocument(outputs: outputs, runName: runName, notebookFolder: notebookFolder)
         var missing: [String] = []
-        doc.add(.markdown("# ie-toolbox report: \(runName)"))
-        let setup = ReportNotebook.setup(outputs: ReportNotebook.relativePath(from: notebookFolder ?? outputs, to: outputs))
-        doc.add(.code(python: setup.python, output: setup.output))
-        addRunInfo(&doc, outputs: outputs)
 
         // Which epoch.
         let epoch = requestedEpoch ?? RunLayout.bestEpoch(outputs)
@@ -102,6 +98,16 @@ public enum RunReport {
 
         try addCrossValidation(&doc, outputs: outputs)
         return (doc, epoch, missing)
+    }
+
+    /// The title, the notebook's setup cell (with `extraPython` helpers) and the run table: how every report starts.
+    static func startDocument(outputs: String, runName: String, notebookFolder: String?, extraPython: String = "") -> ReportDocument {
+        var doc = ReportDocument(title: "ie-toolbox report: \(runName)")
+        doc.add(.markdown("# ie-toolbox report: \(runName)"))
+        let setup = ReportNotebook.setup(outputs: ReportNotebook.relativePath(from: notebookFolder ?? outputs, to: outputs))
+        doc.add(.code(python: setup.python + (extraPython.isEmpty ? "" : "\n\n" + extraPython), output: setup.output))
+        addRunInfo(&doc, outputs: outputs)
+        return doc
     }
 
     static func addRunInfo(_ doc: inout ReportDocument, outputs: String) {

@@ -227,6 +227,7 @@ public enum RunPipeline {
     /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
     public static func infer(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
                              models: [UNet3D]? = nil, gaussian: Bool = false, tta: Bool = false) throws {
+        if config.category.isScalar { return try ScalarRun.evaluate(run: run, config: config, settings: settings, epoch: epoch, mode: mode) }
         let split = mode.lowercased()
         let subjects = try run.splitSubjects(split)
         let dataset = try dataset(run: run, config: config, settings: settings)

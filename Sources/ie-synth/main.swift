@@ -20,7 +20,7 @@ struct Synth: ParsableCommand {
         images (--dimensions=2: <subject>.png of --size squared; 3: NIfTI volumes)
         where a bright disk or ball is present in about half of the subjects (label
         1, flipped for a --label_noise fraction), beside a distractor square; the
-        columns location (0 left / 1 right half), age and scanner; 200 subjects
+        columns location (0 left / 1 right half), age and scanner; 300 subjects
         unless --subjects is given.
 
         Examples:
@@ -35,7 +35,7 @@ struct Synth: ParsableCommand {
     @Option(help: "segmentation (HelloWorld's CT-like volumes) or classification (HelloClassification's images).")
     var kind: String = "segmentation"
 
-    @Option(help: "Number of subjects (default 16; 200 for classification).")
+    @Option(help: "Number of subjects (default 16; 300 for classification).")
     var subjects: Int?
 
     @Option(help: "classification: 2 (PNG) or 3 (NIfTI) dimensions.")
@@ -45,7 +45,7 @@ struct Synth: ParsableCommand {
     var size: Int = 32
 
     @Option(name: .customLong("label_noise"), help: "classification: fraction of labels flipped.")
-    var labelNoise: Double = 0.05
+    var labelNoise: Double = 0.02
 
     @Option(help: "Random seed (same seed = same bytes).")
     var seed: UInt64 = 42
@@ -73,7 +73,7 @@ struct Synth: ParsableCommand {
 
     func classificationOptions() -> SyntheticClassificationDataset.Options {
         var options = SyntheticClassificationDataset.Options()
-        options.subjects = subjects ?? 200
+        options.subjects = subjects ?? 300
         (options.seed, options.dimensions, options.size, options.labelNoise) = (seed, dimensions, size, labelNoise)
         return options
     }
