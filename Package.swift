@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "IEDataTests", dependencies: ["IETestSupport", "IEData", "IEConfig", "IERun"], exclude: ["Fixtures"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IETestSupport", "IENet"], exclude: ["Fixtures"]),
-        .testTarget(name: "IEEvalTests", dependencies: ["IETestSupport", "IEEval", "IEReport", "IECore"], exclude: ["Fixtures"]),
+        .testTarget(name: "IEEvalTests", dependencies: ["IETestSupport", "IEEval", "IEReport", "IECore", "IEImage"], exclude: ["Fixtures"]),
         .testTarget(name: "IETrainTests", dependencies: ["IETestSupport", "IETrain", "IENet", "IECore"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["IETestSupport", "IECore"]),
         .testTarget(name: "IEDistributedTests", dependencies: ["IEDistributed", "IENet"]),
