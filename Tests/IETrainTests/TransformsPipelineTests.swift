@@ -96,7 +96,7 @@ final class TransformsPipelineTests: XCTestCase {
         XCTAssertThrowsError(try TransformPipeline(records: records, label: "train_transforms", file: "m.yml"),
                              file: file, line: line) { error in
             guard let e = error as? IEError else { return XCTFail("not an IEError: \(error)", file: file, line: line) }
-            XCTAssertEqual(e.code, .badInput, file: file, line: line)
+            XCTAssertEqual(e.code, .usage, file: file, line: line)
             XCTAssertFalse(e.description.contains("\n"), e.description, file: file, line: line)
             XCTAssert(e.description.hasPrefix("m.yml: "), e.description, file: file, line: line)
             for part in parts { XCTAssert(e.description.contains(part), "'\(part)' not in: \(e.description)", file: file, line: line) }

@@ -42,7 +42,7 @@ public struct TransformPipeline: Sendable {
         for (index, record) in records.enumerated() {
             let place = "\(label)[\(index)]"
             guard let nameField = record["name"] else {
-                throw IEError.badInput("\(place): missing field 'name', expected one of "
+                throw IEError.usage("\(place): missing field 'name', expected one of "
                                        + TransformPipeline.transformNames.joined(separator: ", "), file: file)
             }
             guard case .text(let name) = nameField,
@@ -51,7 +51,7 @@ public struct TransformPipeline: Sendable {
                 if case .text(let s) = nameField, let near = closestMatch(s, in: TransformPipeline.transformNames) {
                     hint = " (did you mean '\(near)'?)"
                 }
-                throw IEError.badInput("\(place): unknown transform \(nameField)\(hint), expected one of "
+                throw IEError.usage("\(place): unknown transform \(nameField)\(hint), expected one of "
                                        + TransformPipeline.transformNames.joined(separator: ", "), file: file)
             }
             var reader = TransformFieldReader(context: "\(place) \(name)", file: file, fields: record)
@@ -68,17 +68,17 @@ public struct TransformPipeline: Sendable {
     /// Builds a pipeline from what a YAML/JSON loader returns for the config key: a list of dictionaries.
     public init(loaded value: Any, label: String, file: String? = nil) throws {
         guard let list = value as? [Any] else {
-            throw IEError.badInput("\(label): expected a list of transforms ({name: ..., p: ..., ...})", file: file)
+            throw IEError.usage("\(label): expected a list of transforms ({name: ..., p: ..., ...})", file: file)
         }
         var records: [TransformRecord] = []
         for (index, item) in list.enumerated() {
             guard let dictionary = item as? [String: Any] else {
-                throw IEError.badInput("\(label)[\(index)]: expected a dictionary {name: ..., p: ..., ...}", file: file)
+                throw IEError.usage("\(label)[\(index)]: expected a dictionary {name: ..., p: ..., ...}", file: file)
             }
             var record: TransformRecord = [:]
             for (key, raw) in dictionary {
                 guard let field = TransformField(loaded: raw) else {
-                    throw IEError.badInput("\(label)[\(index)]: field '\(key)' is not a number, a list of numbers, "
+                    throw IEError.usage("\(label)[\(index)]: field '\(key)' is not a number, a list of numbers, "
                                            + "a string or a boolean", file: file)
                 }
                 record[key] = field

@@ -57,7 +57,7 @@ public struct TransformFieldReader {
         self.context = context; self.file = file; self.fields = fields
     }
 
-    func error(_ message: String) -> IEError { IEError.badInput("\(context): \(message)", file: file) }
+    func error(_ message: String) -> IEError { IEError.usage("\(context): \(message)", file: file) }
 
     func bad(_ key: String, _ value: TransformField, expected: String) -> IEError {
         error("field '\(key)' is \(value), expected \(expected)")
