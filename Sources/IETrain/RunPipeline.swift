@@ -98,7 +98,11 @@ public enum RunPipeline {
         }
         let checkpoint = try readCheckpoint(source)
         // Every tensor checked now (against the config's architecture for a PyTorch state_dict), not at ie-infer.
-        try checkpoint.restore(model: try checkpoint.makeModel(source: source, configured: .configured(config)), source: source)
+        if config.category.isScalar {
+            _ = try checkpoint.makeClassifier(source: source)
+        } else {
+            try checkpoint.restore(model: try checkpoint.makeModel(source: source, configured: .configured(config)), source: source)
+        }
         // Weights that record no epoch (written by PyTorch) count as the finished model: epoch num_epochs.
         if epoch == 0 { epoch = checkpoint.epoch ?? config.numEpochs }
         let target = checkpointPath(run: run, epoch: epoch)
@@ -123,7 +127,9 @@ public enum RunPipeline {
     static func adoptEnsemble(run: RunDirectory, model: RegisteredModel, config: ModelConfig, settings: Settings) throws -> Int {
         let epochs = try model.checkpointPaths.map { path -> Int in
             let checkpoint = try readCheckpoint(path)
-            _ = try checkpoint.makeModel(source: path, configured: .configured(config))
+            if config.category.isScalar { _ = try checkpoint.makeClassifier(source: path) } else {
+                _ = try checkpoint.makeModel(source: path, configured: .configured(config))
+            }
             return checkpoint.epoch ?? 0
         }
         let epoch = epochs.max() ?? 0
