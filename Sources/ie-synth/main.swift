@@ -33,11 +33,7 @@ struct Synth: ParsableCommand {
     @Option(help: "Image shape Z,Y,X.")
     var shape: String = "24,64,64"
 
-    @Flag(help: "Only errors on stderr.")
-    var quiet = false
-
-    @Flag(help: "More detail on stderr.")
-    var verbose = false
+    @OptionGroup var log: LogOptions
 
     func parsedShape() throws -> (z: Int, y: Int, x: Int) {
         let parts = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -60,8 +56,7 @@ struct Synth: ParsableCommand {
     }
 
     func run() throws {
-        Log.tool = "ie-synth"
-        Log.level = quiet ? .quiet : verbose ? .verbose : .normal
+        log.apply(tool: "ie-synth")
         let csv = try SyntheticDataset.generate(into: outputFolder, options: try options())
         Log.info("ie-synth: wrote \(subjects) subjects, dataset file \(csv)")
     }
