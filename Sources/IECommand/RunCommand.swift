@@ -8,20 +8,24 @@ import IECore
 /// an IEError thrown while running prints `ie-<tool>: error: <file>[:<line>]: <what>` and exits with its code;
 /// any other error exits 1.
 public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, arguments: [String]? = nil) -> Never {
-    var command: ParsableCommand
     do {
-        command = try type.parseAsRoot(arguments ?? Array(CommandLine.arguments.dropFirst()))
+        // parseAsRoot returns a help command for `--help`, whose run() throws the parser's help outcome.
+        var command = try type.parseAsRoot(arguments ?? Array(CommandLine.arguments.dropFirst()))
+        try command.run()
     } catch let error as IEError {
         exitWithError(tool: tool, error)
     } catch {
-        if type.exitCode(for: error) == .success {
+        switch type.exitCode(for: error) {
+        case .success:
             // --help and --version: their text is the output, so a failed write is an error too.
             do { try StandardStream.write(type.fullMessage(for: error) + "\n") } catch { exitWithError(tool: tool, error) }
-            exit(0)
+        case .validationFailure:
+            exitWithError(tool: tool, IEError.usage(usageMessage(type.message(for: error), tool: tool)))
+        default:
+            exitWithError(tool: tool, error)
         }
-        exitWithError(tool: tool, IEError.usage(usageMessage(type.message(for: error), tool: tool)))
     }
-    runTool(tool) { try command.run() }
+    exit(0)
 }
 
 /// The parser's message as one line that says what was expected.

@@ -29,7 +29,8 @@ struct Report: ParsableCommand {
 
         Examples:
           ie-report --run=runs/Prostate/Prostate_20260101T120000Z_ab12
-          ie-report --run=RUN --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
+          ie-report --run=RUN \\
+              --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
           ie-report --run=runs/Prostate/PARENT_RUN --epoch=100
           ie-report --run=RUN --output-dir=/tmp/report
         """)

@@ -19,8 +19,9 @@ struct Wilcoxon: ParsableCommand {
           ie-stats wilcoxon old/metrics.csv new/metrics.csv --names=OLD,NEW
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE --subset=test
           ie-stats wilcoxon a.csv b.csv --method=exact --adjust=holm --format=csv
-        CSV columns: Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict (with Run1,Run2 first
-        when there are several pairs).
+
+        CSV columns: Structure,N,Mean1,Mean2,N1>2,N2>1,Median1,Median2,W,z,p,verdict
+        (with Run1,Run2 first when there are several pairs).
         """)
 
     enum Method: String, ExpressibleByArgument, CaseIterable { case innereye, exact, approx }
@@ -125,7 +126,8 @@ struct Breakdown: ParsableCommand {
         discussion: """
         Examples:
           ie-stats breakdown MetricsAcrossAllRuns.csv -o ResultsByMode.csv
-          ie-stats breakdown MetricsAcrossAllRuns.csv --by-structure -o ResultsByModeAndStructure.csv
+          ie-stats breakdown MetricsAcrossAllRuns.csv --by-structure \\
+              -o ResultsByModeAndStructure.csv
         """)
 
     @Argument(help: "Metrics CSV files with a mode column ('-' = stdin).") var inputs: [String] = ["-"]

@@ -34,8 +34,10 @@ struct AcrossRuns: ParsableCommand {
         best validation epoch. seriesId and institutionId come from the run's dataset.csv.
 
         Examples:
-          ie-stats across-runs CrossValResults/0 CrossValResults/1 CrossValResults/ENSEMBLE
-          ie-stats across-runs CURRENT=runs/exp/run_a BASE=runs/exp/run_b --index -o MetricsAcrossAllRuns.csv
+          ie-stats across-runs CrossValResults/0 CrossValResults/1 \\
+              CrossValResults/ENSEMBLE
+          ie-stats across-runs CURRENT=runs/exp/run_a BASE=runs/exp/run_b --index \\
+              -o MetricsAcrossAllRuns.csv
         """)
 
     @Argument(help: "Runs as [NAME=]PATH.") var runs: [String]

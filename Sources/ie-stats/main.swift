@@ -31,9 +31,11 @@ struct Stats: ParsableCommand {
         text or CSV to stdout or -o.
 
         Examples:
-          ie-metrics ... -o - | ie-stats aggregate
-          ie-stats aggregate outputs/epoch_100/Test/metrics.csv -o metrics_aggregates.csv
-          ie-stats across-runs CrossValResults/0 CrossValResults/1 CrossValResults/ENSEMBLE -o MetricsAcrossAllRuns.csv
+          ie-metrics pair ... -o - | ie-stats aggregate
+          ie-stats aggregate outputs/epoch_100/Test/metrics.csv \\
+              -o metrics_aggregates.csv
+          ie-stats across-runs CrossValResults/0 CrossValResults/1 \\
+              CrossValResults/ENSEMBLE -o MetricsAcrossAllRuns.csv
           ie-stats outliers MetricsAcrossAllRuns.csv --output-dir CrossValResults
           ie-stats wilcoxon baseline/metrics.csv new/metrics.csv --names=BASE,NEW
           ie-stats wilcoxon MetricsAcrossAllRuns.csv --against=ENSEMBLE
