@@ -50,10 +50,10 @@ final class CrashConsistencyTests: XCTestCase {
         let checkpoint = run + "/outputs/checkpoints/epoch_001.ckpt"
         let steps: [(String, [String])] = [
             ("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]),
-            ("metrics", ["--run=\(run)", "--mode=Val"]),
+            ("metrics", ["run", "--run=\(run)", "--mode=Val"]),
             ("ensemble", ["--run=\(run)", "--mode=Test", "--checkpoint=\(checkpoint)", "--checkpoint=\(checkpoint)", "--threads=1"]),
             ("infer", ["--run=\(run)", "--mode=Test", "--threads=1"]),
-            ("metrics", ["--run=\(run)", "--mode=Test"]),
+            ("metrics", ["run", "--run=\(run)", "--mode=Test"]),
             ("report", ["--run=\(run)"]),
         ]
         var generator = SystemRandomNumberGenerator()

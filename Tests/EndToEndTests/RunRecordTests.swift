@@ -24,7 +24,7 @@ final class RunRecordTests: XCTestCase {
         XCTAssertEqual(failed["status"] as? String, "failed")
         XCTAssertTrue((failed["error"] as? String ?? "").hasPrefix("ie-metrics: "), "\(failed["error"] ?? "")")
 
-        for step in [("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]), ("metrics", ["--run=\(run)", "--mode=Val"]),
+        for step in [("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]), ("metrics", ["run", "--run=\(run)", "--mode=Val"]),
                      ("report", ["--run=\(run)"])] {
             let result = try runner.run(step.0, step.1)
             XCTAssertEqual(result.status, 0, "ie-\(step.0): \(result.stderr)")

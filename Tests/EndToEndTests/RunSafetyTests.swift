@@ -34,7 +34,7 @@ final class RunSafetyTests: XCTestCase {
 
         for (tool, arguments) in [("train", ["--run=\(run)", "--resume", "--num_epochs=200"] + PipelineTests.tiny),
                                   ("infer", ["--run=\(run)", "--mode=Val", "--epoch=1", "--threads=1"]),
-                                  ("metrics", ["--run=\(run)", "--mode=Val", "--epoch=1"])] {
+                                  ("metrics", ["run", "--run=\(run)", "--mode=Val", "--epoch=1"])] {
             let second = try runner.run(tool, arguments)
             XCTAssertEqual(second.status, 1, "\(tool): \(second.stderr)")
             XCTAssertEqual(second.stderr.split(separator: "\n").count, 1, second.stderr)
