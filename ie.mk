@@ -14,7 +14,7 @@ IE := --settings=$(SETTINGS)
 SLURM ?=
 CLUSTER ?=
 NODES ?=
-SUBMIT = --slurm $(if $(CLUSTER),--cluster=$(CLUSTER)) $(if $(NODES),--num_nodes=$(NODES))
+SUBMIT = $(if $(CLUSTER),--cluster=$(CLUSTER)) $(if $(NODES),--num_nodes=$(NODES))
 # oneDNN's OpenMP threads sleep instead of spinning between convolutions (measured: fewer CPU-seconds per step
 # on a shared machine, same results).
 export OMP_WAIT_POLICY ?= passive
@@ -33,7 +33,7 @@ synth:
 train: synth
 	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) $(ARGS)); \
 	echo "run folder: $$run"; \
-	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS) $(SUBMIT); \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(ARGS) $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
 	$(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS); \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \
@@ -62,20 +62,22 @@ report:
 crossval: synth
 	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --number_of_cross_validation_splits=$(SPLITS) $(ARGS)); \
 	echo "parent run: $$run"; \
-	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-train $(IE) --run="$$run" $(SUBMIT); \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
-	$(IE_BIN)/ie-train $(IE) --run="$$run" --folds_only >/dev/null; \
+	$(IE_BIN)/ie-crossval folds $(IE) --run="$$run" >/dev/null; \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk crossval-folds PARENT="$$run" SETTINGS=$(SETTINGS); \
-	$(IE_BIN)/ie-train $(IE) --run="$$run" --ensemble; \
+	$(IE_BIN)/ie-crossval ensemble $(IE) --run="$$run"; \
 	echo "done: $$run"
 
-# The folds of an existing parent (PARENT=runs/<experiment>/<parent_id>), one Make job each.
+# The folds of an existing parent (PARENT=runs/<experiment>/<parent_id>), one Make job each: train, then the
+# evaluation pipeline (which marks the fold completed), as a Slurm fold job does.
 crossval-folds: $(addprefix crossval-fold-,$(shell seq 0 $$(( $(SPLITS) - 1 ))))
 crossval-fold-%:
 	@test -n "$(PARENT)" || { echo "usage: make crossval-folds PARENT=runs/<experiment>/<parent_id> SPLITS=N"; exit 2; }
-	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" --evaluate $(FOLD_ARGS)
+	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" $(FOLD_ARGS)
+	$(IE_BIN)/ie-evaluate $(IE) --run="$(PARENT)_$*" --mark_completed
 
-# Local Slurm cluster for trying --slurm (root; installs Debian's slurm and Open MPI when missing). One node, or
+# Local Slurm cluster for trying SLURM=1 / ie-submit (root; installs Debian's slurm and Open MPI when missing). One node, or
 # NODES=K nodes played by this machine (its CPUs split between them) for multi-node jobs.
 slurm-up:
 	SLURM_LOCAL_NODES=$(or $(NODES),1) $(IE_TOOLBOX_DIR)/tools/start-local-slurm.sh
@@ -85,4 +87,4 @@ slurm-down:
 # A run's (and its cross-validation folds') state, Slurm job, epoch and last loss.
 status:
 	@test -n "$(RUN)" || { echo "usage: make status RUN=runs/<experiment>/<run_id>"; exit 2; }
-	@$(IE_BIN)/ie-train $(IE) --status "$(RUN)"
+	@$(IE_BIN)/ie-status "$(RUN)"

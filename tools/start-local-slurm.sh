@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a single-node Slurm cluster (munged + slurmctld + slurmd, partition "debug") on this machine, for the
-# toolbox's Slurm tests and for trying `ie-train --slurm` without a real cluster. Debian 12, root, no systemd.
+# toolbox's Slurm tests and for trying `ie-submit` (make SLURM=1) without a real cluster. Debian 12, root, no systemd.
 # Installs munge, slurmctld, slurmd, slurm-client, openmpi-bin and libopenmpi-dev from Debian when missing,
 # writes /etc/slurm/slurm.conf (the default path, so no SLURM_CONF is needed), starts the daemons, records the
 # PIDs of the ones it started in /run/slurm-local/started.pids (tools/stop-local-slurm.sh stops only those) and

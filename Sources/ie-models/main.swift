@@ -27,9 +27,11 @@ struct Models: ParsableCommand {
 
     @Argument(help: "list, show or remove.") var action: String
     @Argument(help: "list: model names (default all); show/remove: one Name:version.") var targets: [String] = []
-    @Option(help: "list: text or csv.") var format: String = "text"
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, csv }
+
+    @Option(help: "list: text or csv.") var format: Format = .text
     @Flag(help: "show: recompute every checkpoint's SHA-256 against model.json.") var verify = false
-    @Option(help: "settings.yml path.") var settings: String?
+    @OptionGroup var settings: SettingsOption
 
     func validate() throws {
         guard ["list", "show", "remove"].contains(action) else {
@@ -38,21 +40,26 @@ struct Models: ParsableCommand {
         if action != "list", targets.count != 1 {
             throw ValidationError("\(action) takes one model id Name:version, got \(targets.count)")
         }
-        guard ["text", "csv"].contains(format) else { throw ValidationError("--format=\(format), expected text or csv") }
+    }
+
+    /// The one Name:version of show and remove.
+    func target() throws -> String {
+        guard let id = targets.first else { throw IEError.usage("\(action) takes one model id Name:version, got none") }
+        return id
     }
 
     func run() throws {
-        let registry = ModelRegistry(settings: try Settings.locate(explicitPath: settings))
+        let registry = ModelRegistry(settings: try Settings.locate(explicitPath: settings.settings))
         switch action {
         case "list":
-            try StandardStream.write(Models.listing(try registry.listing(names: targets), csv: format == "csv"))
+            try StandardStream.write(Models.listing(try registry.listing(names: targets), csv: format == .csv))
         case "show":
-            let model = try registry.resolve(targets[0])
+            let model = try registry.resolve(try target())
             if verify { try model.verify() }
             let folds = try registry.listing(names: [model.name]).first { $0.model.id == model.id }?.folds ?? []
             try StandardStream.write(Models.details(model, folds: folds, verified: verify))
         default:
-            let model = try registry.remove(targets[0])
+            let model = try registry.remove(try target())
             try StandardStream.write("ie-models: removed \(model.id) (\(model.folder))\n")
         }
     }

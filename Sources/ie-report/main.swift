@@ -29,7 +29,8 @@ struct Report: ParsableCommand {
 
         Examples:
           ie-report --run=runs/Prostate/Prostate_20260101T120000Z_ab12
-          ie-report --run=RUN --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
+          ie-report --run=RUN \\
+              --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
           ie-report --run=runs/Prostate/PARENT_RUN --epoch=100
           ie-report --run=RUN --output-dir=/tmp/report
         """)
@@ -40,15 +41,22 @@ struct Report: ParsableCommand {
     @Option(help: "Baseline run as NAME=RUN_FOLDER to compare with first (repeatable).") var baseline: [String] = []
     @Flag(help: "Write the CrossValResults/ statistics files first (cross-validation parent).")
     var crossValidation = false
-    @Flag(help: "Less output.") var quiet = false
+    @OptionGroup var log: LogOptions
 
-    func validate() throws {
-        for b in baseline where !b.contains("=") {
-            throw ValidationError("--baseline expects NAME=RUN_FOLDER, got '\(b)'")
+    /// The --baseline values as (NAME, RUN_FOLDER).
+    func baselines() throws -> [BaselineComparison.Baseline] {
+        try baseline.map { b in
+            guard let eq = b.firstIndex(of: "="), eq != b.startIndex else {
+                throw ValidationError("--baseline=\(b), expected NAME=RUN_FOLDER")
+            }
+            return .init(name: String(b[..<eq]), run: String(b[b.index(after: eq)...]))
         }
     }
 
+    func validate() throws { _ = try baselines() }
+
     func run() throws {
+        log.apply(tool: "ie-report")
         let outputs = RunReport.outputsFolder(runFolder)
         if crossValidation {
             let dataset = "\(outputs)/dataset.csv"
@@ -59,14 +67,10 @@ struct Report: ParsableCommand {
             guard let e = epoch ?? RunReport.bestEpoch(outputs) else {
                 throw IEError.badInput("no epoch_NNN folder, expected Test results to compare with baselines", file: outputs)
             }
-            let baselines = baseline.map { b -> BaselineComparison.Baseline in
-                let eq = b.firstIndex(of: "=")!
-                return .init(name: String(b[..<eq]), run: String(b[b.index(after: eq)...]))
-            }
-            try BaselineComparison.run(outputs: outputs, epoch: e, baselines: baselines)
+            try BaselineComparison.run(outputs: outputs, epoch: e, baselines: try baselines())
         }
         let result = try RunReport.write(run: runFolder, outputFolder: outputDir, epoch: epoch)
-        if !quiet {
+        if !log.quiet {
             StandardStream.writeBestEffort("ie-report: wrote \(result.notebookPath) and \(result.htmlPath)\n")
             if !result.missing.isEmpty {
                 StandardStream.writeBestEffort("ie-report: missing: \(result.missing.joined(separator: ", "))\n")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IECommand
 import IECore
 import IEConfig
 import IEData
@@ -28,17 +29,19 @@ struct Split: ParsableCommand {
 
             Examples:
               ie-split --model=HelloWorld
-              ie-split --model=Prostate --number_of_cross_validation_splits=5 --cross_validation_split_index=2
-              ie-split --dataset=data/dataset.csv --output_folder=splits --proportion_train=0.7 --proportion_val=0.15 --proportion_test=0.15
-              ie-split --dataset=data/dataset.csv --output_folder=splits --train_subjects=1,2,3 --val_subjects=4 --test_subjects=5
+              ie-split --model=Prostate --number_of_cross_validation_splits=5 \\
+                  --cross_validation_split_index=2
+              ie-split --dataset=data/dataset.csv --output_folder=splits \\
+                  --proportion_train=0.7 --proportion_val=0.15 --proportion_test=0.15
+              ie-split --dataset=data/dataset.csv --output_folder=splits \\
+                  --train_subjects=1,2,3 --val_subjects=4 --test_subjects=5
               ie-split --model=Lung --run_dir=runs/main/main_20260101T120000Z_1a2b --check
               ie-split --model=HelloWorld --print_dataset_folder
+              ie-split --model=HelloWorld --num_epochs=5 --print_config
             """)
 
     @Option(name: .customLong("model"), help: "Model config name (configs/segmentation/<NAME>.yml).")
     var model: String?
-    @Option(name: .customLong("settings"), help: "settings.yml to use (default: $IE_SETTINGS, ./settings.yml, built-in).")
-    var settings: String?
     @Option(name: .customLong("dataset"), help: "dataset.csv to split (default: the model's dataset).")
     var dataset: String?
     @Option(name: .customLong("output_folder"), help: "Folder for the four CSV files.")
@@ -51,26 +54,18 @@ struct Split: ParsableCommand {
     var check = false
     @Flag(name: .customLong("print_dataset_folder"), help: "Only print the model's dataset folder (used by ie.mk to create demo data).")
     var printDatasetFolder = false
-    @Flag(name: .customLong("quiet"), help: "Only errors.")
-    var quiet = false
-    @Flag(name: .customLong("verbose"), help: "More detail.")
-    var verbose = false
-    @Argument(parsing: .allUnrecognized, help: "Config overrides, --<parameter>=<value>.")
-    var overrides: [String] = []
-
-    static let ownOptions = ["model", "settings", "dataset", "output_folder", "run_dir", "experiment", "check", "print_dataset_folder",
-                             "quiet", "verbose", "help"]
+    @Flag(name: .customLong("print_config"), help: "Only print every model parameter, its value and its source.")
+    var printConfig = false
+    @OptionGroup var settingsOption: SettingsOption
+    @OptionGroup var log: LogOptions
+    @OptionGroup var parameters: ModelParameters
 
     func validate() throws {
-        // ValidationError is what swift-argument-parser reports as a usage error; main turns it into exit 2.
-        do { _ = try ConfigOverrides.parse(overrides, toolOptions: Split.ownOptions) } catch let e as IEError {
-            throw ValidationError(e.description)
-        }
         guard model != nil || dataset != nil else {
             throw ValidationError("nothing to split, expected --model=NAME or --dataset=PATH (see --help)")
         }
-        if printDatasetFolder && model == nil {
-            throw ValidationError("--print_dataset_folder needs --model=NAME")
+        if (printDatasetFolder || printConfig) && model == nil {
+            throw ValidationError("--print_dataset_folder and --print_config need --model=NAME")
         }
         if model == nil && outputFolder == nil && runDir == nil {
             throw ValidationError("--dataset needs --output_folder=DIR (or --run_dir=DIR, or --model to create a new run)")
@@ -81,10 +76,9 @@ struct Split: ParsableCommand {
     }
 
     func run() throws {
-        Log.tool = "ie-split"
-        Log.level = quiet ? .quiet : (verbose ? .verbose : .normal)
-        let parsed = try ConfigOverrides.parse(overrides, toolOptions: Split.ownOptions)
-        let settings = try Settings.locate(explicitPath: self.settings)
+        log.apply(tool: "ie-split")
+        let parsed = try parameters.overrides()
+        let settings = try Settings.locate(explicitPath: settingsOption.settings)
         let config: ModelConfig
         if let model {
             config = try ModelConfig.load(name: model, settings: settings, overrides: parsed, requireRunnable: dataset == nil)
@@ -93,10 +87,8 @@ struct Split: ParsableCommand {
             config = try ModelConfig.fromDefaults(overrides: parsed)
         }
         let cwd = FileManager.default.currentDirectoryPath
-        if printDatasetFolder {
-            try StandardStream.write(try config.datasetFolder(settings: settings) + "\n")
-            return
-        }
+        if printDatasetFolder { return try StandardStream.write(try config.datasetFolder(settings: settings) + "\n") }
+        if printConfig { return try StandardStream.write(ConfigListing.text(config)) }
         let csvPath = try dataset.map { resolve($0, against: cwd) } ?? config.datasetCSVPath(settings: settings)
 
         func splitInto(_ folder: String) throws {
@@ -149,23 +141,4 @@ struct Split: ParsableCommand {
     }
 }
 
-runTool("ie-split") {
-    do {
-        var command = try Split.parseAsRoot()
-        try command.run()
-    } catch let error as IEError {
-        throw error
-    } catch {
-        // swift-argument-parser's own outcomes: --help (exit 0) and parse errors (our usage error, exit 2).
-        let code = Split.exitCode(for: error)
-        if code == .success {
-            try StandardStream.write(Split.fullMessage(for: error) + "\n")
-            exit(0)
-        }
-        if code == .validationFailure {
-            let text = Split.message(for: error).replacingOccurrences(of: "\n", with: " ")
-            throw IEError.usage(text.contains("expected") ? text : text + ", expected the options of ie-split --help")
-        }
-        throw error
-    }
-}
+runCommand(Split.self, tool: "ie-split")

@@ -53,11 +53,7 @@ struct Synth: ParsableCommand {
     @Option(help: "Image shape Z,Y,X.")
     var shape: String = "24,64,64"
 
-    @Flag(help: "Only errors on stderr.")
-    var quiet = false
-
-    @Flag(help: "More detail on stderr.")
-    var verbose = false
+    @OptionGroup var log: LogOptions
 
     func parsedShape() throws -> (z: Int, y: Int, x: Int) {
         let parts = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -91,8 +87,7 @@ struct Synth: ParsableCommand {
     }
 
     func run() throws {
-        Log.tool = "ie-synth"
-        Log.level = quiet ? .quiet : verbose ? .verbose : .normal
+        log.apply(tool: "ie-synth")
         if kind == "classification" {
             let options = classificationOptions()
             let csv = try SyntheticClassificationDataset.generate(into: outputFolder, options: options)

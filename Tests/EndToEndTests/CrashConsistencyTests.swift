@@ -50,10 +50,10 @@ final class CrashConsistencyTests: XCTestCase {
         let checkpoint = run + "/outputs/checkpoints/epoch_001.ckpt"
         let steps: [(String, [String])] = [
             ("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]),
-            ("metrics", ["--run=\(run)", "--mode=Val"]),
+            ("metrics", ["run", "--run=\(run)", "--mode=Val"]),
             ("ensemble", ["--run=\(run)", "--mode=Test", "--checkpoint=\(checkpoint)", "--checkpoint=\(checkpoint)", "--threads=1"]),
             ("infer", ["--run=\(run)", "--mode=Test", "--threads=1"]),
-            ("metrics", ["--run=\(run)", "--mode=Test"]),
+            ("metrics", ["run", "--run=\(run)", "--mode=Test"]),
             ("report", ["--run=\(run)"]),
         ]
         var generator = SystemRandomNumberGenerator()
@@ -72,7 +72,7 @@ final class CrashConsistencyTests: XCTestCase {
         let info = try HPCTest.json(run + "/run.json")
         XCTAssertEqual(info["status"] as? String, "completed", "\(info["error"] ?? "")")
     }
-    /// The cross-validation ensemble step (`ie-train --run=PARENT --ensemble`, what Slurm's afterok job runs),
+    /// The cross-validation ensemble step (`ie-crossval ensemble --run=PARENT`, what Slurm's afterok job runs),
     /// killed twice at random moments, leaves only complete files and completes when rerun.
     func testKilledCrossValidationEnsembleStepRerunsToCompletion() throws {
         let bin = try HPCTest.binFolder()
@@ -82,18 +82,18 @@ final class CrashConsistencyTests: XCTestCase {
         let parent = try HPCTest.split(project: project, arguments: ["--num_epochs=1", "--crop_size=16,32,32",
                                                                      "--test_crop_size=16,48,48",
                                                                      "--number_of_cross_validation_splits=2"])
-        let folds = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--folds_only"], in: project)
+        let folds = try HPCTest.run(bin + "/ie-crossval", ["folds", settings, "--run=\(parent)"], in: project)
         XCTAssertEqual(folds.status, 0, folds.stderr)
         for k in 0..<2 {
-            let fold = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)_\(k)", "--evaluate", "--threads=1", "--quiet"],
-                                       in: project)
+            let fold = try HPCTest.trainAndEvaluate(run: "\(parent)_\(k)", settings: settings, project: project,
+                                                    extra: ["--threads=1", "--quiet"])
             XCTAssertEqual(fold.status, 0, fold.stderr)
         }
-        let arguments = [settings, "--run=\(parent)", "--ensemble", "--threads=1", "--quiet"]
+        let arguments = ["ensemble", settings, "--run=\(parent)", "--threads=1", "--quiet"]
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2 {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: bin + "/ie-train")
+            process.executableURL = URL(fileURLWithPath: bin + "/ie-crossval")
             process.arguments = arguments
             process.currentDirectoryURL = URL(fileURLWithPath: project)
             process.standardOutput = FileHandle.nullDevice
@@ -105,7 +105,7 @@ final class CrashConsistencyTests: XCTestCase {
             let problems = try ToolRunner.python(Self.checker.replacingOccurrences(of: "sys.argv[1]", with: "'\(parent)'"))
             XCTAssertEqual(problems.trimmingCharacters(in: .whitespacesAndNewlines), "", "after killing the ensemble step")
         }
-        let rerun = try HPCTest.run(bin + "/ie-train", arguments, in: project)
+        let rerun = try HPCTest.run(bin + "/ie-crossval", arguments, in: project)
         XCTAssertEqual(rerun.status, 0, rerun.stderr)
         XCTAssertEqual(try HPCTest.json(parent + "/run.json")["status"] as? String, "completed")
         XCTAssertTrue(FileManager.default.fileExists(atPath: parent + "/outputs/CrossValResults/MetricsAcrossAllRuns.csv"))

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// `ie-train --run=PARENT` runs a whole cross-validation here (folds one after the other, then the ensemble), and
+/// `ie-crossval --run=PARENT` runs a whole cross-validation here (folds one after the other, then the ensemble), and
 /// recovering a parent (`--run_recovery_id=EXP:PARENT --start_epoch=E`) recovers every fold from its own epoch-E
 /// checkpoint: with the same seed and threads, the recovered folds end with the original folds' weights bit for bit.
 final class CrossValidationRecoveryTests: XCTestCase {
@@ -13,7 +13,7 @@ final class CrossValidationRecoveryTests: XCTestCase {
         let common = HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2", "--save_start_epoch=1", "--save_step_epochs=1"]
 
         let original = try HPCTest.split(project: project, arguments: common)
-        let first = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(original)", "--threads=1", "--quiet"], in: project)
+        let first = try HPCTest.run(bin + "/ie-crossval", [settings, "--run=\(original)", "--threads=1", "--quiet"], in: project)
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: original + "/outputs/CrossValResults/MetricsAcrossAllRuns.csv"),
                       "the sequential local cross-validation ends with the ensemble step")
@@ -21,7 +21,7 @@ final class CrossValidationRecoveryTests: XCTestCase {
 
         let originalID = URL(fileURLWithPath: original).lastPathComponent
         let recovered = try HPCTest.split(project: project, arguments: common + ["--run_recovery_id=hpc:\(originalID)", "--start_epoch=1"])
-        let second = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(recovered)", "--threads=1", "--quiet"], in: project)
+        let second = try HPCTest.run(bin + "/ie-crossval", [settings, "--run=\(recovered)", "--threads=1", "--quiet"], in: project)
         XCTAssertEqual(second.status, 0, second.stderr)
 
         for k in 0..<2 {
@@ -46,7 +46,7 @@ final class CrossValidationRecoveryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: project) }
         let settings = "--settings=\(project)/settings.yml"
         let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
-        let folds = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--folds_only"], in: project)
+        let folds = try HPCTest.run(bin + "/ie-crossval", ["folds", settings, "--run=\(parent)"], in: project)
         XCTAssertEqual(folds.status, 0, folds.stderr)
         let trainSubject = try XCTUnwrap(try HPCTest.subjects(csv: parent + "_1/outputs/train_dataset.csv").first)
         let dataset = project + "/datasets/HelloWorld"
@@ -55,7 +55,7 @@ final class CrossValidationRecoveryTests: XCTestCase {
         XCTAssertFalse(images.isEmpty, "dataset.csv has rows of subject \(trainSubject)")
         for image in images { try FileManager.default.removeItem(atPath: dataset + "/" + image) }
 
-        let fold = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)_1", "--evaluate", "--threads=1", "--quiet"], in: project)
+        let fold = try HPCTest.trainAndEvaluate(run: "\(parent)_1", settings: settings, project: project, extra: ["--threads=1", "--quiet"])
         XCTAssertNotEqual(fold.status, 0, "the fold cannot load its training images")
         XCTAssertEqual(try HPCTest.json(parent + "_1/run.json")["status"] as? String, "failed")
         let parentRecord = try HPCTest.json(parent + "/run.json")
@@ -83,12 +83,12 @@ final class CrossValidationRecoveryTests: XCTestCase {
         """)
         let settings = "--settings=\(project)/settings.yml"
         let baseline = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
-        let trained = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(baseline)", "--evaluate", "--quiet"], in: project)
+        let trained = try HPCTest.trainAndEvaluate(run: baseline, settings: settings, project: project, extra: ["--quiet"])
         XCTAssertEqual(trained.status, 0, trained.stderr)
         let baselineID = URL(fileURLWithPath: baseline).lastPathComponent
         let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments
                                        + ["--number_of_cross_validation_splits=2", "--comparison_runs=old=hpc:\(baselineID)"])
-        let cv = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--quiet"], in: project)
+        let cv = try HPCTest.run(bin + "/ie-crossval", [settings, "--run=\(parent)", "--quiet"], in: project)
         XCTAssertEqual(cv.status, 0, cv.stderr)
         XCTAssertFalse(cv.stderr.contains("BaselineComparisons"), cv.stderr)
         let folder = parent + "/outputs/CrossValResults/BaselineComparisons/epoch_002/Test"

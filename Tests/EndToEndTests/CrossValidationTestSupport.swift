@@ -55,6 +55,17 @@ enum HPCTest {
                       stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
 
+    /// What a make fold rule and a Slurm job run for one run: ie-train, then `ie-evaluate --mark_completed`
+    /// (REDESIGN's agreed interface); the first failure's result, else ie-evaluate's.
+    @discardableResult
+    static func trainAndEvaluate(run folder: String, settings: String, project: String, extra: [String] = []) throws -> Result {
+        let bin = try binFolder()
+        let trained = try run(bin + "/ie-train", [settings, "--run=\(folder)"] + extra, in: project)
+        guard trained.status == 0 else { return trained }
+        let evaluateOptions = extra.filter { $0.hasPrefix("--threads") || $0 == "--quiet" }
+        return try run(bin + "/ie-evaluate", [settings, "--run=\(folder)", "--mark_completed"] + evaluateOptions, in: project)
+    }
+
     /// A scratch project: settings.yml (runs/, datasets/, models/ inside it, the checkout's configs, Slurm
     /// partition debug with small requests) and the HelloWorld synthetic dataset with `subjects` subjects.
     static func makeProject(subjects: Int = 8, name: String = #function) throws -> String {
@@ -142,7 +153,7 @@ enum HPCTest {
         let info = try? json(parent + "/run.json")
         XCTAssertEqual(info?["status"] as? String, "failed", file: file, line: line)
         let error = info?["error"] as? String ?? ""
-        XCTAssertTrue(error.hasPrefix("ie-train --slurm: ") && error.contains(reason), error, file: file, line: line)
+        XCTAssertTrue(error.hasPrefix("ie-submit: ") && error.contains(reason), error, file: file, line: line)
     }
 
     /// Every regular file under `folder` with its size and modification time (to prove nothing was written).

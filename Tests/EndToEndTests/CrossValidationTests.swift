@@ -29,7 +29,7 @@ final class CrossValidationTests: XCTestCase {
         try checkEnsembleAveragesFoldPosteriors(parent: parent, children: children)
         try checkRegistry(project: project, children: children)
 
-        let status = try HPCTest.run(bin + "/ie-train", ["--status", parent])
+        let status = try HPCTest.run(bin + "/ie-status", [parent])
         XCTAssertEqual(status.status, 0, status.stderr)
         for child in children {
             let id = URL(fileURLWithPath: child).lastPathComponent

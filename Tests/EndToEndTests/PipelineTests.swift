@@ -42,7 +42,7 @@ final class PipelineTests: XCTestCase {
         for mode in ["Val", "Test"] {
             let infer = try runner.run("infer", ["--run=\(run)", "--mode=\(mode)", "--threads=1"])
             XCTAssertEqual(infer.status, 0, infer.stderr)
-            let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=\(mode)"])
+            let metrics = try runner.run("metrics", ["run", "--run=\(run)", "--mode=\(mode)"])
             XCTAssertEqual(metrics.status, 0, metrics.stderr)
             let folder = run + "/outputs/epoch_002/" + mode
             for file in ["metrics.csv", "metrics_aggregates.csv", "metrics_boxplot.png", "dataset_id.txt", "ground_truth_ids.txt", "image_channel_ids.txt"] {
@@ -244,7 +244,7 @@ final class ExistingModelTests: XCTestCase {
         XCTAssertEqual(noTrain.status, 0, noTrain.stderr)
         for mode in ["Val", "Test"] {
             XCTAssertEqual(try runner.run("infer", ["--run=\(second)", "--mode=\(mode)", "--threads=1"]).status, 0)
-            XCTAssertEqual(try runner.run("metrics", ["--run=\(second)", "--mode=\(mode)"]).status, 0)
+            XCTAssertEqual(try runner.run("metrics", ["run", "--run=\(second)", "--mode=\(mode)"]).status, 0)
             XCTAssertTrue(FileManager.default.fileExists(atPath: second + "/outputs/epoch_002/\(mode)/metrics.csv"), mode)
         }
         // The adopted checkpoint is byte-identical to the recovered run's epoch-2 checkpoint; nothing was trained.

@@ -18,13 +18,13 @@ final class RunRecordTests: XCTestCase {
         let finished = try XCTUnwrap(trained["finished"] as? String)
 
         Thread.sleep(forTimeInterval: 1.1)   // run.json times have one-second resolution
-        let early = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
+        let early = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val"])
         XCTAssertNotEqual(early.status, 0, "no segmentations yet: \(early.stderr)")
         let failed = try HPCTest.json(run + "/run.json")
         XCTAssertEqual(failed["status"] as? String, "failed")
         XCTAssertTrue((failed["error"] as? String ?? "").hasPrefix("ie-metrics: "), "\(failed["error"] ?? "")")
 
-        for step in [("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]), ("metrics", ["--run=\(run)", "--mode=Val"]),
+        for step in [("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]), ("metrics", ["run", "--run=\(run)", "--mode=Val"]),
                      ("report", ["--run=\(run)"])] {
             let result = try runner.run(step.0, step.1)
             XCTAssertEqual(result.status, 0, "ie-\(step.0): \(result.stderr)")
@@ -64,7 +64,12 @@ final class RunRecordTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: project) }
         let settings = "--settings=\(project)/settings.yml"
         let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
-        let cv = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--threads=1"], in: project)
+        // ie-train trains one run: a parent is refused before anything is written, naming ie-crossval.
+        let refused = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(parent)", "--threads=1"], in: project)
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.hasPrefix("ie-train: error: ") && refused.stderr.contains("ie-crossval --run="), refused.stderr)
+        XCTAssertEqual(try HPCTest.json(parent + "/run.json")["children"] as? [String] ?? [], [], "no fold created")
+        let cv = try HPCTest.run(bin + "/ie-crossval", [settings, "--run=\(parent)", "--threads=1"], in: project)
         XCTAssertEqual(cv.status, 0, cv.stderr)
         let ensemble = try XCTUnwrap(try HPCTest.json(parent + "/run.json")["registered_model"] as? String)
         XCTAssertEqual(ensemble, "HelloWorld:3", "each fold registers itself first")

@@ -34,7 +34,7 @@ final class RunSafetyTests: XCTestCase {
 
         for (tool, arguments) in [("train", ["--run=\(run)", "--resume", "--num_epochs=200"] + PipelineTests.tiny),
                                   ("infer", ["--run=\(run)", "--mode=Val", "--epoch=1", "--threads=1"]),
-                                  ("metrics", ["--run=\(run)", "--mode=Val", "--epoch=1"])] {
+                                  ("metrics", ["run", "--run=\(run)", "--mode=Val", "--epoch=1"])] {
             let second = try runner.run(tool, arguments)
             XCTAssertEqual(second.status, 1, "\(tool): \(second.stderr)")
             XCTAssertEqual(second.stderr.split(separator: "\n").count, 1, second.stderr)
@@ -46,7 +46,7 @@ final class RunSafetyTests: XCTestCase {
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         // The next writer gets the run: ie-metrics fails for its own reason (nothing inferred yet), not the lock.
-        let next = try runner.run("metrics", ["--run=\(run)", "--mode=Val", "--epoch=1"])
+        let next = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val", "--epoch=1"])
         XCTAssertEqual(next.status, 2, next.stderr)
         XCTAssertTrue(next.stderr.contains("no inference results") && !next.stderr.contains("in use"), next.stderr)
     }
@@ -64,13 +64,13 @@ final class RunSafetyTests: XCTestCase {
         let gone = subjects[0]
         try FileManager.default.removeItem(atPath: folder + "/" + gone)
 
-        let refused = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
+        let refused = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val"])
         XCTAssertEqual(refused.status, 3, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("1 of the \(subjects.count) Val subjects have no segmentation (first: \(Int(gone)!))")
                       && refused.stderr.contains("--allow_missing"), refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/metrics.csv"))
 
-        let allowed = try runner.run("metrics", ["--run=\(run)", "--mode=Val", "--allow_missing"])
+        let allowed = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val", "--allow_missing"])
         XCTAssertEqual(allowed.status, 0, allowed.stderr)
         let rows = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
         let missingRows = rows.filter { $0.hasPrefix("\(Int(gone)!),") }
@@ -95,21 +95,22 @@ final class RunSafetyTests: XCTestCase {
         let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny)
         XCTAssertEqual(train.status, 0, train.stderr)
         XCTAssertEqual(try runner.run("infer", ["--run=\(run)", "--mode=Val", "--threads=1"]).status, 0)
-        let metrics = try runner.run("metrics", ["--run=\(run)", "--mode=Val"])
+        let metrics = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val"])
         XCTAssertEqual(metrics.status, 0, metrics.stderr)
     }
-    /// Output that cannot be written is an error (exit 1, one line), for every tool's --help, `ie-train --status`
+    /// Output that cannot be written is an error (exit 1, one line), for every tool's --help, `ie-status`
     /// and a closed standard input of ie-stats (issue 11, failure 7).
     func testFullOrClosedStandardStreamsAreErrors() throws {
         let runner = try ToolRunner(name: "streams")
         defer { runner.remove() }
         let run = try PipelineTests.makeRun(runner, subjects: 6)
         let bin = ToolRunner.binaryFolder
-        var commands = ["split", "train", "infer", "ensemble", "metrics", "stats", "report", "synth", "models"].map {
+        var commands = ["split", "train", "infer", "ensemble", "metrics", "stats", "report", "synth", "models", "crossval", "submit",
+                        "status"].map {
             ("'\(bin)/ie-\($0)' --help >/dev/full", "ie-\($0): error: cannot write to standard output: No space left on device")
         }
-        commands.append(("'\(bin)/ie-train' --status '\(run)' >/dev/full",
-                         "ie-train: error: cannot write to standard output: No space left on device"))
+        commands.append(("'\(bin)/ie-status' '\(run)' >/dev/full",
+                         "ie-status: error: cannot write to standard output: No space left on device"))
         commands.append(("'\(bin)/ie-stats' aggregate - <&-", "ie-stats: error: cannot read standard input"))
         for (command, message) in commands {
             let bash = Process()

@@ -44,7 +44,7 @@ open(f'{folder}/dataset.csv', 'w').write('\n'.join(rows) + '\n')
         let train = try runner.run("train", ["--run=\(run)", "--threads=1"] + tiny)
         XCTAssertEqual(train.status, 0, train.stderr)
         for tool in ["infer", "metrics"] {
-            let result = try runner.run(tool, ["--run=\(run)", "--mode=Val"] + (tool == "infer" ? ["--threads=1"] : []))
+            let result = try runner.run(tool, (tool == "infer" ? ["--threads=1"] : ["run"]) + ["--run=\(run)", "--mode=Val"])
             XCTAssertEqual(result.status, 0, "\(tool): \(result.stderr)")
         }
         let metrics = try String(contentsOfFile: run + "/outputs/epoch_001/Val/metrics.csv", encoding: .utf8)

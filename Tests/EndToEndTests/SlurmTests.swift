@@ -99,7 +99,7 @@ enum LocalSlurm {
     }
 }
 
-/// A bad `--slurm` set-up is one clear error with exit status 2, and nothing in the runs folder changes.
+/// A bad ie-submit set-up is one clear error with exit status 2, and nothing in the runs folder changes.
 final class SlurmSetupErrorTests: XCTestCase {
     override class func tearDown() {
         LocalSlurm.stopIfStarted()
@@ -114,18 +114,18 @@ final class SlurmSetupErrorTests: XCTestCase {
         let before = HPCTest.snapshot(project)
         let emptyPath = project + "/empty-bin"
         try FileManager.default.createDirectory(atPath: emptyPath, withIntermediateDirectories: true)
-        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)", "--slurm"],
+        let result = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings.yml", "--run=\(parent)"],
                                      in: project, environment: ["PATH": emptyPath, "HOME": project])
         XCTAssertEqual(result.status, 2, result.stderr)
         let lines = result.stderr.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "one error line:\n\(result.stderr)")
-        XCTAssertTrue(result.stderr.hasPrefix("ie-train: error:") && result.stderr.contains("sbatch is not on PATH"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("ie-submit: error:") && result.stderr.contains("sbatch is not on PATH"), result.stderr)
         var after = HPCTest.snapshot(project)
         after["empty-bin"] = before["empty-bin"]
         HPCTest.assertOnlyMarkedFailed(parent: parent, project: project, before: before, after: after, reason: "sbatch is not on PATH")
     }
 
-    /// --num_nodes above 1 trains through Slurm (or as MPI ranks someone launched): without --slurm it is refused
+    /// --num_nodes above 1 trains through ie-submit (or as MPI ranks someone launched): ie-train alone refuses it
     /// before anything is written, and so is a job that needs more nodes than the partition has.
     func testNumNodesWithoutSlurmOrBeyondThePartitionIsOneUsageErrorAndWritesNothing() throws {
         let bin = try HPCTest.binFolder()
@@ -136,13 +136,13 @@ final class SlurmSetupErrorTests: XCTestCase {
         let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=2"], in: project)
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected --slurm"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("num_nodes=2") && result.stderr.contains("expected ie-submit"), result.stderr)
         XCTAssertEqual(HPCTest.snapshot(project), before, "nothing written or changed")
 
         try LocalSlurm.ensureRunning()
         let tooMany = LocalSlurm.nodeCount() + 1
-        let beyond = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=\(tooMany)",
-                                                         "--slurm"], in: project)
+        let beyond = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings.yml", "--run=\(run)", "--num_nodes=\(tooMany)"],
+                                     in: project)
         XCTAssertEqual(beyond.status, 2, beyond.stderr)
         XCTAssertEqual(beyond.stderr.split(separator: "\n").count, 1, beyond.stderr)
         XCTAssertTrue(beyond.stderr.contains("num_nodes=\(tooMany)"), beyond.stderr)
@@ -157,8 +157,8 @@ final class SlurmSetupErrorTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: project) }
         let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
         let before = HPCTest.snapshot(project)
-        for flags in [["--slurm", "--cluster=nosuchpartition"], ["--slurm=yes", "--cluster", "nosuchpartition"]] {
-            let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)"] + flags, in: project)
+        for flags in [["--cluster=nosuchpartition"], ["--cluster", "nosuchpartition"]] {
+            let result = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings.yml", "--run=\(parent)"] + flags, in: project)
             XCTAssertEqual(result.status, 2, result.stderr)
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one error line:\n\(result.stderr)")
             XCTAssertTrue(result.stderr.contains("unknown partition 'nosuchpartition'") && result.stderr.contains("debug"), result.stderr)
@@ -169,7 +169,7 @@ final class SlurmSetupErrorTests: XCTestCase {
         let settings = try String(contentsOfFile: project + "/settings.yml", encoding: .utf8)
         try settings.replacingOccurrences(of: "partition: debug", with: "partition: gpu")
             .write(toFile: project + "/settings-gpu.yml", atomically: true, encoding: .utf8)
-        let result = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-gpu.yml", "--run=\(parent)", "--slurm"], in: project)
+        let result = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings-gpu.yml", "--run=\(parent)"], in: project)
         XCTAssertEqual(result.status, 2, result.stderr)
         XCTAssertTrue(result.stderr.contains("unknown partition 'gpu'"), result.stderr)
 
@@ -178,7 +178,7 @@ final class SlurmSetupErrorTests: XCTestCase {
         for (asked, field) in [("mem: 100000G", "slurm.mem"), ("cpus_per_task: 4096", "slurm.cpus_per_task")] {
             let key = asked.hasPrefix("mem") ? "mem: 1G" : "cpus_per_task: 1"
             try settings.replacingOccurrences(of: key, with: asked).write(toFile: project + "/settings-big.yml", atomically: true, encoding: .utf8)
-            let big = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings-big.yml", "--run=\(parent)", "--slurm"], in: project)
+            let big = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings-big.yml", "--run=\(parent)"], in: project)
             XCTAssertEqual(big.status, 2, big.stderr)
             XCTAssertEqual(big.stderr.split(separator: "\n").count, 1, "one error line:\n\(big.stderr)")
             XCTAssertTrue(big.stderr.contains(field) && big.stderr.contains("partition 'debug' has"), big.stderr)
@@ -203,8 +203,8 @@ final class SlurmClusterTests: XCTestCase {
         let project = try HPCTest.makeProject()
         defer { try? FileManager.default.removeItem(atPath: project) }
         let parent = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments + ["--number_of_cross_validation_splits=2"])
-        let submit = try HPCTest.run(bin + "/ie-train", ["--settings=\(project)/settings.yml", "--run=\(parent)", "--slurm",
-                                                         "--cluster=debug", "--threads=1"], in: project)
+        let submit = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings.yml", "--run=\(parent)",
+                                                          "--cluster=debug", "--threads=1"], in: project)
         XCTAssertEqual(submit.status, 0, submit.stderr)
         let ids = submit.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
         XCTAssertEqual(ids.count, 2, "array and ensemble job ids: \(submit.stdout)")
@@ -215,7 +215,8 @@ final class SlurmClusterTests: XCTestCase {
         for k in 0..<2 {
             XCTAssertEqual(try HPCTest.json("\(parent)_\(k)/run.json")["slurm_job_id"] as? String, "\(array)_\(k)")
         }
-        XCTAssertFalse((try HPCTest.json("\(parent)_0/run.json")["command_line"] as? [String] ?? []).contains("--slurm"))
+        XCTAssertFalse(((try? String(contentsOfFile: "\(parent)_0/outputs/config_overrides.txt", encoding: .utf8)) ?? "").contains("cluster"),
+                       "the submission's --cluster is not recorded in the runs")
 
         try LocalSlurm.waitUntilDone([array, ensemble], timeout: 300)
         for k in 0..<2 {
@@ -233,7 +234,7 @@ final class SlurmClusterTests: XCTestCase {
                      "ENSEMBLE/epoch_002/Test/metrics.csv", "1/epoch_002/Val/metrics.csv"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: parent + "/outputs/CrossValResults/" + file), file)
         }
-        let status = try HPCTest.run(bin + "/ie-train", ["--status", parent])
+        let status = try HPCTest.run(bin + "/ie-status", [parent])
         XCTAssertEqual(status.status, 0, status.stderr)
         XCTAssertEqual(status.stdout.split(separator: "\n").filter { $0.contains("completed") }.count, 3, status.stdout)
     }
@@ -301,7 +302,7 @@ final class SlurmClusterTests: XCTestCase {
                       "the job evaluated after training")
     }
 
-    /// `--num_nodes=2 --slurm` on the 2-node local cluster: one job, training as an `srun --mpi=pmix` step with one
+    /// `ie-submit --num_nodes=2` on the 2-node local cluster: one job, training as an `srun --mpi=pmix` step with one
     /// rank on each node, stopped mid-training by the time-limit signal, requeued and resumed, then evaluated on
     /// one node. Its final weights and optimizer state equal bit for bit those of an uninterrupted 2-rank run
     /// started with mpirun here (same seed, shards and threads); DataParallelTests relates 2 ranks to 1 process.
@@ -360,16 +361,16 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(a.header.keys.sorted(), b.header.keys.sorted())
     }
 
-    /// Two runs split alike; the first is submitted with `--slurm --threads=1` + `submission`, the second is
+    /// Two runs split alike; the first is submitted with `ie-submit --threads=1` + `submission`, the second is
     /// left for an uninterrupted reference. Returns both folders and the job id.
     func submitWithTwin(project: String, arguments: [String], submission: [String]) throws
         -> (submitted: String, reference: String, job: String) {
         let submitted = try HPCTest.split(project: project, arguments: arguments)
         let reference = try HPCTest.split(project: project, arguments: arguments)
-        let submit = try HPCTest.run(try HPCTest.binFolder() + "/ie-train",
-                                     ["--settings=\(project)/settings.yml", "--run=\(submitted)", "--slurm", "--threads=1"] + submission,
+        let submit = try HPCTest.run(try HPCTest.binFolder() + "/ie-submit",
+                                     ["--settings=\(project)/settings.yml", "--run=\(submitted)", "--threads=1"] + submission,
                                      in: project)
-        guard submit.status == 0 else { throw IEStringError("ie-train --slurm failed (\(submit.status)): \(submit.stderr)") }
+        guard submit.status == 0 else { throw IEStringError("ie-submit failed (\(submit.status)): \(submit.stderr)") }
         return (submitted, reference, submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 

@@ -2,7 +2,7 @@ import Foundation
 import IECore
 import IERun
 
-/// `ie-train --status RUN`: one line per run (the run, then each cross-validation child) with its run.json
+/// `ie-status RUN`: one line per run (the run, then each cross-validation child) with its run.json
 /// status, its Slurm job and that job's state from squeue, the last completed epoch and its training loss
 /// (from outputs/Train/epoch_metrics.csv).
 public enum RunStatusReport {

@@ -130,12 +130,12 @@ public enum Slurm {
     /// error (exit 2).
     public static func checkSetup(options: SlurmJobOptions) throws {
         guard locate("sbatch") != nil else {
-            throw IEError.usage("--slurm: sbatch is not on PATH, expected the Slurm client tools (or run without --slurm)")
+            throw IEError.usage("sbatch is not on PATH, expected the Slurm client tools (or train here with ie-train)")
         }
         let info = try run("sinfo", ["-h", "-N", "-o", SlurmPartitions.sinfoFormat])
         guard info.status == 0 else {
             let reason = info.stderr.split(separator: "\n").first.map(String.init) ?? "exit \(info.status)"
-            throw IEError.usage("--slurm: the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
+            throw IEError.usage("the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
         }
         try SlurmPartitions(sinfoOutput: info.stdout).check(options)
         // The other options (account, time, extra) are checked by sbatch itself without submitting.
@@ -144,7 +144,7 @@ public enum Slurm {
         guard test.status == 0 else {
             let reason = test.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
             let nodes = options.nodes > 1 ? " and num_nodes=\(options.nodes) nodes in the partition" : ""
-            throw IEError.usage("--slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml\(nodes)")
+            throw IEError.usage("Slurm: sbatch refuses the job options (\(reason)), expected valid slurm: settings in settings.yml\(nodes)")
         }
     }
 
@@ -239,12 +239,12 @@ public struct SlurmPartitions: Sendable, Equatable {
     /// nodes has the CPUs per task or the memory asked for, or it has fewer nodes than the job takes.
     public func check(_ options: SlurmJobOptions) throws {
         guard let partition = options.partition ?? defaultPartition else {
-            throw IEError.usage("--slurm: no partition given and the cluster has no default partition, expected --cluster=PARTITION "
+            throw IEError.usage("Slurm: no partition given and the cluster has no default partition, expected --cluster=PARTITION "
                                 + "or slurm.partition in settings.yml (partitions: \(names.joined(separator: ", ")))")
         }
         guard let members = nodes[partition] else {
             let hint = closestMatch(partition, in: names).map { " (closest: \($0))" } ?? ""
-            throw IEError.usage("--slurm: unknown partition '\(partition)'\(hint), expected one of \(names.joined(separator: ", ")); "
+            throw IEError.usage("Slurm: unknown partition '\(partition)'\(hint), expected one of \(names.joined(separator: ", ")); "
                                 + "set --cluster=PARTITION or slurm.partition in settings.yml")
         }
         let asked = (cpus: options.cpusPerTask ?? 1, memory: options.mem.flatMap(SlurmPartitions.mebibytes(ofMemory:)) ?? 0)
@@ -255,7 +255,7 @@ public struct SlurmPartitions: Sendable, Equatable {
             if let mem = options.mem { request.append("\(mem) of memory (slurm.mem)") }
             if options.nodes > 1 { request.append("num_nodes=\(options.nodes) nodes") }
             let largest = (cpus: members.map(\.cpus).max() ?? 0, memory: members.map(\.memoryMiB).max() ?? 0)
-            throw IEError.usage("--slurm: the job asks for \(request.joined(separator: " and ")) but partition '\(partition)' has "
+            throw IEError.usage("Slurm: the job asks for \(request.joined(separator: " and ")) but partition '\(partition)' has "
                                 + "\(members.count) node\(members.count == 1 ? "" : "s") with at most \(largest.cpus) CPUs and "
                                 + "\(largest.memory)M of memory\(fitting.isEmpty || options.nodes == 1 ? "" : " (\(fitting.count) of them fit)"); "
                                 + "expected requests that fit (or leave them out of settings.yml for the cluster's defaults)")

@@ -2,13 +2,12 @@ import Foundation
 import IECore
 import IEConfig
 import IERun
-import IETrain
 
-/// `ie-train --slurm` (SPEC §10, issue 6): a plain run is one job (train, then evaluate Val/Test); a
+/// `ie-submit` (SPEC §10): a plain run or a fold is one job (ie-train, then `ie-evaluate --mark_completed`); a
 /// cross-validation parent is a job array (task k trains and evaluates fold k) plus one job with
-/// `--dependency=afterok:<array>` for the ensemble and CrossValResults. Jobs are requeueable; the batch shell
-/// forwards USR1/TERM to ie-train, which writes its autosave and exits 143; a requeued job
-/// (SLURM_RESTART_COUNT > 0) continues with `--resume`. Logs go to the run's logs/; job ids to run.json.
+/// `--dependency=afterok:<array>` for `ie-crossval ensemble`. Jobs are requeueable; the batch shell forwards
+/// USR1/TERM to ie-train, which writes its autosave and exits 143; a requeued job (SLURM_RESTART_COUNT > 0)
+/// continues with `--resume`. Logs go to the run's logs/; job ids to run.json.
 public enum SlurmSubmission {
     public struct Submitted: Sendable {
         /// The training job (a plain run) or the fold array (cross-validation).
@@ -17,30 +16,35 @@ public enum SlurmSubmission {
         public var ensembleJob: String?
     }
 
-    /// Everything a job needs to call the toolbox again: the ie-train binary and absolute settings path.
+    /// Everything a job needs to call the toolbox again: the folder of its executables and the absolute
+    /// settings path.
     public struct Invocation: Sendable {
-        public var trainTool: String
+        public var binFolder: String
         public var settingsFile: String?
         public var threads: Int?
 
-        public init(trainTool: String, settingsFile: String?, threads: Int? = nil) {
-            self.trainTool = trainTool
+        public init(binFolder: String, settingsFile: String?, threads: Int? = nil) {
+            self.binFolder = binFolder
             self.settingsFile = settingsFile
             self.threads = threads
         }
 
-        /// The ie-train executable that is running now (so jobs use the same build).
+        /// The folder of the executable that is running now (so jobs use the same build).
         public static func current(settingsFile: String?, threads: Int?) -> Invocation {
             let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            return Invocation(trainTool: exe, settingsFile: settingsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
+            return Invocation(binFolder: URL(fileURLWithPath: exe).deletingLastPathComponent().path,
+                              settingsFile: settingsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path },
                               threads: threads)
         }
 
-        var fixedArguments: [String] {
+        /// A toolbox executable of this build, shell-quoted.
+        func tool(_ name: String) -> String { quote(binFolder + "/" + name) }
+
+        var fixedArguments: String {
             var a: [String] = []
             if let settingsFile { a.append("--settings=\(settingsFile)") }
             if let threads { a.append("--threads=\(threads)") }
-            return a
+            return a.map(quote).joined(separator: " ")
         }
     }
 
@@ -52,39 +56,27 @@ public enum SlurmSubmission {
     /// With `nodes` > 1 training is one MPI rank per node (`srun --mpi=pmix`, Debian's Open MPI works with pmix
     /// only), each rank using all cores of its node; evaluation then runs as a plain process on the first node.
     public static func trainingScript(runExpression: String, invocation: Invocation, nodes: Int = 1) -> String {
-        let fixed = invocation.fixedArguments.map(quote).joined(separator: " ")
-        let tool = quote(invocation.trainTool)
+        let fixed = invocation.fixedArguments
         let header: String
-        let steps: String
+        let launch: String
         if nodes > 1 {
             header = """
-            # Written by ie-train --slurm: data-parallel training on \(nodes) nodes, one MPI rank per node (resuming from
-            # the autosave after a requeue), then Val/Test evaluation on this node alone.
+            # Written by ie-submit: data-parallel training on \(nodes) nodes, one MPI rank per node (resuming from the
+            # autosave after a requeue), then ie-evaluate on this node alone.
             export IE_SLURM_JOB=1
             # The GEMM threads: every core of the (whole) node, unless the submitter chose.
             if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_ON_NODE:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_ON_NODE; fi
             """
             // srun does not inherit the job's --cpus-per-task since Slurm 22.05: give each rank its node's CPUs.
-            steps = """
-            step srun --mpi=pmix --ntasks-per-node=1 --cpus-per-task="${SLURM_CPUS_ON_NODE:-1}" --kill-on-bad-exit=1 \\
-                \(tool) --run="$run" $resume \(fixed)
-            rc=$?
-            if [ "$rc" -eq 0 ]; then
-                step \(tool) --run="$run" --evaluate_only \(fixed)
-                rc=$?
-            fi
-            """
+            launch = "srun --mpi=pmix --ntasks-per-node=1 --cpus-per-task=\"${SLURM_CPUS_ON_NODE:-1}\" --kill-on-bad-exit=1 \\\n    "
         } else {
             header = """
-            # Written by ie-train --slurm: train (resuming from the autosave after a requeue), then evaluate Val/Test.
+            # Written by ie-submit: ie-train (resuming from the autosave after a requeue), then ie-evaluate.
             export IE_SLURM_JOB=1
             # The GEMM threads: the job's CPUs, not the whole node's, unless the submitter chose.
             if [ -z "${OMP_NUM_THREADS:-}" ] && [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
             """
-            steps = """
-            step \(tool) --run="$run" $resume \(fixed) --evaluate
-            rc=$?
-            """
+            launch = ""
         }
         return """
         #!/bin/bash
@@ -93,7 +85,7 @@ public enum SlurmSubmission {
         resume=""
         if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
             resume=--resume
-            echo "ie-train job: requeued (restart $SLURM_RESTART_COUNT), resuming $run from its autosave"
+            echo "ie-submit job: requeued (restart $SLURM_RESTART_COUNT), resuming $run from its autosave"
         fi
         requeue=0
         child=""
@@ -106,9 +98,14 @@ public enum SlurmSubmission {
             while kill -0 "$child" 2>/dev/null; do wait "$child"; done
             wait "$child"
         }
-        \(steps)
+        step \(launch)\(invocation.tool("ie-train")) --run="$run" $resume \(fixed)
+        rc=$?
+        if [ "$rc" -eq 0 ]; then
+            step \(invocation.tool("ie-evaluate")) --run="$run" --mark_completed \(fixed)
+            rc=$?
+        fi
         if [ "$rc" -eq 143 ] && [ "$requeue" -eq 1 ]; then
-            echo "ie-train job: stopped before the time limit; requeueing job $SLURM_JOB_ID"
+            echo "ie-submit job: stopped before the time limit; requeueing job $SLURM_JOB_ID"
             scontrol requeue "$SLURM_JOB_ID"
         fi
         exit "$rc"
@@ -118,12 +115,11 @@ public enum SlurmSubmission {
 
     /// The batch script of the ensemble step of a cross-validation parent.
     public static func ensembleScript(parent: String, invocation: Invocation) -> String {
-        let arguments = (invocation.fixedArguments + ["--ensemble"]).map(quote).joined(separator: " ")
-        return """
+        """
         #!/bin/bash
-        # Written by ie-train --slurm: the cross-validation ensemble and CrossValResults, after every fold succeeded.
+        # Written by ie-submit: the cross-validation ensemble and CrossValResults, after every fold succeeded.
         export IE_SLURM_JOB=1
-        exec \(quote(invocation.trainTool)) --run=\(quote(parent)) \(arguments)
+        exec \(invocation.tool("ie-crossval")) ensemble --run=\(quote(parent)) \(invocation.fixedArguments)
 
         """
     }

@@ -24,7 +24,7 @@ public enum CrossValidationEnsemble {
         let folds = try CrossValidation.foldCount(config, run: parent)
         let children = try CrossValidation.children(of: parent)
         guard children.count == folds else {
-            throw IEError.usage("run \(parent.id) has \(children.count) of its \(folds) fold runs, expected all (create them with ie-train --run=PARENT --folds_only)",
+            throw IEError.usage("run \(parent.id) has \(children.count) of its \(folds) fold runs, expected all (create them with ie-crossval folds --run=PARENT)",
                                 file: parent.runJSON)
         }
         let epoch = config.epochsToTest.max() ?? config.numEpochs
@@ -40,7 +40,7 @@ public enum CrossValidationEnsemble {
             let childConfig = try child.modelConfig(settings: settings)
             for mode in try RunEvaluation.modes(run: child, config: childConfig)
             where !FileManager.default.fileExists(atPath: child.epochFolder(epoch: epoch, mode: mode) + "/metrics.csv") {
-                throw IEError.usage("fold run \(child.id) has no \(mode) metrics for epoch \(epoch), expected ie-train --run=FOLD --evaluate first",
+                throw IEError.usage("fold run \(child.id) has no \(mode) metrics for epoch \(epoch), expected ie-evaluate --run=FOLD first",
                                     file: child.outputs)
             }
         }

@@ -1,10 +1,11 @@
 import Foundation
 import XCTest
-import IECluster
+import IESlurm
 import IEConfig
 import IECore
+import IETrain
 
-/// The pieces of `--slurm` that need no cluster: time limits, sbatch options, flag separation, batch scripts.
+/// The pieces of ie-submit that need no cluster: time limits, sbatch options, batch scripts, the num_nodes checks.
 final class SlurmOptionsTests: XCTestCase {
     func testTimeLimitsInEverySbatchFormat() {
         XCTAssertEqual(SlurmJobOptions.seconds(ofTimeLimit: "30"), 30 * 60)
@@ -89,15 +90,8 @@ final class SlurmOptionsTests: XCTestCase {
         XCTAssertEqual(SlurmJobOptions(settings: settings).signalMarginSeconds, 120)
     }
 
-    func testSubmissionFlagsAreSeparatedFromRecordedOverrides() {
-        let split = ClusterTraining.separateSubmissionFlags(["--num_epochs=3", "--slurm", "--cluster", "debug", "--no-slurm",
-                                                              "--slurm=Yes", "--cluster=gpu", "--l_rate=0.1"])
-        XCTAssertEqual(split.rest, ["--num_epochs=3", "--l_rate=0.1"])
-        XCTAssertEqual(split.submission, ["--slurm", "--cluster", "debug", "--no-slurm", "--slurm=Yes", "--cluster=gpu"])
-    }
-
     func testTrainingScriptForwardsSignalsResumesAndRequeues() {
-        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: "/p/settings.yml", threads: 2)
+        let invocation = SlurmSubmission.Invocation(binFolder: "/opt/ie", settingsFile: "/p/settings.yml", threads: 2)
         let script = SlurmSubmission.trainingScript(runExpression: "'/runs/e/p_'\"$SLURM_ARRAY_TASK_ID\"", invocation: invocation)
         XCTAssertTrue(script.hasPrefix("#!/bin/bash\n"))
         XCTAssertTrue(script.contains("export IE_SLURM_JOB=1"), "jobs never submit again")
@@ -105,12 +99,16 @@ final class SlurmOptionsTests: XCTestCase {
         XCTAssertTrue(script.contains("if [ \"${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then\n    resume=--resume"))
         XCTAssertTrue(script.contains("trap 'requeue=1; [ -n \"$child\" ] && kill -USR1 \"$child\" 2>/dev/null' USR1"))
         XCTAssertTrue(script.contains("trap '[ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' TERM"))
-        XCTAssertTrue(script.contains("step '/opt/ie/ie-train' --run=\"$run\" $resume '--settings=/p/settings.yml' '--threads=2' --evaluate\n"))
+        XCTAssertTrue(script.contains("step '/opt/ie/ie-train' --run=\"$run\" $resume '--settings=/p/settings.yml' '--threads=2'\n"))
+        // The agreed evaluation step after training (REDESIGN): ie-evaluate marks the run completed.
+        XCTAssertTrue(script.contains("if [ \"$rc\" -eq 0 ]; then\n    step '/opt/ie/ie-evaluate' --run=\"$run\" --mark_completed "
+                                      + "'--settings=/p/settings.yml' '--threads=2'\n"), script)
         XCTAssertTrue(script.contains("    \"$@\" &\n    child=$!\n    while kill -0 \"$child\" 2>/dev/null; do wait \"$child\"; done"))
         XCTAssertFalse(script.contains("srun"), "one node: ie-train runs in the batch step itself")
         XCTAssertTrue(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
         let ensemble = SlurmSubmission.ensembleScript(parent: "/runs/e/it's", invocation: invocation)
-        XCTAssertTrue(ensemble.contains("exec '/opt/ie/ie-train' --run='/runs/e/it'\\''s' '--settings=/p/settings.yml' '--threads=2' '--ensemble'"))
+        XCTAssertTrue(ensemble.contains("exec '/opt/ie/ie-crossval' ensemble --run='/runs/e/it'\\''s' '--settings=/p/settings.yml' '--threads=2'"),
+                      ensemble)
     }
 
     /// num_nodes=K: K whole nodes, one task each; training is an `srun --mpi=pmix` step over all of them, then
@@ -124,47 +122,45 @@ final class SlurmOptionsTests: XCTestCase {
         XCTAssertTrue(arguments.contains("--requeue") && arguments.contains("--cpus-per-task=4"))
         XCTAssertFalse(SlurmJobOptions(settings: settings).sbatchArguments(jobName: "r", output: "o").contains { $0.hasPrefix("--nodes") })
 
-        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: "/p/s.yml", threads: nil)
+        let invocation = SlurmSubmission.Invocation(binFolder: "/opt/ie", settingsFile: "/p/s.yml", threads: nil)
         let script = SlurmSubmission.trainingScript(runExpression: "'/runs/e/r'", invocation: invocation, nodes: 3)
         XCTAssertTrue(script.contains("""
         step srun --mpi=pmix --ntasks-per-node=1 --cpus-per-task="${SLURM_CPUS_ON_NODE:-1}" --kill-on-bad-exit=1 \\
             '/opt/ie/ie-train' --run="$run" $resume '--settings=/p/s.yml'
         rc=$?
         if [ "$rc" -eq 0 ]; then
-            step '/opt/ie/ie-train' --run="$run" --evaluate_only '--settings=/p/s.yml'
+            step '/opt/ie/ie-evaluate' --run="$run" --mark_completed '--settings=/p/s.yml'
         """), script)
         XCTAssertTrue(script.contains("export OMP_NUM_THREADS=$SLURM_CPUS_ON_NODE"), "a rank uses every core of its node")
-        XCTAssertFalse(script.contains("--evaluate\n") || script.contains("--evaluate '"), "no evaluation inside the MPI step")
+        XCTAssertEqual(script.components(separatedBy: "srun ").count, 2, "one srun step: training; evaluation runs on one node")
         XCTAssertTrue(script.contains("scontrol requeue \"$SLURM_JOB_ID\""))
     }
 
-    /// num_nodes > 1 needs MPI and either --slurm, a launch as MPI ranks, or the evaluation step of a job.
-    func testNumNodesNeedsSlurmOrMPIRanks() throws {
-        let two = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=2"]))
-        let twoOnSlurm = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=2", "--slurm"]))
-        let one = try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(["--num_nodes=1"]))
-        XCTAssertNoThrow(try ClusterTraining.checkNumNodes(one, environment: [:]))
-        let cases: [(ModelConfig, [String: String])] = [
-            (twoOnSlurm, [:]), (two, ["IE_SLURM_JOB": "1"]), (two, ["OMPI_COMM_WORLD_SIZE": "2"]),
-            (two, ["PMIX_RANK": "1", "SLURM_NTASKS": "2"])]
-        for (config, environment) in cases {
-            if ClusterTraining.builtWithOpenMPI {
-                XCTAssertNoThrow(try ClusterTraining.checkNumNodes(config, environment: environment), "\(environment)")
+    /// num_nodes > 1 needs MPI, and ie-train launched as MPI ranks (by hand, or a job's srun step); slurm=true
+    /// and a cross-validation parent are refused by ie-train, which trains one run here.
+    func testTrainingChecksNumNodesSlurmAndParents() throws {
+        func config(_ flags: [String]) throws -> ModelConfig { try ModelConfig.fromDefaults(overrides: ConfigOverrides.parse(flags)) }
+        let two = try config(["--num_nodes=2"])
+        XCTAssertNoThrow(try RunTraining.checkNumNodes(try config(["--num_nodes=1"]), environment: [:]))
+        for environment in [["IE_SLURM_JOB": "1"], ["OMPI_COMM_WORLD_SIZE": "2"], ["PMIX_RANK": "1", "SLURM_NTASKS": "2"]] {
+            if RunTraining.builtWithOpenMPI {
+                XCTAssertNoThrow(try RunTraining.checkNumNodes(two, environment: environment), "\(environment)")
             } else {
-                XCTAssertThrowsError(try ClusterTraining.checkNumNodes(config, environment: environment)) {
+                XCTAssertThrowsError(try RunTraining.checkNumNodes(two, environment: environment)) {
                     XCTAssertTrue("\($0)".contains("libopenmpi-dev"), "\($0)")
                 }
             }
         }
-        XCTAssertThrowsError(try ClusterTraining.checkNumNodes(two, environment: ["PATH": "/usr/bin"])) { error in
+        XCTAssertThrowsError(try RunTraining.checkNumNodes(two, environment: ["PATH": "/usr/bin"])) { error in
             XCTAssertEqual((error as? IEError)?.code, .usage)
-            XCTAssertTrue("\(error)".contains("num_nodes=2"), "\(error)")
+            XCTAssertTrue("\(error)".contains("num_nodes=2") && "\(error)".contains("ie-submit"), "\(error)")
         }
+        XCTAssertThrowsError(try RunTraining.checkNodeCount(0)) { XCTAssertEqual(($0 as? IEError)?.code, .usage) }
     }
 
     /// The scripts are valid bash (bash -n).
     func testScriptsParseAsBash() throws {
-        let invocation = SlurmSubmission.Invocation(trainTool: "/opt/ie/ie-train", settingsFile: nil, threads: nil)
+        let invocation = SlurmSubmission.Invocation(binFolder: "/opt/ie", settingsFile: nil, threads: nil)
         for script in [SlurmSubmission.trainingScript(runExpression: "'/r'", invocation: invocation),
                        SlurmSubmission.trainingScript(runExpression: "'/r'", invocation: invocation, nodes: 2),
                        SlurmSubmission.ensembleScript(parent: "/r", invocation: invocation)] {

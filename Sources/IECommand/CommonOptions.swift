@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import IECore
+
+/// The options every tool shares (SPEC §1.3), declared once and included with `@OptionGroup`.
+
+/// `--settings=PATH`: settings.yml (default: $IE_SETTINGS, ./settings.yml, built-in defaults; SPEC §1.1).
+public struct SettingsOption: ParsableArguments {
+    @Option(help: "settings.yml (default: $IE_SETTINGS, ./settings.yml, built-in defaults).")
+    public var settings: String?
+
+    public init() {}
+}
+
+/// `--threads=N`: threads for the GEMMs and element-wise loops.
+public struct ThreadsOption: ParsableArguments {
+    @Option(help: "Threads for the GEMMs (default: $OMP_NUM_THREADS, else all cores).")
+    public var threads: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads=\(threads), expected a positive integer") }
+    }
+
+    // The thread count itself (--threads, else $OMP_NUM_THREADS, else every core) is decided in one place:
+    // IENet.EngineOptions.fromCommandLine(threads:).
+}
+
+/// `--quiet` / `--verbose`, applied to IECore.Log with the tool's name.
+public struct LogOptions: ParsableArguments {
+    @Flag(help: "Only errors on stderr.") public var quiet = false
+    @Flag(help: "More detail on stderr.") public var verbose = false
+
+    public init() {}
+
+    public func validate() throws {
+        if quiet && verbose { throw ValidationError("--quiet and --verbose together, expected one of them") }
+    }
+
+    /// Sets Log.tool and Log.level.
+    public func apply(tool: String) {
+        Log.tool = tool
+        Log.level = quiet ? .quiet : verbose ? .verbose : .normal
+    }
+}
+
+/// `--run=RUN`: a run folder (runs/<experiment>/<run_id>) made by ie-split.
+public struct RunOption: ParsableArguments {
+    @Option(name: .customLong("run"), help: "The run folder (runs/<experiment>/<run_id>) made by ie-split.")
+    public var path: String
+
+    public init() {}
+}
+
+/// A data split of a run (SPEC §9: outputs/epoch_NNN/<Mode>/). Each tool says which modes it takes.
+public enum Mode: String, CaseIterable, Sendable, ExpressibleByArgument {
+    case train = "Train", val = "Val", test = "Test"
+
+    /// Val and Test: the splits the evaluation pipeline infers and scores.
+    public static let evaluated: [Mode] = [.val, .test]
+
+    /// "Val or Test", "Train, Val or Test".
+    public static func describe(_ modes: [Mode]) -> String {
+        let names = modes.map(\.rawValue)
+        guard names.count > 1 else { return names.first ?? "" }
+        return names.dropLast().joined(separator: ", ") + " or " + (names.last ?? "")
+    }
+
+    /// Throws the usage error `--mode=X, expected <allowed>` unless `self` is one of `allowed`.
+    public func check(allowed: [Mode]) throws {
+        guard allowed.contains(self) else {
+            throw ValidationError("--mode=\(rawValue), expected \(Mode.describe(allowed))")
+        }
+    }
+}
