@@ -2,6 +2,7 @@ import Foundation
 import IECore
 import IEConfig
 import IEDistributed
+import IEPipeline
 import IERun
 import IETrain
 
@@ -127,8 +128,8 @@ public enum ClusterTraining {
             }
             // The evaluation step of a (multi-node) training job: the run's times stay its training's.
             try performFailingParent(run: run, keepStarted: true) {
-                let isFold = RunIDs.parentAndIndex(of: run.id) != nil
-                try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+                try RunCompletion.evaluate(run: run, config: config, settings: settings,
+                                           baselines: RunCompletion.comparesWithBaselines(run))
             }
             return .handled
         }
@@ -203,20 +204,7 @@ public enum ClusterTraining {
     /// stops), so the parent must not stay `queued`. Rerunning the fold and the ensemble step completes it again.
     public static func performFailingParent(run: RunDirectory, completes: Bool = true, keepStarted: Bool = false,
                                             _ body: () throws -> Void) throws {
-        do {
-            try run.perform(tool: "ie-train", completes: completes, keepStarted: keepStarted, body)
-        } catch {
-            failParent(ofFold: run, error: error)
-            throw error
-        }
-    }
-
-    static func failParent(ofFold run: RunDirectory, error: Error) {
-        guard let (parentID, index) = RunIDs.parentAndIndex(of: run.id) else { return }
-        let parentPath = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(parentID).path
-        guard let parent = try? RunDirectory.open(path: parentPath) else { return }
-        let text = (error as? IEError)?.description ?? "\(error)"
-        try? parent.update { $0.status = .failed; $0.error = "fold \(index) (\(run.id)) failed: \(text)"; $0.finished = RunIDs.isoDate(Date()) }
+        try run.performFailingParent(tool: "ie-train", completes: completes, keepStarted: keepStarted, body)
     }
 
     /// An MPI rank above 0 of data-parallel training: trains its shards of every batch and writes nothing of the
@@ -240,9 +228,8 @@ public enum ClusterTraining {
             try RunPipeline.adoptWeights(run: run, config: config, settings: settings)
         }
         if evaluate {
-            // A cross-validation fold compares with baselines in its parent's CrossValResults, not on its own.
-            let isFold = RunIDs.parentAndIndex(of: run.id) != nil
-            try RunCompletion.evaluate(run: run, config: config, settings: settings, baselines: !isFold)
+            try RunCompletion.evaluate(run: run, config: config, settings: settings,
+                                       baselines: RunCompletion.comparesWithBaselines(run))
         }
         try run.markCompleted()
         return true

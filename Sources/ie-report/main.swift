@@ -51,8 +51,9 @@ struct Report: ParsableCommand {
     func run() throws {
         let outputs = RunReport.outputsFolder(runFolder)
         if crossValidation {
-            let dataset = "\(outputs)/dataset.csv"
-            try CrossValidationResults.write(crossValResults: "\(outputs)/CrossValResults",
+            let layout = RunLayout(outputs: outputs)
+            let dataset = layout.datasetCSV
+            try CrossValidationResults.write(crossValResults: layout.crossValResults,
                                              dataset: FileManager.default.fileExists(atPath: dataset) ? dataset : nil)
         }
         if !baseline.isEmpty {

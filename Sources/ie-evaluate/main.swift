@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import IECommand
+import IECore
+import IEConfig
+import IENet
+import IEPipeline
+import IERun
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ie-evaluate",
+        abstract: "Evaluates a trained run: inference, metrics, outliers, comparisons and the report (SPEC §9).",
+        discussion: """
+        For each of the run's epochs_to_test and each of Val and Test (inference_on_val_set,
+        inference_on_test_set, non-empty split): inference with the epoch's checkpoint, then in
+        outputs/epoch_NNN/<Mode>/ metrics.csv, metrics_aggregates.csv, <Mode>_outliers.txt,
+        metrics_boxplot.png and thumbnails/; on Test of a run that is not a cross-validation
+        fold, the comparison with the config's comparison_runs; last outputs/report.ipynb and
+        report.html. The same pipeline runs inside ie-train --evaluate, the Slurm jobs and the
+        cross-validation ensemble step, so a run ends with the same files whichever way.
+        A cross-validation parent is evaluated by its ensemble step, not here.
+
+        Without --mark_completed the run's status and times are left alone (a failure is
+        recorded in run.json as ie-metrics' is); with it (the step after training in a Slurm
+        job or a make rule) the run is marked completed, and a failed fold fails its parent.
+
+        Examples:
+          ie-evaluate --run=$RUN
+          ie-evaluate --run=$RUN --mark_completed --threads=8
+        """)
+
+    @Option(name: .customLong("run"), help: "Run folder (a plain run or a cross-validation fold).") var runFolder: String
+    @Option(help: "settings.yml path.") var settings: String?
+    @Option(help: "Threads for the GEMMs (default OMP_NUM_THREADS, else all cores).") var threads: Int?
+    @Flag(name: .customLong("mark_completed"), help: "Mark the run completed when the evaluation succeeds.")
+    var markCompleted = false
+    @Flag(help: "Only errors.") var quiet = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads=\(threads), expected a positive number") }
+    }
+
+    func run() throws {
+        Log.tool = "ie-evaluate"
+        if quiet { Log.level = .quiet }
+        let settingsValue = try Settings.locate(explicitPath: settings)
+        setThreads(threads ?? ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init)
+                   ?? ProcessInfo.processInfo.activeProcessorCount)
+        let run = try RunDirectory.open(path: runFolder)
+        try RunCompletion.evaluate(run: run, settings: settingsValue, tool: "ie-evaluate", markCompleted: markCompleted)
+    }
+}
+
+runCommand(Evaluate.self, tool: "ie-evaluate")
