@@ -88,10 +88,30 @@ final class EvaluationPathsTests: XCTestCase {
         }
         XCTAssertEqual(try Self.files(runPath("make") + "/logs"), try Self.files(runPath("evaluate") + "/logs"))
         XCTAssertTrue(try Self.files(runPath("evaluate") + "/logs").contains("ie-evaluate.log"))
+
+        // --mark_completed (the step after training in a Slurm job): a run left running is completed, its
+        // training's start time kept; without the flag (above) run.json was left as it was.
+        let json = runPath("evaluate") + "/run.json"
+        var info = try Self.json(json)
+        info["status"] = "running"
+        info["finished"] = NSNull()
+        try JSONSerialization.data(withJSONObject: info).write(to: URL(fileURLWithPath: json))
+        let mark = try copies["evaluate"]!.run("evaluate", ["--run=\(runPath("evaluate"))", "--mark_completed", "--quiet"],
+                                               environment: single)
+        XCTAssertEqual(mark.status, 0, mark.stderr)
+        let marked = try Self.json(json)
+        XCTAssertEqual(marked["status"] as? String, "completed")
+        XCTAssertEqual(marked["started"] as? String, info["started"] as? String)
+        XCTAssertNotNil(marked["finished"] as? String)
     }
 
-    /// `ie-evaluate --mark_completed` marks a run completed; without it the status is left alone; a parent is refused.
-    func testMarkCompletedAndParentRefusal() throws {
+    static func json(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+    }
+
+    /// An untrained run fails with the missing checkpoint; a cross-validation parent is refused (its ensemble step
+    /// evaluates it).
+    func testUntrainedRunAndParentAreRefused() throws {
         let runner = try ToolRunner(name: "evalmark")
         defer { runner.remove() }
         let run = try PipelineTests.makeRun(runner, subjects: 6)
