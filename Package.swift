@@ -93,7 +93,7 @@ let package = Package(
 
         .target(name: "IETestSupport", path: "Tests/IETestSupport"),
         .testTarget(name: "IECoreTests", dependencies: ["IECore"]),
-        .testTarget(name: "IEImageTests", dependencies: ["IETestSupport", "IEImage", "IEData"], exclude: ["Fixtures"]),
+        .testTarget(name: "IEImageTests", dependencies: ["IETestSupport", "IECore", "IEImage", "IEData"], exclude: ["Fixtures"]),
         .testTarget(name: "IEDataTests", dependencies: ["IETestSupport", "IEData", "IEConfig", "IERun"], exclude: ["Fixtures"]),
         .testTarget(name: "IEConfigTests", dependencies: ["IEConfig"]),
         .testTarget(name: "IENetTests", dependencies: ["IETestSupport", "IENet"], exclude: ["Fixtures"]),

@@ -206,7 +206,7 @@ public enum RunPipeline {
         for (i, v) in volumes.enumerated().dropFirst() where !v.sameShape(as: volumes[0]) {
             throw IEError.badInput("image shape \(v.shape) differs from the first channel's \(volumes[0].shape), expected one grid", file: files[i])
         }
-        let shape = Shape3(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
+        let shape = Shape3D(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
         let normalisation = try PhotometricNormalisation(config: config)
         let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: nil)
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))

@@ -11,7 +11,7 @@ public struct TrainingSetup {
     public var featureChannels: Int
     public var downsamplingPaths: Int = 4
     public var kernelSize: Int = 3
-    public var cropSize: Shape3
+    public var cropSize: Shape3D
     public var classWeights: [Double]?
     public var paddingMode: PaddingMode = .edge
     public var batchSize: Int = 4
@@ -36,7 +36,7 @@ public struct TrainingSetup {
     /// is what a K-rank run computes, so the two can be compared.
     public var shards: Int = 1
 
-    public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3) {
+    public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3D) {
         self.modelName = modelName
         self.structureNames = structureNames
         self.imageChannels = imageChannels
