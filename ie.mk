@@ -39,17 +39,11 @@ train: synth
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \
 	echo "done: $$run"
 
-# Inference, metrics, statistics and the report for an existing run (its tested epochs, Val and Test).
+# Inference, metrics, outliers, comparisons and the report for an existing run (its tested epochs, Val and Test):
+# the one evaluation pipeline (SPEC §9), as ie-train --evaluate and the Slurm jobs run it.
 evaluate:
 	@test -n "$(RUN)" || { echo "usage: make evaluate RUN=runs/<experiment>/<run_id>"; exit 2; }
-	@set -e; for mode in Val Test; do \
-	  $(IE_BIN)/ie-infer $(IE) --run="$(RUN)" --mode=$$mode; \
-	  $(IE_BIN)/ie-metrics $(IE) --run="$(RUN)" --mode=$$mode; \
-	  for m in "$(RUN)"/outputs/epoch_*/$$mode/metrics.csv; do \
-	    $(IE_BIN)/ie-stats outliers "$$m" --mode=$$mode --output-dir="$$(dirname "$$m")"; \
-	  done; \
-	done; \
-	$(IE_BIN)/ie-report --run="$(RUN)"
+	$(IE_BIN)/ie-evaluate $(IE) --run="$(RUN)"
 
 # Regenerate the report of a finished run (cron friendly: touches nothing else).
 report:

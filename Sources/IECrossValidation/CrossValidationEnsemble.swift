@@ -3,6 +3,7 @@ import IECore
 import IEConfig
 import IEEval
 import IENet
+import IEPipeline
 import IEReport
 import IERun
 import IETrain
@@ -39,7 +40,7 @@ public enum CrossValidationEnsemble {
         for child in children {
             let childConfig = try child.modelConfig(settings: settings)
             for mode in try RunEvaluation.modes(run: child, config: childConfig)
-            where !FileManager.default.fileExists(atPath: child.epochFolder(epoch: epoch, mode: mode) + "/metrics.csv") {
+            where !FileManager.default.fileExists(atPath: child.layout.metrics(epoch: epoch, mode: mode)) {
                 throw IEError.usage("fold run \(child.id) has no \(mode) metrics for epoch \(epoch), expected ie-evaluate --run=FOLD first",
                                     file: child.outputs)
             }
@@ -47,16 +48,13 @@ public enum CrossValidationEnsemble {
 
         // The ensemble: every fold's model, averaged posteriors (SPEC §6).
         let members = try checkpoints.map { try ModelLoading.load(checkpointPath: $0) }
-        for mode in try RunEvaluation.modes(run: parent, config: config) {
-            try RunPipeline.infer(run: parent, config: config, settings: settings, epoch: epoch, mode: mode, models: members)
-            try RunEvaluation.evaluate(run: parent, config: config, settings: settings, epoch: epoch, mode: mode,
-                                       baselines: false)
-        }
+        try RunCompletion.evaluate(run: parent, config: config, settings: settings, models: members, baselines: false,
+                                   epochs: [epoch], report: false)
 
         // CrossValResults/<k>/epoch_NNN/<Mode>/ and ENSEMBLE/: the metrics files only (not the images).
-        let crossVal = parent.outputs + "/CrossValResults"
-        let epochName = String(format: "epoch_%03d", epoch)
-        let subjectRows = try imageChannelRows(datasetPath: parent.outputs + "/dataset.csv", channel: config.imageChannels.first)
+        let crossVal = parent.layout.crossValResults
+        let epochName = RunLayout.epochFolderName(epoch)
+        let subjectRows = try imageChannelRows(datasetPath: parent.layout.datasetCSV, channel: config.imageChannels.first)
         for (k, child) in children.enumerated() {
             try copyResults(from: child.outputs, to: "\(crossVal)/\(k)", epochName: epochName, dataset: subjectRows)
         }
@@ -91,13 +89,13 @@ public enum CrossValidationEnsemble {
     /// Copies `<outputs>/<epochName>/{Val,Test}/{metrics.csv,metrics_aggregates.csv}` and writes dataset.csv.
     static func copyResults(from outputs: String, to folder: String, epochName: String, dataset: String) throws {
         for mode in ["Val", "Test"] {
-            for file in ["metrics.csv", "metrics_aggregates.csv"] {
+            for file in [RunLayout.metricsFileName, RunLayout.aggregatesFileName] {
                 let source = "\(outputs)/\(epochName)/\(mode)/\(file)"
                 guard let data = FileManager.default.contents(atPath: source) else { continue }
                 try AtomicFile.write(data, to: "\(folder)/\(epochName)/\(mode)/\(file)")
             }
         }
-        try AtomicFile.write(dataset, to: folder + "/dataset.csv")
+        try AtomicFile.write(dataset, to: RunLayout(outputs: folder).datasetCSV)
     }
 
     /// CrossValResults/BaselineComparisons/ for the config's comparison_runs: the ensemble's Test Dice against each
@@ -106,9 +104,9 @@ public enum CrossValidationEnsemble {
         let comparisons = try config.comparisonRuns()
         guard !comparisons.isEmpty else { return }
         // The folder plays the ensemble's outputs folder: epoch_NNN/Test/ gets the comparison files, <name>/ each baseline.
-        let ensembleOutputs = parent.outputs + "/CrossValResults/BaselineComparisons"
-        try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: String(format: "epoch_%03d", epoch),
-                        dataset: imageChannelRows(datasetPath: parent.outputs + "/dataset.csv", channel: config.imageChannels.first))
+        let ensembleOutputs = parent.layout.crossValResults + "/BaselineComparisons"
+        try copyResults(from: parent.outputs, to: ensembleOutputs, epochName: RunLayout.epochFolderName(epoch),
+                        dataset: imageChannelRows(datasetPath: parent.layout.datasetCSV, channel: config.imageChannels.first))
         let baselines = try comparisons.map { comparison -> BaselineComparison.Baseline in
             let run = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: comparison.runRecoveryId))
             return .init(name: comparison.name, run: run.path)

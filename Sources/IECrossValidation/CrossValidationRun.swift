@@ -1,6 +1,7 @@
 import Foundation
 import IECore
 import IEConfig
+import IEPipeline
 import IERun
 import IETrain
 
@@ -32,7 +33,7 @@ public enum CrossValidationRun {
         try parent.perform(tool: tool, completes: false) {
             for child in try folds(parent: parent, config: config, settings: settings) {
                 let childConfig = try child.modelConfig(settings: settings)
-                try RunTraining.performFailingParent(run: child, tool: "ie-train", completes: false) {
+                try child.performFailingParent(tool: "ie-train", completes: false) {
                     guard try RunTraining.trainOrAdopt(run: child, config: childConfig, settings: settings, resume: true) else {
                         stopped = true
                         return

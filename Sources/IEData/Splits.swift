@@ -261,19 +261,21 @@ public enum Splits {
     /// dataset.csv is written last: its presence means the split is complete.
     public static func write(_ split: DatasetSplit, dataset: Dataset, to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let layout = RunLayout(outputs: folder)
         for (name, subjects) in [("train", split.train), ("val", split.val), ("test", split.test)] {
-            try AtomicFile.write(dataset.table(subjects: Set(subjects), absolutePaths: true).serialized(), to: folder + "/\(name)_dataset.csv")
+            try AtomicFile.write(dataset.table(subjects: Set(subjects), absolutePaths: true).serialized(), to: layout.splitCSV(name))
         }
-        try AtomicFile.write(dataset.table(absolutePaths: true).serialized(), to: folder + "/dataset.csv")
+        try AtomicFile.write(dataset.table(absolutePaths: true).serialized(), to: layout.datasetCSV)
     }
 
     /// Reads the split files that `write` produced in `folder` (e.g. a run's outputs/).
     public static func read(from folder: String) throws -> (all: Dataset, train: Dataset?, val: Dataset?, test: Dataset?) {
+        let layout = RunLayout(outputs: folder)
         func optional(_ name: String) throws -> Dataset? {
-            let path = folder + "/\(name)_dataset.csv"
+            let path = layout.splitCSV(name)
             let table = try CSVTable.read(path: path)
             return table.rows.isEmpty ? nil : try Dataset(table: table, path: path)
         }
-        return (try Dataset.load(path: folder + "/dataset.csv"), try optional("train"), try optional("val"), try optional("test"))
+        return (try Dataset.load(path: layout.datasetCSV), try optional("train"), try optional("val"), try optional("test"))
     }
 }

@@ -13,7 +13,7 @@ public struct SubjectData: @unchecked Sendable {
     /// The body mask (0/1), when mask_id is set.
     public var mask: Volume<UInt8>?
 
-    public var shape: (z: Int, y: Int, x: Int) { channels[0].shape }
+    public var shape: Shape3D { channels[0].shape }
 }
 
 /// Which channels to load and how strictly to check them (the dataset part of a model config).
@@ -143,6 +143,6 @@ extension Dataset {
         abs(a - b) <= geometryTolerance * max(1, abs(a), abs(b))
     }
 
-    static func text(_ s: (z: Int, y: Int, x: Int)) -> String { "\(s.z)x\(s.y)x\(s.x)" }
+    static func text(_ s: Shape3D) -> String { "\(s.z)x\(s.y)x\(s.x)" }
     static func text(_ v: [Double]) -> String { "(" + v.map { String(format: "%g", $0) }.joined(separator: ", ") + ")" }
 }

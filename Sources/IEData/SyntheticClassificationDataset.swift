@@ -99,7 +99,7 @@ public enum SyntheticClassificationDataset {
             if options.dimensions == 2 {
                 try PNG.write(pixels: subject.pixels, width: options.size, height: options.size, format: .grey, to: folder + "/" + name)
             } else {
-                let volume = Volume(shape: (subject.depth, options.size, options.size), data: subject.pixels)
+                let volume = Volume(shape: Shape3D(subject.depth, options.size, options.size), data: subject.pixels)
                 try NIfTI.write(volume, to: folder + "/" + name, datatype: .uint8)
             }
             rows.append([String(format: "%03d", index), "image", name, subject.recordedLabel ? "1" : "0",

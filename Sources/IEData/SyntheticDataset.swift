@@ -26,10 +26,10 @@ public enum SyntheticDataset {
     public struct Options: Sendable {
         public var subjects: Int
         public var seed: UInt64
-        public var shape: (z: Int, y: Int, x: Int)
+        public var shape: Shape3D
         public var spacing: (z: Double, y: Double, x: Double)
 
-        public init(subjects: Int = 16, seed: UInt64 = 42, shape: (z: Int, y: Int, x: Int) = (24, 64, 64),
+        public init(subjects: Int = 16, seed: UInt64 = 42, shape: Shape3D = Shape3D(24, 64, 64),
                     spacing: (z: Double, y: Double, x: Double) = (3, 1, 1)) {
             self.subjects = subjects
             self.seed = seed
@@ -47,7 +47,7 @@ public enum SyntheticDataset {
 
     /// The smallest shape the generator accepts: the structures are 1-3 cm across, so smaller images cannot
     /// hold them inside a body.
-    public static let minimumShape = (z: 16, y: 48, x: 48)
+    public static let minimumShape = Shape3D(z: 16, y: 48, x: 48)
 
     public static func validate(_ options: Options) throws {
         guard options.subjects >= 1 else {

@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 
 /// Comparing the grids of two images (dataset validation, SPEC §2: channels of one subject must share shape,
 /// and spacing and origin may differ by at most 1e-3 relative).
@@ -6,9 +7,9 @@ public enum GridComparison {
     /// nil when the grids agree; otherwise a phrase naming what differs, for an error message.
     /// A value pair (a, b) agrees when |a - b| <= relativeTolerance * max(|a|, |b|, 1) (the 1 keeps origins
     /// near 0 mm from being judged by a vanishing scale).
-    public static func mismatch(shape a: (z: Int, y: Int, x: Int), spacing sa: (z: Double, y: Double, x: Double),
+    public static func mismatch(shape a: Shape3D, spacing sa: (z: Double, y: Double, x: Double),
                                 origin oa: (z: Double, y: Double, x: Double),
-                                versus b: (z: Int, y: Int, x: Int), spacing sb: (z: Double, y: Double, x: Double),
+                                versus b: Shape3D, spacing sb: (z: Double, y: Double, x: Double),
                                 origin ob: (z: Double, y: Double, x: Double),
                                 relativeTolerance: Double = 1e-3) -> String? {
         if a != b {

@@ -60,7 +60,7 @@ public struct NIfTIHeaderInfo: Sendable {
     /// The raw datatype code; `dataType` is nil for types we do not read (complex, RGB, float128).
     public var datatypeCode: Int32
     public var dataType: NIfTIDataType? { NIfTIDataType(rawValue: datatypeCode) }
-    public var shape: (z: Int, y: Int, x: Int)
+    public var shape: Shape3D
     public var spacing: (z: Double, y: Double, x: Double)
     public var origin: (z: Double, y: Double, x: Double)
     public var direction: [Double]
@@ -269,7 +269,7 @@ public enum NIfTI {
         let ndim = max(0, min(7, Int(dimArray[0])))
         let dims = (0..<ndim).map { Int(dimArray[$0 + 1]) }
         func dim(_ i: Int) -> Int { i < dims.count ? max(dims[i], 1) : 1 }
-        let shape = (z: dim(2), y: dim(1), x: dim(0))
+        let shape = Shape3D(z: dim(2), y: dim(1), x: dim(0))
         let spacing = (z: Double(abs(pixdim[3])), y: Double(abs(pixdim[2])), x: Double(abs(pixdim[1])))
 
         let magic = withUnsafeBytes(of: h.magic) { Array($0) }
@@ -299,7 +299,7 @@ public enum NIfTI {
     /// The voxel-to-world affine (4x4, rows x, y, z, 1) that nibabel's `img.affine` gives for these header
     /// fields: sform if sform_code != 0, else qform if qform_code != 0, else the Analyze base affine.
     public static func affine(of g: NIfTIGeometry, spacing: (z: Double, y: Double, x: Double),
-                              shape: (z: Int, y: Int, x: Int)) -> [[Double]] {
+                              shape: Shape3D) -> [[Double]] {
         if g.sformCode != 0 {
             return [g.srowX.map(Double.init), g.srowY.map(Double.init), g.srowZ.map(Double.init), [0, 0, 0, 1]]
         }

@@ -7,17 +7,17 @@ import IECore
 /// World coordinates are NIfTI's RAS+ millimetres, exactly nibabel's `img.affine` (`NIfTI.read` documents how
 /// spacing, origin and direction are taken from the header).
 public struct Volume<T>: @unchecked Sendable {
-    public var shape: (z: Int, y: Int, x: Int)
+    public var shape: Shape3D
     public var spacing: (z: Double, y: Double, x: Double)
     public var origin: (z: Double, y: Double, x: Double)
     public var direction: [Double]
     public var geometry: NIfTIGeometry?
     public var data: [T]
 
-    public init(shape: (z: Int, y: Int, x: Int), spacing: (z: Double, y: Double, x: Double) = (1, 1, 1),
+    public init(shape: Shape3D, spacing: (z: Double, y: Double, x: Double) = (1, 1, 1),
                 origin: (z: Double, y: Double, x: Double) = (0, 0, 0),
                 direction: [Double] = [1, 0, 0, 0, 1, 0, 0, 0, 1], geometry: NIfTIGeometry? = nil, data: [T]) {
-        precondition(data.count == shape.z * shape.y * shape.x, "data count \(data.count) does not match shape \(shape)")
+        precondition(data.count == shape.count, "data count \(data.count) does not match shape \(shape)")
         self.shape = shape
         self.spacing = spacing
         self.origin = origin
@@ -26,14 +26,14 @@ public struct Volume<T>: @unchecked Sendable {
         self.data = data
     }
 
-    public init(shape: (z: Int, y: Int, x: Int), repeating value: T,
+    public init(shape: Shape3D, repeating value: T,
                 spacing: (z: Double, y: Double, x: Double) = (1, 1, 1)) {
-        self.init(shape: shape, spacing: spacing, data: [T](repeating: value, count: shape.z * shape.y * shape.x))
+        self.init(shape: shape, spacing: spacing, data: [T](repeating: value, count: shape.count))
     }
 
-    public var count: Int { shape.z * shape.y * shape.x }
+    public var count: Int { shape.count }
 
-    @inline(__always) public func index(_ z: Int, _ y: Int, _ x: Int) -> Int { (z * shape.y + y) * shape.x + x }
+    @inline(__always) public func index(_ z: Int, _ y: Int, _ x: Int) -> Int { shape.index(z, y, x) }
 
     public subscript(z: Int, y: Int, x: Int) -> T {
         get { data[index(z, y, x)] }
@@ -48,12 +48,12 @@ public struct Volume<T>: @unchecked Sendable {
     public func map<U>(_ f: (T) -> U) -> Volume<U> { with(data: data.map(f)) }
 
     public func sameShape<U>(as other: Volume<U>) -> Bool {
-        shape.z == other.shape.z && shape.y == other.shape.y && shape.x == other.shape.x
+        shape == other.shape
     }
 
     /// The (z, y, x) of a flat data index, for error messages.
-    public func position(ofIndex i: Int) -> (z: Int, y: Int, x: Int) {
-        (i / (shape.y * shape.x), (i / shape.x) % shape.y, i % shape.x)
+    public func position(ofIndex i: Int) -> Shape3D {
+        shape.coordinates(i)
     }
 }
 

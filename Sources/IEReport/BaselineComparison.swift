@@ -37,14 +37,15 @@ public enum BaselineComparison {
     /// copies each baseline's Test metrics.csv (and dataset.csv) under outputs/<name>/epoch_MMM/.
     @discardableResult
     public static func run(outputs: String, epoch: Int, baselines: [Baseline], drawPlots: Bool = true) throws -> Result {
-        let testFolder = "\(outputs)/\(RunLayout.epochFolderName(epoch))/Test"
-        let currentMetricsPath = "\(testFolder)/metrics.csv"
+        let layout = RunLayout(outputs: outputs)
+        let testFolder = layout.modeFolder(epoch: epoch, mode: "Test")
+        let currentMetricsPath = layout.metrics(epoch: epoch, mode: "Test")
         guard FileManager.default.fileExists(atPath: currentMetricsPath) else {
             throw IEError.badInput("missing, expected this run's Test metrics before comparing with baselines",
                                    file: currentMetricsPath)
         }
         func dataset(_ folder: String) throws -> CSVTable? {
-            let path = "\(folder)/dataset.csv"
+            let path = RunLayout(outputs: folder).datasetCSV
             return FileManager.default.fileExists(atPath: path) ? try CSVTable.read(path: path) : nil
         }
         var inputs = [MetricsAcrossRuns.Input(split: currentName, mode: "Test",
@@ -56,20 +57,22 @@ public enum BaselineComparison {
                 throw IEError.usage("comparison run name '\(baseline.name)' is not usable, expected a short name "
                                     + "without '/' other than \(currentName)")
             }
-            let baselineOutputs = RunLayout.outputsFolder(baseline.run)
-            guard let baselineEpoch = baseline.epoch ?? RunLayout.bestEpoch(baselineOutputs) else {
+            let baselineLayout = RunLayout.locate(baseline.run)
+            let baselineOutputs = baselineLayout.outputs
+            guard let baselineEpoch = baseline.epoch ?? EpochChoice.bestEpoch(baselineOutputs) else {
                 throw IEError.badInput("no epoch_NNN folder, expected a baseline run with Test results", file: baselineOutputs)
             }
-            let source = "\(baselineOutputs)/\(RunLayout.epochFolderName(baselineEpoch))/Test/metrics.csv"
+            let source = baselineLayout.metrics(epoch: baselineEpoch, mode: "Test")
             guard let metricsData = FileManager.default.contents(atPath: source) else {
                 throw IEError.badInput("missing, expected the baseline's Test metrics", file: source)
             }
-            let target = "\(outputs)/\(baseline.name)/\(RunLayout.epochFolderName(baselineEpoch))/Test/metrics.csv"
+            let copy = RunLayout(outputs: "\(outputs)/\(baseline.name)")
+            let target = copy.metrics(epoch: baselineEpoch, mode: "Test")
             try AtomicFile.write(metricsData, to: target)
             copied.append(target)
             let baselineDataset = try dataset(baselineOutputs)
-            if let data = FileManager.default.contents(atPath: "\(baselineOutputs)/dataset.csv") {
-                try AtomicFile.write(data, to: "\(outputs)/\(baseline.name)/dataset.csv")
+            if let data = FileManager.default.contents(atPath: baselineLayout.datasetCSV) {
+                try AtomicFile.write(data, to: copy.datasetCSV)
             }
             inputs.append(MetricsAcrossRuns.Input(split: baseline.name, mode: "Test",
                                                   metrics: try MetricsFile.parse(table: CSVTable.parse(metricsData, source: source)),

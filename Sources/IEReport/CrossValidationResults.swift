@@ -35,7 +35,7 @@ public enum CrossValidationResults {
         var inputs: [MetricsAcrossRuns.Input] = []
         for split in splits {
             let folder = "\(crossValResults)/\(split)"
-            let own = "\(RunLayout.outputsFolder(folder))/dataset.csv"
+            let own = RunLayout.locate(folder).datasetCSV
             let datasetPath = FileManager.default.fileExists(atPath: own) ? own : dataset
             inputs += try MetricsAcrossRuns.inputs(runs: [(split, folder)], epoch: epoch, datasetOverride: datasetPath)
         }

@@ -6,8 +6,8 @@ import IEEval
 import IERun
 
 /// The metrics step of a run (SPEC §7, §9): for one epoch and mode, `metrics.csv`, `metrics_aggregates.csv`,
-/// `metrics_boxplot.png` and `thumbnails/` in `outputs/epoch_NNN/<Mode>/`, from ie-infer's per-subject masks
-/// and the dataset's ground truth.
+/// `<Mode>_outliers.txt`, `metrics_boxplot.png` and `thumbnails/` in `outputs/epoch_NNN/<Mode>/`, from
+/// ie-infer's per-subject masks and the dataset's ground truth; on Test, the comparison with comparison_runs.
 public enum RunEvaluation {
     /// The modes the config asks for (inference_on_val_set, inference_on_test_set) whose split is not empty.
     public static func modes(run: RunDirectory, config: ModelConfig) throws -> [String] {
@@ -36,7 +36,8 @@ public enum RunEvaluation {
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
                                 extras: [ExtraMetric] = [], thumbnails: Bool = true, baselines: Bool = true,
                                 allowMissing: Bool = false) throws {
-        let folder = run.epochFolder(epoch: epoch, mode: mode)
+        let layout = run.layout
+        let folder = layout.modeFolder(epoch: epoch, mode: mode)
         guard FileManager.default.fileExists(atPath: folder) else {
             throw IEError.usage("no inference results, expected ie-infer --run=\(run.path) --epoch=\(epoch) --mode=\(mode) first", file: folder)
         }
@@ -62,15 +63,18 @@ public enum RunEvaluation {
         let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
                                              writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil,
                                              missingRows: missingRows)
-        let file = try MetricsFile.read(path: folder + "/metrics.csv")
-        try AtomicFile.write(MetricsAggregates.csv(file.records), to: folder + "/metrics_aggregates.csv")
+        let file = try MetricsFile.read(path: layout.metrics(epoch: epoch, mode: mode))
+        try AtomicFile.write(MetricsAggregates.csv(file.records), to: layout.aggregates(epoch: epoch, mode: mode))
+        try AtomicFile.write(OutlierReport.text(file.records, hasHausdorffDistance: file.hasHausdorffDistance,
+                                                hasSeriesAndInstitution: file.hasSeriesId && file.hasInstitutionId),
+                             to: layout.outliers(epoch: epoch, mode: mode))
         if Gnuplot.executable() != nil {
             try AtomicFile.write(try boxPlot(file.records, structures: config.groundTruthIds, mode: mode, epoch: epoch),
-                                 to: folder + "/metrics_boxplot.png")
+                                 to: layout.boxPlot(epoch: epoch, mode: mode))
         } else {
             Log.warning("gnuplot not found: metrics_boxplot.png not drawn (apt-get install gnuplot-nox)")
         }
-        Log.info("ie-metrics: \(mode) epoch \(epoch): \(rows.count) rows in \(folder)/metrics.csv")
+        Log.info("ie-metrics: \(mode) epoch \(epoch): \(rows.count) rows in \(layout.metrics(epoch: epoch, mode: mode))")
         let comparisons = try config.comparisonRuns()
         if baselines && mode == "Test" && !comparisons.isEmpty {
             let baselines = try comparisons.map { entry -> BaselineComparison.Baseline in

@@ -15,17 +15,17 @@ public enum RunReport {
 
     static let modes = ["Test", "Val", "Train"]
 
-    /// `RUN/outputs` when it exists, else `RUN` (see IEEval.RunLayout).
-    public static func outputsFolder(_ run: String) -> String { RunLayout.outputsFolder(run) }
+    /// `RUN/outputs` when it exists, else `RUN` (see IECore.RunLayout.locate).
+    public static func outputsFolder(_ run: String) -> String { RunLayout.locate(run).outputs }
 
     /// The epoch a report uses: best mean validation Dice among the epoch folders, else the highest.
-    public static func bestEpoch(_ outputs: String) -> Int? { RunLayout.bestEpoch(outputs) }
+    public static func bestEpoch(_ outputs: String) -> Int? { EpochChoice.bestEpoch(outputs) }
 
     /// Writes both files atomically into the run's outputs folder (or `outputFolder`).
     @discardableResult
     public static func write(run: String, outputFolder: String? = nil, epoch: Int? = nil,
                              now: Date = Date()) throws -> Result {
-        let outputs = RunLayout.outputsFolder(run)
+        let outputs = RunLayout.locate(run).outputs
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: outputs, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw IEError.badInput("not a folder, expected a run folder (with outputs/) or its outputs folder", file: run)
@@ -57,12 +57,12 @@ public enum RunReport {
         var missing: [String] = []
 
         // Which epoch.
-        let epoch = requestedEpoch ?? RunLayout.bestEpoch(outputs)
+        let epoch = requestedEpoch ?? EpochChoice.bestEpoch(outputs)
         if let epoch {
             let folder = RunLayout.epochFolderName(epoch)
             if requestedEpoch != nil {
                 doc.add(.markdown("Results of \(folder) (requested on the command line)."))
-            } else if let dice = RunLayout.validationDice(outputs), !dice.isEmpty {
+            } else if let dice = EpochChoice.validationDice(outputs), !dice.isEmpty {
                 // The same numbering bestEpoch matched: epoch values equal to folder numbers first, else one less.
                 let value = (dice.first { $0.epoch == epoch } ?? dice.first { $0.epoch + 1 == epoch })?.dice
                 doc.add(.markdown("Results of \(folder): the tested epoch with the best mean validation Dice"
@@ -80,9 +80,10 @@ public enum RunReport {
 
         // Per mode.
         if let epoch {
-            let epochFolder = (outputs as NSString).appendingPathComponent(RunLayout.epochFolderName(epoch))
+            let layout = RunLayout(outputs: outputs)
+            let epochFolder = layout.epochFolder(epoch: epoch)
             for mode in modes {
-                let path = "\(epochFolder)/\(mode)/metrics.csv"
+                let path = layout.metrics(epoch: epoch, mode: mode)
                 guard FileManager.default.fileExists(atPath: path) else {
                     if mode != "Train" {
                         doc.add(.markdown("## \(mode) results\n\nNo \(mode) results: \(RunLayout.epochFolderName(epoch))/\(mode)/metrics.csv is missing."))
@@ -138,8 +139,9 @@ public enum RunReport {
 
     static func addTrainingCurves(_ doc: inout ReportDocument, outputs: String, missing: inout [String]) throws {
         doc.add(.markdown("## Training curves"))
-        let train = readEpochMetrics("\(outputs)/Train/epoch_metrics.csv")
-        let val = readEpochMetrics("\(outputs)/Val/epoch_metrics.csv")
+        let layout = RunLayout(outputs: outputs)
+        let train = readEpochMetrics(layout.epochMetrics(mode: "Train"))
+        let val = readEpochMetrics(layout.epochMetrics(mode: "Val"))
         if train == nil { missing.append("Train/epoch_metrics.csv") }
         if val == nil { missing.append("Val/epoch_metrics.csv") }
         if train == nil && val == nil {
@@ -250,7 +252,7 @@ public enum RunReport {
 
     /// Cross-validation parent: per-fold and ensemble comparison from CrossValResults/.
     static func addCrossValidation(_ doc: inout ReportDocument, outputs: String) throws {
-        let crossVal = (outputs as NSString).appendingPathComponent("CrossValResults")
+        let crossVal = RunLayout(outputs: outputs).crossValResults
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: crossVal, isDirectory: &isDirectory), isDirectory.boolValue else { return }
         doc.add(.markdown("## Cross-validation: folds and ensemble"))

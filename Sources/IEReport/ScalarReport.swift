@@ -10,19 +10,10 @@ import IEImage
 public enum ScalarReport {
     /// A scalar run writes model_outputs.csv where a segmentation run writes posteriors.
     public static func isScalarRun(outputs: String) -> Bool {
-        FileManager.default.fileExists(atPath: outputs + "/Val/model_outputs.csv")
-            || FileManager.default.fileExists(atPath: outputs + "/Train/model_outputs.csv")
-            || epochs(outputs: outputs).contains { FileManager.default.fileExists(atPath: outputs + "/" + folderName($0) + "/Test/model_outputs.csv") }
-    }
-
-    static func folderName(_ epoch: Int) -> String { String(format: "epoch_%03d", epoch) }
-
-    /// Epochs with an epoch_NNN folder, ascending.
-    static func epochs(outputs: String) -> [Int] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []).compactMap { name -> Int? in
-            guard name.hasPrefix("epoch_") else { return nil }
-            return Int(name.dropFirst(6))
-        }.sorted()
+        let layout = RunLayout(outputs: outputs)
+        return ([layout.modelOutputs(mode: "Val"), layout.modelOutputs(mode: "Train")]
+                + layout.epochFolders().map { layout.modelOutputs(epoch: $0, mode: "Test") })
+            .contains { FileManager.default.fileExists(atPath: $0) }
     }
 
     /// The rows of one model_outputs.csv: per prediction target, subjects with their label and output.
@@ -55,8 +46,9 @@ public enum ScalarReport {
         var doc = RunReport.startDocument(outputs: outputs, runName: runName, notebookFolder: notebookFolder, extraPython: pythonHelpers)
         var missing: [String] = []
         try RunReport.addTrainingCurves(&doc, outputs: outputs, missing: &missing)
-        let train = RunReport.readEpochMetrics("\(outputs)/Train/epoch_metrics.csv")
-        let val = RunReport.readEpochMetrics("\(outputs)/Val/epoch_metrics.csv")
+        let layout = RunLayout(outputs: outputs)
+        let train = RunReport.readEpochMetrics(layout.epochMetrics(mode: "Train"))
+        let val = RunReport.readEpochMetrics(layout.epochMetrics(mode: "Val"))
         for column in ["AreaUnderRocCurve", "MeanAbsoluteError"] {
             let t = RunReport.series(train, column), v = RunReport.series(val, column)
             if t.isEmpty && v.isEmpty { continue }
@@ -64,13 +56,15 @@ public enum ScalarReport {
             doc.add(.image(caption: title, png: try Plots.trainingCurve(train: t, val: v, title: title, yLabel: column),
                            python: "training_curve(\(ReportNotebook.literal(column)), \(ReportNotebook.literal(title)), \(ReportNotebook.literal(column)))"))
         }
-        let epoch = requestedEpoch ?? epochs(outputs: outputs).last
+        let epoch = requestedEpoch ?? layout.epochFolders().last
         guard let epoch else {
             doc.add(.markdown("No epoch_NNN folder: this run has no Val/Test results yet (run ie-evaluate)."))
             return (doc, nil, missing + ["epoch_NNN results"])
         }
-        let folder = folderName(epoch)
-        let valPath = "\(folder)/Val/model_outputs.csv", testPath = "\(folder)/Test/model_outputs.csv"
+        let folder = RunLayout.epochFolderName(epoch)
+        // Relative to the outputs folder: the notebook's python reads them through OUTPUTS.
+        let valPath = ReportNotebook.relativePath(from: outputs, to: layout.modelOutputs(epoch: epoch, mode: "Val"))
+        let testPath = ReportNotebook.relativePath(from: outputs, to: layout.modelOutputs(epoch: epoch, mode: "Test"))
         guard FileManager.default.fileExists(atPath: "\(outputs)/\(valPath)"), FileManager.default.fileExists(atPath: "\(outputs)/\(testPath)") else {
             doc.add(.markdown("## Results of \(folder)\n\n\(valPath) or \(testPath) is missing."))
             return (doc, epoch, missing + [valPath, testPath].filter { !FileManager.default.fileExists(atPath: "\(outputs)/\($0)") })
@@ -102,14 +96,14 @@ public enum ScalarReport {
                                                           Plots.ScoredSet(name: "Test", labels: t.labels, scores: t.scores)],
                                                          title: "\(target): \(folder)"),
                            python: "roc_pr_curves(\(args))"))
-            try addBestAndWorst(&doc, outputs: outputs, folder: folder, target: target, val: v, test: testOutputs, args: args)
+            try addBestAndWorst(&doc, outputs: outputs, epoch: epoch, target: target, val: v, test: testOutputs, args: args)
         }
         return (doc, epoch, missing)
     }
 
     /// A regression run's metrics.csv has MeanAbsoluteError where a classifier's has AreaUnderRocCurve.
     static func isRegression(outputs: String, epoch: Int) -> Bool {
-        let header = (try? CSVTable.read(path: "\(outputs)/\(folderName(epoch))/Test/metrics.csv").header) ?? []
+        let header = (try? CSVTable.read(path: RunLayout(outputs: outputs).metrics(epoch: epoch, mode: "Test")).header) ?? []
         return header.contains("MeanAbsoluteError")
     }
 
@@ -117,7 +111,7 @@ public enum ScalarReport {
 
     /// The most confident true positives and negatives and the most confident false positives and negatives of
     /// Test, with their first image channel (InnerEye's print_k_best_and_worst_performing, images shown).
-    static func addBestAndWorst(_ doc: inout ReportDocument, outputs: String, folder: String, target: String,
+    static func addBestAndWorst(_ doc: inout ReportDocument, outputs: String, epoch: Int, target: String,
                                 val: (labels: [Bool], scores: [Double]), test: Outputs, args: String) throws {
         guard let picked = ScalarReportMetrics.bestAndWorst(thresholdSet: val, evaluated: test.set(target), k: bestAndWorstCount) else { return }
         let rows = test.rows[target] ?? []
@@ -133,18 +127,20 @@ public enum ScalarReport {
         }
         doc.add(.table(caption: "Best and worst Test subjects", header: ["Category", "Subject", "model_output", "label"],
                        rows: tableRows, python: "best_and_worst_table(\(args), \(bestAndWorstCount))"))
-        let thumbnailFolder = "\(folder)/Test/thumbnails"
+        let thumbnailFolder = RunLayout(outputs: outputs).thumbnails(epoch: epoch, mode: "Test")
         for (caption, file) in thumbnails {
             guard let file, let png = try? thumbnail(file) else { continue }
-            let name = "\(thumbnailFolder)/\(caption.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "subject").png"
-            try AtomicFile.write(png, to: "\(outputs)/\(name)")
+            let subject = caption.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "subject"
+            let path = try SafeName.path(in: thumbnailFolder, subject + ".png")
+            try AtomicFile.write(png, to: path)
+            let name = ReportNotebook.relativePath(from: outputs, to: path)
             doc.add(.image(caption: caption, png: png, python: "display(Image(filename=str(OUTPUTS / \(ReportNotebook.literal(name)))))"))
         }
     }
 
     /// Each subject's first image file, from the run's copy of its dataset (outputs/dataset.csv, absolute paths).
     static func imageFiles(outputs: String) -> [String: String] {
-        guard let table = try? CSVTable.read(path: outputs + "/dataset.csv") else { return [:] }
+        guard let table = try? CSVTable.read(path: RunLayout(outputs: outputs).datasetCSV) else { return [:] }
         var files: [String: String] = [:]
         for i in table.rows.indices {
             guard let subject = table.value("subject", row: i), files[subject] == nil,

@@ -14,7 +14,7 @@ extension RunDirectory {
         guard source.parent == nil else { return }
         let path = settings.runsDir + "/" + source.experiment + "/" + source.runID
         // A missing source run is reported where its checkpoints are read, with the path that was looked for.
-        guard FileManager.default.fileExists(atPath: path + "/run.json") else { return }
+        guard FileManager.default.fileExists(atPath: RunLayout(run: path).runJSON) else { return }
         let sourceRun = try RunDirectory.open(path: path)
         let info = try sourceRun.readInfo()
         let sourceFolds: Int

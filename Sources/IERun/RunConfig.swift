@@ -6,7 +6,7 @@ import IEConfig
 extension RunDirectory {
     /// Config overrides given to later tools of a run (e.g. `ie-train --run=R --num_epochs=5`), kept so that
     /// ie-infer and ie-metrics of the same run see the same parameters.
-    public var overridesFile: String { outputs + "/config_overrides.txt" }
+    public var overridesFile: String { layout.configOverrides }
 
     /// The run's model config: its model, the overrides on the command line that created it, the overrides
     /// recorded by later tools, then `extra` (later wins). With `record`, `extra` is added to the record.
@@ -27,13 +27,13 @@ extension RunDirectory {
     /// absolute), so `ie-split --dataset=X` is what training and evaluation read; the model config's dataset only
     /// for a run without that copy.
     public func datasetCSVPath(config: ModelConfig, settings: Settings) throws -> String {
-        let copy = outputs + "/dataset.csv"
+        let copy = layout.datasetCSV
         return FileManager.default.fileExists(atPath: copy) ? copy : try config.datasetCSVPath(settings: settings)
     }
 
     /// Subjects of a split CSV written by ie-split (`train`, `val`, `test`), in string-sorted order.
     public func splitSubjects(_ split: String) throws -> [String] {
-        let path = outputs + "/\(split)_dataset.csv"
+        let path = layout.splitCSV(split)
         guard FileManager.default.fileExists(atPath: path) else {
             throw IEError.usage("no \(split)_dataset.csv in the run, expected ie-split to have written it", file: path)
         }
@@ -45,13 +45,5 @@ extension RunDirectory {
     }
 
     /// `outputs/epoch_NNN/<Mode>/`.
-    public func epochFolder(epoch: Int, mode: String) -> String {
-        outputs + String(format: "/epoch_%03d/", epoch) + mode
-    }
-
-    /// The folder name of a subject: `<subject:03d>` for integer ids, the id itself otherwise.
-    public static func subjectFolderName(_ subject: String) -> String {
-        if let n = Int(subject) { return String(format: "%03d", n) }
-        return subject
-    }
+    public func epochFolder(epoch: Int, mode: String) -> String { layout.modeFolder(epoch: epoch, mode: mode) }
 }

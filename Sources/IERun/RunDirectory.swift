@@ -65,9 +65,11 @@ public struct RunDirectory: Sendable {
     public let id: String
 
     public var recoveryID: RunRecoveryID { RunRecoveryID(experiment: experiment, runID: id) }
-    public var outputs: String { path + "/outputs" }
-    public var logs: String { path + "/logs" }
-    public var runJSON: String { path + "/run.json" }
+    /// Every path of the run (SPEC §9).
+    public var layout: RunLayout { RunLayout(run: path) }
+    public var outputs: String { layout.outputs }
+    public var logs: String { layout.logs }
+    public var runJSON: String { layout.runJSON }
 
     init(path: String, experiment: String, id: String) {
         self.path = path
@@ -129,7 +131,7 @@ public struct RunDirectory: Sendable {
     /// An existing run by folder.
     public static func open(path: String) throws -> RunDirectory {
         let standardized = URL(fileURLWithPath: path).standardizedFileURL.path
-        guard FileManager.default.fileExists(atPath: standardized + "/run.json") else {
+        guard FileManager.default.fileExists(atPath: RunLayout(run: standardized).runJSON) else {
             throw IEError.usage("no run here (run.json missing), expected a run directory <runs_dir>/<experiment>/<run_id>", file: standardized)
         }
         let url = URL(fileURLWithPath: standardized)
@@ -159,7 +161,7 @@ public struct RunDirectory: Sendable {
 
     /// Read-modify-write of run.json under an exclusive lock (parallel children update their parent), written atomically.
     public func update(_ change: (inout RunInfo) throws -> Void) throws {
-        let lockPath = path + "/.run.json.lock"
+        let lockPath = layout.runJSONLock
         let fd = Glibc.open(lockPath, O_RDWR | O_CREAT, 0o644)
         guard fd >= 0 else { throw IEError.failure("cannot open lock file: \(String(cString: strerror(errno)))", file: lockPath) }
         defer { Glibc.close(fd) }
@@ -201,6 +203,28 @@ public struct RunDirectory: Sendable {
         try RunLock.process.withLock(run: path, tool: tool) {
             try performLocked(tool: tool, completes: completes, keepStarted: keepStarted, body)
         }
+    }
+
+    /// `perform` for a run that may be a cross-validation fold: a fold that fails fails its parent as well, since
+    /// the parent's ensemble step will never run (Slurm cancels its afterok job; make stops), so the parent must
+    /// not stay `queued`. Rerunning the fold and the ensemble step completes it again.
+    public func performFailingParent(tool: String, completes: Bool = true, keepStarted: Bool = false,
+                                     _ body: () throws -> Void) throws {
+        do {
+            try perform(tool: tool, completes: completes, keepStarted: keepStarted, body)
+        } catch {
+            failParent(error: error)
+            throw error
+        }
+    }
+
+    /// Marks a fold's parent failed with the fold's error (nothing for a run that is not a fold).
+    public func failParent(error: Error) {
+        guard let (parentID, index) = RunIDs.parentAndIndex(of: id) else { return }
+        let parentPath = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(parentID).path
+        guard let parent = try? RunDirectory.open(path: parentPath) else { return }
+        let text = (error as? IEError)?.description ?? "\(error)"
+        try? parent.update { $0.status = .failed; $0.error = "fold \(index) (\(id)) failed: \(text)"; $0.finished = RunIDs.isoDate(Date()) }
     }
 
     private func performLocked(tool: String, completes: Bool, keepStarted: Bool, _ body: () throws -> Void) throws {
@@ -251,7 +275,7 @@ public struct RunDirectory: Sendable {
     }
 
     /// The tools that run `performEvaluation`; their errors in run.json start with `<tool>: `.
-    public static let evaluationTools = ["ie-infer", "ie-ensemble", "ie-metrics"]
+    public static let evaluationTools = ["ie-infer", "ie-ensemble", "ie-metrics", "ie-evaluate"]
 
     static func isEvaluationError(_ error: String?) -> Bool {
         guard let error else { return false }
@@ -269,7 +293,7 @@ public struct RunDirectory: Sendable {
     /// Appends this tool's log lines to logs/<tool>.log (sets `Log.logFile`).
     public func openLog(tool: String) throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        let file = logs + "/" + tool + ".log"
+        let file = layout.log(tool: tool)
         if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
         guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
         handle.seekToEndOfFile()
@@ -284,7 +308,7 @@ public struct RunDirectory: Sendable {
 
     /// outputs/args.txt: "Arguments:" then one `\t<name:40>: <value>` line per parameter (InnerEye's format).
     public func writeArguments(_ config: ModelConfig) throws {
-        try AtomicFile.write(RunDirectory.argumentsText(config), to: outputs + "/args.txt")
+        try AtomicFile.write(RunDirectory.argumentsText(config), to: layout.arguments)
     }
 
     public static func argumentsText(_ config: ModelConfig) -> String {
@@ -299,7 +323,7 @@ public struct RunDirectory: Sendable {
     public func writeBuildInformation(blas: String = "OpenBLAS") throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(encoder.encode(BuildInformation.current(blas: blas)) + Data("\n".utf8), to: outputs + "/buildinformation.json")
+        try AtomicFile.write(encoder.encode(BuildInformation.current(blas: blas)) + Data("\n".utf8), to: layout.buildInformation)
     }
 }
 

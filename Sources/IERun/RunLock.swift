@@ -8,7 +8,7 @@ import IECore
 /// writer's error can name it. Nested steps of one process on the same run (a cross-validation's ensemble step
 /// evaluating the parent) share the lock.
 public final class RunLock: @unchecked Sendable {
-    public static let fileName = ".lock"
+    public static let fileName = RunLayout.lockFileName
 
     private let guardLock = NSLock()
     /// Held locks of this process: run folder path -> (descriptor, nesting depth).
@@ -31,7 +31,7 @@ public final class RunLock: @unchecked Sendable {
             held[path] = (entry.fd, entry.depth + 1)
             return
         }
-        let lockPath = path + "/" + RunLock.fileName
+        let lockPath = RunLayout(run: path).lock
         let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw IEError.failure("cannot open the run's lock file: \(String(cString: strerror(errno)))", file: lockPath)

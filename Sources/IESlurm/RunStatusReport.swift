@@ -33,7 +33,7 @@ public enum RunStatusReport {
 
     /// Last row of Train/epoch_metrics.csv: (epoch, loss) as printed there, "-" when training has not logged yet.
     static func lastEpoch(_ run: RunDirectory) -> (String, String) {
-        let path = run.outputs + "/Train/epoch_metrics.csv"
+        let path = run.layout.epochMetrics(mode: "Train")
         guard FileManager.default.fileExists(atPath: path), let table = try? CSVTable.read(path: path),
               let e = table.columnIndex("epoch"), let l = table.columnIndex("loss"), let last = table.rows.last,
               last.count > max(e, l) else { return ("-", "-") }

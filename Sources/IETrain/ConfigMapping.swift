@@ -72,7 +72,7 @@ extension TrainingSetup {
             throw IEError.usage("\(config.name): architecture \(config.architecture) is not available in this version, expected UNet3D", file: config.file)
         }
         self.init(modelName: config.name, structureNames: config.groundTruthIds, imageChannels: config.imageChannels.count,
-                  featureChannels: f, cropSize: Shape3(crop))
+                  featureChannels: f, cropSize: Shape3D(crop))
         downsamplingPaths = config.numDownsamplingPaths
         kernelSize = config.kernelSize
         classWeights = config.classWeights
@@ -153,7 +153,7 @@ public struct SubjectPreparation {
     /// (kept for its geometry).
     public func load(_ subject: String) throws -> (prepared: SegmentationSubject, raw: SubjectData) {
         let data = try dataset.loadSubject(subject, request)
-        let shape = Shape3(data.shape.z, data.shape.y, data.shape.x)
+        let shape = Shape3D(data.shape.z, data.shape.y, data.shape.x)
         let mask = data.mask?.data
         let image = try normalisation.apply(image: data.channels.flatMap(\.data), channels: data.channels.count, mask: mask)
         let structures = data.structures.map { $0?.data ?? [UInt8](repeating: 0, count: shape.count) }

@@ -61,9 +61,9 @@ public enum CrossValidation {
             let path = childPath(parent: parent, index: k)
             let recovery = try childRecoveryID(config: config, runsDir: settings.runsDir, index: k)
             let child: RunDirectory
-            if FileManager.default.fileExists(atPath: path + "/run.json") {
+            if FileManager.default.fileExists(atPath: RunLayout(run: path).runJSON) {
                 child = try RunDirectory.open(path: path)
-                if FileManager.default.fileExists(atPath: child.outputs + "/dataset.csv") {
+                if FileManager.default.fileExists(atPath: child.layout.datasetCSV) {
                     children.append(child)
                     continue
                 }

@@ -2,6 +2,7 @@
 // int(truncate*sigma + 0.5), weights exp(-x^2 / (2 sigma^2)) normalised to sum 1, sigma 0 skips the axis),
 // so posterior smoothing matches InnerEye's `gaussian_smooth_posteriors`.
 import Foundation
+import IECore
 
 /// How a 1-D filter reads beyond the ends of an axis (scipy.ndimage names).
 public enum FilterBoundary: Sendable {
@@ -38,7 +39,7 @@ public func gaussianKernel(sigma: Double, truncate: Double = 4.0) -> [Double] {
 
 /// Smooths one [Z, Y, X] volume in place with sigma (in voxels) per axis. Lines along an axis are
 /// independent, so they are filtered in parallel (this runs outside the network's BLAS calls).
-public func gaussianFilter(_ volume: inout [Float], shape: Shape3, sigma: (z: Double, y: Double, x: Double),
+public func gaussianFilter(_ volume: inout [Float], shape: Shape3D, sigma: (z: Double, y: Double, x: Double),
                            truncate: Double = 4.0, boundary: FilterBoundary = .reflect) {
     precondition(volume.count == shape.count)
     let sigmas = [sigma.z, sigma.y, sigma.x]

@@ -3,26 +3,6 @@
 // so a crop can be copied into a batch with one memcpy.
 import IECore
 
-/// A (Z, Y, X) size or index triple.
-public struct Shape3: Hashable, Sendable, CustomStringConvertible {
-    public var z: Int, y: Int, x: Int
-    public init(_ z: Int, _ y: Int, _ x: Int) { self.z = z; self.y = y; self.x = x }
-    public init(z: Int, y: Int, x: Int) { self.z = z; self.y = y; self.x = x }
-    /// From a config triple ([Z, Y, X]).
-    public init(_ triple: [Int]) {
-        precondition(triple.count == 3, "a (Z, Y, X) triple needs 3 values, got \(triple)")
-        self.init(triple[0], triple[1], triple[2])
-    }
-    public var count: Int { z * y * x }
-    public var array: [Int] { [z, y, x] }
-    public subscript(axis: Int) -> Int {
-        get { axis == 0 ? z : (axis == 1 ? y : x) }
-        set { if axis == 0 { z = newValue } else if axis == 1 { y = newValue } else { x = newValue } }
-    }
-    @inline(__always) public func index(_ zi: Int, _ yi: Int, _ xi: Int) -> Int { (zi * y + yi) * x + xi }
-    public var description: String { "(\(z), \(y), \(x))" }
-}
-
 /// How to fill voxels added around an image (InnerEye's padding_mode).
 public enum PaddingMode: String, Sendable, CaseIterable {
     /// Repeat the border voxel (numpy "edge"; InnerEye's default).
@@ -74,7 +54,7 @@ public enum PaddingMode: String, Sendable, CaseIterable {
 /// Copies a box of a multi-channel volume: output[c, z, y, x] = input[c, start + (z, y, x)], with
 /// out-of-range source voxels filled per `mode` (`fill[c]` for `.zero`, per channel so one-hot label
 /// background can be 1). Used for crops, padding and sliding-window patches alike.
-public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3, start: Shape3, size: Shape3,
+public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3D, start: Shape3D, size: Shape3D,
                           mode: PaddingMode, fill: [T]) -> [T] {
     precondition(input.count == channels * shape.count, "input has \(input.count) values, expected \(channels) x \(shape)")
     precondition(fill.count == channels)
@@ -106,16 +86,16 @@ public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3, start: Sha
 
 /// Pads each axis up to `target` (never crops), `ceil(diff/2)` before and the rest after, as InnerEye's
 /// `pad_images`. Returns the padded array, its shape and the offset of the original voxel (0,0,0).
-public func padToAtLeast<T>(_ input: [T], channels: Int, shape: Shape3, target: Shape3,
-                            mode: PaddingMode, fill: [T]) -> (data: [T], shape: Shape3, offset: Shape3) {
-    var newShape = shape, offset = Shape3(0, 0, 0)
+public func padToAtLeast<T>(_ input: [T], channels: Int, shape: Shape3D, target: Shape3D,
+                            mode: PaddingMode, fill: [T]) -> (data: [T], shape: Shape3D, offset: Shape3D) {
+    var newShape = shape, offset = Shape3D(0, 0, 0)
     for a in 0..<3 where target[a] > shape[a] {
         let diff = target[a] - shape[a]
         offset[a] = (diff + 1) / 2
         newShape[a] = target[a]
     }
     if newShape == shape { return (input, shape, offset) }
-    let start = Shape3(-offset.z, -offset.y, -offset.x)
+    let start = Shape3D(-offset.z, -offset.y, -offset.x)
     return (extractBox(input, channels: channels, shape: shape, start: start, size: newShape, mode: mode, fill: fill),
             newShape, offset)
 }

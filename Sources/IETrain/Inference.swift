@@ -6,8 +6,8 @@ import IENet
 
 /// How a full image becomes a segmentation (SPEC §5 and §6).
 public struct InferenceSettings {
-    public var patch: Shape3
-    public var stride: Shape3?
+    public var patch: Shape3D
+    public var stride: Shape3D?
     public var batchSize: Int = 8
     public var paddingMode: PaddingMode = .edge
     /// Average (default), Gaussian or InnerEye's (config `inference_tiling`; `--gaussian` forces Gaussian). Set
@@ -21,14 +21,14 @@ public struct InferenceSettings {
     public var labelRules = LabelRules()
     public var majorityVote = false
 
-    public init(patch: Shape3) { self.patch = patch }
+    public init(patch: Shape3D) { self.patch = patch }
 
     public init(config: ModelConfig, gaussian: Bool = false, tta: Bool = false) throws {
         guard let crop = config.testCropSize ?? config.cropSize, crop.count == 3 else {
             throw IEError.usage("\(config.name): test_crop_size and crop_size are unset, expected a (Z,Y,X) triple", file: config.file)
         }
-        self.init(patch: Shape3(crop))
-        stride = config.inferenceStrideSize.map(Shape3.init)
+        self.init(patch: Shape3D(crop))
+        stride = config.inferenceStrideSize.map(Shape3D.init)
         batchSize = max(1, config.inferenceBatchSize)
         paddingMode = PaddingMode(configValue: config.paddingMode) ?? .edge
         guard let configured = InferenceTiling(rawValue: config.inferenceTiling) else {
@@ -89,7 +89,7 @@ public final class Segmenter {
     }
 
     /// Softmax posteriors [K, Z, Y, X] of one model over the whole normalised image [C, Z, Y, X].
-    func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3) throws -> [Float] {
+    func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3D) throws -> [Float] {
         let window = try SlidingWindow(patch: settings.patch, stride: settings.stride, classCount: classCount,
                                    batchSize: settings.batchSize, paddingMode: settings.paddingMode,
                                    weighting: settings.tiling == .gaussian ? .gaussian : .uniform,
@@ -106,7 +106,7 @@ public final class Segmenter {
     }
 
     /// Averaged posteriors, post-processed, and labels (SPEC §5, §6).
-    public func segment(image: [Float], channels: Int, shape: Shape3, mask: [UInt8]?,
+    public func segment(image: [Float], channels: Int, shape: Shape3D, mask: [UInt8]?,
                         spacing: (z: Double, y: Double, x: Double)) throws -> (posteriors: [Float], labels: [UInt8]) {
         var mean = [Float](repeating: 0, count: classCount * shape.count)
         var votes: [[UInt8]] = []

@@ -37,7 +37,7 @@ public enum PostProcessing {
 
     /// Gaussian smoothing of each class map, sigma = sigma_mm / spacing per axis (scipy's gaussian_filter
     /// defaults: reflect boundary, truncate 4), as InnerEye's `gaussian_smooth_posteriors`.
-    public static func smooth(_ posteriors: inout [Float], classCount: Int, shape: Shape3,
+    public static func smooth(_ posteriors: inout [Float], classCount: Int, shape: Shape3D,
                               sigmaMM: (z: Double, y: Double, x: Double),
                               spacing: (z: Double, y: Double, x: Double)) {
         let n = shape.count
@@ -65,7 +65,7 @@ public enum PostProcessing {
     /// background (InnerEye's `extract_largest_foreground_connected_component`; equal sizes keep the
     /// component met first in storage order, as numpy.argmax over scipy.ndimage.label's numbering).
     /// Memory: one byte per voxel besides the labels.
-    public static func keepLargestComponent(_ labels: inout [UInt8], shape: Shape3, classes: [Int]) {
+    public static func keepLargestComponent(_ labels: inout [UInt8], shape: Shape3D, classes: [Int]) {
         precondition(labels.count == shape.count)
         var visited = [Bool](repeating: false, count: labels.count)
         var stack = [Int]()
@@ -123,7 +123,7 @@ public enum PostProcessing {
     /// InnerEye's apply_slice_exclusion_rules for one rule: if the lowest z slice holding `higher` is at or below
     /// the highest slice holding `lower`, every voxel of the replaced class in those slices (inclusive) becomes the
     /// dominant class (`higher` when higherDominates, else `lower`).
-    public static func applySliceExclusion(_ labels: inout [UInt8], shape: Shape3, rule: LabelRules.SliceExclusion) {
+    public static func applySliceExclusion(_ labels: inout [UInt8], shape: Shape3D, rule: LabelRules.SliceExclusion) {
         precondition(labels.count == shape.count)
         let plane = shape.y * shape.x, higher = UInt8(rule.higher), lower = UInt8(rule.lower)
         var lowestHigher: Int?, highestLower: Int?
@@ -165,7 +165,7 @@ public enum PostProcessing {
 
     /// Everything after stitching, in InnerEye's order: returns the final posteriors (masked, smoothed) and the
     /// label map. `votes` (an ensemble's majority vote) replaces the argmax.
-    public static func run(posteriors: [Float], classCount: Int, shape: Shape3, mask: [UInt8]?,
+    public static func run(posteriors: [Float], classCount: Int, shape: Shape3D, mask: [UInt8]?,
                            smoothingMM: (z: Double, y: Double, x: Double)?,
                            spacing: (z: Double, y: Double, x: Double),
                            largestComponentClasses: [Int], rules: LabelRules = LabelRules(),

@@ -15,7 +15,7 @@ public enum RunPipeline {
     }
 
     public static func checkpointPath(run: RunDirectory, epoch: Int) -> String {
-        run.outputs + "/checkpoints/" + Trainer.checkpointName(epoch: epoch)
+        run.layout.checkpoint(epoch: epoch)
     }
 
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
@@ -106,7 +106,7 @@ public enum RunPipeline {
         // Weights that record no epoch (written by PyTorch) count as the finished model: epoch num_epochs.
         if epoch == 0 { epoch = checkpoint.epoch ?? config.numEpochs }
         let target = checkpointPath(run: run, epoch: epoch)
-        try FileManager.default.createDirectory(atPath: run.outputs + "/checkpoints", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: run.layout.checkpoints, withIntermediateDirectories: true)
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: source)), to: target)
         _ = try run.modelConfig(settings: settings, extra: ["--epochs_to_test=\(epoch)"], record: true)
         try run.writeArguments(config)
@@ -118,7 +118,7 @@ public enum RunPipeline {
     /// The folder of the members of a registered ensemble adopted by a `--no-train` run for `epoch`; the run's
     /// model of that epoch is their ensemble (RunPipeline.infer uses it wherever the run's own checkpoint would be).
     public static func ensembleFolder(run: RunDirectory, epoch: Int) -> String {
-        run.outputs + "/checkpoints/" + String(format: "ensemble_epoch_%03d", epoch)
+        run.layout.ensembleFolder(epoch: epoch)
     }
 
     /// `--no-train --model_id=<a registered ensemble>`: its members are copied into the run's
@@ -161,7 +161,7 @@ public enum RunPipeline {
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
-        let autosave = run.outputs + "/checkpoints/autosave.ckpt"
+        let autosave = run.layout.autosave
         if resume, FileManager.default.fileExists(atPath: autosave) {
             Log.info("resuming from \(autosave)")
             return .state(try readCheckpoint(autosave), source: autosave)
@@ -221,7 +221,7 @@ public enum RunPipeline {
         for (i, v) in volumes.enumerated().dropFirst() where !v.sameShape(as: volumes[0]) {
             throw IEError.badInput("image shape \(v.shape) differs from the first channel's \(volumes[0].shape), expected one grid", file: files[i])
         }
-        let shape = Shape3(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
+        let shape = Shape3D(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
         let normalisation = try PhotometricNormalisation(config: config)
         let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: nil)
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
@@ -247,7 +247,7 @@ public enum RunPipeline {
             let (prepared, raw) = try preparation.load(subject)
             let result = try segmenter.segment(image: prepared.image, channels: prepared.channels, shape: prepared.shape,
                                                mask: prepared.mask, spacing: raw.channels[0].spacing)
-            try SubjectOutputs.write(directory: SafeName.path(in: folder, RunDirectory.subjectFolderName(subject)), posteriors: result.posteriors,
+            try SubjectOutputs.write(directory: SafeName.path(in: folder, RunLayout.subjectFolderName(subject)), posteriors: result.posteriors,
                                      labels: result.labels, classNames: classNames, reference: raw.channels[0])
             progress.step(subject)
         }

@@ -78,22 +78,4 @@ public enum RunTraining {
         guard config.train else { return true }
         return try RunPipeline.train(run: run, config: config, settings: settings, resume: resume)
     }
-
-    /// `run.perform(tool:)` for a run that may be a cross-validation fold: a fold that fails fails its parent as
-    /// well, since the parent's ensemble step will never run (Slurm cancels its afterok job; make stops), so the
-    /// parent must not stay `queued`. Rerunning the fold and the ensemble step completes it again.
-    public static func performFailingParent(run: RunDirectory, tool: String, completes: Bool = true, keepStarted: Bool = false,
-                                            _ body: () throws -> Void) throws {
-        do {
-            try run.perform(tool: tool, completes: completes, keepStarted: keepStarted, body)
-        } catch {
-            guard let (parentID, index) = RunIDs.parentAndIndex(of: run.id) else { throw error }
-            let parentPath = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(parentID).path
-            if let parent = try? RunDirectory.open(path: parentPath) {
-                let text = (error as? IEError)?.description ?? "\(error)"
-                try? parent.update { $0.status = .failed; $0.error = "fold \(index) (\(run.id)) failed: \(text)"; $0.finished = RunIDs.isoDate(Date()) }
-            }
-            throw error
-        }
-    }
 }

@@ -8,14 +8,14 @@ import IECore
 /// class 0 = background (1 where no structure is), and an optional mask [Z, Y, X] (nonzero = inside).
 public struct SegmentationSubject: Sendable {
     public var id: String
-    public var shape: Shape3
+    public var shape: Shape3D
     public var channels: Int
     public var image: [Float]
     public var classCount: Int
     public var labels: [UInt8]
     public var mask: [UInt8]?
 
-    public init(id: String, shape: Shape3, channels: Int, image: [Float], classCount: Int, labels: [UInt8],
+    public init(id: String, shape: Shape3D, channels: Int, image: [Float], classCount: Int, labels: [UInt8],
                 mask: [UInt8]? = nil) throws {
         guard image.count == channels * shape.count else {
             throw IEError.badInput("subject \(id): image has \(image.count) voxels, expected \(channels) x \(shape)")
@@ -46,15 +46,15 @@ public struct SegmentationSubject: Sendable {
 
 /// A training crop: image [C, Z, Y, X], one-hot labels [K, Z, Y, X], mask [Z, Y, X] of crop size.
 public struct Crop: Sendable {
-    public var size: Shape3
+    public var size: Shape3D
     public var image: [Float]
     public var labels: [UInt8]
     public var mask: [UInt8]
     /// The sampled centre voxel, in the (possibly padded) subject's coordinates.
-    public var centre: Shape3
+    public var centre: Shape3D
     /// The crop's first voxel in the padded subject, and the padding offset of the subject.
-    public var start: Shape3
-    public var paddingOffset: Shape3
+    public var start: Shape3D
+    public var paddingOffset: Shape3D
     /// The class drawn for the centre.
     public var chosenClass: Int
 
@@ -71,12 +71,12 @@ public struct Crop: Sendable {
 }
 
 public struct CropSampler: Sendable {
-    public var cropSize: Shape3
+    public var cropSize: Shape3D
     /// Probability of each class (background first) being the centre's class; nil = uniform.
     public var classWeights: [Double]?
     public var paddingMode: PaddingMode
 
-    public init(cropSize: Shape3, classWeights: [Double]? = nil, paddingMode: PaddingMode = .edge) throws {
+    public init(cropSize: Shape3D, classWeights: [Double]? = nil, paddingMode: PaddingMode = .edge) throws {
         guard cropSize.z > 0, cropSize.y > 0, cropSize.x > 0 else {
             throw IEError.usage("crop_size \(cropSize) is invalid, expected positive sizes")
         }
@@ -90,7 +90,7 @@ public struct CropSampler: Sendable {
 
     /// Pads a subject to at least the crop size: images and mask by paddingMode (mask and labels too, as
     /// InnerEye; with `.zero` the labels become background and the mask outside).
-    public func padded(_ subject: SegmentationSubject) -> (subject: SegmentationSubject, offset: Shape3) {
+    public func padded(_ subject: SegmentationSubject) -> (subject: SegmentationSubject, offset: Shape3D) {
         let image = padToAtLeast(subject.image, channels: subject.channels, shape: subject.shape, target: cropSize,
                                  mode: paddingMode, fill: [Float](repeating: 0, count: subject.channels))
         if image.shape == subject.shape { return (subject, image.offset) }
@@ -109,7 +109,7 @@ public struct CropSampler: Sendable {
     /// Draws the centre's class and voxel (InnerEye: classes absent inside the mask are dropped and the
     /// remaining weights renormalised; if only zero-weight classes remain present, one of them is drawn
     /// uniformly rather than failing). Throws when no voxel of any class lies inside the mask.
-    public func sampleCentre(_ subject: SegmentationSubject, using rng: inout Xoshiro256) throws -> (centre: Shape3, chosenClass: Int) {
+    public func sampleCentre(_ subject: SegmentationSubject, using rng: inout Xoshiro256) throws -> (centre: Shape3D, chosenClass: Int) {
         let k = subject.classCount
         let weights = classWeights ?? [Double](repeating: 1.0 / Double(k), count: k)
         guard weights.count == k else {
@@ -143,15 +143,15 @@ public struct CropSampler: Sendable {
             }
             guard let i = found else { available.remove(at: pick); continue }
             let s = subject.shape
-            return (Shape3(i / (s.y * s.x), (i / s.x) % s.y, i % s.x), cls)
+            return (Shape3D(i / (s.y * s.x), (i / s.x) % s.y, i % s.x), cls)
         }
         throw IEError.badInput("subject \(subject.id): no labelled voxel inside the mask, expected at least one voxel to centre a crop on")
     }
 
     /// The crop's first voxel for a centre: centre - crop/2, shifted to end inside the image, then to start
     /// at 0 at least (InnerEye's order).
-    public func cropStart(centre: Shape3, shape: Shape3) -> Shape3 {
-        var start = Shape3(0, 0, 0)
+    public func cropStart(centre: Shape3D, shape: Shape3D) -> Shape3D {
+        var start = Shape3D(0, 0, 0)
         for a in 0..<3 {
             var left = centre[a] - cropSize[a] / 2
             let right = left + cropSize[a]
@@ -173,7 +173,7 @@ public struct CropSampler: Sendable {
         return crop(subject, start: start, centre: centre, chosenClass: cls, paddingOffset: offset)
     }
 
-    func crop(_ subject: SegmentationSubject, start: Shape3, centre: Shape3, chosenClass: Int, paddingOffset: Shape3) -> Crop {
+    func crop(_ subject: SegmentationSubject, start: Shape3D, centre: Shape3D, chosenClass: Int, paddingOffset: Shape3D) -> Crop {
         let image = extractBox(subject.image, channels: subject.channels, shape: subject.shape, start: start,
                                size: cropSize, mode: .edge, fill: [Float](repeating: 0, count: subject.channels))
         let labels = extractBox(subject.labels, channels: subject.classCount, shape: subject.shape, start: start,
@@ -201,7 +201,7 @@ public struct CropSampler: Sendable {
 /// (the layout IENet's tensors use), plus class indices [B, Z, Y, X] for losses that want them.
 public struct CropBatch: Sendable {
     public var count: Int
-    public var size: Shape3
+    public var size: Shape3D
     public var images: [Float]
     public var labels: [Float]
     public var classIndices: [UInt8]

@@ -37,8 +37,8 @@ public enum ScalarRun {
 
     /// The classifier(s) of the run's `epoch`: its checkpoint, or the members of an adopted ensemble.
     public static func models(run: RunDirectory, epoch: Int, options: EngineOptions = .fromEnvironment()) throws -> [ImageClassifier] {
-        let folder = RunPipeline.ensembleFolder(run: run, epoch: epoch)
-        var paths = [RunPipeline.checkpointPath(run: run, epoch: epoch)]
+        let folder = run.layout.ensembleFolder(epoch: epoch)
+        var paths = [run.layout.checkpoint(epoch: epoch)]
         if let members = try? FileManager.default.contentsOfDirectory(atPath: folder), !members.isEmpty {
             paths = members.filter { $0.hasSuffix(".ckpt") }.sorted().map { folder + "/" + $0 }
         }
@@ -66,7 +66,7 @@ public enum ScalarRun {
                 }
             }
         }
-        let folder = run.outputs + String(format: "/epoch_%03d/", epoch) + mode
+        let layout = run.layout
         var outputRows: [[String]] = []
         var metricRows: [[String]] = []
         var metricNames: [String] = []
@@ -79,9 +79,9 @@ public enum ScalarRun {
             metricNames = metrics.map(\.name)
             metricRows.append([target] + metrics.map { String(format: "%.6f", $0.value) })
         }
-        try AtomicFile.write(CSVTable(header: ScalarEpochLog.outputColumns, rows: outputRows).serialized(), to: folder + "/model_outputs.csv")
-        try AtomicFile.write(CSVTable(header: ["prediction_target"] + metricNames, rows: metricRows).serialized(), to: folder + "/metrics.csv")
+        try AtomicFile.write(CSVTable(header: ScalarEpochLog.outputColumns, rows: outputRows).serialized(), to: layout.modelOutputs(epoch: epoch, mode: mode))
+        try AtomicFile.write(CSVTable(header: ["prediction_target"] + metricNames, rows: metricRows).serialized(), to: layout.metrics(epoch: epoch, mode: mode))
         Log.info("\(mode) epoch \(epoch): \(pass.subjects.count) subjects, " + zip(metricNames.prefix(2), metricRows[0].dropFirst().prefix(2))
-            .map { "\($0) \($1)" }.joined(separator: ", ") + " -> \(folder)/metrics.csv")
+            .map { "\($0) \($1)" }.joined(separator: ", ") + " -> \(layout.metrics(epoch: epoch, mode: mode))")
     }
 }

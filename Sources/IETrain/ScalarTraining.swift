@@ -158,9 +158,9 @@ public final class ScalarTrainer {
             let data = Checkpoint.serialize(classifier: model, optimizer: optimizer, epoch: epoch, metadata: [
                 "model_name": setup.modelName, "model_category": setup.category.rawValue, "random_seed": String(setup.seed),
                 "prediction_targets": setup.predictionTargets.joined(separator: ",")])
-            let folder = outputs + "/checkpoints"
-            if setup.keepsCheckpoint(epoch: epoch) { try AtomicFile.write(data, to: folder + "/" + Trainer.checkpointName(epoch: epoch)) }
-            try AtomicFile.write(data, to: folder + "/autosave.ckpt")
+            let layout = RunLayout(outputs: outputs)
+            if setup.keepsCheckpoint(epoch: epoch) { try AtomicFile.write(data, to: layout.checkpoint(epoch: epoch)) }
+            try AtomicFile.write(data, to: layout.autosave)
             if StopSignal.requested {
                 Log.info("stopped by signal after epoch \(epoch); the autosave holds it, rerun with --resume")
                 return false
@@ -297,14 +297,13 @@ struct ScalarEpochLog {
         return ["epoch", "loss", "learning_rate"] + perTarget + ["seconds", "cross_validation_split_index"]
     }
 
-    func path(_ mode: String, _ name: String) -> String { "\(outputs)/\(mode)/\(name)" }
+    var layout: RunLayout { RunLayout(outputs: outputs) }
 
     /// The rows of existing logs for epochs before `epoch`.
     func read(before epoch: Int) throws -> State {
         var state = State(setup: setup)
         for mode in ["Train", "Val"] {
-            for (name, epochColumn, isMetrics) in [("epoch_metrics.csv", 0, true), ("model_outputs.csv", 1, false)] {
-                let file = path(mode, name)
+            for (file, epochColumn, isMetrics) in [(layout.epochMetrics(mode: mode), 0, true), (layout.modelOutputs(mode: mode), 1, false)] {
                 guard FileManager.default.fileExists(atPath: file) else { continue }
                 let rows = try CSVTable.read(path: file).rows.filter { row in
                     row.count > epochColumn && (Int(row[epochColumn]) ?? Int.max) < epoch
@@ -318,10 +317,10 @@ struct ScalarEpochLog {
     /// Logs first, then (by the caller) checkpoints: a resumed run rewrites the logs up to its autosave's epoch.
     func write(_ state: State) throws {
         for (mode, rows) in state.metricRows {
-            try AtomicFile.write(CSVTable(header: metricColumns, rows: rows).serialized(), to: path(mode, "epoch_metrics.csv"))
+            try AtomicFile.write(CSVTable(header: metricColumns, rows: rows).serialized(), to: layout.epochMetrics(mode: mode))
         }
         for (mode, rows) in state.outputRows {
-            try AtomicFile.write(CSVTable(header: ScalarEpochLog.outputColumns, rows: rows).serialized(), to: path(mode, "model_outputs.csv"))
+            try AtomicFile.write(CSVTable(header: ScalarEpochLog.outputColumns, rows: rows).serialized(), to: layout.modelOutputs(mode: mode))
         }
     }
 }

@@ -25,10 +25,10 @@ public struct SlidingWindow: Sendable {
 
     /// Network call: `batch` holds `count` patches [count, C, pz, py, px]; the result must be the softmax
     /// posteriors [count, K, pz, py, px].
-    public typealias Predictor = (_ batch: [Float], _ count: Int, _ patch: Shape3) throws -> [Float]
+    public typealias Predictor = (_ batch: [Float], _ count: Int, _ patch: Shape3D) throws -> [Float]
 
-    public var patch: Shape3
-    public var stride: Shape3
+    public var patch: Shape3D
+    public var stride: Shape3D
     public var classCount: Int
     public var batchSize: Int
     public var paddingMode: PaddingMode
@@ -41,7 +41,7 @@ public struct SlidingWindow: Sendable {
 
     public static let allMirrorings: [[Int]] = [[], [2], [1], [1, 2], [0], [0, 2], [0, 1], [0, 1, 2]]
 
-    public init(patch: Shape3, stride: Shape3? = nil, classCount: Int, batchSize: Int = 8,
+    public init(patch: Shape3D, stride: Shape3D? = nil, classCount: Int, batchSize: Int = 8,
                 paddingMode: PaddingMode = .edge, weighting: Weighting = .uniform, mirrorings: [[Int]] = [[]],
                 multiple: Int = 16) throws {
         let stride = stride ?? patch
@@ -61,7 +61,7 @@ public struct SlidingWindow: Sendable {
     }
 
     /// The padded shape: each axis rounded up to `multiple` and at least one patch.
-    public func paddedShape(_ shape: Shape3) -> Shape3 {
+    public func paddedShape(_ shape: Shape3D) -> Shape3D {
         var out = shape
         for a in 0..<3 {
             let rounded = (shape[a] + multiple - 1) / multiple * multiple
@@ -97,18 +97,18 @@ public struct SlidingWindow: Sendable {
     }
 
     /// Runs the whole image [C, Z, Y, X] and returns posteriors [K, Z, Y, X] of the original shape.
-    public func run(image: [Float], channels: Int, shape: Shape3, progress: ((Int, Int) -> Void)? = nil,
+    public func run(image: [Float], channels: Int, shape: Shape3D, progress: ((Int, Int) -> Void)? = nil,
                     predict: Predictor) throws -> [Float] {
         guard channels > 0, image.count == channels * shape.count else {
             throw IEError.badInput("image has \(image.count) voxels, expected \(channels) x \(shape)")
         }
         let padded = paddedShape(shape)
-        let offset = Shape3((padded.z - shape.z + 1) / 2, (padded.y - shape.y + 1) / 2, (padded.x - shape.x + 1) / 2)
-        var origins = [Shape3]()
+        let offset = Shape3D((padded.z - shape.z + 1) / 2, (padded.y - shape.y + 1) / 2, (padded.x - shape.x + 1) / 2)
+        var origins = [Shape3D]()
         for z in SlidingWindow.starts(length: padded.z, patch: patch.z, stride: stride.z) {
             for y in SlidingWindow.starts(length: padded.y, patch: patch.y, stride: stride.y) {
                 for x in SlidingWindow.starts(length: padded.x, patch: patch.x, stride: stride.x) {
-                    origins.append(Shape3(z, y, x))
+                    origins.append(Shape3D(z, y, x))
                 }
             }
         }
@@ -122,7 +122,7 @@ public struct SlidingWindow: Sendable {
         for batchStart in Swift.stride(from: 0, to: origins.count, by: batchSize) {
             let batchOrigins = origins[batchStart..<min(batchStart + batchSize, origins.count)]
             // Patch origins in original-image coordinates (negative = in the padding).
-            let imageStarts = batchOrigins.map { Shape3($0.z - offset.z, $0.y - offset.y, $0.x - offset.x) }
+            let imageStarts = batchOrigins.map { Shape3D($0.z - offset.z, $0.y - offset.y, $0.x - offset.x) }
             var batch = [Float]()
             batch.reserveCapacity(batchOrigins.count * channels * p)
             for s in imageStarts {
@@ -147,8 +147,8 @@ public struct SlidingWindow: Sendable {
     /// InnerEye's restrict_crop_size_to_image (models/architectures/base_model.py) on the zero-padded shape:
     /// unchanged when the patch fits on every axis; otherwise patch = ceil(min(patch, shape) / multiple) * multiple
     /// and stride = max(floor(stride / patch * new patch), 1) on every axis, in float64 as numpy does.
-    public static func innerEyePatchAndStride(paddedShape: Shape3, patch: Shape3, stride: Shape3,
-                                              multiple: Int) -> (patch: Shape3, stride: Shape3) {
+    public static func innerEyePatchAndStride(paddedShape: Shape3D, patch: Shape3D, stride: Shape3D,
+                                              multiple: Int) -> (patch: Shape3D, stride: Shape3D) {
         if (0..<3).allSatisfy({ paddedShape[$0] >= patch[$0] }) { return (patch, stride) }
         var newPatch = patch, newStride = stride
         for a in 0..<3 {
@@ -168,7 +168,7 @@ public struct SlidingWindow: Sendable {
     /// plus one flush with the end; each patch's centre [o/2, patch - o/2) is written into the output in the
     /// sampler's (z, y, x) order, a later patch overwriting an earlier one (GridAggregator "crop"); the padding is
     /// cropped away. The result: posteriors [K, Z, Y, X] of the original shape.
-    public func runInnerEye(image: [Float], channels: Int, shape: Shape3, progress: ((Int, Int) -> Void)? = nil,
+    public func runInnerEye(image: [Float], channels: Int, shape: Shape3D, progress: ((Int, Int) -> Void)? = nil,
                             predict: Predictor) throws -> [Float] {
         guard channels > 0, image.count == channels * shape.count else {
             throw IEError.badInput("image has \(image.count) voxels, expected \(channels) x \(shape)")
@@ -182,17 +182,17 @@ public struct SlidingWindow: Sendable {
         let padded = padToAtLeast(image, channels: channels, shape: shape, target: multipleShape, mode: .zero, fill: zeroFill)
         let (tile, step) = SlidingWindow.innerEyePatchAndStride(paddedShape: multipleShape, patch: patch,
                                                                stride: stride, multiple: multiple)
-        let overlap = Shape3(tile.z - step.z, tile.y - step.y, tile.x - step.x)
+        let overlap = Shape3D(tile.z - step.z, tile.y - step.y, tile.x - step.x)
         for a in 0..<3 where overlap[a] % 2 != 0 || overlap[a] < 0 {
             throw IEError.usage("inference_tiling InnerEye: patch \(tile) and stride \(step) overlap by \(overlap), expected an even overlap per axis (torchio's GridSampler)")
         }
-        let border = Shape3(overlap.z / 2, overlap.y / 2, overlap.x / 2)
+        let border = Shape3D(overlap.z / 2, overlap.y / 2, overlap.x / 2)
         // Starts in the sampler's space (the multiple-padded image plus the border on each side).
         let axisStarts = (0..<3).map { a in
             SlidingWindow.starts(length: multipleShape[a] + overlap[a], patch: tile[a], stride: step[a])
         }
-        var origins = [Shape3]()
-        for z in axisStarts[0] { for y in axisStarts[1] { for x in axisStarts[2] { origins.append(Shape3(z, y, x)) } } }
+        var origins = [Shape3D]()
+        for z in axisStarts[0] { for y in axisStarts[1] { for x in axisStarts[2] { origins.append(Shape3D(z, y, x)) } } }
         let window = try SlidingWindow(patch: tile, stride: step, classCount: classCount, batchSize: batchSize,
                                        paddingMode: paddingMode, mirrorings: mirrorings, multiple: multiple)
         let n = shape.count, p = tile.count, k = classCount
@@ -204,14 +204,14 @@ public struct SlidingWindow: Sendable {
             batch.reserveCapacity(batchOrigins.count * channels * p)
             for o in batchOrigins {
                 // Sampler space minus the border = multiple-padded space; outside it, `paddingMode`.
-                let start = Shape3(o.z - border.z, o.y - border.y, o.x - border.x)
+                let start = Shape3D(o.z - border.z, o.y - border.y, o.x - border.x)
                 batch.append(contentsOf: extractBox(padded.data, channels: channels, shape: multipleShape, start: start,
                                                     size: tile, mode: paddingMode, fill: zeroFill))
             }
             let posteriors = try window.predictMirrored(batch, count: batchOrigins.count, channels: channels, predict: predict)
             for (b, o) in batchOrigins.enumerated() {
                 // Patch voxel i (as its input voxel) is original voxel o - border + i - offset.
-                let shift = Shape3(o.z - border.z - padded.offset.z, o.y - border.y - padded.offset.y,
+                let shift = Shape3D(o.z - border.z - padded.offset.z, o.y - border.y - padded.offset.y,
                                    o.x - border.x - padded.offset.x)
                 for z in border.z..<(tile.z - border.z) {
                     let iz = shift.z + z
@@ -275,7 +275,7 @@ public struct SlidingWindow: Sendable {
     }
 
     /// Adds one patch's weighted posteriors to the voxels it covers inside the original image.
-    func accumulate(_ posteriors: [Float], patchOffset: Int, start: Shape3, shape: Shape3, weights: [Float],
+    func accumulate(_ posteriors: [Float], patchOffset: Int, start: Shape3D, shape: Shape3D, weights: [Float],
                     sums: inout [Float], weightSums: inout [Float]) {
         let n = shape.count, p = patch.count
         let z0 = max(0, -start.z), z1 = min(patch.z, shape.z - start.z)

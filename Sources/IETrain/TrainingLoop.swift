@@ -11,7 +11,7 @@ public struct TrainingSetup {
     public var featureChannels: Int
     public var downsamplingPaths: Int = 4
     public var kernelSize: Int = 3
-    public var cropSize: Shape3
+    public var cropSize: Shape3D
     public var classWeights: [Double]?
     public var paddingMode: PaddingMode = .edge
     public var batchSize: Int = 4
@@ -38,7 +38,7 @@ public struct TrainingSetup {
     /// Threads and convolution backends of the model (EngineOptions.fromEnvironment in the tools).
     public var engine = EngineOptions()
 
-    public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3) {
+    public init(modelName: String, structureNames: [String], imageChannels: Int, featureChannels: Int, cropSize: Shape3D) {
         self.modelName = modelName
         self.structureNames = structureNames
         self.imageChannels = imageChannels
@@ -105,7 +105,9 @@ public final class Trainer {
     let validationCrops: [Crop]
     public private(set) var lastCompletedEpoch = 0
 
-    public var checkpointsFolder: String { outputs + "/checkpoints" }
+    /// The paths of the run whose outputs folder this trainer writes.
+    var layout: RunLayout { RunLayout(outputs: outputs) }
+    public var checkpointsFolder: String { layout.checkpoints }
 
     public init(setup: TrainingSetup, outputs: String, train: [SegmentationSubject], validation: [SegmentationSubject],
                 start: TrainingStart, reducer: GradientReducer = LocalReducer()) throws {
@@ -144,8 +146,8 @@ public final class Trainer {
     /// autosave then holds the last completed epoch).
     @discardableResult
     public func run(progress: Bool = true) throws -> Bool {
-        let trainLog = outputs + "/Train/epoch_metrics.csv"
-        let valLog = outputs + "/Val/epoch_metrics.csv"
+        let trainLog = layout.epochMetrics(mode: "Train")
+        let valLog = layout.epochMetrics(mode: "Val")
         var trainRows = try EpochMetricsLog.rows(path: trainLog, before: lastCompletedEpoch + 1)
         var valRows = try EpochMetricsLog.rows(path: valLog, before: lastCompletedEpoch + 1)
         let header = EpochMetricsLog.header(structures: setup.structureNames)
@@ -195,9 +197,9 @@ public final class Trainer {
         if !validationCrops.isEmpty { try AtomicFile.write(header + valRows.joined(), to: valLog) }
         let data = Checkpoint.serialize(model: model, optimizer: optimizer, epoch: epoch, metadata: checkpointMetadata())
         if setup.keepsCheckpoint(epoch: epoch) {
-            try AtomicFile.write(data, to: checkpointsFolder + "/" + Trainer.checkpointName(epoch: epoch))
+            try AtomicFile.write(data, to: layout.checkpoint(epoch: epoch))
         }
-        try AtomicFile.write(data, to: checkpointsFolder + "/autosave.ckpt")
+        try AtomicFile.write(data, to: layout.autosave)
     }
 
     /// A stop signal, agreed by all ranks (one tiny allreduce) so that no rank waits in a collective for a rank
@@ -209,7 +211,6 @@ public final class Trainer {
         return flag[0] > 0
     }
 
-    public static func checkpointName(epoch: Int) -> String { String(format: "epoch_%03d.ckpt", epoch) }
 
     /// Shards of every batch: one per MPI rank, else IE_EMULATE_RANKS's count in this one process.
     var shardCount: Int { reducer.size > 1 ? reducer.size : setup.shards }

@@ -3,40 +3,47 @@ import Foundation
 import IECommand
 import IECore
 import IEConfig
-import IECrossValidation
 import IENet
+import IEPipeline
 import IERun
-import IETrain
 
-// TEMPORARY stand-in for the pipeline helper's ie-evaluate (the agreed interface of docs/REDESIGN), so that the
-// commands branch's Slurm scripts, make rules and tests run; the merge takes the pipeline branch's version.
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ie-evaluate",
-        abstract: "Evaluate a trained run: inference and metrics of its tested epochs on Val and Test.")
+        abstract: "Evaluates a trained run: inference, metrics, outliers, comparisons and the report (SPEC §9).",
+        discussion: """
+        For each of the run's epochs_to_test and each of Val and Test (inference_on_val_set,
+        inference_on_test_set, non-empty split): inference with the epoch's checkpoint, then in
+        outputs/epoch_NNN/<Mode>/ metrics.csv, metrics_aggregates.csv, <Mode>_outliers.txt,
+        metrics_boxplot.png and thumbnails/; on Test of a run that is not a cross-validation
+        fold, the comparison with the config's comparison_runs; last outputs/report.ipynb and
+        report.html. The same pipeline runs in `make evaluate`, the Slurm jobs of ie-submit and
+        the cross-validation ensemble step (ie-crossval), so a run ends with the same files
+        whichever way it was started. A cross-validation parent is evaluated by its ensemble
+        step (ie-crossval ensemble --run=PARENT), not here.
 
-    @OptionGroup var runFolder: RunOption
-    @Flag(name: .customLong("mark_completed"), help: "Mark the run completed when the evaluation succeeds.")
-    var markCompleted = false
+        Without --mark_completed the run's status and times are left alone (a failure is
+        recorded in run.json as ie-metrics' is); with it (the step after training in a Slurm
+        job or a make rule) the run is marked completed, and a failed fold fails its parent.
+
+        Examples:
+          ie-evaluate --run=$RUN
+          ie-evaluate --run=$RUN --mark_completed --threads=8
+        """)
+
+    @OptionGroup var runOption: RunOption
     @OptionGroup var settings: SettingsOption
     @OptionGroup var threads: ThreadsOption
+    @Flag(name: .customLong("mark_completed"), help: "Mark the run completed when the evaluation succeeds.")
+    var markCompleted = false
     @OptionGroup var log: LogOptions
 
     func run() throws {
         log.apply(tool: "ie-evaluate")
         let settingsValue = try Settings.locate(explicitPath: settings.settings)
         EngineOptions.fromCommandLine(threads: threads.threads)
-        let runDir = try RunDirectory.open(path: runFolder.path)
-        let config = try runDir.modelConfig(settings: settingsValue)
-        let body = {
-            try RunCompletion.evaluate(run: runDir, config: config, settings: settingsValue,
-                                       baselines: RunIDs.parentAndIndex(of: runDir.id) == nil)
-        }
-        if markCompleted {
-            try RunTraining.performFailingParent(run: runDir, tool: "ie-evaluate", keepStarted: true, body)
-        } else {
-            try runDir.performEvaluation(tool: "ie-evaluate", body)
-        }
+        let runDirectory = try RunDirectory.open(path: runOption.path)
+        try RunCompletion.evaluate(run: runDirectory, settings: settingsValue, tool: "ie-evaluate", markCompleted: markCompleted)
     }
 }
 

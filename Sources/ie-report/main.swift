@@ -59,8 +59,9 @@ struct Report: ParsableCommand {
         log.apply(tool: "ie-report")
         let outputs = RunReport.outputsFolder(runFolder)
         if crossValidation {
-            let dataset = "\(outputs)/dataset.csv"
-            try CrossValidationResults.write(crossValResults: "\(outputs)/CrossValResults",
+            let layout = RunLayout(outputs: outputs)
+            let dataset = layout.datasetCSV
+            try CrossValidationResults.write(crossValResults: layout.crossValResults,
                                              dataset: FileManager.default.fileExists(atPath: dataset) ? dataset : nil)
         }
         if !baseline.isEmpty {

@@ -103,7 +103,7 @@ struct Outliers: ParsableCommand {
                 try AtomicFile.write(Data(OutlierReport.text(records, hasHausdorffDistance: hasHausdorff,
                                                              hasSeriesAndInstitution: hasSeriesAndInstitution,
                                                              range: range).utf8),
-                                     to: (outputDir as NSString).appendingPathComponent("\(m)_outliers.txt"))
+                                     to: (outputDir as NSString).appendingPathComponent(RunLayout.outliersFileName(mode: m)))
             }
             return
         }

@@ -55,12 +55,12 @@ struct Synth: ParsableCommand {
 
     @OptionGroup var log: LogOptions
 
-    func parsedShape() throws -> (z: Int, y: Int, x: Int) {
+    func parsedShape() throws -> Shape3D {
         let parts = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 3, let z = parts[0], let y = parts[1], let x = parts[2] else {
             throw ValidationError("--shape=\(shape) is invalid, expected three integers Z,Y,X such as 24,64,64")
         }
-        return (z, y, x)
+        return Shape3D(z, y, x)
     }
 
     func options() throws -> SyntheticDataset.Options {

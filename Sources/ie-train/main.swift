@@ -61,7 +61,7 @@ struct Train: ParsableCommand {
             EngineOptions.fromCommandLine(threads: threads.threads)
             StopSignal.install()
             var finished = true
-            try RunTraining.performFailingParent(run: runDir, tool: "ie-train", completes: false) {
+            try runDir.performFailingParent(tool: "ie-train", completes: false) {
                 finished = try RunTraining.trainOrAdopt(run: runDir, config: config, settings: settingsValue, resume: resume)
             }
             guard finished else {

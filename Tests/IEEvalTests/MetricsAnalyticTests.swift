@@ -1,4 +1,5 @@
 import XCTest
+import IECore
 @testable import IEEval
 
 /// Metrics on shapes whose values are known by hand (the derivations are in the comments).
@@ -7,7 +8,7 @@ final class MetricsAnalyticTests: XCTestCase {
 
     func testShiftedCubeWithAnisotropicSpacing() {
         // A = 4x4x4 cube at z,y,x in [2,6); B = the same cube shifted by one voxel along z (3 mm).
-        let grid = VoxelGrid(shape: (10, 10, 10), spacing: (3, 0.8, 0.8))
+        let grid = VoxelGrid(shape: Shape3D(10, 10, 10), spacing: (3, 0.8, 0.8))
         let a = metricsMask(grid) { z, y, x in (2..<6).contains(z) && (2..<6).contains(y) && (2..<6).contains(x) }
         let b = metricsMask(grid) { z, y, x in (3..<7).contains(z) && (2..<6).contains(y) && (2..<6).contains(x) }
         let m = SegmentationMetrics.compute(prediction: a, groundTruth: b, grid: grid, extras: allExtras)
@@ -28,7 +29,7 @@ final class MetricsAnalyticTests: XCTestCase {
 
     func testTwoSpheresOfKnownOverlap() {
         // Spheres of radius 10 mm, centres 6 mm apart along x, spacing (2, 1, 1) mm.
-        let grid = VoxelGrid(shape: (16, 28, 36), spacing: (2, 1, 1))
+        let grid = VoxelGrid(shape: Shape3D(16, 28, 36), spacing: (2, 1, 1))
         let r = 10.0, d = 6.0
         let c1 = (z: 16.0, y: 14.0, x: 15.0), c2 = (z: 16.0, y: 14.0, x: 15.0 + d)
         func inside(_ c: (z: Double, y: Double, x: Double), _ z: Int, _ y: Int, _ x: Int) -> Bool {
@@ -56,7 +57,7 @@ final class MetricsAnalyticTests: XCTestCase {
     }
 
     func testEmptyCases() {
-        let grid = VoxelGrid(shape: (3, 3, 3))
+        let grid = VoxelGrid(shape: Shape3D(3, 3, 3))
         let empty = [Bool](repeating: false, count: grid.count)
         let some = metricsMask(grid) { z, y, x in z == 1 && y == 1 && x == 1 }
         let missing = SegmentationMetrics.compute(prediction: some, groundTruth: nil, grid: grid, extras: allExtras)
@@ -76,7 +77,7 @@ final class MetricsAnalyticTests: XCTestCase {
 
     func testHoleMakesAllVoxelHausdorffDifferFromSurfaceHausdorff() {
         // B = solid cube [1,10)^3; A = B minus the hole [3,8)^3. 1 mm voxels.
-        let grid = VoxelGrid(shape: (11, 11, 11))
+        let grid = VoxelGrid(shape: Shape3D(11, 11, 11))
         let cube: (Int, Int, Int) -> Bool = { z, y, x in (1..<10).contains(z) && (1..<10).contains(y) && (1..<10).contains(x) }
         let hole: (Int, Int, Int) -> Bool = { z, y, x in (3..<8).contains(z) && (3..<8).contains(y) && (3..<8).contains(x) }
         let b = metricsMask(grid, cube)
@@ -95,7 +96,7 @@ final class MetricsAnalyticTests: XCTestCase {
     }
 
     func testSingleVoxelObjects() {
-        let grid = VoxelGrid(shape: (6, 8, 5), spacing: (2, 1, 0.5))
+        let grid = VoxelGrid(shape: Shape3D(6, 8, 5), spacing: (2, 1, 0.5))
         let a = metricsMask(grid) { z, y, x in z == 1 && y == 2 && x == 3 }
         let b = metricsMask(grid) { z, y, x in z == 4 && y == 6 && x == 3 }
         let m = SegmentationMetrics.compute(prediction: a, groundTruth: b, grid: grid, extras: allExtras)
@@ -112,7 +113,7 @@ final class MetricsAnalyticTests: XCTestCase {
 
     func testObjectsTouchingTheImageBorder() {
         // Grid 5x3x3, spacing z = 2 mm. A = slab z in 0..<3, B = slab z in 0..<4: both touch five image faces.
-        let grid = VoxelGrid(shape: (5, 3, 3), spacing: (2, 1, 1))
+        let grid = VoxelGrid(shape: Shape3D(5, 3, 3), spacing: (2, 1, 1))
         let a = metricsMask(grid) { z, _, _ in z < 3 }
         let b = metricsMask(grid) { z, _, _ in z < 4 }
         let m = SegmentationMetrics.compute(prediction: a, groundTruth: b, grid: grid, extras: allExtras)
@@ -128,7 +129,7 @@ final class MetricsAnalyticTests: XCTestCase {
     }
 
     func testAllOnesMaskHasNoContour() {
-        let grid = VoxelGrid(shape: (5, 3, 3), spacing: (2, 1, 1))
+        let grid = VoxelGrid(shape: Shape3D(5, 3, 3), spacing: (2, 1, 1))
         let all = [Bool](repeating: true, count: grid.count)
         let b = metricsMask(grid) { z, _, _ in z < 2 }
         let m = SegmentationMetrics.compute(prediction: all, groundTruth: b, grid: grid)
@@ -145,7 +146,7 @@ final class MetricsAnalyticTests: XCTestCase {
         var random = MetricsTestRandom(seed: 2024)
         var compared = 0
         for trial in 0..<60 {
-            let grid = VoxelGrid(shape: (random.int(1...6), random.int(2...7), random.int(2...7)),
+            let grid = VoxelGrid(shape: Shape3D(random.int(1...6), random.int(2...7), random.int(2...7)),
                                  spacing: (0.5 + 3 * random.unitDouble(), 0.4 + random.unitDouble(), 0.4 + random.unitDouble()))
             // Blobs: random boxes, sometimes filling to the border, sometimes with random voxels flipped.
             func blob() -> [Bool] {

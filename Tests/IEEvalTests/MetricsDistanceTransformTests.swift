@@ -1,11 +1,12 @@
 import XCTest
+import IECore
 @testable import IEEval
 
 final class MetricsDistanceTransformTests: XCTestCase {
     func testMatchesBruteForceOnRandomAnisotropicMasks() {
         var random = MetricsTestRandom(seed: 7)
         for trial in 0..<40 {
-            let grid = VoxelGrid(shape: (random.int(1...7), random.int(1...7), random.int(1...7)),
+            let grid = VoxelGrid(shape: Shape3D(random.int(1...7), random.int(1...7), random.int(1...7)),
                                  spacing: (0.5 + 3 * random.unitDouble(), 0.3 + random.unitDouble(), 0.3 + 2 * random.unitDouble()))
             let density = [0.02, 0.1, 0.5, 0.9][trial % 4]
             let feature = (0..<grid.count).map { _ in random.unitDouble() < density }
@@ -22,7 +23,7 @@ final class MetricsDistanceTransformTests: XCTestCase {
     }
 
     func testSingleFeatureGivesExactAnisotropicDistances() {
-        let grid = VoxelGrid(shape: (4, 5, 6), spacing: (3, 0.8, 0.5))
+        let grid = VoxelGrid(shape: Shape3D(4, 5, 6), spacing: (3, 0.8, 0.5))
         let feature = metricsMask(grid) { z, y, x in z == 1 && y == 2 && x == 3 }
         let d = DistanceTransform.distance(to: feature, grid: grid)
         // (3, 4, 5): dz = 2 * 3 = 6 mm, dy = 2 * 0.8 = 1.6 mm, dx = 2 * 0.5 = 1 mm.
@@ -33,7 +34,7 @@ final class MetricsDistanceTransformTests: XCTestCase {
     }
 
     func testNoFeatureIsInfiniteEverywhere() {
-        let grid = VoxelGrid(shape: (2, 3, 4))
+        let grid = VoxelGrid(shape: Shape3D(2, 3, 4))
         let d = DistanceTransform.squaredDistance(to: [Bool](repeating: false, count: grid.count), grid: grid)
         XCTAssertTrue(d.allSatisfy { $0 == .infinity })
     }
@@ -41,7 +42,7 @@ final class MetricsDistanceTransformTests: XCTestCase {
     func testMatchesScipyOnLargerMask() throws {
         // Independent reference: scipy.ndimage.distance_transform_edt with sampling, on a 20x30x25 random mask.
         var random = MetricsTestRandom(seed: 11)
-        let grid = VoxelGrid(shape: (20, 30, 25), spacing: (2.5, 0.7, 1.1))
+        let grid = VoxelGrid(shape: Shape3D(20, 30, 25), spacing: (2.5, 0.7, 1.1))
         let feature = (0..<grid.count).map { _ in random.unitDouble() < 0.01 }
         let script = """
         import sys, numpy as np

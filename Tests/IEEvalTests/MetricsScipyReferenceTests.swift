@@ -1,4 +1,5 @@
 import XCTest
+import IECore
 @testable import IEEval
 
 /// Cross-check of all metrics on a mid-sized case against an independent numpy/scipy computation:
@@ -7,7 +8,7 @@ import XCTest
 /// scipy.ndimage.distance_transform_edt with sampling, percentiles from numpy.percentile.
 final class MetricsScipyReferenceTests: XCTestCase {
     func testAllMetricsMatchScipyOnNoisyBlobsTouchingTheBorder() throws {
-        let grid = VoxelGrid(shape: (12, 30, 26), spacing: (3, 0.8, 0.9))
+        let grid = VoxelGrid(shape: Shape3D(12, 30, 26), spacing: (3, 0.8, 0.9))
         var random = MetricsTestRandom(seed: 99)
         // Ellipsoids that reach the image border (z = 0 and x = 25), with a few flipped voxels.
         func blob(_ cz: Double, _ cy: Double, _ cx: Double, _ r: Double) -> [Bool] {

@@ -1,4 +1,5 @@
 import XCTest
+import IECore
 import IEImage
 import IETestSupport
 @testable import IEEval
@@ -126,7 +127,7 @@ final class MetricsSimpleITKTests: XCTestCase {
             }
         }
         func randomGrid(maxZ: Int = 9) -> VoxelGrid {
-            VoxelGrid(shape: (random.int(1...maxZ), random.int(2...12), random.int(2...12)), spacing: spacing())
+            VoxelGrid(shape: Shape3D(random.int(1...maxZ), random.int(2...12), random.int(2...12)), spacing: spacing())
         }
         for trial in 0..<320 {
             let grid = randomGrid()
@@ -163,13 +164,13 @@ final class MetricsSimpleITKTests: XCTestCase {
             cases.append(Case(name: "\(trial) \(name)", grid: grid, a: a, b: b))
         }
         // Empty masks, and a larger case where the crop to the masks' bounding box matters.
-        let small = VoxelGrid(shape: (3, 4, 5), spacing: (2, 0.5, 0.7))
+        let small = VoxelGrid(shape: Shape3D(3, 4, 5), spacing: (2, 0.5, 0.7))
         let empty = [Bool](repeating: false, count: small.count)
         let dot = metricsMask(small) { z, y, x in z == 1 && y == 2 && x == 3 }
         cases.append(Case(name: "both empty", grid: small, a: empty, b: empty))
         cases.append(Case(name: "empty prediction", grid: small, a: empty, b: dot))
         cases.append(Case(name: "empty ground truth", grid: small, a: dot, b: empty))
-        let large = VoxelGrid(shape: (14, 40, 36), spacing: (2.5, 0.7, 0.9))
+        let large = VoxelGrid(shape: Shape3D(14, 40, 36), spacing: (2.5, 0.7, 0.9))
         cases.append(Case(name: "inner ellipsoids", grid: large,
                           a: noisy(metricsMask(large) { z, y, x in
                               let dz = Double(z - 7) / 4, dy = Double(y - 20) / 11, dx = Double(x - 16) / 9

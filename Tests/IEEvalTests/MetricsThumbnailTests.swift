@@ -8,7 +8,7 @@ final class MetricsThumbnailTests: XCTestCase {
     func testLargestSliceAndColours() {
         // 4 slices of 6x8; ground truth is a 2x3 block on z = 1 and a 4x4 block on z = 2; prediction a 4x4 block
         // one pixel to the right on z = 2.
-        let grid = VoxelGrid(shape: (4, 6, 8))
+        let grid = VoxelGrid(shape: Shape3D(4, 6, 8))
         let truth = metricsMask(grid) { z, y, x in
             (z == 1 && (1..<3).contains(y) && (1..<4).contains(x)) || (z == 2 && (1..<5).contains(y) && (1..<5).contains(x))
         }
@@ -41,7 +41,7 @@ final class MetricsThumbnailTests: XCTestCase {
     func testRunWritesSortedCSVAndThumbnails() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-run-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let shape = (z: 3, y: 4, x: 5)
+        let shape = Shape3D(z: 3, y: 4, x: 5)
         func volume(_ inside: (Int, Int, Int) -> Bool) -> Volume<Float> {
             let grid = VoxelGrid(shape: shape, spacing: (2, 1, 1))
             return Volume(shape: shape, spacing: (2, 1, 1), data: metricsMask(grid, inside).map { $0 ? 1 : 0 })
@@ -90,7 +90,7 @@ final class MetricsThumbnailTests: XCTestCase {
     func testPredictedMaximalSliceWithBothContours() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("thumbs-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let shape = (z: 5, y: 8, x: 10)
+        let shape = Shape3D(z: 5, y: 8, x: 10)
         let grid = VoxelGrid(shape: shape)
         typealias Box = (z: Int, y: ClosedRange<Int>, x: ClosedRange<Int>)
         func volume(_ boxes: [Box]) -> Volume<Float> {

@@ -67,7 +67,7 @@ final class StatsReportTests: ScratchFolderTestCase {
     func testBestValidationEpochIsChosen() throws {
         let run = try makeRun("runA")
         // Validation Dice peaks at epoch 2 (0.45), although epoch 3 also has a folder.
-        XCTAssertEqual(RunLayout.bestEpoch(RunLayout.outputsFolder(run)), 2)
+        XCTAssertEqual(EpochChoice.bestEpoch(RunLayout.locate(run).outputs), 2)
     }
 
     func testReportHasSectionsAndValidNotebook() throws {

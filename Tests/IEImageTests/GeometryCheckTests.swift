@@ -1,8 +1,9 @@
 import IEImage
 import XCTest
+import IECore
 
 final class GeometryCheckTests: XCTestCase {
-    func volume(shape: (z: Int, y: Int, x: Int) = (2, 3, 4), spacing: (z: Double, y: Double, x: Double) = (3, 1, 1),
+    func volume(shape: Shape3D = Shape3D(2, 3, 4), spacing: (z: Double, y: Double, x: Double) = (3, 1, 1),
                 origin: (z: Double, y: Double, x: Double) = (-100, 0, 250)) -> Volume<UInt8> {
         Volume(shape: shape, spacing: spacing, origin: origin, data: [UInt8](repeating: 0, count: shape.z * shape.y * shape.x))
     }
@@ -18,6 +19,6 @@ final class GeometryCheckTests: XCTestCase {
         XCTAssertTrue(reference.gridMismatch(with: volume(origin: (-100, 0.002, 250)))?.hasPrefix("origin") ?? false)
         XCTAssertTrue(reference.gridMismatch(with: volume(spacing: (3.004, 1, 1)))?.hasPrefix("spacing") ?? false)
         XCTAssertNil(reference.gridMismatch(with: volume(spacing: (3.002, 1, 1))))
-        XCTAssertEqual(reference.gridMismatch(with: volume(shape: (2, 3, 5))), "shape (Z,Y,X) 2,3,4 differs from 2,3,5")
+        XCTAssertEqual(reference.gridMismatch(with: volume(shape: Shape3D(2, 3, 5))), "shape (Z,Y,X) 2,3,4 differs from 2,3,5")
     }
 }

@@ -16,7 +16,7 @@ final class NIfTIHostileTests: XCTestCase {
 
     /// A valid 4x5x6 float32 image written by our writer, then header fields patched in place (little endian).
     private func patchedImage(_ name: String, gzip: Bool = false, patch: (inout Data) -> Void) throws -> String {
-        let volume = Volume<Float>(shape: (4, 5, 6), spacing: (2, 1, 1), data: (0..<120).map(Float.init))
+        let volume = Volume<Float>(shape: Shape3D(4, 5, 6), spacing: (2, 1, 1), data: (0..<120).map(Float.init))
         let plain = folder + "/" + name + ".nii"
         try NIfTI.write(volume, to: plain, datatype: .float32)
         var data = try Data(contentsOf: URL(fileURLWithPath: plain))
@@ -94,7 +94,7 @@ final class NIfTIHostileTests: XCTestCase {
     }
 
     func testNonFiniteVoxelsAreNamedWithTheirPosition() throws {
-        var volume = Volume<Float>(shape: (2, 3, 4), data: [Float](repeating: 1, count: 24))
+        var volume = Volume<Float>(shape: Shape3D(2, 3, 4), data: [Float](repeating: 1, count: 24))
         XCTAssertNoThrow(try volume.requireFiniteVoxels(what: "image"))
         volume[1, 2, 3] = .nan
         XCTAssertThrowsError(try volume.requireFiniteVoxels(what: "image", file: "ct.nii.gz")) { error in

@@ -24,7 +24,7 @@ print(json.dumps(out))
 
     /// A rotated, anisotropic, offset volume made in Swift (no stored header geometry).
     func makeVolume() -> Volume<Float> {
-        let shape = (z: 3, y: 4, x: 5)
+        let shape = Shape3D(z: 3, y: 4, x: 5)
         // Rotation of 30° about an oblique axis, built from a unit quaternion (a, b, c, d).
         let (a, b, c, d) = (0.9, 0.3, -0.2, 0.1)
         let n = (a * a + b * b + c * c + d * d).squareRoot()
@@ -83,7 +83,7 @@ print(json.dumps(out))
         let dir = try TestFiles.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // y and z swapped: a reflection, determinant -1.
-        let volume = Volume<Int16>(shape: (z: 2, y: 2, x: 2), spacing: (z: 2.5, y: 1, x: 1),
+        let volume = Volume<Int16>(shape: Shape3D(z: 2, y: 2, x: 2), spacing: (z: 2.5, y: 1, x: 1),
                                    origin: (z: 10, y: 20, x: 30), direction: [1, 0, 0, 0, 0, 1, 0, 1, 0],
                                    data: [1, 2, 3, 4, 5, 6, 7, 8])
         try NIfTI.write(volume, to: dir + "/flip.nii", datatype: .int16)

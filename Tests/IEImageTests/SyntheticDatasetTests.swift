@@ -5,7 +5,7 @@ import IEImage
 import XCTest
 
 final class SyntheticDatasetTests: XCTestCase {
-    static let options = SyntheticDataset.Options(subjects: 3, seed: 2024, shape: (z: 16, y: 48, x: 48))
+    static let options = SyntheticDataset.Options(subjects: 3, seed: 2024, shape: Shape3D(z: 16, y: 48, x: 48))
 
     override func setUp() {
         Log.level = .quiet     // no progress lines in the test log
@@ -121,7 +121,7 @@ print(json.dumps([str(next(g)) for _ in range(5)]))
 
     func testRejectsTooSmallShapesAndNoSubjects() {
         XCTAssertThrowsError(try SyntheticDataset.validate(.init(subjects: 0))) { XCTAssertEqual(($0 as? IEError)?.code, .usage) }
-        XCTAssertThrowsError(try SyntheticDataset.validate(.init(shape: (4, 64, 64)))) { XCTAssertEqual(($0 as? IEError)?.code, .usage) }
+        XCTAssertThrowsError(try SyntheticDataset.validate(.init(shape: Shape3D(4, 64, 64)))) { XCTAssertEqual(($0 as? IEError)?.code, .usage) }
         XCTAssertNoThrow(try SyntheticDataset.validate(.init()))
     }
 }

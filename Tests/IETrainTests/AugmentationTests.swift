@@ -1,9 +1,10 @@
+import IECore
 import XCTest
 @testable import IETrain
 
 final class AugmentationTests: XCTestCase {
     /// A crop of size s with 2 image channels (distinct values everywhere) and 3 one-hot classes.
-    func makeCrop(_ s: Shape3, seed: UInt64 = 1) -> Crop {
+    func makeCrop(_ s: Shape3D, seed: UInt64 = 1) -> Crop {
         let n = s.count
         let image = testValues(2 * n, seed: seed, range: -1...1)
         var classes = [UInt8](repeating: 0, count: n)
@@ -14,8 +15,8 @@ final class AugmentationTests: XCTestCase {
         } } }
         var labels = [UInt8](repeating: 0, count: 3 * n)
         for i in 0..<n { labels[Int(classes[i]) * n + i] = 1 }
-        return Crop(size: s, image: image, labels: labels, mask: [UInt8](repeating: 1, count: n), centre: Shape3(0, 0, 0),
-                    start: Shape3(0, 0, 0), paddingOffset: Shape3(0, 0, 0), chosenClass: 0)
+        return Crop(size: s, image: image, labels: labels, mask: [UInt8](repeating: 1, count: n), centre: Shape3D(0, 0, 0),
+                    start: Shape3D(0, 0, 0), paddingOffset: Shape3D(0, 0, 0), chosenClass: 0)
     }
 
     func assertOneHot(_ crop: Crop, classCount: Int, file: StaticString = #filePath, line: UInt = #line) {
@@ -32,7 +33,7 @@ final class AugmentationTests: XCTestCase {
     }
 
     func testIdentityParametersAreTheIdentity() {
-        let original = makeCrop(Shape3(5, 6, 7))
+        let original = makeCrop(Shape3D(5, 6, 7))
         var crop = original
         Augmentations.affine(&crop, channels: 2, classCount: 3, parameters: AffineParameters(), spacing: (2.5, 1, 0.7))
         XCTAssertEqual(crop.image, original.image)
@@ -51,7 +52,7 @@ final class AugmentationTests: XCTestCase {
 
     func testRotationBy90DegreesAboutZPermutesThePattern() {
         // numpy.rot90(a, 1, axes=(1, 2)): out[z, y, x] = a[z, x, N-1-y], on a square (y, x) plane.
-        let s = Shape3(3, 6, 6), n = s.count
+        let s = Shape3D(3, 6, 6), n = s.count
         let original = makeCrop(s)
         var crop = original
         Augmentations.affine(&crop, channels: 2, classCount: 3, parameters: AffineParameters(degrees: (90, 0, 0)))
@@ -66,7 +67,7 @@ final class AugmentationTests: XCTestCase {
 
     func testRotationBy90DegreesAboutXPermutesZAndY() {
         // Rotation in the (z, y) plane: out[z, y, x] = a[y, N-1-z, x] (numpy.rot90(a, 1, axes=(0, 1))).
-        let s = Shape3(5, 5, 3), n = s.count
+        let s = Shape3D(5, 5, 3), n = s.count
         let original = makeCrop(s, seed: 2)
         var crop = original
         Augmentations.affine(&crop, channels: 2, classCount: 3, parameters: AffineParameters(degrees: (0, 0, 90)))
@@ -78,7 +79,7 @@ final class AugmentationTests: XCTestCase {
 
     func testScalingInterpolatesLinearly() {
         // Scale 2 along x about the centre of a linear ramp: the output is the ramp with half the slope.
-        let s = Shape3(1, 1, 9)
+        let s = Shape3D(1, 1, 9)
         var crop = makeCrop(s)
         crop.image = (0..<9).map { Float($0) } + (0..<9).map { Float(2 * $0) }
         Augmentations.affine(&crop, channels: 2, classCount: 3, parameters: AffineParameters(scales: (1, 1, 2)))
@@ -92,7 +93,7 @@ final class AugmentationTests: XCTestCase {
         let augmenter = Augmenter(outputRange: (-1, 1), spacing: (3, 1, 1), probability: 1)
         var rng = Xoshiro256(seed: 77)
         for i in 0..<5 {
-            var crop = makeCrop(Shape3(6, 10, 12), seed: UInt64(i + 10))
+            var crop = makeCrop(Shape3D(6, 10, 12), seed: UInt64(i + 10))
             let before = crop
             augmenter.apply(&crop, channels: 2, classCount: 3, using: &rng)
             XCTAssertEqual(crop.image.count, before.image.count)
@@ -104,7 +105,7 @@ final class AugmentationTests: XCTestCase {
     }
 
     func testNoiseHasTheRequestedStandardDeviation() {
-        var crop = makeCrop(Shape3(20, 20, 20))
+        var crop = makeCrop(Shape3D(20, 20, 20))
         let before = crop.image
         var rng = Xoshiro256(seed: 4)
         Augmentations.noise(&crop, std: 0.3, using: &rng)
@@ -117,7 +118,7 @@ final class AugmentationTests: XCTestCase {
     }
 
     func testBlurMatchesScipyGaussianFilter() throws {
-        var crop = makeCrop(Shape3(5, 6, 7))
+        var crop = makeCrop(Shape3D(5, 6, 7))
         let original = crop.image
         Augmentations.blur(&crop, channels: 2, sigma: (0.7, 1.3, 2.0))
         let script = """
@@ -131,7 +132,7 @@ print(json.dumps(np.stack([gaussian_filter(c, sigma=(0.7, 1.3, 2.0)) for c in a]
     }
 
     func testNearestBoundaryFilterMatchesScipy() throws {
-        let shape = Shape3(4, 5, 9)
+        let shape = Shape3D(4, 5, 9)
         var volume = testValues(shape.count, seed: 31)
         let original = volume
         gaussianFilter(&volume, shape: shape, sigma: (0, 1.7, 0.6), boundary: .nearest)
@@ -148,7 +149,7 @@ print(json.dumps(gaussian_filter(a, sigma=(0, 1.7, 0.6), mode='nearest').flatten
     func testMotionShiftAndGhostHandValues() {
         // One line along x: 0 1 2 3. Shifts [0, 1]: mean of the line and the line moved right by one voxel
         // (edge clamped): (0+0)/2, (1+0)/2, (2+1)/2, (3+2)/2.
-        let s = Shape3(1, 1, 4)
+        let s = Shape3D(1, 1, 4)
         var crop = makeCrop(s)
         crop.image = [0, 1, 2, 3, 0, 10, 20, 30]
         Augmentations.motion(&crop, channels: 2, parameters: MotionParameters(axis: 2, shifts: [0, 1]))

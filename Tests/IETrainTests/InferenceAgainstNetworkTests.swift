@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 import XCTest
 import IENet
 @testable import IETrain
@@ -6,8 +7,8 @@ import IENet
 /// Sliding-window inference with a real UNet3D against one forward pass of the whole padded volume.
 final class InferenceAgainstNetworkTests: XCTestCase {
     /// Edge padding written out independently: `before` = ceil(diff / 2) voxels in front, as InnerEye's pad_images.
-    func edgePadded(_ image: [Float], shape: Shape3, to target: Shape3) -> (data: [Float], before: Shape3) {
-        let before = Shape3((target.z - shape.z + 1) / 2, (target.y - shape.y + 1) / 2, (target.x - shape.x + 1) / 2)
+    func edgePadded(_ image: [Float], shape: Shape3D, to target: Shape3D) -> (data: [Float], before: Shape3D) {
+        let before = Shape3D((target.z - shape.z + 1) / 2, (target.y - shape.y + 1) / 2, (target.x - shape.x + 1) / 2)
         var out = [Float](repeating: 0, count: target.count)
         for z in 0..<target.z {
             let sz = min(max(z - before.z, 0), shape.z - 1)
@@ -23,8 +24,8 @@ final class InferenceAgainstNetworkTests: XCTestCase {
     }
 
     func testVolumeNotAMultipleOfThePatchMatchesOneForwardPassOfThePaddedVolume() throws {
-        let shape = Shape3(20, 37, 29)
-        let patch = Shape3(32, 48, 32)
+        let shape = Shape3D(20, 37, 29)
+        let patch = Shape3D(32, 48, 32)
         var rng = SeededGenerator(seed: 7)
         let image = (0..<shape.count).map { _ in Float.random(in: -1...1, using: &rng) }
         let model = UNet3D(imageChannels: 1, classes: 3, featureChannels: 2, seed: 3)
@@ -59,13 +60,13 @@ final class InferenceAgainstNetworkTests: XCTestCase {
     }
 
     func testEnsembleOfTwoIdenticalModelsEqualsOneModel() throws {
-        let shape = Shape3(16, 20, 18)
+        let shape = Shape3D(16, 20, 18)
         var rng = SeededGenerator(seed: 11)
         let image = (0..<shape.count).map { _ in Float.random(in: -1...1, using: &rng) }
         let a = UNet3D(imageChannels: 1, classes: 2, featureChannels: 2, seed: 5)
         let b = UNet3D(imageChannels: 1, classes: 2, featureChannels: 2, seed: 5)
         let c = UNet3D(imageChannels: 1, classes: 2, featureChannels: 2, seed: 6)
-        let settings = InferenceSettings(patch: Shape3(16, 32, 32))
+        let settings = InferenceSettings(patch: Shape3D(16, 32, 32))
         let single = try Segmenter(models: [a], settings: settings).segment(image: image, channels: 1, shape: shape, mask: nil, spacing: (1, 1, 1))
         let pair = try Segmenter(models: [a, b], settings: settings).segment(image: image, channels: 1, shape: shape, mask: nil, spacing: (1, 1, 1))
         XCTAssertEqual(single.labels, pair.labels)

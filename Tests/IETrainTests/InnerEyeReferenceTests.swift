@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 import XCTest
 import IEImage
 @testable import IETrain
@@ -10,8 +11,8 @@ final class InnerEyeReferenceTests: XCTestCase {
     func testPosteriorSmoothingMatchesInnerEyesExpectedFile() throws {
         let input = try NIfTI.read(Self.fixtures + "/posterior_bladder_crop.nii.gz")
         let expected = try NIfTI.read(Self.fixtures + "/smoothed_posterior_bladder_crop.nii.gz")
-        let shape = Shape3(input.shape.z, input.shape.y, input.shape.x)
-        XCTAssertEqual(shape, Shape3(16, 24, 24))
+        let shape = Shape3D(input.shape.z, input.shape.y, input.shape.x)
+        XCTAssertEqual(shape, Shape3D(16, 24, 24))
         XCTAssertEqual(input.spacing.z, 3.006135, accuracy: 1e-5)
         // Two classes: background = 1 - p, foreground p (InnerEye smooths each class map).
         let p = input.data.map { $0 / 255 }

@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 import XCTest
 import IENet
 import IEConfig
@@ -13,7 +14,7 @@ final class InnerEyeTilingTests: XCTestCase {
 
     /// Fake network: logits (0, 2v + 0.1 z - 0.05 y, -v + 0.04 x + 0.03 z y / (1 + y)) with v = ch0 - 0.5 ch1 and
     /// (z, y, x) the position inside the patch; softmax over the 3 classes.
-    static func fakeNetwork(_ batch: [Float], count: Int, patch: Shape3) -> [Float] {
+    static func fakeNetwork(_ batch: [Float], count: Int, patch: Shape3D) -> [Float] {
         let p = patch.count, k = classes
         var out = [Float](repeating: 0, count: count * k * p)
         for b in 0..<count {
@@ -122,7 +123,7 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
 """#
 
     struct Case {
-        var shape: Shape3, patch: Shape3, stride: Shape3, mode: PaddingMode
+        var shape: Shape3D, patch: Shape3D, stride: Shape3D, mode: PaddingMode
     }
 
     static let numpyMode: [PaddingMode: String] = [.edge: "edge", .zero: "constant", .reflect: "reflect", .symmetric: "symmetric"]
@@ -130,11 +131,11 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
     static let cases = [
         // Smaller than the patch along Z (13 -> 16 < 32: patch and stride shrink), no axis a multiple of 16,
         // overlapping strides (overlaps 8, 8, 12 after the shrink).
-        Case(shape: Shape3(13, 37, 50), patch: Shape3(32, 32, 32), stride: Shape3(16, 24, 20), mode: .edge),
+        Case(shape: Shape3D(13, 37, 50), patch: Shape3D(32, 32, 32), stride: Shape3D(16, 24, 20), mode: .edge),
         // No overlap, but flush last patches that overlap their neighbours (Y: 48 = 0 and 16 with patch 32).
-        Case(shape: Shape3(21, 40, 30), patch: Shape3(16, 32, 16), stride: Shape3(16, 32, 16), mode: .zero),
+        Case(shape: Shape3D(21, 40, 30), patch: Shape3D(16, 32, 16), stride: Shape3D(16, 32, 16), mode: .zero),
         // Overlaps 8, 16, 8 with reflect padding; Y exactly one patch after padding to 32.
-        Case(shape: Shape3(40, 19, 33), patch: Shape3(32, 32, 16), stride: Shape3(24, 16, 8), mode: .reflect),
+        Case(shape: Shape3D(40, 19, 33), patch: Shape3D(32, 32, 16), stride: Shape3D(24, 16, 8), mode: .reflect),
     ]
 
     func run(_ c: Case, tiling: InferenceTiling, seed: UInt64) throws {
@@ -159,7 +160,7 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
         XCTAssertEqual(patches, (reference["patches"] as? Int) ?? -1, "\(label): patch count")
         assertClose(ours, doubles(reference["posteriors"]), tolerance: 2e-6, label)
         if tiling == .innerEye {
-            let multipleShape = Shape3((c.shape.z + 15) / 16 * 16, (c.shape.y + 15) / 16 * 16, (c.shape.x + 15) / 16 * 16)
+            let multipleShape = Shape3D((c.shape.z + 15) / 16 * 16, (c.shape.y + 15) / 16 * 16, (c.shape.x + 15) / 16 * 16)
             let effective = SlidingWindow.innerEyePatchAndStride(paddedShape: multipleShape, patch: c.patch,
                                                                  stride: c.stride, multiple: 16)
             XCTAssertEqual(effective.patch.array, ints(reference["patch"]), "\(label): effective patch")
@@ -188,27 +189,27 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
 
     func testRestrictCropSizeToImage() {
         // Unchanged when the patch fits on every axis.
-        let fits = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3(32, 64, 64), patch: Shape3(32, 32, 32),
-                                                        stride: Shape3(16, 24, 32), multiple: 16)
-        XCTAssertEqual(fits.patch, Shape3(32, 32, 32)); XCTAssertEqual(fits.stride, Shape3(16, 24, 32))
+        let fits = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3D(32, 64, 64), patch: Shape3D(32, 32, 32),
+                                                        stride: Shape3D(16, 24, 32), multiple: 16)
+        XCTAssertEqual(fits.patch, Shape3D(32, 32, 32)); XCTAssertEqual(fits.stride, Shape3D(16, 24, 32))
         // Z shrinks to 16; the stride keeps its ratio on every axis: floor(0.5 * 16), floor(0.75 * 32), 32.
-        let small = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3(16, 64, 64), patch: Shape3(32, 32, 32),
-                                                         stride: Shape3(16, 24, 32), multiple: 16)
-        XCTAssertEqual(small.patch, Shape3(16, 32, 32)); XCTAssertEqual(small.stride, Shape3(8, 24, 32))
+        let small = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3D(16, 64, 64), patch: Shape3D(32, 32, 32),
+                                                         stride: Shape3D(16, 24, 32), multiple: 16)
+        XCTAssertEqual(small.patch, Shape3D(16, 32, 32)); XCTAssertEqual(small.stride, Shape3D(8, 24, 32))
         // A stride that rounds to 0 becomes 1: 1/64 of 16 = 0.25.
-        let tiny = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3(16, 16, 16), patch: Shape3(64, 64, 64),
-                                                        stride: Shape3(1, 64, 64), multiple: 16)
-        XCTAssertEqual(tiny.patch, Shape3(16, 16, 16)); XCTAssertEqual(tiny.stride, Shape3(1, 16, 16))
+        let tiny = SlidingWindow.innerEyePatchAndStride(paddedShape: Shape3D(16, 16, 16), patch: Shape3D(64, 64, 64),
+                                                        stride: Shape3D(1, 64, 64), multiple: 16)
+        XCTAssertEqual(tiny.patch, Shape3D(16, 16, 16)); XCTAssertEqual(tiny.stride, Shape3D(1, 16, 16))
     }
 
     func testOddOverlapAndNoPaddingAreRefused() throws {
         let image = [Float](repeating: 0, count: 2 * 32 * 32 * 32)
-        let odd = try SlidingWindow(patch: Shape3(32, 32, 32), stride: Shape3(32, 32, 27), classCount: 3)
-        XCTAssertThrowsError(try odd.runInnerEye(image: image, channels: 2, shape: Shape3(32, 32, 32)) {
+        let odd = try SlidingWindow(patch: Shape3D(32, 32, 32), stride: Shape3D(32, 32, 27), classCount: 3)
+        XCTAssertThrowsError(try odd.runInnerEye(image: image, channels: 2, shape: Shape3D(32, 32, 32)) {
             Self.fakeNetwork($0, count: $1, patch: $2)
         })
-        let noPadding = try SlidingWindow(patch: Shape3(32, 32, 32), classCount: 3, paddingMode: .noPadding)
-        XCTAssertThrowsError(try noPadding.runInnerEye(image: image, channels: 2, shape: Shape3(32, 32, 32)) {
+        let noPadding = try SlidingWindow(patch: Shape3D(32, 32, 32), classCount: 3, paddingMode: .noPadding)
+        XCTAssertThrowsError(try noPadding.runInnerEye(image: image, channels: 2, shape: Shape3D(32, 32, 32)) {
             Self.fakeNetwork($0, count: $1, patch: $2)
         })
     }
@@ -216,16 +217,16 @@ print(json.dumps({"posteriors": out.reshape(-1).tolist(), "patch": [int(q) for q
     /// With the real UNet3D: a volume smaller than the patch on every axis is zero-padded (ceil before) to the
     /// multiple of 16 and the patch shrinks to it, so the InnerEye tiling is one forward pass of that volume.
     func testInnerEyeTilingWithUNet3DIsOneForwardPassOfTheZeroPaddedVolume() throws {
-        let shape = Shape3(20, 37, 29), padded = Shape3(32, 48, 32)
+        let shape = Shape3D(20, 37, 29), padded = Shape3D(32, 48, 32)
         var rng = SeededGenerator(seed: 9)
         let image = (0..<shape.count).map { _ in Float.random(in: -1...1, using: &rng) }
         let model = UNet3D(imageChannels: 1, classes: 3, featureChannels: 2, seed: 4)
-        var settings = InferenceSettings(patch: Shape3(48, 64, 48))
+        var settings = InferenceSettings(patch: Shape3D(48, 64, 48))
         settings.tiling = .innerEye
         let segmenter = try Segmenter(models: [model], settings: settings)
         let stitched = try segmenter.posteriors(model: model, image: image, channels: 1, shape: shape)
 
-        let before = Shape3(6, 6, 2)   // ceil((32-20)/2), ceil((48-37)/2), ceil((32-29)/2)
+        let before = Shape3D(6, 6, 2)   // ceil((32-20)/2), ceil((48-37)/2), ceil((32-29)/2)
         var zeroPadded = [Float](repeating: 0, count: padded.count)
         for z in 0..<shape.z { for y in 0..<shape.y { for x in 0..<shape.x {
             zeroPadded[padded.index(z + before.z, y + before.y, x + before.x)] = image[shape.index(z, y, x)]

@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 import IEConfig
 import XCTest
 @testable import IETrain
@@ -48,7 +49,7 @@ final class PostProcessingRulesTests: XCTestCase {
 
     /// Posteriors with external over the body (y < 6), spinal cord in low slices and brainstem in high ones
     /// (overlapping in z = 3...5), mpc below spc (overlapping in z = 4, 5), plus noise; normalised in float32.
-    static func posteriors(shape: Shape3) -> [Float] {
+    static func posteriors(shape: Shape3D) -> [Float] {
         let k = structures.count + 1, n = shape.count
         let noise = testValues(k * n, seed: 1515)
         var weights = [Float](repeating: 0, count: k * n)
@@ -73,7 +74,7 @@ final class PostProcessingRulesTests: XCTestCase {
     }
 
     func testHeadAndNeckPaperRulesMatchInnerEyeOracle() throws {
-        let shape = Shape3(9, 8, 9)
+        let shape = Shape3D(9, 8, 9)
         let settings = try InferenceSettings(config: config([]))
         // HeadAndNeckPaper's defaults for these structures, as class indices (external = 1).
         XCTAssertEqual(settings.labelRules.summedProbability,
@@ -105,7 +106,7 @@ final class PostProcessingRulesTests: XCTestCase {
         // optic_chiasm over pituitary_gland with higher_dominates (HeadAndNeckPaper's third rule) and a rule set on
         // the command line, the two rules sharing a class so that their order matters.
         let ids = ["optic_chiasm", "pituitary_gland", "lens_l"]
-        let shape = Shape3(6, 3, 3)
+        let shape = Shape3D(6, 3, 3)
         let noise = testValues(shape.count, seed: 99)
         let labels: [UInt8] = (0..<shape.count).map { i in
             let z = i / 9, v = noise[i]
@@ -134,7 +135,7 @@ final class PostProcessingRulesTests: XCTestCase {
         // p(spinal_cord) == p(brainstem) and their sum above p(external): the tie goes to the first class. The
         // slice rule meets a single shared slice (lowest brainstem slice == highest spinal_cord slice == 1).
         let ids = ["external", "spinal_cord", "brainstem"]
-        let shape = Shape3(3, 1, 2)
+        let shape = Shape3D(3, 1, 2)
         let labels = [2, 1, 3, 2, 3, 0]
         var p = [Float](repeating: 0, count: 4 * shape.count)
         for (i, l) in labels.enumerated() { p[l * shape.count + i] = 1 }

@@ -1,3 +1,4 @@
+import IECore
 import XCTest
 @testable import IETrain
 
@@ -29,7 +30,7 @@ final class PostProcessingTests: XCTestCase {
     func testLargestComponentHandExample() {
         // One z slice, 4x5. Class 1: a 3-voxel L, a 2-voxel bar and a voxel touching the L only diagonally.
         // Class 2 has two components but is not listed, so it stays.
-        let shape = Shape3(1, 4, 5)
+        let shape = Shape3D(1, 4, 5)
         var labels: [UInt8] = [
             1, 1, 0, 2, 0,
             1, 0, 1, 0, 2,
@@ -45,12 +46,12 @@ final class PostProcessingTests: XCTestCase {
         ])
         // Connectivity through z counts (6-connectivity in 3-D).
         var stacked: [UInt8] = [1, 0, 0, /* z=1 */ 1, 0, 1]
-        PostProcessing.keepLargestComponent(&stacked, shape: Shape3(2, 1, 3), classes: [1])
+        PostProcessing.keepLargestComponent(&stacked, shape: Shape3D(2, 1, 3), classes: [1])
         XCTAssertEqual(stacked, [1, 0, 0, 1, 0, 0])
     }
 
     func testLargestComponentAgainstScipyLabel() throws {
-        let shape = Shape3(7, 9, 11)
+        let shape = Shape3D(7, 9, 11)
         let labels = testValues(shape.count, seed: 21).map { v -> UInt8 in v < 0.35 ? 1 : (v < 0.55 ? 2 : 0) }
         var ours = labels
         PostProcessing.keepLargestComponent(&ours, shape: shape, classes: [1, 2])
@@ -74,7 +75,7 @@ print(json.dumps(out.flatten().tolist()))
     }
 
     func testSmoothingMatchesScipyGaussianFilterWithSpacing() throws {
-        let shape = Shape3(6, 8, 10)
+        let shape = Shape3D(6, 8, 10)
         let n = shape.count
         let raw = testValues(n, seed: 8)
         let posteriors = raw.map { 1 - $0 } + raw
@@ -95,7 +96,7 @@ print(json.dumps(np.stack([gaussian_filter(x, sigma=sigma) for x in p]).flatten(
     }
 
     func testRunChainsMaskArgmaxAndComponents() {
-        let shape = Shape3(1, 1, 6)
+        let shape = Shape3D(1, 1, 6)
         // Class 1 wins at x = 0, 1, 3, 4, 5, but x = 5 is outside the mask; LCC keeps x = 3, 4.
         let fg: [Float] = [0.9, 0.8, 0.1, 0.7, 0.6, 0.9]
         let posteriors = fg.map { 1 - $0 } + fg

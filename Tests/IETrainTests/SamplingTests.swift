@@ -1,3 +1,4 @@
+import IECore
 import XCTest
 @testable import IETrain
 
@@ -5,7 +6,7 @@ final class SamplingTests: XCTestCase {
     /// A 12x14x16 subject, 2 channels, classes: background, a box structure and a smaller box; mask = all
     /// but the first 2 z slices.
     func makeSubject(id: String = "s1", withSmallBox: Bool = true) throws -> SegmentationSubject {
-        let shape = Shape3(12, 14, 16)
+        let shape = Shape3D(12, 14, 16)
         let n = shape.count
         var big = [UInt8](repeating: 0, count: n), small = [UInt8](repeating: 0, count: n)
         var mask = [UInt8](repeating: 0, count: n)
@@ -26,15 +27,15 @@ final class SamplingTests: XCTestCase {
     }
 
     func testCropStartFollowsInnerEyeShiftRule() throws {
-        let sampler = try CropSampler(cropSize: Shape3(4, 4, 4))
-        let shape = Shape3(10, 10, 10)
+        let sampler = try CropSampler(cropSize: Shape3D(4, 4, 4))
+        let shape = Shape3D(10, 10, 10)
         // centre 9: left 7, right 11 > 10 -> shifted to 6; centre 0: left -2 -> 0; centre 5: 5 - 2 = 3.
-        XCTAssertEqual(sampler.cropStart(centre: Shape3(9, 0, 5), shape: shape), Shape3(6, 0, 3))
+        XCTAssertEqual(sampler.cropStart(centre: Shape3D(9, 0, 5), shape: shape), Shape3D(6, 0, 3))
     }
 
     func testCropsContainTheirCentreClassStayInsideAndCopyTheImage() throws {
         let subject = try makeSubject()
-        let sampler = try CropSampler(cropSize: Shape3(4, 6, 8), classWeights: [0.2, 0.4, 0.4])
+        let sampler = try CropSampler(cropSize: Shape3D(4, 6, 8), classWeights: [0.2, 0.4, 0.4])
         var rng = Xoshiro256(seed: 11)
         for _ in 0..<300 {
             let crop = try sampler.sample(subject, using: &rng)
@@ -57,7 +58,7 @@ final class SamplingTests: XCTestCase {
     func testChosenClassesFollowClassWeights() throws {
         let subject = try makeSubject()
         let weights = [0.2, 0.3, 0.5]
-        let sampler = try CropSampler(cropSize: Shape3(4, 4, 4), classWeights: weights)
+        let sampler = try CropSampler(cropSize: Shape3D(4, 4, 4), classWeights: weights)
         var rng = Xoshiro256(seed: 5)
         let draws = 3000
         var counts = [0, 0, 0]
@@ -72,7 +73,7 @@ final class SamplingTests: XCTestCase {
 
     func testAbsentClassIsDroppedAndWeightsRenormalised() throws {
         let subject = try makeSubject(withSmallBox: false)
-        let sampler = try CropSampler(cropSize: Shape3(4, 4, 4), classWeights: [0.25, 0.25, 0.5])
+        let sampler = try CropSampler(cropSize: Shape3D(4, 4, 4), classWeights: [0.25, 0.25, 0.5])
         var rng = Xoshiro256(seed: 9)
         var counts = [0, 0, 0]
         for _ in 0..<2000 { counts[try sampler.sampleCentre(subject, using: &rng).chosenClass] += 1 }
@@ -80,18 +81,18 @@ final class SamplingTests: XCTestCase {
         // Background and class 1 now have 0.5 each: 1000 +- 4.5 sd (sd = sqrt(2000 * 0.25) ~ 22.4).
         XCTAssertEqual(Double(counts[1]), 1000, accuracy: 100)
         // Only zero-weight classes present: fall back to them instead of failing.
-        let onlyAbsent = try CropSampler(cropSize: Shape3(4, 4, 4), classWeights: [0, 0, 1])
+        let onlyAbsent = try CropSampler(cropSize: Shape3D(4, 4, 4), classWeights: [0, 0, 1])
         XCTAssertNoThrow(try onlyAbsent.sampleCentre(subject, using: &rng))
         // Nothing inside the mask at all: a clear error.
         var empty = subject
         empty.mask = [UInt8](repeating: 0, count: subject.shape.count)
         XCTAssertThrowsError(try sampler.sampleCentre(empty, using: &rng))
-        XCTAssertThrowsError(try CropSampler(cropSize: Shape3(4, 4, 4), classWeights: [0.5, 0.6]))
+        XCTAssertThrowsError(try CropSampler(cropSize: Shape3D(4, 4, 4), classWeights: [0.5, 0.6]))
     }
 
     func testPaddingMatchesNumpyPad() throws {
         // Subject 3x2x5 padded to crop 4x4x8: numpy.pad with ((1,0),(1,1),(2,1)) (ceil(diff/2) before).
-        let shape = Shape3(3, 2, 5)
+        let shape = Shape3D(3, 2, 5)
         let image = (0..<shape.count).map { Float($0 * $0 % 17) }
         let structure = (0..<shape.count).map { UInt8($0 % 3 == 0 ? 1 : 0) }
         let subject = try SegmentationSubject(id: "p", shape: shape, channels: 1, image: image, classCount: 2,
@@ -107,10 +108,10 @@ print(json.dumps(out))
 """
         let ref = try pythonReference(script, input: ["image": image.map(Double.init)]) as! [String: Any]
         for (mode, key) in [(PaddingMode.edge, "edge"), (.zero, "constant"), (.reflect, "reflect"), (.symmetric, "symmetric")] {
-            let sampler = try CropSampler(cropSize: Shape3(4, 4, 8), paddingMode: mode)
+            let sampler = try CropSampler(cropSize: Shape3D(4, 4, 8), paddingMode: mode)
             let (padded, offset) = sampler.padded(subject)
-            XCTAssertEqual(padded.shape, Shape3(4, 4, 8))
-            XCTAssertEqual(offset, Shape3(1, 1, 2))
+            XCTAssertEqual(padded.shape, Shape3D(4, 4, 8))
+            XCTAssertEqual(offset, Shape3D(1, 1, 2))
             assertClose(padded.image, doubles(ref[key]), tolerance: 0, key)
             // Labels stay one-hot; with zero padding the padding is background.
             let n = padded.shape.count
@@ -122,7 +123,7 @@ print(json.dumps(out))
             XCTAssertEqual(crop.image, padded.image)
         }
         var rng = Xoshiro256(seed: 1)
-        XCTAssertThrowsError(try CropSampler(cropSize: Shape3(4, 4, 8), paddingMode: .noPadding).sample(subject, using: &rng))
+        XCTAssertThrowsError(try CropSampler(cropSize: Shape3D(4, 4, 8), paddingMode: .noPadding).sample(subject, using: &rng))
         XCTAssertEqual(PaddingMode(configValue: "Edge"), .edge)
         XCTAssertEqual(PaddingMode(configValue: "Zero"), .zero)
         XCTAssertEqual(PaddingMode(configValue: "no_padding"), .noPadding)
@@ -131,7 +132,7 @@ print(json.dumps(out))
 
     func testValidationCropsAreTheSameEveryEpochAndTrainingCropsVary() throws {
         let subjects = [try makeSubject(id: "a"), try makeSubject(id: "b")]
-        let sampler = try CropSampler(cropSize: Shape3(4, 4, 4), classWeights: [0.1, 0.45, 0.45])
+        let sampler = try CropSampler(cropSize: Shape3D(4, 4, 4), classWeights: [0.1, 0.45, 0.45])
         let epoch1 = try sampler.validationCrops(subjects, seed: 42, cropsPerSubject: 3)
         let epoch2 = try sampler.validationCrops(subjects, seed: 42, cropsPerSubject: 3)
         XCTAssertEqual(epoch1.map(\.start), epoch2.map(\.start))
@@ -147,12 +148,12 @@ print(json.dumps(out))
 
 final class CropBatchTests: XCTestCase {
     func testBatchStacksCropsInNCDHWOrder() throws {
-        let s = Shape3(1, 1, 2)
+        let s = Shape3D(1, 1, 2)
         func crop(_ base: Float, _ classes: [Int]) -> Crop {
             var labels = [UInt8](repeating: 0, count: 2 * 2)
             for (i, k) in classes.enumerated() { labels[k * 2 + i] = 1 }
             return Crop(size: s, image: [base, base + 1, base + 2, base + 3], labels: labels, mask: [1, 1],
-                        centre: Shape3(0, 0, 0), start: Shape3(0, 0, 0), paddingOffset: Shape3(0, 0, 0), chosenClass: 0)
+                        centre: Shape3D(0, 0, 0), start: Shape3D(0, 0, 0), paddingOffset: Shape3D(0, 0, 0), chosenClass: 0)
         }
         let batch = CropBatch([crop(0, [0, 1]), crop(10, [1, 1])], classCount: 2)
         XCTAssertEqual(batch.count, 2)

@@ -1,3 +1,4 @@
+import IECore
 import XCTest
 @testable import IETrain
 
@@ -10,12 +11,12 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testPaddedShapeIsAMultipleOf16AndAtLeastOnePatch() throws {
-        let w = try SlidingWindow(patch: Shape3(32, 16, 16), classCount: 2)
-        XCTAssertEqual(w.paddedShape(Shape3(19, 33, 16)), Shape3(32, 48, 16))
+        let w = try SlidingWindow(patch: Shape3D(32, 16, 16), classCount: 2)
+        XCTAssertEqual(w.paddedShape(Shape3D(19, 33, 16)), Shape3D(32, 48, 16))
     }
 
     /// A per-voxel "network": class 1 = sigmoid(3 * (channel0 - channel1)), class 0 = 1 - class 1.
-    static func perVoxel(_ batch: [Float], count: Int, patch: Shape3, channels: Int = 2) -> [Float] {
+    static func perVoxel(_ batch: [Float], count: Int, patch: Shape3D, channels: Int = 2) -> [Float] {
         let p = patch.count
         var out = [Float](repeating: 0, count: count * 2 * p)
         for b in 0..<count {
@@ -30,14 +31,14 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testStitchedOutputEqualsThePerVoxelFunction() throws {
-        let shape = Shape3(19, 23, 29)   // no axis a multiple of the patch or of 16
+        let shape = Shape3D(19, 23, 29)   // no axis a multiple of the patch or of 16
         let image = testValues(2 * shape.count, seed: 5, range: -1...1)
         let n = shape.count
-        let configurations: [(Shape3, Shape3, SlidingWindow.Weighting, [[Int]], PaddingMode)] = [
-            (Shape3(16, 16, 16), Shape3(16, 16, 16), .uniform, [[]], .edge),
-            (Shape3(16, 16, 16), Shape3(8, 5, 11), .uniform, [[]], .zero),
-            (Shape3(16, 32, 16), Shape3(8, 16, 8), .gaussian, [[]], .edge),
-            (Shape3(16, 16, 16), Shape3(8, 8, 8), .gaussian, SlidingWindow.allMirrorings, .reflect),
+        let configurations: [(Shape3D, Shape3D, SlidingWindow.Weighting, [[Int]], PaddingMode)] = [
+            (Shape3D(16, 16, 16), Shape3D(16, 16, 16), .uniform, [[]], .edge),
+            (Shape3D(16, 16, 16), Shape3D(8, 5, 11), .uniform, [[]], .zero),
+            (Shape3D(16, 32, 16), Shape3D(8, 16, 8), .gaussian, [[]], .edge),
+            (Shape3D(16, 16, 16), Shape3D(8, 8, 8), .gaussian, SlidingWindow.allMirrorings, .reflect),
         ]
         for (patch, stride, weighting, mirrorings, mode) in configurations {
             let window = try SlidingWindow(patch: patch, stride: stride, classCount: 2, batchSize: 3,
@@ -62,8 +63,8 @@ final class SlidingWindowTests: XCTestCase {
     func testOverlappingPatchesAreAveragedUniformly() throws {
         // Shape (16, 16, 40): padded x = 48, offset (48 - 40 + 1) / 2 = 4; x starts 0, 8, 16, 24, 32.
         // Patch j (in call order) predicts the constant v_j = 0.1 * (j + 1) for class 1 everywhere.
-        let shape = Shape3(16, 16, 40)
-        let window = try SlidingWindow(patch: Shape3(16, 16, 16), stride: Shape3(16, 16, 8), classCount: 2, batchSize: 2)
+        let shape = Shape3D(16, 16, 40)
+        let window = try SlidingWindow(patch: Shape3D(16, 16, 16), stride: Shape3D(16, 16, 8), classCount: 2, batchSize: 2)
         var seen = 0
         let out = try window.run(image: [Float](repeating: 0, count: shape.count), channels: 1, shape: shape) { _, count, p in
             var o = [Float]()
@@ -86,8 +87,8 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testGaussianWeightsPeakAtTheCentreAndAreSymmetric() throws {
-        let w = try SlidingWindow(patch: Shape3(16, 16, 16), classCount: 2, weighting: .gaussian).patchWeights()
-        let s = Shape3(16, 16, 16)
+        let w = try SlidingWindow(patch: Shape3D(16, 16, 16), classCount: 2, weighting: .gaussian).patchWeights()
+        let s = Shape3D(16, 16, 16)
         XCTAssertEqual(w[s.index(8, 8, 8)], 1)
         XCTAssertEqual(w.max(), 1)
         // sigma = 16 / 8 = 2: one voxel off-centre along x is exp(-1/8).
@@ -97,7 +98,7 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testMirrorIsAnInvolutionAndFlipsTheRightAxis() throws {
-        let w = try SlidingWindow(patch: Shape3(2, 2, 3), classCount: 2)
+        let w = try SlidingWindow(patch: Shape3D(2, 2, 3), classCount: 2)
         let data = (0..<12).map(Float.init)
         XCTAssertEqual(w.mirror(data, volumes: 1, axes: [2]), [2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9])
         XCTAssertEqual(w.mirror(data, volumes: 1, axes: [0]), [6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5])
@@ -105,9 +106,9 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testWrongNetworkOutputSizeIsAnError() throws {
-        let w = try SlidingWindow(patch: Shape3(16, 16, 16), classCount: 3)
+        let w = try SlidingWindow(patch: Shape3D(16, 16, 16), classCount: 3)
         XCTAssertThrowsError(try w.run(image: [Float](repeating: 0, count: 16 * 16 * 16), channels: 1,
-                                       shape: Shape3(16, 16, 16)) { _, count, p in [Float](repeating: 0, count: count * 2 * p.count) })
-        XCTAssertThrowsError(try SlidingWindow(patch: Shape3(16, 16, 16), stride: Shape3(17, 16, 16), classCount: 2))
+                                       shape: Shape3D(16, 16, 16)) { _, count, p in [Float](repeating: 0, count: count * 2 * p.count) })
+        XCTAssertThrowsError(try SlidingWindow(patch: Shape3D(16, 16, 16), stride: Shape3D(17, 16, 16), classCount: 2))
     }
 }

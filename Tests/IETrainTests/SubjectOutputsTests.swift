@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import IECore
 import IEImage
 @testable import IETrain
 
@@ -9,7 +10,7 @@ final class SubjectOutputsTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A reference "first channel" with anisotropic spacing, an origin and an oblique direction,
         // written and read back so it carries a real NIfTI geometry.
-        let shape = (z: 3, y: 4, x: 5), n = 60
+        let shape = Shape3D(z: 3, y: 4, x: 5), n = 60
         let c = cos(0.3), s = sin(0.3)
         let source = Volume<Float>(shape: shape, spacing: (3.0, 0.8, 1.2), origin: (-20, 15.5, 7.25),
                                    direction: [c, -s, 0, s, c, 0, 0, 0, 1], data: (0..<n).map(Float.init))
@@ -63,7 +64,7 @@ print(json.dumps(out))
     }
 
     func testRejectsMismatchedClassNames() {
-        let reference = Volume<Float>(shape: (1, 1, 2), data: [0, 0])
+        let reference = Volume<Float>(shape: Shape3D(1, 1, 2), data: [0, 0])
         XCTAssertThrowsError(try SubjectOutputs.write(directory: "/tmp/unused", posteriors: [1, 1, 0, 0], labels: [0, 0],
                                                       classNames: ["background"], reference: reference))
         XCTAssertThrowsError(try SubjectOutputs.write(directory: "/tmp/unused", posteriors: [1, 1, 0, 0], labels: [0, 0],

@@ -1,21 +1,24 @@
 import Foundation
+import IECore
 
 /// A 3-D grid (Z, Y, X) with X fastest and a physical voxel spacing in mm, the frame every metric works in.
 public struct VoxelGrid: Sendable, Equatable {
-    public var nz: Int, ny: Int, nx: Int
+    public var shape: Shape3D
     public var spacingZ: Double, spacingY: Double, spacingX: Double
 
-    public init(shape: (z: Int, y: Int, x: Int), spacing: (z: Double, y: Double, x: Double) = (1, 1, 1)) {
+    public init(shape: Shape3D, spacing: (z: Double, y: Double, x: Double) = (1, 1, 1)) {
         precondition(shape.z >= 0 && shape.y >= 0 && shape.x >= 0, "negative shape \(shape)")
-        nz = shape.z; ny = shape.y; nx = shape.x
+        self.shape = shape
         spacingZ = spacing.z; spacingY = spacing.y; spacingX = spacing.x
     }
 
-    public var count: Int { nz * ny * nx }
-    public var shape: (z: Int, y: Int, x: Int) { (nz, ny, nx) }
+    public var nz: Int { shape.z }
+    public var ny: Int { shape.y }
+    public var nx: Int { shape.x }
+    public var count: Int { shape.count }
     public var spacing: (z: Double, y: Double, x: Double) { (spacingZ, spacingY, spacingX) }
 
-    @inline(__always) public func index(_ z: Int, _ y: Int, _ x: Int) -> Int { (z * ny + y) * nx + x }
+    @inline(__always) public func index(_ z: Int, _ y: Int, _ x: Int) -> Int { shape.index(z, y, x) }
 }
 
 /// Exact Euclidean distance transform on an anisotropic grid.

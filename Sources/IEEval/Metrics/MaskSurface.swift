@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 
 /// Which voxels of a binary mask count as its surface.
 public enum SurfaceDefinition: Sendable, Equatable {
@@ -21,7 +22,7 @@ public struct VoxelBox: Sendable, Equatable {
     public var z0: Int, z1: Int, y0: Int, y1: Int, x0: Int, x1: Int
 
     public var isEmpty: Bool { z1 <= z0 || y1 <= y0 || x1 <= x0 }
-    public var shape: (z: Int, y: Int, x: Int) { (z1 - z0, y1 - y0, x1 - x0) }
+    public var shape: Shape3D { Shape3D(z1 - z0, y1 - y0, x1 - x0) }
 
     /// The smallest box holding every true voxel of any of the masks; nil when all are empty.
     public static func bounding(_ masks: [[Bool]], grid: VoxelGrid) -> VoxelBox? {

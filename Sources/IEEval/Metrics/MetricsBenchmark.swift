@@ -1,10 +1,11 @@
 import Foundation
+import IECore
 
 /// The metrics workload `ie-bench` times: two overlapping ellipsoids on a clinical-size grid.
 public enum MetricsBenchmark {
     /// Prediction and ground truth: ellipsoids of semi-axes (60, 80, 70) mm, the prediction shifted by
     /// (6, 5, -4) mm and dented, so every metric has real work and the bounding box covers most of the image.
-    public static func syntheticPair(shape: (z: Int, y: Int, x: Int) = (64, 256, 256),
+    public static func syntheticPair(shape: Shape3D = Shape3D(64, 256, 256),
                                      spacing: (z: Double, y: Double, x: Double) = (3, 0.8, 0.8))
         -> (prediction: [Bool], groundTruth: [Bool], grid: VoxelGrid) {
         let grid = VoxelGrid(shape: shape, spacing: spacing)

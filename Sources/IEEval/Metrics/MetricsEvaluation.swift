@@ -25,8 +25,8 @@ public enum MetricsEvaluation {
     /// name when that is what exists; nil when neither folder exists.
     public static func subjectFolder(in predictionFolder: String, subject: String) -> String? {
         var candidates: [String] = []
-        if let number = Int(subject) { candidates.append(String(format: "%03d", number)) }
-        candidates.append(subject)
+        candidates.append(RunLayout.subjectFolderName(subject))
+        if !candidates.contains(subject) { candidates.append(subject) }
         for name in candidates {
             var isDirectory: ObjCBool = false
             let path = predictionFolder + "/" + name
@@ -174,7 +174,7 @@ public enum MetricsEvaluation {
             }
             progress.step("\(item.patient) \(item.structure)")
         }
-        try MetricsCSVWriter.write(rows: rows, extras: extras, to: outputFolder + "/metrics.csv")
+        try MetricsCSVWriter.write(rows: rows, extras: extras, to: outputFolder + "/" + RunLayout.metricsFileName)
         return rows
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IECore
 
 /// An 8-bit RGB picture, rows top to bottom, 3 bytes a pixel.
 public struct MetricsRGBImage: Sendable, Equatable {
@@ -118,7 +119,6 @@ public enum MetricsThumbnail {
 
     /// `<subject:03d>_<structure>_slice_<z:03d>.png`; a subject that is not a number is used as it is.
     public static func fileName(subject: String, structure: String, z: Int) -> String {
-        let subjectText = Int(subject).map { String(format: "%03d", $0) } ?? subject
-        return "\(subjectText)_\(structure)_slice_\(String(format: "%03d", z)).png"
+        return "\(RunLayout.subjectFolderName(subject))_\(structure)_slice_\(String(format: "%03d", z)).png"
     }
 }

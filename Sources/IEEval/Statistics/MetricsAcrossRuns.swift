@@ -137,22 +137,23 @@ public enum MetricsAcrossRuns {
         // InnerEye's downloaded cross-validation trees).
         var resolved: [(name: String, resultsFolder: String, dataset: CSVTable?)] = []
         for run in runs {
-            let outputs = RunLayout.outputsFolder(run.path)
+            let layout = RunLayout.locate(run.path)
+            let outputs = layout.outputs
             let resultsFolder: String
-            if let e = epoch ?? RunLayout.bestEpoch(outputs) {
-                resultsFolder = (outputs as NSString).appendingPathComponent(RunLayout.epochFolderName(e))
-            } else if modes.contains(where: { FileManager.default.fileExists(atPath: "\(outputs)/\($0)/metrics.csv") }) {
+            if let e = epoch ?? EpochChoice.bestEpoch(outputs) {
+                resultsFolder = layout.epochFolder(epoch: e)
+            } else if modes.contains(where: { FileManager.default.fileExists(atPath: "\(outputs)/\($0)/\(RunLayout.metricsFileName)") }) {
                 resultsFolder = outputs
             } else {
                 throw IEError.badInput("no epoch_NNN folder, expected a run folder with test results", file: outputs)
             }
-            let datasetPath = datasetOverride ?? (outputs as NSString).appendingPathComponent("dataset.csv")
+            let datasetPath = datasetOverride ?? layout.datasetCSV
             let dataset = FileManager.default.fileExists(atPath: datasetPath) ? try CSVTable.read(path: datasetPath) : nil
             resolved.append((run.name, resultsFolder, dataset))
         }
         for mode in modes {
             for run in resolved {
-                let path = "\(run.resultsFolder)/\(mode)/metrics.csv"
+                let path = "\(run.resultsFolder)/\(mode)/\(RunLayout.metricsFileName)"
                 guard FileManager.default.fileExists(atPath: path) else { continue }
                 result.append(Input(split: run.name, mode: mode, metrics: try MetricsFile.read(path: path),
                                     dataset: run.dataset))

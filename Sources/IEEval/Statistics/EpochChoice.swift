@@ -1,32 +1,11 @@
 import Foundation
 import IECore
 
-/// Finding things in a run's outputs folder (SPEC §9) by path alone.
-public enum RunLayout {
-    /// `RUN/outputs` when it exists, else `RUN` itself (already an outputs folder, or a CrossValResults/<k>).
-    public static func outputsFolder(_ run: String) -> String {
-        var isDirectory: ObjCBool = false
-        let candidate = (run as NSString).appendingPathComponent("outputs")
-        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue {
-            return candidate
-        }
-        return run
-    }
-
-    /// Epoch numbers of the `epoch_NNN` folders, ascending.
-    public static func epochFolders(_ outputs: String) -> [Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
-        return names.compactMap { name -> Int? in
-            guard name.hasPrefix("epoch_") else { return nil }
-            return Int(name.dropFirst("epoch_".count))
-        }.sorted()
-    }
-
-    public static func epochFolderName(_ epoch: Int) -> String { String(format: "epoch_%03d", epoch) }
-
+/// Which epoch_NNN folder of an outputs folder a report or comparison uses (paths: IECore.RunLayout).
+public enum EpochChoice {
     /// Per-epoch mean validation Dice from `Val/epoch_metrics.csv` (column Dice/AverageAcrossStructures).
     public static func validationDice(_ outputs: String) -> [(epoch: Int, dice: Double)]? {
-        let path = (outputs as NSString).appendingPathComponent("Val/epoch_metrics.csv")
+        let path = RunLayout(outputs: outputs).epochMetrics(mode: "Val")
         guard FileManager.default.fileExists(atPath: path), let table = try? CSVTable.read(path: path),
               let e = table.columnIndex("epoch"), let d = table.columnIndex("Dice/AverageAcrossStructures") else {
             return nil
@@ -40,7 +19,7 @@ public enum RunLayout {
     /// The epoch a report or comparison uses: among the epoch_NNN folders, the one with the best mean
     /// validation Dice when Val/epoch_metrics.csv has it, else the highest. Nil when there is no epoch folder.
     public static func bestEpoch(_ outputs: String) -> Int? {
-        let folders = epochFolders(outputs)
+        let folders = RunLayout(outputs: outputs).epochFolders()
         guard let highest = folders.last else { return nil }
         guard let dice = validationDice(outputs), !dice.isEmpty else { return highest }
         let available = Set(folders)

@@ -1,0 +1,55 @@
+import Foundation
+import IECore
+import IEConfig
+import IENet
+import IEReport
+import IERun
+import IETrain
+
+/// The evaluation pipeline of a run (SPEC §9), defined once: for each tested epoch and each of Val and Test,
+/// inference → metrics → aggregates, box plot and outliers → baseline comparisons; then the run's report.
+/// `ie-evaluate` (and so `make evaluate` and the Slurm jobs), `ie-train --evaluate` and the cross-validation
+/// ensemble step all call it, so a run ends with the same files whichever way it was started.
+public enum RunCompletion {
+    /// `models`: evaluate these instead of the run's own checkpoint of each epoch (an ensemble). `baselines:
+    /// false` skips the comparison_runs step (folds and parents compare in CrossValResults/BaselineComparisons).
+    /// `epochs`: default the config's epochs_to_test. `report: false` leaves the report to the caller (the
+    /// ensemble step writes it after CrossValResults/).
+    public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, models: [UNet3D]? = nil,
+                                baselines: Bool = true, epochs: [Int]? = nil, report: Bool = true) throws {
+        for epoch in epochs ?? config.epochsToTest {
+            for mode in try RunEvaluation.modes(run: run, config: config) {
+                try RunPipeline.infer(run: run, config: config, settings: settings, epoch: epoch, mode: mode, models: models)
+                try RunEvaluation.evaluate(run: run, config: config, settings: settings, epoch: epoch, mode: mode,
+                                           baselines: baselines)
+            }
+        }
+        if report {
+            let result = try RunReport.write(run: run.path)
+            Log.info("report: \(result.htmlPath)" + (result.missing.isEmpty ? "" : " (missing: \(result.missing.joined(separator: ", ")))"))
+        }
+    }
+
+    /// A cross-validation fold compares with baselines in its parent's CrossValResults, not on its own.
+    public static func comparesWithBaselines(_ run: RunDirectory) -> Bool {
+        RunIDs.parentAndIndex(of: run.id) == nil
+    }
+
+    /// What `ie-evaluate --run=RUN` does for a plain run or a fold: the pipeline under the run's lock, logged to
+    /// logs/<tool>.log. `markCompleted` (the step after training in a Slurm job or a make rule) marks the run
+    /// completed, keeping its training's start time, and a failure fails a fold's parent as well; without it the
+    /// run's status and times are left alone (an evaluation failure is recorded as ie-metrics' is).
+    public static func evaluate(run: RunDirectory, settings: Settings, tool: String, markCompleted: Bool) throws {
+        let config = try run.modelConfig(settings: settings)
+        guard !(config.performCrossValidation && config.crossValidationSplitIndex < 0) else {
+            throw IEError.usage("run \(run.id) is a cross-validation parent, expected a plain run or a fold (a parent is "
+                                + "evaluated by its ensemble step, after every fold)", file: run.runJSON)
+        }
+        let body = { try evaluate(run: run, config: config, settings: settings, baselines: comparesWithBaselines(run)) }
+        if markCompleted {
+            try run.performFailingParent(tool: tool, keepStarted: true, body)
+        } else {
+            try run.performEvaluation(tool: tool, body)
+        }
+    }
+}
