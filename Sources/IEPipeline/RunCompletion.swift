@@ -8,17 +8,23 @@ import IETrain
 
 /// The evaluation pipeline of a run (SPEC §9), defined once: for each tested epoch and each of Val and Test,
 /// inference → metrics → aggregates, box plot and outliers → baseline comparisons; then the run's report.
-/// `ie-evaluate` (and so `make evaluate` and the Slurm jobs), `ie-train --evaluate` and the cross-validation
-/// ensemble step all call it, so a run ends with the same files whichever way it was started.
+/// `ie-evaluate` (and so `make evaluate` and ie-submit's Slurm jobs), `ie-crossval` (its folds and its ensemble
+/// step) all call it, so a run ends with the same files whichever way it was started. A classification or
+/// regression run (SPEC §13) takes the scalar steps: inference with its model outputs and metrics, then the report.
 public enum RunCompletion {
     /// `models`: evaluate these instead of the run's own checkpoint of each epoch (an ensemble). `baselines:
     /// false` skips the comparison_runs step (folds and parents compare in CrossValResults/BaselineComparisons).
     /// `epochs`: default the config's epochs_to_test. `report: false` leaves the report to the caller (the
     /// ensemble step writes it after CrossValResults/).
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, models: [UNet3D]? = nil,
-                                baselines: Bool = true, epochs: [Int]? = nil, report: Bool = true) throws {
+                                classifiers: [ImageClassifier]? = nil, baselines: Bool = true, epochs: [Int]? = nil,
+                                report: Bool = true) throws {
         for epoch in epochs ?? config.epochsToTest {
             for mode in try RunEvaluation.modes(run: run, config: config) {
+                if config.category.isScalar {
+                    try ScalarRun.evaluate(run: run, config: config, settings: settings, epoch: epoch, mode: mode, models: classifiers)
+                    continue
+                }
                 try RunPipeline.infer(run: run, config: config, settings: settings, epoch: epoch, mode: mode, models: models)
                 try RunEvaluation.evaluate(run: run, config: config, settings: settings, epoch: epoch, mode: mode,
                                            baselines: baselines)
@@ -43,7 +49,7 @@ public enum RunCompletion {
         let config = try run.modelConfig(settings: settings)
         guard !(config.performCrossValidation && config.crossValidationSplitIndex < 0) else {
             throw IEError.usage("run \(run.id) is a cross-validation parent, expected a plain run or a fold (a parent is "
-                                + "evaluated by its ensemble step, after every fold)", file: run.runJSON)
+                                + "evaluated by its ensemble step: ie-crossval ensemble --run=\(run.path))", file: run.runJSON)
         }
         let body = { try evaluate(run: run, config: config, settings: settings, baselines: comparesWithBaselines(run)) }
         if markCompleted {
