@@ -46,7 +46,7 @@ build: deps
 	cd $(TOOLBOX_DIR) && swift build -c release
 
 test: test-deps
-	cd $(TOOLBOX_DIR) && swift build -c release && swift build --build-tests
+	cd $(TOOLBOX_DIR) && python3 tools/check-package-deps.py && swift build -c release && swift build --build-tests
 	cd $(TOOLBOX_DIR) && PATH=$(VENV)/bin:$$PATH IE_BIN=$(TOOLBOX_DIR)/.build/release swift test --skip-build
 
 demo: build

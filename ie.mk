@@ -40,7 +40,7 @@ train: synth
 	echo "done: $$run"
 
 # Inference, metrics, outliers, comparisons and the report for an existing run (its tested epochs, Val and Test):
-# the one evaluation pipeline (SPEC §9), as ie-train --evaluate and the Slurm jobs run it.
+# the one evaluation pipeline (SPEC §9), as the Slurm jobs of ie-submit and ie-crossval run it.
 evaluate:
 	@test -n "$(RUN)" || { echo "usage: make evaluate RUN=runs/<experiment>/<run_id>"; exit 2; }
 	$(IE_BIN)/ie-evaluate $(IE) --run="$(RUN)"

@@ -46,6 +46,13 @@ public enum CrossValidationEnsemble {
             }
         }
 
+        if config.category.isScalar {
+            try ScalarCrossValidation.write(parent: parent, children: children, config: config, settings: settings,
+                                            checkpoints: checkpoints, epoch: epoch, report: report)
+            return try register(parent: parent, children: children, config: config, settings: settings,
+                                checkpoints: checkpoints, epoch: epoch)
+        }
+
         // The ensemble: every fold's model, averaged posteriors (SPEC §6).
         let members = try checkpoints.map { try ModelLoading.load(checkpointPath: $0) }
         try RunCompletion.evaluate(run: parent, config: config, settings: settings, models: members, baselines: false,
@@ -67,12 +74,18 @@ public enum CrossValidationEnsemble {
             Log.warning("no CrossValResults/BaselineComparisons: \((error as? IEError)?.description ?? "\(error)")")
         }
         if report { _ = try RunReport.write(run: parent.path, epoch: epoch) }
-        // Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
+        return try register(parent: parent, children: children, config: config, settings: settings,
+                            checkpoints: checkpoints, epoch: epoch)
+    }
+
+    /// Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
+    static func register(parent: RunDirectory, children: [RunDirectory], config: ModelConfig, settings: Settings,
+                         checkpoints: [String], epoch: Int) throws -> Result {
         let registered = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: checkpoints,
                                                                         sourceRunIds: children.map { $0.recoveryID.description })
         try parent.update { $0.registeredModel = registered.id }
-        Log.info("registered the \(folds)-fold ensemble as \(registered.id) in \(registered.folder)")
-        return Result(crossValResults: crossVal, ensembleModelID: registered.id, epoch: epoch)
+        Log.info("registered the \(children.count)-fold ensemble as \(registered.id) in \(registered.folder)")
+        return Result(crossValResults: parent.layout.crossValResults, ensembleModelID: registered.id, epoch: epoch)
     }
 
     /// dataset.csv reduced to the rows of the first image channel: one row per subject, whose seriesId and
