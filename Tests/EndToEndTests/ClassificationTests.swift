@@ -59,6 +59,41 @@ final class ClassificationTests: XCTestCase {
         }
     }
 
+    /// A 2-fold cross-validation here (ie-crossval): CrossValResults holds each fold's and the ensemble's metrics
+    /// and outputs, and the ensemble's Test outputs are the mean of the folds' (checked with pandas).
+    func testCrossValidationEnsemblesTheFolds() throws {
+        let runner = try ToolRunner(name: "classification-cv")
+        defer { runner.remove() }
+        let synth = try runner.run("synth", ["--output_folder=datasets/HelloClassification", "--kind=classification",
+                                             "--subjects=30", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let split = try runner.run("split", ["--model=HelloClassification", "--number_of_cross_validation_splits=2"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        let parent = split.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let cv = try runner.run("crossval", ["--run=\(parent)", "--num_epochs=2"] + Self.quick)
+        XCTAssertEqual(cv.status, 0, cv.stderr)
+        let results = parent + "/outputs/CrossValResults"
+        for file in ["MetricsAcrossAllRuns.csv", "model_outputs.csv", "0/epoch_002/Test/metrics.csv", "1/epoch_002/Val/model_outputs.csv",
+                     "ENSEMBLE/epoch_002/Test/model_outputs.csv"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: results + "/" + file), file)
+        }
+        let script = """
+        import sys, json, pandas as pd
+        r = sys.argv[1]
+        folds = [pd.read_csv(f"{r}/{k}/epoch_002/Test/model_outputs.csv", dtype={'subject': str}).set_index('subject') for k in (0, 1)]
+        ensemble = pd.read_csv(f"{r}/ENSEMBLE/epoch_002/Test/model_outputs.csv", dtype={'subject': str}).set_index('subject')
+        mean = (folds[0].model_output + folds[1].model_output.reindex(folds[0].index)) / 2
+        across = pd.read_csv(f"{r}/MetricsAcrossAllRuns.csv", dtype={'split': str})
+        print(json.dumps(dict(worst=float((mean - ensemble.model_output.reindex(mean.index)).abs().max()), n=len(mean),
+                              splits=sorted(set(across.split)), modes=sorted(set(across['mode'])))))
+        """
+        let check = try XCTUnwrap(PythonOracle.json(script, arguments: [results]) as? [String: Any])
+        XCTAssertLessThan(try XCTUnwrap(check["worst"] as? Double), 2e-6, "\(check)")
+        XCTAssertGreaterThan(check["n"] as? Int ?? 0, 0)
+        XCTAssertEqual(check["splits"] as? [String], ["0", "1", "ENSEMBLE"])
+        XCTAssertEqual(check["modes"] as? [String], ["Test", "Val"])
+    }
+
     /// A run resumed from the state checkpoint of epoch 2 trains epoch 3 to the same bytes.
     func testResumedRunIsBitIdentical() throws {
         let runner = try ToolRunner(name: "classification-resume")

@@ -239,6 +239,39 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(status.stdout.split(separator: "\n").filter { $0.contains("completed") }.count, 3, status.stdout)
     }
 
+    /// The same run trained and evaluated by one Slurm job (ie-submit: ie-train, then ie-evaluate --mark_completed)
+    /// and here (ie-train, then ie-evaluate, as make train does) ends with the same files under outputs/, and the
+    /// same bytes in each (same seed, split and thread count), apart from the report, which names its run (id, times).
+    func testSlurmAndLocalRunsEndWithTheSameFiles() throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let slurm = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let local = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let settings = "--settings=\(project)/settings.yml"
+        let submit = try HPCTest.run(bin + "/ie-submit", [settings, "--run=\(slurm)", "--cluster=debug", "--threads=1"], in: project)
+        XCTAssertEqual(submit.status, 0, submit.stderr)
+        for (tool, extra) in [("ie-train", [String]()), ("ie-evaluate", ["--mark_completed"])] {
+            let result = try HPCTest.run(bin + "/" + tool, [settings, "--run=\(local)", "--threads=1"] + extra, in: project)
+            XCTAssertEqual(result.status, 0, result.stderr)
+        }
+        try LocalSlurm.waitUntilDone([submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], timeout: 300)
+        let fm = FileManager.default
+        func files(_ run: String) -> [String] {
+            (fm.enumerator(atPath: run + "/outputs")?.allObjects as? [String] ?? [])
+                .filter { var d: ObjCBool = false; return fm.fileExists(atPath: run + "/outputs/" + $0, isDirectory: &d) && !d.boolValue }
+                .sorted()
+        }
+        let slurmFiles = files(slurm), localFiles = files(local)
+        XCTAssertEqual(slurmFiles, localFiles)
+        XCTAssertTrue(localFiles.contains("epoch_002/Test/Test_outliers.txt") && localFiles.contains("report.html"), "\(localFiles)")
+        for file in localFiles where !file.hasPrefix("report.") {
+            XCTAssertEqual(fm.contents(atPath: slurm + "/outputs/" + file), fm.contents(atPath: local + "/outputs/" + file), file)
+        }
+        XCTAssertEqual(try HPCTest.json(slurm + "/run.json")["status"] as? String, "completed")
+    }
+
     /// `scontrol requeue` while the job trains: the job comes back with SLURM_RESTART_COUNT=1, resumes from its
     /// autosave, and its final weights equal an uninterrupted run's (same seed, split and thread count) bit for bit.
     func testRequeueMidTrainingResumesToIdenticalWeights() throws {
