@@ -122,33 +122,45 @@ func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>, col: UnsafeMutablePo
         im2colSameSize(g, input: input, col: col, rowStart: rowStart, rowEnd: rowEnd, threads: threads)
         return
     }
+    let s = g.stride, outW = g.outW
+    forEachColumnSegment(g, rowStart: rowStart, rowEnd: rowEnd, threads: threads) { ci, segment, inputLine, xlo, xhi in
+        let dst = col + segment
+        guard let inputLine else {
+            dst.update(repeating: 0, count: outW)
+            return
+        }
+        if xlo > 0 { dst.update(repeating: 0, count: xlo) }
+        let line = input + ci * g.inSpatial + inputLine
+        if s == 1 {
+            (dst + xlo).update(from: line + xlo, count: xhi - xlo)
+        } else {
+            for x in xlo..<xhi { dst[x] = line[x * s] }
+        }
+        if xhi < outW { (dst + xhi).update(repeating: 0, count: outW - xhi) }
+    }
+}
+
+/// The traversal im2col and its adjoint col2im share, parallel over input channels: for each input channel ci,
+/// tap (kz, ky, kx) and output row of [rowStart, rowEnd), the offset of that row's segment in the column matrix
+/// and the offset (within channel ci) of the input line the tap reads for output x = 0, nil where the tap falls
+/// outside the image in z or y or no x is valid; xlo..<xhi are the valid output columns.
+@inline(__always)
+func forEachColumnSegment(_ g: ConvGeometry, rowStart: Int, rowEnd: Int, threads: Int,
+                          _ body: (_ ci: Int, _ segment: Int, _ inputLine: Int?, _ xlo: Int, _ xhi: Int) -> Void) {
     let k = g.kernel, s = g.stride, p = g.padding
     let outW = g.outW, outH = g.outH
     let columns = (rowEnd - rowStart) * outW
     parallelFor(g.inChannels, threads: threads) { ci in
-        let source = input + ci * g.inSpatial
         for kz in 0..<k {
             for ky in 0..<k {
                 for kx in 0..<k {
                     let r = ((ci * k + kz) * k + ky) * k + kx
-                    var dst = col + r * columns
                     let (xlo, xhi) = g.validRange(offset: kx, inSize: g.inW, outSize: outW)
                     for row in rowStart..<rowEnd {
                         let z = row / outH, y = row - (row / outH) * outH
                         let iz = z * s - p + kz, iy = y * s - p + ky
-                        if iz < 0 || iz >= g.inD || iy < 0 || iy >= g.inH || xlo >= xhi {
-                            dst.update(repeating: 0, count: outW)
-                        } else {
-                            if xlo > 0 { dst.update(repeating: 0, count: xlo) }
-                            let line = source + (iz * g.inH + iy) * g.inW - p + kx
-                            if s == 1 {
-                                (dst + xlo).update(from: line + xlo, count: xhi - xlo)
-                            } else {
-                                for x in xlo..<xhi { dst[x] = line[x * s] }
-                            }
-                            if xhi < outW { (dst + xhi).update(repeating: 0, count: outW - xhi) }
-                        }
-                        dst += outW
+                        let outside = iz < 0 || iz >= g.inD || iy < 0 || iy >= g.inH || xlo >= xhi
+                        body(ci, r * columns + (row - rowStart) * outW, outside ? nil : (iz * g.inH + iy) * g.inW - p + kx, xlo, xhi)
                     }
                 }
             }
@@ -218,32 +230,15 @@ func im2colSameSize(_ g: ConvGeometry, input: UnsafePointer<Float>, col: UnsafeM
 /// Parallel over input channels: each channel only receives its own rows, so this is race-free and deterministic.
 func col2im(_ g: ConvGeometry, col: UnsafePointer<Float>, input: UnsafeMutablePointer<Float>,
             rowStart: Int, rowEnd: Int, threads: Int) {
-    let k = g.kernel, s = g.stride, p = g.padding
-    let outW = g.outW, outH = g.outH
-    let columns = (rowEnd - rowStart) * outW
-    parallelFor(g.inChannels, threads: threads) { ci in
-        let target = input + ci * g.inSpatial
-        for kz in 0..<k {
-            for ky in 0..<k {
-                for kx in 0..<k {
-                    let r = ((ci * k + kz) * k + ky) * k + kx
-                    var src = col + r * columns
-                    let (xlo, xhi) = g.validRange(offset: kx, inSize: g.inW, outSize: outW)
-                    for row in rowStart..<rowEnd {
-                        let z = row / outH, y = row - (row / outH) * outH
-                        let iz = z * s - p + kz, iy = y * s - p + ky
-                        if !(iz < 0 || iz >= g.inD || iy < 0 || iy >= g.inH || xlo >= xhi) {
-                            let line = target + (iz * g.inH + iy) * g.inW - p + kx
-                            if s == 1 {
-                                for x in xlo..<xhi { line[x] += src[x] }
-                            } else {
-                                for x in xlo..<xhi { line[x * s] += src[x] }
-                            }
-                        }
-                        src += outW
-                    }
-                }
-            }
+    let s = g.stride
+    forEachColumnSegment(g, rowStart: rowStart, rowEnd: rowEnd, threads: threads) { ci, segment, inputLine, xlo, xhi in
+        guard let inputLine else { return }
+        let src = col + segment
+        let line = input + ci * g.inSpatial + inputLine
+        if s == 1 {
+            for x in xlo..<xhi { line[x] += src[x] }
+        } else {
+            for x in xlo..<xhi { line[x * s] += src[x] }
         }
     }
 }
