@@ -74,6 +74,13 @@ public struct SegmentationOptions: ParsableArguments {
             throw IEError.usage("--checkpoint needs --model=NAME for its config")
         }
         let config = try ModelConfig.load(name: name, settings: settingsValue, overrides: ConfigOverrides.parse(flags))
+        if config.category.isScalar {
+            // A classifier or regressor: its outputs on stdout (target and value) and in model_outputs.csv.
+            let paths = try RunPipeline.checkpointPaths(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+            let outputs = try ScalarRun.inferImage(files: imageFile, config: config, checkpoints: paths, outputFolder: outputFolder)
+            try StandardStream.write(outputs.map { "\($0.target)\t" + String(format: "%.6f", $0.output) + "\n" }.joined())
+            return
+        }
         try RunPipeline.inferImage(files: imageFile, config: config, models: try members(config), outputFolder: outputFolder,
                                    gaussian: gaussian, tta: tta)
         Log.info("wrote \(outputFolder)")

@@ -197,6 +197,12 @@ public enum RunPipeline {
     public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?,
                                   architecture: UNet3DArchitecture? = nil,
                                   options: EngineOptions = .fromEnvironment()) throws -> [UNet3D] {
+        try checkpointPaths(checkpoints: checkpoints, modelIDs: modelIDs, settings: settings)
+            .map { try ModelLoading.load(checkpointPath: $0, architecture: architecture, options: options) }
+    }
+
+    /// The checkpoint files of `--checkpoint` paths and `--model_id` ids (each registered model verified first).
+    public static func checkpointPaths(checkpoints: [String], modelIDs: [String], settings: Settings?) throws -> [String] {
         var paths = checkpoints
         for id in modelIDs {
             guard let settings else { throw IEError.failure("--model_id=\(id) needs the settings of its model registry") }
@@ -204,7 +210,7 @@ public enum RunPipeline {
             try model.verify()
             paths += model.checkpointPaths
         }
-        return try paths.map { try ModelLoading.load(checkpointPath: $0, architecture: architecture, options: options) }
+        return paths
     }
 
     /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`.

@@ -84,4 +84,40 @@ public enum ScalarRun {
         Log.info("\(mode) epoch \(epoch): \(pass.subjects.count) subjects, " + zip(metricNames.prefix(2), metricRows[0].dropFirst().prefix(2))
             .map { "\($0) \($1)" }.joined(separator: ", ") + " -> \(layout.metrics(epoch: epoch, mode: mode))")
     }
+
+    /// One subject given as image files (one per image channel): the model outputs of the classifier(s) averaged,
+    /// through the val/test transforms, written to `<outputFolder>/model_outputs.csv` (prediction_target,
+    /// model_output) and returned. Models with non-image features need a dataset row: not supported here.
+    @discardableResult
+    public static func inferImage(files: [String], config: ModelConfig, checkpoints: [String], outputFolder: String,
+                                  options: EngineOptions = .fromEnvironment()) throws -> [(target: String, output: Float)] {
+        guard files.count == config.imageChannels.count else {
+            throw IEError.usage("\(files.count) --image_file given, expected one per image channel (\(config.imageChannels.joined(separator: ", ")))")
+        }
+        let models = try checkpoints.map { try RunPipeline.readCheckpoint($0).makeClassifier(source: $0, options: options) }
+        if let needing = models.first(where: { $0.architecture.nonImageFeatures > 0 }) {
+            throw IEError.usage("the model takes \(needing.architecture.nonImageFeatures) non-image features, expected a model without them for single-image inference (evaluate it on a run instead)")
+        }
+        var image = try ScalarInputs.readImage(files[0])
+        for file in files.dropFirst() {
+            let next = try ScalarInputs.readImage(file)
+            guard next.shape.dropFirst() == image.shape.dropFirst() else {
+                throw IEError.badInput("image size differs from the first channel's, expected one size", file: file)
+            }
+            image = try TransformImage(channels: image.channels + next.channels, depth: image.depth, height: image.height,
+                                       width: image.width, values: image.values + next.values)
+        }
+        var setup = try ScalarTrainingSetup(config: config, nonImageFeatures: 0)
+        setup.engine = options
+        let sample = ScalarSample(id: "image", file: files[0], image: image, features: [], label: [Float](repeating: 0, count: setup.predictionTargets.count))
+        var outputs = [Float](repeating: 0, count: setup.predictionTargets.count)
+        for model in models {
+            let pass = try ScalarTrainer.evaluate(model: model, samples: [sample], setup: setup, mode: "test")
+            for t in outputs.indices { outputs[t] += pass.outputs[0][t] / Float(models.count) }
+        }
+        let rows = zip(setup.predictionTargets, outputs).map { [$0, String(format: "%.6f", $1)] }
+        try AtomicFile.write(CSVTable(header: ["prediction_target", "model_output"], rows: rows).serialized(),
+                             to: outputFolder + "/" + RunLayout.modelOutputsFileName)
+        return Array(zip(setup.predictionTargets, outputs))
+    }
 }

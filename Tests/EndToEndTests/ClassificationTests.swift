@@ -49,6 +49,15 @@ final class ClassificationTests: XCTestCase {
         XCTAssertEqual(result["columns"] as? [String], ["prediction_target", "epoch", "subject", "model_output", "label",
                                                          "cross_validation_split_index", "data_split"])
         XCTAssertEqual(result["epochs"] as? [Int], [1, 2, 3])
+        // ie-infer on one Val subject's image with the epoch-3 checkpoint prints what the training loop's Val pass of
+        // epoch 3 wrote for that subject (the same weights in inference mode, the same val transforms).
+        let valRows = try String(contentsOfFile: run + "/outputs/Val/model_outputs.csv", encoding: .utf8).split(separator: "\n")
+        let last = try XCTUnwrap(valRows.last).split(separator: ",").map(String.init)   // Default,3,<subject>,<output>,...
+        let infer = try runner.run("infer", ["--model=HelloClassification", "--checkpoint=\(run)/outputs/checkpoints/epoch_003.ckpt",
+                                             "--image_file=datasets/HelloClassification/\(last[2]).png", "--output_folder=single"])
+        XCTAssertEqual(infer.status, 0, infer.stderr)
+        XCTAssertEqual(infer.stdout, "Default\t\(last[3])\n")
+        XCTAssertTrue(runner.exists("single/model_outputs.csv"))
         for row in try XCTUnwrap(result["rows"] as? [[Any]]) {
             let values = row.map { $0 as? Double }
             // Outputs are written with 6 decimals, the metrics from the unrounded values.
