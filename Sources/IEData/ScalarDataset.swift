@@ -51,6 +51,8 @@ public struct ScalarSubject: Sendable, Equatable {
     public var categoricalFeatures: [String: [String]]
     /// Line of the row the label came from.
     public var labelLine: Int
+    /// Line of the row of the first image channel.
+    public var imageLine: Int = 0
 }
 
 /// A scalar dataset.csv after every check that needs no image: labels parsed as InnerEye's
@@ -128,8 +130,10 @@ public struct ScalarDataset: Sendable {
                 label += try Self.parseLabel(value(r, options.labelValueColumn), options: options, subject: id, file: path, line: r.line)
             }
             var imageFiles: [String] = []
+            var imageLine = 0
             for channel in options.imageChannels {
                 let r = try row(channel, for: "image")
+                if imageLine == 0 { imageLine = r.line }
                 let file = value(r, "filePath")
                 guard !file.isEmpty else {
                     throw IEError.badInput("subject \(id) channel '\(channel)': empty filePath, expected an image file", file: path, line: r.line)
@@ -154,7 +158,7 @@ public struct ScalarDataset: Sendable {
                 }
             }
             subjects.append(ScalarSubject(id: id, label: label, imageFiles: imageFiles, numericalFeatures: numerical,
-                                          categoricalFeatures: categorical, labelLine: labelLine))
+                                          categoricalFeatures: categorical, labelLine: labelLine, imageLine: imageLine))
         }
         self.subjects = subjects
         var categories: [String: [String]] = [:]

@@ -59,6 +59,17 @@ public struct SegmentationOptions: ParsableArguments {
         if let runFolder {
             let run = try RunDirectory.open(path: runFolder)
             let config = try run.modelConfig(settings: settingsValue, extra: flags)
+            if config.category.isScalar {
+                // A classification/regression run: its model outputs and metrics (several models: their average).
+                let classifiers = hasMembers ? try RunPipeline.checkpointPaths(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
+                    .map { try RunPipeline.readCheckpoint($0).makeClassifier(source: $0, options: .fromEnvironment()) } : nil
+                try run.performEvaluation(tool: tool) {
+                    for e in epoch.map({ [$0] }) ?? config.epochsToTest {
+                        try ScalarRun.evaluate(run: run, config: config, settings: settingsValue, epoch: e, mode: mode.rawValue, models: classifiers)
+                    }
+                }
+                return
+            }
             let models = hasMembers ? try members(config) : nil
             try run.performEvaluation(tool: tool) {
                 for e in epoch.map({ [$0] }) ?? config.epochsToTest {

@@ -91,11 +91,12 @@ public enum ScalarReport {
             doc.add(.table(caption: "Classification metrics", header: ["Metric", "Val", "Test"],
                            rows: zip(onVal.rows, onTest.rows).map { [$0.name, RunReport.fmt($0.value), RunReport.fmt($1.value)] },
                            python: "classification_table(\(args))"))
-            doc.add(.image(caption: "ROC and precision-recall curves",
-                           png: try Plots.rocAndPRCurves([Plots.ScoredSet(name: "Val", labels: v.labels, scores: v.scores),
-                                                          Plots.ScoredSet(name: "Test", labels: t.labels, scores: t.scores)],
-                                                         title: "\(target): \(folder)"),
-                           python: "roc_pr_curves(\(args))"))
+            let curves = try Plots.rocAndPRCurves([Plots.ScoredSet(name: "Val", labels: v.labels, scores: v.scores),
+                                                   Plots.ScoredSet(name: "Test", labels: t.labels, scores: t.scores)],
+                                                  title: "\(target): \(folder)")
+            // Also a file beside the Test outputs: roc_pr_<target>.png.
+            try AtomicFile.write(curves, to: try SafeName.path(in: layout.modeFolder(epoch: epoch, mode: "Test"), "roc_pr_\(target).png"))
+            doc.add(.image(caption: "ROC and precision-recall curves", png: curves, python: "roc_pr_curves(\(args))"))
             try addBestAndWorst(&doc, outputs: outputs, epoch: epoch, target: target, val: v, test: testOutputs, args: args)
         }
         return (doc, epoch, missing)

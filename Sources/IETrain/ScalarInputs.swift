@@ -8,8 +8,10 @@ import IENet
 /// One subject of a scalar model, loaded: its image (all image channels stacked), non-image features and label.
 public struct ScalarSample: Sendable {
     public var id: String
-    /// The first image file (named in errors about the image).
+    /// The first image file, and the dataset file and line that name it (in errors about the image).
     public var file: String
+    public var datasetFile: String? = nil
+    public var datasetLine: Int? = nil
     public var image: TransformImage
     public var features: [Float]
     public var label: [Float]
@@ -74,8 +76,8 @@ public struct ScalarInputs {
         }
         guard let image = stacked else { throw IEError.badInput("subject \(id) has no image channels", file: dataset.path, line: s.labelLine) }
         let features = (s.numericalFeatures + dataset.encodedCategoricalFeatures(s, columns: categoricalColumns)).map(Float.init)
-        return ScalarSample(id: id, file: s.imageFiles.first ?? dataset.path, image: image, features: features,
-                            label: s.label.map(Float.init))
+        return ScalarSample(id: id, file: s.imageFiles.first ?? dataset.path, datasetFile: dataset.path, datasetLine: s.imageLine,
+                            image: image, features: features, label: s.label.map(Float.init))
     }
 
     public func loadAll(_ ids: [String], label: String) throws -> [ScalarSample] {
@@ -98,11 +100,11 @@ public struct ScalarInputs {
             if let size = imageSize {
                 let spatial = size.count == 2 ? [image.height, image.width] : [image.depth, image.height, image.width]
                 guard spatial == size else {
-                    throw IEError.badInput("subject \(sample.id): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: sample.file)
+                    throw IEError.badInput("subject \(sample.id): \(sample.file): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: sample.datasetFile ?? sample.file, line: sample.datasetLine)
                 }
             }
             if let shape, shape != image.shape {
-                throw IEError.badInput("subject \(sample.id): image shape \(image.shape) after the \(mode) transforms differs from the batch's \(shape), expected one size (add a Resize transform or set image_size)", file: sample.file)
+                throw IEError.badInput("subject \(sample.id): \(sample.file): image shape \(image.shape) after the \(mode) transforms differs from the batch's \(shape), expected one size (add a Resize transform or set image_size)", file: sample.datasetFile ?? sample.file, line: sample.datasetLine)
             }
             shape = image.shape
             values += image.values

@@ -101,6 +101,15 @@ final class ClassificationTests: XCTestCase {
         XCTAssertGreaterThan(check["n"] as? Int ?? 0, 0)
         XCTAssertEqual(check["splits"] as? [String], ["0", "1", "ENSEMBLE"])
         XCTAssertEqual(check["modes"] as? [String], ["Test", "Val"])
+        // ie-ensemble with the folds' checkpoints on the parent's Test split writes what the ensemble step wrote.
+        let written = parent + "/outputs/epoch_002/Test/model_outputs.csv"
+        let before = FileManager.default.contents(atPath: written)
+        try FileManager.default.removeItem(atPath: written)
+        let ensemble = try runner.run("ensemble", ["--run=\(parent)", "--mode=Test", "--epoch=2",
+                                                   "--checkpoint=\(parent)_0/outputs/checkpoints/epoch_002.ckpt",
+                                                   "--checkpoint=\(parent)_1/outputs/checkpoints/epoch_002.ckpt"])
+        XCTAssertEqual(ensemble.status, 0, ensemble.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: written), before)
     }
 
     /// A run resumed from the state checkpoint of epoch 2 trains epoch 3 to the same bytes.
@@ -158,6 +167,8 @@ final class ClassificationTests: XCTestCase {
         try FileManager.default.copyItem(atPath: runner.path("wrong/001.png"), toPath: firstImage)
         let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.quick)
         XCTAssertEqual(train.status, 3, train.stderr)
-        XCTAssertTrue(train.stderr.contains("001.png: subject 001: image size 48x48") && train.stderr.contains("expected image_size 32x32"), train.stderr)
+        XCTAssertTrue(train.stderr.contains("dataset.csv:2: subject 001: ") && train.stderr.contains("001.png: image size 48x48")
+                      && train.stderr.contains("expected image_size 32x32"), train.stderr)
+        XCTAssertEqual(train.stderr.split(separator: "\n").filter { $0.contains("error") }.count, 1, train.stderr)
     }
 }
