@@ -26,7 +26,8 @@ synth:
 	@ds=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) --print_dataset_folder 2>/dev/null || true); \
 	if [ -n "$$ds" ] && [ ! -f "$$ds/dataset.csv" ]; then case "$$(basename "$$ds")" in \
 	  HelloWorld) $(IE_BIN)/ie-synth --output_folder="$$ds";; \
-	  HelloClassification) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification;; esac; fi
+	  HelloClassification) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification;; \
+	  HelloClassification3D) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification --dimensions=3;; esac; fi
 
 # New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
 # With SLURM=1 one job trains and evaluates (NODES=K: K whole nodes) and make returns at once.
