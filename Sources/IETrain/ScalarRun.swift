@@ -1,6 +1,7 @@
 import Foundation
 import IECore
 import IEConfig
+import IEDistributed
 import IEEval
 import IENet
 import IERun
@@ -18,6 +19,11 @@ public enum ScalarRun {
     public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
                              options: EngineOptions = .fromEnvironment()) throws -> Bool {
         try config.checkRunnable()
+        // Data-parallel training (several MPI ranks) is the UNet's; ranks of a scalar model would write the same files.
+        guard Distributed.launchedRanks() == 1 else {
+            throw IEError.usage("\(config.name) is a \(config.category.rawValue.lowercased()) model, expected one process: "
+                                + "data-parallel training over MPI ranks (num_nodes > 1) is for segmentation models only")
+        }
         let inputs = try inputs(run: run, config: config, settings: settings)
         var setup = try ScalarTrainingSetup(config: config, nonImageFeatures: inputs.featureCount)
         setup.engine = options
