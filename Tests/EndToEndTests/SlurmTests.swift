@@ -283,6 +283,31 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertEqual(try HPCTest.json(slurm + "/run.json")["status"] as? String, "completed")
     }
 
+    /// A classification run submitted to Slurm (SPEC §13: the same ie-train + ie-evaluate job) trains, evaluates and
+    /// writes its report like a segmentation run.
+    func testSlurmTrainsAndEvaluatesAClassificationRun() throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject()
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let synth = try HPCTest.run(bin + "/ie-synth", ["--output_folder=\(project)/datasets/HelloClassification",
+                                                        "--kind=classification", "--subjects=24", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let split = try HPCTest.run(bin + "/ie-split", ["--settings=\(project)/settings.yml", "--model=HelloClassification",
+                                                        "--num_epochs=2"], in: project)
+        XCTAssertEqual(split.status, 0, split.stderr)
+        let run = split.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let submit = try HPCTest.run(bin + "/ie-submit", ["--settings=\(project)/settings.yml", "--run=\(run)", "--cluster=debug",
+                                                          "--threads=1"], in: project)
+        XCTAssertEqual(submit.status, 0, submit.stderr)
+        try LocalSlurm.waitUntilDone([submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], timeout: 300)
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "completed")
+        for file in ["checkpoints/epoch_002.ckpt", "Val/model_outputs.csv", "epoch_002/Test/model_outputs.csv",
+                     "epoch_002/Test/metrics.csv", "report.html"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/" + file), file)
+        }
+    }
+
     /// `scontrol requeue` while the job trains: the job comes back with SLURM_RESTART_COUNT=1, resumes from its
     /// autosave, and its final weights equal an uninterrupted run's (same seed, split and thread count) bit for bit.
     func testRequeueMidTrainingResumesToIdenticalWeights() throws {
