@@ -118,20 +118,19 @@ public enum ScalarReport {
         let rows = test.rows[target] ?? []
         let files = imageFiles(outputs: outputs)
         var tableRows: [[String]] = []
-        var thumbnails: [(caption: String, file: String?)] = []
+        var thumbnails: [(caption: String, subject: String, file: String?)] = []
         for (name, indices) in [("Best true positives", picked.truePositives), ("Best true negatives", picked.trueNegatives),
                                 ("Worst false positives", picked.falsePositives), ("Worst false negatives", picked.falseNegatives)] {
             for i in indices {
                 tableRows.append([name, rows[i].subject, RunReport.fmt(rows[i].output), RunReport.fmt(rows[i].label)])
-                thumbnails.append(("\(name): \(rows[i].subject)", files[rows[i].subject]))
+                thumbnails.append(("\(name): \(rows[i].subject)", rows[i].subject, files[rows[i].subject]))
             }
         }
         doc.add(.table(caption: "Best and worst Test subjects", header: ["Category", "Subject", "model_output", "label"],
                        rows: tableRows, python: "best_and_worst_table(\(args), \(bestAndWorstCount))"))
         let thumbnailFolder = RunLayout(outputs: outputs).thumbnails(epoch: epoch, mode: "Test")
-        for (caption, file) in thumbnails {
+        for (caption, subject, file) in thumbnails {
             guard let file, let png = try? thumbnail(file) else { continue }
-            let subject = caption.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "subject"
             let path = try SafeName.path(in: thumbnailFolder, subject + ".png")
             try AtomicFile.write(png, to: path)
             let name = ReportNotebook.relativePath(from: outputs, to: path)

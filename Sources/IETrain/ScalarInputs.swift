@@ -58,23 +58,26 @@ public struct ScalarInputs {
         return try TransformImage(channels: 1, depth: volume.shape.z, height: volume.shape.y, width: volume.shape.x, values: volume.data)
     }
 
-    /// The subject's images stacked along the channels (every image channel must have the same size).
+    /// Image files (one per image channel) read and stacked along the channels; every file must have the first's size.
+    public static func readStacked(_ files: [String]) throws -> TransformImage {
+        guard let first = files.first else { throw IEError.usage("no image file, expected one per image channel") }
+        var image = try readImage(first)
+        for file in files.dropFirst() {
+            let next = try readImage(file)
+            guard next.shape.dropFirst() == image.shape.dropFirst() else {
+                throw IEError.badInput("image size \(next.shape.dropFirst().map(String.init).joined(separator: "x")) differs from the first channel's \(image.shape.dropFirst().map(String.init).joined(separator: "x")), expected one size", file: file)
+            }
+            image = try TransformImage(channels: image.channels + next.channels, depth: image.depth, height: image.height,
+                                       width: image.width, values: image.values + next.values)
+        }
+        return image
+    }
+
+    /// The subject's images stacked along the channels, its features and label.
     public func load(_ id: String) throws -> ScalarSample {
         let s = try subject(id)
-        var stacked: TransformImage?
-        for file in s.imageFiles {
-            let image = try ScalarInputs.readImage(file)
-            if let current = stacked {
-                guard current.shape.dropFirst() == image.shape.dropFirst() else {
-                    throw IEError.badInput("subject \(id): image size \(image.shape.dropFirst().map(String.init).joined(separator: "x")) differs from its first channel's \(current.shape.dropFirst().map(String.init).joined(separator: "x")), expected one size", file: file)
-                }
-                stacked = try TransformImage(channels: current.channels + image.channels, depth: current.depth, height: current.height,
-                                             width: current.width, values: current.values + image.values)
-            } else {
-                stacked = image
-            }
-        }
-        guard let image = stacked else { throw IEError.badInput("subject \(id) has no image channels", file: dataset.path, line: s.labelLine) }
+        guard !s.imageFiles.isEmpty else { throw IEError.badInput("subject \(id) has no image channels", file: dataset.path, line: s.labelLine) }
+        let image = try ScalarInputs.readStacked(s.imageFiles)
         let features = (s.numericalFeatures + dataset.encodedCategoricalFeatures(s, columns: categoricalColumns)).map(Float.init)
         return ScalarSample(id: id, file: s.imageFiles.first ?? dataset.path, datasetFile: dataset.path, datasetLine: s.imageLine,
                             image: image, features: features, label: s.label.map(Float.init))

@@ -104,15 +104,7 @@ public enum ScalarRun {
         if let needing = models.first(where: { $0.architecture.nonImageFeatures > 0 }) {
             throw IEError.usage("the model takes \(needing.architecture.nonImageFeatures) non-image features, expected a model without them for single-image inference (evaluate it on a run instead)")
         }
-        var image = try ScalarInputs.readImage(files[0])
-        for file in files.dropFirst() {
-            let next = try ScalarInputs.readImage(file)
-            guard next.shape.dropFirst() == image.shape.dropFirst() else {
-                throw IEError.badInput("image size differs from the first channel's, expected one size", file: file)
-            }
-            image = try TransformImage(channels: image.channels + next.channels, depth: image.depth, height: image.height,
-                                       width: image.width, values: image.values + next.values)
-        }
+        let image = try ScalarInputs.readStacked(files)
         var setup = try ScalarTrainingSetup(config: config, nonImageFeatures: 0)
         setup.engine = options
         let sample = ScalarSample(id: "image", file: files[0], image: image, features: [], label: [Float](repeating: 0, count: setup.predictionTargets.count))
