@@ -148,8 +148,8 @@ public final class ScalarTrainer {
                 Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
                 return false
             }
-            upcoming = epoch < epochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             let trainSeconds = Date().timeIntervalSince(started)
+            upcoming = epoch < epochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             state.add(mode: "Train", epoch: epoch, pass: trainPass, lr: lr, seconds: trainSeconds)
             var message = String(format: "epoch %d/%d  train loss %.4f", epoch, epochs, trainPass.loss)
             if !validation.isEmpty {

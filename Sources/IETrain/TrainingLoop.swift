@@ -168,8 +168,8 @@ public final class Trainer {
                 Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
                 return false
             }
-            upcoming = epoch < setup.numEpochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             let trainSeconds = Date().timeIntervalSince(started)
+            upcoming = epoch < setup.numEpochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             trainRows.append(EpochMetricsLog.row(epoch: epoch, stats: trainStats, lr: lr, seconds: trainSeconds,
                                                  split: setup.crossValidationSplitIndex))
             let valStarted = Date()
