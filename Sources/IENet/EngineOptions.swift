@@ -40,6 +40,9 @@ public struct EngineOptions: Sendable, Equatable {
     public var dnnlMinimumInputChannels = 8
     /// Activations above this many bytes stay on GEMM when oneDNN copies them to its layout (IENET_DNNL_MAX_COPY_MB).
     public var dnnlMaximumCopyBytes = 512 << 20
+    /// Training prepares the next batch (crops, augmentations, transforms) on a worker thread while the current
+    /// step runs (IENET_DATA_PREFETCH=0: each batch just before its step; the same bits either way).
+    public var prefetchBatches = true
 
     /// The built-in defaults with `threads` threads (what tests and library callers get without an environment).
     public init(threads: Int = 1, convBackend: ConvBackendChoice = .auto) {
@@ -80,6 +83,7 @@ public struct EngineOptions: Sendable, Equatable {
         if environment["IENET_DNNL_LAYOUT"]?.lowercased() == "plain" { options.dnnlBlockedActivations = false }
         if let n = integer("IENET_DNNL_MIN_CHANNELS", minimum: 0) { options.dnnlMinimumInputChannels = n }
         if let n = integer("IENET_DNNL_MAX_COPY_MB", minimum: 0) { options.dnnlMaximumCopyBytes = n << 20 }
+        if environment["IENET_DATA_PREFETCH"] == "0" { options.prefetchBatches = false }
         return options
     }
 

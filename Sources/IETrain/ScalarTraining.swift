@@ -74,6 +74,8 @@ public final class ScalarTrainer {
     let train: [ScalarSample]
     let validation: [ScalarSample]
     public private(set) var lastCompletedEpoch = 0
+    /// Training steps, their time and the part of it spent waiting for data (for benchmarks; not logged).
+    public private(set) var dataTiming = DataTiming()
 
     public init(setup: ScalarTrainingSetup, outputs: String, train: [ScalarSample], validation: [ScalarSample],
                 start: TrainingStart) throws {
@@ -136,14 +138,18 @@ public final class ScalarTrainer {
             Log.info("\(setup.modelName): already trained to epoch \(lastCompletedEpoch) of \(epochs)")
             return true
         }
+        // The next epoch's first batch is prepared while this epoch validates and writes its checkpoint.
+        var upcoming: ScalarEpochData?
+        defer { upcoming?.data.finish() }
         for epoch in (lastCompletedEpoch + 1)...epochs {
             let started = Date()
             let lr = setup.optimisation.learningRate(epoch: epoch - 1)
-            guard let trainPass = try trainEpoch(epoch: epoch, lr: lr, progress: progress) else {
+            guard let trainPass = try trainEpoch(epoch: epoch, lr: lr, progress: progress, prepared: upcoming) else {
                 Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
                 return false
             }
             let trainSeconds = Date().timeIntervalSince(started)
+            upcoming = epoch < epochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             state.add(mode: "Train", epoch: epoch, pass: trainPass, lr: lr, seconds: trainSeconds)
             var message = String(format: "epoch %d/%d  train loss %.4f", epoch, epochs, trainPass.loss)
             if !validation.isEmpty {
@@ -169,31 +175,50 @@ public final class ScalarTrainer {
         return true
     }
 
-    /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded).
-    func trainEpoch(epoch: Int, lr: Double, progress: Bool) throws -> ScalarPass? {
+    /// The training batches of one epoch: the order from xoshiro256**(seed, "scalar-train-epoch-<e>"), each
+    /// batch's images through the train transforms (their own per-subject generators) and stacked, prepared one
+    /// ahead on a worker (BatchPrefetcher) unless IENET_DATA_PREFETCH=0.
+    func epochData(epoch: Int) -> ScalarEpochData {
         var rng = Xoshiro256(seed: seed, stream: "scalar-train-epoch-\(epoch)")
         var order = Array(train.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
         let size = setup.optimisation.batchSize
         let batches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
-        let bar = progress ? Progress("epoch \(epoch) train", total: batches.count) : nil
+        let (subjects, pipeline, seed, imageSize) = (train, setup.transforms.train, self.seed, setup.imageSize)
+        let data = BatchPrefetcher(count: batches.count, ahead: setup.engine.prefetchBatches, label: "scalar-train-epoch-\(epoch)") { k in
+            let samples = batches[k].map { subjects[$0] }
+            let batch = try ScalarInputs.batch(samples, pipeline: pipeline, seed: seed, epoch: epoch, mode: "train", imageSize: imageSize)
+            return ScalarBatch(samples: samples, images: batch.images, features: batch.features, labels: batch.labels)
+        }
+        return ScalarEpochData(epoch: epoch, batches: batches.count, data: data)
+    }
+
+    /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded). `prepared` is the
+    /// epoch's data when its first batch was started ahead (during the previous epoch's validation).
+    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: ScalarEpochData? = nil) throws -> ScalarPass? {
+        let epochData = prepared.flatMap { $0.epoch == epoch ? $0 : nil } ?? self.epochData(epoch: epoch)
+        defer { epochData.data.finish() }
+        let bar = progress ? Progress("epoch \(epoch) train", total: epochData.batches) : nil
         var pass = ScalarPass()
-        for (number, indices) in batches.enumerated() {
+        var number = 1
+        while true {
             if StopSignal.requested { return nil }
-            let samples = indices.map { train[$0] }
-            let batch = try ScalarInputs.batch(samples, pipeline: setup.transforms.train, seed: seed, epoch: epoch, mode: "train",
-                                               imageSize: setup.imageSize)
+            let began = DispatchTime.now().uptimeNanoseconds
+            let waitBefore = epochData.data.waitSeconds
+            guard let batch = try epochData.data.next() else { break }
             optimizer.zeroGrad()
             let logits = model.forward(batch.images, features: batch.features, training: true)
             let result = loss(logits: logits, labels: batch.labels)
             model.backward(result.gradient)
             let finite = result.value.isFinite && model.parameters.allSatisfy { $0.grad.allSatisfy(\.isFinite) }
             guard finite else {
-                throw IEError.failure("training diverged at epoch \(epoch), batch \(number + 1): the loss is \(result.value) (learning rate \(lr)), expected finite values; lower l_rate or check the data")
+                throw IEError.failure("training diverged at epoch \(epoch), batch \(number): the loss is \(result.value) (learning rate \(lr)), expected finite values; lower l_rate or check the data")
             }
             optimizer.step(lr: lr)
-            pass.record(samples: samples, outputs: result.outputs, loss: result.value, targets: setup.predictionTargets.count)
+            dataTiming.add(wait: epochData.data.waitSeconds - waitBefore, since: began)
+            pass.record(samples: batch.samples, outputs: result.outputs, loss: result.value, targets: setup.predictionTargets.count)
             bar?.step(String(format: "loss %.4f", result.value))
+            number += 1
         }
         return pass
     }

@@ -104,6 +104,8 @@ public final class Trainer {
     let sampler: CropSampler
     let validationCrops: [Crop]
     public private(set) var lastCompletedEpoch = 0
+    /// Training steps, their time and the part of it spent waiting for data (for benchmarks; not logged).
+    public private(set) var dataTiming = DataTiming()
 
     /// The paths of the run whose outputs folder this trainer writes.
     var layout: RunLayout { RunLayout(outputs: outputs) }
@@ -155,15 +157,19 @@ public final class Trainer {
             Log.info("\(setup.modelName): already trained to epoch \(lastCompletedEpoch) of \(setup.numEpochs)")
             return true
         }
+        // The next epoch's first batch is prepared while this epoch validates and writes its checkpoint.
+        var upcoming: EpochData?
+        defer { upcoming?.data.finish() }
         for epoch in (lastCompletedEpoch + 1)...setup.numEpochs {
             let started = Date()
             let lr = learningRate(epoch: epoch - 1, baseRate: setup.learningRate, minRate: setup.minLearningRate,
                                   numEpochs: setup.numEpochs, schedule: setup.schedule, warmupEpochs: setup.warmupEpochs)
-            guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress) else {
+            guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress, prepared: upcoming) else {
                 Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
                 return false
             }
             let trainSeconds = Date().timeIntervalSince(started)
+            upcoming = epoch < setup.numEpochs && setup.engine.prefetchBatches ? epochData(epoch: epoch + 1) : nil
             trainRows.append(EpochMetricsLog.row(epoch: epoch, stats: trainStats, lr: lr, seconds: trainSeconds,
                                                  split: setup.crossValidationSplitIndex))
             let valStarted = Date()
@@ -243,32 +249,52 @@ public final class Trainer {
          "crop_size": setup.cropSize.array.map(String.init).joined(separator: ",")]) { _, new in new }
     }
 
-    /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded).
-    func trainEpoch(epoch: Int, lr: Double, progress: Bool) throws -> EpochStats? {
+    /// The training batches of one epoch: the order and every crop come from the epoch's generator
+    /// xoshiro256**(seed, "train-epoch-<e>"), consumed batch by batch in order (shuffle, then per crop the
+    /// sample and its augmentations); the batches are prepared one ahead on a worker (BatchPrefetcher) unless
+    /// IENET_DATA_PREFETCH=0. Each item is the batch stacked per data-parallel shard this process trains.
+    func epochData(epoch: Int) -> EpochData {
         var rng = Xoshiro256(seed: UInt64(truncatingIfNeeded: setup.seed), stream: "train-epoch-\(epoch)")
         var order = Array(train.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
         let augmenter = setup.applyAugmentations ? Augmenter(outputRange: setup.outputRange) : nil
-        var stats = EpochStats(structures: setup.structureNames.count)
         let batches = stride(from: 0, to: order.count, by: setup.batchSize).map { Array(order[$0..<min($0 + setup.batchSize, order.count)]) }
-        let bar = progress ? Progress("epoch \(epoch) train", total: batches.count) : nil
-        var batchNumber = 1
-        for batchIndices in batches {
-            if try stopRequested() { return nil }
+        let (sampler, subjects, channels, classCount) = (self.sampler, train, setup.imageChannels, setup.classCount)
+        let shards = shardCount
+        let mine = reducer.size > 1 ? [reducer.rank] : Array(0..<shards)
+        let data = BatchPrefetcher(count: batches.count, ahead: setup.engine.prefetchBatches, label: "train-epoch-\(epoch)") { k in
             var crops = [Crop]()
-            for i in batchIndices {
-                var crop = try sampler.sample(train[i], using: &rng)
-                augmenter?.apply(&crop, channels: setup.imageChannels, classCount: setup.classCount, using: &rng)
+            for i in batches[k] {
+                var crop = try sampler.sample(subjects[i], using: &rng)
+                augmenter?.apply(&crop, channels: channels, classCount: classCount, using: &rng)
                 crops.append(crop)
             }
-            let shards = shardCount
             let bounds = (0...shards).map { $0 * crops.count / shards }
-            let mine = reducer.size > 1 ? [reducer.rank] : Array(0..<shards)
+            // A short last batch can leave a shard empty (DDP semantics: it contributes a zero gradient).
+            return mine.filter { bounds[$0] < bounds[$0 + 1] }.map {
+                CropBatch(Array(crops[bounds[$0]..<bounds[$0 + 1]]), classCount: classCount)
+            }
+        }
+        return EpochData(epoch: epoch, batches: batches.count, data: data)
+    }
+
+    /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded). `prepared` is the
+    /// epoch's data when its first batch was started ahead (during the previous epoch's validation).
+    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: EpochData? = nil) throws -> EpochStats? {
+        let epochData = prepared.flatMap { $0.epoch == epoch ? $0 : nil } ?? self.epochData(epoch: epoch)
+        defer { epochData.data.finish() }
+        var stats = EpochStats(structures: setup.structureNames.count)
+        let bar = progress ? Progress("epoch \(epoch) train", total: epochData.batches) : nil
+        let shards = shardCount
+        var batchNumber = 1
+        while true {
+            if try stopRequested() { return nil }
+            let began = DispatchTime.now().uptimeNanoseconds
+            let waitBefore = epochData.data.waitSeconds
+            guard let shardBatches = try epochData.data.next() else { break }
             optimizer.zeroGrad()
-            var lossSum = 0.0, shardsTrained = 0
-            for shard in mine where bounds[shard] < bounds[shard + 1] {
-                shardsTrained += 1
-                let batch = CropBatch(Array(crops[bounds[shard]..<bounds[shard + 1]]), classCount: setup.classCount)
+            var lossSum = 0.0
+            for batch in shardBatches {
                 let (input, target) = tensors(batch)
                 let logits = model.forward(input, training: true)
                 let shardResult = setup.loss.evaluate(logits: logits, target: target, threads: setup.engine.threads)
@@ -284,9 +310,9 @@ public final class Trainer {
             }
             try requireFinite(loss: lossSum, epoch: epoch, batch: batchNumber, lr: lr)
             optimizer.step(lr: lr)
+            dataTiming.add(wait: epochData.data.waitSeconds - waitBefore, since: began)
             batchNumber += 1
-            // A short last batch can leave a shard empty (DDP semantics: it contributes a zero gradient).
-            bar?.step(shardsTrained == 0 ? "empty shard" : String(format: "loss %.4f", lossSum / Double(shardsTrained)))
+            bar?.step(shardBatches.isEmpty ? "empty shard" : String(format: "loss %.4f", lossSum / Double(shardBatches.count)))
         }
         return stats
     }

@@ -118,18 +118,53 @@ final class ClassificationTests: XCTestCase {
         defer { runner.remove() }
         let run = try Self.makeRun(runner, subjects: 24)
         XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=3"] + Self.quick).status, 0)
-        let second = try runner.run("split", ["--model=HelloClassification"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let second = try Self.runWithTheSameSplits(runner, as: run)
         let fm = FileManager.default
-        for file in ["train_dataset.csv", "val_dataset.csv", "test_dataset.csv"] {
-            try fm.removeItem(atPath: second + "/outputs/" + file)
-            try fm.copyItem(atPath: run + "/outputs/" + file, toPath: second + "/outputs/" + file)
-        }
         try fm.createDirectory(atPath: second + "/outputs/checkpoints", withIntermediateDirectories: true)
         try fm.copyItem(atPath: run + "/outputs/checkpoints/epoch_002.ckpt", toPath: second + "/outputs/checkpoints/autosave.ckpt")
         let resumed = try runner.run("train", ["--run=\(second)", "--num_epochs=3", "--resume"] + Self.quick)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(fm.contents(atPath: second + "/outputs/checkpoints/epoch_003.ckpt"),
                        fm.contents(atPath: run + "/outputs/checkpoints/epoch_003.ckpt"))
+    }
+
+    /// The next batch's transforms prepared on a worker (default) or just before each step (IENET_DATA_PREFETCH=0):
+    /// the same checkpoints, model outputs and epoch logs (but for the seconds column).
+    func testPrefetchOnAndOffWriteTheSameBytes() throws {
+        let runner = try ToolRunner(name: "classification-prefetch")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner, subjects: 24)
+        let second = try Self.runWithTheSameSplits(runner, as: run)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=2"] + Self.quick).status, 0)
+        let off = try runner.run("train", ["--run=\(second)", "--num_epochs=2"] + Self.quick, environment: ["IENET_DATA_PREFETCH": "0"])
+        XCTAssertEqual(off.status, 0, off.stderr)
+        let fm = FileManager.default
+        for file in ["checkpoints/epoch_001.ckpt", "checkpoints/epoch_002.ckpt", "Train/model_outputs.csv", "Val/model_outputs.csv"] {
+            let a = fm.contents(atPath: run + "/outputs/" + file)
+            XCTAssertGreaterThan(a?.count ?? 0, 100, file)
+            XCTAssertEqual(a, fm.contents(atPath: second + "/outputs/" + file), file)
+        }
+        for mode in ["Train", "Val"] {
+            func withoutSeconds(_ folder: String) throws -> [[Substring]] {
+                let lines = try String(contentsOfFile: folder + "/outputs/\(mode)/epoch_metrics.csv", encoding: .utf8).split(separator: "\n")
+                let seconds = try XCTUnwrap(lines.first?.split(separator: ",").firstIndex(of: "seconds"))
+                return lines.map { line in line.split(separator: ",", omittingEmptySubsequences: false).enumerated().filter { $0.offset != seconds }.map(\.element) }
+            }
+            let a = try withoutSeconds(run)
+            XCTAssertEqual(a.count, 3)
+            XCTAssertEqual(a, try withoutSeconds(second), mode)
+        }
+    }
+
+    /// A new run of HelloClassification with `run`'s split files.
+    static func runWithTheSameSplits(_ runner: ToolRunner, as run: String) throws -> String {
+        let second = try runner.run("split", ["--model=HelloClassification"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fm = FileManager.default
+        for file in ["train_dataset.csv", "val_dataset.csv", "test_dataset.csv"] {
+            try fm.removeItem(atPath: second + "/outputs/" + file)
+            try fm.copyItem(atPath: run + "/outputs/" + file, toPath: second + "/outputs/" + file)
+        }
+        return second
     }
 
     /// Bad scalar datasets: ie-split names the file and line, exit 3; a wrong image size stops ie-train naming the image.
@@ -170,5 +205,10 @@ final class ClassificationTests: XCTestCase {
         XCTAssertTrue(train.stderr.contains("dataset.csv:2: subject 001: ") && train.stderr.contains("001.png: image size 48x48")
                       && train.stderr.contains("expected image_size 32x32"), train.stderr)
         XCTAssertEqual(train.stderr.split(separator: "\n").filter { $0.contains("error") }.count, 1, train.stderr)
+        // The transforms of that batch ran on the prefetch worker: the same error line and exit status as without it.
+        let sequential = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + Self.quick, environment: ["IENET_DATA_PREFETCH": "0"])
+        XCTAssertEqual(sequential.status, train.status)
+        let errorLine = { (text: String) in text.split(separator: "\n").filter { $0.contains("error") } }
+        XCTAssertEqual(errorLine(sequential.stderr), errorLine(train.stderr))
     }
 }

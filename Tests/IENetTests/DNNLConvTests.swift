@@ -169,11 +169,11 @@ final class EngineOptionsTests: XCTestCase {
         let tuned = EngineOptions.fromEnvironment([
             "IENET_SLAB_FLOATS": "1000", "IENET_COLUMNS_PER_CHANNEL": "0", "IENET_IMPLICIT_GEMM": "0",
             "IENET_DIRECT_PREFETCH": "0", "IENET_DIRECT_STREAM_FLOATS": "7", "IENET_DNNL_LAYOUT": "plain",
-            "IENET_DNNL_MIN_CHANNELS": "2", "IENET_DNNL_MAX_COPY_MB": "3"], threads: 1)
+            "IENET_DNNL_MIN_CHANNELS": "2", "IENET_DNNL_MAX_COPY_MB": "3", "IENET_DATA_PREFETCH": "0"], threads: 1)
         var expected = EngineOptions(threads: 1)
         (expected.slabFloats, expected.columnsPerOutputChannel, expected.implicitGEMM) = (1000, 0, false)
         (expected.directPrefetch, expected.directStreamFloats, expected.dnnlBlockedActivations) = (false, 7, false)
-        (expected.dnnlMinimumInputChannels, expected.dnnlMaximumCopyBytes) = (2, 3 << 20)
+        (expected.dnnlMinimumInputChannels, expected.dnnlMaximumCopyBytes, expected.prefetchBatches) = (2, 3 << 20, false)
         XCTAssertEqual(tuned, expected)
         XCTAssertEqual(EngineOptions.fromEnvironment([:], threads: 1), EngineOptions(threads: 1), "defaults")
         let noDirect = EngineOptions.fromEnvironment(["IENET_DIRECT_CONV": "0"], threads: 1)

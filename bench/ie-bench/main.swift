@@ -1,7 +1,7 @@
 // ie-bench: conv and UNet3D training-step throughput of the IENet engine on this machine.
 // Run by `make bench` (release build). Not a test: numbers depend on the machine and its load.
 //   ie-bench [--threads 1,2] [--repeats N] [--deep] [--skip-conv] [--skip-unet] [--unet-size 64] [--unet-batch 2]
-//            [--features 32] [--parity-export FILE]
+//            [--features 32] [--parity-export FILE] [--loader (training data wait, LoaderBench.swift)]
 // Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
 // is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
 // Tuning knobs (environment, read by EngineOptions.fromEnvironment; table in docs/SPEC.md section 12):
@@ -64,6 +64,10 @@ let repeats = Int(option("--repeats") ?? "3") ?? 3
 let skipUNet = arguments.contains("--skip-unet")
 let skipConv = arguments.contains("--skip-conv")
 let unetSize = Int(option("--unet-size") ?? "64") ?? 64
+if arguments.contains("--loader") {  // training data wait, prefetch on/off (LoaderBench.swift)
+    runLoaderBenchmark(arguments: arguments, threadCounts: threadCounts, repeats: repeats)
+    exit(0)
+}
 let unetBatch = Int(option("--unet-batch") ?? "2") ?? 2
 let features = Int(option("--features") ?? "32") ?? 32
 
