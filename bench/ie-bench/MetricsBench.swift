@@ -31,6 +31,14 @@ func runAALMetricsBenchmark(arguments: [String]) {
         labels = Array(labels.prefix(Int(option("--regions") ?? "") ?? labels.count))
         let reference = try? String(contentsOfFile: work + "/sitk_values.tsv", encoding: .utf8)
 
+        // Reading alone (both files, one after the other), to show what the scoring itself costs.
+        var readSeconds = Double.infinity
+        for _ in 0..<repeats {
+            let start = now()
+            _ = try NIfTI.read(predictionPath)
+            _ = try NIfTI.read(atlasPath)
+            readSeconds = min(readSeconds, now() - start)
+        }
         var values: [Int: [Double]] = [:]
         for threads in threadCounts {
             var fastest = Double.infinity
@@ -45,8 +53,8 @@ func runAALMetricsBenchmark(arguments: [String]) {
                 }
             }
             var record = String(format: "{\"figure\": \"aal_metrics_116\", \"impl\": \"ie\", \"threads\": %d, "
-                                + "\"precision\": \"fp32\", \"seconds\": %.4f, \"peak_rss_mib\": %.1f, \"regions\": %d",
-                                threads, fastest, peakRSSMiB(), labels.count)
+                                + "\"precision\": \"fp32\", \"seconds\": %.4f, \"peak_rss_mib\": %.1f, \"regions\": %d, "
+                                + "\"read_seconds_1thread\": %.4f", threads, fastest, peakRSSMiB(), labels.count, readSeconds)
             if let reference {
                 let worst = maxAbsDifferences(values, parseValues(reference))
                 record += ", " + zip(["dice", "hd", "msd"], worst).map { "\"max_abs_diff_\($0)\": \(jsonNumber($1))" }
