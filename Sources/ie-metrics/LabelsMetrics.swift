@@ -18,7 +18,8 @@ struct LabelMetrics: ParsableCommand {
         Examples:
           ie-metrics labels --prediction=seg.nii.gz --ground_truth=aal.nii.gz \\
               --names=aal.nii.txt -o metrics.csv
-          ie-metrics labels --prediction=seg.nii.gz --ground_truth=gt.nii.gz --labels=1,2,5 --threads=2
+          ie-metrics labels --prediction=seg.nii.gz --ground_truth=gt.nii.gz \\
+              --labels=1,2,5 --threads=2
         """)
 
     @Option(help: "Prediction label map.") var prediction: String

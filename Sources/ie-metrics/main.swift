@@ -69,6 +69,7 @@ struct RunMetrics: ParsableCommand {
     var allowMissing = false
     @Flag(name: .customLong("no-thumbnails"), help: "Skip the thumbnails.") var noThumbnails = false
     @OptionGroup var extra: ExtraColumns
+    @OptionGroup var threads: ThreadsOption
     @OptionGroup var settings: SettingsOption
     @OptionGroup var log: LogOptions
 
@@ -81,7 +82,8 @@ struct RunMetrics: ParsableCommand {
         try runDir.performEvaluation(tool: "ie-metrics") {
             for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                 try RunEvaluation.evaluate(run: runDir, config: config, settings: settingsValue, epoch: e, mode: mode.rawValue,
-                                           extras: extras, thumbnails: !noThumbnails, allowMissing: allowMissing)
+                                           extras: extras, thumbnails: !noThumbnails, allowMissing: allowMissing,
+                                           threads: threads.count())
             }
         }
     }

@@ -24,12 +24,18 @@ public struct LabelMap: Sendable {
             labels.withUnsafeMutableBufferPointer { l in
                 for i in 0..<v.count {
                     let value = v[i]
-                    // Written so that NaN fails the test too.
-                    guard value >= 0, value <= Float(LabelMap.maximumLabel), value == value.rounded() else {
+                    // Written so that NaN fails the test too; in range, the conversion truncates, so the value
+                    // is an integer exactly when it survives the round trip.
+                    guard value >= 0, value <= Float(LabelMap.maximumLabel) else {
                         bad = (i, value)
                         return
                     }
-                    l[i] = UInt16(value)
+                    let label = UInt16(value)
+                    guard Float(label) == value else {
+                        bad = (i, value)
+                        return
+                    }
+                    l[i] = label
                 }
             }
         }
