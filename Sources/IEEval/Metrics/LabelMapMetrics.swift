@@ -77,7 +77,8 @@ public enum LabelMapMetrics {
     /// `threads` threads (merging boxes is order-independent, so the result does not depend on the split).
     static func extents(_ prediction: LabelMap, _ groundTruth: LabelMap, threads: Int) -> [Extent] {
         let grid = prediction.grid
-        let slabs = max(1, min(threads, grid.nz))
+        // At most 8 slabs: each keeps a box per possible label value (3 MB).
+        let slabs = max(1, min(threads, grid.nz, 8))
         var perSlab = [[Extent]](repeating: [], count: slabs)
         let lock = NSLock()
         prediction.labels.withUnsafeBufferPointer { p in
