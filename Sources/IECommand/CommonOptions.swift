@@ -12,9 +12,9 @@ public struct SettingsOption: ParsableArguments {
     public init() {}
 }
 
-/// `--threads=N`: threads for the GEMMs and element-wise loops.
+/// `--threads=N`: threads for the GEMMs and element-wise loops (ie-metrics: for structures and subjects).
 public struct ThreadsOption: ParsableArguments {
-    @Option(help: "Threads for the GEMMs (default: $OMP_NUM_THREADS, else all cores).")
+    @Option(help: "Threads (default: $OMP_NUM_THREADS, else all cores).")
     public var threads: Int?
 
     public init() {}
@@ -23,8 +23,16 @@ public struct ThreadsOption: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads=\(threads), expected a positive integer") }
     }
 
-    // The thread count itself (--threads, else $OMP_NUM_THREADS, else every core) is decided in one place:
-    // IENet.EngineOptions.fromCommandLine(threads:).
+    // The thread count itself (--threads, else $OMP_NUM_THREADS, else every core) is decided in one place for the
+    // engine's tools: IENet.EngineOptions.fromCommandLine(threads:). Tools without the engine use `count`.
+
+    /// --threads, else a positive $OMP_NUM_THREADS, else every core: the rule of EngineOptions.fromEnvironment,
+    /// for tools that do not link the engine (ie-metrics).
+    public func count(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+        if let threads { return threads }
+        if let text = environment["OMP_NUM_THREADS"], let value = Int(text), value >= 1 { return value }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
 }
 
 /// `--quiet` / `--verbose`, applied to IECore.Log with the tool's name.

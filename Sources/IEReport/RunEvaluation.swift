@@ -35,7 +35,7 @@ public enum RunEvaluation {
     /// CrossValResults/BaselineComparisons instead).
     public static func evaluate(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
                                 extras: [ExtraMetric] = [], thumbnails: Bool = true, baselines: Bool = true,
-                                allowMissing: Bool = false) throws {
+                                allowMissing: Bool = false, threads: Int = 1) throws {
         let layout = run.layout
         let folder = layout.modeFolder(epoch: epoch, mode: mode)
         guard FileManager.default.fileExists(atPath: folder) else {
@@ -62,7 +62,7 @@ public enum RunEvaluation {
             image: { subject in imageChannel.flatMap { dataset.row(subject: subject, channel: $0) }.map(dataset.absolutePath) })
         let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
                                              writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil,
-                                             missingRows: missingRows)
+                                             missingRows: missingRows, threads: threads)
         let file = try MetricsFile.read(path: layout.metrics(epoch: epoch, mode: mode))
         try AtomicFile.write(MetricsAggregates.csv(file.records), to: layout.aggregates(epoch: epoch, mode: mode))
         try AtomicFile.write(OutlierReport.text(file.records, hasHausdorffDistance: file.hasHausdorffDistance,

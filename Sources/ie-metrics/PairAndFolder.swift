@@ -58,6 +58,7 @@ struct FolderMetrics: ParsableCommand {
     var outputFolder: String?
     @Flag(name: .customLong("no-thumbnails"), help: "Skip the thumbnails.") var noThumbnails = false
     @OptionGroup var extra: ExtraColumns
+    @OptionGroup var threads: ThreadsOption
     @Option(name: .customShort("o"), help: "An extra copy of metrics.csv, '-' for stdout.") var output: String?
     @OptionGroup var log: LogOptions
 
@@ -79,7 +80,8 @@ struct FolderMetrics: ParsableCommand {
             image: { subject in imageChannel.flatMap { data.row(subject: subject, channel: $0) }.map(data.absolutePath) })
         let folder = outputFolder ?? predictionDir
         let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
-                                             writePNG: noThumbnails ? nil : MetricsEvaluation.writeThumbnail)
+                                             writePNG: noThumbnails ? nil : MetricsEvaluation.writeThumbnail,
+                                             threads: threads.count())
         if let output { try MetricsCSVWriter.write(rows: rows, extras: extras, to: output) }
         Log.info("ie-metrics: wrote \(folder)/metrics.csv (\(cases.count) rows)")
     }

@@ -12,10 +12,12 @@ struct Metrics: ParsableCommand {
         commandName: "ie-metrics",
         abstract: "Segmentation metrics (Dice, Hausdorff, mean surface distance) as InnerEye's metrics.csv.",
         discussion: """
-        Three subcommands: `run` scores a run's epoch folders written by ie-infer,
+        Four subcommands: `run` scores a run's epoch folders written by ie-infer,
         `pair` one prediction mask against one ground-truth mask, `folder` every
-        subject folder of an ie-infer output against a dataset's ground truth.
-        Masks must be binary (0/1) NIfTI files of equal shape and spacing.
+        subject folder of an ie-infer output against a dataset's ground truth,
+        `labels` every label of a label map against a ground-truth label map.
+        Masks must be binary (0/1) NIfTI files of equal shape and spacing
+        (label maps: integers 0...65535).
         Distances are in mm between voxel centres (SPEC §7); NaN is an empty field,
         a missing object gives Dice 0 and inf distances. Extra columns: hd95 (MONAI
         HD95), assd, nsd@<mm> (surface Dice at a tolerance); these use MONAI's
@@ -31,8 +33,10 @@ struct Metrics: ParsableCommand {
           ie-metrics folder --prediction_dir=runs/x/epoch_010/Test \\
               --dataset=datasets/HelloWorld/dataset.csv \\
               --structures=region_a,region_b --image_channel=ct
+          ie-metrics labels --prediction=seg.nii.gz --ground_truth=atlas.nii.gz \\
+              --names=atlas.nii.txt --threads=2 -o metrics.csv
         """,
-        subcommands: [RunMetrics.self, PairMetrics.self, FolderMetrics.self])
+        subcommands: [RunMetrics.self, PairMetrics.self, FolderMetrics.self, LabelMetrics.self])
 }
 
 /// `--extra=hd95,assd,nsd@2`: the extra metric columns, checked while parsing.
@@ -65,6 +69,7 @@ struct RunMetrics: ParsableCommand {
     var allowMissing = false
     @Flag(name: .customLong("no-thumbnails"), help: "Skip the thumbnails.") var noThumbnails = false
     @OptionGroup var extra: ExtraColumns
+    @OptionGroup var threads: ThreadsOption
     @OptionGroup var settings: SettingsOption
     @OptionGroup var log: LogOptions
 
@@ -77,7 +82,8 @@ struct RunMetrics: ParsableCommand {
         try runDir.performEvaluation(tool: "ie-metrics") {
             for e in epoch.map({ [$0] }) ?? config.epochsToTest {
                 try RunEvaluation.evaluate(run: runDir, config: config, settings: settingsValue, epoch: e, mode: mode.rawValue,
-                                           extras: extras, thumbnails: !noThumbnails, allowMissing: allowMissing)
+                                           extras: extras, thumbnails: !noThumbnails, allowMissing: allowMissing,
+                                           threads: threads.count())
             }
         }
     }

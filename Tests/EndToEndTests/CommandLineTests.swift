@@ -7,7 +7,7 @@ import XCTest
 final class CommandLineTests: XCTestCase {
     /// Every tool, with its subcommands; the examples of each help text are checked.
     static let commands: [(tool: String, subcommands: [String])] = [
-        ("split", []), ("train", []), ("infer", []), ("ensemble", []), ("metrics", ["run", "pair", "folder"]),
+        ("split", []), ("train", []), ("infer", []), ("ensemble", []), ("metrics", ["run", "pair", "folder", "labels"]),
         ("stats", ["aggregate", "across-runs", "outliers", "wilcoxon", "mannwhitney", "breakdown"]), ("report", []),
         ("synth", []), ("models", []), ("crossval", ["all", "folds", "ensemble"]), ("submit", []), ("status", [])]
 

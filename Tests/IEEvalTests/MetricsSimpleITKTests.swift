@@ -9,9 +9,9 @@ import IETestSupport
 /// for Dice, HausdorffDistanceImageFilter, and the mean over LabelContour voxels of
 /// |SignedMaurerDistanceMap(squaredDistance=False, useImageSpacing=True)| of the other mask, in both directions.
 final class MetricsSimpleITKTests: XCTestCase {
-    /// InnerEye's calls, re-implemented in python on SimpleITK. Input: one case per line,
-    /// `nz ny nx sz sy sx <a bits> <b bits>`; output: one line `dice hd msd` per case (repr floats).
-    static let oracle = """
+    /// InnerEye's calls, re-implemented in python on SimpleITK: `metrics(prediction, truth, spacing_zyx)` on
+    /// boolean arrays, and `read_mask(path)`.
+    static let oracleFunctions = """
     import sys, math
     import numpy as np
     import SimpleITK as sitk
@@ -62,6 +62,11 @@ final class MetricsSimpleITKTests: XCTestCase {
         img = sitk.ReadImage(path)
         return sitk.GetArrayFromImage(img) > 0.5, tuple(reversed(img.GetSpacing()))
 
+    """
+
+    /// The oracle's command line. Input: one case per line, `nz ny nx sz sy sx <a bits> <b bits>`; output: one line
+    /// `dice hd msd` per case (repr floats).
+    static let oracle = oracleFunctions + """
     if len(sys.argv) > 1:
         prediction, spacing = read_mask(sys.argv[1])
         truth, _ = read_mask(sys.argv[2])
@@ -188,7 +193,7 @@ final class MetricsSimpleITKTests: XCTestCase {
     }
 
     /// Agreement to 1e-4 relative, with a 1e-5 mm floor (SimpleITK computes distances in float32).
-    func assertClose(_ ours: Double, _ reference: Double, _ message: String) {
+    static func assertClose(_ ours: Double, _ reference: Double, _ message: String) {
         if reference.isNaN { XCTAssertTrue(ours.isNaN, message); return }
         if reference.isInfinite { XCTAssertEqual(ours, reference, message); return }
         // SimpleITK's distance maps are float32: where the exact value is 0 it may return ~1e-7.
@@ -208,8 +213,8 @@ final class MetricsSimpleITKTests: XCTestCase {
             let reference = Self.parse(line)
             let m = SegmentationMetrics.compute(prediction: c.a, groundTruth: c.b, grid: c.grid)
             let message = "case \(c.name), grid \(c.grid)"
-            assertClose(m.dice, reference[0], message + " Dice")
-            assertClose(m.hausdorffDistanceMM, reference[1], message + " Hausdorff")
+            Self.assertClose(m.dice, reference[0], message + " Dice")
+            Self.assertClose(m.hausdorffDistanceMM, reference[1], message + " Hausdorff")
             let fillsImage = !c.a.contains(false) || !c.b.contains(false)
             if fillsImage {
                 // Deliberate deviation (SPEC §7): NaN where InnerEye's call returns SimpleITK's placeholder
@@ -218,7 +223,7 @@ final class MetricsSimpleITKTests: XCTestCase {
                 XCTAssertTrue(reference[2].isNaN || reference[2] > 1e18, message + " reference \(reference[2])")
                 filling += 1
             } else {
-                assertClose(m.meanDistanceMM, reference[2], message + " MeanDistance")
+                Self.assertClose(m.meanDistanceMM, reference[2], message + " MeanDistance")
                 if reference[2].isFinite { meanDistancesCompared += 1 }
             }
         }
@@ -237,9 +242,9 @@ final class MetricsSimpleITKTests: XCTestCase {
             let output = try PythonOracle.run(Self.oracle, arguments: [fixtures + "/" + prediction, fixtures + "/" + truth])
             let reference = Self.parse(output.split(separator: "\n")[0])
             XCTAssertGreaterThan(reference[2], 0)
-            assertClose(m.dice, reference[0], "\(prediction) Dice")
-            assertClose(m.hausdorffDistanceMM, reference[1], "\(prediction) Hausdorff")
-            assertClose(m.meanDistanceMM, reference[2], "\(prediction) MeanDistance")
+            Self.assertClose(m.dice, reference[0], "\(prediction) Dice")
+            Self.assertClose(m.hausdorffDistanceMM, reference[1], "\(prediction) Hausdorff")
+            Self.assertClose(m.meanDistanceMM, reference[2], "\(prediction) MeanDistance")
         }
     }
 }

@@ -85,6 +85,52 @@ final class MetricsThumbnailTests: XCTestCase {
         }
     }
 
+    /// Subjects spread over threads: the same rows, metrics.csv and thumbnails as on one thread; a bad mask fails.
+    func testRunOnSeveralThreads() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-threads-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let shape = Shape3D(z: 4, y: 6, x: 5), grid = VoxelGrid(shape: shape, spacing: (2, 0.5, 1))
+        func path(_ kind: String, _ subject: Int, _ structure: Int) -> String { "\(kind)\(subject)_\(structure)" }
+        var files: [String: Volume<Float>] = ["img": Volume(shape: shape, spacing: (2, 0.5, 1), data: (0..<120).map(Float.init))]
+        var cases: [MetricsCase] = []
+        for subject in 1...7 {
+            for structure in 1...2 {
+                for (kind, shift) in [("p", subject % 3), ("g", structure)] {
+                    files[path(kind, subject, structure)] = Volume(shape: shape, spacing: (2, 0.5, 1), data: metricsMask(grid) { z, y, x in
+                        z >= shift && y + x <= 2 + subject && (x + structure) % 4 != 0 }.map { $0 ? 1 : 0 })
+                }
+                cases.append(MetricsCase(patient: "\(subject)", structure: "s\(structure)", predictionPath: path("p", subject, structure),
+                                         groundTruthPath: subject == 5 ? nil : path("g", subject, structure), imagePath: "img"))
+            }
+        }
+        let load: MetricsEvaluation.VolumeLoader = { name in
+            guard let v = files[name] else { throw IEError.badInput("no such file", file: name) }
+            return v
+        }
+        var outputs: [(rows: [MetricsRow], csv: String, pictures: Set<String>)] = []
+        for threads in [1, 3] {
+            let folder = root + "/\(threads)"
+            var pictures = Set<String>()
+            let lock = NSLock()
+            let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, load: load, writePNG: { picture, path in
+                lock.lock()
+                pictures.insert(String(path.dropFirst(folder.count)) + " \(picture.pixels.hashValue)")
+                lock.unlock()
+            }, threads: threads)
+            outputs.append((rows, try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8), pictures))
+        }
+        XCTAssertEqual(outputs[0].rows.map(\.structure).count, 14)
+        XCTAssertEqual(outputs[0].rows, outputs[1].rows)
+        XCTAssertEqual(outputs[0].csv, outputs[1].csv)
+        XCTAssertEqual(outputs[0].pictures, outputs[1].pictures)
+        XCTAssertEqual(outputs[0].pictures.count, 14)
+        files[path("g", 4, 2)]?.data[3] = 0.5
+        XCTAssertThrowsError(try MetricsEvaluation.run(cases: cases, outputFolder: root + "/bad", load: load, writePNG: nil,
+                                                       threads: 3)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("g4_2: voxel 3 has value 0.5"), "\(error)")
+        }
+    }
+
     /// The slice with the largest predicted area is shown, not the largest ground-truth slice; ties take the lowest
     /// z; an empty prediction falls back to the largest ground-truth slice. The PNG is read back by PIL.
     func testPredictedMaximalSliceWithBothContours() throws {

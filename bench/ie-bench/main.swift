@@ -10,6 +10,7 @@
 // --conv-in-channels N times only the conv shapes with N input channels; --first-touch times the conv layers
 // with fresh (page-faulting) output memory, as before the allocator settings were applied to this section.
 // --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
+// --aal-metrics: only the AAL metrics figure against SimpleITK (MetricsBench.swift).
 import Foundation
 import CBLAS
 import IEEval
@@ -53,6 +54,10 @@ func best(_ repeats: Int, _ body: () -> Void) -> Double {
 var arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("--allreduce") {
     runAllreduceBenchmark(arguments: arguments)
+    exit(0)
+}
+if arguments.contains("--aal-metrics") {
+    runAALMetricsBenchmark(arguments: arguments)
     exit(0)
 }
 func option(_ name: String) -> String? {

@@ -40,7 +40,8 @@ public enum DistanceTransform {
                 passAlongX(feature: f, distance: d, grid: grid)
             }
             let lineLength = max(grid.ny, grid.nz)
-            var scratch = EnvelopeScratch(capacity: lineLength)
+            let scratch = EnvelopeScratch(capacity: lineLength)
+            defer { scratch.deallocate() }
             if grid.ny > 1 {
                 // Lines along Y: start (z, 0, x), stride nx.
                 for z in 0..<grid.nz {
@@ -99,63 +100,65 @@ public enum DistanceTransform {
     }
 }
 
-/// Buffers for one 1-D lower-envelope transform, reused across lines to avoid allocations.
+/// Buffers for one 1-D lower-envelope transform, allocated once per distance transform and reused across lines
+/// (plain pointers: a line is short, so per-line array bookkeeping would cost as much as the line itself).
 struct EnvelopeScratch {
-    var values: [Double]        // the input line f
-    var vertices: [Int]         // positions of the parabolas in the envelope
-    var boundaries: [Double]    // where each envelope parabola starts to be the lowest
+    let values: UnsafeMutablePointer<Double>      // the input line f
+    let vertices: UnsafeMutablePointer<Int>       // positions of the parabolas in the envelope
+    let boundaries: UnsafeMutablePointer<Double>  // where each envelope parabola starts to be the lowest
 
     init(capacity: Int) {
-        values = [Double](repeating: 0, count: capacity)
-        vertices = [Int](repeating: 0, count: capacity)
-        boundaries = [Double](repeating: 0, count: capacity + 1)
+        values = .allocate(capacity: max(capacity, 1))
+        vertices = .allocate(capacity: max(capacity, 1))
+        boundaries = .allocate(capacity: capacity + 1)
+    }
+
+    func deallocate() {
+        values.deallocate()
+        vertices.deallocate()
+        boundaries.deallocate()
     }
 
     /// In place: d[p] = min_q (weight * (p - q)^2 + f[q]) over the line, where f = the current values.
     /// Infinite f[q] (no feature reachable yet) contribute no parabola.
-    mutating func transformLine(_ d: UnsafeMutableBufferPointer<Double>, start: Int, stride: Int, count n: Int,
-                                weight: Double) {
-        values.withUnsafeMutableBufferPointer { f in
-            vertices.withUnsafeMutableBufferPointer { v in
-                boundaries.withUnsafeMutableBufferPointer { z in
-                    var anyFinite = false
-                    for i in 0..<n {
-                        let value = d[start + i * stride]
-                        f[i] = value
-                        if value < .infinity { anyFinite = true }
-                    }
-                    guard anyFinite else { return }
-                    var k = -1
-                    for q in 0..<n where f[q] < .infinity {
-                        let fq = f[q] + weight * Double(q * q)
-                        if k < 0 {
-                            k = 0
-                            v[0] = q
-                            z[0] = -.infinity
-                            z[1] = .infinity
-                            continue
-                        }
-                        var s: Double
-                        while true {
-                            let r = v[k]
-                            // Intersection of the parabolas rooted at r and q (r < q); z[0] = -inf stops the loop.
-                            s = (fq - (f[r] + weight * Double(r * r))) / (2 * weight * Double(q - r))
-                            if s <= z[k] { k -= 1 } else { break }
-                        }
-                        k += 1
-                        v[k] = q
-                        z[k] = s
-                        z[k + 1] = .infinity
-                    }
-                    var j = 0
-                    for p in 0..<n {
-                        let position = Double(p)
-                        while z[j + 1] < position { j += 1 }
-                        let dq = Double(p - v[j])
-                        d[start + p * stride] = weight * dq * dq + f[v[j]]
-                    }
-                }
+    @inline(__always)
+    func transformLine(_ d: UnsafeMutableBufferPointer<Double>, start: Int, stride: Int, count n: Int, weight: Double) {
+        let f = values, v = vertices, z = boundaries
+        var anyFinite = false
+        for i in 0..<n {
+            let value = d[start + i * stride]
+            f[i] = value
+            if value < .infinity { anyFinite = true }
+        }
+        guard anyFinite else { return }
+        var k = -1
+        for q in 0..<n where f[q] < .infinity {
+            let fq = f[q] + weight * Double(q * q)
+            if k < 0 {
+                k = 0
+                v[0] = q
+                z[0] = -.infinity
+                z[1] = .infinity
+                continue
             }
+            var s: Double
+            while true {
+                let r = v[k]
+                // Intersection of the parabolas rooted at r and q (r < q); z[0] = -inf stops the loop.
+                s = (fq - (f[r] + weight * Double(r * r))) / (2 * weight * Double(q - r))
+                if s <= z[k] { k -= 1 } else { break }
+            }
+            k += 1
+            v[k] = q
+            z[k] = s
+            z[k + 1] = .infinity
+        }
+        var j = 0
+        for p in 0..<n {
+            let position = Double(p)
+            while z[j + 1] < position { j += 1 }
+            let dq = Double(p - v[j])
+            d[start + p * stride] = weight * dq * dq + f[v[j]]
         }
     }
 }

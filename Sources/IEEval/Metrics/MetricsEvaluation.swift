@@ -132,49 +132,87 @@ public enum MetricsEvaluation {
         try NIfTI.read(path)
     }
 
-    /// Evaluates every case (in the given order, one subject's image loaded once), writes
-    /// `<outputFolder>/metrics.csv` (sorted as SPEC §7) and, unless `writePNG` is nil,
-    /// `<outputFolder>/thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png`. Returns the rows, unsorted.
-    /// `missingRows`: rows written as they are (the all-empty rows of subjects scored with --allow_missing).
+    /// Evaluates every case (one subject's image loaded once), writes `<outputFolder>/metrics.csv` (sorted as
+    /// SPEC §7) and, unless `writePNG` is nil, `<outputFolder>/thumbnails/<subject:03d>_<structure>_slice_<z:03d>.png`.
+    /// Returns the rows in case order. `missingRows`: rows written as they are (the all-empty rows of subjects
+    /// scored with --allow_missing). Subjects (runs of consecutive cases of one patient) are spread over `threads`
+    /// threads; each case is scored by one thread alone, so the rows and files do not depend on the thread count.
+    /// On a failure no further subject is started and the error of the earliest failed case is thrown. With more
+    /// than one thread, `load` and `writePNG` are called from several threads at once.
     @discardableResult
     public static func run(cases: [MetricsCase], outputFolder: String, extras: [ExtraMetric] = [],
                            load: VolumeLoader = readNIfTI, writePNG: PNGWriter? = writeThumbnail,
-                           missingRows: [MetricsRow] = []) throws -> [MetricsRow] {
-        var rows: [MetricsRow] = missingRows
+                           missingRows: [MetricsRow] = [], threads: Int = 1) throws -> [MetricsRow] {
+        var subjects: [Range<Int>] = []
+        for index in cases.indices {
+            if let last = subjects.last, cases[last.lowerBound].patient == cases[index].patient {
+                subjects[subjects.count - 1] = last.lowerBound..<(index + 1)
+            } else {
+                subjects.append(index..<(index + 1))
+            }
+        }
         let progress = Progress("metrics", total: cases.count)
-        var cachedImage: (path: String, volume: Volume<Float>)?
-        for item in cases {
-            let prediction = try load(item.predictionPath)
-            let predictionMask = try binaryMask(prediction, path: item.predictionPath)
-            var truthMask: [Bool]?
-            var grid = grid(of: prediction)
-            if let truthPath = item.groundTruthPath {
-                let truth = try load(truthPath)
-                try requireSameGrid(prediction, item.predictionPath, truth, truthPath)
-                truthMask = try binaryMask(truth, path: truthPath)
-                grid = self.grid(of: truth)
-            }
-            let metrics = SegmentationMetrics.compute(prediction: predictionMask, groundTruth: truthMask, grid: grid, extras: extras)
-            rows.append(MetricsRow(patient: item.patient, structure: item.structure, metrics: metrics))
-
-            if let writePNG, let z = MetricsThumbnail.largestSlice(groundTruth: truthMask, prediction: predictionMask, grid: grid) {
-                var imageData: [Float]?
-                if let imagePath = item.imagePath {
-                    if cachedImage?.path != imagePath {
-                        let image = try load(imagePath)
-                        try requireSameGrid(image, imagePath, prediction, item.predictionPath)
-                        cachedImage = (imagePath, image)
-                    }
-                    imageData = cachedImage?.volume.data
+        var scored = [Result<MetricsRow, Error>?](repeating: nil, count: cases.count)
+        var nextSubject = 0, failed = false
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, subjects.count))) { _ in
+            var cachedImage: (path: String, volume: Volume<Float>)?
+            while true {
+                lock.lock()
+                let taken = nextSubject
+                nextSubject += 1
+                let stop = failed || taken >= subjects.count
+                lock.unlock()
+                if stop { return }
+                for index in subjects[taken] {
+                    let result = Result { try score(cases[index], extras: extras, load: load, writePNG: writePNG,
+                                                    outputFolder: outputFolder, cachedImage: &cachedImage) }
+                    lock.lock()
+                    scored[index] = result
+                    if case .failure = result { failed = true }
+                    progress.step("\(cases[index].patient) \(cases[index].structure)")
+                    lock.unlock()
+                    if case .failure = result { break }
                 }
-                let picture = MetricsThumbnail.render(image: imageData, groundTruth: truthMask, prediction: predictionMask,
-                                                      grid: grid, z: z)
-                let name = MetricsThumbnail.fileName(subject: item.patient, structure: item.structure, z: z)
-                try writePNG(picture, SafeName.path(in: outputFolder + "/thumbnails", name))
             }
-            progress.step("\(item.patient) \(item.structure)")
+        }
+        var rows = missingRows
+        for result in scored {
+            if let result { rows.append(try result.get()) }
         }
         try MetricsCSVWriter.write(rows: rows, extras: extras, to: outputFolder + "/" + RunLayout.metricsFileName)
         return rows
+    }
+
+    /// One case's row, and its thumbnail when `writePNG` is given (`cachedImage`: the last image read).
+    private static func score(_ item: MetricsCase, extras: [ExtraMetric], load: VolumeLoader, writePNG: PNGWriter?,
+                              outputFolder: String, cachedImage: inout (path: String, volume: Volume<Float>)?) throws -> MetricsRow {
+        let prediction = try load(item.predictionPath)
+        let predictionMask = try binaryMask(prediction, path: item.predictionPath)
+        var truthMask: [Bool]?
+        var grid = grid(of: prediction)
+        if let truthPath = item.groundTruthPath {
+            let truth = try load(truthPath)
+            try requireSameGrid(prediction, item.predictionPath, truth, truthPath)
+            truthMask = try binaryMask(truth, path: truthPath)
+            grid = self.grid(of: truth)
+        }
+        let metrics = SegmentationMetrics.compute(prediction: predictionMask, groundTruth: truthMask, grid: grid, extras: extras)
+        if let writePNG, let z = MetricsThumbnail.largestSlice(groundTruth: truthMask, prediction: predictionMask, grid: grid) {
+            var imageData: [Float]?
+            if let imagePath = item.imagePath {
+                if cachedImage?.path != imagePath {
+                    let image = try load(imagePath)
+                    try requireSameGrid(image, imagePath, prediction, item.predictionPath)
+                    cachedImage = (imagePath, image)
+                }
+                imageData = cachedImage?.volume.data
+            }
+            let picture = MetricsThumbnail.render(image: imageData, groundTruth: truthMask, prediction: predictionMask,
+                                                  grid: grid, z: z)
+            let name = MetricsThumbnail.fileName(subject: item.patient, structure: item.structure, z: z)
+            try writePNG(picture, SafeName.path(in: outputFolder + "/thumbnails", name))
+        }
+        return MetricsRow(patient: item.patient, structure: item.structure, metrics: metrics)
     }
 }

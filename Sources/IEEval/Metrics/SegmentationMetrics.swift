@@ -99,11 +99,25 @@ public struct SegmentationMetrics: Sendable, Equatable {
         precondition(prediction.count == grid.count, "prediction has \(prediction.count) voxels, grid \(grid.count)")
         guard let groundTruth else { return allNaN(extras: extras) }
         precondition(groundTruth.count == grid.count, "ground truth has \(groundTruth.count) voxels, grid \(grid.count)")
+        // Every voxel the metrics read (mask voxels, hence surface voxels) lies in the bounding box of A ∪ B.
+        guard let box = VoxelBox.bounding([prediction, groundTruth], grid: grid) else { return allNaN(extras: extras) }
+        return compute(croppedPrediction: box.crop(prediction, grid: grid), croppedGroundTruth: box.crop(groundTruth, grid: grid),
+                       box: box, imageGrid: grid, extras: extras)
+    }
 
+    /// The same metrics from the masks cropped to `box`, a box of the image `imageGrid` that holds every voxel of
+    /// both masks (the bounding box of A ∪ B or any larger box: the values do not depend on it). `a` and `b` are
+    /// the crops, (Z, Y, X) with X fastest on the box's shape. Label maps (`LabelMapMetrics`) call this directly
+    /// with each label's box, so that they never build whole-image masks.
+    public static func compute(croppedPrediction a: [Bool], croppedGroundTruth b: [Bool], box: VoxelBox,
+                               imageGrid grid: VoxelGrid, extras: [ExtraMetric] = []) -> SegmentationMetrics {
+        let cropGrid = VoxelGrid(shape: box.shape, spacing: grid.spacing)
+        precondition(a.count == cropGrid.count && b.count == cropGrid.count,
+                     "crops have \(a.count) and \(b.count) voxels, box \(cropGrid.count)")
         var countA = 0, countB = 0, countBoth = 0
-        prediction.withUnsafeBufferPointer { a in
-            groundTruth.withUnsafeBufferPointer { b in
-                for i in 0..<grid.count {
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                for i in 0..<cropGrid.count {
                     let inA = a[i], inB = b[i]
                     if inA { countA += 1 }
                     if inB { countB += 1 }
@@ -120,12 +134,6 @@ public struct SegmentationMetrics: Sendable, Equatable {
                                        })
         }
         let dice = 2 * Double(countBoth) / Double(countA + countB)
-
-        // Every voxel the metrics read (mask voxels, hence surface voxels) lies in the bounding box of A ∪ B.
-        let box = VoxelBox.bounding([prediction, groundTruth], grid: grid)!
-        let cropGrid = VoxelGrid(shape: box.shape, spacing: grid.spacing)
-        let a = box.crop(prediction, grid: grid)
-        let b = box.crop(groundTruth, grid: grid)
         let faces = [box.z0 == 0, box.z1 == grid.nz, box.y0 == 0, box.y1 == grid.ny, box.x0 == 0, box.x1 == grid.nx]
 
         // MeanDistance_mm as InnerEye computes it with SimpleITK: distances are sampled on LabelContour (face
