@@ -6,21 +6,26 @@ Runs, one after the other on this machine (standard library only; the peers run 
      read when the library loads: as set in the environment, auto-detected, and the AVX-512 sets where the CPU
      has AVX-512) plus oneDNN's JIT sgemm; the best is the peak the conv rows are measured against, and our own
      figures then run with the best OpenBLAS kernels;
-  2. ie-bench itself, one process per thread count (conv layers, UNet3D training step, inference, metrics, ...);
-  3. the peers where `make bench-torch` installed them (PEER_PYTHON, default .venv-torch/bin/python3): PyTorch
-     (bench/reference/bench_torch.py), MONAI (bench_monai.py) and SimpleITK (bench_sitk_metrics.py).
+  2. each section of ie-bench in its own process (so that its peak memory is its own), then the section's peer
+     where `make bench-torch` installed the peers (PEER_PYTHON, default .venv-torch/bin/python3):
+       engine     conv layers and the UNet3D training step (fp32, bf16)   PyTorch    bench_torch.py
+       inference  sliding-window inference of UNet3D f=32               MONAI      bench_monai.py
+       aal        Dice/Hausdorff/MSD of the 116 AAL regions             SimpleITK  bench_sitk_metrics.py
+       loader     time the training thread waits for data (prefetch on/off; no peer)
 Every program prints its figures as `BENCH {json}` lines, paired here by (figure, threads, precision).
 The raw output of each program goes to standard error so that a ratio table is all that standard output holds.
 
-    bench/run_bench.py [--threads 1,2] [--repeats 3] [--ie-bench PATH] [--peer-python PATH] [--skip-peers]
-                       [--ie-args "..."]
+    bench/run_bench.py [--threads 1,2] [--repeats 3] [--sections sgemm,engine,inference,aal,loader]
+                       [--ie-bench PATH] [--peer-python PATH] [--skip-peers] [--ie-args "..."]
 """
 import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -139,6 +144,7 @@ def table(ours_records, peer_records, peak):
             peer = peers.get((figure, impl, threads, precision)) or peers.get((figure, impl, threads, "fp32"))
             if peer:
                 notes.append(f"{impl} {peer.get('precision', 'fp32')} {fmt_value(peer)}: {comparison(record, peer)}")
+                record = {**{k: v for k, v in peer.items() if k.startswith("max_abs_diff")}, **record}
             else:
                 notes.append(f"{impl}: not measured")
         extra = ", ".join(f"{k} {v}" for k, v in sorted(record.items())
@@ -152,6 +158,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", default="sgemm,engine,inference,aal,loader")
     parser.add_argument("--ie-bench", default=os.path.join(ROOT, ".build", "release", "ie-bench"))
     parser.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON",
                                                                 os.path.join(ROOT, ".venv-torch", "bin", "python3")))
@@ -164,30 +171,54 @@ def main():
     print(f"make bench: {os.cpu_count()} cores visible, load average at start {' '.join(load)}; best of "
           f"{args.repeats}; raw output on standard error")
 
-    sgemm_records, peak, coretype = sgemm_peak(args.ie_bench, args.threads, args.repeats)
+    sections = args.sections.split(",")
+    peak, coretype = {}, None
+    if "sgemm" in sections:
+        _, peak, coretype = sgemm_peak(args.ie_bench, args.threads, args.repeats)
     env = dict(os.environ)
     if coretype == "":
         env.pop("OPENBLAS_CORETYPE", None)
     elif coretype:
         env["OPENBLAS_CORETYPE"] = coretype
-    ours = []
-    for threads in args.threads.split(","):
-        ours += run([args.ie_bench, "--threads", threads, "--repeats", str(args.repeats)] + shlex.split(args.ie_args),
-                    env, f"ie-bench, {threads} thread(s), OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}")
-
-    peer_records = []
+    peers = not args.skip_peers and os.access(args.peer_python, os.X_OK)
     if args.skip_peers:
         print("peers skipped (--skip-peers)")
-    elif not os.access(args.peer_python, os.X_OK):
+    elif not peers:
         print(f"peers not installed ({args.peer_python} missing): `make bench-torch` installs PyTorch, MONAI and "
               f"SimpleITK into .venv-torch")
-    else:
-        reference = os.path.join(ROOT, "bench", "reference")
-        for script in ["bench_torch.py", "bench_monai.py", "bench_sitk_metrics.py"]:
-            path = os.path.join(reference, script)
-            if os.path.exists(path):
-                peer_records += run([args.peer_python, path, "--threads", args.threads, "--repeats", str(args.repeats)],
-                                    None, script)
+    reference = os.path.join(ROOT, "bench", "reference")
+    work = tempfile.mkdtemp(prefix="ie-bench-")
+    common = ["--repeats", str(args.repeats)]
+    ours, peer_records = [], []
+    label = f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}"
+    try:
+        if "engine" in sections:
+            for threads in args.threads.split(","):
+                ours += run([args.ie_bench, "--threads", threads] + common + shlex.split(args.ie_args), env,
+                            f"ie-bench, {threads} thread(s), {label}")
+            if peers:
+                peer_records += run([args.peer_python, os.path.join(reference, "bench_torch.py"), "--threads",
+                                     args.threads] + common, None, "PyTorch: bench_torch.py")
+        if "inference" in sections:
+            directory = os.path.join(work, "inference")
+            ours += run([args.ie_bench, "--inference", "--threads", args.threads, "--dir", directory] + common, env,
+                        f"ie-bench --inference, {label}")
+            if peers:
+                peer_records += run([args.peer_python, os.path.join(reference, "bench_monai.py"), "--threads",
+                                     args.threads, "--dir", directory, "--ie-bench", args.ie_bench] + common, None,
+                                    "MONAI: bench_monai.py")
+        if "aal" in sections:
+            directory = os.path.join(work, "aal")
+            ours += run([args.ie_bench, "--aal-metrics", "--threads", args.threads, "--work", directory] + common,
+                        env, "ie-bench --aal-metrics")
+            if peers:  # SimpleITK needs minutes per thread count: one timing each
+                peer_records += run([args.peer_python, os.path.join(reference, "bench_sitk_metrics.py"), "--threads",
+                                     args.threads, "--repeats", "1", "--work", directory], None,
+                                    "SimpleITK: bench_sitk_metrics.py")
+        if "loader" in sections:
+            ours += run([args.ie_bench, "--loader", "--threads", args.threads] + common, env, "ie-bench --loader")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print()
     table([r for r in ours if r.get("impl") == "ie"], peer_records, peak)
 
