@@ -17,6 +17,12 @@ public enum ConvBackend: String, CaseIterable, Sendable {
     static func dnnlDescription(_ options: EngineOptions) -> String {
         dnnlRegistration?.describe(options) ?? "not built"
     }
+
+    /// Why oneDNN cannot run bf16 convolutions here (nil: it can): not built, or the CPU lacks AVX512_BF16.
+    static func dnnlBF16Obstacle() -> String? {
+        guard let registration = dnnlRegistration else { return "this build has no oneDNN" }
+        return registration.bf16Obstacle()
+    }
 }
 
 /// One convolution library: the three products of a `ConvGeometry` g over NCDHW tensors and [out, in, k, k, k]
@@ -79,6 +85,8 @@ extension ConvAlgorithm {
 struct ConvBackendRegistration: Sendable {
     let make: @Sendable (EngineOptions) -> ConvAlgorithm
     let describe: @Sendable (EngineOptions) -> String
+    /// Why the library cannot run bf16 convolutions on this CPU (nil: it can).
+    let bf16Obstacle: @Sendable () -> String?
 }
 
 /// The backend chosen for one layer's geometry and batch: made when the layer first sees an input of that shape.
@@ -151,6 +159,7 @@ public final class Engine {
 
     public init(_ options: EngineOptions = EngineOptions()) {
         _ = largeTensorAllocatorConfigured
+        let options = options.resolvingPrecision()
         self.options = options
         var preferred: [ConvAlgorithm] = []
         if options.usesDirectKernel { preferred.append(DirectConv(options)) }
@@ -159,6 +168,9 @@ public final class Engine {
     }
 
     public var threads: Int { options.threads }
+
+    /// The precision this engine's convolutions use (a requested bf16 that cannot run is fp32 here).
+    public var precision: Precision { options.precision }
 
     /// The first backend that computes g (as a convolution, or as its transpose when `adjoint`).
     func plan(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> ConvPlan {
