@@ -55,10 +55,13 @@ protocol ConvAlgorithm: AnyObject {
                          gradSource: UnsafeMutablePointer<Float>?)
     /// The library's own names for what runs (oneDNN: its kernels per direction); default: the backend's name.
     func implementations(_ g: ConvGeometry, batch: Int) -> [String]
+    /// Lines of timings per layer and direction where the backend keeps them (oneDNN with dnnlProfile); default none.
+    func profile() -> [String]
 }
 
 extension ConvAlgorithm {
     func implementations(_ g: ConvGeometry, batch: Int) -> [String] { [name] }
+    func profile() -> [String] { [] }
 
     func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
@@ -177,6 +180,9 @@ public final class Engine {
         let chosen = algorithms.first { $0.handles(g, batch: batch, adjoint: adjoint) } ?? algorithms[algorithms.count - 1]
         return ConvPlan(geometry: g, batch: batch, algorithm: chosen)
     }
+
+    /// The backends' timings per layer and direction (oneDNN, when options.dnnlProfile is on: IENET_DNNL_PROFILE=1).
+    public var convProfile: [String] { algorithms.flatMap { $0.profile() } }
 
     /// The backend name a convolution with these settings would use (for the bench and tests).
     public func backendName(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,

@@ -170,6 +170,33 @@ final class DNNLConv: ConvAlgorithm {
         return pointer
     }
 
+    static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// With options.dnnlProfile: per plan (geometry, batch, direction) oneDNN's implementation, the calls, and the
+    /// GFLOP/s of the primitive alone and with its reorders (2 N Cout Cin k^3 outVoxels per call, any direction).
+    func profile() -> [String] {
+        cache.compactMap { key, plan -> (Key, String)? in
+            guard let plan, plan.profile.calls > 0 else { return nil }
+            let p = plan.profile
+            let (ci, co, k, s) = (key.geometry[0], key.geometry[1], key.geometry[2], key.geometry[3])
+            let g = ConvGeometry(inChannels: ci, outChannels: co, kernel: k, stride: s, padding: key.geometry[4],
+                                 inD: key.geometry[5], inH: key.geometry[6], inW: key.geometry[7])
+            let flops = 2.0 * Double(key.batch * co * ci * k * k * k * g.outSpatial) * Double(p.calls)
+            let all = p.reorderIn + p.primitive + p.reorderOut
+            let direction = ["fwd", "bwd_data", "bwd_weights"][key.direction.rawValue]
+            return (key, String(format: "dnnl %@ %d->%d k%d s%d %dx%dx%d batch %d [%@]: %d calls, primitive %.1f GFLOP/s, "
+                                + "with reorders %.1f (reorders in %.1f ms, out %.1f ms per call)",
+                                direction, ci, co, k, s, g.inD, g.inH, g.inW, key.batch, plan.implementation, p.calls,
+                                flops / max(p.primitive, 1e-12) / 1e9, flops / max(all, 1e-12) / 1e9,
+                                1e3 * p.reorderIn / Double(p.calls), 1e3 * p.reorderOut / Double(p.calls)))
+        }.sorted { ($0.0.geometry[0], $0.0.geometry[1], $0.0.direction.rawValue) < ($1.0.geometry[0], $1.0.geometry[1], $1.0.direction.rawValue) }
+            .map(\.1)
+    }
+
     /// oneDNN's implementations for forward, backward-data and backward-weights (e.g. "jit:avx512_core").
     func implementations(_ g: ConvGeometry, batch: Int) -> [String] {
         [Direction.forward, .backwardData, .backwardWeights].map { plan(g, batch: batch, $0)?.implementation ?? "unsupported" }
@@ -359,20 +386,51 @@ final class DNNLConv: ConvAlgorithm {
                                                             stream)
                 precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
             }
+            let profiling = owner.options.dnnlProfile
+            var clock = profiling ? DNNLConv.seconds() : 0
+            /// With profiling: waits for the stream and adds the time since the last stage to `total`.
+            func stage(_ total: inout Double) {
+                guard profiling else { return }
+                let waited = dnnl_stream_wait(stream)
+                precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
+                let time = DNNLConv.seconds()
+                total += time - clock
+                clock = time
+            }
             for binding in bindings where !binding.isOutput { binding.runReorder(stream) }
+            stage(&profile.reorderIn)
             var arguments = bindings.map { dnnl_exec_arg_t(arg: $0.argument, memory: $0.primitiveMemory) }
             let status = dnnl_primitive_execute(primitive, stream, Int32(arguments.count), &arguments)
             precondition(status == dnnl_success, "oneDNN convolution failed (status \(status.rawValue))")
+            stage(&profile.primitive)
             for binding in bindings where binding.isOutput { binding.runReorder(stream) }
             let waited = dnnl_stream_wait(stream)
             precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
+            stage(&profile.reorderOut)
+            profile.calls += 1
         }
+
+        /// Time spent per stage (options.dnnlProfile only): reorders into oneDNN's layouts, the primitive, the
+        /// reorders of its result back to IENet's.
+        var profile = (calls: 0, reorderIn: 0.0, primitive: 0.0, reorderOut: 0.0)
     }
 }
 
 /// oneDNN's registration as a convolution backend (the only other place that knows whether it is built).
 let dnnlRegistration: ConvBackendRegistration? = ConvBackendRegistration(
     make: { DNNLConv($0) }, describe: { DNNLConv.libraryDescription($0) }, bf16Obstacle: { DNNLConv.bf16Obstacle })
+
+/// oneDNN's own sgemm (row-major C = A B, m x k times k x n) on `threads` threads, for the bench's peak figures;
+/// false without oneDNN.
+public func dnnlSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      c: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
+    omp_set_num_threads(Int32(threads))
+    return dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1, a, Int64(k),
+                      b, Int64(n), 0, c, Int64(n)) == dnnl_success
+}
 #else
 let dnnlRegistration: ConvBackendRegistration? = nil
+
+public func dnnlSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      c: UnsafeMutablePointer<Float>, threads: Int) -> Bool { false }
 #endif

@@ -52,6 +52,9 @@ public struct EngineOptions: Sendable, Equatable {
     /// Activations above this many bytes stay on GEMM when oneDNN copies them to its layout (IENET_DNNL_MAX_COPY_MB).
     public var dnnlMaximumCopyBytes = 512 << 20
 
+    /// oneDNN times its reorders and primitives per layer for `Engine.convProfile` (IENET_DNNL_PROFILE=1; a stream
+    /// wait per stage, same bits).
+    public var dnnlProfile = false
     /// The precision the convolutions use. `fromEnvironment` and `Engine` resolve a requested bf16 that this
     /// machine or build cannot run to fp32 (one warning per process), so a model's `engine.options.precision`
     /// is the precision actually used.
@@ -99,6 +102,7 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_DNNL_MIN_CHANNELS", minimum: 0) { options.dnnlMinimumInputChannels = n }
         if let n = integer("IENET_DNNL_MAX_COPY_MB", minimum: 0) { options.dnnlMaximumCopyBytes = n << 20 }
         if environment["IENET_BF16_UNAVAILABLE"] == "1" { options.bf16Unavailable = true }
+        if environment["IENET_DNNL_PROFILE"] == "1" { options.dnnlProfile = true }
         if let text = environment["IENET_PRECISION"], !text.isEmpty {
             if let precision = Precision(rawValue: text.lowercased()) {
                 options.precision = precision
