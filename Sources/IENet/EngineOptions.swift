@@ -52,6 +52,9 @@ public struct EngineOptions: Sendable, Equatable {
     /// Activations above this many bytes stay on GEMM when oneDNN copies them to its layout (IENET_DNNL_MAX_COPY_MB).
     public var dnnlMaximumCopyBytes = 512 << 20
 
+    /// Directions where oneDNN has only gemm-based or reference convolutions run on oneDNN anyway
+    /// (IENET_DNNL_GEMM=1) instead of IENet's GEMM path (the default; see DNNLConv.gemmPath).
+    public var dnnlGEMMImplementations = false
     /// oneDNN times its reorders and primitives per layer for `Engine.convProfile` (IENET_DNNL_PROFILE=1; a stream
     /// wait per stage, same bits).
     public var dnnlProfile = false
@@ -103,6 +106,7 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_DNNL_MAX_COPY_MB", minimum: 0) { options.dnnlMaximumCopyBytes = n << 20 }
         if environment["IENET_BF16_UNAVAILABLE"] == "1" { options.bf16Unavailable = true }
         if environment["IENET_DNNL_PROFILE"] == "1" { options.dnnlProfile = true }
+        if environment["IENET_DNNL_GEMM"] == "1" { options.dnnlGEMMImplementations = true }
         if let text = environment["IENET_PRECISION"], !text.isEmpty {
             if let precision = Precision(rawValue: text.lowercased()) {
                 options.precision = precision
