@@ -10,11 +10,12 @@ extern int omp_get_max_threads(void);
 
 /* Helpers for what Swift cannot spell directly: the fixed-size dims arrays. */
 
-/* A 5-D f32 memory descriptor (a, b, d, h, w) with the given layout tag (ncdhw, oidhw or any). */
+/* A 5-D memory descriptor (a, b, d, h, w) of data type `type` (f32, bf16) with the given layout tag (ncdhw, oidhw
+   or any). */
 static inline dnnl_status_t ie_dnnl_md5(dnnl_memory_desc_t *md, int64_t a, int64_t b, int64_t d, int64_t h,
-                                        int64_t w, dnnl_format_tag_t tag) {
+                                        int64_t w, dnnl_data_type_t type, dnnl_format_tag_t tag) {
     dnnl_dims_t dims = {a, b, d, h, w};
-    return dnnl_memory_desc_init_by_tag(md, 5, dims, dnnl_f32, tag);
+    return dnnl_memory_desc_init_by_tag(md, 5, dims, type, tag);
 }
 
 /* Cubic stride and padding on all three axes; right padding from the output size so that a stride that does not

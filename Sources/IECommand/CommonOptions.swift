@@ -35,6 +35,21 @@ public struct ThreadsOption: ParsableArguments {
     }
 }
 
+/// `--precision=bf16|fp32`: the convolutions' arithmetic (SPEC §12, IENet.Precision), next to --threads in the
+/// tools that run a network. Given, it becomes IENET_PRECISION through IENet.EngineOptions.fromCommandLine.
+public struct PrecisionOption: ParsableArguments {
+    @Option(help: "Convolution arithmetic: fp32, or bf16 (oneDNN with AVX512_BF16; else fp32 with a warning). Default: $IENET_PRECISION, else fp32.")
+    public var precision: String?
+
+    public init() {}
+
+    public func validate() throws {
+        if let precision, !["fp32", "bf16"].contains(precision.lowercased()) {
+            throw ValidationError("--precision=\(precision), expected fp32 or bf16")
+        }
+    }
+}
+
 /// `--quiet` / `--verbose`, applied to IECore.Log with the tool's name.
 public struct LogOptions: ParsableArguments {
     @Flag(help: "Only errors on stderr.") public var quiet = false

@@ -13,7 +13,7 @@ public struct ModelParameters: ParsableArguments {
     public var arguments: [String] = []
 
     /// Names offered as "closest" suggestions besides the parameters (the options most tools share).
-    static let commonOptions = ["settings", "run", "model", "threads", "quiet", "verbose", "help"]
+    static let commonOptions = ["settings", "run", "model", "threads", "precision", "quiet", "verbose", "help"]
 
     public init() {}
 

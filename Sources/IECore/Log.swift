@@ -11,6 +11,8 @@ public enum Log {
     /// share one Slurm log with rank 0's.
     nonisolated(unsafe) public static var linePrefix = ""
     private static let lock = NSLock()
+    /// Messages `warningOnce` has already shown in this process.
+    nonisolated(unsafe) private static var shownOnce = Set<String>()
 
     public static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
@@ -22,6 +24,23 @@ public enum Log {
     }
     public static func warning(_ message: String) {
         emit("\(tool): warning: \(message)", show: true)
+    }
+
+    /// A warning shown at most once per process (e.g. a setting that falls back, read by every model built);
+    /// true when this call showed it.
+    @discardableResult
+    public static func warningOnce(_ message: String) -> Bool {
+        lock.lock()
+        let first = shownOnce.insert(message).inserted
+        lock.unlock()
+        if first { warning(message) }
+        return first
+    }
+
+    /// Forgets which `warningOnce` messages were shown (for tests that check the warning itself).
+    public static func forgetWarningsShownOnce() {
+        lock.lock(); defer { lock.unlock() }
+        shownOnce.removeAll()
     }
 
     private static func emit(_ message: String, show: Bool) {

@@ -27,6 +27,7 @@ public struct SegmentationOptions: ParsableArguments {
     @Flag(help: "Test-time augmentation: average over the 8 mirrorings.") public var tta = false
     @OptionGroup public var settings: SettingsOption
     @OptionGroup public var threads: ThreadsOption
+    @OptionGroup public var precision: PrecisionOption
     @OptionGroup public var log: LogOptions
     @OptionGroup public var parameters: ModelParameters
 
@@ -48,7 +49,7 @@ public struct SegmentationOptions: ParsableArguments {
     public func perform(tool: String, extra: [String] = []) throws {
         log.apply(tool: tool)
         let settingsValue = try Settings.locate(explicitPath: settings.settings)
-        EngineOptions.fromCommandLine(threads: threads.threads)
+        EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
         let flags = try parameters.flags() + extra
         func members(_ config: ModelConfig) throws -> [UNet3D] {
             let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,

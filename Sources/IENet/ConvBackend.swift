@@ -17,6 +17,12 @@ public enum ConvBackend: String, CaseIterable, Sendable {
     static func dnnlDescription(_ options: EngineOptions) -> String {
         dnnlRegistration?.describe(options) ?? "not built"
     }
+
+    /// Why oneDNN cannot run bf16 convolutions here (nil: it can): not built, or the CPU lacks AVX512_BF16.
+    static func dnnlBF16Obstacle() -> String? {
+        guard let registration = dnnlRegistration else { return "this build has no oneDNN" }
+        return registration.bf16Obstacle()
+    }
 }
 
 /// One convolution library: the three products of a `ConvGeometry` g over NCDHW tensors and [out, in, k, k, k]
@@ -49,10 +55,13 @@ protocol ConvAlgorithm: AnyObject {
                          gradSource: UnsafeMutablePointer<Float>?)
     /// The library's own names for what runs (oneDNN: its kernels per direction); default: the backend's name.
     func implementations(_ g: ConvGeometry, batch: Int) -> [String]
+    /// Lines of timings per layer and direction where the backend keeps them (oneDNN with dnnlProfile); default none.
+    func profile() -> [String]
 }
 
 extension ConvAlgorithm {
     func implementations(_ g: ConvGeometry, batch: Int) -> [String] { [name] }
+    func profile() -> [String] { [] }
 
     func backward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>,
@@ -79,6 +88,8 @@ extension ConvAlgorithm {
 struct ConvBackendRegistration: Sendable {
     let make: @Sendable (EngineOptions) -> ConvAlgorithm
     let describe: @Sendable (EngineOptions) -> String
+    /// Why the library cannot run bf16 convolutions on this CPU (nil: it can).
+    let bf16Obstacle: @Sendable () -> String?
 }
 
 /// The backend chosen for one layer's geometry and batch: made when the layer first sees an input of that shape.
@@ -151,6 +162,7 @@ public final class Engine {
 
     public init(_ options: EngineOptions = EngineOptions()) {
         _ = largeTensorAllocatorConfigured
+        let options = options.resolvingPrecision()
         self.options = options
         var preferred: [ConvAlgorithm] = []
         if options.usesDirectKernel { preferred.append(DirectConv(options)) }
@@ -160,11 +172,17 @@ public final class Engine {
 
     public var threads: Int { options.threads }
 
+    /// The precision this engine's convolutions use (a requested bf16 that cannot run is fp32 here).
+    public var precision: Precision { options.precision }
+
     /// The first backend that computes g (as a convolution, or as its transpose when `adjoint`).
     func plan(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> ConvPlan {
         let chosen = algorithms.first { $0.handles(g, batch: batch, adjoint: adjoint) } ?? algorithms[algorithms.count - 1]
         return ConvPlan(geometry: g, batch: batch, algorithm: chosen)
     }
+
+    /// The backends' timings per layer and direction (oneDNN, when options.dnnlProfile is on: IENET_DNNL_PROFILE=1).
+    public var convProfile: [String] { algorithms.flatMap { $0.profile() } }
 
     /// The backend name a convolution with these settings would use (for the bench and tests).
     public func backendName(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int,

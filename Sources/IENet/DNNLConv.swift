@@ -1,6 +1,7 @@
 #if IE_DNNL
 import Foundation
 import CDNNL
+import IECore
 
 /// The oneDNN convolution backend. Every IENet convolution is expressed as one of three oneDNN convolution
 /// primitives of a `ConvGeometry` g: forward (Conv3d forward, ConvTranspose3d input gradient), backward-data
@@ -54,22 +55,41 @@ final class DNNLConv: ConvAlgorithm {
         dnnl_engine_destroy(engine)
     }
 
+    /// Why this CPU cannot run oneDNN's bf16 convolutions (nil: it can): the effective ISA must include
+    /// avx512_core_bf16 (AVX512_BF16), and oneDNN must build a small bf16 convolution. Decided once per process.
+    static let bf16Obstacle: String? = {
+        let bf16Bits = dnnl_cpu_isa_avx512_core_bf16.rawValue
+        guard dnnl_get_effective_cpu_isa().rawValue & bf16Bits == bf16Bits else {
+            return "this CPU lacks AVX512_BF16 (oneDNN's ISA: \(isaName))"
+        }
+        let engine = DNNLConv(EngineOptions(threads: 1))
+        let g = ConvGeometry(inChannels: 16, outChannels: 16, kernel: 3, stride: 1, padding: 1, inD: 4, inH: 4, inW: 4)
+        let made = [Direction.forward, .backwardData, .backwardWeights].allSatisfy {
+            Plan(g, batch: 1, $0, blockedActivations: true, bf16: true, engine: engine.engine) != nil
+        }
+        return made ? nil : "oneDNN cannot make a bf16 convolution on this CPU (\(isaName))"
+    }()
+
+    /// oneDNN's name of the instruction set it uses on this CPU.
+    static var isaName: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        case let other: return "isa 0x\(String(other.rawValue, radix: 16))"
+        }
+    }
+
     static func libraryDescription(_ options: EngineOptions) -> String {
         let version = dnnl_version()!.pointee
-        let isa: String
-        switch dnnl_get_effective_cpu_isa() {
-        case dnnl_cpu_isa_avx512_core_amx: isa = "avx512_core_amx"
-        case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512_core_bf16"
-        case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512_core_vnni"
-        case dnnl_cpu_isa_avx512_core: isa = "avx512_core"
-        case dnnl_cpu_isa_avx2_vnni: isa = "avx2_vnni"
-        case dnnl_cpu_isa_avx2: isa = "avx2"
-        case let other: isa = "isa 0x\(String(other.rawValue, radix: 16))"
-        }
         let runtime = version.cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP"
             : version.cpu_runtime == DNNL_RUNTIME_TBB ? "TBB" : "runtime \(version.cpu_runtime)"
-        return "oneDNN \(version.major).\(version.minor).\(version.patch), \(isa), \(runtime), "
+        return "oneDNN \(version.major).\(version.minor).\(version.patch), \(isaName), \(runtime), "
             + (options.dnnlBlockedActivations ? "blocked activations" : "plain ncdhw activations")
+            + (options.precision == .bf16 ? ", bf16 operands" : "")
     }
 
     // MARK: Entry points used by ConvKernels (only after `supports` said yes)
@@ -87,10 +107,26 @@ final class DNNLConv: ConvAlgorithm {
             && plan(g, batch: batch, .backwardWeights) != nil
     }
 
+    /// IENet's GEMM path, for the directions where oneDNN has only its gemm-based or reference convolution
+    /// ("x64:gemm:jit", "ref:any"; unless options.dnnlGEMMImplementations). On AVX2 CPUs oneDNN 2.6 has no direct
+    /// 3D backward-weights kernel: measured (1 thread, batch 2, 32->32 at 64^3) its gemm:jit weight gradient ran at
+    /// 25.6 GFLOP/s, IENet's im2col + OpenBLAS path at about 60. Where oneDNN has direct kernels for every
+    /// direction (AVX-512 CPUs) nothing changes.
+    private lazy var gemmPath = GEMMConv(options, preferred: [])
+
+    /// Whether `plan` is one of oneDNN's gemm-based or reference implementations that the GEMM path replaces.
+    private func replacedByGEMMPath(_ plan: Plan) -> Bool {
+        !options.dnnlGEMMImplementations
+            && (plan.implementation.contains("gemm") || plan.implementation.hasPrefix("ref"))
+    }
+
     /// output = conv(input, weight), fully overwritten.
     func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                  output: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .forward) else { preconditionFailure("oneDNN: no forward plan") }
+        if replacedByGEMMPath(plan) {
+            return gemmPath.forward(g, batch: batch, input: input, weight: weight, output: output)
+        }
         plan.run(on: self, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
                   DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
                   DNNL_ARG_DST: UnsafeMutableRawPointer(output)])
@@ -100,6 +136,9 @@ final class DNNLConv: ConvAlgorithm {
     func backwardData(_ g: ConvGeometry, batch: Int, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                       gradInput: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .backwardData) else { preconditionFailure("oneDNN: no backward-data plan") }
+        if replacedByGEMMPath(plan) {
+            return gemmPath.backwardData(g, batch: batch, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
+        }
         plan.run(on: self, [DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
                   DNNL_ARG_WEIGHTS: UnsafeMutableRawPointer(mutating: weight),
                   DNNL_ARG_DIFF_SRC: UnsafeMutableRawPointer(gradInput)])
@@ -110,6 +149,10 @@ final class DNNLConv: ConvAlgorithm {
                                   gradOutput: UnsafePointer<Float>, gradWeight: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .backwardWeights), let scratch = plan.weightScratch
         else { preconditionFailure("oneDNN: no backward-weights plan") }
+        if replacedByGEMMPath(plan) {
+            return gemmPath.accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput,
+                                                     gradWeight: gradWeight)
+        }
         // oneDNN overwrites diff_weights; IENet accumulates, so the fresh gradient lands in scratch first.
         plan.run(on: self, [DNNL_ARG_SRC: UnsafeMutableRawPointer(mutating: input),
                   DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
@@ -126,7 +169,17 @@ final class DNNLConv: ConvAlgorithm {
         let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
                       batch: batch, direction: direction)
         if let cached = cache[key] { return cached }
-        let made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations, engine: engine)
+        var made: Plan?
+        if options.precision == .bf16 {
+            made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations, bf16: true, engine: engine)
+            if made == nil {
+                Log.warningOnce("oneDNN cannot make a bf16 convolution for some layers (first: \(g.inChannels)->"
+                    + "\(g.outChannels), kernel \(g.kernel), stride \(g.stride)): those layers run in fp32")
+            }
+        }
+        if made == nil {
+            made = Plan(g, batch: batch, direction, blockedActivations: blockedActivations, bf16: false, engine: engine)
+        }
         cache[key] = .some(made)
         return made
     }
@@ -140,9 +193,39 @@ final class DNNLConv: ConvAlgorithm {
         return pointer
     }
 
+    static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// With options.dnnlProfile: per plan (geometry, batch, direction) oneDNN's implementation, the calls, and the
+    /// GFLOP/s of the primitive alone and with its reorders (2 N Cout Cin k^3 outVoxels per call, any direction).
+    func profile() -> [String] {
+        cache.compactMap { key, plan -> (Key, String)? in
+            guard let plan, plan.profile.calls > 0 else { return nil }
+            let p = plan.profile
+            let (ci, co, k, s) = (key.geometry[0], key.geometry[1], key.geometry[2], key.geometry[3])
+            let g = ConvGeometry(inChannels: ci, outChannels: co, kernel: k, stride: s, padding: key.geometry[4],
+                                 inD: key.geometry[5], inH: key.geometry[6], inW: key.geometry[7])
+            let flops = 2.0 * Double(key.batch * co * ci * k * k * k * g.outSpatial) * Double(p.calls)
+            let all = p.reorderIn + p.primitive + p.reorderOut
+            let direction = ["fwd", "bwd_data", "bwd_weights"][key.direction.rawValue]
+            return (key, String(format: "dnnl %@ %d->%d k%d s%d %dx%dx%d batch %d [%@]: %d calls, primitive %.1f GFLOP/s, "
+                                + "with reorders %.1f (reorders in %.1f ms, out %.1f ms per call)",
+                                direction, ci, co, k, s, g.inD, g.inH, g.inW, key.batch, plan.implementation, p.calls,
+                                flops / max(p.primitive, 1e-12) / 1e9, flops / max(all, 1e-12) / 1e9,
+                                1e3 * p.reorderIn / Double(p.calls), 1e3 * p.reorderOut / Double(p.calls)))
+        }.sorted { ($0.0.geometry[0], $0.0.geometry[1], $0.0.direction.rawValue) < ($1.0.geometry[0], $1.0.geometry[1], $1.0.direction.rawValue) }
+            .map(\.1)
+    }
+
     /// oneDNN's implementations for forward, backward-data and backward-weights (e.g. "jit:avx512_core").
     func implementations(_ g: ConvGeometry, batch: Int) -> [String] {
-        [Direction.forward, .backwardData, .backwardWeights].map { plan(g, batch: batch, $0)?.implementation ?? "unsupported" }
+        [Direction.forward, .backwardData, .backwardWeights].map {
+            guard let plan = plan(g, batch: batch, $0) else { return "unsupported" }
+            return replacedByGEMMPath(plan) ? "gemm (instead of oneDNN's \(plan.implementation))" : plan.implementation
+        }
     }
 
     /// One argument of a primitive: the caller's plain buffer, and when the primitive wants another layout, an
@@ -216,27 +299,45 @@ final class DNNLConv: ConvAlgorithm {
         /// Plain [out, in, k, k, k] buffer that receives the weight gradient (backward-weights plans only).
         let weightScratch: UnsafeMutablePointer<Float>?
 
-        init?(_ g: ConvGeometry, batch: Int, _ direction: Direction, blockedActivations: Bool, engine: dnnl_engine_t) {
+        /// `bf16`: the primitive reads its operands (src, weights, diff_dst) in bf16 and writes its result (dst,
+        /// diff_src, diff_weights) in f32; the bindings' reorders convert IENet's plain f32 buffers.
+        init?(_ g: ConvGeometry, batch: Int, _ direction: Direction, blockedActivations: Bool, bf16: Bool,
+              engine: dnnl_engine_t) {
             let k = Int64(g.kernel)
             let inputs: [Int64] = [Int64(g.inD), Int64(g.inH), Int64(g.inW)]
             let outputs: [Int64] = [Int64(g.outD), Int64(g.outH), Int64(g.outW)]
             let activationTag = blockedActivations ? dnnl_format_tag_any : dnnl_ncdhw
-            var plainSrc = dnnl_memory_desc_t(), plainDst = dnnl_memory_desc_t(), plainWeights = dnnl_memory_desc_t()
-            var anySrc = dnnl_memory_desc_t(), anyDst = dnnl_memory_desc_t(), anyWeights = dnnl_memory_desc_t()
             let n = Int64(batch), ci = Int64(g.inChannels), co = Int64(g.outChannels)
-            guard ie_dnnl_md5(&plainSrc, n, ci, inputs[0], inputs[1], inputs[2], dnnl_ncdhw) == dnnl_success,
-                  ie_dnnl_md5(&plainDst, n, co, outputs[0], outputs[1], outputs[2], dnnl_ncdhw) == dnnl_success,
-                  ie_dnnl_md5(&plainWeights, co, ci, k, k, k, dnnl_oidhw) == dnnl_success,
-                  ie_dnnl_md5(&anySrc, n, ci, inputs[0], inputs[1], inputs[2], activationTag) == dnnl_success,
-                  ie_dnnl_md5(&anyDst, n, co, outputs[0], outputs[1], outputs[2], activationTag) == dnnl_success,
-                  ie_dnnl_md5(&anyWeights, co, ci, k, k, k, dnnl_format_tag_any) == dnnl_success
+            let low = bf16 ? dnnl_bf16 : dnnl_f32
+            /// src, weights and dst descriptors of the given data types in the primitive's layouts (any / tag).
+            func descriptors(_ types: (dnnl_data_type_t, dnnl_data_type_t, dnnl_data_type_t))
+                -> (dnnl_memory_desc_t, dnnl_memory_desc_t, dnnl_memory_desc_t)? {
+                var src = dnnl_memory_desc_t(), weights = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+                guard ie_dnnl_md5(&src, n, ci, inputs[0], inputs[1], inputs[2], types.0, activationTag) == dnnl_success,
+                      ie_dnnl_md5(&weights, co, ci, k, k, k, types.1, dnnl_format_tag_any) == dnnl_success,
+                      ie_dnnl_md5(&dst, n, co, outputs[0], outputs[1], outputs[2], types.2, activationTag) == dnnl_success
+                else { return nil }
+                return (src, weights, dst)
+            }
+            var plainSrc = dnnl_memory_desc_t(), plainDst = dnnl_memory_desc_t(), plainWeights = dnnl_memory_desc_t()
+            guard ie_dnnl_md5(&plainSrc, n, ci, inputs[0], inputs[1], inputs[2], dnnl_f32, dnnl_ncdhw) == dnnl_success,
+                  ie_dnnl_md5(&plainDst, n, co, outputs[0], outputs[1], outputs[2], dnnl_f32, dnnl_ncdhw) == dnnl_success,
+                  ie_dnnl_md5(&plainWeights, co, ci, k, k, k, dnnl_f32, dnnl_oidhw) == dnnl_success,
+                  // Forward reads src and weights, writes dst; the backward primitives read what forward reads
+                  // plus diff_dst and write f32 gradients.
+                  let forwardTriple = descriptors((low, low, dnnl_f32)),
+                  let dataTriple = descriptors((dnnl_f32, low, low)),
+                  let weightsTriple = descriptors((low, dnnl_f32, low))
             else { return nil }
+            var (forwardSrc, forwardWeights, forwardDst) = forwardTriple
+            var (dataSrc, dataWeights, dataDst) = dataTriple
+            var (weightsSrc, weightsWeights, weightsDst) = weightsTriple
             let stride = Int64(g.stride), padding = Int64(g.padding)
 
             // The forward primitive descriptor: the primitive itself, or the hint the backward ones require.
             var forwardDesc = dnnl_convolution_desc_t()
             var forwardPD: dnnl_primitive_desc_t?
-            guard ie_dnnl_conv_forward_desc(&forwardDesc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
+            guard ie_dnnl_conv_forward_desc(&forwardDesc, &forwardSrc, &forwardWeights, &forwardDst, stride, padding, k,
                                             inputs, outputs) == dnnl_success,
                   dnnl_primitive_desc_create(&forwardPD, &forwardDesc, nil, engine, nil) == dnnl_success,
                   let forwardPD
@@ -252,7 +353,7 @@ final class DNNLConv: ConvAlgorithm {
                           (DNNL_ARG_DST, true, plainDst)]
             case .backwardData:
                 var desc = dnnl_convolution_desc_t()
-                guard ie_dnnl_conv_backward_data_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
+                guard ie_dnnl_conv_backward_data_desc(&desc, &dataSrc, &dataWeights, &dataDst, stride, padding, k,
                                                       inputs, outputs) == dnnl_success,
                       dnnl_primitive_desc_create(&pd, &desc, nil, engine, forwardPD) == dnnl_success
                 else { return nil }
@@ -260,8 +361,8 @@ final class DNNLConv: ConvAlgorithm {
                           (DNNL_ARG_DIFF_SRC, true, plainSrc)]
             case .backwardWeights:
                 var desc = dnnl_convolution_desc_t()
-                guard ie_dnnl_conv_backward_weights_desc(&desc, &anySrc, &anyWeights, &anyDst, stride, padding, k,
-                                                         inputs, outputs) == dnnl_success,
+                guard ie_dnnl_conv_backward_weights_desc(&desc, &weightsSrc, &weightsWeights, &weightsDst, stride,
+                                                         padding, k, inputs, outputs) == dnnl_success,
                       dnnl_primitive_desc_create(&pd, &desc, nil, engine, forwardPD) == dnnl_success
                 else { return nil }
                 wiring = [(DNNL_ARG_SRC, false, plainSrc), (DNNL_ARG_DIFF_DST, false, plainDst),
@@ -311,20 +412,51 @@ final class DNNLConv: ConvAlgorithm {
                                                             stream)
                 precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
             }
+            let profiling = owner.options.dnnlProfile
+            var clock = profiling ? DNNLConv.seconds() : 0
+            /// With profiling: waits for the stream and adds the time since the last stage to `total`.
+            func stage(_ total: inout Double) {
+                guard profiling else { return }
+                let waited = dnnl_stream_wait(stream)
+                precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
+                let time = DNNLConv.seconds()
+                total += time - clock
+                clock = time
+            }
             for binding in bindings where !binding.isOutput { binding.runReorder(stream) }
+            stage(&profile.reorderIn)
             var arguments = bindings.map { dnnl_exec_arg_t(arg: $0.argument, memory: $0.primitiveMemory) }
             let status = dnnl_primitive_execute(primitive, stream, Int32(arguments.count), &arguments)
             precondition(status == dnnl_success, "oneDNN convolution failed (status \(status.rawValue))")
+            stage(&profile.primitive)
             for binding in bindings where binding.isOutput { binding.runReorder(stream) }
             let waited = dnnl_stream_wait(stream)
             precondition(waited == dnnl_success, "oneDNN: stream wait failed (status \(waited.rawValue))")
+            stage(&profile.reorderOut)
+            profile.calls += 1
         }
+
+        /// Time spent per stage (options.dnnlProfile only): reorders into oneDNN's layouts, the primitive, the
+        /// reorders of its result back to IENet's.
+        var profile = (calls: 0, reorderIn: 0.0, primitive: 0.0, reorderOut: 0.0)
     }
 }
 
 /// oneDNN's registration as a convolution backend (the only other place that knows whether it is built).
 let dnnlRegistration: ConvBackendRegistration? = ConvBackendRegistration(
-    make: { DNNLConv($0) }, describe: { DNNLConv.libraryDescription($0) })
+    make: { DNNLConv($0) }, describe: { DNNLConv.libraryDescription($0) }, bf16Obstacle: { DNNLConv.bf16Obstacle })
+
+/// oneDNN's own sgemm (row-major C = A B, m x k times k x n) on `threads` threads, for the bench's peak figures;
+/// false without oneDNN.
+public func dnnlSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      c: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
+    omp_set_num_threads(Int32(threads))
+    return dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1, a, Int64(k),
+                      b, Int64(n), 0, c, Int64(n)) == dnnl_success
+}
 #else
 let dnnlRegistration: ConvBackendRegistration? = nil
+
+public func dnnlSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                      c: UnsafeMutablePointer<Float>, threads: Int) -> Bool { false }
 #endif

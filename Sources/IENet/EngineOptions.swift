@@ -14,6 +14,17 @@ public enum ConvBackendChoice: String, CaseIterable, Sendable {
     case direct
 }
 
+/// The arithmetic of the convolutions (SPEC 12, `--precision` / `IENET_PRECISION`).
+public enum Precision: String, CaseIterable, Sendable {
+    /// fp32 everywhere: the default, and what checkpoints always store.
+    case fp32
+    /// Mixed precision: oneDNN's convolutions read bf16 activations, weights and output gradients (rounded from
+    /// IENet's fp32 tensors by the reorders into oneDNN's layout) and accumulate and write fp32; master weights,
+    /// BatchNorm, the loss, the optimizer and every layer oneDNN does not take stay fp32. Needs oneDNN and a CPU
+    /// with AVX512_BF16, else fp32 with one warning.
+    case bf16
+}
+
 /// Everything that decides how IENet computes (and, through summation order, its last bits): threads, the
 /// convolution backend and its tuning. A value: read once from the environment and the command line by
 /// `fromEnvironment` and passed down to the model (UNet3D, layers, Engine). Nothing in IENet reads the
@@ -43,6 +54,19 @@ public struct EngineOptions: Sendable, Equatable {
     /// Training prepares the next batch (crops, augmentations, transforms) on a worker thread while the current
     /// step runs (IENET_DATA_PREFETCH=0: each batch just before its step; the same bits either way).
     public var prefetchBatches = true
+
+    /// Directions where oneDNN has only gemm-based or reference convolutions run on oneDNN anyway
+    /// (IENET_DNNL_GEMM=1) instead of IENet's GEMM path (the default; see DNNLConv.gemmPath).
+    public var dnnlGEMMImplementations = false
+    /// oneDNN times its reorders and primitives per layer for `Engine.convProfile` (IENET_DNNL_PROFILE=1; a stream
+    /// wait per stage, same bits).
+    public var dnnlProfile = false
+    /// The precision the convolutions use. `fromEnvironment` and `Engine` resolve a requested bf16 that this
+    /// machine or build cannot run to fp32 (one warning per process), so a model's `engine.options.precision`
+    /// is the precision actually used.
+    public var precision = Precision.fp32
+    /// Behave as if the CPU lacked AVX512_BF16 (IENET_BF16_UNAVAILABLE=1: tests of the fallback).
+    public var bf16Unavailable = false
 
     /// The built-in defaults with `threads` threads (what tests and library callers get without an environment).
     public init(threads: Int = 1, convBackend: ConvBackendChoice = .auto) {
@@ -84,14 +108,43 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_DNNL_MIN_CHANNELS", minimum: 0) { options.dnnlMinimumInputChannels = n }
         if let n = integer("IENET_DNNL_MAX_COPY_MB", minimum: 0) { options.dnnlMaximumCopyBytes = n << 20 }
         if environment["IENET_DATA_PREFETCH"] == "0" { options.prefetchBatches = false }
-        return options
+        if environment["IENET_BF16_UNAVAILABLE"] == "1" { options.bf16Unavailable = true }
+        if environment["IENET_DNNL_PROFILE"] == "1" { options.dnnlProfile = true }
+        if environment["IENET_DNNL_GEMM"] == "1" { options.dnnlGEMMImplementations = true }
+        if let text = environment["IENET_PRECISION"], !text.isEmpty {
+            if let precision = Precision(rawValue: text.lowercased()) {
+                options.precision = precision
+            } else {
+                Log.warningOnce("IENET_PRECISION=\(text) not understood, expected fp32 or bf16; using fp32")
+            }
+        }
+        return options.resolvingPrecision()
+    }
+
+    /// Why bf16 cannot run with these options on this machine and build (nil: it can).
+    public var bf16Obstacle: String? {
+        if !ConvBackend.isDNNLAvailable { return "this build has no oneDNN (install libdnnl-dev and rebuild)" }
+        if !usesDNNL { return "the convolution backend is \(convBackend.rawValue), bf16 needs oneDNN" }
+        if bf16Unavailable { return "IENET_BF16_UNAVAILABLE=1 (treated as a CPU without AVX512_BF16)" }
+        return ConvBackend.dnnlBF16Obstacle()
+    }
+
+    /// These options with a requested bf16 that cannot run replaced by fp32, warned about once per process.
+    public func resolvingPrecision() -> EngineOptions {
+        guard precision == .bf16, let obstacle = bf16Obstacle else { return self }
+        Log.warningOnce("--precision=bf16 requested but \(obstacle): using fp32")
+        var resolved = self
+        resolved.precision = .fp32
+        return resolved
     }
 
     /// For a tool's `--threads`: a given count becomes the process's OMP_NUM_THREADS (what `fromEnvironment`,
     /// oneDNN's OpenMP runtime and child processes read), then the options are read as `fromEnvironment` does.
+    /// A given `precision` (`--precision`) likewise becomes IENET_PRECISION.
     @discardableResult
-    public static func fromCommandLine(threads: Int?) -> EngineOptions {
+    public static func fromCommandLine(threads: Int?, precision: String? = nil) -> EngineOptions {
         if let threads, threads > 0 { setenv("OMP_NUM_THREADS", String(threads), 1) }
+        if let precision { setenv("IENET_PRECISION", precision, 1) }
         return fromEnvironment(threads: threads)
     }
 
@@ -132,6 +185,9 @@ public struct EngineOptions: Sendable, Equatable {
             direct = DirectConv.cpuSupported ? "direct 3x3x3 kernel: off (backend \(convBackend.rawValue))"
                 : "direct 3x3x3 kernel: off (this CPU lacks AVX2/FMA)"
         }
-        return "\(general); \(direct)"
+        let arithmetic = precision == .bf16
+            ? "precision bf16 (oneDNN convolutions: bf16 operands, fp32 accumulation; other layers fp32)"
+            : "precision fp32"
+        return "\(general); \(direct); \(arithmetic)"
     }
 }

@@ -221,11 +221,11 @@ public final class Trainer {
     /// Shards of every batch: one per MPI rank, else IE_EMULATE_RANKS's count in this one process.
     var shardCount: Int { reducer.size > 1 ? reducer.size : setup.shards }
 
-    /// What decides the last bits of the results besides the seed: the convolution backend, the GEMM threads and
-    /// the data-parallel shards (results differ in float rounding when they change).
+    /// What decides the last bits of the results besides the seed: the convolution backend, the precision
+    /// actually used, the GEMM threads and the data-parallel shards (results differ in float rounding when they change).
     func executionMetadata() -> [String: String] {
         ["conv_backend": setup.engine.library.rawValue, "direct_conv": setup.engine.usesDirectKernel ? "on" : "off",
-         "threads": String(setup.engine.threads),
+         "precision": model.engine.precision.rawValue, "threads": String(setup.engine.threads),
          "shards": String(shardCount)]
     }
 
@@ -233,7 +233,7 @@ public final class Trainer {
     /// will not reproduce an uninterrupted run bit for bit. Checkpoints written before these keys existed say nothing.
     static func reproducibilityWarnings(saved: [String: String], now: [String: String], source: String) -> [String] {
         let keys = [("conv_backend", "convolution backend"), ("direct_conv", "direct few-channel conv kernel"),
-                    ("threads", "thread count"), ("shards", "data-parallel shards")]
+                    ("precision", "convolution precision"), ("threads", "thread count"), ("shards", "data-parallel shards")]
         return keys.compactMap { key, label in
             guard let before = saved[key], let current = now[key], before != current else { return nil }
             return "\(source) was written with \(label) \(before), this run uses \(current): training continues, "

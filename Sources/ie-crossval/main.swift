@@ -35,6 +35,7 @@ struct ParentOptions: ParsableArguments {
     @OptionGroup var run: RunOption
     @OptionGroup var settings: SettingsOption
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
     @OptionGroup var log: LogOptions
     @OptionGroup var parameters: ModelParameters
 
@@ -49,7 +50,7 @@ struct ParentOptions: ParsableArguments {
         try RunDirectory.checkRecoveredFoldCount(checked, settings: settingsValue)
         try RunLock.process.withLock(run: parent.path, tool: "ie-crossval") {
             let config = try parent.modelConfig(settings: settingsValue, extra: extra, record: true)
-            EngineOptions.fromCommandLine(threads: threads.threads)
+            EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
             try body(parent, config, settingsValue)
         }
     }

@@ -34,6 +34,7 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var runOption: RunOption
     @OptionGroup var settings: SettingsOption
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
     @Flag(name: .customLong("mark_completed"), help: "Mark the run completed when the evaluation succeeds.")
     var markCompleted = false
     @OptionGroup var log: LogOptions
@@ -41,7 +42,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         log.apply(tool: "ie-evaluate")
         let settingsValue = try Settings.locate(explicitPath: settings.settings)
-        EngineOptions.fromCommandLine(threads: threads.threads)
+        EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
         let runDirectory = try RunDirectory.open(path: runOption.path)
         try RunCompletion.evaluate(run: runDirectory, settings: settingsValue, tool: "ie-evaluate", markCompleted: markCompleted)
     }

@@ -40,6 +40,7 @@ struct Train: ParsableCommand {
     var printConfig = false
     @OptionGroup var settings: SettingsOption
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
     @OptionGroup var log: LogOptions
     @OptionGroup var parameters: ModelParameters
 
@@ -58,7 +59,7 @@ struct Train: ParsableCommand {
         // One writer per run: held before the run's files are written (the recorded overrides included).
         try RunLock.process.withLock(run: runDir.path, tool: "ie-train") {
             let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
-            EngineOptions.fromCommandLine(threads: threads.threads)
+            EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
             StopSignal.install()
             var finished = true
             try runDir.performFailingParent(tool: "ie-train", completes: false) {
@@ -76,7 +77,7 @@ struct Train: ParsableCommand {
     func trainAsWorker(_ runDir: RunDirectory, _ settingsValue: Settings, extra: [String], rank: Int) throws {
         Log.linePrefix = "[rank \(rank)] "
         let config = try runDir.modelConfig(settings: settingsValue, extra: extra)
-        EngineOptions.fromCommandLine(threads: threads.threads)
+        EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
         StopSignal.install()
         guard try RunTraining.trainAsWorkerRank(run: runDir, config: config, settings: settingsValue, resume: resume) else {
             Foundation.exit(stoppedBySignalExitCode)

@@ -11,6 +11,7 @@ private struct Probe: ParsableCommand {
     @Option var mode: Mode = .test
     @OptionGroup var settings: SettingsOption
     @OptionGroup var threads: ThreadsOption
+    @OptionGroup var precision: PrecisionOption
     @OptionGroup var log: LogOptions
     @OptionGroup var parameters: ModelParameters
 }
@@ -20,10 +21,12 @@ final class CommandScaffoldTests: XCTestCase {
     /// recorded as `--name=value`.
     func testOwnOptionsWinAndTheRestAreParameters() throws {
         let probe = try Probe.parse(["--model_id=A:1", "--num_epochs", "3", "--no-train", "--settings=s.yml", "--l_rate=0.5",
-                                     "--model_id", "B:2", "--slurm", "--cluster=gpu", "--threads=2", "--mode=Val"])
+                                     "--model_id", "B:2", "--slurm", "--cluster=gpu", "--threads=2", "--mode=Val",
+                                     "--precision=bf16"])
         XCTAssertEqual(probe.modelID, ["A:1", "B:2"])
         XCTAssertEqual(probe.settings.settings, "s.yml")
         XCTAssertEqual(probe.threads.threads, 2)
+        XCTAssertEqual(probe.precision.precision, "bf16")
         XCTAssertEqual(probe.mode, .val)
         XCTAssertEqual(try probe.parameters.flags(), ["--num_epochs=3", "--no-train", "--l_rate=0.5", "--slurm", "--cluster=gpu"])
         XCTAssertEqual(try probe.parameters.flags(excluding: ["slurm", "cluster"]), ["--num_epochs=3", "--no-train", "--l_rate=0.5"])
@@ -39,6 +42,7 @@ final class CommandScaffoldTests: XCTestCase {
             (["--train=maybe"], ["--train=maybe", "boolean"]),
             (["--mode=Validation"], ["Validation", "Train", "Val", "Test"]),
             (["--threads=0"], ["--threads=0", "expected a positive integer"]),
+            (["--precision=fp16"], ["--precision=fp16", "expected fp32 or bf16"]),
             (["--quiet", "--verbose"], ["--quiet and --verbose"]),
         ]
         for (arguments, fragments) in cases {

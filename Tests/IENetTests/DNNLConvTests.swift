@@ -20,8 +20,10 @@ final class DNNLConvTests: XCTestCase {
     }
 
     /// One backend for every layer; under oneDNN every case below must really run on oneDNN (minimum channels 1).
-    func options(_ backend: ConvBackendChoice, threads: Int = 1, blocked: Bool = true) -> EngineOptions {
+    func options(_ backend: ConvBackendChoice, threads: Int = 1, blocked: Bool = true,
+                 oneDNNGEMM: Bool = false) -> EngineOptions {
         var options = EngineOptions(threads: threads, convBackend: backend)
+        options.dnnlGEMMImplementations = oneDNNGEMM
         options.dnnlMinimumInputChannels = 1
         options.dnnlBlockedActivations = blocked
         return options
@@ -65,12 +67,13 @@ final class DNNLConvTests: XCTestCase {
     }
 
     func testConv3dMatchesGEMMPath() {
-        for (threads, blocked) in [(1, true), (2, true), (1, false)] {
+        // oneDNNGEMM: also oneDNN's own gemm-based implementations where it has no direct kernel (IENET_DNNL_GEMM=1).
+        for (threads, blocked, oneDNNGEMM) in [(1, true, false), (2, true, false), (1, false, false), (1, true, true)] {
             for c in cases {
                 let label = "\(c.cin)->\(c.cout) k\(c.k) s\(c.s) p\(c.p) \(c.size) batch \(c.batch), \(threads) thread(s), "
-                    + (blocked ? "blocked" : "plain")
+                    + (blocked ? "blocked" : "plain") + (oneDNNGEMM ? ", oneDNN's gemm" : "")
                 let oracle = convResults(c, options(.gemm, threads: threads))
-                let tested = convResults(c, options(.dnnl, threads: threads, blocked: blocked))
+                let tested = convResults(c, options(.dnnl, threads: threads, blocked: blocked, oneDNNGEMM: oneDNNGEMM))
                 for (name, (a, b)) in zip(["forward", "input gradient", "weight gradient", "bias gradient"],
                                           zip(tested, oracle)) {
                     assertRelativeError(a, b, "\(name) \(label)")

@@ -1,7 +1,8 @@
 // ie-bench: conv and UNet3D training-step throughput of the IENet engine on this machine.
 // Run by `make bench` (release build). Not a test: numbers depend on the machine and its load.
 //   ie-bench [--threads 1,2] [--repeats N] [--deep] [--skip-conv] [--skip-unet] [--unet-size 64] [--unet-batch 2]
-//            [--features 32] [--parity-export FILE] [--loader (training data wait, LoaderBench.swift)]
+//            [--features 32] [--parity-export FILE] [--precision fp32,bf16 [--profile]]
+//            [--loader (training data wait, LoaderBench.swift)]
 // Rates are given per wall second and per CPU second: on a machine shared with other jobs the CPU-second figure
 // is the steadier measure of our own code (with 1 thread it equals the wall figure on an idle machine).
 // Tuning knobs (environment, read by EngineOptions.fromEnvironment; table in docs/SPEC.md section 12):
@@ -93,6 +94,10 @@ func benchOptions(_ backend: ConvBackend, threads: Int) -> EngineOptions {
     return options
 }
 
+if option("--precision") != nil {  // PrecisionBench.swift: fp32 / bf16 rows with BENCH lines
+    runPrecisionBenchmark(arguments: arguments, threadCounts: threadCounts, repeats: repeats)
+    exit(0)
+}
 if let path = option("--parity-export") {
     let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7,
                      options: EngineOptions.fromEnvironment(threads: threadCounts.first ?? 1))
