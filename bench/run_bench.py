@@ -151,7 +151,8 @@ def table(ours_records, peer_records, peak):
                           if k.startswith("max_abs_diff") or k in ("prefetch", "mode"))
         if extra:
             notes.append(extra)
-        print(f"{figure:34} {threads:>3} {precision:4}  {fmt_value(record):24}  {'; '.join(notes)}")
+        shown = figure + (f" [{record['backend']}]" if "backend" in record else "")
+        print(f"{shown:34} {threads:>3} {precision:4}  {fmt_value(record):24}  {'; '.join(notes)}")
 
 
 def main():

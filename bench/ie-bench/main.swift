@@ -8,9 +8,8 @@
 // Tuning knobs (environment, read by EngineOptions.fromEnvironment; table in docs/SPEC.md section 12):
 // IENET_SLAB_FLOATS, IENET_COLUMNS_PER_CHANNEL, IENET_IMPLICIT_GEMM=0, IENET_DNNL_LAYOUT=blocked|plain,
 // IENET_DIRECT_CONV=0 (the 1..4-input-channel layers, e.g. 1->32, back on the GEMM path); --backends picks rows.
-// --conv-in-channels N times only the conv shapes with N input channels; --first-touch times the conv layers
-// with fresh (page-faulting) output memory, as before the allocator settings were applied to this section.
-// --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built).
+// --backends gemm,dnnl runs the conv shapes and the training step with each backend in turn (default: all built),
+// --precision fp32,bf16 in each precision (bf16 rows only where bf16 really runs), --profile: oneDNN per layer.
 // --aal-metrics: only the AAL metrics figure against SimpleITK (MetricsBench.swift).
 import Foundation
 import CBLAS
@@ -94,10 +93,6 @@ func benchOptions(_ backend: ConvBackend, threads: Int) -> EngineOptions {
     return options
 }
 
-if option("--precision") != nil {  // PrecisionBench.swift: fp32 / bf16 rows with BENCH lines
-    runPrecisionBenchmark(arguments: arguments, threadCounts: threadCounts, repeats: repeats)
-    exit(0)
-}
 if let path = option("--parity-export") {
     let net = UNet3D(imageChannels: 2, classes: 3, featureChannels: 4, seed: 7,
                      options: EngineOptions.fromEnvironment(threads: threadCounts.first ?? 1))
@@ -156,133 +151,19 @@ for threads in threadCounts {
                      threads, dnnl.gflops, dnnl.gflopsPerCPUSecond))
         benchLine(figure: "sgemm_\(gemmSize)", impl: "dnnl", threads: threads,
                   ["gflops": dnnl.gflops, "gflops_per_cpu_second": dnnl.gflopsPerCPUSecond],
-                  labels: ["kernels": dnnl.isa])
+                  labels: ["kernels": "oneDNN JIT"])
     }
 }
 // --sgemm-only: `make bench` runs this once per OpenBLAS kernel set (OPENBLAS_CORETYPE is read when the library
 // loads) to find the machine's best sgemm, the peak the conv rows are measured against.
 if arguments.contains("--sgemm-only") { exit(0) }
 
-// Convolutions
-struct ConvCase { let inC: Int; let outC: Int; let size: Int }
-var convCases = [ConvCase(inC: 32, outC: 32, size: 64), ConvCase(inC: 32, outC: 32, size: 32),
-                 ConvCase(inC: 1, outC: 32, size: 64)]
-if arguments.contains("--deep") {
-    convCases += [ConvCase(inC: 64, outC: 64, size: 32), ConvCase(inC: 128, outC: 128, size: 16), ConvCase(inC: 256, outC: 256, size: 8),
-                  ConvCase(inC: 512, outC: 512, size: 4)]
-}
-if let only = option("--conv-in-channels").flatMap({ Int($0) }) { convCases = convCases.filter { $0.inC == only } }
-// Training reuses activation memory (a network applies IENet's allocator settings when it is built), so conv
-// layers are timed the same way: without it every 67 MB output of the 1->32 layer is fresh mmap()ed memory and
-// its page faults cost about as much as the convolution (measured 45 ms of ~57 ms). --first-touch keeps them.
-if !arguments.contains("--first-touch") && !skipConv {
-    _ = UNet3D(imageChannels: 1, classes: 2, featureChannels: 1, seed: 0, downsamplingPaths: 1)
-}
-print("conv3d k=3 pad 1 stride 1, batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*27*voxels, forward+backward = 3x that "
-      + "with input and weight gradients; " + (arguments.contains("--first-touch") ? "fresh output memory)" : "output memory reused as in training)"))
-for backend in backends where !skipConv {
-  for threads in threadCounts {
-    let engine = Engine(benchOptions(backend, threads: threads))
-    for cc in convCases {
-        var rng = SeededGenerator(seed: 2)
-        let conv = Conv3d(name: "bench", inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1,
-                          bias: false, rng: &rng, engine: engine)
-        let x = randomTensor([2, cc.inC, cc.size, cc.size, cc.size])
-        let flops = 2.0 * 2 * Double(cc.outC * cc.inC * 27) * pow(Double(cc.size), 3)
-        var y = conv.forward(x, saveForBackward: false)
-        let forward = best(repeats) { y = conv.forward(x, saveForBackward: false) }
-        let forwardCPU = lastBestCPU
-        let both = best(repeats) {
-            let out = conv.forward(x, saveForBackward: true)
-            _ = conv.backward(out, inputGradient: true)
-        }
-        let bothCPU = lastBestCPU
-        let fwd = flops / forward / 1e9, fb = 3 * flops / both / 1e9
-        let peak = sgemmPeak[threads] ?? .nan
-        let fwdCPU = flops / forwardCPU / 1e9, fbCPU = 3 * flops / bothCPU / 1e9
-        let peakCPU = sgemmPeakCPU[threads] ?? .nan
-        let ran = engine.backendName(inChannels: cc.inC, outChannels: cc.outC, kernel: 3, stride: 1, padding: 1,
-                                     size: (cc.size, cc.size, cc.size), batch: 2)
-        let viaDirect = ran == "direct", viaGEMM = backend == .dnnl && ran == "gemm"  // oneDNN hands these to GEMM
-        print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))"
-              + String(format: " %2d->%2d at %d^3, %d thread(s)", cc.inC, cc.outC, cc.size, threads)
-              + (viaDirect ? " (direct kernel: few input channels)" : viaGEMM ? " (runs on gemm: few input channels)" : "")
-              + String(format: ": forward %.1f GFLOP/s wall (%.0f%% of sgemm), "
-                     + "%.1f per CPU-second (%.0f%%); forward+backward %.1f wall (%.0f%%), %.1f per CPU-second (%.0f%%)",
-                     fwd, 100 * fwd / peak, fwdCPU, 100 * fwdCPU / peakCPU,
-                     fb, 100 * fb / peak, fbCPU, 100 * fbCPU / peakCPU))
-        _ = y
-    }
-  }
-}
-
-// The UNet's other conv shapes at level 0/1: stride-2 downsampling and the k=4 s=2 transposed upsampling.
-for backend in backends where !skipConv {
-  for threads in threadCounts {
-    let engine = Engine(benchOptions(backend, threads: threads))
-    var rng = SeededGenerator(seed: 3)
-    let down = Conv3d(name: "down", inChannels: 32, outChannels: 64, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng,
-                      engine: engine)
-    let x = randomTensor([2, 32, 64, 64, 64])
-    let downFlops = 2.0 * 2 * 64 * 32 * 27 * pow(32.0, 3)
-    _ = best(repeats) { _ = down.forward(x, saveForBackward: false) }
-    let df = lastBestCPU
-    _ = best(repeats) { let y = down.forward(x, saveForBackward: true); _ = down.backward(y, inputGradient: true) }
-    let db = lastBestCPU
-    let up = ConvTranspose3d(name: "up", inChannels: 64, outChannels: 32, kernel: 4, stride: 2, padding: 1, rng: &rng,
-                             engine: engine)
-    let u = randomTensor([2, 64, 32, 32, 32])
-    let upFlops = 2.0 * 2 * 64 * 32 * 64 * pow(32.0, 3)
-    _ = best(repeats) { _ = up.forward(u, saveForBackward: false) }
-    let uf = lastBestCPU
-    _ = best(repeats) { let y = up.forward(u, saveForBackward: true); _ = up.backward(y, inputGradient: true) }
-    let ub = lastBestCPU
-    print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))" + String(format: " conv 32->64 stride 2, 64^3->32^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
-                 threads, downFlops / df / 1e9, 3 * downFlops / db / 1e9))
-    print("  \(backend.rawValue.padding(toLength: 4, withPad: " ", startingAt: 0))" + String(format: " convT 64->32 k4 s2, 32^3->64^3, %d thread(s): forward %.1f GFLOP/s per CPU-second, forward+backward %.1f",
-                 threads, upFlops / uf / 1e9, 3 * upFlops / ub / 1e9))
-  }
-}
-
-// UNet3D training step
-if !skipUNet {
-  for backend in backends {
-    for threads in threadCounts {
-        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42,
-                         options: benchOptions(backend, threads: threads))
-        let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
-        let x = randomTensor([unetBatch, 1, unetSize, unetSize, unetSize])
-        var target = Tensor(zeros: [unetBatch, 2, unetSize, unetSize, unetSize])
-        let voxels = unetSize * unetSize * unetSize
-        for n in 0..<unetBatch { for i in 0..<voxels { target.data[(n * 2 + (i % 7 == 0 ? 1 : 0)) * voxels + i] = 1 } }
-        let loss = SegmentationLoss.softDice()
-        var parts = (forward: 0.0, loss: 0.0, backward: 0.0, step: 0.0)
-        func trainingStep() {
-            var t0 = now()
-            net.zeroGrad()
-            let logits = net.forward(x, training: true)
-            var t1 = now(); parts.forward = t1 - t0; t0 = t1
-            let result = loss.evaluate(logits: logits, target: target, threads: threads)
-            t1 = now(); parts.loss = t1 - t0; t0 = t1
-            net.backward(result.gradLogits)
-            t1 = now(); parts.backward = t1 - t0; t0 = t1
-            optimizer.step(lr: 1e-4)
-            parts.step = now() - t0
-        }
-        trainingStep()  // warm-up: first-touch of buffers
-        var fastestCPU = Double.infinity
-        let seconds = best(max(1, repeats - 1)) {
-            let c0 = cpuSeconds()
-            trainingStep()
-            fastestCPU = min(fastestCPU, cpuSeconds() - c0)
-        }
-        print("\(backend.rawValue) " + String(format: "UNet3D f=%d, batch %d, %d^3 crops, 2 classes, %d thread(s): %.2f s per training step "
-                     + "wall, %.2f s CPU (last: forward %.2f, loss %.2f, backward %.2f, Adam %.2f); parameters %d",
-                     features, unetBatch, unetSize, threads, seconds, fastestCPU, parts.forward, parts.loss,
-                     parts.backward, parts.step, net.parameterCount))
-    }
-  }
-}
+// Conv layers and the UNet3D training step per backend, precision and thread count (EngineBench.swift).
+runEngineBenchmark(EngineBenchSettings(
+    backends: backends,
+    precisions: (option("--precision") ?? "fp32,bf16").split(separator: ",").compactMap { Precision(rawValue: String($0)) },
+    threadCounts: threadCounts, repeats: repeats, deep: arguments.contains("--deep"), skipConv: skipConv,
+    skipUNet: skipUNet, profile: arguments.contains("--profile"), unet: (unetSize, unetBatch, features)))
 // Checkpoint cost for the benchmark network (weights + Adam state).
 if !skipUNet {
     let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
