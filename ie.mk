@@ -15,6 +15,15 @@ SLURM ?=
 CLUSTER ?=
 NODES ?=
 SUBMIT = $(if $(CLUSTER),--cluster=$(CLUSTER)) $(if $(NODES),--num_nodes=$(NODES))
+# THREADS=N and PRECISION=bf16 reach every step of a rule through the environment (OMP_NUM_THREADS and
+# IENET_PRECISION, SPEC §12): they are engine options, not model parameters, so they do not belong in ARGS
+# (ie-split takes model parameters only).
+ifneq ($(THREADS),)
+export OMP_NUM_THREADS := $(THREADS)
+endif
+ifneq ($(PRECISION),)
+export IENET_PRECISION := $(PRECISION)
+endif
 # oneDNN's OpenMP threads sleep instead of spinning between convolutions (measured: fewer CPU-seconds per step
 # on a shared machine, same results).
 export OMP_WAIT_POLICY ?= passive
