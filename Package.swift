@@ -99,7 +99,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ie-models", dependencies: ["IECommand", "IECore", "IEConfig", "IERun",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "IEDistributed", "CBLAS"], path: "bench/ie-bench"),
+        .executableTarget(name: "ie-bench", dependencies: ["IENet", "IEEval", "IEDistributed", "IETrain", "CBLAS"], path: "bench/ie-bench"),
         .executableTarget(name: "ie-fuzz", dependencies: ["IECore", "IEConfig", "IEData", "IEEval", "IEImage", "IENet"],
                           path: "fuzz/ie-fuzz"),
 

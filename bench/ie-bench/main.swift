@@ -55,6 +55,10 @@ if arguments.contains("--allreduce") {
     runAllreduceBenchmark(arguments: arguments)
     exit(0)
 }
+// Sliding-window inference against MONAI (InferenceBench.swift): --inference, or one child --inference-run DIR.
+if arguments.contains("--inference") || arguments.contains("--inference-run") {
+    exit(runInferenceBenchmark(arguments: arguments))
+}
 func option(_ name: String) -> String? {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
     return arguments[i + 1]
