@@ -16,7 +16,8 @@ help:
 	@echo "make build       release build of every ie-* tool into .build/release"
 	@echo "make demo        deps + build + train HelloWorld on the built-in synthetic data"
 	@echo "make test        deps + test python references + the whole test suite"
-	@echo "make bench       speed figures (conv GFLOP/s vs sgemm, training step, metrics)"
+	@echo "make bench       speed figures as ratios to their peers (sgemm peak, PyTorch, MONAI, SimpleITK)"
+	@echo "make bench-torch install the peers of make bench into .venv-torch (torch, monai, SimpleITK)"
 	@echo "make train MODEL=Name [ARGS='--num_epochs=3']   the full pipeline for one model"
 	@echo "make report RUN=runs/<experiment>/<run_id>       regenerate a run's report only"
 	@echo "make evaluate RUN=runs/<experiment>/<run_id>     inference, metrics, outliers and report of a trained run"
@@ -52,21 +53,28 @@ test: test-deps
 demo: build
 	$(MAKE) -f $(TOOLBOX_DIR)/Makefile train MODEL=HelloWorld
 
+# Every figure beside its peer measured in the same run (sgemm peak with the machine's best kernels; PyTorch, MONAI
+# and SimpleITK from .venv-torch when `make bench-torch` installed them), as ratios: bench/run_bench.py.
 bench: build
-	cd $(TOOLBOX_DIR) && ./.build/release/ie-bench
+	cd $(TOOLBOX_DIR) && PEER_PYTHON=$(TORCH_VENV)/bin/python3 python3 bench/run_bench.py $(BENCH_ARGS)
 	@if command -v mpirun >/dev/null && ldd $(TOOLBOX_DIR)/.build/release/ie-bench | grep -q libmpi; then \
 	  cd $(TOOLBOX_DIR) && mpirun --allow-run-as-root --oversubscribe -np 2 ./.build/release/ie-bench --allreduce; \
 	else echo "allreduce benchmark skipped: needs openmpi-bin and a build with libopenmpi-dev"; fi
 
-# PyTorch reference speed figures (same shapes as ie-bench). Reference only: PyTorch goes into .venv-torch,
-# never into the toolbox's own environment or `make test`.
+# The peers of `make bench` (PyTorch, MONAI, SimpleITK, nibabel) go into their own venv, never into the toolbox's
+# environment or `make test`. PyPI's torch is a CUDA build (~5 GB with its nvidia wheels); it runs on the CPU.
+# The AAL metrics figure needs Debian's mricron-data (a real brain MRI and the AAL atlas), installed here as root.
 TORCH_VENV := $(TOOLBOX_DIR)/.venv-torch
+PEER_PACKAGES := torch monai SimpleITK nibabel numpy safetensors
 .PHONY: bench-torch
 bench-torch:
 	@test -x $(TORCH_VENV)/bin/python3 || python3 -m venv $(TORCH_VENV)
-	@$(TORCH_VENV)/bin/python3 -c "import torch, numpy, safetensors" 2>/dev/null || \
-	  $(TORCH_VENV)/bin/python3 -m pip install -q --disable-pip-version-check torch numpy safetensors
-	cd $(TOOLBOX_DIR) && $(TORCH_VENV)/bin/python3 bench/reference/bench_torch.py
+	@$(TORCH_VENV)/bin/python3 -c "import torch, monai, SimpleITK, nibabel, numpy, safetensors" 2>/dev/null || \
+	  $(TORCH_VENV)/bin/python3 -m pip install -q --disable-pip-version-check $(PEER_PACKAGES)
+	@test -f /usr/share/mricron/templates/aal.nii.gz || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q mricron-data; \
+	    else echo "the AAL metrics figure needs mricron-data: sudo apt-get install mricron-data"; fi; }
+	@echo "peers installed in $(TORCH_VENV): run make bench"
 
 # The install list, for tools/check-install-list.sh (which `make test` runs through the test suite).
 .PHONY: print-apt-packages

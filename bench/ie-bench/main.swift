@@ -138,7 +138,20 @@ for threads in threadCounts {
     sgemmPeakCPU[threads] = 2 * pow(Double(gemmSize), 3) / lastBestCPU / 1e9
     print(String(format: "sgemm %d^3, %d thread(s): %.1f GFLOP/s wall, %.1f per CPU-second", gemmSize, threads,
                  sgemmPeak[threads]!, sgemmPeakCPU[threads]!))
+    benchLine(figure: "sgemm_\(gemmSize)", impl: "openblas", threads: threads,
+              ["gflops": sgemmPeak[threads]!, "gflops_per_cpu_second": sgemmPeakCPU[threads]!],
+              labels: ["kernels": String(cString: openblas_get_corename())])
+    if let dnnl = oneDNNSgemm(size: gemmSize, threads: threads, repeats: repeats, a: a, b: b, c: &c) {
+        print(String(format: "oneDNN sgemm %d^3, %d thread(s): %.1f GFLOP/s wall, %.1f per CPU-second", gemmSize,
+                     threads, dnnl.gflops, dnnl.gflopsPerCPUSecond))
+        benchLine(figure: "sgemm_\(gemmSize)", impl: "dnnl", threads: threads,
+                  ["gflops": dnnl.gflops, "gflops_per_cpu_second": dnnl.gflopsPerCPUSecond],
+                  labels: ["kernels": dnnl.isa])
+    }
 }
+// --sgemm-only: `make bench` runs this once per OpenBLAS kernel set (OPENBLAS_CORETYPE is read when the library
+// loads) to find the machine's best sgemm, the peak the conv rows are measured against.
+if arguments.contains("--sgemm-only") { exit(0) }
 
 // Convolutions
 struct ConvCase { let inC: Int; let outC: Int; let size: Int }

@@ -11,6 +11,7 @@ after one warm-up run; "per CPU-second" divides by the process CPU time (all thr
     bench/reference/bench_torch.py [--threads 1,2] [--repeats 3] [--skip-unet] [--unet-size 64] [--features 32]
 """
 import argparse
+import json
 import os
 import resource
 import sys
@@ -20,6 +21,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unet3d_torch import UNet3D, innereye_adam, soft_dice_loss  # noqa: E402
+
+
+def bench_line(figure: str, threads: int, **values) -> None:
+    """The figure for bench/run_bench.py (`make bench`), which pairs it with ie-bench's of the same name."""
+    record = {"figure": figure, "impl": "torch", "threads": threads, "precision": "fp32", **values}
+    print("BENCH " + json.dumps(record, sort_keys=True), flush=True)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def best(repeats: int, body) -> tuple:
@@ -60,6 +71,11 @@ def conv_figures(threads: int, repeats: int) -> None:
               f"forward {flops / forward_wall / 1e9:.1f} GFLOP/s (per CPU-second {flops / forward_cpu / 1e9:.1f}), "
               f"forward+backward {3 * flops / both_wall / 1e9:.1f} GFLOP/s "
               f"(per CPU-second {3 * flops / both_cpu / 1e9:.1f})", flush=True)
+        name = f"conv_{in_channels}_{out_channels}_{size}"
+        bench_line(name + "_fwd", threads, gflops=flops / forward_wall / 1e9,
+                   gflops_per_cpu_second=flops / forward_cpu / 1e9)
+        bench_line(name + "_fwdbwd", threads, gflops=3 * flops / both_wall / 1e9,
+                   gflops_per_cpu_second=3 * flops / both_cpu / 1e9)
 
 
 def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, features: int) -> float:
@@ -92,6 +108,7 @@ def unet_step_seconds(threads: int, repeats: int, size: int, batch: int, feature
           f"{seconds:.2f} s per training step wall, {cpu_seconds:.2f} s CPU (last: forward {parts['forward']:.2f}, "
           f"loss {parts['loss']:.2f}, backward {parts['backward']:.2f}, Adam {parts['adam']:.2f}); "
           f"parameters {parameters}", flush=True)
+    bench_line("unet_train_step", threads, seconds=seconds, cpu_seconds=cpu_seconds, peak_rss_mib=peak_rss_mib())
     return seconds
 
 
@@ -118,8 +135,7 @@ def main() -> None:
         for threads in thread_counts:
             torch.set_num_threads(threads)
             unet_step_seconds(threads, args.repeats, args.unet_size, args.unet_batch, args.features)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {peak_mib:.0f} MiB")
+    print(f"peak RSS: {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":
