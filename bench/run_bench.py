@@ -139,6 +139,8 @@ def table(ours_records, peer_records, peak):
             peer = peers.get((figure, impl, threads, precision)) or peers.get((figure, impl, threads, "fp32"))
             if peer:
                 notes.append(f"{impl} {peer.get('precision', 'fp32')} {fmt_value(peer)}: {comparison(record, peer)}")
+                if "max_abs_diff" in peer and "max_abs_diff" not in record:  # a peer that ran after us compared
+                    notes.append(f"max_abs_diff {peer['max_abs_diff']:.3g}")
             else:
                 notes.append(f"{impl}: not measured")
         extra = ", ".join(f"{k} {v}" for k, v in sorted(record.items())

@@ -3,19 +3,20 @@ import IECore
 import IENet
 import IETrain
 
-/// `ie-bench --inference`: sliding-window inference of a UNet3D (f=32, 1 channel, 2 classes) against MONAI's
-/// sliding_window_inference on the same weights and volume (SPEC §5, tilings MONAI and MONAIGaussian).
-///   ie-bench --inference [--threads 1,2] [--repeats 2] [--inference-size 64,192,192] [--inference-batch 1]
-///            [--inference-overlap 0.25] [--inference-modes constant,gaussian] [--inference-dir DIR]
-///            [--monai-python PATH]
-/// The driver writes DIR/weights.safetensors (our seed-42 network, BatchNorm statistics moved off (0, 1) by three
-/// training-mode forwards so the posteriors are not saturated) and DIR/volume.f32 (a CT-like synthetic volume,
-/// already normalised), then times every (mode, threads) in a fresh child process per implementation, so each
-/// peak RSS is that run's: `ie-bench --inference-run DIR ...` (ours) and `python bench/reference/bench_monai.py run
-/// DIR ...` (MONAI, when a python with torch and monai is found: --monai-python, $IE_MONAI_PYTHON,
-/// /work/venv-torch/bin/python, .venv-torch/bin/python3). Each child writes its posteriors; the driver prints the
-/// children's BENCH lines with max_abs_diff (ours against MONAI's) added. seconds = best of --repeats calls of the
-/// whole sliding-window inference (patching, network, softmax, blending), model and volume loading excluded.
+/// The sliding-window inference section of ie-bench: a UNet3D (f=32, 1 channel, 2 classes) over a CT-like volume with
+/// MONAI's tiling (SPEC §5, MONAI and MONAIGaussian), the figures `sliding_window_constant` / `_gaussian` that
+/// bench/reference/bench_monai.py measures with MONAI's sliding_window_inference on the same weights and volume.
+///   ie-bench [--threads 1,2] [--repeats R] [--skip-inference] [--inference-size 64,160,160] [--inference-batch 1]
+///            [--inference-overlap 0.25] [--inference-modes constant,gaussian] [--inference-dir .build/bench-inference]
+///   ie-bench --inference ...          this section only
+///   ie-bench --inference-export DIR   only write DIR (bench_monai.py does when ie-bench has not run)
+///   ie-bench --inference-run DIR --mode constant|gaussian --threads N --repeats R   one measured configuration
+/// DIR holds weights.safetensors (our seed-42 network, BatchNorm statistics moved off (0, 1) by three training-mode
+/// forwards so that the posteriors are not saturated), volume.f32 (already normalised) and setup.json; it is
+/// rewritten only when the setup changes. Every (mode, threads) runs in a fresh child process, so its peak RSS is
+/// that run's alone; it writes its posteriors to DIR/ie_<mode>_<threads>.f32, against which bench_monai.py reports
+/// max_abs_diff. seconds (cpu_seconds) = best wall (CPU) time of min(R, 2) calls of the whole sliding-window
+/// inference (patches, network, softmax, blending), model and volume loading excluded.
 func runInferenceBenchmark(arguments: [String]) -> Int32 {
     func option(_ name: String) -> String? {
         guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
@@ -24,45 +25,36 @@ func runInferenceBenchmark(arguments: [String]) -> Int32 {
     func ints(_ text: String?, _ fallback: [Int]) -> [Int] {
         text.map { $0.split(separator: ",").compactMap { Int($0) } } ?? fallback
     }
+    let repeats = min(Int(option("--repeats") ?? "2") ?? 2, 2)
     do {
         if let dir = option("--inference-run") {
             try InferenceBench.child(dir: dir, mode: option("--mode") ?? "constant", threads: ints(option("--threads"), [1])[0],
-                                     repeats: Int(option("--repeats") ?? "2") ?? 2)
+                                     repeats: repeats)
             return 0
         }
-        let dir = option("--inference-dir") ?? NSTemporaryDirectory() + "ie-bench-inference"
-        let size = ints(option("--inference-size"), [64, 192, 192])
+        let size = ints(option("--inference-size"), [64, 160, 160])
         guard size.count == 3, size.allSatisfy({ $0 > 0 }) else { throw IEError.usage("--inference-size \(size), expected Z,Y,X") }
         let setup = InferenceBench.Setup(size: size, patch: 64,
                                          overlap: Double(option("--inference-overlap") ?? "0.25") ?? 0.25,
                                          batch: Int(option("--inference-batch") ?? "1") ?? 1)
+        if let dir = option("--inference-export") {
+            try InferenceBench.export(setup, dir: dir)
+            return 0
+        }
+        let dir = option("--inference-dir") ?? ".build/bench-inference"
         try InferenceBench.export(setup, dir: dir)
-        let python = InferenceBench.monaiPython(option("--monai-python"))
-        if python == nil { print("inference benchmark: no python with torch and monai found, MONAI side skipped") }
         let modes = (option("--inference-modes") ?? "constant,gaussian").split(separator: ",").map(String.init)
+        print("sliding-window inference, MONAI tiling: UNet3D f=\(InferenceBench.features), volume \(size), patch 64^3, "
+              + "overlap \(setup.overlap), sw_batch_size \(setup.batch), one child process per configuration")
         for mode in modes {
             for threads in ints(option("--threads"), [1, 2]) {
-                let repeats = option("--repeats") ?? "2"
-                let common = ["--mode", mode, "--threads", String(threads), "--repeats", repeats]
-                let ours = try InferenceBench.childLine([CommandLine.arguments[0], "--inference-run", dir] + common)
-                var peer: [String: Any]?
-                if let python {
-                    // From the toolbox folder (as `make bench` runs), else next to this source file.
-                    var script = "bench/reference/bench_monai.py"
-                    if !FileManager.default.fileExists(atPath: script) {
-                        script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                            .appendingPathComponent("../reference/bench_monai.py").standardized.path
-                    }
-                    peer = try InferenceBench.childLine([python, script, "run", dir] + common)
-                }
-                var diff: Double?
-                if peer != nil {
-                    diff = try InferenceBench.maxAbsDiff(dir + "/ie_\(mode).f32", dir + "/monai_\(mode).f32")
-                }
-                for var line in [ours] + (peer.map { [$0] } ?? []) {
-                    if let diff { line["max_abs_diff"] = diff }
-                    InferenceBench.printBench(line)
-                }
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+                process.arguments = ["--inference-run", dir, "--mode", mode, "--threads", String(threads), "--repeats", String(repeats)]
+                fflush(stdout)
+                try process.run()   // its BENCH line goes straight to our standard output
+                process.waitUntilExit()
+                guard process.terminationStatus == 0 else { throw IEError.failure("inference child (\(mode), \(threads) threads) exited with status \(process.terminationStatus)") }
             }
         }
         return 0
@@ -104,6 +96,9 @@ enum InferenceBench {
     }
 
     static func export(_ setup: Setup, dir: String) throws {
+        let setupData = try JSONEncoder().encode(setup)
+        if (try? Data(contentsOf: URL(fileURLWithPath: dir + "/setup.json"))) == setupData,
+           FileManager.default.fileExists(atPath: dir + "/weights.safetensors") { return }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 42)
         let image = volume(setup.shape)
@@ -117,7 +112,7 @@ enum InferenceBench {
         try AtomicFile.write(Checkpoint.serialize(tensors: net.stateDict(), metadata: ["purpose": "inference benchmark"]),
                              to: dir + "/weights.safetensors")
         try AtomicFile.write(image.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/volume.f32")
-        try AtomicFile.write(JSONEncoder().encode(setup), to: dir + "/setup.json")
+        try AtomicFile.write(setupData, to: dir + "/setup.json")   // last: it marks a complete DIR
     }
 
     /// One measured configuration (a fresh process): prints its BENCH line, writes DIR/ie_<mode>.f32.
@@ -134,17 +129,18 @@ enum InferenceBench {
                                        weighting: mode == "gaussian" ? .monaiGaussian(sigmaScale: 0.125) : .uniform,
                                        placement: .monai(overlap: setup.overlap))
         var posteriors = [Float]()
-        var best = Double.infinity
+        var best = Double.infinity, bestCPU = Double.infinity
         for _ in 0..<max(1, repeats) {
-            let start = now()
+            let start = now(), startCPU = cpuSeconds()
             posteriors = try window.run(image: image, channels: 1, shape: setup.shape) { batch, count, p in
                 net.predictProbabilities(Tensor(shape: [count, 1, p.z, p.y, p.x], data: batch)).data
             }
             best = min(best, now() - start)
+            bestCPU = min(bestCPU, cpuSeconds() - startCPU)
         }
-        try AtomicFile.write(posteriors.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/ie_\(mode).f32")
+        try AtomicFile.write(posteriors.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/ie_\(mode)_\(threads).f32")
         printBench(["figure": "sliding_window_\(mode)", "impl": "ie", "threads": threads, "precision": "fp32",
-                    "seconds": best, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
+                    "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
                     "overlap": setup.overlap, "sw_batch_size": setup.batch,
                     "windows": window.geometry(for: setup.shape).origins.count])
     }
@@ -153,55 +149,5 @@ enum InferenceBench {
         guard let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) else { return }
         print("BENCH " + String(decoding: data, as: UTF8.self))
         fflush(stdout)
-    }
-
-    /// Runs a child, echoes its other output, and returns the JSON of its BENCH line.
-    static func childLine(_ command: [String]) throws -> [String: Any] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        var result: [String: Any]?
-        for line in output.split(separator: "\n") {
-            if line.hasPrefix("BENCH "), let json = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) {
-                result = json as? [String: Any]
-            } else {
-                print(line)
-            }
-        }
-        guard process.terminationStatus == 0, let result else {
-            throw IEError.failure("\(command.joined(separator: " ")) exited with status \(process.terminationStatus) and no BENCH line")
-        }
-        return result
-    }
-
-    static func maxAbsDiff(_ a: String, _ b: String) throws -> Double {
-        let x = try Data(contentsOf: URL(fileURLWithPath: a)), y = try Data(contentsOf: URL(fileURLWithPath: b))
-        guard x.count == y.count else { throw IEError.failure("\(a) and \(b) differ in size (\(x.count), \(y.count) bytes)") }
-        return x.withUnsafeBytes { xb in
-            y.withUnsafeBytes { yb in
-                zip(xb.bindMemory(to: Float.self), yb.bindMemory(to: Float.self)).reduce(0.0) { max($0, Double(abs($1.0 - $1.1))) }
-            }
-        }
-    }
-
-    static func monaiPython(_ given: String?) -> String? {
-        let candidates = [given, ProcessInfo.processInfo.environment["IE_MONAI_PYTHON"], "/work/venv-torch/bin/python",
-                          FileManager.default.currentDirectoryPath + "/.venv-torch/bin/python3"].compactMap { $0 }
-        for python in candidates where FileManager.default.isExecutableFile(atPath: python) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = ["-c", "import torch, monai, safetensors"]
-            process.standardError = FileHandle.nullDevice
-            if (try? process.run()) != nil {
-                process.waitUntilExit()
-                if process.terminationStatus == 0 { return python }
-            }
-        }
-        return nil
     }
 }

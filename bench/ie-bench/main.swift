@@ -55,8 +55,8 @@ if arguments.contains("--allreduce") {
     runAllreduceBenchmark(arguments: arguments)
     exit(0)
 }
-// Sliding-window inference against MONAI (InferenceBench.swift): --inference, or one child --inference-run DIR.
-if arguments.contains("--inference") || arguments.contains("--inference-run") {
+// Sliding-window inference (InferenceBench.swift): --inference (that section only), --inference-run/-export (children).
+if ["--inference", "--inference-run", "--inference-export"].contains(where: arguments.contains) {
     exit(runInferenceBenchmark(arguments: arguments))
 }
 func option(_ name: String) -> String? {
@@ -294,4 +294,5 @@ if !arguments.contains("--skip-metrics") {
                  + "(Dice %.3f, HD %.3f mm, MSD %.3f mm)", plain.seconds, extra.seconds, plain.metrics.dice,
                  plain.metrics.hausdorffDistanceMM, plain.metrics.meanDistanceMM))
 }
+if !arguments.contains("--skip-inference") { _ = runInferenceBenchmark(arguments: arguments) }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
