@@ -14,7 +14,7 @@ let distributedDependencies: [Target.Dependency] = ["IECore", "IENet", "CBLAS"] 
 /// oneDNN (Debian libdnnl-dev) is an optional second convolution backend for IENet, built in when its header exists.
 let hasDNNL = FileManager.default.fileExists(atPath: "/usr/include/dnnl.h") && !buildWithout.contains("dnnl")
 /// ie-bench measures oneDNN's own sgemm beside OpenBLAS's for the machine's sgemm peak.
-let benchDependencies: [Target.Dependency] = ["IENet", "IEEval", "IEDistributed", "IETrain", "CBLAS"] + (hasDNNL ? ["CDNNL"] : [])
+let benchDependencies: [Target.Dependency] = ["IENet", "IEEval", "IEDistributed", "IEImage", "IETrain", "CBLAS"] + (hasDNNL ? ["CDNNL"] : [])
 
 /// IENet's direct-convolution kernels are compiled for Haswell-class x86-64 (AVX2 + FMA); IENet calls them only
 /// after checking the CPU at run time. Elsewhere they are built for the host's baseline and left unused.

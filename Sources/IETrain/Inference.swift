@@ -161,9 +161,13 @@ public enum ModelLoading {
     /// `options` default to the environment's (SPEC 12); the tools pass theirs.
     public static func load(checkpointPath: String, architecture: UNet3DArchitecture? = nil,
                             options: EngineOptions = .fromEnvironment()) throws -> UNet3D {
-        let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
-        let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture, options: options)
-        try checkpoint.restore(model: model, source: checkpointPath)
+        let model = try {
+            let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
+            let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture, options: options)
+            try checkpoint.restore(model: model, source: checkpointPath)
+            return model
+        }()
+        releaseFreeHeapMemory()   // the file's bytes and the initial weights are gone: their pages go back
         return model
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IECore
+import IEImage
 import IENet
 import IETrain
 
@@ -119,8 +120,12 @@ enum InferenceBench {
     static func child(dir: String, mode: String, threads: Int, repeats: Int) throws {
         let setup = try JSONDecoder().decode(Setup.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/setup.json")))
         let options = EngineOptions.fromCommandLine(threads: threads)
-        let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: features, seed: 0, options: options)
-        try Checkpoint.load(Data(contentsOf: URL(fileURLWithPath: dir + "/weights.safetensors"))).restore(model: net)
+        debugMemory("start")
+        // As ie-infer loads a model (the file records no architecture: the configured one, as for a PyTorch file).
+        let net = try ModelLoading.load(checkpointPath: dir + "/weights.safetensors",
+                                        architecture: UNet3DArchitecture(imageChannels: 1, classes: 2, featureChannels: features),
+                                        options: options)
+        debugMemory("restored")
         let raw = try Data(contentsOf: URL(fileURLWithPath: dir + "/volume.f32"))
         guard raw.count == setup.shape.count * 4 else { throw IEError.badInput("volume.f32 size \(raw.count), expected \(setup.shape.count * 4) bytes") }
         let image = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
@@ -133,16 +138,34 @@ enum InferenceBench {
         for _ in 0..<max(1, repeats) {
             let start = now(), startCPU = cpuSeconds()
             posteriors = try window.run(image: image, channels: 1, shape: setup.shape) { batch, count, p in
-                net.predictProbabilities(Tensor(shape: [count, 1, p.z, p.y, p.x], data: batch)).data
+                let r = net.predictProbabilities(Tensor(shape: [count, 1, p.z, p.y, p.x], data: batch)).data
+                debugMemory("window")
+                return r
             }
             best = min(best, now() - start)
             bestCPU = min(bestCPU, cpuSeconds() - startCPU)
         }
         try AtomicFile.write(posteriors.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/ie_\(mode)_\(threads).f32")
+        if mode == "constant" {
+            // What ie-infer writes after the posteriors (SPEC §5): 2K + 2 gzipped NIfTI files, in parallel.
+            let labels = PostProcessing.argmax(posteriors, classCount: 2)
+            let start = now()
+            try SubjectOutputs.write(directory: dir + "/outputs", posteriors: posteriors, labels: labels,
+                                     classNames: ["background", "foreground"],
+                                     reference: Volume(shape: setup.shape, data: image), threads: threads)
+            print(String(format: "  ie-infer's 6 output files (NIfTI, gzip level 1) of this volume, %d thread(s): %.2f s",
+                         threads, now() - start))
+        }
         printBench(["figure": "sliding_window_\(mode)", "impl": "ie", "threads": threads, "precision": "fp32",
                     "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
                     "overlap": setup.overlap, "sw_batch_size": setup.batch,
                     "windows": window.geometry(for: setup.shape).origins.count])
+    }
+
+    static func debugMemory(_ label: String) {
+        guard ProcessInfo.processInfo.environment["IE_BENCH_DEBUG"] != nil,
+              let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return }
+        print("DEBUG", label, status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }.joined(separator: " "))
     }
 
     static func printBench(_ line: [String: Any]) {
