@@ -178,8 +178,9 @@ public struct SlidingWindow: Sendable {
         // MONAI's output / count_map: a division (not a reciprocal multiplication), so both round alike.
         sums.withUnsafeMutableBufferPointer { out in
             weightSums.withUnsafeBufferPointer { w in
+                guard let base = out.baseAddress else { return }
                 for c in 0..<k {
-                    let plane = out.baseAddress! + c * n
+                    let plane = base + c * n
                     for i in 0..<n { plane[i] /= w[i] }
                 }
             }

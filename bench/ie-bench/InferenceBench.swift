@@ -29,7 +29,7 @@ func runInferenceBenchmark(arguments: [String]) -> Int32 {
     let repeats = min(Int(option("--repeats") ?? "2") ?? 2, 2)
     do {
         if let dir = option("--inference-run") {
-            try InferenceBench.child(dir: dir, mode: option("--mode") ?? "constant", threads: ints(option("--threads"), [1])[0],
+            try InferenceBench.child(dir: dir, mode: option("--mode") ?? "constant", threads: ints(option("--threads"), [1]).first ?? 1,
                                      repeats: repeats)
             return 0
         }
@@ -157,9 +157,18 @@ enum InferenceBench {
                          threads, now() - start))
         }
         printBench(["figure": "sliding_window_\(mode)", "impl": "ie", "threads": threads, "precision": "fp32",
-                    "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
+                    "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakResidentMiB(), "shape": setup.shape.array, "patch": setup.patch,
                     "overlap": setup.overlap, "sw_batch_size": setup.batch,
                     "windows": window.geometry(for: setup.shape).origins.count])
+    }
+
+    /// This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: a child started by posix_spawn (vfork)
+    /// inherits its parent's high-water mark at exec, so every child would report at least the parent's RSS.
+    static func peakResidentMiB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return peakRSSMiB() }
+        return kib / 1024
     }
 
     static func debugMemory(_ label: String) {
