@@ -195,14 +195,16 @@ def main():
     try:
         if "engine" in sections:
             for threads in args.threads.split(","):
-                ours += run([args.ie_bench, "--threads", threads] + common + shlex.split(args.ie_args), env,
+                ours += run([args.ie_bench, "--threads", threads, "--skip-inference"] + common
+                            + shlex.split(args.ie_args), env,
                             f"ie-bench, {threads} thread(s), {label}")
             if peers:
                 peer_records += run([args.peer_python, os.path.join(reference, "bench_torch.py"), "--threads",
                                      args.threads] + common, None, "PyTorch: bench_torch.py")
         if "inference" in sections:
             directory = os.path.join(work, "inference")
-            ours += run([args.ie_bench, "--inference", "--threads", args.threads, "--dir", directory] + common, env,
+            ours += run([args.ie_bench, "--inference", "--threads", args.threads, "--inference-dir", directory]
+                        + common, env,
                         f"ie-bench --inference, {label}")
             if peers:
                 peer_records += run([args.peer_python, os.path.join(reference, "bench_monai.py"), "--threads",

@@ -345,6 +345,9 @@ public struct ModelConfig: Sendable {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
             }
         }
+        if !(inferenceOverlap >= 0 && inferenceOverlap < 1) {
+            throw fail("inference_overlap", "got \(inferenceOverlap), expected 0 <= overlap < 1 (MONAI's rule)")
+        }
         if let stride = inferenceStrideSize, let patch = testCropSize, zip(stride, patch).contains(where: { $0 > $1 }) {
             throw fail("inference_stride_size", "got \(stride.map(String.init).joined(separator: ",")), expected at most test_crop_size \(patch.map(String.init).joined(separator: ",")) per axis")
         }

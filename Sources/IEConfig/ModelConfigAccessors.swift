@@ -62,6 +62,8 @@ extension ModelConfig {
     public var inferenceBatchSize: Int { int("inference_batch_size") }
     /// Average, Gaussian or InnerEye (SPEC §5).
     public var inferenceTiling: String { string("inference_tiling") ?? "Average" }
+    /// MONAI's `overlap` for the MONAI tilings (SPEC §5).
+    public var inferenceOverlap: Double { float("inference_overlap") }
     /// Background first; nil when unset.
     public var classWeights: [Double]? { floats("class_weights") }
     /// The number of classes including background.

@@ -25,7 +25,7 @@ public enum ParameterSchema {
     public static let schedulers = ["Polynomial", "Exponential", "Step", "MultiStep", "Cosine"]
     public static let optimizers = ["Adam", "AMSGrad", "SGD", "RMSprop"]
     public static let paddingModes = ["Edge", "Zero", "Reflect", "Symmetric", "NoPadding"]
-    public static let inferenceTilings = ["Average", "Gaussian", "InnerEye"]
+    public static let inferenceTilings = ["Average", "Gaussian", "InnerEye", "MONAI", "MONAIGaussian"]
 
     public static let parameters: [ParameterSpec] = [
         // Data
@@ -64,7 +64,9 @@ public enum ParameterSchema {
         ParameterSpec("inference_stride_size", .intTuple(3), .none, "inference stride (Z,Y,X); default test_crop_size"),
         ParameterSpec("inference_batch_size", .int, .int(8), "patches per inference batch"),
         ParameterSpec("inference_tiling", .choice(inferenceTilings), .string("Average"),
-                      "how patches make the whole image: Average, Gaussian (blended) or InnerEye (its padding and centre crops)"),
+                      "how patches make the whole image: Average, Gaussian (blended), InnerEye (its padding and centre crops) or MONAI / MONAIGaussian (sliding_window_inference)"),
+        ParameterSpec("inference_overlap", .float, .float(0.25),
+                      "MONAI tilings: overlap of neighbouring windows per axis, 0 <= overlap < 1 (scan interval int(patch * (1 - overlap)))"),
         ParameterSpec("class_weights", .floats, .none, "probabilities of a crop centre's class, background first, sum 1"),
         // Loss
         ParameterSpec("loss_type", .choice(lossTypes + scalarLossTypes), .none,

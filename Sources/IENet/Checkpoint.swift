@@ -160,7 +160,9 @@ public struct Checkpoint {
         guard let object = try? JSONSerialization.jsonObject(with: headerData), let header = object as? [String: Any] else {
             throw bad("header is not a JSON object")
         }
-        let body = data.subdata(in: (start + 8 + Int(headerLength))..<data.endIndex)
+        // Slices share the file's bytes (no copy of the data section, nor of each tensor below): loading a
+        // checkpoint holds the file once, plus the parameters it is restored into.
+        let body = data[(start + 8 + Int(headerLength))..<data.endIndex]
         var metadata: [String: String] = [:]
         if let meta = header["__metadata__"] {
             guard let map = meta as? [String: Any] else { throw bad("__metadata__ is not a string map") }
@@ -205,7 +207,7 @@ public struct Checkpoint {
                 throw bad("tensor \(name): data_offsets \(offsets) do not fit shape \(shape) of \(dtype) "
                           + "in \(body.count) data bytes")
             }
-            let slice = body.subdata(in: (body.startIndex + offsets[0])..<(body.startIndex + offsets[1]))
+            let slice = body[(body.startIndex + offsets[0])..<(body.startIndex + offsets[1])]
             tensors.append((offsets[0], NamedTensor(name: name, shape: shape, dtype: dtype, bytes: slice)))
         }
         tensors.sort { ($0.0, $0.1.name) < ($1.0, $1.1.name) }

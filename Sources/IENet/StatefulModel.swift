@@ -36,7 +36,22 @@ extension StatefulModel {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
     /// The PyTorch state_dict keys, in PyTorch's order.
-    public var stateDictNames: [String] { stateDict().map(\.name) }
+    public var stateDictNames: [String] { stateDictLayout.map(\.name) }
+
+    /// Each state_dict entry's name and shape, and whether it is the int64 counter num_batches_tracked, in
+    /// PyTorch's order (the values are not copied, unlike `stateDict()`).
+    var stateDictLayout: [(name: String, shape: [Int], counter: Bool)] {
+        stateEntries.flatMap { entry -> [(name: String, shape: [Int], counter: Bool)] in
+            switch entry {
+            case .parameter(let p):
+                return [(p.name, p.shape, false)]
+            case .batchNorm(let bn):
+                let c = [bn.channels]
+                return [(bn.weight.name, c, false), (bn.bias.name, c, false), (bn.name + ".running_mean", c, false),
+                        (bn.name + ".running_var", c, false), (bn.name + ".num_batches_tracked", [], true)]
+            }
+        }
+    }
 
     /// All parameters and BatchNorm buffers as named tensors (PyTorch layout; num_batches_tracked as int64).
     public func stateDict() -> [NamedTensor] {
@@ -64,7 +79,7 @@ extension StatefulModel {
             let name = t.name.hasPrefix("model.") ? String(t.name.dropFirst(6)) : t.name
             byName[name] = t
         }
-        let expected = stateDict()
+        let expected = stateDictLayout
         let expectedNames = Set(expected.map(\.name))
         var problems: [String] = []
         for e in expected {
@@ -77,7 +92,7 @@ extension StatefulModel {
                 problems.append("tensor \(e.name) has shape \(t.shape), expected \(e.shape)")
                 break
             }
-            let counter = e.name.hasSuffix(".num_batches_tracked")
+            let counter = e.counter
             guard (counter ? ["I64", "I32"] : ["F32", "F64", "F16", "BF16"]).contains(t.dtype) else {
                 problems.append("tensor \(e.name) has dtype \(t.dtype), expected \(counter ? "I64" : "F32")")
                 break

@@ -49,14 +49,23 @@ public final class Parameter {
     public let name: String
     public let shape: [Int]
     public var value: [Float]
-    public var grad: [Float]
+    /// The accumulated gradient, zero until something writes it: its storage is allocated on the first write, so
+    /// a network used only for inference never holds one (a UNet3D f=32: 129 MB less).
+    public var grad: [Float] {
+        get { storedGrad.count == value.count ? storedGrad : [Float](repeating: 0, count: value.count) }
+        set { storedGrad = newValue }
+        _modify {
+            if storedGrad.count != value.count { storedGrad = [Float](repeating: 0, count: value.count) }
+            yield &storedGrad
+        }
+    }
+    private var storedGrad: [Float] = []
 
     public init(name: String, shape: [Int], value: [Float]) {
         precondition(shape.reduce(1, *) == value.count)
         self.name = name
         self.shape = shape
         self.value = value
-        self.grad = [Float](repeating: 0, count: value.count)
     }
 
     public var count: Int { value.count }
@@ -136,7 +145,19 @@ let largeTensorAllocatorConfigured: Bool = {
     return true
 }()
 
+/// Hands the heap's free pages back to the system (glibc's malloc_trim), once, after a model is loaded for
+/// inference: the checkpoint's bytes and the replaced initial weights were freed into a heap that is otherwise
+/// never trimmed, and the first forward pass would stack its activations on top of them (peak RSS).
+public func releaseFreeHeapMemory() {
+    #if os(Linux)
+    _ = glibcMallocTrim(0)
+    #endif
+}
+
 #if os(Linux)
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+
 @_silgen_name("mallopt")
 private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif

@@ -56,32 +56,44 @@ public enum PaddingMode: String, Sendable, CaseIterable {
 /// background can be 1). Used for crops, padding and sliding-window patches alike.
 public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3D, start: Shape3D, size: Shape3D,
                           mode: PaddingMode, fill: [T]) -> [T] {
+    [T](unsafeUninitializedCapacity: channels * size.count) { buffer, initialised in
+        extractBox(input, channels: channels, shape: shape, start: start, size: size, mode: mode, fill: fill, into: buffer)
+        initialised = channels * size.count
+    }
+}
+
+/// As `extractBox`, writing the `channels * size.count` values into the start of `out` (no allocation: the
+/// sliding window cuts each batch of patches into one reused buffer).
+public func extractBox<T>(_ input: [T], channels: Int, shape: Shape3D, start: Shape3D, size: Shape3D,
+                          mode: PaddingMode, fill: [T], into out: UnsafeMutableBufferPointer<T>) {
     precondition(input.count == channels * shape.count, "input has \(input.count) values, expected \(channels) x \(shape)")
-    precondition(fill.count == channels)
-    var out = [T]()
-    out.reserveCapacity(channels * size.count)
+    precondition(fill.count == channels && out.count >= channels * size.count)
+    guard var o = out.baseAddress else { return }
     let sx = (0..<size.x).map { mode.sourceIndex(start.x + $0, shape.x) }
     let fullyInsideX = start.x >= 0 && start.x + size.x <= shape.x
-    for c in 0..<channels {
-        let base = c * shape.count
-        for z in 0..<size.z {
-            let zs = mode.sourceIndex(start.z + z, shape.z)
-            for y in 0..<size.y {
-                let ys = mode.sourceIndex(start.y + y, shape.y)
-                guard let zs, let ys else {
-                    out.append(contentsOf: repeatElement(fill[c], count: size.x))
-                    continue
-                }
-                let row = base + (zs * shape.y + ys) * shape.x
-                if fullyInsideX {
-                    out.append(contentsOf: input[(row + start.x)..<(row + start.x + size.x)])
-                } else {
-                    for xs in sx { out.append(xs.map { input[row + $0] } ?? fill[c]) }
+    input.withUnsafeBufferPointer { source in
+        guard let src = source.baseAddress else { return }
+        for c in 0..<channels {
+            let base = c * shape.count
+            for z in 0..<size.z {
+                let zs = mode.sourceIndex(start.z + z, shape.z)
+                for y in 0..<size.y {
+                    let ys = mode.sourceIndex(start.y + y, shape.y)
+                    defer { o += size.x }
+                    guard let zs, let ys else {
+                        o.initialize(repeating: fill[c], count: size.x)
+                        continue
+                    }
+                    let row = src + base + (zs * shape.y + ys) * shape.x
+                    if fullyInsideX {
+                        o.initialize(from: row + start.x, count: size.x)
+                    } else {
+                        for (x, xs) in sx.enumerated() { (o + x).initialize(to: xs.map { row[$0] } ?? fill[c]) }
+                    }
                 }
             }
         }
     }
-    return out
 }
 
 /// Pads each axis up to `target` (never crops), `ceil(diff/2)` before and the rest after, as InnerEye's

@@ -10,9 +10,12 @@ public struct InferenceSettings {
     public var stride: Shape3D?
     public var batchSize: Int = 8
     public var paddingMode: PaddingMode = .edge
-    /// Average (default), Gaussian or InnerEye's (config `inference_tiling`; `--gaussian` forces Gaussian). Set
-    /// `.innerEye` to reproduce InnerEye's segmentation of an InnerEye-trained model exactly.
+    /// Average (default), Gaussian, InnerEye's or MONAI's (config `inference_tiling`; `--gaussian` forces Gaussian,
+    /// or MONAIGaussian for a MONAI tiling). Set `.innerEye` to reproduce InnerEye's segmentation of an
+    /// InnerEye-trained model exactly, `.monai`/`.monaiGaussian` for MONAI's sliding_window_inference.
     public var tiling: InferenceTiling = .average
+    /// MONAI's `overlap` (config `inference_overlap`), for the MONAI tilings only.
+    public var overlap = 0.25
     public var testTimeMirroring = false
     public var smoothingMM: (z: Double, y: Double, x: Double)?
     /// Class indices (1-based structures) that keep only their largest connected component.
@@ -34,7 +37,8 @@ public struct InferenceSettings {
         guard let configured = InferenceTiling(rawValue: config.inferenceTiling) else {
             throw IEError.usage("\(config.name): inference_tiling \(config.inferenceTiling), expected one of \(InferenceTiling.allCases.map(\.rawValue).joined(separator: ", "))", file: config.file)
         }
-        tiling = gaussian ? .gaussian : configured
+        tiling = !gaussian ? configured : (configured == .monai || configured == .monaiGaussian) ? .monaiGaussian : .gaussian
+        overlap = config.inferenceOverlap
         testTimeMirroring = tta
         if let s = config.posteriorSmoothingMM, !s.isEmpty {
             smoothingMM = s.count == 3 ? (s[0], s[1], s[2]) : (s[0], s[0], s[0])
@@ -90,9 +94,16 @@ public final class Segmenter {
 
     /// Softmax posteriors [K, Z, Y, X] of one model over the whole normalised image [C, Z, Y, X].
     func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3D) throws -> [Float] {
+        let weighting: SlidingWindow.Weighting
+        switch settings.tiling {
+        case .gaussian: weighting = .gaussian
+        case .monaiGaussian: weighting = .monaiGaussian(sigmaScale: 0.125)
+        case .average, .innerEye, .monai: weighting = .uniform
+        }
+        let monai = settings.tiling == .monai || settings.tiling == .monaiGaussian
         let window = try SlidingWindow(patch: settings.patch, stride: settings.stride, classCount: classCount,
-                                   batchSize: settings.batchSize, paddingMode: settings.paddingMode,
-                                   weighting: settings.tiling == .gaussian ? .gaussian : .uniform,
+                                   batchSize: settings.batchSize, paddingMode: settings.paddingMode, weighting: weighting,
+                                   placement: monai ? .monai(overlap: settings.overlap) : .padded,
                                    mirrorings: settings.testTimeMirroring ? SlidingWindow.allMirrorings : [[]],
                                    multiple: model.sizeMultiple)
         let predict: SlidingWindow.Predictor = { batch, count, patch in
@@ -108,19 +119,22 @@ public final class Segmenter {
     /// Averaged posteriors, post-processed, and labels (SPEC §5, §6).
     public func segment(image: [Float], channels: Int, shape: Shape3D, mask: [UInt8]?,
                         spacing: (z: Double, y: Double, x: Double)) throws -> (posteriors: [Float], labels: [UInt8]) {
-        var mean = [Float](repeating: 0, count: classCount * shape.count)
+        var mean = [Float]()
         var votes: [[UInt8]] = []
         for model in models {
             let p = try posteriors(model: model, image: image, channels: channels, shape: shape)
-            for i in 0..<mean.count { mean[i] += p[i] }
+            // One model: its posteriors are the mean (no copy, no extra K floats per voxel).
+            if mean.isEmpty { mean = p } else { for i in 0..<mean.count { mean[i] += p[i] } }
             if settings.majorityVote {
                 var masked = p
                 if let mask { PostProcessing.applyMask(&masked, classCount: classCount, mask: mask) }
                 votes.append(PostProcessing.argmax(masked, classCount: classCount))
             }
         }
-        let scale = 1 / Float(models.count)
-        for i in 0..<mean.count { mean[i] *= scale }
+        if models.count > 1 {
+            let scale = 1 / Float(models.count)
+            for i in 0..<mean.count { mean[i] *= scale }
+        }
         var voted: [UInt8]?
         if settings.majorityVote && models.count > 1 {
             var labels = [UInt8](repeating: 0, count: shape.count)
@@ -147,9 +161,13 @@ public enum ModelLoading {
     /// `options` default to the environment's (SPEC 12); the tools pass theirs.
     public static func load(checkpointPath: String, architecture: UNet3DArchitecture? = nil,
                             options: EngineOptions = .fromEnvironment()) throws -> UNet3D {
-        let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
-        let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture, options: options)
-        try checkpoint.restore(model: model, source: checkpointPath)
+        let model = try {
+            let checkpoint = try RunPipeline.readCheckpoint(checkpointPath)
+            let model = try checkpoint.makeModel(source: checkpointPath, configured: architecture, options: options)
+            try checkpoint.restore(model: model, source: checkpointPath)
+            return model
+        }()
+        releaseFreeHeapMemory()   // the file's bytes and the initial weights are gone: their pages go back
         return model
     }
 }

@@ -6,7 +6,8 @@
 // batch of patches, whatever the overlap.
 // `runInnerEye` instead reproduces InnerEye's tiling (pipelines/inference.py with torchio 0.18.74's
 // EnsureShapeMultiple, GridSampler and GridAggregator in "crop" mode), so that an InnerEye model gives InnerEye's
-// segmentation exactly.
+// segmentation exactly. `placement: .monai` with `weighting: .uniform` or `.monaiGaussian` gives MONAI's
+// sliding_window_inference instead (MONAITiling.swift): its padding, windows and importance map, the same stitching.
 import Foundation
 import IECore
 
@@ -18,10 +19,19 @@ public enum InferenceTiling: String, Sendable, CaseIterable {
     case gaussian = "Gaussian"
     /// InnerEye's: zero-pad to the size multiple, shrink the patch to a small image, stitch patch centres.
     case innerEye = "InnerEye"
+    /// MONAI's sliding_window_inference, mode "constant" (`inference_overlap`; MONAITiling.swift).
+    case monai = "MONAI"
+    /// MONAI's sliding_window_inference, mode "gaussian" (sigma_scale 0.125).
+    case monaiGaussian = "MONAIGaussian"
 }
 
 public struct SlidingWindow: Sendable {
-    public enum Weighting: Sendable { case uniform, gaussian }
+    /// Per-voxel weights of a patch: all 1; ours Gaussian (sigma = patch/8, peak 1, at least 1e-6); MONAI's
+    /// importance map (`monaiImportanceMap`).
+    public enum Weighting: Sendable, Equatable { case uniform, gaussian, monaiGaussian(sigmaScale: Double) }
+    /// Where the patches go: ours (padding to `multiple` and one patch, `stride`) or MONAI's (padding only to
+    /// the patch, scan interval from `overlap`; `monaiGeometry`).
+    public enum Placement: Sendable, Equatable { case padded, monai(overlap: Double) }
 
     /// Network call: `batch` holds `count` patches [count, C, pz, py, px]; the result must be the softmax
     /// posteriors [count, K, pz, py, px].
@@ -33,6 +43,7 @@ public struct SlidingWindow: Sendable {
     public var batchSize: Int
     public var paddingMode: PaddingMode
     public var weighting: Weighting
+    public var placement: Placement
     /// Test-time augmentation: average over these mirrorings (each a set of flipped axes, 0 = Z, 1 = Y,
     /// 2 = X); `[[]]` = no mirroring. `allMirrorings` gives the 8 of nnU-Net.
     public var mirrorings: [[Int]]
@@ -42,8 +53,8 @@ public struct SlidingWindow: Sendable {
     public static let allMirrorings: [[Int]] = [[], [2], [1], [1, 2], [0], [0, 2], [0, 1], [0, 1, 2]]
 
     public init(patch: Shape3D, stride: Shape3D? = nil, classCount: Int, batchSize: Int = 8,
-                paddingMode: PaddingMode = .edge, weighting: Weighting = .uniform, mirrorings: [[Int]] = [[]],
-                multiple: Int = 16) throws {
+                paddingMode: PaddingMode = .edge, weighting: Weighting = .uniform, placement: Placement = .padded,
+                mirrorings: [[Int]] = [[]], multiple: Int = 16) throws {
         let stride = stride ?? patch
         for a in 0..<3 {
             guard patch[a] > 0 else { throw IEError.usage("test_crop_size \(patch) is invalid, expected positive sizes") }
@@ -52,12 +63,19 @@ public struct SlidingWindow: Sendable {
             }
         }
         guard classCount > 1 else { throw IEError.usage("\(classCount) classes, expected background and at least one structure") }
+        if case .monai(let overlap) = placement, !(overlap >= 0 && overlap < 1) {
+            throw IEError.usage("inference_overlap \(overlap) is invalid, expected 0 <= overlap < 1 (MONAI's rule)")
+        }
+        if case .monaiGaussian(let scale) = weighting, !(scale > 0) {
+            throw IEError.usage("sigma_scale \(scale) is invalid, expected a positive value")
+        }
         guard batchSize > 0 else { throw IEError.usage("inference_batch_size \(batchSize) is invalid, expected >= 1") }
         guard !mirrorings.isEmpty, mirrorings.allSatisfy({ $0.allSatisfy { (0..<3).contains($0) } }) else {
             throw IEError.usage("mirrorings \(mirrorings) are invalid, expected lists of axes 0, 1, 2")
         }
         self.patch = patch; self.stride = stride; self.classCount = classCount; self.batchSize = batchSize
-        self.paddingMode = paddingMode; self.weighting = weighting; self.mirrorings = mirrorings; self.multiple = multiple
+        self.paddingMode = paddingMode; self.weighting = weighting; self.placement = placement
+        self.mirrorings = mirrorings; self.multiple = multiple
     }
 
     /// The padded shape: each axis rounded up to `multiple` and at least one patch.
@@ -78,8 +96,9 @@ public struct SlidingWindow: Sendable {
         return starts
     }
 
-    /// Per-voxel weights of one patch (all 1, or the Gaussian normalised to a maximum of 1).
-    public func patchWeights() -> [Float] {
+    /// Per-voxel weights of one patch (`weighting`): all 1, ours Gaussian normalised to a maximum of 1, or MONAI's.
+    public func weights() -> [Float] {
+        if case .monaiGaussian(let scale) = weighting { return SlidingWindow.monaiImportanceMap(patch: patch, sigmaScale: scale) }
         guard weighting == .gaussian else { return [Float](repeating: 1, count: patch.count) }
         func axisWeights(_ n: Int) -> [Double] {
             let sigma = Double(n) / 8, centre = Double(n / 2)
@@ -96,50 +115,75 @@ public struct SlidingWindow: Sendable {
         return weights
     }
 
-    /// Runs the whole image [C, Z, Y, X] and returns posteriors [K, Z, Y, X] of the original shape.
+    /// Patch origins of the padded space (z outer, x inner), the padded shape and where the original voxel
+    /// (0, 0, 0) lies in it: ours (`paddedShape`, ceil(diff/2) before, `stride`) or MONAI's (`monaiGeometry`).
+    public func geometry(for shape: Shape3D) -> (padded: Shape3D, offset: Shape3D, origins: [Shape3D]) {
+        let padded: Shape3D, offset: Shape3D, step: Shape3D
+        if case .monai(let overlap) = placement {
+            (padded, offset, step) = SlidingWindow.monaiGeometry(shape: shape, patch: patch, overlap: overlap)
+        } else {
+            padded = paddedShape(shape)
+            offset = Shape3D((padded.z - shape.z + 1) / 2, (padded.y - shape.y + 1) / 2, (padded.x - shape.x + 1) / 2)
+            step = stride
+        }
+        var origins = [Shape3D]()
+        for z in SlidingWindow.starts(length: padded.z, patch: patch.z, stride: step.z) {
+            for y in SlidingWindow.starts(length: padded.y, patch: patch.y, stride: step.y) {
+                for x in SlidingWindow.starts(length: padded.x, patch: patch.x, stride: step.x) {
+                    origins.append(Shape3D(z, y, x))
+                }
+            }
+        }
+        return (padded, offset, origins)
+    }
+
+    /// Runs the whole image [C, Z, Y, X] and returns posteriors [K, Z, Y, X] of the original shape: each batch of
+    /// patches is cut into one reused buffer, goes through `predict`, and is added (times `weights()`) straight into
+    /// the K posterior sums and the weight sum of the original voxels; at the end each sum is divided by the weight sum.
     public func run(image: [Float], channels: Int, shape: Shape3D, progress: ((Int, Int) -> Void)? = nil,
                     predict: Predictor) throws -> [Float] {
         guard channels > 0, image.count == channels * shape.count else {
             throw IEError.badInput("image has \(image.count) voxels, expected \(channels) x \(shape)")
         }
-        let padded = paddedShape(shape)
-        let offset = Shape3D((padded.z - shape.z + 1) / 2, (padded.y - shape.y + 1) / 2, (padded.x - shape.x + 1) / 2)
-        var origins = [Shape3D]()
-        for z in SlidingWindow.starts(length: padded.z, patch: patch.z, stride: stride.z) {
-            for y in SlidingWindow.starts(length: padded.y, patch: patch.y, stride: stride.y) {
-                for x in SlidingWindow.starts(length: padded.x, patch: patch.x, stride: stride.x) {
-                    origins.append(Shape3D(z, y, x))
-                }
-            }
-        }
+        let (_, offset, origins) = geometry(for: shape)
         let n = shape.count, p = patch.count, k = classCount
         var sums = [Float](repeating: 0, count: k * n)
         var weightSums = [Float](repeating: 0, count: n)
-        let weights = patchWeights()
+        let weights = self.weights()
         let zeroFill = [Float](repeating: 0, count: channels)
+        var batch = [Float](repeating: 0, count: min(batchSize, origins.count) * channels * p)
 
         var done = 0
         for batchStart in Swift.stride(from: 0, to: origins.count, by: batchSize) {
-            let batchOrigins = origins[batchStart..<min(batchStart + batchSize, origins.count)]
+            let count = min(batchSize, origins.count - batchStart)
             // Patch origins in original-image coordinates (negative = in the padding).
-            let imageStarts = batchOrigins.map { Shape3D($0.z - offset.z, $0.y - offset.y, $0.x - offset.x) }
-            var batch = [Float]()
-            batch.reserveCapacity(batchOrigins.count * channels * p)
-            for s in imageStarts {
-                batch.append(contentsOf: extractBox(image, channels: channels, shape: shape, start: s, size: patch,
-                                                    mode: paddingMode, fill: zeroFill))
+            let imageStarts = origins[batchStart..<(batchStart + count)].map {
+                Shape3D($0.z - offset.z, $0.y - offset.y, $0.x - offset.x)
             }
-            let posteriors = try predictMirrored(batch, count: batchOrigins.count, channels: channels, predict: predict)
+            if batch.count != count * channels * p { batch = [Float](repeating: 0, count: count * channels * p) }
+            batch.withUnsafeMutableBufferPointer { buffer in
+                for (b, s) in imageStarts.enumerated() {
+                    extractBox(image, channels: channels, shape: shape, start: s, size: patch, mode: paddingMode,
+                               fill: zeroFill, into: UnsafeMutableBufferPointer(rebasing: buffer[(b * channels * p)...]))
+                }
+            }
+            let posteriors = try predictMirrored(batch, count: count, channels: channels, predict: predict)
             for (b, s) in imageStarts.enumerated() {
                 accumulate(posteriors, patchOffset: b * k * p, start: s, shape: shape, weights: weights,
                            sums: &sums, weightSums: &weightSums)
             }
-            done += batchOrigins.count
+            done += count
             progress?(done, origins.count)
         }
-        for i in 0..<n {
-            let w = weightSums[i]
-            for c in 0..<k { sums[c * n + i] /= w }
+        // MONAI's output / count_map: a division (not a reciprocal multiplication), so both round alike.
+        sums.withUnsafeMutableBufferPointer { out in
+            weightSums.withUnsafeBufferPointer { w in
+                guard let base = out.baseAddress else { return }
+                for c in 0..<k {
+                    let plane = base + c * n
+                    for i in 0..<n { plane[i] /= w[i] }
+                }
+            }
         }
         return sums
     }
@@ -274,7 +318,8 @@ public struct SlidingWindow: Sendable {
         return out
     }
 
-    /// Adds one patch's weighted posteriors to the voxels it covers inside the original image.
+    /// Adds one patch's weighted posteriors to the voxels it covers inside the original image (row by row,
+    /// contiguous in x, so the inner loops vectorise).
     func accumulate(_ posteriors: [Float], patchOffset: Int, start: Shape3D, shape: Shape3D, weights: [Float],
                     sums: inout [Float], weightSums: inout [Float]) {
         let n = shape.count, p = patch.count
@@ -282,15 +327,27 @@ public struct SlidingWindow: Sendable {
         let y0 = max(0, -start.y), y1 = min(patch.y, shape.y - start.y)
         let x0 = max(0, -start.x), x1 = min(patch.x, shape.x - start.x)
         guard z0 < z1, y0 < y1, x0 < x1 else { return }
-        for z in z0..<z1 {
-            for y in y0..<y1 {
-                let patchRow = (z * patch.y + y) * patch.x
-                let imageRow = ((start.z + z) * shape.y + (start.y + y)) * shape.x + start.x
-                for x in x0..<x1 {
-                    let w = weights[patchRow + x]
-                    weightSums[imageRow + x] += w
-                    for c in 0..<classCount {
-                        sums[c * n + imageRow + x] += w * posteriors[patchOffset + c * p + patchRow + x]
+        precondition(posteriors.count >= patchOffset + classCount * p && weights.count == p
+                     && sums.count == classCount * n && weightSums.count == n)
+        let width = x1 - x0
+        posteriors.withUnsafeBufferPointer { post in
+            weights.withUnsafeBufferPointer { w in
+                sums.withUnsafeMutableBufferPointer { out in
+                    weightSums.withUnsafeMutableBufferPointer { total in
+                        for z in z0..<z1 {
+                            for y in y0..<y1 {
+                                let patchRow = (z * patch.y + y) * patch.x + x0
+                                let imageRow = ((start.z + z) * shape.y + (start.y + y)) * shape.x + start.x + x0
+                                let wRow = w.baseAddress! + patchRow
+                                let totalRow = total.baseAddress! + imageRow
+                                for x in 0..<width { totalRow[x] += wRow[x] }
+                                for c in 0..<classCount {
+                                    let src = post.baseAddress! + patchOffset + c * p + patchRow
+                                    let dst = out.baseAddress! + c * n + imageRow
+                                    for x in 0..<width { dst[x] += src[x] * wRow[x] }
+                                }
+                            }
+                        }
                     }
                 }
             }

@@ -16,8 +16,9 @@ public enum SubjectOutputs {
     /// Writes the files into `directory` (created if needed), each atomically.
     /// - posteriors: [K, Z, Y, X] after post-processing; labels: [Z, Y, X] class indices;
     ///   classNames: K names, background first (InnerEye calls it "background").
+    /// `threads`: files written at once (default: the engine's thread count, SPEC §12).
     public static func write<T>(directory: String, posteriors: [Float], labels: [UInt8], classNames: [String],
-                                reference: Volume<T>) throws {
+                                reference: Volume<T>, threads: Int = defaultThreads()) throws {
         let k = classNames.count, n = reference.count
         guard k >= 2 else { throw IEError.usage("\(k) class names, expected background and at least one structure") }
         guard Set(classNames).count == k, classNames.allSatisfy({ SafeName.problem($0) == nil }) else {
@@ -29,16 +30,43 @@ public enum SubjectOutputs {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
-        try NIfTI.write(reference.with(data: labels), to: path("segmentation.nii.gz"), datatype: .uint8)
+        // The 2K + 2 files are independent: each one's voxels are made and deflated on its own thread (up to
+        // `threads` at once), so gzip is not a serial tail after inference. The files are the same either way.
+        var jobs: [(name: String, voxels: () -> [UInt8])] = [("segmentation.nii.gz", { labels })]
         for (c, name) in classNames.enumerated() {
-            let posterior = PostProcessing.toUInt8(posteriors[(c * n)..<((c + 1) * n)])
-            try NIfTI.write(reference.with(data: posterior), to: path("posterior_\(name).nii.gz"), datatype: .uint8)
+            jobs.append(("posterior_\(name).nii.gz", { PostProcessing.toUInt8(posteriors[(c * n)..<((c + 1) * n)]) }))
         }
         for (c, name) in classNames.enumerated() {
-            let binary = labels.map { $0 == UInt8(c) ? UInt8(1) : 0 }
-            try NIfTI.write(reference.with(data: binary), to: path("\(name).nii.gz"), datatype: .uint8)
+            jobs.append(("\(name).nii.gz", { labels.map { $0 == UInt8(c) ? UInt8(1) : 0 } }))
         }
-        let entropy = PostProcessing.normalisedEntropy(posteriors, classCount: k)
-        try NIfTI.write(reference.with(data: PostProcessing.toUInt8(entropy[...])), to: path("uncertainty.nii.gz"), datatype: .uint8)
+        jobs.append(("uncertainty.nii.gz", {
+            PostProcessing.toUInt8(PostProcessing.normalisedEntropy(posteriors, classCount: k)[...])
+        }))
+        let failures = FirstError()
+        let run = { (j: Int) in
+            do { try NIfTI.write(reference.with(data: jobs[j].voxels()), to: path(jobs[j].name), datatype: .uint8) }
+            catch { failures.record(error) }
+        }
+        let workers = max(1, min(threads, jobs.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for j in Swift.stride(from: w, to: jobs.count, by: workers) { run(j) }
+        }
+        if let error = failures.first { throw error }
     }
+}
+
+extension SubjectOutputs {
+    /// --threads / OMP_NUM_THREADS, else every core (as the engine).
+    public static func defaultThreads() -> Int {
+        Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "").flatMap { $0 > 0 ? $0 : nil }
+            ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
+/// The first error recorded from several threads.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    var first: Error? { lock.lock(); defer { lock.unlock() }; return stored }
+    func record(_ error: Error) { lock.lock(); if stored == nil { stored = error }; lock.unlock() }
 }

@@ -87,7 +87,7 @@ final class SlidingWindowTests: XCTestCase {
     }
 
     func testGaussianWeightsPeakAtTheCentreAndAreSymmetric() throws {
-        let w = try SlidingWindow(patch: Shape3D(16, 16, 16), classCount: 2, weighting: .gaussian).patchWeights()
+        let w = try SlidingWindow(patch: Shape3D(16, 16, 16), classCount: 2, weighting: .gaussian).weights()
         let s = Shape3D(16, 16, 16)
         XCTAssertEqual(w[s.index(8, 8, 8)], 1)
         XCTAssertEqual(w.max(), 1)

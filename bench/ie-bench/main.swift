@@ -60,6 +60,10 @@ if arguments.contains("--aal-metrics") {
     runAALMetricsBenchmark(arguments: arguments)
     exit(0)
 }
+// Sliding-window inference (InferenceBench.swift): --inference (that section only), --inference-run/-export (children).
+if ["--inference", "--inference-run", "--inference-export"].contains(where: arguments.contains) {
+    exit(runInferenceBenchmark(arguments: arguments))
+}
 func option(_ name: String) -> String? {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
     return arguments[i + 1]
@@ -185,4 +189,5 @@ if !arguments.contains("--skip-metrics") {
                  + "(Dice %.3f, HD %.3f mm, MSD %.3f mm)", plain.seconds, extra.seconds, plain.metrics.dice,
                  plain.metrics.hausdorffDistanceMM, plain.metrics.meanDistanceMM))
 }
+if !arguments.contains("--skip-inference") { _ = runInferenceBenchmark(arguments: arguments) }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
