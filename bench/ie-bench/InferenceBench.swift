@@ -156,30 +156,15 @@ enum InferenceBench {
             print(String(format: "  ie-infer's 6 output files (NIfTI, gzip level 1) of this volume, %d thread(s): %.2f s",
                          threads, now() - start))
         }
-        printBench(["figure": "sliding_window_\(mode)", "impl": "ie", "threads": threads, "precision": "fp32",
-                    "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakResidentMiB(), "shape": setup.shape.array, "patch": setup.patch,
+        benchLine(figure: "sliding_window_\(mode)", threads: threads, [
+                    "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
                     "overlap": setup.overlap, "sw_batch_size": setup.batch,
                     "windows": window.geometry(for: setup.shape).origins.count])
-    }
-
-    /// This process's peak resident set (VmHWM). Not getrusage's ru_maxrss: a child started by posix_spawn (vfork)
-    /// inherits its parent's high-water mark at exec, so every child would report at least the parent's RSS.
-    static func peakResidentMiB() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return peakRSSMiB() }
-        return kib / 1024
     }
 
     static func debugMemory(_ label: String) {
         guard ProcessInfo.processInfo.environment["IE_BENCH_DEBUG"] != nil,
               let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return }
         print("DEBUG", label, status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }.joined(separator: " "))
-    }
-
-    static func printBench(_ line: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) else { return }
-        print("BENCH " + String(decoding: data, as: UTF8.self))
-        fflush(stdout)
     }
 }

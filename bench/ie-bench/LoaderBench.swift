@@ -96,10 +96,10 @@ func runLoaderBenchmark(arguments: [String], threadCounts: [Int], repeats: Int) 
                     print(String(format: "  %@, %d thread(s), prefetch %@: %d steps, %.4f s per step, data wait %.4f s per step "
                                  + "(%.0f%% of the step), %.2f s for %d epochs", name, threads, prefetch ? "on " : "off", m.steps,
                                  m.stepSeconds, m.waitSeconds, 100 * m.waitSeconds / m.stepSeconds, m.trainSeconds, epochs))
-                    print("BENCH {\"figure\": \"training_data_wait\", \"impl\": \"ie\", \"model\": \"\(name)\", \"threads\": \(threads), "
-                          + "\"precision\": \"fp32\", \"prefetch\": \(prefetch), "
-                          + String(format: "\"seconds\": %.6f, \"step_seconds\": %.6f, \"train_seconds\": %.3f, \"steps\": %d, \"epochs\": %d, \"peak_rss_mib\": %.0f}",
-                                   m.waitSeconds, m.stepSeconds, m.trainSeconds, m.steps, epochs, peakRSSMiB()))
+                    benchLine(figure: "training_data_wait", threads: threads,
+                              ["model": name, "prefetch": prefetch, "seconds": m.waitSeconds, "step_seconds": m.stepSeconds,
+                               "train_seconds": m.trainSeconds, "steps": m.steps, "epochs": epochs,
+                               "peak_rss_mib": peakRSSMiB()])
                 }
             }
         }

@@ -54,17 +54,14 @@ func runAALMetricsBenchmark(arguments: [String]) {
                     values[label] = [row.metrics.dice, row.metrics.hausdorffDistanceMM, row.metrics.meanDistanceMM]
                 }
             }
-            var record = String(format: "{\"figure\": \"aal_metrics_116\", \"impl\": \"ie\", \"threads\": %d, "
-                                + "\"precision\": \"fp32\", \"seconds\": %.4f, \"cpu_seconds\": %.4f, \"peak_rss_mib\": %.1f, "
-                                + "\"regions\": %d, \"read_seconds_1thread\": %.4f", threads, fastest, fastestCPU, peakRSSMiB(),
-                                labels.count, readSeconds)
+            var record: [String: Any] = ["seconds": fastest, "cpu_seconds": fastestCPU, "peak_rss_mib": peakRSSMiB(),
+                                         "regions": labels.count, "read_seconds_1thread": readSeconds]
             if let reference {
                 let worst = maxAbsDifferences(values, parseValues(reference))
-                record += ", " + zip(["dice", "hd", "msd"], worst).map { "\"max_abs_diff_\($0)\": \(jsonNumber($1))" }
-                    .joined(separator: ", ")
+                for (name, value) in zip(["dice", "hd", "msd"], worst) { record["max_abs_diff_" + name] = value }
             }
             print(String(format: "ie-metrics labels, %d AAL regions, %d thread(s): %.3f s", labels.count, threads, fastest))
-            print("BENCH " + record + "}")
+            benchLine(figure: "aal_metrics_116", threads: threads, record)
         }
         let table = values.keys.sorted().map { label in
             "\(label)\t" + values[label, default: []].map { "\($0)" }.joined(separator: "\t")
@@ -122,4 +119,3 @@ private func maxAbsDifferences(_ ours: [Int: [Double]], _ theirs: [Int: [Double]
     return worst
 }
 
-private func jsonNumber(_ value: Double) -> String { value.isFinite ? String(format: "%.3g", value) : "null" }

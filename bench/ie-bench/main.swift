@@ -28,12 +28,6 @@ func cpuSeconds() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-func peakRSSMiB() -> Double {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
-}
-
 /// Best of `repeats` timings (the least disturbed by other processes on a shared machine). Returns wall seconds;
 /// the best CPU seconds of the same runs go to `lastBestCPU` (on a loaded machine CPU time is the steadier
 /// measure of our own work; with 1 thread it equals wall time on an idle machine).
