@@ -182,6 +182,10 @@ final class GEMMConv: ConvAlgorithm {
     /// Slabs overlap in the target, so they run in order (the GEMMs and col2im use the threads inside).
     func adjointForward(_ g: ConvGeometry, batch: Int, source: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                         target: UnsafeMutablePointer<Float>) {
+        if options.subPixelAdjoint, let subPixel = SubPixelAdjoint(g) {
+            subPixel.run(batch: batch, source: source, weight: weight, target: target, options: options, scratch: scratch)
+            return
+        }
         scratch.reserve(workers: 1)
         target.update(repeating: 0, count: batch * g.inChannels * g.inSpatial)
         for slab in g.slabs(batch: batch, options) {
