@@ -116,7 +116,16 @@ final class DNNLConv: ConvAlgorithm {
     /// 3D backward-weights kernel: measured (1 thread, batch 2, 32->32 at 64^3) its gemm:jit weight gradient ran at
     /// 25.6 GFLOP/s, IENet's im2col + OpenBLAS path at about 60. Where oneDNN has direct kernels for every
     /// direction (AVX-512 CPUs) nothing changes.
-    private lazy var gemmPath = GEMMConv(options, preferred: [])
+    private lazy var gemmPath: GEMMConv = {
+        let path = GEMMConv(options, preferred: [])
+        path.transposedWeightGEMM = { m, n, k, a, lda, b, ldb, c, ldc, threads in
+            omp_set_num_threads(Int32(threads))
+            let status = dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "T")), Int64(m), Int64(n), Int64(k), 1,
+                                    a, Int64(lda), b, Int64(ldb), 1, c, Int64(ldc))
+            precondition(status == dnnl_success, "oneDNN sgemm failed (status \(status.rawValue))")
+        }
+        return path
+    }()
 
     /// Whether `plan` is one of oneDNN's gemm-based or reference implementations that the GEMM path replaces.
     private func replacedByGEMMPath(_ plan: Plan) -> Bool {
