@@ -301,6 +301,16 @@ final class GradientPartials {
             for i in 0..<count { target[i] += p[i] }
         }
     }
+    /// target[c * rows + r] += the sum over workers (in order) of partial[r * columns + c] (columns = count / rows).
+    func addTransposedInto(_ target: UnsafeMutablePointer<Float>, rows: Int) {
+        let columns = count / rows
+        for w in 1..<max(1, workers) {
+            let p = partial(w), first = partial(0)
+            for i in 0..<count { first[i] += p[i] }
+        }
+        let p = partial(0)
+        for r in 0..<rows { for c in 0..<columns { target[c * rows + r] += p[r * columns + c] } }
+    }
 }
 
 /// Sets OpenBLAS's thread count (process state, set only here) when it differs from what a call needs.

@@ -41,6 +41,9 @@ public struct EngineOptions: Sendable, Equatable {
     public var columnCeilingFloats = 1 << 24
     /// Large stride-1 "same" convolutions skip im2col (IENET_IMPLICIT_GEMM=0 turns that off).
     public var implicitGEMM = true
+    /// Strided convolutions' input gradient and transposed convolutions' forward split by output residue
+    /// (SubPixelAdjoint) instead of GEMM + col2im (IENET_SUB_PIXEL=0 turns that off; last bits differ).
+    public var subPixelAdjoint = true
     /// The direct kernel's backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0: off, same bits).
     public var directPrefetch = true
     /// Direct forward outputs above this many floats use non-temporal stores (IENET_DIRECT_STREAM_FLOATS).
@@ -102,6 +105,7 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_SLAB_FLOATS", minimum: 1) { options.slabFloats = n }
         if let n = integer("IENET_COLUMNS_PER_CHANNEL", minimum: 0) { options.columnsPerOutputChannel = n }
         if environment["IENET_IMPLICIT_GEMM"] == "0" { options.implicitGEMM = false }
+        if environment["IENET_SUB_PIXEL"] == "0" { options.subPixelAdjoint = false }
         if environment["IENET_DIRECT_PREFETCH"] == "0" { options.directPrefetch = false }
         if let n = integer("IENET_DIRECT_STREAM_FLOATS", minimum: 0) { options.directStreamFloats = n }
         if environment["IENET_DNNL_LAYOUT"]?.lowercased() == "plain" { options.dnnlBlockedActivations = false }

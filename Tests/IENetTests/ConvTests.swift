@@ -20,11 +20,13 @@ func referenceConv(_ x: Tensor, weight: [Float], bias: [Float]?, outChannels: In
     return y
 }
 
-/// Direct transposed convolution from its definition: every input voxel scatters weight * value.
+/// Direct transposed convolution from its definition: every input voxel scatters weight * value. `outputSize`
+/// (default (n - 1) s - 2p + k) also makes it a strided convolution's input gradient (the adjoint).
 func referenceConvTranspose(_ x: Tensor, weight: [Float], bias: [Float], outChannels co: Int, kernel k: Int,
-                            stride s: Int, padding p: Int) -> Tensor {
+                            stride s: Int, padding p: Int, outputSize: [Int]? = nil) -> Tensor {
     let n = x.shape[0], ci = x.shape[1], d = x.shape[2], h = x.shape[3], w = x.shape[4]
-    let od = (d - 1) * s - 2 * p + k, oh = (h - 1) * s - 2 * p + k, ow = (w - 1) * s - 2 * p + k
+    let sizes = outputSize ?? [d, h, w].map { ($0 - 1) * s - 2 * p + k }
+    let od = sizes[0], oh = sizes[1], ow = sizes[2]
     var acc = [Double](repeating: 0, count: n * co * od * oh * ow)
     for b in 0..<n { for c in 0..<ci { for z in 0..<d { for yy in 0..<h { for xx in 0..<w {
         let v = Double(x.data[(((b * ci + c) * d + z) * h + yy) * w + xx])
