@@ -116,7 +116,7 @@ def comparison(ours, peer):
     if "gflops" in ours and "gflops" in peer:
         text = f"{ours['gflops'] / peer['gflops']:.2f}x its rate"
     elif "seconds" in ours and "seconds" in peer:
-        text = f"{ours['seconds'] / peer['seconds']:.2f}x its time ({peer['seconds'] / ours['seconds']:.2f}x as fast)"
+        text = f"{ours['seconds'] / peer['seconds']:.3g}x its time ({peer['seconds'] / ours['seconds']:.2f}x as fast)"
     else:
         return "no common measure"
     if "peak_rss_mib" in ours and "peak_rss_mib" in peer:
