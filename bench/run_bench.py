@@ -148,7 +148,7 @@ def table(ours_records, peer_records, peak):
             else:
                 notes.append(f"{impl}: not measured")
         extra = ", ".join(f"{k} {v}" for k, v in sorted(record.items())
-                          if k.startswith("max_abs_diff") or k in ("prefetch", "mode"))
+                          if k.startswith("max_abs_diff") or k in ("prefetch", "mode", "model"))
         if extra:
             notes.append(extra)
         shown = figure + (f" [{record['backend']}]" if "backend" in record else "")
