@@ -12,7 +12,8 @@ import IENet
 /// there, for that item, after every earlier item was handed over (as in the sequential order). After an error
 /// nothing more is produced. Not thread-safe for several callers.
 final class BatchPrefetcher<Item>: @unchecked Sendable {
-    private let count: Int
+    /// How many items the prefetcher hands out.
+    let count: Int
     private let produce: (Int) throws -> Item
     private let queue: DispatchQueue?
     /// The next index `next()` hands out (caller's thread only).
@@ -78,11 +79,11 @@ final class BatchPrefetcher<Item>: @unchecked Sendable {
     }
 }
 
-/// One epoch's training batches: how many, and their producer.
-struct EpochData {
+/// One epoch's training batches (segmentation: [CropBatch] per step; scalar models: ScalarBatch) and their producer.
+struct EpochBatches<Item> {
     let epoch: Int
-    let batches: Int
-    let data: BatchPrefetcher<[CropBatch]>
+    let data: BatchPrefetcher<Item>
+    var batches: Int { data.count }
 }
 
 /// Seconds of the training steps (from asking for the batch to the optimizer step) and the part the training
@@ -105,11 +106,4 @@ struct ScalarBatch {
     let images: Tensor
     let features: Tensor
     let labels: [Float]
-}
-
-/// One epoch's training batches of a scalar model.
-struct ScalarEpochData {
-    let epoch: Int
-    let batches: Int
-    let data: BatchPrefetcher<ScalarBatch>
 }

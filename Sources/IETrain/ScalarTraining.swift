@@ -139,7 +139,7 @@ public final class ScalarTrainer {
             return true
         }
         // The next epoch's first batch is prepared while this epoch validates and writes its checkpoint.
-        var upcoming: ScalarEpochData?
+        var upcoming: EpochBatches<ScalarBatch>?
         defer { upcoming?.data.finish() }
         for epoch in (lastCompletedEpoch + 1)...epochs {
             let started = Date()
@@ -178,7 +178,7 @@ public final class ScalarTrainer {
     /// The training batches of one epoch: the order from xoshiro256**(seed, "scalar-train-epoch-<e>"), each
     /// batch's images through the train transforms (their own per-subject generators) and stacked, prepared one
     /// ahead on a worker (BatchPrefetcher) unless IENET_DATA_PREFETCH=0.
-    func epochData(epoch: Int) -> ScalarEpochData {
+    func epochData(epoch: Int) -> EpochBatches<ScalarBatch> {
         var rng = Xoshiro256(seed: seed, stream: "scalar-train-epoch-\(epoch)")
         var order = Array(train.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
@@ -190,12 +190,12 @@ public final class ScalarTrainer {
             let batch = try ScalarInputs.batch(samples, pipeline: pipeline, seed: seed, epoch: epoch, mode: "train", imageSize: imageSize)
             return ScalarBatch(samples: samples, images: batch.images, features: batch.features, labels: batch.labels)
         }
-        return ScalarEpochData(epoch: epoch, batches: batches.count, data: data)
+        return EpochBatches(epoch: epoch, data: data)
     }
 
     /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded). `prepared` is the
     /// epoch's data when its first batch was started ahead (during the previous epoch's validation).
-    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: ScalarEpochData? = nil) throws -> ScalarPass? {
+    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: EpochBatches<ScalarBatch>? = nil) throws -> ScalarPass? {
         let epochData = prepared.flatMap { $0.epoch == epoch ? $0 : nil } ?? self.epochData(epoch: epoch)
         defer { epochData.data.finish() }
         let bar = progress ? Progress("epoch \(epoch) train", total: epochData.batches) : nil

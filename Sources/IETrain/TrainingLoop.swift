@@ -158,7 +158,7 @@ public final class Trainer {
             return true
         }
         // The next epoch's first batch is prepared while this epoch validates and writes its checkpoint.
-        var upcoming: EpochData?
+        var upcoming: EpochBatches<[CropBatch]>?
         defer { upcoming?.data.finish() }
         for epoch in (lastCompletedEpoch + 1)...setup.numEpochs {
             let started = Date()
@@ -253,7 +253,7 @@ public final class Trainer {
     /// xoshiro256**(seed, "train-epoch-<e>"), consumed batch by batch in order (shuffle, then per crop the
     /// sample and its augmentations); the batches are prepared one ahead on a worker (BatchPrefetcher) unless
     /// IENET_DATA_PREFETCH=0. Each item is the batch stacked per data-parallel shard this process trains.
-    func epochData(epoch: Int) -> EpochData {
+    func epochData(epoch: Int) -> EpochBatches<[CropBatch]> {
         var rng = Xoshiro256(seed: UInt64(truncatingIfNeeded: setup.seed), stream: "train-epoch-\(epoch)")
         var order = Array(train.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
@@ -275,12 +275,12 @@ public final class Trainer {
                 CropBatch(Array(crops[bounds[$0]..<bounds[$0 + 1]]), classCount: classCount)
             }
         }
-        return EpochData(epoch: epoch, batches: batches.count, data: data)
+        return EpochBatches(epoch: epoch, data: data)
     }
 
     /// One epoch of training; nil when a stop signal arrived (the epoch is then discarded). `prepared` is the
     /// epoch's data when its first batch was started ahead (during the previous epoch's validation).
-    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: EpochData? = nil) throws -> EpochStats? {
+    func trainEpoch(epoch: Int, lr: Double, progress: Bool, prepared: EpochBatches<[CropBatch]>? = nil) throws -> EpochStats? {
         let epochData = prepared.flatMap { $0.epoch == epoch ? $0 : nil } ?? self.epochData(epoch: epoch)
         defer { epochData.data.finish() }
         var stats = EpochStats(structures: setup.structureNames.count)
