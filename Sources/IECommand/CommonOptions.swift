@@ -26,12 +26,10 @@ public struct ThreadsOption: ParsableArguments {
     // The thread count itself (--threads, else $OMP_NUM_THREADS, else every core) is decided in one place for the
     // engine's tools: IENet.EngineOptions.fromCommandLine(threads:). Tools without the engine use `count`.
 
-    /// --threads, else a positive $OMP_NUM_THREADS, else every core: the rule of EngineOptions.fromEnvironment,
-    /// for tools that do not link the engine (ie-metrics).
+    /// --threads, else a positive $OMP_NUM_THREADS, else every core (IECore.ThreadCount, the rule
+    /// EngineOptions.fromEnvironment applies too), for tools that do not link the engine (ie-metrics).
     public func count(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
-        if let threads { return threads }
-        if let text = environment["OMP_NUM_THREADS"], let value = Int(text), value >= 1 { return value }
-        return ProcessInfo.processInfo.activeProcessorCount
+        ThreadCount.resolve(requested: threads, environment: environment)
     }
 }
 

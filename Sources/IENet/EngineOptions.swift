@@ -90,8 +90,7 @@ public struct EngineOptions: Sendable, Equatable {
             }
             return value
         }
-        let environmentThreads = integer("OMP_NUM_THREADS", minimum: 1)
-        var options = EngineOptions(threads: threads ?? environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount,
+        var options = EngineOptions(threads: ThreadCount.resolve(requested: threads, environment: environment),
                                     convBackend: chosen(byEnvironment: environment["IENET_CONV_BACKEND"],
                                                         dnnlBuilt: ConvBackend.isDNNLAvailable))
         if environment["IENET_DIRECT_CONV"] == "0" {

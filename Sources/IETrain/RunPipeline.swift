@@ -233,7 +233,8 @@ public enum RunPipeline {
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: nil, spacing: volumes[0].spacing)
         try SubjectOutputs.write(directory: outputFolder, posteriors: result.posteriors, labels: result.labels,
-                                 classNames: ["background"] + config.groundTruthIds, reference: volumes[0])
+                                 classNames: ["background"] + config.groundTruthIds, reference: volumes[0],
+                                 threads: models.first?.engine.threads ?? 1)
     }
 
     /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
@@ -254,7 +255,8 @@ public enum RunPipeline {
             let result = try segmenter.segment(image: prepared.image, channels: prepared.channels, shape: prepared.shape,
                                                mask: prepared.mask, spacing: raw.channels[0].spacing)
             try SubjectOutputs.write(directory: SafeName.path(in: folder, RunLayout.subjectFolderName(subject)), posteriors: result.posteriors,
-                                     labels: result.labels, classNames: classNames, reference: raw.channels[0])
+                                     labels: result.labels, classNames: classNames, reference: raw.channels[0],
+                                     threads: members.first?.engine.threads ?? 1)
             progress.step(subject)
         }
         try AtomicFile.write(config.datasetId ?? config.localDataset ?? "", to: folder + "/dataset_id.txt")

@@ -18,7 +18,7 @@ public enum SubjectOutputs {
     ///   classNames: K names, background first (InnerEye calls it "background").
     /// `threads`: files written at once (default: the engine's thread count, SPEC §12).
     public static func write<T>(directory: String, posteriors: [Float], labels: [UInt8], classNames: [String],
-                                reference: Volume<T>, threads: Int = defaultThreads()) throws {
+                                reference: Volume<T>, threads: Int = 1) throws {
         let k = classNames.count, n = reference.count
         guard k >= 2 else { throw IEError.usage("\(k) class names, expected background and at least one structure") }
         guard Set(classNames).count == k, classNames.allSatisfy({ SafeName.problem($0) == nil }) else {
@@ -52,14 +52,6 @@ public enum SubjectOutputs {
             for j in Swift.stride(from: w, to: jobs.count, by: workers) { run(j) }
         }
         if let error = failures.first { throw error }
-    }
-}
-
-extension SubjectOutputs {
-    /// --threads / OMP_NUM_THREADS, else every core (as the engine).
-    public static func defaultThreads() -> Int {
-        Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "").flatMap { $0 > 0 ? $0 : nil }
-            ?? ProcessInfo.processInfo.activeProcessorCount
     }
 }
 
