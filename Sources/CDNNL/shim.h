@@ -57,4 +57,20 @@ static inline dnnl_status_t ie_dnnl_conv_backward_weights_desc(dnnl_convolution_
                                                        diff_dst, s, l, r);
 }
 
+/* A 5-D f32 memory descriptor with explicit strides (elements): a strided view such as one residue class of a
+   sub-pixel convolution's target. */
+static inline dnnl_status_t ie_dnnl_md5_strided(dnnl_memory_desc_t *md, const int64_t dims[5], const int64_t strides[5]) {
+    dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3], dims[4]};
+    dnnl_dims_t s = {strides[0], strides[1], strides[2], strides[3], strides[4]};
+    return dnnl_memory_desc_init_by_strides(md, 5, d, dnnl_f32, s);
+}
+
+/* A stride-1 forward convolution for inference with per-axis padding (kernel sizes come from the weights). */
+static inline dnnl_status_t ie_dnnl_conv_inference_desc(dnnl_convolution_desc_t *desc, const dnnl_memory_desc_t *src,
+        const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst, const int64_t left[3], const int64_t right[3]) {
+    dnnl_dims_t s = {1, 1, 1}, l = {left[0], left[1], left[2]}, r = {right[0], right[1], right[2]};
+    return dnnl_convolution_forward_desc_init(desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                              src, weights, NULL, dst, s, l, r);
+}
+
 #endif

@@ -28,9 +28,10 @@ final class DNNLConv: ConvAlgorithm {
     private var cache: [Key: Plan?] = [:]
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
-    /// Three 64-byte aligned buffers for the blocked copies of a primitive's arguments. Convolutions run one after
+    /// Four 64-byte aligned buffers for the blocked copies of a primitive's arguments. Convolutions run one after
     /// another and each uses a slot per argument, so the layers of a model share them.
-    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil]
+    /// Slot 3: the plain weights of a sub-pixel class (DNNLSubPixelPlan).
+    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil]
 
     init(_ options: EngineOptions) {
         self.options = options
@@ -50,6 +51,7 @@ final class DNNLConv: ConvAlgorithm {
 
     deinit {
         cache.removeAll()
+        subPixelCache.removeAll()
         for slot in slots { slot?.pointer.deallocate() }
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
@@ -150,6 +152,9 @@ final class DNNLConv: ConvAlgorithm {
                       gradInput: UnsafeMutablePointer<Float>) {
         guard let plan = plan(g, batch: batch, .backwardData) else { preconditionFailure("oneDNN: no backward-data plan") }
         if replacedByGEMMPath(plan) {
+            if let subPixel = subPixelPlan(g, batch: batch) {
+                return subPixel.run(on: self, source: gradOutput, weight: weight, target: gradInput)
+            }
             return gemmPath.backwardData(g, batch: batch, gradOutput: gradOutput, weight: weight, gradInput: gradInput)
         }
         plan.run(on: self, [DNNL_ARG_DIFF_DST: UnsafeMutableRawPointer(mutating: gradOutput),
@@ -175,6 +180,23 @@ final class DNNLConv: ConvAlgorithm {
     }
 
     // MARK: Plans
+
+    /// Sub-pixel plans of strided adjoints by geometry and batch (nil: the split or oneDNN does not apply).
+    private var subPixelCache: [Key: DNNLSubPixelPlan?] = [:]
+
+    /// The sub-pixel split on oneDNN's direct kernels for a strided adjoint whose backward-data oneDNN would run
+    /// gemm-based (options.subPixelAdjoint, fp32 only: in bf16 the split would need its own bf16 plans; blocked
+    /// activations only, whose copies `handles` bounds).
+    private func subPixelPlan(_ g: ConvGeometry, batch: Int) -> DNNLSubPixelPlan? {
+        guard options.subPixelAdjoint, options.dnnlSubPixel, blockedActivations, options.precision == .fp32, g.stride > 1 else { return nil }
+        let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
+                      batch: batch, direction: .backwardData)
+        if let cached = subPixelCache[key] { return cached }
+        omp_set_num_threads(Int32(threads))
+        let made = DNNLSubPixelPlan(g, batch: batch, engine: engine)
+        subPixelCache[key] = .some(made)
+        return made
+    }
 
     private func plan(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> Plan? {
         // OpenMP's thread count is a per-thread setting: set it on the calling thread before building or running.
@@ -237,7 +259,9 @@ final class DNNLConv: ConvAlgorithm {
     func implementations(_ g: ConvGeometry, batch: Int) -> [String] {
         [Direction.forward, .backwardData, .backwardWeights].map {
             guard let plan = plan(g, batch: batch, $0) else { return "unsupported" }
-            return replacedByGEMMPath(plan) ? "gemm (instead of oneDNN's \(plan.implementation))" : plan.implementation
+            guard replacedByGEMMPath(plan) else { return plan.implementation }
+            if $0 == .backwardData, let subPixel = subPixelPlan(g, batch: batch) { return subPixel.implementation }
+            return "gemm (instead of oneDNN's \(plan.implementation))"
         }
     }
 

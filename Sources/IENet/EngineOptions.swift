@@ -44,6 +44,9 @@ public struct EngineOptions: Sendable, Equatable {
     /// Strided convolutions' input gradient and transposed convolutions' forward split by output residue
     /// (SubPixelAdjoint) instead of GEMM + col2im (IENET_SUB_PIXEL=0 turns that off; last bits differ).
     public var subPixelAdjoint = true
+    /// Under oneDNN, where its strided backward-data is gemm-based (AVX2), the sub-pixel split runs as stride-1
+    /// convolutions on oneDNN's direct kernels (DNNLSubPixelPlan); IENET_DNNL_SUB_PIXEL=0 keeps it on IENet's GEMM.
+    public var dnnlSubPixel = true
     /// The direct kernel's backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0: off, same bits).
     public var directPrefetch = true
     /// Direct forward outputs above this many floats use non-temporal stores (IENET_DIRECT_STREAM_FLOATS).
@@ -105,6 +108,7 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_COLUMNS_PER_CHANNEL", minimum: 0) { options.columnsPerOutputChannel = n }
         if environment["IENET_IMPLICIT_GEMM"] == "0" { options.implicitGEMM = false }
         if environment["IENET_SUB_PIXEL"] == "0" { options.subPixelAdjoint = false }
+        if environment["IENET_DNNL_SUB_PIXEL"] == "0" { options.dnnlSubPixel = false }
         if environment["IENET_DIRECT_PREFETCH"] == "0" { options.directPrefetch = false }
         if let n = integer("IENET_DIRECT_STREAM_FLOATS", minimum: 0) { options.directStreamFloats = n }
         if environment["IENET_DNNL_LAYOUT"]?.lowercased() == "plain" { options.dnnlBlockedActivations = false }
