@@ -127,17 +127,23 @@ final class DNNLSubPixelPlan {
     }
 
     /// The class's plain weights [Cin, Cout, kz, ky, kx]: g's weight [Cout, Cin, k, k, k] at the class's taps.
+    /// Threads over Cin (measured: the first, scalar version of this copy took 7 % of a 2-thread inference).
     private func gatherWeights(_ residueClass: ResidueClass, from weight: UnsafePointer<Float>,
-                               into destination: UnsafeMutablePointer<Float>) {
-        let k = g.kernel
-        var i = 0
-        for ci in 0..<g.inChannels {
-            for co in 0..<g.outChannels {
-                let filter = weight + (co * g.inChannels + ci) * k * k * k
-                for kz in residueClass.kernels[0] { for ky in residueClass.kernels[1] { for kx in residueClass.kernels[2] {
-                    destination[i] = filter[(kz * k + ky) * k + kx]
-                    i += 1
-                }}}
+                               into destination: UnsafeMutablePointer<Float>, threads: Int) {
+        let k = g.kernel, k3 = k * k * k, cin = g.inChannels, cout = g.outChannels
+        var taps: [Int] = []
+        for kz in residueClass.kernels[0] { for ky in residueClass.kernels[1] { for kx in residueClass.kernels[2] {
+            taps.append((kz * k + ky) * k + kx)
+        }}}
+        taps.withUnsafeBufferPointer { taps in
+            let count = taps.count
+            parallelFor(cin, minimumPerThread: 8, threads: threads) { ci in
+                var to = destination + ci * cout * count
+                for co in 0..<cout {
+                    let filter = weight + (co * cin + ci) * k3
+                    for t in 0..<count { to[t] = filter[taps[t]] }
+                    to += count
+                }
             }
         }
     }
@@ -159,7 +165,7 @@ final class DNNLSubPixelPlan {
             let classWeightCount = g.inChannels * g.outChannels * residueClass.kernels.map(\.count).reduce(1, *)
             let classWeights = owner.slotBuffer(3, bytes: classWeightCount * MemoryLayout<Float>.size)
                 .bindMemory(to: Float.self, capacity: classWeightCount)
-            gatherWeights(residueClass, from: weight, into: classWeights)
+            gatherWeights(residueClass, from: weight, into: classWeights, threads: owner.options.threads)
             point(residueClass.weights.user, at: UnsafeMutableRawPointer(classWeights))
             if let inner = residueClass.weights.inner {
                 point(inner, at: owner.slotBuffer(1, bytes: residueClass.weights.innerBytes))
