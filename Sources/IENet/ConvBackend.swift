@@ -97,16 +97,23 @@ struct ConvPlan {
     let geometry: ConvGeometry
     let batch: Int
     let algorithm: ConvAlgorithm
+    /// The eval-mode forward where Winograd applies (nil: `algorithm` does it too).
+    var evalForward: WinogradConv? = nil
 }
 
 /// The plan's operations on a layer's tensors: where storage is reached, once per call.
 extension ConvPlan {
-    /// y = conv(x) (Conv3d forward).
-    func forward(_ x: Tensor, weight: Parameter, into y: inout Tensor) {
+    /// y = conv(x) (Conv3d forward). `eval`: nothing is kept for a backward pass, so the eval-mode algorithm
+    /// (Winograd) may compute it.
+    func forward(_ x: Tensor, weight: Parameter, into y: inout Tensor, eval: Bool = false) {
         x.withPointer { xp in
             weight.withValuePointer { wp in
                 y.withMutablePointer { yp in
-                    algorithm.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                    if eval, let evalForward {
+                        evalForward.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                    } else {
+                        algorithm.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                    }
                 }
             }
         }
@@ -178,8 +185,13 @@ public final class Engine {
     /// The first backend that computes g (as a convolution, or as its transpose when `adjoint`).
     func plan(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> ConvPlan {
         let chosen = algorithms.first { $0.handles(g, batch: batch, adjoint: adjoint) } ?? algorithms[algorithms.count - 1]
-        return ConvPlan(geometry: g, batch: batch, algorithm: chosen)
+        var plan = ConvPlan(geometry: g, batch: batch, algorithm: chosen)
+        if !adjoint && winograd.handles(g) { plan.evalForward = winograd }
+        return plan
     }
+
+    /// The eval-mode forward of 3x3x3 stride-1 layers (options.winograd; its own scratch).
+    private(set) lazy var winograd = WinogradConv(options)
 
     /// The backends' timings per layer and direction (oneDNN, when options.dnnlProfile is on: IENET_DNNL_PROFILE=1).
     public var convProfile: [String] { algorithms.flatMap { $0.profile() } }

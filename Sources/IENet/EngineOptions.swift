@@ -47,6 +47,12 @@ public struct EngineOptions: Sendable, Equatable {
     /// Under oneDNN, where its strided backward-data is gemm-based (AVX2), the sub-pixel split runs as stride-1
     /// convolutions on oneDNN's direct kernels (DNNLSubPixelPlan); IENET_DNNL_SUB_PIXEL=0 keeps it on IENet's GEMM.
     public var dnnlSubPixel = true
+    /// The eval-mode forward (inference, validation) of 3x3x3 stride-1 convolutions with at least
+    /// winogradMinimumChannels channels in and out and winogradMinimumVoxels output voxels runs as Winograd
+    /// F(2x2x2, 3x3x3) (WinogradConv; IENET_WINOGRAD=0 keeps it on the layer's backend; last bits differ).
+    public var winograd = true
+    public var winogradMinimumChannels = 16
+    public var winogradMinimumVoxels = 16 * 16 * 16
     /// The direct kernel's backward pass prefetches the next gradOutput slice (IENET_DIRECT_PREFETCH=0: off, same bits).
     public var directPrefetch = true
     /// Direct forward outputs above this many floats use non-temporal stores (IENET_DIRECT_STREAM_FLOATS).
@@ -109,6 +115,8 @@ public struct EngineOptions: Sendable, Equatable {
         if environment["IENET_IMPLICIT_GEMM"] == "0" { options.implicitGEMM = false }
         if environment["IENET_SUB_PIXEL"] == "0" { options.subPixelAdjoint = false }
         if environment["IENET_DNNL_SUB_PIXEL"] == "0" { options.dnnlSubPixel = false }
+        if environment["IENET_WINOGRAD"] == "0" { options.winograd = false }
+        if let n = integer("IENET_WINOGRAD_MIN_VOXELS", minimum: 0) { options.winogradMinimumVoxels = n }
         if environment["IENET_DIRECT_PREFETCH"] == "0" { options.directPrefetch = false }
         if let n = integer("IENET_DIRECT_STREAM_FLOATS", minimum: 0) { options.directStreamFloats = n }
         if environment["IENET_DNNL_LAYOUT"]?.lowercased() == "plain" { options.dnnlBlockedActivations = false }

@@ -61,7 +61,7 @@ public final class Conv3d {
     public func forward(_ x: Tensor, saveForBackward: Bool = true) -> Tensor {
         let plan = plan(for: x), g = plan.geometry
         var y = Tensor(uninitialized: [x.batch, outChannels, g.outD, g.outH, g.outW])
-        plan.forward(x, weight: weight, into: &y)
+        plan.forward(x, weight: weight, into: &y, eval: !saveForBackward)
         if let bias { addChannelBias(&y, bias.value, threads: engine.threads) }
         savedInput = saveForBackward ? x : nil
         return y

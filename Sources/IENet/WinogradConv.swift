@@ -1,0 +1,267 @@
+import Foundation
+
+/// Winograd F(2x2x2, 3x3x3) for the eval-mode forward of 3x3x3 stride-1 "same" convolutions (Lavin & Gray 2016,
+/// "Fast Algorithms for Convolutional Neural Networks", the 1-D F(2, 3) nested over three axes). Each 2x2x2 output
+/// tile is A^T [ (G g G^T) . (B^T d B) ] A over its 4x4x4 input patch d, so the 8 * 27 = 216 multiplications of a
+/// tile per channel pair become 64, done as 64 GEMMs U_xi [Cout x Cin] * V_xi [Cin x tiles] over a block of tiles:
+///   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+///   A^T = [1 1 1 0; 0 1 -1 -1].
+/// Tiles are processed 8 along x at a time (SIMD8 lanes): the input lines of a block are first split into their
+/// even and odd voxels (zero outside the image), so that the 4 patch columns of 8 neighbouring tiles are contiguous
+/// loads. Used only without saving for backward (inference and validation): the training forward and every gradient
+/// stay on the layer's backend, so training bits do not change. The last bits differ from direct convolution
+/// (other arithmetic; measured relative error ~1e-6, WinogradConvTests against the definition in Double).
+final class WinogradConv {
+    let options: EngineOptions
+    private let scratch = ConvScratch()
+    private var transformedWeights: UnsafeMutablePointer<Float>?
+    private var transformedCapacity = 0
+
+    static let lanes = 8
+
+    init(_ options: EngineOptions) { self.options = options }
+
+    deinit { transformedWeights?.deallocate() }
+
+    /// Whether g is a 3x3x3 stride-1 padding-1 convolution large enough for the transforms to pay
+    /// (options.winogradMinimumVoxels output voxels, options.winogradMinimumChannels input channels).
+    func handles(_ g: ConvGeometry) -> Bool {
+        options.winograd && g.kernel == 3 && g.stride == 1 && g.padding == 1
+            && g.inChannels >= options.winogradMinimumChannels && g.outChannels >= options.winogradMinimumChannels
+            && g.outSpatial >= options.winogradMinimumVoxels
+    }
+
+    /// output = conv(input, weight) for g (handles(g) must hold), fully overwritten.
+    func forward(_ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                 output: UnsafeMutablePointer<Float>) {
+        let cin = g.inChannels, cout = g.outChannels
+        let (tilesD, tilesH, tilesW) = ((g.outD + 1) / 2, (g.outH + 1) / 2, (g.outW + 1) / 2)
+        let groups = (tilesW + Self.lanes - 1) / Self.lanes
+        // Rows of tiles (one tz, consecutive ty) per block: about 256 tiles, the GEMMs' column count.
+        let rowsPerBlock = max(1, min(tilesH, 256 / (groups * Self.lanes)))
+        let tilesPerBlock = rowsPerBlock * groups * Self.lanes
+        let lineLength = groups * Self.lanes + 1
+        let linesPerBlock = 4 * (2 * rowsPerBlock + 2)
+        let lineFloats = cin * linesPerBlock * 2 * lineLength
+        let vFloats = 64 * Self.planeFloats(cin, tilesPerBlock), mFloats = 64 * Self.planeFloats(cout, tilesPerBlock)
+        let u = weights(count: 64 * cout * cin)
+        transform(weight, into: u, cout: cout, cin: cin)
+
+        var blocks: [Slab] = []
+        for n in 0..<batch {
+            for tz in 0..<tilesD {
+                var ty = 0
+                while ty < tilesH {
+                    blocks.append(Slab(sample: n, rowStart: tz * tilesH + ty, rowEnd: tz * tilesH + min(tilesH, ty + rowsPerBlock)))
+                    ty += rowsPerBlock
+                }
+            }
+        }
+        let geometry = Geometry(d: g.inD, h: g.inH, w: g.inW, tilesH: tilesH, groups: groups, lineLength: lineLength,
+                                rowsPerBlock: rowsPerBlock)
+        forEachSlab(blocks, threads: options.threads, scratch: scratch) { block, worker, inner in
+            let buffer = scratch.buffer(worker, count: lineFloats + vFloats + mFloats)
+            let lines = buffer, v = buffer + lineFloats, m = v + vFloats
+            let tz = block.rowStart / tilesH, ty0 = block.rowStart % tilesH, rows = block.rowEnd - block.rowStart
+            let x = input + block.sample * cin * g.inSpatial
+            splitLines(x, channels: cin, tz: tz, ty0: ty0, rows: rows, geometry, into: lines)
+            transformInput(lines, channels: cin, rows: rows, geometry, tilesPerBlock: tilesPerBlock, into: v)
+            for xi in 0..<64 {
+                let (a, b, c) = (u + xi * cout * cin, v + xi * Self.planeFloats(cin, tilesPerBlock),
+                                 m + xi * Self.planeFloats(cout, tilesPerBlock))
+                let columns = rows * groups * Self.lanes
+                if !(options.usesDNNL && dnnlSGEMM(m: cout, n: columns, k: cin, a: a, lda: cin, b: b, ldb: tilesPerBlock,
+                                                   c: c, ldc: tilesPerBlock, threads: inner)) {
+                    sgemm(m: cout, n: columns, k: cin, a: a, lda: cin, b: b, ldb: tilesPerBlock, beta: 0, c: c,
+                          ldc: tilesPerBlock, threads: inner)
+                }
+            }
+            transformOutput(m, channels: cout, tz: tz, ty0: ty0, rows: rows, geometry, tilesPerBlock: tilesPerBlock,
+                            into: output + block.sample * cout * g.outSpatial)
+        }
+    }
+
+    /// Floats between consecutive xi planes of V and M: [channels x tiles] plus 16, so that the 64 planes a tile
+    /// reads or writes do not all fall into the same L1 sets (a multiple of 4 KiB apart, they would).
+    static func planeFloats(_ channels: Int, _ tiles: Int) -> Int { channels * tiles + 16 }
+
+    struct Geometry {
+        let d: Int, h: Int, w: Int
+        let tilesH: Int, groups: Int, lineLength: Int, rowsPerBlock: Int
+    }
+
+    private func weights(count: Int) -> UnsafeMutablePointer<Float> {
+        if let transformedWeights, transformedCapacity >= count { return transformedWeights }
+        transformedWeights?.deallocate()
+        let made = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        transformedWeights = made
+        transformedCapacity = count
+        return made
+    }
+
+    /// U[xi][co][ci] = (G g G^T) of each 3x3x3 filter g = weight[co][ci], xi = (a * 4 + b) * 4 + c.
+    private func transform(_ weight: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, cout: Int, cin: Int) {
+        @inline(__always) func g4(_ a: Float, _ b: Float, _ c: Float) -> (Float, Float, Float, Float) {
+            (a, 0.5 * (a + b + c), 0.5 * (a - b + c), c)
+        }
+        parallelFor(cout, threads: options.threads) { co in
+            var along = [Float](repeating: 0, count: 3 * 3 * 4), plane = [Float](repeating: 0, count: 3 * 4 * 4)
+            for ci in 0..<cin {
+                let f = weight + (co * cin + ci) * 27
+                for zy in 0..<9 {   // along x
+                    let t = g4(f[zy * 3], f[zy * 3 + 1], f[zy * 3 + 2])
+                    along[zy * 4] = t.0; along[zy * 4 + 1] = t.1; along[zy * 4 + 2] = t.2; along[zy * 4 + 3] = t.3
+                }
+                for z in 0..<3 { for c in 0..<4 {   // along y
+                    let t = g4(along[(z * 3) * 4 + c], along[(z * 3 + 1) * 4 + c], along[(z * 3 + 2) * 4 + c])
+                    plane[(z * 4) * 4 + c] = t.0; plane[(z * 4 + 1) * 4 + c] = t.1
+                    plane[(z * 4 + 2) * 4 + c] = t.2; plane[(z * 4 + 3) * 4 + c] = t.3
+                }}
+                for b in 0..<4 { for c in 0..<4 {   // along z
+                    let t = g4(plane[b * 4 + c], plane[(4 + b) * 4 + c], plane[(8 + b) * 4 + c])
+                    let at = { (a: Int) in (((a * 4 + b) * 4 + c) * cout + co) * cin + ci }
+                    u[at(0)] = t.0; u[at(1)] = t.1; u[at(2)] = t.2; u[at(3)] = t.3
+                }}
+            }
+        }
+    }
+
+    /// lines[ci][zi][yi][parity][i]: input voxel (z, y, 2i - 1) for parity 0 and (z, y, 2i) for parity 1, with
+    /// z = 2 tz - 1 + zi (zi < 4), y = 2 ty0 - 1 + yi (yi < 2 rows + 2); zero outside the image.
+    private func splitLines(_ x: UnsafePointer<Float>, channels: Int, tz: Int, ty0: Int, rows: Int, _ q: Geometry,
+                            into lines: UnsafeMutablePointer<Float>) {
+        let linesPerChannel = 4 * (2 * q.rowsPerBlock + 2), length = q.lineLength
+        for ci in 0..<channels {
+            for zi in 0..<4 {
+                let z = 2 * tz - 1 + zi
+                for yi in 0..<(2 * rows + 2) {
+                    let y = 2 * ty0 - 1 + yi
+                    let even = lines + ((ci * linesPerChannel + zi * (2 * q.rowsPerBlock + 2) + yi) * 2) * length
+                    let odd = even + length
+                    guard z >= 0, z < q.d, y >= 0, y < q.h else {
+                        even.update(repeating: 0, count: 2 * length)
+                        continue
+                    }
+                    let row = x + ((ci * q.d + z) * q.h + y) * q.w
+                    let evenValid = min(length - 1, q.w / 2), oddValid = min(length, (q.w + 1) / 2)
+                    even[0] = 0
+                    if evenValid >= 1 { for i in 1...evenValid { even[i] = row[2 * i - 1] } }
+                    (even + evenValid + 1).update(repeating: 0, count: length - evenValid - 1)
+                    for i in 0..<oddValid { odd[i] = row[2 * i] }
+                    (odd + oddValid).update(repeating: 0, count: length - oddValid)
+                }
+            }
+        }
+    }
+
+    /// V[xi][ci][tile] = (B^T d B) of each tile's 4x4x4 patch, tile = (row * groups + group) * 8 + lane.
+    private func transformInput(_ lines: UnsafePointer<Float>, channels: Int, rows: Int, _ q: Geometry,
+                                tilesPerBlock: Int, into v: UnsafeMutablePointer<Float>) {
+        typealias V8 = SIMD8<Float>
+        let linesPerZ = 2 * q.rowsPerBlock + 2, length = q.lineLength
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> V8 {
+            UnsafeRawPointer(p).loadUnaligned(as: V8.self)
+        }
+        let d = UnsafeMutablePointer<V8>.allocate(capacity: 16)
+        defer { d.deallocate() }
+        let xiStride = Self.planeFloats(channels, tilesPerBlock)
+        for ci in 0..<channels {
+            let channelLines = lines + ci * 4 * linesPerZ * 2 * length
+            let out = UnsafeMutableRawPointer(v + ci * tilesPerBlock)
+            for r in 0..<rows {
+                for group in 0..<q.groups {
+                    let tile = (r * q.groups + group) * Self.lanes
+                    let offset = group * Self.lanes
+                    for c in 0..<4 {
+                        // x transform of column c for the 16 (zi, yi) lines of these 8 tiles.
+                        for zi in 0..<4 {
+                            for b in 0..<4 {
+                                let even = channelLines + ((zi * linesPerZ + 2 * r + b) * 2) * length + offset
+                                let odd = even + length
+                                switch c {
+                                case 0: d[zi * 4 + b] = load(even) - load(even + 1)
+                                case 1: d[zi * 4 + b] = load(odd) + load(even + 1)
+                                case 2: d[zi * 4 + b] = load(even + 1) - load(odd)
+                                default: d[zi * 4 + b] = load(odd) - load(odd + 1)
+                                }
+                            }
+                        }
+                        // y transform (over b), then z transform (over zi) and the stores.
+                        for zi in 0..<4 {
+                            let (d0, d1, d2, d3) = (d[zi * 4], d[zi * 4 + 1], d[zi * 4 + 2], d[zi * 4 + 3])
+                            d[zi * 4] = d0 - d2; d[zi * 4 + 1] = d1 + d2; d[zi * 4 + 2] = d2 - d1; d[zi * 4 + 3] = d1 - d3
+                        }
+                        for b in 0..<4 {
+                            let (d0, d1, d2, d3) = (d[b], d[4 + b], d[8 + b], d[12 + b])
+                            let at = { (a: Int) in (((a * 4 + b) * 4 + c) * xiStride + tile) * MemoryLayout<Float>.size }
+                            out.storeBytes(of: d0 - d2, toByteOffset: at(0), as: V8.self)
+                            out.storeBytes(of: d1 + d2, toByteOffset: at(1), as: V8.self)
+                            out.storeBytes(of: d2 - d1, toByteOffset: at(2), as: V8.self)
+                            out.storeBytes(of: d1 - d3, toByteOffset: at(3), as: V8.self)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// output voxels of each tile: A^T M A, written where they lie inside the image.
+    private func transformOutput(_ m: UnsafePointer<Float>, channels: Int, tz: Int, ty0: Int, rows: Int, _ q: Geometry,
+                                 tilesPerBlock: Int, into output: UnsafeMutablePointer<Float>) {
+        typealias V8 = SIMD8<Float>
+        let partial = UnsafeMutablePointer<V8>.allocate(capacity: 16)   // [a][oy][ox]
+        let rowsX = UnsafeMutablePointer<V8>.allocate(capacity: 8)      // [b][ox]
+        defer { partial.deallocate(); rowsX.deallocate() }
+        for co in 0..<channels {
+            let source = m + co * tilesPerBlock
+            for r in 0..<rows {
+                let ty = ty0 + r
+                for group in 0..<q.groups {
+                    let tile = (r * q.groups + group) * Self.lanes
+                    // Per a: reduce (b, c) to (oy, ox); then reduce a to oz.
+                    for a in 0..<4 {
+                        for b in 0..<4 {
+                            let stride = Self.planeFloats(channels, tilesPerBlock)
+                            let base = source + ((a * 4 + b) * 4) * stride + tile
+                            let m0 = UnsafeRawPointer(base).loadUnaligned(as: V8.self)
+                            let m1 = UnsafeRawPointer(base + stride).loadUnaligned(as: V8.self)
+                            let m2 = UnsafeRawPointer(base + 2 * stride).loadUnaligned(as: V8.self)
+                            let m3 = UnsafeRawPointer(base + 3 * stride).loadUnaligned(as: V8.self)
+                            rowsX[b * 2] = m0 + m1 + m2
+                            rowsX[b * 2 + 1] = m1 - m2 - m3
+                        }
+                        for ox in 0..<2 {
+                            partial[(a * 2) * 2 + ox] = rowsX[ox] + rowsX[2 + ox] + rowsX[4 + ox]
+                            partial[(a * 2 + 1) * 2 + ox] = rowsX[2 + ox] - rowsX[4 + ox] - rowsX[6 + ox]
+                        }
+                    }
+                    for oz in 0..<2 {
+                        let z = 2 * tz + oz
+                        guard z < q.d else { continue }
+                        for oy in 0..<2 {
+                            let y = 2 * ty + oy
+                            guard y < q.h else { continue }
+                            let (p0, p1) = (partial[oy * 2], partial[(2 + oy) * 2])
+                            let (p2, p3) = (partial[(4 + oy) * 2], partial[(6 + oy) * 2])
+                            let (q0, q1) = (partial[oy * 2 + 1], partial[(2 + oy) * 2 + 1])
+                            let (q2, q3) = (partial[(4 + oy) * 2 + 1], partial[(6 + oy) * 2 + 1])
+                            let even = oz == 0 ? p0 + p1 + p2 : p1 - p2 - p3
+                            let odd = oz == 0 ? q0 + q1 + q2 : q1 - q2 - q3
+                            let line = output + ((co * q.d + z) * q.h + y) * q.w
+                            let x0 = 2 * group * Self.lanes
+                            if x0 + 2 * Self.lanes <= q.w {
+                                for lane in 0..<Self.lanes { line[x0 + 2 * lane] = even[lane]; line[x0 + 2 * lane + 1] = odd[lane] }
+                            } else {
+                                for lane in 0..<Self.lanes {
+                                    let x = x0 + 2 * lane
+                                    if x < q.w { line[x] = even[lane] }
+                                    if x + 1 < q.w { line[x + 1] = odd[lane] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
