@@ -46,6 +46,24 @@ func best(_ repeats: Int, _ body: () -> Void) -> Double {
 }
 
 var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("--help") || arguments.contains("-h") {
+    // Without this, `ie-bench --help` started a ten-minute benchmark.
+    print("""
+        ie-bench: throughput of the IENet engine on this machine (run by `make bench`, which pairs every figure with
+        its peer: bench/run_bench.py). Not a test: the numbers depend on the machine and its load.
+          ie-bench [--threads 1,2] [--repeats N] [--backends gemm,dnnl] [--precision fp32,bf16 [--profile]]
+                   [--deep] [--skip-conv] [--skip-unet] [--skip-inference] [--unet-size 64] [--unet-batch 2]
+                   [--features 32]
+          ie-bench --inference [--inference-size 64,160,160] [--inference-overlap 0.25] [--inference-modes constant,gaussian]
+          ie-bench --aal-metrics [--threads 1,2]     the 116 AAL regions (needs mricron-data)
+          ie-bench --loader [--threads 1]            training data wait, prefetch on and off
+        Examples:
+          ie-bench --threads 1 --skip-unet --backends dnnl      conv layers only, oneDNN, 1 thread
+          make bench                                             everything, with PyTorch, MONAI and SimpleITK
+        Engine knobs are environment variables (docs/SPEC.md section 12), e.g. IENET_WINOGRAD=0.
+        """)
+    exit(0)
+}
 if arguments.contains("--allreduce") {
     runAllreduceBenchmark(arguments: arguments)
     exit(0)
