@@ -228,12 +228,6 @@ final class DNNLConv: ConvAlgorithm {
         return pointer
     }
 
-    /// Frees slot `slot` (the next use allocates it again).
-    func releaseSlot(_ slot: Int) {
-        slots[slot]?.pointer.deallocate()
-        slots[slot] = nil
-    }
-
     static func seconds() -> Double {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)

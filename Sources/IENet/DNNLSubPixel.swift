@@ -126,16 +126,18 @@ final class DNNLSubPixelPlan {
         for residueClass in classes { dnnl_primitive_destroy(residueClass.primitive) }
     }
 
-    /// Every class's plain weights [Cin, Cout, kz, ky, kx] (g's weight [Cout, Cin, k, k, k] at the class's taps),
-    /// class after class from `destination`, in one pass over g's weight threaded over Cin: a pass per class
-    /// re-read the whole weight each time (measured 3.8 % of an inference, memory-bound).
-    private func gatherWeights(from weight: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>,
-                               threads: Int) {
+    /// The plain weights [Cin, Cout, kz, ky, kx] of classes `range` (g's weight [Cout, Cin, k, k, k] at each class's
+    /// taps), class after class from `destination`, in one pass over the filters threaded over Cin. Classes are
+    /// gathered s at a time (same z and y residue, so they read the same filter lines): a pass per class re-read
+    /// the weights 4 times (measured 3.8 % of an inference, memory-bound), all classes at once held a transient
+    /// copy as large as the weights (33 MB at 512->256) that raised the run's peak memory.
+    private func gatherWeights(_ range: Range<Int>, from weight: UnsafePointer<Float>,
+                               into destination: UnsafeMutablePointer<Float>, threads: Int) {
         let k = g.kernel, k3 = k * k * k, cin = g.inChannels, cout = g.outChannels
         // Per class: its first element in `destination` and the taps' indices in a k^3 filter.
         var starts: [Int] = [], taps: [[Int]] = []
         var start = 0
-        for residueClass in classes {
+        for residueClass in classes[range] {
             var list: [Int] = []
             for kz in residueClass.kernels[0] { for ky in residueClass.kernels[1] { for kx in residueClass.kernels[2] {
                 list.append((kz * k + ky) * k + kx)
@@ -155,9 +157,9 @@ final class DNNLSubPixelPlan {
         }
     }
 
-    /// Floats of all classes' plain weights.
-    private var classWeightCount: Int {
-        classes.reduce(0) { $0 + g.inChannels * g.outChannels * $1.kernels.map(\.count).reduce(1, *) }
+    /// Floats of the plain weights of one class.
+    private func weightCount(_ residueClass: ResidueClass) -> Int {
+        g.inChannels * g.outChannels * residueClass.kernels.map(\.count).reduce(1, *)
     }
 
     /// target = adjoint(source) for g's weight [Cout, Cin, k, k, k], fully overwritten.
@@ -172,16 +174,23 @@ final class DNNLSubPixelPlan {
         point(source.user, at: UnsafeMutableRawPointer(mutating: plain))
         if let inner = source.inner { point(inner, at: owner.slotBuffer(0, bytes: source.innerBytes)) }
         source.runReorder(stream)
-        // The plain class weights go to slot 3 (slots 0-2 hold the blocked source, weights and target); a large
-        // one is given back afterwards so that the deep layers' weights do not raise the peak of the whole run.
-        let count = classWeightCount, bytes = count * MemoryLayout<Float>.size
-        let allClassWeights = owner.slotBuffer(3, bytes: bytes).bindMemory(to: Float.self, capacity: count)
-        defer { if bytes > 8 << 20 { owner.releaseSlot(3) } }
-        gatherWeights(from: weight, into: allClassWeights, threads: owner.options.threads)
-        var classWeights = allClassWeights
-        for residueClass in classes {
+        // The plain weights of s classes at a time go to slot 3 (slots 0-2 hold the blocked source, weights and
+        // target).
+        let s = g.stride
+        var gathered = 0..<0
+        var next: UnsafeMutablePointer<Float>?
+        for (index, residueClass) in classes.enumerated() {
+            if !gathered.contains(index) {
+                gathered = index..<min(classes.count, index + s)
+                let count = classes[gathered].reduce(0) { $0 + weightCount($1) }
+                let buffer = owner.slotBuffer(3, bytes: count * MemoryLayout<Float>.size)
+                    .bindMemory(to: Float.self, capacity: count)
+                gatherWeights(gathered, from: weight, into: buffer, threads: owner.options.threads)
+                next = buffer
+            }
+            guard let classWeights = next else { preconditionFailure("sub-pixel: class weights not gathered") }
             point(residueClass.weights.user, at: UnsafeMutableRawPointer(classWeights))
-            classWeights += g.inChannels * g.outChannels * residueClass.kernels.map(\.count).reduce(1, *)
+            next = classWeights + weightCount(residueClass)
             if let inner = residueClass.weights.inner {
                 point(inner, at: owner.slotBuffer(1, bytes: residueClass.weights.innerBytes))
             }
