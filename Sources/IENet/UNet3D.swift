@@ -19,7 +19,8 @@ final class BasicLayer {
 
     func forward(_ x: Tensor, training: Bool) -> Tensor {
         let y = conv.forward(x, saveForBackward: training)
-        return bn.map { $0.forward(y, training: training) } ?? y
+        guard let bn else { return y }
+        return bn.forward(consume y, training: training)
     }
 
     func backward(_ g: Tensor, inputGradient: Bool = true) -> Tensor? {
@@ -97,7 +98,7 @@ final class SynthesisBlock {
     func forward(_ x: Tensor, skip: Tensor, training: Bool) -> Tensor {
         var sum = conv1.forward(x, training: training)
         addInPlace(&sum, conv2.forward(skip, training: training), threads: threads)
-        let a = activation.forward(sum, training: training)
+        let a = activation.forward(consume sum, training: training)
         var out = block2.forward(a, training: training)
         addInPlace(&out, a, threads: threads)
         return out

@@ -143,17 +143,12 @@ public enum LabelMapMetrics {
         let boxes = labels.map { extent[$0].box }
         let order = labels.indices.sorted { (boxes[$0]?.shape.count ?? 0) > (boxes[$1]?.shape.count ?? 0) }
         var results = [SegmentationMetrics](repeating: SegmentationMetrics.allNaN(extras: extras), count: labels.count)
-        var next = 0
+        let queue = WorkQueue(count: order.count)
         let lock = NSLock()
         prediction.labels.withUnsafeBufferPointer { p in
             groundTruth.labels.withUnsafeBufferPointer { g in
-                DispatchQueue.concurrentPerform(iterations: max(1, min(threads, labels.count))) { _ in
-                    while true {
-                        lock.lock()
-                        let taken = next
-                        next += 1
-                        lock.unlock()
-                        guard taken < order.count else { return }
+                queue.run(threads: threads) { queue in
+                    while let taken = queue.take() {
                         let item = order[taken]
                         guard let box = boxes[item] else { continue }
                         let label = UInt16(labels[item])

@@ -153,26 +153,19 @@ public enum MetricsEvaluation {
         }
         let progress = Progress("metrics", total: cases.count)
         var scored = [Result<MetricsRow, Error>?](repeating: nil, count: cases.count)
-        var nextSubject = 0, failed = false
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, subjects.count))) { _ in
+        // After a failure no further subject starts (the first error is the one reported).
+        WorkQueue(count: subjects.count).run(threads: threads) { queue in
             var cachedImage: (path: String, volume: Volume<Float>)?
-            while true {
-                lock.lock()
-                let taken = nextSubject
-                nextSubject += 1
-                let stop = failed || taken >= subjects.count
-                lock.unlock()
-                if stop { return }
+            while let taken = queue.take() {
                 for index in subjects[taken] {
                     let result = Result { try score(cases[index], extras: extras, load: load, writePNG: writePNG,
                                                     outputFolder: outputFolder, cachedImage: &cachedImage) }
                     lock.lock()
                     scored[index] = result
-                    if case .failure = result { failed = true }
                     progress.step("\(cases[index].patient) \(cases[index].structure)")
                     lock.unlock()
-                    if case .failure = result { break }
+                    if case .failure = result { queue.stop(); break }
                 }
             }
         }
