@@ -134,24 +134,39 @@ final class DNNLSubPixelPlan {
     private func gatherWeights(_ range: Range<Int>, from weight: UnsafePointer<Float>,
                                into destination: UnsafeMutablePointer<Float>, threads: Int) {
         let k = g.kernel, k3 = k * k * k, cin = g.inChannels, cout = g.outChannels
-        // Per class: its first element in `destination` and the taps' indices in a k^3 filter.
-        var starts: [Int] = [], taps: [[Int]] = []
+        // Flat tables (no arrays of arrays in the threaded loop: their reference counting made the copy slow on two
+        // threads): per class its first element in `destination` and its taps' range in `taps` (indices in a k^3 filter).
+        var starts: [Int] = [], tapStarts: [Int] = [0], taps: [Int] = []
         var start = 0
         for residueClass in classes[range] {
-            var list: [Int] = []
             for kz in residueClass.kernels[0] { for ky in residueClass.kernels[1] { for kx in residueClass.kernels[2] {
-                list.append((kz * k + ky) * k + kx)
+                taps.append((kz * k + ky) * k + kx)
             }}}
             starts.append(start)
-            taps.append(list)
-            start += cin * cout * list.count
+            start += cin * cout * (taps.count - tapStarts[tapStarts.count - 1])
+            tapStarts.append(taps.count)
         }
-        parallelFor(cin, minimumPerThread: 8, threads: threads) { ci in
-            for co in 0..<cout {
-                let filter = weight + (co * cin + ci) * k3
-                for (index, list) in taps.enumerated() {
-                    let to = destination + starts[index] + (ci * cout + co) * list.count
-                    for (t, tap) in list.enumerated() { to[t] = filter[tap] }
+        starts.withUnsafeBufferPointer { starts in
+            tapStarts.withUnsafeBufferPointer { tapStarts in
+                taps.withUnsafeBufferPointer { taps in
+                    // 16 x 16 blocks of (ci, co): the filters of one co and 16 ci are contiguous, and so are the
+                    // destinations of one ci and 16 co (unblocked, one side strode by a whole weight row per element).
+                    let block = 16
+                    parallelFor((cin + block - 1) / block, threads: threads) { ciBlock in
+                        let ciRange = (ciBlock * block)..<min(cin, ciBlock * block + block)
+                        for co0 in stride(from: 0, to: cout, by: block) {
+                            for co in co0..<min(cout, co0 + block) {
+                                for ci in ciRange {
+                                    let filter = weight + (co * cin + ci) * k3
+                                    for index in 0..<starts.count {
+                                        let first = tapStarts[index], count = tapStarts[index + 1] - first
+                                        let to = destination + starts[index] + (ci * cout + co) * count
+                                        for t in 0..<count { to[t] = filter[taps[first + t]] }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
