@@ -21,6 +21,12 @@ final class DNNLConv: ConvAlgorithm {
         let geometry: [Int]
         let batch: Int
         let direction: Direction
+
+        init(_ g: ConvGeometry, batch: Int, _ direction: Direction) {
+            geometry = [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW]
+            self.batch = batch
+            self.direction = direction
+        }
     }
 
     /// Plans by geometry, batch and direction (nil: oneDNN cannot do it). The thread count and the activation
@@ -131,8 +137,20 @@ final class DNNLConv: ConvAlgorithm {
 
     /// Whether `plan` is one of oneDNN's gemm-based or reference implementations that the GEMM path replaces.
     private func replacedByGEMMPath(_ plan: Plan) -> Bool {
-        !options.dnnlGEMMImplementations
-            && (plan.implementation.contains("gemm") || plan.implementation.hasPrefix("ref"))
+        !options.dnnlGEMMImplementations && !Self.isDirect(plan.implementation)
+    }
+
+    /// Whether oneDNN's implementation name (`implementationName`) is a direct JIT kernel, not its gemm-based
+    /// ("x64:gemm:jit") or reference ("ref:any") convolution.
+    static func isDirect(_ implementation: String) -> Bool {
+        !implementation.contains("gemm") && !implementation.hasPrefix("ref")
+    }
+
+    /// The implementation oneDNN chose for a primitive descriptor (e.g. "jit:avx2", "x64:gemm:jit").
+    static func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
+        var info: UnsafePointer<CChar>?
+        _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
+        return info.map { String(cString: $0) } ?? "?"
     }
 
     /// output = conv(input, weight), fully overwritten.
@@ -189,8 +207,7 @@ final class DNNLConv: ConvAlgorithm {
     /// activations only, whose copies `handles` bounds).
     private func subPixelPlan(_ g: ConvGeometry, batch: Int) -> DNNLSubPixelPlan? {
         guard options.subPixelAdjoint, options.dnnlSubPixel, blockedActivations, options.precision == .fp32, g.stride > 1 else { return nil }
-        let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
-                      batch: batch, direction: .backwardData)
+        let key = Key(g, batch: batch, .backwardData)
         if let cached = subPixelCache[key] { return cached }
         omp_set_num_threads(Int32(threads))
         let made = DNNLSubPixelPlan(g, batch: batch, engine: engine)
@@ -201,8 +218,7 @@ final class DNNLConv: ConvAlgorithm {
     private func plan(_ g: ConvGeometry, batch: Int, _ direction: Direction) -> Plan? {
         // OpenMP's thread count is a per-thread setting: set it on the calling thread before building or running.
         omp_set_num_threads(Int32(threads))
-        let key = Key(geometry: [g.inChannels, g.outChannels, g.kernel, g.stride, g.padding, g.inD, g.inH, g.inW],
-                      batch: batch, direction: direction)
+        let key = Key(g, batch: batch, direction)
         if let cached = cache[key] { return cached }
         var made: Plan?
         if options.precision == .bf16 {
@@ -314,6 +330,17 @@ final class DNNLConv: ConvAlgorithm {
 
         var primitiveMemory: dnnl_memory_t { inner ?? user }
 
+        /// Points the plain memory at the caller's `buffer` and the primitive-layout memory (if any) at the owner's
+        /// shared slot `slot`.
+        func attach(_ buffer: UnsafeMutableRawPointer, slot: Int, of owner: DNNLConv) {
+            func point(_ memory: dnnl_memory_t, _ pointer: UnsafeMutableRawPointer) {
+                let status = dnnl_memory_set_data_handle_v2(memory, pointer, owner.stream)
+                precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
+            }
+            point(user, buffer)
+            if let inner { point(inner, owner.slotBuffer(slot, bytes: innerBytes)) }
+        }
+
         func runReorder(_ stream: dnnl_stream_t) {
             guard let reorder, let inner else { return }
             var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: isOutput ? inner : user),
@@ -407,9 +434,7 @@ final class DNNLConv: ConvAlgorithm {
             }
             guard let pd else { return nil }
             defer { dnnl_primitive_desc_destroy(pd) }
-            var info: UnsafePointer<CChar>?
-            _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
-            implementation = info.map { String(cString: $0) } ?? "?"
+            implementation = DNNLConv.implementationName(pd)
             var made: [Binding] = []
             for (argument, isOutput, descriptor) in wiring {
                 guard let binding = Binding(argument: argument, isOutput: isOutput, userDescriptor: descriptor,
@@ -438,16 +463,9 @@ final class DNNLConv: ConvAlgorithm {
         func run(on owner: DNNLConv, _ buffers: [Int32: UnsafeMutableRawPointer]) {
             let stream = owner.stream
             omp_set_num_threads(Int32(owner.threads))
-            for binding in bindings {
-                guard let buffer = buffers[binding.argument] else { preconditionFailure("oneDNN: missing argument \(binding.argument)") }
-                let status = dnnl_memory_set_data_handle_v2(binding.user, buffer, stream)
-                precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
-            }
             for (slot, binding) in bindings.enumerated() {
-                guard let inner = binding.inner else { continue }
-                let status = dnnl_memory_set_data_handle_v2(inner, owner.slotBuffer(slot, bytes: binding.innerBytes),
-                                                            stream)
-                precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
+                guard let buffer = buffers[binding.argument] else { preconditionFailure("oneDNN: missing argument \(binding.argument)") }
+                binding.attach(buffer, slot: slot, of: owner)
             }
             let profiling = owner.options.dnnlProfile
             var clock = profiling ? DNNLConv.seconds() : 0
@@ -487,9 +505,7 @@ let dnnlRegistration: ConvBackendRegistration? = ConvBackendRegistration(
 /// false without oneDNN.
 public func dnnlSGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                       c: UnsafeMutablePointer<Float>, threads: Int) -> Bool {
-    omp_set_num_threads(Int32(threads))
-    return dnnl_sgemm(CChar(UInt8(ascii: "N")), CChar(UInt8(ascii: "N")), Int64(m), Int64(n), Int64(k), 1, a, Int64(k),
-                      b, Int64(n), 0, c, Int64(n)) == dnnl_success
+    dnnlSGEMM(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n, threads: threads)
 }
 
 /// Row-major C = A B (m x k times k x n, leading dimensions given, C overwritten) on oneDNN's sgemm; false without

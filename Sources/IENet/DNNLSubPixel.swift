@@ -21,7 +21,7 @@ final class DNNLSubPixelPlan {
     }
 
     let source: DNNLConv.Binding
-    private(set) var classes: [ResidueClass] = []
+    let classes: [ResidueClass]
     let implementation: String
     let g: ConvGeometry
 
@@ -29,7 +29,7 @@ final class DNNLSubPixelPlan {
     /// would be negative) or oneDNN does not give every class the same direct kernel and source layout.
     init?(_ g: ConvGeometry, batch: Int, engine: dnnl_engine_t) {
         guard let split = SubPixelAdjoint(g) else { return nil }
-        let s = g.stride, k = g.kernel
+        let s = g.stride
         let n = Int64(batch), cin = Int64(g.inChannels), cout = Int64(g.outChannels)
         let sourceSize = [g.outD, g.outH, g.outW], targetSize = [g.inD, g.inH, g.inW]
         let classSize = targetSize.map { $0 / s }
@@ -85,12 +85,10 @@ final class DNNLSubPixelPlan {
                   dnnl_primitive_desc_create(&pd, &desc, nil, engine, nil) == dnnl_success, let pd
             else { failed = true; break }
             defer { dnnl_primitive_desc_destroy(pd) }
-            var info: UnsafePointer<CChar>?
-            _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
-            let implementation = info.map { String(cString: $0) } ?? "?"
+            let implementation = DNNLConv.implementationName(pd)
             implementations.insert(implementation)
             // Every class must read the source in the same layout (it is reordered once) on a direct kernel.
-            guard !implementation.contains("gemm"), !implementation.hasPrefix("ref"),
+            guard DNNLConv.isDirect(implementation),
                   var wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, DNNL_ARG_SRC)?.pointee
             else { failed = true; break }
             if var chosen = chosenSource {
@@ -182,12 +180,7 @@ final class DNNLSubPixelPlan {
              target: UnsafeMutablePointer<Float>) {
         let stream = owner.stream
         omp_set_num_threads(Int32(owner.options.threads))
-        func point(_ memory: dnnl_memory_t, at pointer: UnsafeMutableRawPointer) {
-            let status = dnnl_memory_set_data_handle_v2(memory, pointer, stream)
-            precondition(status == dnnl_success, "oneDNN: cannot set a buffer (status \(status.rawValue))")
-        }
-        point(source.user, at: UnsafeMutableRawPointer(mutating: plain))
-        if let inner = source.inner { point(inner, at: owner.slotBuffer(0, bytes: source.innerBytes)) }
+        source.attach(UnsafeMutableRawPointer(mutating: plain), slot: 0, of: owner)
         source.runReorder(stream)
         // The plain weights of s classes at a time go to slot 3 (slots 0-2 hold the blocked source, weights and
         // target).
@@ -204,15 +197,9 @@ final class DNNLSubPixelPlan {
                 next = buffer
             }
             guard let classWeights = next else { preconditionFailure("sub-pixel: class weights not gathered") }
-            point(residueClass.weights.user, at: UnsafeMutableRawPointer(classWeights))
             next = classWeights + weightCount(residueClass)
-            if let inner = residueClass.weights.inner {
-                point(inner, at: owner.slotBuffer(1, bytes: residueClass.weights.innerBytes))
-            }
-            point(residueClass.target.user, at: UnsafeMutableRawPointer(target + residueClass.targetOffset))
-            if let inner = residueClass.target.inner {
-                point(inner, at: owner.slotBuffer(2, bytes: residueClass.target.innerBytes))
-            }
+            residueClass.weights.attach(UnsafeMutableRawPointer(classWeights), slot: 1, of: owner)
+            residueClass.target.attach(UnsafeMutableRawPointer(target + residueClass.targetOffset), slot: 2, of: owner)
             residueClass.weights.runReorder(stream)
             var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: source.primitiveMemory),
                              dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: residueClass.weights.primitiveMemory),

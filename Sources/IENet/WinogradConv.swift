@@ -41,8 +41,7 @@ final class WinogradConv {
         let rowsPerBlock = max(1, min(tilesH, 256 / (groups * Self.lanes)))
         let tilesPerBlock = rowsPerBlock * groups * Self.lanes
         let lineLength = groups * Self.lanes + 1
-        let linesPerBlock = 4 * (2 * rowsPerBlock + 2)
-        let lineFloats = cin * linesPerBlock * 2 * lineLength
+        let lineFloats = cin * 4 * (2 * rowsPerBlock + 2) * 2 * lineLength
         let vFloats = 64 * Self.planeFloats(cin, tilesPerBlock), mFloats = 64 * Self.planeFloats(cout, tilesPerBlock)
         let u = weights(count: 64 * cout * cin)
         transform(weight, into: u, cout: cout, cin: cin)
@@ -66,10 +65,10 @@ final class WinogradConv {
             let x = input + block.sample * cin * g.inSpatial
             splitLines(x, channels: cin, tz: tz, ty0: ty0, rows: rows, geometry, into: lines)
             transformInput(lines, channels: cin, rows: rows, geometry, tilesPerBlock: tilesPerBlock, into: v)
+            let columns = rows * groups * Self.lanes
             for xi in 0..<64 {
                 let (a, b, c) = (u + xi * cout * cin, v + xi * Self.planeFloats(cin, tilesPerBlock),
                                  m + xi * Self.planeFloats(cout, tilesPerBlock))
-                let columns = rows * groups * Self.lanes
                 if !(options.usesDNNL && dnnlSGEMM(m: cout, n: columns, k: cin, a: a, lda: cin, b: b, ldb: tilesPerBlock,
                                                    c: c, ldc: tilesPerBlock, threads: inner)) {
                     sgemm(m: cout, n: columns, k: cin, a: a, lda: cin, b: b, ldb: tilesPerBlock, beta: 0, c: c,
@@ -88,6 +87,8 @@ final class WinogradConv {
     struct Geometry {
         let d: Int, h: Int, w: Int
         let tilesH: Int, groups: Int, lineLength: Int, rowsPerBlock: Int
+        /// Input lines (y) a block keeps per patch z-row: 2 per tile row plus the borders.
+        var linesPerZ: Int { 2 * rowsPerBlock + 2 }
     }
 
     private func weights(count: Int) -> UnsafeMutablePointer<Float> {
@@ -130,13 +131,13 @@ final class WinogradConv {
     /// z = 2 tz - 1 + zi (zi < 4), y = 2 ty0 - 1 + yi (yi < 2 rows + 2); zero outside the image.
     private func splitLines(_ x: UnsafePointer<Float>, channels: Int, tz: Int, ty0: Int, rows: Int, _ q: Geometry,
                             into lines: UnsafeMutablePointer<Float>) {
-        let linesPerChannel = 4 * (2 * q.rowsPerBlock + 2), length = q.lineLength
+        let length = q.lineLength
         for ci in 0..<channels {
             for zi in 0..<4 {
                 let z = 2 * tz - 1 + zi
                 for yi in 0..<(2 * rows + 2) {
                     let y = 2 * ty0 - 1 + yi
-                    let even = lines + ((ci * linesPerChannel + zi * (2 * q.rowsPerBlock + 2) + yi) * 2) * length
+                    let even = lines + (((ci * 4 + zi) * q.linesPerZ + yi) * 2) * length
                     let odd = even + length
                     guard z >= 0, z < q.d, y >= 0, y < q.h else {
                         even.update(repeating: 0, count: 2 * length)
@@ -169,7 +170,7 @@ final class WinogradConv {
                                 tilesPerBlock: Int, into v: UnsafeMutablePointer<Float>) {
         typealias V8 = SIMD8<Float>
         typealias Row = (V8, V8, V8, V8)
-        let linesPerZ = 2 * q.rowsPerBlock + 2, length = q.lineLength
+        let linesPerZ = q.linesPerZ, length = q.lineLength
         let xiStride = Self.planeFloats(channels, tilesPerBlock)
         @inline(__always) func load(_ p: UnsafePointer<Float>) -> V8 {
             UnsafeRawPointer(p).loadUnaligned(as: V8.self)
