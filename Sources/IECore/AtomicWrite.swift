@@ -15,6 +15,7 @@ public enum AtomicFile {
             var offset = 0
             while offset < raw.count {
                 let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
                 if n <= 0 { ok = false; break }
                 offset += n
             }

@@ -66,16 +66,30 @@ public enum TrainingStart {
     case state(Checkpoint, source: String)
 }
 
-/// Signals that ask training to stop (SIGTERM from Slurm, SIGUSR1 before a time limit). The handler only sets a
-/// flag; the loop checks it between batches so that nothing is half-written.
+/// Signals that ask training to stop (SIGTERM from Slurm, SIGUSR1 before a time limit). They set a flag that the
+/// loop checks between batches, so that nothing is half-written.
+///
+/// No thread of the process may ever run a handler for them. oneDNN's JIT f32 GEMM kernels (2.6, Debian 12's,
+/// up to 3.11: oneDNN issue 4845) point rsp into a heap workspace while they run; a signal delivered to a thread
+/// inside one writes its frame there and corrupts the heap (NaN gradients, aborts, segfaults, seen on a USR1 that
+/// arrived mid-step). So `install` blocks both signals in the calling thread before any compute thread exists
+/// (threads inherit the mask: OpenMP, MPI's, the prefetch worker) and reads them through a signalfd (Dispatch's
+/// signal source), which takes blocked pending signals without interrupting anyone.
 public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
+    public static let signals = [SIGTERM, SIGUSR1]
+
     public static var requested: Bool { flag != 0 }
 
+    /// Call first, on the main thread, before the engine, MPI or any worker starts threads.
     public static func install() {
-        for sig in [SIGTERM, SIGUSR1] {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for sig in signals { sigaddset(&mask, sig) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        for sig in signals {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { flag = 1 }

@@ -59,8 +59,8 @@ struct Train: ParsableCommand {
         // One writer per run: held before the run's files are written (the recorded overrides included).
         try RunLock.process.withLock(run: runDir.path, tool: "ie-train") {
             let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
-            EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
             StopSignal.install()
+            EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
             var finished = true
             try runDir.performFailingParent(tool: "ie-train", completes: false) {
                 finished = try RunTraining.trainOrAdopt(run: runDir, config: config, settings: settingsValue, resume: resume)
@@ -77,8 +77,8 @@ struct Train: ParsableCommand {
     func trainAsWorker(_ runDir: RunDirectory, _ settingsValue: Settings, extra: [String], rank: Int) throws {
         Log.linePrefix = "[rank \(rank)] "
         let config = try runDir.modelConfig(settings: settingsValue, extra: extra)
-        EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
         StopSignal.install()
+        EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
         guard try RunTraining.trainAsWorkerRank(run: runDir, config: config, settings: settingsValue, resume: resume) else {
             Foundation.exit(stoppedBySignalExitCode)
         }

@@ -127,10 +127,11 @@ final class PipelineTests: XCTestCase {
         let stopped = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let args = ["--num_epochs=6"] + Self.tiny
         XCTAssertEqual(try runner.run("train", ["--run=\(reference)"] + args).status, 0)
-        let process = try runner.start("train", ["--run=\(stopped)"] + args)
+        let process = try runner.start("train", ["--run=\(stopped)"] + args, environment: ["OPENBLAS_NUM_THREADS": "1"])
         // Wait for the first autosave so the signal lands mid-training, not during start-up.
         let autosave = stopped + "/outputs/checkpoints/autosave.ckpt"
         for _ in 0..<400 where !FileManager.default.fileExists(atPath: autosave) { usleep(25_000) }
+        if process.isRunning { try Self.assertStopSignalsBlockedInEveryThread(process.processIdentifier) }
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         if process.terminationStatus == 0 {
@@ -145,6 +146,24 @@ final class PipelineTests: XCTestCase {
         let a = try Data(contentsOf: URL(fileURLWithPath: reference + "/outputs/checkpoints/epoch_006.ckpt"))
         let b = try Data(contentsOf: URL(fileURLWithPath: stopped + "/outputs/checkpoints/epoch_006.ckpt"))
         XCTAssertEqual(a, b, "final weights differ after SIGTERM + resume")
+    }
+
+    /// While ie-train trains, none of its threads may take SIGTERM/SIGUSR1: a signal frame written while a oneDNN
+    /// JIT GEMM kernel has rsp pointing into the heap corrupts it (see StopSignal). Threads started after `main`
+    /// began (the prefetch worker, OpenMP's, MPI's) inherit the main thread's mask; Dispatch's block them anyway.
+    /// (OpenBLAS starts its pool before `main`: the caller sets OPENBLAS_NUM_THREADS=1, so that there is none.)
+    static func assertStopSignalsBlockedInEveryThread(_ pid: Int32) throws {
+        let wanted: UInt64 = (1 << UInt64(SIGTERM - 1)) | (1 << UInt64(SIGUSR1 - 1))
+        let task = "/proc/\(pid)/task"
+        let threads = try FileManager.default.contentsOfDirectory(atPath: task)
+        XCTAssertGreaterThan(threads.count, 2, "ie-train runs worker threads (Dispatch's, the prefetch worker)")
+        for tid in threads {
+            guard let status = try? String(contentsOfFile: "\(task)/\(tid)/status", encoding: .utf8) else { continue }
+            let lines = status.split(separator: "\n")
+            let name = lines.first { $0.hasPrefix("Name:") }?.dropFirst(5).trimmingCharacters(in: .whitespaces) ?? "?"
+            let mask = lines.first { $0.hasPrefix("SigBlk:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
+            XCTAssertEqual(mask.map { $0 & wanted }, wanted, "thread \(tid) (\(name)) of ie-train can take SIGTERM/SIGUSR1")
+        }
     }
 
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
