@@ -1,5 +1,6 @@
 import Foundation
 import CBLAS
+import IECore
 
 /// Geometry of one 3D convolution (cubic kernel, equal stride and padding on all axes).
 struct ConvGeometry: Equatable {
@@ -265,8 +266,11 @@ extension ConvGeometry {
 /// Runs `body(slab, worker, innerThreads)` over all slabs. With one thread, or a single slab, everything runs on
 /// the caller and the GEMMs use OpenBLAS's threads (innerThreads = threads). Otherwise each of the workers
 /// takes every workers-th slab with OpenBLAS held at one thread (innerThreads = 1): one level of parallelism at
-/// a time, and a fixed slab-to-worker assignment, so results depend only on the thread count.
-func forEachSlab(_ slabs: [Slab], threads: Int, scratch: ConvScratch, _ body: (Slab, Int, Int) -> Void) {
+/// a time, and a fixed slab-to-worker assignment, so results depend only on the thread count. `balanced` hands
+/// each slab to the next free worker instead: only for bodies whose slabs write disjoint outputs and share no
+/// per-worker sums, so that which worker took a slab cannot change a bit.
+func forEachSlab(_ slabs: [Slab], threads: Int, scratch: ConvScratch, balanced: Bool = false,
+                 _ body: (Slab, Int, Int) -> Void) {
     let workers = min(threads, slabs.count, ConvScratch.maxWorkers)
     scratch.reserve(workers: max(1, workers))
     if workers <= 1 {
@@ -276,9 +280,14 @@ func forEachSlab(_ slabs: [Slab], threads: Int, scratch: ConvScratch, _ body: (S
     applyBLASThreads(1)
     defer { applyBLASThreads(threads) }
     withoutActuallyEscaping(body) { body in
+        let queue = balanced ? WorkQueue(count: slabs.count) : nil
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var i = worker
-            while i < slabs.count { body(slabs[i], worker, 1); i += workers }
+            if let queue {
+                while let i = queue.take() { body(slabs[i], worker, 1) }
+            } else {
+                var i = worker
+                while i < slabs.count { body(slabs[i], worker, 1); i += workers }
+            }
         }
     }
 }

@@ -58,7 +58,8 @@ final class WinogradConv {
         }
         let geometry = Geometry(d: g.inD, h: g.inH, w: g.inW, tilesH: tilesH, groups: groups, lineLength: lineLength,
                                 rowsPerBlock: rowsPerBlock)
-        forEachSlab(blocks, threads: options.threads, scratch: scratch) { block, worker, inner in
+        // Each block writes its own output rows: blocks go to whichever worker is free.
+        forEachSlab(blocks, threads: options.threads, scratch: scratch, balanced: true) { block, worker, inner in
             let buffer = scratch.buffer(worker, count: lineFloats + vFloats + mFloats)
             let lines = buffer, v = buffer + lineFloats, m = v + vFloats
             let tz = block.rowStart / tilesH, ty0 = block.rowStart % tilesH, rows = block.rowEnd - block.rowStart
