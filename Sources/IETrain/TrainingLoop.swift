@@ -79,7 +79,7 @@ public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
-    public static let signals = [SIGTERM, SIGUSR1]
+    private static let signals = [SIGTERM, SIGUSR1]
 
     public static var requested: Bool { flag != 0 }
 
