@@ -104,7 +104,9 @@ public enum SlurmSubmission {
             step \(invocation.tool("ie-evaluate")) --run="$run" --mark_completed \(fixed)
             rc=$?
         fi
-        if [ "$rc" -eq 143 ] && [ "$requeue" -eq 1 ]; then
+        # After the time-limit USR1: ie-train stops with 143; ie-evaluate, which has no handler, ends with 138
+        # (128 + USR1) and its outputs are written atomically. Either way the next attempt resumes or re-evaluates.
+        if { [ "$rc" -eq 143 ] || [ "$rc" -eq 138 ]; } && [ "$requeue" -eq 1 ]; then
             echo "ie-submit job: stopped before the time limit; requeueing job $SLURM_JOB_ID"
             scontrol requeue "$SLURM_JOB_ID"
         fi

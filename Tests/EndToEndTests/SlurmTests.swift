@@ -326,6 +326,39 @@ final class SlurmClusterTests: XCTestCase {
         }
     }
 
+    /// The time-limit signal can also come while the job evaluates: ie-evaluate has no handler and ends with status
+    /// 138 (128 + USR1); the job requeues itself all the same, and the second attempt (training already complete)
+    /// evaluates and completes the run.
+    func testTimeLimitSignalDuringEvaluationRequeuesAndCompletes() throws {
+        try LocalSlurm.ensureRunning()
+        let bin = try HPCTest.binFolder()
+        let project = try HPCTest.makeProject(subjects: 24)
+        defer { try? FileManager.default.removeItem(atPath: project) }
+        let settings = "--settings=\(project)/settings.yml"
+        let run = try HPCTest.split(project: project, arguments: HPCTest.tinyModelArguments)
+        let train = try HPCTest.run(bin + "/ie-train", [settings, "--run=\(run)", "--threads=1", "--quiet"], in: project)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let submit = try HPCTest.run(bin + "/ie-submit", [settings, "--run=\(run)", "--cluster=debug", "--threads=1"], in: project)
+        XCTAssertEqual(submit.status, 0, submit.stderr)
+        let job = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The job's ie-train finds training complete at once; signal while its ie-evaluate runs.
+        let deadline = Date().addingTimeInterval(120)
+        while try HPCTest.run("pgrep", ["-f", "--", "ie-evaluate --run=\(run)"]).status != 0 {
+            guard Date() < deadline else { throw IEStringError("job \(job) never ran ie-evaluate") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let signal = try HPCTest.run("scancel", ["--batch", "--signal=USR1", job])
+        XCTAssertEqual(signal.status, 0, signal.stderr)
+        LocalSlurm.startRequeuedJobNow(job)
+        try LocalSlurm.waitUntilDone([job], timeout: 300)
+        let slurmLog = (try? String(contentsOfFile: run + "/logs/slurm-\(job).out", encoding: .utf8)) ?? ""
+        let context = String(slurmLog.suffix(2000))
+        XCTAssertTrue(slurmLog.contains("stopped before the time limit; requeueing job \(job)"), context)
+        XCTAssertTrue(slurmLog.contains("requeued (restart 1)"), context)
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "completed", context)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/epoch_002/Test/metrics.csv"), context)
+    }
+
     func interruptedJobEndsWithUninterruptedWeights(interruption: String, expectSelfRequeue: Bool = false,
                                                     interrupt: (String) throws -> Void) throws {
         try LocalSlurm.ensureRunning()
