@@ -147,20 +147,19 @@ final class DNNLSubPixelPlan {
         starts.withUnsafeBufferPointer { starts in
             tapStarts.withUnsafeBufferPointer { tapStarts in
                 taps.withUnsafeBufferPointer { taps in
-                    // 16 x 16 blocks of (ci, co): the filters of one co and 16 ci are contiguous, and so are the
-                    // destinations of one ci and 16 co (unblocked, one side strode by a whole weight row per element).
+                    // Blocks of 16 ci: the filters of one co and 16 ci are contiguous, and the destinations of 16 ci
+                    // for one co stay in cache until the next co fills their neighbours (one ci at a time, one side
+                    // strode by a whole weight row per element).
                     let block = 16
                     parallelFor((cin + block - 1) / block, threads: threads) { ciBlock in
                         let ciRange = (ciBlock * block)..<min(cin, ciBlock * block + block)
-                        for co0 in stride(from: 0, to: cout, by: block) {
-                            for co in co0..<min(cout, co0 + block) {
-                                for ci in ciRange {
-                                    let filter = weight + (co * cin + ci) * k3
-                                    for index in 0..<starts.count {
-                                        let first = tapStarts[index], count = tapStarts[index + 1] - first
-                                        let to = destination + starts[index] + (ci * cout + co) * count
-                                        for t in 0..<count { to[t] = filter[taps[first + t]] }
-                                    }
+                        for co in 0..<cout {
+                            for ci in ciRange {
+                                let filter = weight + (co * cin + ci) * k3
+                                for index in 0..<starts.count {
+                                    let first = tapStarts[index], count = tapStarts[index + 1] - first
+                                    let to = destination + starts[index] + (ci * cout + co) * count
+                                    for t in 0..<count { to[t] = filter[taps[first + t]] }
                                 }
                             }
                         }

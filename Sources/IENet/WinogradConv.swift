@@ -41,7 +41,9 @@ final class WinogradConv {
         let rowsPerBlock = max(1, min(tilesH, 256 / (groups * Self.lanes)))
         let tilesPerBlock = rowsPerBlock * groups * Self.lanes
         let lineLength = groups * Self.lanes + 1
-        let lineFloats = cin * 4 * (2 * rowsPerBlock + 2) * 2 * lineLength
+        let geometry = Geometry(d: g.inD, h: g.inH, w: g.inW, tilesH: tilesH, groups: groups, lineLength: lineLength,
+                                rowsPerBlock: rowsPerBlock)
+        let lineFloats = cin * 4 * geometry.linesPerZ * 2 * lineLength
         let vFloats = 64 * Self.planeFloats(cin, tilesPerBlock), mFloats = 64 * Self.planeFloats(cout, tilesPerBlock)
         let u = weights(count: 64 * cout * cin)
         transform(weight, into: u, cout: cout, cin: cin)
@@ -56,8 +58,6 @@ final class WinogradConv {
                 }
             }
         }
-        let geometry = Geometry(d: g.inD, h: g.inH, w: g.inW, tilesH: tilesH, groups: groups, lineLength: lineLength,
-                                rowsPerBlock: rowsPerBlock)
         // Each block writes its own output rows: blocks go to whichever worker is free.
         forEachSlab(blocks, threads: options.threads, scratch: scratch, balanced: true) { block, worker, inner in
             let buffer = scratch.buffer(worker, count: lineFloats + vFloats + mFloats)

@@ -42,9 +42,18 @@ enum LocalSlurm {
     /// requeued job at once would find the old step's PMIx socket still there.
     static func waitForStepDaemons(of job: String, timeout: TimeInterval = 30) {
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            guard let found = try? HPCTest.run("pgrep", ["-f", "slurmstepd: \\[\(job)\\."]), found.status == 0 else { return }
+        while Date() < deadline && processRunning(commandContaining: "slurmstepd: [\(job).") {
             Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// Whether a process of this machine has a command line (arguments joined by spaces) containing `text`; read
+    /// from /proc, so that the tests need no procps.
+    static func processRunning(commandContaining text: String) -> Bool {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.contains { pid in
+            guard pid.allSatisfy(\.isNumber), let bytes = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).contains(text)
         }
     }
 
@@ -343,7 +352,7 @@ final class SlurmClusterTests: XCTestCase {
         let job = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         // The job's ie-train finds training complete at once; signal while its ie-evaluate runs.
         let deadline = Date().addingTimeInterval(120)
-        while !Self.processRunning(commandContaining: "ie-evaluate --run=\(run)") {
+        while !LocalSlurm.processRunning(commandContaining: "ie-evaluate --run=\(run)") {
             guard Date() < deadline else { throw IEStringError("job \(job) never ran ie-evaluate") }
             Thread.sleep(forTimeInterval: 0.05)
         }
@@ -357,16 +366,6 @@ final class SlurmClusterTests: XCTestCase {
         XCTAssertTrue(slurmLog.contains("requeued (restart 1)"), context)
         XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "completed", context)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/epoch_002/Test/metrics.csv"), context)
-    }
-
-    /// Whether a process of this machine has a command line (arguments joined by spaces) containing `text`; read
-    /// from /proc, so that the test needs no procps.
-    static func processRunning(commandContaining text: String) -> Bool {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.contains { pid in
-            guard pid.allSatisfy(\.isNumber), let bytes = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: bytes.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).contains(text)
-        }
     }
 
     func interruptedJobEndsWithUninterruptedWeights(interruption: String, expectSelfRequeue: Bool = false,
