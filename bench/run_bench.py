@@ -29,8 +29,11 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Which peer each of our figures is compared with: (figure prefix, peer impl). Conv figures also get the sgemm peak.
+# Which peer each of our figures is compared with: (figure prefix, peer impl). Conv figures also get the sgemm peak
+# and the sgemm timed beside them. The conv layers inside our training step (conv_layers_unet_train_step) have no
+# peer figure: PyTorch's step is compared whole (unet_train_step).
 PEERS = [("conv_", "torch"), ("unet_train_step", "torch"), ("sliding_window_", "monai"), ("aal_metrics_", "sitk")]
+NO_PEER = ("conv_layers_",)
 
 
 def run(command, env=None, label=""):
@@ -138,8 +141,13 @@ def table(ours_records, peer_records, peak):
         notes = []
         if figure.startswith("conv_") and threads in peak and "gflops" in record:
             notes.append(f"{100 * record['gflops'] / peak[threads]['gflops']:.0f}% of sgemm peak")
+        if figure.startswith("conv_") and "sgemm_beside_gflops" in record and "gflops" in record:
+            notes.append(f"{100 * record['gflops'] / record['sgemm_beside_gflops']:.0f}% of the sgemm timed beside it "
+                         f"({record['sgemm_beside_gflops']:.1f})")
+        if "forward_gflops" in record and "backward_gflops" in record:
+            notes.append(f"forward {record['forward_gflops']:.1f}, backward {record['backward_gflops']:.1f} GFLOP/s")
         for prefix, impl in PEERS:
-            if not figure.startswith(prefix):
+            if not figure.startswith(prefix) or figure.startswith(NO_PEER):
                 continue
             peer = peers.get((figure, impl, threads, precision)) or peers.get((figure, impl, threads, "fp32"))
             if peer:

@@ -99,6 +99,78 @@ struct ConvPlan {
     let algorithm: ConvAlgorithm
     /// The eval-mode forward where Winograd applies (nil: `algorithm` does it too).
     var evalForward: WinogradConv? = nil
+    /// Where the calls' times go (options.convTiming), else nil.
+    var ledger: ConvLedger? = nil
+
+    /// Multiply-adds of one forward pass of `geometry` over the batch (padding taps included, as benchmarks count).
+    var multiplyAdds: Double {
+        Double(batch) * Double(geometry.outChannels * geometry.inChannels) * pow(Double(geometry.kernel), 3)
+            * Double(geometry.outSpatial)
+    }
+
+    /// Runs `body`, and with a ledger adds its wall time and `passes` x 2 x multiplyAdds FLOPs to `direction`.
+    @inline(__always)
+    private func timed(_ direction: ConvLedger.Direction, passes: Int, _ body: () -> Void) {
+        guard let ledger else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        let g = geometry
+        ledger.add(direction, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9,
+                   flops: Double(2 * passes) * multiplyAdds,
+                   layer: "\(algorithm.name) \(g.inChannels)->\(g.outChannels) k\(g.kernel) s\(g.stride) "
+                       + "\(g.inD)x\(g.inH)x\(g.inW)" + (passes == 2 ? " with input gradient" : ""))
+    }
+}
+
+/// Wall time and FLOPs of an engine's convolution calls by direction (options.convTiming), for the benchmark's
+/// rate of the conv layers inside a whole training step. Layers run one after another; the lock only makes
+/// reading it from another thread safe.
+public final class ConvLedger: @unchecked Sendable {
+    public enum Direction: Int, CaseIterable, Sendable { case forward, backward }
+    public struct Totals: Sendable {
+        public var calls = 0
+        public var seconds = 0.0
+        public var flops = 0.0
+        public var gflops: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
+        public init() {}
+    }
+    private let lock = NSLock()
+    private var totals = [Totals](repeating: Totals(), count: Direction.allCases.count)
+    private var layers: [String: Totals] = [:]
+
+    func add(_ direction: Direction, seconds: Double, flops: Double, layer: String) {
+        lock.lock(); defer { lock.unlock() }
+        totals[direction.rawValue].calls += 1
+        totals[direction.rawValue].seconds += seconds
+        totals[direction.rawValue].flops += flops
+        layers["\(direction) " + layer, default: Totals()].calls += 1
+        layers["\(direction) " + layer, default: Totals()].seconds += seconds
+        layers["\(direction) " + layer, default: Totals()].flops += flops
+    }
+
+    /// Totals per direction, backend and geometry ("backward dnnl 32->32 k3 s1 64x64x64 with input gradient"),
+    /// the slowest first.
+    public var byLayer: [(layer: String, totals: Totals)] {
+        lock.lock(); defer { lock.unlock() }
+        return layers.map { ($0.key, $0.value) }.sorted { $0.1.seconds > $1.1.seconds }
+    }
+
+    /// The totals of one direction, or of all calls (nil).
+    public func totals(_ direction: Direction? = nil) -> Totals {
+        lock.lock(); defer { lock.unlock() }
+        guard let direction else {
+            return totals.reduce(into: Totals()) { sum, t in
+                sum.calls += t.calls; sum.seconds += t.seconds; sum.flops += t.flops
+            }
+        }
+        return totals[direction.rawValue]
+    }
+
+    public func reset() {
+        lock.lock(); defer { lock.unlock() }
+        totals = [Totals](repeating: Totals(), count: Direction.allCases.count)
+        layers = [:]
+    }
 }
 
 /// The plan's operations on a layer's tensors: where storage is reached, once per call.
@@ -109,10 +181,12 @@ extension ConvPlan {
         x.withPointer { xp in
             weight.withValuePointer { wp in
                 y.withMutablePointer { yp in
-                    if eval, let evalForward {
-                        evalForward.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
-                    } else {
-                        algorithm.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                    timed(.forward, passes: 1) {
+                        if eval, let evalForward {
+                            evalForward.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                        } else {
+                            algorithm.forward(geometry, batch: batch, input: xp, weight: wp, output: yp)
+                        }
                     }
                 }
             }
@@ -122,8 +196,10 @@ extension ConvPlan {
     /// weight.grad += dW; gradInput (when given) = dX (Conv3d backward).
     func backward(_ x: Tensor, weight: Parameter, gradOutput: Tensor, gradInput: inout Tensor?) {
         withGradients(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput) { xp, wp, gp, gwp, gip in
-            algorithm.backward(geometry, batch: batch, input: xp, weight: wp, gradOutput: gp, gradWeight: gwp,
-                               gradInput: gip)
+            timed(.backward, passes: gip == nil ? 1 : 2) {
+                algorithm.backward(geometry, batch: batch, input: xp, weight: wp, gradOutput: gp, gradWeight: gwp,
+                                   gradInput: gip)
+            }
         }
     }
 
@@ -132,7 +208,9 @@ extension ConvPlan {
         x.withPointer { xp in
             weight.withValuePointer { wp in
                 y.withMutablePointer { yp in
-                    algorithm.adjointForward(geometry, batch: batch, source: xp, weight: wp, target: yp)
+                    timed(.forward, passes: 1) {
+                        algorithm.adjointForward(geometry, batch: batch, source: xp, weight: wp, target: yp)
+                    }
                 }
             }
         }
@@ -141,8 +219,10 @@ extension ConvPlan {
     /// ConvTranspose3d backward: weight.grad += dW; gradInput (when given) = dX.
     func adjointBackward(_ x: Tensor, weight: Parameter, gradOutput: Tensor, gradInput: inout Tensor?) {
         withGradients(x, weight: weight, gradOutput: gradOutput, gradInput: &gradInput) { xp, wp, gp, gwp, gip in
-            algorithm.adjointBackward(geometry, batch: batch, source: xp, weight: wp, gradTarget: gp, gradWeight: gwp,
-                                      gradSource: gip)
+            timed(.backward, passes: gip == nil ? 1 : 2) {
+                algorithm.adjointBackward(geometry, batch: batch, source: xp, weight: wp, gradTarget: gp,
+                                          gradWeight: gwp, gradSource: gip)
+            }
         }
     }
 
@@ -175,9 +255,13 @@ public final class Engine {
         if options.usesDirectKernel { preferred.append(DirectConv(options)) }
         if options.usesDNNL, let dnnl = dnnlRegistration { preferred.append(dnnl.make(options)) }
         algorithms = preferred + [GEMMConv(options, preferred: preferred)]
+        convLedger = options.convTiming ? ConvLedger() : nil
     }
 
     public var threads: Int { options.threads }
+
+    /// Time and FLOPs of this engine's convolution calls (options.convTiming), else nil.
+    public let convLedger: ConvLedger?
 
     /// The precision this engine's convolutions use (a requested bf16 that cannot run is fp32 here).
     public var precision: Precision { options.precision }
@@ -185,7 +269,7 @@ public final class Engine {
     /// The first backend that computes g (as a convolution, or as its transpose when `adjoint`).
     func plan(_ g: ConvGeometry, batch: Int, adjoint: Bool) -> ConvPlan {
         let chosen = algorithms.first { $0.handles(g, batch: batch, adjoint: adjoint) } ?? algorithms[algorithms.count - 1]
-        var plan = ConvPlan(geometry: g, batch: batch, algorithm: chosen)
+        var plan = ConvPlan(geometry: g, batch: batch, algorithm: chosen, ledger: convLedger)
         if !adjoint && winograd.handles(g) { plan.evalForward = winograd }
         return plan
     }

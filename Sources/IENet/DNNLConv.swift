@@ -122,7 +122,8 @@ final class DNNLConv: ConvAlgorithm {
     /// IENet's GEMM path, for the directions where oneDNN has only its gemm-based or reference convolution
     /// ("x64:gemm:jit", "ref:any"; unless options.dnnlGEMMImplementations). On AVX2 CPUs oneDNN 2.6 has no direct
     /// 3D backward-weights kernel: measured (1 thread, batch 2, 32->32 at 64^3) its gemm:jit weight gradient ran at
-    /// 25.6 GFLOP/s, IENet's im2col + OpenBLAS path at about 60. Where oneDNN has direct kernels for every
+    /// 25.6 GFLOP/s, IENet's im2col path at about 60, its implicit weight gradient (GEMMConv.implicitWeightGradient,
+    /// on oneDNN's sgemm through transposedWeightGEMM) at about 77. Where oneDNN has direct kernels for every
     /// direction (AVX-512 CPUs) nothing changes.
     private lazy var gemmPath: GEMMConv = {
         let path = GEMMConv(options, preferred: [])

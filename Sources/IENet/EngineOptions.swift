@@ -41,6 +41,9 @@ public struct EngineOptions: Sendable, Equatable {
     public var columnCeilingFloats = 1 << 24
     /// Large stride-1 "same" convolutions skip im2col (IENET_IMPLICIT_GEMM=0 turns that off).
     public var implicitGEMM = true
+    /// Large stride-1 "same" convolutions compute their weight gradient without im2col (IENET_IMPLICIT_WGRAD=0
+    /// turns that off; last bits differ).
+    public var implicitWeightGradient = true
     /// Strided convolutions' input gradient and transposed convolutions' forward split by output residue
     /// (SubPixelAdjoint) instead of GEMM + col2im (IENET_SUB_PIXEL=0 turns that off; last bits differ).
     public var subPixelAdjoint = true
@@ -73,6 +76,9 @@ public struct EngineOptions: Sendable, Equatable {
     /// oneDNN times its reorders and primitives per layer for `Engine.convProfile` (IENET_DNNL_PROFILE=1; a stream
     /// wait per stage, same bits).
     public var dnnlProfile = false
+    /// The engine sums the wall time and arithmetic of every convolution call by direction in `Engine.convLedger`
+    /// (ie-bench's figure for the UNet's conv layers; a clock read per call, same bits).
+    public var convTiming = false
     /// The precision the convolutions use. `fromEnvironment` and `Engine` resolve a requested bf16 that this
     /// machine or build cannot run to fp32 (one warning per process), so a model's `engine.options.precision`
     /// is the precision actually used.
@@ -113,6 +119,7 @@ public struct EngineOptions: Sendable, Equatable {
         if let n = integer("IENET_SLAB_FLOATS", minimum: 1) { options.slabFloats = n }
         if let n = integer("IENET_COLUMNS_PER_CHANNEL", minimum: 0) { options.columnsPerOutputChannel = n }
         if environment["IENET_IMPLICIT_GEMM"] == "0" { options.implicitGEMM = false }
+        if environment["IENET_IMPLICIT_WGRAD"] == "0" { options.implicitWeightGradient = false }
         if environment["IENET_SUB_PIXEL"] == "0" { options.subPixelAdjoint = false }
         if environment["IENET_DNNL_SUB_PIXEL"] == "0" { options.dnnlSubPixel = false }
         if environment["IENET_WINOGRAD"] == "0" { options.winograd = false }

@@ -228,3 +228,107 @@ final class ImplicitGEMMTests: XCTestCase {
         }
     }
 }
+
+/// The weight gradient from its definition, in Double: dW[co, ci, kz, ky, kx] = sum over samples and output voxels
+/// of gradOutput[n, co, z, y, x] * input[n, ci, z + kz - p, y + ky - p, x + kx - p] (zero outside), stride 1.
+func referenceWeightGradient(input x: Tensor, gradOutput gy: Tensor, kernel k: Int, padding p: Int) -> [Double] {
+    let n = x.shape[0], ci = x.shape[1], d = x.shape[2], h = x.shape[3], w = x.shape[4]
+    let co = gy.shape[1], od = gy.shape[2], oh = gy.shape[3], ow = gy.shape[4]
+    var dw = [Double](repeating: 0, count: co * ci * k * k * k)
+    for b in 0..<n { for o in 0..<co { for z in 0..<od { for y in 0..<oh { for xx in 0..<ow {
+        let g = Double(gy.data[(((b * co + o) * od + z) * oh + y) * ow + xx])
+        for c in 0..<ci { for kz in 0..<k { for ky in 0..<k { for kx in 0..<k {
+            let iz = z + kz - p, iy = y + ky - p, ix = xx + kx - p
+            if iz < 0 || iz >= d || iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
+            dw[(((o * ci + c) * k + kz) * k + ky) * k + kx] += g * Double(x.data[(((b * ci + c) * d + iz) * h + iy) * w + ix])
+        }}}}
+    }}}}}
+    return dw
+}
+
+final class ImplicitWeightGradientTests: XCTestCase {
+    /// Stride-1 "same" layers with >= 8 input channels take the implicit weight gradient (no im2col): on both
+    /// backends (oneDNN's sgemm or OpenBLAS's), kernels 3 and 5, 1 to 3 threads (runs of slices per worker), it
+    /// must equal the definition, accumulate into the gradient, and give the same bits when repeated.
+    func testImplicitWeightGradientMatchesDefinition() {
+        var random = TestRandom(61)
+        let choices: [ConvBackendChoice] = ConvBackend.isDNNLAvailable ? [.gemm, .dnnl] : [.gemm]
+        for backend in choices {
+            for (kernel, threads) in [(3, 1), (3, 2), (3, 3), (5, 2)] {
+                let options = EngineOptions(threads: threads, convBackend: backend)
+                var rng = SeededGenerator(seed: 62)
+                let padding = (kernel - 1) / 2
+                let conv = Conv3d(name: "c", inChannels: 8, outChannels: 5, kernel: kernel, stride: 1, padding: padding,
+                                  bias: false, rng: &rng, engine: Engine(options))
+                let x = random.tensor([2, 8, 4, 5, 17])
+                XCTAssertTrue(conv.geometry(x).usesImplicitWeightGradient(options))
+                let label = "\(backend) k\(kernel) threads \(threads)"
+                let y = conv.forward(x)
+                let gy = random.tensor(y.shape)
+                _ = conv.backward(gy, inputGradient: false)
+                let first = conv.weight.grad
+                let reference = referenceWeightGradient(input: x, gradOutput: gy, kernel: kernel, padding: padding)
+                var worst = 0.0
+                for i in 0..<reference.count { worst = max(worst, abs(Double(first[i]) - reference[i]) / (1 + abs(reference[i]))) }
+                XCTAssertLessThan(worst, 1e-4, "\(label): max deviation \(worst)")
+                _ = conv.forward(x)
+                _ = conv.backward(gy, inputGradient: true)
+                worst = 0
+                for i in 0..<reference.count {
+                    worst = max(worst, abs(Double(conv.weight.grad[i]) - 2 * reference[i]) / (1 + abs(2 * reference[i])))
+                }
+                XCTAssertLessThan(worst, 1e-4, "\(label): a second backward must add to the gradient")
+                conv.weight.zeroGrad()
+                _ = conv.forward(x)
+                _ = conv.backward(gy, inputGradient: false)
+                XCTAssertEqual(conv.weight.grad, first, "\(label): not reproducible")
+            }
+        }
+    }
+}
+
+final class ConvLedgerTests: XCTestCase {
+    /// Engine.convLedger (options.convTiming, the benchmark's figure for a step's conv layers): calls and FLOPs by
+    /// direction from the layer shapes by hand, and the same bits with the clock on as off.
+    func testConvLedgerCountsCallsAndFlopsWithoutChangingResults() {
+        var options = EngineOptions(threads: 1)
+        options.convTiming = true
+        let timedEngine = Engine(options), plainEngine = Engine(EngineOptions(threads: 1))
+        XCTAssertNil(plainEngine.convLedger)
+        guard let ledger = timedEngine.convLedger else { return XCTFail("no ledger with convTiming") }
+        var random = TestRandom(5)
+        let x = random.tensor([2, 2, 5, 6, 7])
+        let small = random.tensor([1, 4, 3, 3, 3])
+        func layers(_ engine: Engine) -> (Conv3d, ConvTranspose3d) {
+            var rng = SeededGenerator(seed: 9)
+            return (Conv3d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1, bias: false,
+                           rng: &rng, engine: engine),
+                    ConvTranspose3d(name: "t", inChannels: 4, outChannels: 2, kernel: 4, stride: 2, padding: 1,
+                                    rng: &rng, engine: engine))
+        }
+        var results: [[Float]] = []
+        for engine in [plainEngine, timedEngine] {
+            let (conv, up) = layers(engine)
+            let y = conv.forward(x, saveForBackward: true)
+            let gx = conv.backward(y, inputGradient: true)
+            let u = up.forward(small, saveForBackward: true)
+            _ = up.backward(u, inputGradient: false)
+            results.append(y.data + (gx?.data ?? []) + conv.weight.grad + u.data + up.weight.grad)
+        }
+        XCTAssertEqual(results[0], results[1], "timing changed the results")
+        // Conv3d 2->3, k3, 5x6x7 "same", batch 2: 2 * 3 * 2 * 27 * 210 multiply-adds per pass.
+        // ConvTranspose3d 4->2, k4 s2 p1 on 3^3 (its adjoint: a 2->4 conv from 6^3 to 3^3), batch 1:
+        // 1 * 4 * 2 * 64 * 27 multiply-adds per pass.
+        let conv = 2.0 * 3 * 2 * 27 * 210, transposed = 1.0 * 4 * 2 * 64 * 27
+        let forward = ledger.totals(.forward), backward = ledger.totals(.backward)
+        XCTAssertEqual(forward.calls, 2)
+        XCTAssertEqual(forward.flops, 2 * (conv + transposed))
+        XCTAssertEqual(backward.calls, 2)
+        XCTAssertEqual(backward.flops, 2 * (2 * conv + transposed), "weight and input gradient of the conv, weight only of the transposed")
+        XCTAssertGreaterThan(forward.seconds, 0)
+        XCTAssertEqual(ledger.totals().flops, forward.flops + backward.flops)
+        XCTAssertEqual(ledger.byLayer.count, 4)
+        ledger.reset()
+        XCTAssertEqual(ledger.totals().calls, 0)
+    }
+}

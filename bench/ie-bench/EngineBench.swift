@@ -29,8 +29,10 @@ func runEngineBenchmark(_ settings: EngineBenchSettings) {
     // layers are timed the same way: without it each 67 MB output of the 1->32 layer is fresh mmap()ed memory whose
     // page faults cost about as much as the convolution (measured 45 ms of ~57 ms).
     _ = UNet3D(imageChannels: 1, classes: 2, featureChannels: 1, seed: 0, downsamplingPaths: 1)
-    print("conv3d batch 2 (GFLOP/s; forward = 2*N*Cout*Cin*k^3*output voxels, forward+backward = 3x that with input "
-          + "and weight gradients; output memory reused as in training)")
+    let sgemmBeside = SgemmBeside()
+    print("conv3d batch 2 (GFLOP/s; forward: the eval forward, Winograd where it applies, counted as "
+          + "2*N*Cout*Cin*k^3*output voxels; forward+backward: the training forward and both gradients, 3x that; "
+          + "output memory reused as in training)")
     for backend in settings.backends {
         for precision in settings.precisions {
             for threads in settings.threadCounts {
@@ -45,12 +47,15 @@ func runEngineBenchmark(_ settings: EngineBenchSettings) {
                     continue
                 }
                 if !settings.skipConv {
-                    for shape in shapes { timeConvShape(shape, engine: engine, backend: backend, repeats: settings.repeats) }
+                    for shape in shapes {
+                        timeConvShape(shape, engine: engine, backend: backend, repeats: settings.repeats,
+                                      sgemmBeside: sgemmBeside)
+                    }
                     if settings.profile { engine.convProfile.forEach { print("  " + $0) } }
                 }
                 if !settings.skipUNet {
                     timeTrainingStep(options, backend: backend, unet: settings.unet, repeats: settings.repeats,
-                                     profile: settings.profile)
+                                     profile: settings.profile, sgemmBeside: sgemmBeside)
                 }
             }
         }
@@ -58,17 +63,19 @@ func runEngineBenchmark(_ settings: EngineBenchSettings) {
 }
 
 /// Forward and forward+backward of one conv shape (k3 p1 stride 1 or 2; "T": ConvTranspose3d k4 s2 p1), batch 2.
+/// The best sgemm timed just before and just after the row goes into its BENCH line as "sgemm_beside_gflops".
 func timeConvShape(_ shape: (cin: Int, cout: Int, size: Int, kind: String), engine: Engine, backend: ConvBackend,
-                   repeats: Int) {
+                   repeats: Int, sgemmBeside: SgemmBeside) {
     var rng = SeededGenerator(seed: 2)
     let x = randomTensor([2, shape.cin, shape.size, shape.size, shape.size])
-    let forward: (Bool) -> Tensor, backward: (Tensor) -> Void
+    let forward: (Bool) -> Tensor, backward: (Tensor) -> Void, weightGradient: (Tensor) -> Void
     let flops: Double
     if shape.kind == "T" {
         let up = ConvTranspose3d(name: "up", inChannels: shape.cin, outChannels: shape.cout, kernel: 4, stride: 2,
                                  padding: 1, rng: &rng, engine: engine)
         forward = { up.forward(x, saveForBackward: $0) }
         backward = { _ = up.backward($0, inputGradient: true) }
+        weightGradient = { _ = up.backward($0, inputGradient: false) }
         flops = 2.0 * 2 * Double(shape.cin * shape.cout * 64) * pow(Double(shape.size), 3)
     } else {
         let stride = shape.kind == "_s2" ? 2 : 1
@@ -76,36 +83,54 @@ func timeConvShape(_ shape: (cin: Int, cout: Int, size: Int, kind: String), engi
                           padding: 1, bias: false, rng: &rng, engine: engine)
         forward = { conv.forward(x, saveForBackward: $0) }
         backward = { _ = conv.backward($0, inputGradient: true) }
+        weightGradient = { _ = conv.backward($0, inputGradient: false) }
         flops = 2.0 * 2 * Double(shape.cin * shape.cout * 27) * pow(Double(shape.size / stride), 3)
     }
     _ = forward(false)
+    let sgemmBefore = sgemmBeside.gflops(threads: engine.threads)
     let forwardSeconds = best(repeats) { _ = forward(false) }
     let forwardCPU = lastBestCPU
     let bothSeconds = best(repeats) { backward(forward(true)) }
     let bothCPU = lastBestCPU
+    // The weight gradient alone (printed only), each time after an untimed forward that keeps its input.
+    var weightSeconds = Double.infinity
+    for _ in 0..<repeats {
+        let saved = forward(true)
+        let start = now()
+        weightGradient(saved)
+        weightSeconds = min(weightSeconds, now() - start)
+    }
+    let sgemmNearby = max(sgemmBefore, sgemmBeside.gflops(threads: engine.threads))
     let name = "conv_\(shape.cin)_\(shape.cout)_\(shape.size)\(shape.kind)"
     let ran = shape.kind == "T" ? backend.rawValue
         : engine.backendName(inChannels: shape.cin, outChannels: shape.cout, kernel: 3, stride: shape.kind == "_s2" ? 2 : 1,
                              padding: 1, size: (shape.size, shape.size, shape.size), batch: 2)
-    print(String(format: "  %@ %@ %@, %d thread(s)%@: forward %.1f GFLOP/s (%.1f per CPU-second), forward+backward %.1f (%.1f)",
+    print(String(format: "  %@ %@ %@, %d thread(s)%@: forward %.1f GFLOP/s (%.1f per CPU-second), forward+backward %.1f (%.1f), "
+                 + "weight gradient alone %.1f; sgemm beside it %.1f",
                  backend.rawValue, engine.precision.rawValue, name, engine.threads,
                  ran == backend.rawValue ? "" : " (runs on \(ran))", flops / forwardSeconds / 1e9,
-                 flops / forwardCPU / 1e9, 3 * flops / bothSeconds / 1e9, 3 * flops / bothCPU / 1e9))
+                 flops / forwardCPU / 1e9, 3 * flops / bothSeconds / 1e9, 3 * flops / bothCPU / 1e9,
+                 flops / weightSeconds / 1e9, sgemmNearby))
     let labels = ["backend": backend.rawValue, "ran_on": ran]
     benchLine(figure: name + "_fwd", threads: engine.threads, precision: engine.precision.rawValue,
               ["gflops": flops / forwardSeconds / 1e9, "gflops_per_cpu_second": flops / forwardCPU / 1e9,
-               "seconds": forwardSeconds], labels: labels)
+               "seconds": forwardSeconds, "sgemm_beside_gflops": sgemmNearby], labels: labels)
     benchLine(figure: name + "_fwdbwd", threads: engine.threads, precision: engine.precision.rawValue,
               ["gflops": 3 * flops / bothSeconds / 1e9, "gflops_per_cpu_second": 3 * flops / bothCPU / 1e9,
-               "seconds": bothSeconds], labels: labels)
+               "seconds": bothSeconds, "sgemm_beside_gflops": sgemmNearby], labels: labels)
 }
 
 /// The UNet3D training step (soft Dice, Adam, 2 classes, 1 image channel) in the options' precision, with the
 /// split of the last step into forward, loss, backward and Adam.
+/// Also the rate of all its convolution calls in the last step ("conv_layers_unet_train_step": the conv layers as
+/// the network runs them, with their reorders and in the step's cache state), against the sgemm timed beside it.
 func timeTrainingStep(_ options: EngineOptions, backend: ConvBackend, unet: (size: Int, batch: Int, features: Int),
-                      repeats: Int, profile: Bool) {
+                      repeats: Int, profile: Bool, sgemmBeside: SgemmBeside) {
     let (size, batch) = (unet.size, unet.batch)
+    var options = options
+    options.convTiming = true
     let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: unet.features, seed: 42, options: options)
+    guard let ledger = net.engine.convLedger else { preconditionFailure("convTiming set but no ledger") }
     let optimizer = Optimizer(kind: .adam, parameters: net.parameters)
     let x = randomTensor([batch, 1, size, size, size])
     let voxels = size * size * size
@@ -113,7 +138,10 @@ func timeTrainingStep(_ options: EngineOptions, backend: ConvBackend, unet: (siz
     for n in 0..<batch { for i in 0..<voxels { target.data[(n * 2 + (i % 7 == 0 ? 1 : 0)) * voxels + i] = 1 } }
     let loss = SegmentationLoss.softDice()
     var parts = (forward: 0.0, loss: 0.0, backward: 0.0, adam: 0.0)
-    let step = {
+    var convs = (forward: ConvLedger.Totals(), backward: ConvLedger.Totals(), all: ConvLedger.Totals())
+    var layerTimes: [(layer: String, totals: ConvLedger.Totals)] = []
+    func step() {
+        ledger.reset()
         var t0 = now()
         net.zeroGrad()
         let logits = net.forward(x, training: true)
@@ -124,6 +152,8 @@ func timeTrainingStep(_ options: EngineOptions, backend: ConvBackend, unet: (siz
         t1 = now(); parts.backward = t1 - t0; t0 = t1
         optimizer.step(lr: 1e-4)
         parts.adam = now() - t0
+        convs = (ledger.totals(.forward), ledger.totals(.backward), ledger.totals())
+        layerTimes = ledger.byLayer
     }
     step()  // first touch of the buffers, primitives built
     let seconds = best(max(1, repeats - 1), step)
@@ -134,5 +164,20 @@ func timeTrainingStep(_ options: EngineOptions, backend: ConvBackend, unet: (siz
     benchLine(figure: "unet_train_step", threads: options.threads, precision: net.engine.precision.rawValue,
               ["seconds": seconds, "cpu_seconds": lastBestCPU, "peak_rss_mib": peakRSSMiB()],
               labels: ["backend": backend.rawValue])
-    if profile { net.engine.convProfile.forEach { print("  " + $0) } }
+    let sgemmNearby = sgemmBeside.gflops(threads: options.threads)
+    print(String(format: "  its conv layers (last step): forward %.1f GFLOP/s (%d calls, %.2f s), backward %.1f "
+                 + "(%d calls, %.2f s), all %.1f GFLOP/s in %.2f s; sgemm beside it %.1f",
+                 convs.forward.gflops, convs.forward.calls, convs.forward.seconds, convs.backward.gflops,
+                 convs.backward.calls, convs.backward.seconds, convs.all.gflops, convs.all.seconds, sgemmNearby))
+    benchLine(figure: "conv_layers_unet_train_step", threads: options.threads, precision: net.engine.precision.rawValue,
+              ["gflops": convs.all.gflops, "seconds": convs.all.seconds, "forward_gflops": convs.forward.gflops,
+               "backward_gflops": convs.backward.gflops, "sgemm_beside_gflops": sgemmNearby],
+              labels: ["backend": backend.rawValue])
+    if profile {
+        for (layer, totals) in layerTimes {
+            print(String(format: "  %@: %d calls, %.3f s, %.1f GFLOP/s", layer, totals.calls, totals.seconds,
+                         totals.gflops))
+        }
+        net.engine.convProfile.forEach { print("  " + $0) }
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+import CBLAS
 import IENet
 
 /// oneDNN's own sgemm (its JIT picks the widest vector unit of the CPU, whatever OPENBLAS_CORETYPE says): the
@@ -9,4 +11,33 @@ func oneDNNSgemm(size n: Int, threads: Int, repeats: Int, a: [Float], b: [Float]
     guard ok else { return nil }
     let flops = 2 * Double(n) * Double(n) * Double(n)
     return (flops / seconds / 1e9, flops / lastBestCPU / 1e9)
+}
+
+/// The best sgemm rate (OpenBLAS as loaded and oneDNN's JIT, 2048^3, one call each, twice) timed right beside a
+/// figure. This VM's speed drifts by 10-25 % within minutes, so each conv figure is also given as a share of the
+/// sgemm measured next to it, not only of the peak measured minutes earlier.
+final class SgemmBeside {
+    private let size = 2048
+    private let a: [Float], b: [Float]
+    private var c: [Float]
+
+    init() {
+        var rng = SeededGenerator(seed: 11)
+        a = (0..<size * size).map { _ in Float(rng.nextUniform(-1, 1)) }
+        b = (0..<size * size).map { _ in Float(rng.nextUniform(-1, 1)) }
+        c = [Float](repeating: 0, count: size * size)
+    }
+
+    func gflops(threads: Int) -> Double {
+        let n = Int32(size)
+        openblas_set_num_threads(Int32(threads))
+        let openblas = best(2) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, &c, n)
+        }
+        var fastest = openblas
+        var ok = true
+        let dnnl = best(2) { ok = dnnlSGEMM(m: size, n: size, k: size, a: a, b: b, c: &c, threads: threads) }
+        if ok { fastest = min(fastest, dnnl) }
+        return 2 * pow(Double(size), 3) / fastest / 1e9
+    }
 }
