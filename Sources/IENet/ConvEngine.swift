@@ -28,14 +28,13 @@ struct ConvGeometry: Equatable {
             && inChannels >= 8 && inChannels <= 64 && outW >= 16
     }
 
-    /// Stride-1 "same" layers compute their weight gradient without im2col (GEMMConv.implicitWeightGradient),
-    /// where their input has enough channels for the GEMM's rows (Cin k) and slices large enough for its inner
-    /// dimension (H (W + 2p)). Measured per weight gradient, 1 thread, im2col -> implicit (GFLOP/s, two
-    /// interleaved runs): 32->32 at 64^3 61-64 -> 77, 64->64 at 32^3 56-68 -> 61-72, 128->128 at 16^3 51-60 ->
-    /// 58-77; but 256->256 at 8^3 71-75 -> 46-56 (slices of 80 columns), hence outW >= 16.
+    /// Layers whose input has enough channels for the GEMM's rows (Cin k) and whose output rows are long enough
+    /// (H_out W_out per GEMM) compute their weight gradient without im2col (GEMMConv.implicitWeightGradient).
+    /// Measured per weight gradient, 1 thread, im2col -> implicit (GFLOP/s, two interleaved runs): 32->32 at 64^3
+    /// 61-64 -> 77, 64->64 at 32^3 56-68 -> 61-72, 128->128 at 16^3 51-60 -> 58-77; but 256->256 at 8^3 71-75 ->
+    /// 46-56 (slices of 64 columns), hence outW >= 16.
     func usesImplicitWeightGradient(_ options: EngineOptions) -> Bool {
-        options.implicitWeightGradient && stride == 1 && kernel > 1 && 2 * padding == kernel - 1
-            && inChannels >= 8 && outW >= 16
+        options.implicitWeightGradient && kernel > 1 && inChannels >= 8 && outW >= 16
     }
 
     /// Output rows (z*outH + y) per slab so that the im2col scratch stays near `scratchBudgetFloats`.

@@ -230,15 +230,16 @@ final class ImplicitGEMMTests: XCTestCase {
 }
 
 /// The weight gradient from its definition, in Double: dW[co, ci, kz, ky, kx] = sum over samples and output voxels
-/// of gradOutput[n, co, z, y, x] * input[n, ci, z + kz - p, y + ky - p, x + kx - p] (zero outside), stride 1.
-func referenceWeightGradient(input x: Tensor, gradOutput gy: Tensor, kernel k: Int, padding p: Int) -> [Double] {
+/// of gradOutput[n, co, z, y, x] * input[n, ci, s z + kz - p, s y + ky - p, s x + kx - p] (zero outside).
+func referenceWeightGradient(input x: Tensor, gradOutput gy: Tensor, kernel k: Int, stride s: Int = 1,
+                             padding p: Int) -> [Double] {
     let n = x.shape[0], ci = x.shape[1], d = x.shape[2], h = x.shape[3], w = x.shape[4]
     let co = gy.shape[1], od = gy.shape[2], oh = gy.shape[3], ow = gy.shape[4]
     var dw = [Double](repeating: 0, count: co * ci * k * k * k)
     for b in 0..<n { for o in 0..<co { for z in 0..<od { for y in 0..<oh { for xx in 0..<ow {
         let g = Double(gy.data[(((b * co + o) * od + z) * oh + y) * ow + xx])
         for c in 0..<ci { for kz in 0..<k { for ky in 0..<k { for kx in 0..<k {
-            let iz = z + kz - p, iy = y + ky - p, ix = xx + kx - p
+            let iz = s * z + kz - p, iy = s * y + ky - p, ix = s * xx + kx - p
             if iz < 0 || iz >= d || iy < 0 || iy >= h || ix < 0 || ix >= w { continue }
             dw[(((o * ci + c) * k + kz) * k + ky) * k + kx] += g * Double(x.data[(((b * ci + c) * d + iz) * h + iy) * w + ix])
         }}}}
@@ -247,27 +248,36 @@ func referenceWeightGradient(input x: Tensor, gradOutput gy: Tensor, kernel k: I
 }
 
 final class ImplicitWeightGradientTests: XCTestCase {
-    /// Stride-1 "same" layers with >= 8 input channels take the implicit weight gradient (no im2col): on both
-    /// backends (oneDNN's sgemm or OpenBLAS's), kernels 3 and 5, 1 to 3 threads (runs of slices per worker), it
-    /// must equal the definition, accumulate into the gradient, and give the same bits when repeated.
+    /// Layers with >= 8 input channels and output rows of >= 16 voxels take the implicit weight gradient (no
+    /// im2col): on both backends (oneDNN's sgemm or OpenBLAS's), stride 1 (kernels 3 and 5) and stride 2 (k3 p1,
+    /// the transposed conv's k4 p1, k3 p0), 1 to 3 threads (runs of slices per worker), it must equal the
+    /// definition, accumulate into the gradient, and give the same bits when repeated.
     func testImplicitWeightGradientMatchesDefinition() {
         var random = TestRandom(61)
         let choices: [ConvBackendChoice] = ConvBackend.isDNNLAvailable ? [.gemm, .dnnl] : [.gemm]
+        struct Case { let kernel, stride, padding, threads: Int; let size: [Int] }
+        let cases = [Case(kernel: 3, stride: 1, padding: 1, threads: 1, size: [4, 5, 17]),
+                     Case(kernel: 3, stride: 1, padding: 1, threads: 2, size: [4, 5, 17]),
+                     Case(kernel: 3, stride: 1, padding: 1, threads: 3, size: [4, 5, 17]),
+                     Case(kernel: 5, stride: 1, padding: 2, threads: 2, size: [4, 5, 17]),
+                     Case(kernel: 3, stride: 2, padding: 1, threads: 1, size: [5, 6, 33]),
+                     Case(kernel: 4, stride: 2, padding: 1, threads: 2, size: [5, 6, 33]),
+                     Case(kernel: 3, stride: 2, padding: 0, threads: 3, size: [6, 5, 33])]
         for backend in choices {
-            for (kernel, threads) in [(3, 1), (3, 2), (3, 3), (5, 2)] {
-                let options = EngineOptions(threads: threads, convBackend: backend)
+            for c in cases {
+                let options = EngineOptions(threads: c.threads, convBackend: backend)
                 var rng = SeededGenerator(seed: 62)
-                let padding = (kernel - 1) / 2
-                let conv = Conv3d(name: "c", inChannels: 8, outChannels: 5, kernel: kernel, stride: 1, padding: padding,
-                                  bias: false, rng: &rng, engine: Engine(options))
-                let x = random.tensor([2, 8, 4, 5, 17])
+                let conv = Conv3d(name: "c", inChannels: 8, outChannels: 5, kernel: c.kernel, stride: c.stride,
+                                  padding: c.padding, bias: false, rng: &rng, engine: Engine(options))
+                let x = random.tensor([2, 8] + c.size)
                 XCTAssertTrue(conv.geometry(x).usesImplicitWeightGradient(options))
-                let label = "\(backend) k\(kernel) threads \(threads)"
+                let label = "\(backend) k\(c.kernel) s\(c.stride) p\(c.padding) threads \(c.threads)"
                 let y = conv.forward(x)
                 let gy = random.tensor(y.shape)
                 _ = conv.backward(gy, inputGradient: false)
                 let first = conv.weight.grad
-                let reference = referenceWeightGradient(input: x, gradOutput: gy, kernel: kernel, padding: padding)
+                let reference = referenceWeightGradient(input: x, gradOutput: gy, kernel: c.kernel, stride: c.stride,
+                                                        padding: c.padding)
                 var worst = 0.0
                 for i in 0..<reference.count { worst = max(worst, abs(Double(first[i]) - reference[i]) / (1 + abs(reference[i]))) }
                 XCTAssertLessThan(worst, 1e-4, "\(label): max deviation \(worst)")
