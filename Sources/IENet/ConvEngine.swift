@@ -33,9 +33,16 @@ struct ConvGeometry: Equatable {
     /// Measured per weight gradient, 1 thread, im2col -> implicit (GFLOP/s, two interleaved runs): 32->32 at 64^3
     /// 61-64 -> 77, 64->64 at 32^3 56-68 -> 61-72, 128->128 at 16^3 51-60 -> 58-77; but 256->256 at 8^3 71-75 ->
     /// 46-56 (slices of 64 columns), hence outW >= 16.
+    /// Its copies of k input slices per worker must also fit the cap on one scratch buffer (columnCeilingFloats,
+    /// 64 MiB: 32 channels of 256 x 256 slices would need 73 MiB per worker; im2col's slabs stay cache-sized).
     func usesImplicitWeightGradient(_ options: EngineOptions) -> Bool {
         options.implicitWeightGradient && kernel > 1 && inChannels >= 8 && outW >= 16
+            && kernel * inChannels * kernel * weightGradientCopyFloats <= options.columnCeilingFloats
     }
+
+    /// Floats of one (ci, kx) row block of the implicit weight gradient's input copies: `stride` phases of
+    /// outH + (k - 1) / stride rows of outW, rounded up to 64 bytes (GEMMConv.implicitWeightGradient).
+    var weightGradientCopyFloats: Int { (stride * (outH + (kernel - 1) / stride) * outW + 15) / 16 * 16 }
 
     /// Output rows (z*outH + y) per slab so that the im2col scratch stays near `scratchBudgetFloats`.
     /// Deep layers have many column rows and few voxels: a cache-sized slab would leave the GEMM only a few

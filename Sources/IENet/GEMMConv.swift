@@ -178,7 +178,7 @@ final class GEMMConv: ConvAlgorithm {
         let columns = g.outH * g.outW
         let rowsPerPhase = g.outH + (k - 1) / stride
         let phaseFloats = rowsPerPhase * g.outW
-        let copyFloats = (stride * phaseFloats + 15) / 16 * 16  // one (ci, kx) row block of A
+        let copyFloats = g.weightGradientCopyFloats  // one (ci, kx) row block of A: `stride` phase blocks
         let rowsOfA = g.inChannels * k
         let sliceFloats = rowsOfA * copyFloats
         let tapRowFloats = rowsOfA * g.outChannels  // one (kz, ky) block of the partial

@@ -294,6 +294,16 @@ final class ImplicitWeightGradientTests: XCTestCase {
                 XCTAssertEqual(conv.weight.grad, first, "\(label): not reproducible")
             }
         }
+        // Rows under 16 voxels, and input copies over the 64 MiB scratch cap (32 channels of 256^2 slices), stay on im2col.
+        let options = EngineOptions()
+        func geometry(_ channels: Int, _ size: Int) -> ConvGeometry {
+            ConvGeometry(inChannels: channels, outChannels: 32, kernel: 3, stride: 1, padding: 1, inD: 4, inH: size,
+                         inW: size)
+        }
+        XCTAssertTrue(geometry(32, 224).usesImplicitWeightGradient(options))
+        XCTAssertFalse(geometry(32, 256).usesImplicitWeightGradient(options))
+        XCTAssertFalse(geometry(256, 8).usesImplicitWeightGradient(options))
+        XCTAssertFalse(geometry(4, 64).usesImplicitWeightGradient(options))
     }
 }
 
