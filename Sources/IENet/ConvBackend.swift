@@ -122,9 +122,9 @@ struct ConvPlan {
     }
 }
 
-/// Wall time and FLOPs of an engine's convolution calls by direction (options.convTiming), for the benchmark's
-/// rate of the conv layers inside a whole training step. Layers run one after another; the lock only makes
-/// reading it from another thread safe.
+/// Wall time and FLOPs of an engine's convolution calls by direction and layer (options.convTiming), for the
+/// benchmark's rate of the conv layers inside a whole training step. Layers run one after another; the lock only
+/// makes reading it from another thread safe.
 public final class ConvLedger: @unchecked Sendable {
     public enum Direction: Int, CaseIterable, Sendable { case forward, backward }
     public struct Totals: Sendable {
@@ -133,43 +133,37 @@ public final class ConvLedger: @unchecked Sendable {
         public var flops = 0.0
         public var gflops: Double { seconds > 0 ? flops / seconds / 1e9 : 0 }
         public init() {}
+        mutating func add(_ other: Totals) { calls += other.calls; seconds += other.seconds; flops += other.flops }
     }
+    private struct Key: Hashable { let direction: Direction; let layer: String }
     private let lock = NSLock()
-    private var totals = [Totals](repeating: Totals(), count: Direction.allCases.count)
-    private var layers: [String: Totals] = [:]
+    private var entries: [Key: Totals] = [:]
 
     func add(_ direction: Direction, seconds: Double, flops: Double, layer: String) {
+        var call = Totals()
+        call.calls = 1; call.seconds = seconds; call.flops = flops
         lock.lock(); defer { lock.unlock() }
-        totals[direction.rawValue].calls += 1
-        totals[direction.rawValue].seconds += seconds
-        totals[direction.rawValue].flops += flops
-        layers["\(direction) " + layer, default: Totals()].calls += 1
-        layers["\(direction) " + layer, default: Totals()].seconds += seconds
-        layers["\(direction) " + layer, default: Totals()].flops += flops
+        entries[Key(direction: direction, layer: layer), default: Totals()].add(call)
     }
 
     /// Totals per direction, backend and geometry ("backward dnnl 32->32 k3 s1 64x64x64 with input gradient"),
     /// the slowest first.
     public var byLayer: [(layer: String, totals: Totals)] {
         lock.lock(); defer { lock.unlock() }
-        return layers.map { ($0.key, $0.value) }.sorted { $0.1.seconds > $1.1.seconds }
+        return entries.map { ("\($0.key.direction) " + $0.key.layer, $0.value) }.sorted { $0.1.seconds > $1.1.seconds }
     }
 
     /// The totals of one direction, or of all calls (nil).
     public func totals(_ direction: Direction? = nil) -> Totals {
         lock.lock(); defer { lock.unlock() }
-        guard let direction else {
-            return totals.reduce(into: Totals()) { sum, t in
-                sum.calls += t.calls; sum.seconds += t.seconds; sum.flops += t.flops
-            }
+        return entries.reduce(into: Totals()) { sum, entry in
+            if direction == nil || entry.key.direction == direction { sum.add(entry.value) }
         }
-        return totals[direction.rawValue]
     }
 
     public func reset() {
         lock.lock(); defer { lock.unlock() }
-        totals = [Totals](repeating: Totals(), count: Direction.allCases.count)
-        layers = [:]
+        entries = [:]
     }
 }
 

@@ -326,14 +326,19 @@ final class GradientPartials {
             for i in 0..<count { target[i] += p[i] }
         }
     }
+    /// The sum over workers, in worker order, left in partial 0 (for a caller that scatters it in its own layout).
+    func summed() -> UnsafeMutablePointer<Float> {
+        let first = partial(0)
+        for w in 1..<max(1, workers) {
+            let p = partial(w)
+            for i in 0..<count { first[i] += p[i] }
+        }
+        return first
+    }
     /// target[c * rows + r] += the sum over workers (in order) of partial[r * columns + c] (columns = count / rows).
     func addTransposedInto(_ target: UnsafeMutablePointer<Float>, rows: Int) {
         let columns = count / rows
-        for w in 1..<max(1, workers) {
-            let p = partial(w), first = partial(0)
-            for i in 0..<count { first[i] += p[i] }
-        }
-        let p = partial(0)
+        let p = summed()
         for r in 0..<rows { for c in 0..<columns { target[c * rows + r] += p[r * columns + c] } }
     }
 }

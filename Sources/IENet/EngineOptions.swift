@@ -41,8 +41,9 @@ public struct EngineOptions: Sendable, Equatable {
     public var columnCeilingFloats = 1 << 24
     /// Large stride-1 "same" convolutions skip im2col (IENET_IMPLICIT_GEMM=0 turns that off).
     public var implicitGEMM = true
-    /// Large stride-1 "same" convolutions compute their weight gradient without im2col (IENET_IMPLICIT_WGRAD=0
-    /// turns that off; last bits differ).
+    /// Convolutions with >= 8 input channels and long output rows, any stride, compute their weight gradient
+    /// without im2col (ConvGeometry.usesImplicitWeightGradient; IENET_IMPLICIT_WGRAD=0 turns that off; last bits
+    /// differ).
     public var implicitWeightGradient = true
     /// Strided convolutions' input gradient and transposed convolutions' forward split by output residue
     /// (SubPixelAdjoint) instead of GEMM + col2im (IENET_SUB_PIXEL=0 turns that off; last bits differ).

@@ -253,11 +253,7 @@ final class GEMMConv: ConvAlgorithm {
                 }
             }
         }
-        let total = partials.partial(0)
-        for w in 1..<workers {
-            let p = partials.partial(w)
-            for i in 0..<partials.count { total[i] += p[i] }
-        }
+        let total = partials.summed()
         let taps = k * k * k
         for kz in 0..<k {
             for ky in 0..<k {
