@@ -4,32 +4,61 @@ import Foundation
 /// so a reader never sees a half-written file and a killed process leaves the old file intact.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
+        // An existing device, FIFO or socket (`-o /dev/stdout`, a named pipe a reader waits on) is written as it
+        // is: renaming a file over it would replace the device node or leave the reader waiting forever.
+        var existing = stat()
+        if stat(path, &existing) == 0, !isRegularFile(existing.st_mode), (existing.st_mode & S_IFMT) != S_IFDIR {
+            return try writeInPlace(data, to: path)
+        }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = dir + "/.\(url.lastPathComponent).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw IEError.failure("cannot create temporary file: \(String(cString: strerror(errno)))", file: tmp) }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { ok = false; break }
-                offset += n
-            }
+        // A short hidden name: the target's own name may already be near the 255-byte limit.
+        let tmp = dir + "/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw IEError.failure("cannot create a temporary file in its folder: \(String(cString: strerror(errno)))", file: path)
         }
-        if ok { ok = fsync(fd) == 0 }
+        var failure: Int32 = 0
+        if !writeAll(data, to: fd, failure: &failure), failure == 0 { failure = EIO }
+        if failure == 0, fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard ok else {
+        guard failure == 0 else {
             unlink(tmp)
-            throw IEError.failure("write failed: \(String(cString: strerror(errno)))", file: path)
+            throw IEError.failure("write failed: \(String(cString: strerror(failure)))", file: path)
         }
         guard rename(tmp, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(tmp)
             throw IEError.failure("cannot rename temporary file into place: \(reason)", file: path)
+        }
+    }
+
+    static func isRegularFile(_ mode: mode_t) -> Bool { (mode & S_IFMT) == S_IFREG }
+
+    /// Writes a device or FIFO directly (no temporary file can stand in for it).
+    static func writeInPlace(_ data: Data, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IEError.failure("cannot open for writing: \(String(cString: strerror(errno)))", file: path) }
+        defer { close(fd) }
+        var failure: Int32 = 0
+        guard writeAll(data, to: fd, failure: &failure) else {
+            throw IEError.failure("write failed: \(String(cString: strerror(failure == 0 ? EIO : failure)))", file: path)
+        }
+    }
+
+    /// All of `data` to `fd`, retrying short writes and EINTR; false with the errno in `failure` otherwise.
+    static func writeAll(_ data: Data, to fd: Int32, failure: inout Int32) -> Bool {
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return true }
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, base + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failure = n < 0 ? errno : 0; return false }
+                offset += n
+            }
+            return true
         }
     }
 
@@ -42,8 +71,12 @@ public enum AtomicFile {
     public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
-        // Keep the extension so that libraries choosing the format by suffix (.nii.gz) still do.
-        return dir + "/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(url.lastPathComponent)"
+        // Keep the extension so that libraries choosing the format by suffix (.nii.gz) still do, but not the
+        // whole name, which may already be near the 255-byte limit.
+        let name = url.lastPathComponent
+        let suffix = name.firstIndex(of: ".").map { String(name[$0...]) }.flatMap { $0.utf8.count <= 16 ? $0 : nil }
+            ?? (url.pathExtension.isEmpty ? "" : "." + url.pathExtension)
+        return dir + "/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))\(suffix)"
     }
 
     public static func commit(temporary: String, to path: String) throws {

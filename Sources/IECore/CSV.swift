@@ -84,7 +84,9 @@ public struct CSVTable: Sendable {
             while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
             if end < bytes.count { end += 1 }
             lineNo += 1
-            if collector.current.isEmpty && collector.records.count == recordsBefore {
+            // A record starts on this line unless the parser is inside one (libcsv's pstate 0 is "row not begun";
+            // a quoted field spanning lines keeps it in a field, and the record's line is where it began).
+            if collector.current.isEmpty && collector.records.count == recordsBefore && parser.pstate == 0 {
                 collector.line = lineNo
             }
             let n = bytes[lineStart..<end].withUnsafeBufferPointer { buf in
@@ -112,7 +114,9 @@ public struct CSVTable: Sendable {
         guard let header = records.first else {
             throw IEError.badInput("empty CSV file, expected a header line", file: source, line: 1)
         }
-        let trimmedHeader = header.map { $0.trimmingCharacters(in: .whitespaces) }
+        var trimmedHeader = header.map { $0.trimmingCharacters(in: .whitespaces) }
+        // Spreadsheet programs like to start UTF-8 CSV files with a byte-order mark.
+        if let first = trimmedHeader.first, first.hasPrefix("\u{FEFF}") { trimmedHeader[0] = String(first.dropFirst()) }
         return CSVTable(header: trimmedHeader, rows: Array(records.dropFirst()), lineNumbers: Array(lines.dropFirst()), source: source)
     }
 

@@ -41,9 +41,6 @@ public struct Dataset: Sendable {
     public init(table: CSVTable, path: String) throws {
         self.path = path
         self.folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var table = table
-        // Spreadsheet programs like to start UTF-8 CSV files with a byte-order mark.
-        if let first = table.header.first, first.hasPrefix("\u{FEFF}") { table.header[0] = String(first.dropFirst()) }
         self.table = table
         for column in Dataset.requiredColumns where table.columnIndex(column) == nil {
             let hint = closestMatch(column, in: table.header).map { " (closest: \($0))" } ?? ""
@@ -56,6 +53,7 @@ public struct Dataset: Sendable {
         var seen: [String: Int] = [:]
         var order: [String] = []
         var known = Set<String>()
+        var folderOwner: [String: (subject: String, line: Int)] = [:]
         for (i, fields) in table.rows.enumerated() {
             let line = table.lineNumbers[i]
             guard fields.count == table.header.count else {
@@ -76,7 +74,16 @@ public struct Dataset: Sendable {
                 throw IEError.badInput("duplicate row for subject \(subject) channel \(channel) (first at line \(first)), expected one row per (subject, channel)", file: path, line: line)
             }
             seen[key] = line
-            if !known.contains(subject) { known.insert(subject); order.append(subject) }
+            if !known.contains(subject) {
+                // Outputs go to one folder per subject, named `<subject:03d>` for integer ids: "1", "01" and "+1"
+                // would share a folder and overwrite each other's segmentations.
+                let folder = RunLayout.subjectFolderName(subject)
+                if let (other, otherLine) = folderOwner[folder] {
+                    throw IEError.badInput("subjects \(other) (line \(otherLine)) and \(subject) both have output folder \(folder), expected subject ids that differ as numbers", file: path, line: line)
+                }
+                folderOwner[folder] = (subject, line)
+                known.insert(subject); order.append(subject)
+            }
             rows.append(DatasetRow(subject: subject, channel: channel, filePath: file, institutionId: field(institution),
                                    seriesId: field(series), tags: field(tags), line: line, rowIndex: i))
         }

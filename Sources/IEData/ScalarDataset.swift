@@ -73,8 +73,7 @@ public struct ScalarDataset: Sendable {
 
     public init(table: CSVTable, path: String, options: ScalarDatasetOptions) throws {
         self.path = path
-        var header = table.header
-        if let first = header.first, first.hasPrefix("\u{FEFF}") { header[0] = String(first.dropFirst()) }
+        let header = table.header  // CSVTable.parse drops a byte-order mark
         let featureColumns = options.numericalColumns + options.categoricalColumns
         var columns: [String: Int] = [:]
         for name in ["subject", "channel", "filePath", options.labelValueColumn] + featureColumns {

@@ -130,6 +130,9 @@ public enum NIfTI {
             throw IEError.badInput("voxel spacing (pixdim) along \(axis) is \(value), expected a positive finite size in mm", file: path)
         }
         let count = info.shape.z * info.shape.y * info.shape.x
+        guard count <= maximumVoxels else {
+            throw IEError.badInput("image of \(info.shape.x) x \(info.shape.y) x \(info.shape.z) = \(count) voxels, more than the limit of \(maximumVoxels) (IE_MAX_IMAGE_VOXELS)", file: path)
+        }
         let bytes = try readVoxelBytes(path, header: info, count: count, bytesPerVoxel: type.bytesPerVoxel)
         let values = bytes.withUnsafeBytes { raw in
             convertToFloat(raw.baseAddress!, count: count, type: type,
@@ -159,7 +162,9 @@ public enum NIfTI {
         // The header's sizes are not trusted with memory: a plain file must hold them before anything is allocated,
         // and a compressed one is inflated in chunks, so a lying header costs no more memory than the file's data.
         if !compressed {
-            let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            // stat, not lstat: the size of the file a symbolic link points to.
+            var status = stat()
+            let fileSize = stat(path, &status) == 0 ? Int(status.st_size) : nil
             if let fileSize, fileSize < header.voxelOffset + total {
                 throw IEError.badInput("NIfTI voxel data truncated: the file has \(max(0, fileSize - header.voxelOffset)) bytes after vox_offset \(header.voxelOffset), the header's \(count) voxels of \(bytesPerVoxel) bytes need \(total)", file: path)
             }
@@ -177,8 +182,23 @@ public enum NIfTI {
             let start = bytes.count
             bytes.append(contentsOf: repeatElement(0, count: want))
             let got = bytes.withUnsafeMutableBytes { znzread($0.baseAddress! + start, 1, want, file) }
+            guard got >= 0 else {
+                throw IEError.badInput("corrupt gzip data (bad CRC or deflate stream) in the voxel data", file: path)
+            }
             guard got == want else {
                 throw IEError.badInput("NIfTI voxel data truncated: \(start + got) of \(total) bytes, expected \(count) voxels of \(bytesPerVoxel) bytes", file: path)
+            }
+        }
+        // gzip's CRC and length are checked only when the stream's end is read: ask for one byte more, so damaged
+        // compressed data that still inflates to the right size is an error, not wrong voxels.
+        if compressed {
+            var probe: UInt8 = 0
+            let extra = znzread(&probe, 1, 1, file)
+            var code: Int32 = Z_OK
+            var message = file.pointee.zfptr.flatMap { gzerror($0, &code) }.map { String(cString: $0) } ?? ""
+            if message.hasPrefix(path + ": ") { message.removeFirst(path.count + 2) }  // zlib names the file too
+            guard extra >= 0, code == Z_OK || code == Z_STREAM_END else {
+                throw IEError.badInput("corrupt gzip data after the voxel data was inflated (\(message.isEmpty ? "bad CRC or length" : message))", file: path)
             }
         }
         if header.byteSwapped && bytesPerVoxel > 1 {
@@ -228,11 +248,33 @@ public enum NIfTI {
         }
     }
 
+    /// A regular file, symbolic links followed: a FIFO would block the reader forever, a device has no end.
     private static func requireExistingFile(_ path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
             throw IEError.badInput("file not found, expected a NIfTI image (.nii or .nii.gz)", file: path)
         }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            let kind: String
+            switch status.st_mode & S_IFMT {
+            case S_IFDIR: kind = "a directory"
+            case S_IFIFO: kind = "a FIFO"
+            case S_IFCHR, S_IFBLK: kind = "a device"
+            case S_IFSOCK: kind = "a socket"
+            default: kind = "not a regular file"
+            }
+            throw IEError.badInput("\(kind), expected a NIfTI image file (.nii or .nii.gz)", file: path)
+        }
+    }
+
+    /// The most voxels an image may have (1024^3 by default; `IE_MAX_IMAGE_VOXELS` sets another limit). A header
+    /// is not trusted with memory: 1 MB of gzip can claim and inflate to a 1024^3 volume, and every voxel costs
+    /// 4 bytes as Float besides its stored bytes.
+    public static var maximumVoxels: Int {
+        if let text = ProcessInfo.processInfo.environment["IE_MAX_IMAGE_VOXELS"], let value = Int(text), value > 0 {
+            return value
+        }
+        return 1 << 30
     }
 
     private static func convertToFloat(_ raw: UnsafeRawPointer, count: Int, type: NIfTIDataType,

@@ -171,6 +171,13 @@ public struct Checkpoint {
                 metadata[k] = s
             }
         }
+        // A checkpoint of ours always carries the tensor hash: one flipped byte in that key's name must not turn
+        // the check off, so its absence is an error wherever any of our other metadata keys (or the metadata
+        // hash) is present. Files of other writers (safetensors.torch.save_file) have none of them.
+        if metadata[hashKey] == nil, metadata.keys.contains(where: { $0 == metadataHashKey || MetadataKey.ownKeys.contains($0) }) {
+            throw IEError.badInput("\(source): checkpoint is corrupt: its metadata has no \(hashKey), "
+                                   + "expected the SHA-256 of the tensor data that every ie-toolbox checkpoint carries")
+        }
         if let expected = metadata[hashKey] {
             let actual = SHA256.hex(body)
             guard actual == expected else {

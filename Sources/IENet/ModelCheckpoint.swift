@@ -16,6 +16,10 @@ extension Checkpoint {
         public static let optimizerType = "optimizer_type"
         public static let optimizerStep = "optimizer_step"
         public static let optimizerState = "optimizer_state"
+        /// Keys only ie-toolbox writes (not generic ones such as epoch, which other writers use too): their
+        /// presence marks a checkpoint that must carry its tensor hash.
+        static let ownKeys: Set<String> = [architecture, imageChannels, featureChannels, downsamplingPaths,
+                                           optimizerType, optimizerState]
     }
 
     public static func serialize(model: UNet3D, optimizer: Optimizer?, epoch: Int,

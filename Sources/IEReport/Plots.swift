@@ -60,6 +60,8 @@ public enum Plots {
                     block += 1
                 }
             }
+            // No finite value at all (a model that found nothing): an empty panel on a fixed range, since gnuplot
+            // refuses to autoscale a plot without points.
             if clauses.isEmpty { clauses.append("NaN notitle") }
             let tics = categories.enumerated().map { "\(Gnuplot.quoted($0.element)) \($0.offset + 1)" }.joined(separator: ", ")
             let body = """
@@ -74,7 +76,7 @@ public enum Plots {
                 set key outside right top
                 set xtics (\(tics))
                 set xrange [0.4:\(Double(categories.count) + 0.6)]
-                \(yRange.map { "set yrange [\($0.0):\($0.1)]" } ?? "set yrange [*:*]")
+                \(yRange.map { "set yrange [\($0.0):\($0.1)]" } ?? (block == 0 ? "set yrange [0:1]" : "set yrange [*:*]"))
                 plot \(clauses.joined(separator: ", \\\n     "))
                 """
             return (body, data)
@@ -154,19 +156,24 @@ public enum Plots {
                                      yLabel: String, logScale: Bool = false) throws -> Data {
         var clauses: [String] = []
         var files: [String: String] = [:]
-        for (name, points, color) in [("Train", train, "#1f77b4"), ("Val", val, "#d62728")] where !points.isEmpty {
+        for (name, all, color) in [("Train", train, "#1f77b4"), ("Val", val, "#d62728")] {
+            let points = all.filter { $0.0.isFinite && $0.1.isFinite && (!logScale || $0.1 > 0) }
+            guard !points.isEmpty else { continue }
             let file = "\(name.lowercased()).dat"
             files[file] = points.map { "\($0.0) \($0.1)" }.joined(separator: "\n") + "\n"
             clauses.append("'\(file)' using 1:2 with linespoints pt 7 ps 0.6 lc rgb '\(color)' title '\(name)'")
         }
-        if clauses.isEmpty { clauses.append("NaN notitle") }
+        // No finite value at all (an empty panel): gnuplot refuses to autoscale an empty plot, so fix the ranges.
+        let empty = clauses.isEmpty
+        if empty { clauses.append("NaN notitle") }
         let body = """
             set title \(Gnuplot.quoted(title))
             set xlabel 'epoch'
             set ylabel \(Gnuplot.quoted(yLabel))
             set grid
             set key top right
-            \(logScale ? "set logscale y" : "")
+            \(logScale && !empty ? "set logscale y" : "")
+            \(empty ? "set xrange [0:1]\nset yrange [0:1]" : "")
             plot \(clauses.joined(separator: ", "))
             """
         return try Gnuplot.png(body: body, dataFiles: files, width: 800, height: 450)

@@ -162,7 +162,7 @@ public struct RunDirectory: Sendable {
     /// Read-modify-write of run.json under an exclusive lock (parallel children update their parent), written atomically.
     public func update(_ change: (inout RunInfo) throws -> Void) throws {
         let lockPath = layout.runJSONLock
-        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT, 0o644)
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw IEError.failure("cannot open lock file: \(String(cString: strerror(errno)))", file: lockPath) }
         defer { Glibc.close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw IEError.failure("cannot lock: \(String(cString: strerror(errno)))", file: lockPath) }
@@ -285,20 +285,27 @@ public struct RunDirectory: Sendable {
     /// Into the log file only: runTool prints the same line to stderr.
     private func logError(_ error: Error, tool: String) {
         let text = "\(tool): error: \((error as? IEError)?.description ?? "\(error)")\n"
-        Log.logFile?.write(Data("[\(RunIDs.isoDate(Date()))] \(text)".utf8))
+        if let logFile = Log.logFile { StandardStream.writeBestEffort("[\(RunIDs.isoDate(Date()))] \(text)", to: logFile.fileDescriptor) }
     }
 
     // MARK: Logs and outputs
 
-    /// Appends this tool's log lines to logs/<tool>.log (sets `Log.logFile`).
+    /// Appends this tool's log lines to logs/<tool>.log (sets `Log.logFile`). The log is opened without following
+    /// a symbolic link (a link planted in the run must not make the tool append to a file outside it), and its
+    /// writes are best effort: a full disk fails the tool's real outputs with one line, not its log.
     public func openLog(tool: String) throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let file = layout.log(tool: tool)
-        if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: file) else { throw IEError.failure("cannot open log file", file: file) }
-        handle.seekToEndOfFile()
+        let fd = Glibc.open(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "it is a symbolic link, expected a regular file in the run folder"
+                                        : String(cString: strerror(errno))
+            throw IEError.failure("cannot open log file: \(reason)", file: file)
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         Log.logFile = handle
-        handle.write(Data("[\(RunIDs.isoDate(Date()))] \(tool): \(CommandLine.arguments.joined(separator: " "))\n".utf8))
+        StandardStream.writeBestEffort("[\(RunIDs.isoDate(Date()))] \(tool): \(CommandLine.arguments.joined(separator: " "))\n",
+                                       to: fd)
     }
 
     public func closeLog() {

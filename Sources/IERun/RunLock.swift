@@ -32,9 +32,12 @@ public final class RunLock: @unchecked Sendable {
             return
         }
         let lockPath = RunLayout(run: path).lock
-        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // O_NOFOLLOW: a link planted as the lock file must not make the tool truncate a file outside the run.
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else {
-            throw IEError.failure("cannot open the run's lock file: \(String(cString: strerror(errno)))", file: lockPath)
+            let reason = errno == ELOOP ? "it is a symbolic link, expected a regular file in the run folder"
+                                        : String(cString: strerror(errno))
+            throw IEError.failure("cannot open the run's lock file: \(reason)", file: lockPath)
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno

@@ -123,6 +123,13 @@ public final class Segmenter {
         var votes: [[UInt8]] = []
         for model in models {
             let p = try posteriors(model: model, image: image, channels: channels, shape: shape)
+            // A NaN posterior would become background in the label map and 0 in the uint8 posteriors: a silent,
+            // plausible-looking empty segmentation. Refuse it instead.
+            if let bad = p.firstIndex(where: { !$0.isFinite }) {
+                let voxel = bad % max(shape.count, 1)
+                throw IEError.failure("the model's posteriors are not finite (\(p[bad]) at voxel \(voxel) of class \(bad / max(shape.count, 1))): "
+                                      + "check the image's normalisation parameters (window, level, output_range) and the checkpoint")
+            }
             // One model: its posteriors are the mean (no copy, no extra K floats per voxel).
             if mean.isEmpty { mean = p } else { for i in 0..<mean.count { mean[i] += p[i] } }
             if settings.majorityVote {

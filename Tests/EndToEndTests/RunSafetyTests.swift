@@ -51,6 +51,27 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertTrue(next.stderr.contains("no inference results") && !next.stderr.contains("in use"), next.stderr)
     }
 
+    /// A symbolic link planted as the run's lock file or a tool's log must not make the tool truncate or append
+    /// to the file it points to outside the run: the tool refuses with one line and the file is untouched.
+    func testLinksPlantedInTheRunAreNotWrittenThrough() throws {
+        let runner = try ToolRunner(name: "links")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        let outside = runner.folder + "/precious.txt"
+        for (planted, expected) in [(run + "/.lock", "cannot open the run's lock file: it is a symbolic link"),
+                                    (run + "/logs/ie-train.log", "cannot open log file: it is a symbolic link")] {
+            try "precious\n".write(toFile: outside, atomically: false, encoding: .utf8)
+            try FileManager.default.createDirectory(atPath: run + "/logs", withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(atPath: planted)
+            try FileManager.default.createSymbolicLink(atPath: planted, withDestinationPath: outside)
+            let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny)
+            XCTAssertNotEqual(train.status, 0, train.stderr)
+            XCTAssertTrue(train.stderr.contains(expected) && train.stderr.split(separator: "\n").count == 1, train.stderr)
+            XCTAssertEqual(try String(contentsOfFile: outside, encoding: .utf8), "precious\n")
+            try FileManager.default.removeItem(atPath: planted)
+        }
+    }
+
     /// A split scored with subjects missing is an error naming them; `--allow_missing` scores the others and
     /// records the missing subject as rows with empty values.
     func testMissingSegmentationsAreAnErrorUnlessAllowed() throws {
@@ -112,6 +133,12 @@ final class RunSafetyTests: XCTestCase {
         commands.append(("'\(bin)/ie-status' '\(run)' >/dev/full",
                          "ie-status: error: cannot write to standard output: No space left on device"))
         commands.append(("'\(bin)/ie-stats' aggregate - <&-", "ie-stats: error: cannot read standard input"))
+        // ie-metrics wrote its CSV through Foundation's FileHandle, which traps (exit 132) on a full or closed stream.
+        let mask = "datasets/HelloWorld/001/region_a.nii.gz"
+        for arguments in ["pair --prediction=\(mask) --ground_truth=\(mask) -o -", "pair --prediction=\(mask) --ground_truth=\(mask)"] {
+            commands.append(("'\(bin)/ie-metrics' \(arguments) >/dev/full",
+                             "ie-metrics: error: cannot write to standard output: No space left on device"))
+        }
         for (command, message) in commands {
             let bash = Process()
             bash.executableURL = URL(fileURLWithPath: "/bin/bash")

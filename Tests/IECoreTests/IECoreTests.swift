@@ -46,6 +46,15 @@ final class CSVTests: XCTestCase {
         XCTAssertNil(t.value("nope", row: 0))
     }
 
+    /// A record whose first field is quoted across lines is reported at the line where it starts, and a
+    /// byte-order mark is not part of the first column's name.
+    func testRecordsStartingWithAMultiLineFieldAndAByteOrderMark() throws {
+        let t = try CSVTable.parse("\u{FEFF}a,b\n\"1\nx\",2\n\n\"3\n\n4\",5\n6,7\n", source: "m.csv")
+        XCTAssertEqual(t.header, ["a", "b"])
+        XCTAssertEqual(t.rows, [["1\nx", "2"], ["3\n\n4", "5"], ["6", "7"]])
+        XCTAssertEqual(t.lineNumbers, [2, 5, 8])
+    }
+
     func testRoundTripThroughSerialisation() throws {
         let t = CSVTable(header: ["a", "b"], rows: [["x,y", "q\"uote"], ["", "plain"]])
         let back = try CSVTable.parse(t.serialized())
@@ -71,6 +80,58 @@ final class AtomicFileTests: XCTestCase {
         let names = try FileManager.default.contentsOfDirectory(atPath: dir + "/sub")
         XCTAssertEqual(names, ["file.txt"])
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// A FIFO (or device) given as the output is written as it is: renaming a file over it would replace the
+    /// node and leave its reader waiting. The reader gets the text and the FIFO stays a FIFO.
+    func testAFIFOTargetIsWrittenInPlace() throws {
+        let dir = NSTemporaryDirectory() + "ie-atomic-fifo-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let fifo = dir + "/out.csv"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        let received = Expectation()
+        let reader = Thread {
+            let fd = open(fifo, O_RDONLY)
+            if fd >= 0 {
+                received.value = String(decoding: (try? StandardStream.readAll(from: fd, name: "fifo")) ?? Data(), as: UTF8.self)
+                close(fd)
+            }
+            received.done.signal()
+        }
+        reader.start()
+        try AtomicFile.write("a,b\n1,2\n", to: fifo)
+        XCTAssertEqual(received.done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(received.value, "a,b\n1,2\n")
+        var status = stat()
+        XCTAssertEqual(stat(fifo, &status), 0)
+        XCTAssertEqual(status.st_mode & S_IFMT, S_IFIFO)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["out.csv"])
+    }
+
+    final class Expectation: @unchecked Sendable {
+        var value = ""
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    /// A target whose name is near the 255-byte limit still gets a (short) temporary name; a failure names the
+    /// target, not the temporary file; temporary paths keep a NIfTI suffix for libraries that choose by it.
+    func testLongNamesAndErrorsNameTheTarget() throws {
+        let dir = NSTemporaryDirectory() + "ie-atomic-long-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let long = dir + "/" + String(repeating: "b", count: 251) + ".csv"
+        try AtomicFile.write("x\n", to: long)
+        XCTAssertEqual(try String(contentsOfFile: long, encoding: .utf8), "x\n")
+        XCTAssertTrue(AtomicFile.temporaryPath(for: dir + "/" + String(repeating: "c", count: 240) + ".nii.gz").hasSuffix(".nii.gz"))
+        let readOnly = dir + "/ro"
+        try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
+        XCTAssertEqual(chmod(readOnly, 0o500), 0)
+        defer { chmod(readOnly, 0o700) }
+        if getuid() != 0 {  // root writes anyway
+            XCTAssertThrowsError(try AtomicFile.write("x", to: readOnly + "/m.csv")) { error in
+                XCTAssertTrue("\(error)".hasPrefix(readOnly + "/m.csv: "), "\(error)")
+            }
+        }
     }
 
     func testClosestMatch() {

@@ -105,6 +105,18 @@ final class DatasetValidationTests: XCTestCase {
         assertIEError(.badInput, contains: ["\(empty):2:", "empty subject"]) { _ = try Dataset.load(path: empty) }
     }
 
+    /// "1", "01" and "+1" are different subjects but the same output folder `001`: refused at load, naming both.
+    func testSubjectsSharingAnOutputFolderAreRefused() throws {
+        for other in ["01", "+1", "001"] {
+            let path = try Self.scratch.write("collide\(other).csv", "subject,filePath,channel\n1,ct.nii.gz,ct\n\(other),ct.nii.gz,ct\n")
+            assertIEError(.badInput, contains: ["\(path):3:", "subjects 1 (line 2) and \(other) both have output folder 001"]) {
+                _ = try Dataset.load(path: path)
+            }
+        }
+        let fine = try Self.scratch.write("nocollide.csv", "subject,filePath,channel\n1,ct.nii.gz,ct\n10,ct.nii.gz,ct\nsubject_1,ct.nii.gz,ct\n")
+        XCTAssertEqual(try Dataset.load(path: fine).subjectsInFileOrder, ["1", "10", "subject_1"])
+    }
+
     func testDuplicateRow() throws {
         let path = try csv("dup", extra: "2,ct.nii.gz,ct\n")
         assertIEError(.badInput, contains: ["\(path):12:", "duplicate row", "subject 2 channel ct", "line 7"]) { _ = try Dataset.load(path: path) }

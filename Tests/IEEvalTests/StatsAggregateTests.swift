@@ -27,6 +27,7 @@ final class StatsAggregateTests: XCTestCase {
             ("1,liver,0.5,-1,0.5\n", ["HausdorffDistance_mm", "-1.0"]),
             ("1,liver,0.5,1.0,-inf\n", ["MeanDistance_mm", "-inf"]),
             ("1,liver,0.5\n", ["3 fields", "expected 5"]),
+            ("1,liver,0.5,1,1,9\n", ["6 fields", "expected 5"]),
         ]
         for (row, fragments) in cases {
             do {
@@ -39,6 +40,14 @@ final class StatsAggregateTests: XCTestCase {
                 }
             }
         }
+        // A column named twice would be read from its first occurrence only: refused, naming both.
+        XCTAssertThrowsError(try MetricsFile.parse(text: "Patient,Structure,Dice,Dice\n1,liver,0.5,0.9\n", source: "d.csv")) { error in
+            XCTAssertTrue("\(error)".contains("d.csv:1: column Dice appears twice (columns 3 and 4)"), "\(error)")
+        }
+        // A spreadsheet's byte-order mark (and CRLF line ends) are not part of the first column's name.
+        let bom = try MetricsFile.parse(text: "\u{FEFF}Patient,Structure,Dice\r\n1,liver,0.5\r\n", source: "bom.csv")
+        XCTAssertEqual(bom.records.map(\.patient), ["1"])
+        XCTAssertEqual(bom.records.first?.dice, 0.5)
         let across = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm,split,mode\n1,liver,91.5,1.0,0.5,0,Test\n"
         XCTAssertEqual(try MetricsFile.parse(text: across).records.first?.dice, 91.5)
         XCTAssertThrowsError(try MetricsFile.parse(text: across.replacingOccurrences(of: "91.5", with: "100.5")))

@@ -59,3 +59,22 @@ final class StatsBoxPlotTests: XCTestCase {
                         "HausdorffDistance_mm_Test_splits_1.png", "HausdorffDistance_mm_Test_splits_2.png"])
     }
 }
+
+/// A model that found nothing (every Dice empty, every distance inf) or a training whose losses are all NaN is a
+/// result to show, not a gnuplot failure ("all points y value undefined"): the panel is drawn empty.
+final class EmptyPlotTests: XCTestCase {
+    func isPNG(_ data: Data) -> Bool { data.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) }
+
+    func testABoxPlotWithoutAFiniteValueIsAnEmptyPanel() throws {
+        let png = try Plots.boxPlot(categories: ["liver", "spleen"], series: ["Test"], values: { _, _ in [.nan, .infinity] },
+                                    title: "Dice", yLabel: "Dice")
+        XCTAssertTrue(isPNG(png))
+        XCTAssertTrue(isPNG(try Plots.boxPlot(categories: [], series: [], values: { _, _ in [] }, title: "none", yLabel: "Dice")))
+    }
+
+    func testATrainingCurveWithoutAFiniteValueIsAnEmptyPanel() throws {
+        let nan = [(1.0, Double.nan), (2.0, Double.nan)]
+        XCTAssertTrue(isPNG(try Plots.trainingCurve(train: nan, val: [], title: "loss", yLabel: "loss")))
+        XCTAssertTrue(isPNG(try Plots.trainingCurve(train: nan, val: [(1.0, 0)], title: "loss", yLabel: "loss", logScale: true)))
+    }
+}

@@ -54,18 +54,78 @@ final class NIfTIHostileTests: XCTestCase {
         XCTAssertEqual(try NIfTI.read(path).data.count, 120)
     }
 
+    /// A FIFO would block the reader until a writer appears (forever, for a hostile path); a device has no end.
+    /// Both are refused before opening. If the FIFO were opened, the test unblocks it and fails instead of hanging.
+    func testAFIFOOrADeviceIsRefusedWithoutBlocking() throws {
+        let fifo = folder + "/p.nii"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        final class Outcome: @unchecked Sendable { var error: Error?; let done = DispatchSemaphore(value: 0) }
+        let outcome = Outcome()
+        Thread {
+            do { _ = try NIfTI.read(fifo) } catch { outcome.error = error }
+            outcome.done.signal()
+        }.start()
+        if outcome.done.wait(timeout: .now() + 10) == .timedOut {
+            let fd = open(fifo, O_WRONLY)  // let the blocked reader go
+            close(fd)
+            _ = outcome.done.wait(timeout: .now() + 10)
+            return XCTFail("reading a FIFO blocked")
+        }
+        XCTAssertTrue("\(outcome.error.map { "\($0)" } ?? "no error")".contains("a FIFO, expected a NIfTI image file"),
+                      "\(String(describing: outcome.error))")
+        assertBadInput("/dev/zero", contains: "a device, expected a NIfTI image file")
+    }
+
+    /// A symbolic link to a plain .nii is read through (the size check looks at the file it points to).
+    func testASymbolicLinkToAPlainImageReads() throws {
+        let path = try patchedImage("target") { _ in }
+        let link = folder + "/link.nii"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        XCTAssertEqual(try NIfTI.read(link).data, try NIfTI.read(path).data)
+    }
+
+    /// A few hundred bytes of gzip can claim (and inflate to) a 1024^3 volume: more voxels than the limit
+    /// (IE_MAX_IMAGE_VOXELS, here lowered to 100 for a 120-voxel image) are refused before anything is allocated.
+    func testImagesOverTheVoxelLimitAreRefused() throws {
+        let path = try patchedImage("limit", gzip: true) { _ in }
+        setenv("IE_MAX_IMAGE_VOXELS", "100", 1)
+        defer { unsetenv("IE_MAX_IMAGE_VOXELS") }
+        assertBadInput(path, contains: "image of 6 x 5 x 4 = 120 voxels, more than the limit of 100 (IE_MAX_IMAGE_VOXELS)")
+        unsetenv("IE_MAX_IMAGE_VOXELS")
+        XCTAssertEqual(NIfTI.maximumVoxels, 1 << 30)
+        XCTAssertEqual(try NIfTI.read(path).data.count, 120)
+    }
+
+    /// A .nii.gz whose deflate data is damaged but still inflates to the header's size: "corrupt gzip data" from
+    /// the stream's CRC and length check, not wrong voxels (nor a negative byte count).
+    func testCorruptGzipDataIsNamed() throws {
+        let path = try patchedImage("corrupt", gzip: true) { _ in }
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        for i in (data.count - 60)..<(data.count - 8) { data[i] ^= 0x5A }
+        try data.write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try NIfTI.read(path)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("corrupt gzip data"), text)
+            XCTAssertFalse(text.contains(": -1 of"), text)
+        }
+    }
+
     /// dims 32767^3 float32 (140 TB) in a file of a few hundred bytes: refused from the file size.
     func testHugeDimensionsInASmallPlainFileAreRefusedBeforeAllocating() throws {
-        let path = try patchedImage("huge") { d in for axis in 1...3 { setInt16(&d, at: 40 + 2 * axis, 32767) } }
+        // 1000^3 (4 GB of float32) is within the voxel limit, so the file size is what refuses it.
+        let path = try patchedImage("huge") { d in for axis in 1...3 { setInt16(&d, at: 40 + 2 * axis, 1000) } }
         assertBadInput(path, contains: "voxel data truncated")
     }
 
     /// The same lie in a .nii.gz: inflated in bounded chunks, so the error comes when the data ends.
     func testHugeDimensionsInACompressedFileFailWhenTheDataEnds() throws {
         let path = try patchedImage("huge-gz", gzip: true) { d in
-            setInt16(&d, at: 42, 2000); setInt16(&d, at: 44, 2000); setInt16(&d, at: 46, 2000)
+            setInt16(&d, at: 42, 1000); setInt16(&d, at: 44, 1000); setInt16(&d, at: 46, 1000)
         }
-        assertBadInput(path, contains: "voxel data truncated: 480 of 32000000000 bytes")
+        assertBadInput(path, contains: "voxel data truncated: 480 of 4000000000 bytes")
+        // Beyond the voxel limit (32767^3) it is refused from the header alone.
+        let beyond = try patchedImage("beyond-gz", gzip: true) { d in for axis in 1...3 { setInt16(&d, at: 40 + 2 * axis, 32767) } }
+        assertBadInput(beyond, contains: "= 35181150961663 voxels, more than the limit of 1073741824")
     }
 
     func testImpossibleDimensionCountsAreOurOneLineError() throws {

@@ -173,6 +173,24 @@ final class CheckpointTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(message), "\(key)=\(value): \(error)")
             }
         }
+        // Our checkpoint without its tensor hash (the key deleted, or one flipped byte in its name) is refused:
+        // the check cannot be turned off by damaging the key.
+        for rename in [Checkpoint.hashKey, "tensors_sha257"] {
+            let stripped = try withMetadata(data) { meta in
+                let value = meta[Checkpoint.hashKey]
+                meta[Checkpoint.hashKey] = nil
+                if rename != Checkpoint.hashKey { meta[rename] = value }
+            }
+            XCTAssertThrowsError(try Checkpoint.load(stripped, source: "s.ckpt")) { error in
+                assertBadInput(error)
+                XCTAssertTrue("\(error)".contains("s.ckpt: checkpoint is corrupt: its metadata has no tensors_sha256"), "\(error)")
+            }
+        }
+        // Another writer's safetensors file (none of our keys) still loads unverified.
+        let foreign = try withMetadata(Checkpoint.serialize(tensors: [NamedTensor(name: "w", shape: [2], float32: [1, 2])])) { meta in
+            meta = ["format": "pt"]
+        }
+        XCTAssertEqual(try Checkpoint.load(foreign).tensors.map(\.name), ["w"])
         // A shape whose element count overflows is an error, not a trap.
         let tensors = [NamedTensor(name: "w", shape: [3], float32: [1, 2, 3])]
         let overflowing = try withHeader(Checkpoint.serialize(tensors: tensors)) { header in

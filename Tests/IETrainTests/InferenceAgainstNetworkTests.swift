@@ -81,3 +81,19 @@ final class InferenceAgainstNetworkTests: XCTestCase {
         }
     }
 }
+
+/// NaN posteriors (an image normalised with a zero window, a damaged checkpoint) would become an all-background
+/// label map and zero uint8 posteriors, a plausible empty segmentation: inference refuses them instead.
+final class NonFinitePosteriorTests: XCTestCase {
+    func testNaNPosteriorsAreAnErrorNotAnEmptySegmentation() throws {
+        let shape = Shape3D(8, 8, 8)
+        let model = UNet3D(imageChannels: 1, classes: 2, featureChannels: 2, seed: 3, downsamplingPaths: 2)
+        let segmenter = try Segmenter(models: [model], settings: InferenceSettings(patch: shape))
+        var image = [Float](repeating: 0.5, count: shape.count)
+        XCTAssertNoThrow(try segmenter.segment(image: image, channels: 1, shape: shape, mask: nil, spacing: (1, 1, 1)))
+        image[100] = .nan
+        XCTAssertThrowsError(try segmenter.segment(image: image, channels: 1, shape: shape, mask: nil, spacing: (1, 1, 1))) { error in
+            XCTAssertTrue("\(error)".contains("the model's posteriors are not finite"), "\(error)")
+        }
+    }
+}

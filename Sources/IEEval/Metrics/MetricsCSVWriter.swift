@@ -72,7 +72,7 @@ public enum MetricsCSVWriter {
     public static func write(rows: [MetricsRow], extras: [ExtraMetric] = [], to path: String) throws {
         let content = text(rows: rows, extras: extras)
         if path == "-" {
-            FileHandle.standardOutput.write(Data(content.utf8))
+            try StandardStream.write(content)
         } else {
             try AtomicFile.write(content, to: path)
         }

@@ -76,6 +76,15 @@ public struct MetricsFile: Sendable {
     }
 
     public static func parse(table: CSVTable) throws -> MetricsFile {
+        // A column named twice would be read from its first occurrence only, silently.
+        var firstLine: [String: Int] = [:]
+        for (i, name) in table.header.enumerated() where !name.isEmpty {
+            if let first = firstLine[name] {
+                throw IEError.badInput("column \(name) appears twice (columns \(first + 1) and \(i + 1)), expected each column once",
+                                       file: table.source, line: 1)
+            }
+            firstLine[name] = i
+        }
         for column in requiredColumns where table.columnIndex(column) == nil {
             throw IEError.badInput("missing column \(column), expected a metrics CSV with columns "
                                    + "Patient,Structure,Dice[,HausdorffDistance_mm,MeanDistance_mm]",
@@ -97,7 +106,7 @@ public struct MetricsFile: Sendable {
         records.reserveCapacity(table.rows.count)
         for (i, row) in table.rows.enumerated() {
             let line = table.lineNumbers[i]
-            guard row.count >= table.header.count else {
+            guard row.count == table.header.count else {
                 throw IEError.badInput("the row has \(row.count) fields, expected \(table.header.count) (one per header column)",
                                        file: table.source, line: line)
             }
