@@ -129,6 +129,7 @@ public struct ModelConfig: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw IEError.usage("cannot read model config", file: path)
         }
+        try YAMLGuard.check(text, file: path)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw IEError.usage("invalid YAML (\(yamlProblem(error))), expected a mapping of parameters", file: path)
@@ -150,6 +151,11 @@ public struct ModelConfig: Sendable {
                 }
                 result.base = (s.string, line)
                 continue
+            }
+            if key == "<<" {
+                // YAML 1.1's merge key copies a mapping given by an alias, and aliases are refused (YAMLGuard).
+                throw IEError.usage("YAML merge key '<<' is not supported, expected every parameter written out (or base: OtherConfig)",
+                                    file: path, line: line)
             }
             guard let spec = ParameterSchema.byName[key] else {
                 let hint = closestMatch(key, in: ParameterSchema.names + ParameterSchema.structuralKeys).map { " (closest known key: \($0))" } ?? ""

@@ -1,0 +1,116 @@
+import Foundation
+import XCTest
+import IECore
+@testable import IEConfig
+
+/// Configs, settings and overrides that used to crash, hang or silently do the wrong thing (config audit):
+/// each is now a one-line usage error (exit 2) naming the file or option and the key.
+final class HostileConfigTests: XCTestCase {
+    /// Runs `body` and fails when it takes longer than `limit` seconds (the old code crashed or hung instead).
+    func assertPrompt(_ limit: Double = 1, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) rethrows {
+        let start = Date()
+        try body()
+        let seconds = Date().timeIntervalSince(start)
+        XCTAssertLessThan(seconds, limit, "took \(seconds) s", file: file, line: line)
+    }
+
+    // MARK: 1. Deep nesting (a segfault in Yams' recursive composer)
+
+    func testDeeplyNestedModelConfigIsRefused() throws {
+        let s = try ConfigScratch()
+        try s.model("Deep", "dataset_id: d\nground_truth_ids: " + String(repeating: "[", count: 10000) + String(repeating: "]", count: 10000) + "\n")
+        assertPrompt {
+            assertIEError(.usage, contains: ["Deep.yml:2", "nested too deeply (more than 64 levels)"]) {
+                _ = try ModelConfig.load(name: "Deep", settings: s.settings)
+            }
+        }
+        // Block nesting counts too: compact sequences and indentation.
+        try s.model("Dashes", "tail:\n" + String(repeating: "- ", count: 20000) + "1\n")
+        assertIEError(.usage, contains: ["Dashes.yml:2", "nested too deeply"]) { _ = try ModelConfig.load(name: "Dashes", settings: s.settings) }
+        let indented = (0..<100).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n") + " 1\n"
+        try s.model("Indented", indented)
+        assertIEError(.usage, contains: ["Indented.yml:", "nested too deeply"]) { _ = try ModelConfig.load(name: "Indented", settings: s.settings) }
+    }
+
+    func testDeeplyNestedSettingsAreRefused() throws {
+        let s = try ConfigScratch()
+        try s.write("deep.yml", "model_configs_dirs: " + String(repeating: "[", count: 20000) + String(repeating: "]", count: 20000) + "\n")
+        assertPrompt {
+            assertIEError(.usage, contains: ["deep.yml:1", "nested too deeply (more than 64 levels)"]) {
+                _ = try Settings.locate(explicitPath: s.root + "/deep.yml")
+            }
+        }
+    }
+
+    func testDeeplyNestedTransformsOverrideIsRefused() throws {
+        let value = String(repeating: "[", count: 20000) + String(repeating: "]", count: 20000)
+        assertPrompt {
+            assertIEError(.usage, contains: ["--train_transforms: YAML nested too deeply (more than 64 levels)"]) {
+                _ = try ConfigOverrides.parse(["--train_transforms=" + value])
+            }
+        }
+        XCTAssertNil(ParameterType.transforms.parse(value))
+        // Ordinary transforms still parse.
+        XCTAssertEqual(try ConfigOverrides.parse(["--train_transforms=[{name: RandomHorizontalFlip, p: 0.5}]"]).first?.value,
+                       .string("[{\"name\":\"RandomHorizontalFlip\",\"p\":0.5}]"))
+    }
+
+    func testNestingLimitIsExactAndIgnoresStringsAndComments() {
+        func flow(_ depth: Int) -> String { String(repeating: "[", count: depth) + String(repeating: "]", count: depth) }
+        XCTAssertNil(YAMLGuard.problem(in: flow(64)))
+        XCTAssertEqual(YAMLGuard.problem(in: flow(65))?.line, 1)
+        XCTAssertNil(YAMLGuard.problem(in: "key: " + flow(63)))                 // the mapping is a level
+        XCTAssertNotNil(YAMLGuard.problem(in: "key: " + flow(64)))
+        // Brackets that are not structure: quoted, commented, in plain and block scalars.
+        let many = String(repeating: "[", count: 200)
+        for text in ["a: '\(many)'\n", "a: \"\(many)\\\"\"\n", "a: 1  # \(many)\n", "# \(many)\n", "a: b\(many)\n",
+                     "a: |\n  \(many)\n  '\nb: [x]\n", "a: >-\n\n   \(many)\nb: 1\n", "a: 'it''s \(many)'\n"] {
+            XCTAssertNil(YAMLGuard.problem(in: text), text)
+        }
+        // Brackets that are structure even where a naive scan would not see them.
+        let deep = flow(100)
+        for text in ["a: |\n  'x\nb: \(deep)\n",        // the block scalar ends before b
+                     "- a: |\n  b: \(deep)\n",           // b is a key of the mapping at column 2, not block content
+                     "a: plain\n--- \(deep)\n",          // a document marker ends the plain scalar
+                     "[x 'y, \(deep)]\n",                // a quote inside a plain scalar is not a quote
+                     "a: b\r\(deep)\n",                  // a lone CR is a line break
+                     "a: [b, c#\(deep)]\n",              // '#' without a space before it is no comment
+                     "!t\(deep)\n"] {                    // a tag ends at a flow indicator
+            XCTAssertNotNil(YAMLGuard.problem(in: text), text)
+        }
+    }
+
+    // MARK: 2. Aliases ("billion laughs") and merge keys
+
+    func testBillionLaughsIsRefusedPromptly() throws {
+        let s = try ConfigScratch()
+        var text = "dataset_id: d\ntrain_transforms: [&a [{name: RandomHorizontalFlip, p: 0.5}]"
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        for (prev, name) in zip(names, names.dropFirst()) {
+            text += ", &\(name) [" + Array(repeating: "*\(prev)", count: 10).joined(separator: ",") + "]"
+        }
+        text += "]\n"
+        try s.write("configs/classification/Laughs.yml", text)
+        assertPrompt(0.5) {
+            assertIEError(.usage, contains: ["Laughs.yml:2", "YAML alias '*a' is not supported"]) {
+                _ = try ModelConfig.load(name: "Laughs", settings: s.settings, requireRunnable: false)
+            }
+        }
+        assertIEError(.usage, contains: ["--val_transforms: YAML alias '*x' is not supported"]) {
+            _ = try ConfigOverrides.parse(["--val_transforms=[&x {name: RandomHorizontalFlip}, *x]"])
+        }
+        try s.write("aliased.yml", "runs_dir: &r runs\ndatasets_dir: *r\n")
+        assertIEError(.usage, contains: ["aliased.yml:2", "alias '*r'"]) { _ = try Settings.load(path: s.root + "/aliased.yml") }
+        // Anchors alone are harmless.
+        try s.model("Anchor", runnable(with: "num_epochs: &n 3\n"))
+        XCTAssertEqual(try ModelConfig.load(name: "Anchor", settings: s.settings).numEpochs, 3)
+    }
+
+    func testMergeKeyHasItsOwnMessage() throws {
+        let s = try ConfigScratch()
+        try s.model("Merge", runnable(with: "<<: {num_epochs: 3}\n"))
+        assertIEError(.usage, contains: ["Merge.yml:6", "YAML merge key '<<' is not supported"]) {
+            _ = try ModelConfig.load(name: "Merge", settings: s.settings)
+        }
+    }
+}
