@@ -195,7 +195,15 @@ public struct ModelConfig: Sendable {
                 switch element {
                 case .scalar(let s): parts.append(s.string)
                 // Nested lists, e.g. mixture_loss_components [[0.5, Focal, 0.2], ...], become weight:type:power.
-                case .sequence(let inner): parts.append(inner.map { $0.string ?? "" }.joined(separator: ":"))
+                // Only lists of entries take them: elsewhere [[a, b], c] would silently become the name "a:b".
+                case .sequence(let inner):
+                    guard ParameterSchema.takesNestedLists(spec) else { throw fail("a nested list") }
+                    var fields: [String] = []
+                    for field in inner {
+                        guard case .scalar(let f) = field else { throw fail("a list nested more than two deep") }
+                        fields.append(f.string)
+                    }
+                    parts.append(fields.joined(separator: ":"))
                 case .mapping(let m) where spec.type == .namedEntries:
                     for (k, v) in m { parts.append("\(k.string ?? "")=\(v.string ?? "")") }
                 case .mapping(let m):

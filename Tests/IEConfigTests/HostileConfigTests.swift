@@ -113,4 +113,27 @@ final class HostileConfigTests: XCTestCase {
             _ = try ModelConfig.load(name: "Merge", settings: s.settings)
         }
     }
+
+    // MARK: 3. Nested lists
+
+    func testNestedListsOnlyWhereEntriesAreLists() throws {
+        let s = try ConfigScratch()
+        try s.model("Nested", runnable(with: "ground_truth_ids: [[a, b], region_b]\n"))
+        assertIEError(.usage, contains: ["Nested.yml:6", "ground_truth_ids", "nested list"]) {
+            _ = try ModelConfig.load(name: "Nested", settings: s.settings)
+        }
+        try s.model("NestedInts", runnable(with: "feature_channels: [[8, 16]]\n"))
+        assertIEError(.usage, contains: ["NestedInts.yml:6", "feature_channels", "nested list"]) {
+            _ = try ModelConfig.load(name: "NestedInts", settings: s.settings)
+        }
+        try s.model("TooDeep", runnable(with: "mixture_loss_components: [[0.5, [Focal], 0.2]]\n"))
+        assertIEError(.usage, contains: ["TooDeep.yml:6", "mixture_loss_components"]) {
+            _ = try ModelConfig.load(name: "TooDeep", settings: s.settings)
+        }
+        // The lists of entries keep taking them.
+        try s.model("Lists", runnable(with: "loss_type: Mixture\nmixture_loss_components: [[0.5, Focal, 0.2], [0.5, SoftDice, 0.1]]\nslice_exclusion_rules: [[liver, kidney, False]]\n"))
+        let c = try ModelConfig.load(name: "Lists", settings: s.settings)
+        XCTAssertEqual(c.value("slice_exclusion_rules"), .strings(["liver:kidney:False"]))
+        XCTAssertEqual(try c.mixtureLossComponents().count, 2)
+    }
 }
