@@ -331,6 +331,11 @@ public struct ModelConfig: Sendable {
         return IEError.usage("\(key): \(message)", file: file)
     }
 
+    /// The largest crop_size, test_crop_size or inference_stride_size per axis: NIfTI-1 stores sizes as int16.
+    public static let maxPatchAxis = 32767
+    /// The most voxels in one crop_size or test_crop_size patch (512^3).
+    public static let maxPatchVoxels = 512 * 512 * 512
+
     /// Cross-parameter checks (InnerEye's validate plus our UNet3D size rule). Errors name the file:line or flag
     /// that set the offending value.
     public func validate() throws {
@@ -357,6 +362,15 @@ public struct ModelConfig: Sendable {
             if l.contains(where: { $0 < 1 }) { throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected positive sizes") }
             if architecture == "UNet3D" && key != "inference_stride_size" && l.contains(where: { $0 % unitSize != 0 }) {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
+            }
+            // Upper bounds, so that a typo (100000) is a config error and not an allocation that aborts a run
+            // half-way (left "running"): NIfTI's own limit per axis, and 512^3 voxels per patch, far above the
+            // largest shipped patch (test_crop_size 144,512,512: 38M voxels).
+            if let big = l.first(where: { $0 > ModelConfig.maxPatchAxis }) {
+                throw fail(key, "got \(big) on an axis, expected at most \(ModelConfig.maxPatchAxis) (NIfTI's limit)")
+            }
+            if key != "inference_stride_size", l.reduce(1, *) > ModelConfig.maxPatchVoxels {
+                throw fail(key, "got \(l.map(String.init).joined(separator: ",")) = \(l.reduce(1, *)) voxels per patch, expected at most \(ModelConfig.maxPatchVoxels) (512^3)")
             }
         }
         if !(inferenceOverlap >= 0 && inferenceOverlap < 1) {

@@ -136,4 +136,28 @@ final class HostileConfigTests: XCTestCase {
         XCTAssertEqual(c.value("slice_exclusion_rules"), .strings(["liver:kidney:False"]))
         XCTAssertEqual(try c.mixtureLossComponents().count, 2)
     }
+
+    // MARK: 4. Patch sizes
+
+    func testHugePatchSizesAreRefused() throws {
+        let s = try ConfigScratch()
+        try s.model("Demo", minimalRunnable)
+        func load(_ args: [String]) throws { _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(args)) }
+        assertIEError(.usage, contains: ["--crop_size=100000,100000,100000", "got 100000 on an axis, expected at most 32767"]) {
+            try load(["--crop_size=100000,100000,100000"])
+        }
+        assertIEError(.usage, contains: ["--test_crop_size=4096,4096,4096", "voxels per patch, expected at most 134217728"]) {
+            try load(["--test_crop_size=4096,4096,4096"])
+        }
+        assertIEError(.usage, contains: ["--inference_stride_size=16,32,40000", "expected at most 32767"]) {
+            try load(["--inference_stride_size=16,32,40000"])
+        }
+        try s.model("BigFile", runnable(with: "crop_size: [1024, 1024, 1024]\n"))
+        assertIEError(.usage, contains: ["BigFile.yml:6: crop_size", "1073741824 voxels per patch"]) {
+            _ = try ModelConfig.load(name: "BigFile", settings: s.settings)
+        }
+        // The largest real patches stay fine (InnerEye's 144,512,512 test crops; 512^3 exactly).
+        try load(["--test_crop_size=144,512,512"])
+        try load(["--test_crop_size=512,512,512"])
+    }
 }
