@@ -387,6 +387,12 @@ public struct ModelConfig: Sendable {
             throw fail("mask_id", "'\(m)' is also an image or ground-truth channel, expected a separate mask channel")
         }
         if Set(structures).count != structures.count { throw fail("ground_truth_ids", "expected distinct names") }
+        // Inference writes <name>.nii.gz and posterior_<name>.nii.gz per class (background first) beside
+        // segmentation.nii.gz and uncertainty.nii.gz: structures named segmentation, uncertainty, background or
+        // posterior_<other structure> would overwrite another output of the same subject.
+        if !structures.isEmpty, let twice = SubjectOutputNames.collision(classNames: [SubjectOutputNames.backgroundClass] + structures) {
+            throw fail("ground_truth_ids", "\(structures.joined(separator: ",")) would write \(twice) twice per subject, expected names other than \(SubjectOutputNames.backgroundClass), segmentation, uncertainty and posterior_<another structure>")
+        }
         if Set(channels).count != channels.count { throw fail("image_channels", "expected distinct names") }
         if let w = classWeights {
             if !structures.isEmpty && w.count != structures.count + 1 {

@@ -160,4 +160,24 @@ final class HostileConfigTests: XCTestCase {
         try load(["--test_crop_size=144,512,512"])
         try load(["--test_crop_size=512,512,512"])
     }
+
+    // MARK: 5. Structure names that collide with output files
+
+    func testStructureNamesWhoseOutputsCollideAreRefused() throws {
+        let s = try ConfigScratch()
+        try s.model("Demo", minimalRunnable)
+        for (ids, twice) in [("segmentation,uncertainty", "segmentation.nii.gz"), ("posterior_region_b,region_b", "posterior_region_b.nii.gz"),
+                             ("liver,background", "posterior_background.nii.gz"), ("a,uncertainty", "uncertainty.nii.gz")] {
+            assertIEError(.usage, contains: ["--ground_truth_ids=\(ids)", "would write \(twice) twice per subject"]) {
+                _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(["--ground_truth_ids=\(ids)"]))
+            }
+        }
+        try s.model("Clash", runnable(with: "ground_truth_ids: [liver, posterior_liver]\n"))
+        assertIEError(.usage, contains: ["Clash.yml:6: ground_truth_ids", "posterior_liver.nii.gz twice"]) {
+            _ = try ModelConfig.load(name: "Clash", settings: s.settings)
+        }
+        // Near misses are fine.
+        _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(["--ground_truth_ids=segmentation_a,posterior,uncertainty_b"]))
+        XCTAssertNil(SubjectOutputNames.collision(classNames: ["background", "region_a", "region_b"]))
+    }
 }
