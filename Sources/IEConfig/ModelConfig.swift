@@ -346,7 +346,25 @@ public struct ModelConfig: Sendable {
             try positive(key)
         }
         if kernelSize % 2 == 0 { throw fail("kernel_size", "got \(kernelSize), expected an odd number") }
-        if window < 0 { throw fail("window", "got \(window), expected a width >= 0") }
+        // A width of 0 maps every intensity through (level, level): a division by zero, NaN images and an
+        // all-background segmentation.
+        if window <= 0 { throw fail("window", "got \(window), expected a width > 0") }
+        let range = outputRange
+        // An empty range makes every normalised image constant; a reversed one is a valid inverted mapping.
+        if range.0 == range.1 {
+            throw fail("output_range", "got \(ConfigValue.format(range.0)),\(ConfigValue.format(range.1)), expected two different values")
+        }
+        let trim = trimPercentiles
+        // Percentiles outside 0...100 index outside the sorted voxels; lower >= upper keeps no voxel.
+        if !(trim.0 >= 0 && trim.0 < trim.1 && trim.1 <= 100) {
+            throw fail("trim_percentiles", "got \(ConfigValue.format(trim.0)),\(ConfigValue.format(trim.1)), expected 0 <= lower < upper <= 100")
+        }
+        let betas = adamBetas
+        // PyTorch's Adam refuses these too ("Invalid beta parameter"); beta = 1 never updates its averages.
+        if !(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1) {
+            throw fail("adam_betas", "got \(ConfigValue.format(betas.0)),\(ConfigValue.format(betas.1)), expected each beta in [0, 1)")
+        }
+        if weightDecay < 0 { throw fail("weight_decay", "got \(weightDecay), expected a decay >= 0 (PyTorch's rule)") }
         // A sigma of 1e30 mm would size the smoothing kernel beyond any integer; no image is a metre across.
         if let sigma = posteriorSmoothingMM, let bad = sigma.first(where: { !($0 >= 0 && $0 <= 1000) }) {
             throw fail("posterior_smoothing_mm", "got \(bad), expected sigmas between 0 and 1000 mm")

@@ -180,4 +180,36 @@ final class HostileConfigTests: XCTestCase {
         _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(["--ground_truth_ids=segmentation_a,posterior,uncertainty_b"]))
         XCTAssertNil(SubjectOutputNames.collision(classNames: ["background", "region_a", "region_b"]))
     }
+
+    // MARK: 6. Nonsensical numbers
+
+    func testNonsensicalNormalisationAndOptimiserValuesAreRefused() throws {
+        let s = try ConfigScratch()
+        let cases: [(String, [String])] = [
+            ("window: 0\n", ["window", "got 0, expected a width > 0"]),
+            ("window: -5\n", ["window", "expected a width > 0"]),
+            ("output_range: [1, 1]\n", ["output_range", "got 1.0,1.0, expected two different values"]),
+            ("trim_percentiles: [99, 1]\n", ["trim_percentiles", "expected 0 <= lower < upper <= 100"]),
+            ("trim_percentiles: [50, 50]\n", ["trim_percentiles", "0 <= lower < upper <= 100"]),
+            ("trim_percentiles: [-1, 99]\n", ["trim_percentiles", "0 <= lower < upper <= 100"]),
+            ("trim_percentiles: [1, 101]\n", ["trim_percentiles", "0 <= lower < upper <= 100"]),
+            ("adam_betas: [1.0, 0.999]\n", ["adam_betas", "expected each beta in [0, 1)"]),
+            ("adam_betas: [0.9, -0.1]\n", ["adam_betas", "[0, 1)"]),
+            ("weight_decay: -1.0e-4\n", ["weight_decay", "expected a decay >= 0"]),
+        ]
+        for (i, (text, fragments)) in cases.enumerated() {
+            try s.model("Odd\(i)", runnable(with: text))
+            assertIEError(.usage, contains: ["Odd\(i).yml:6"] + fragments) { _ = try ModelConfig.load(name: "Odd\(i)", settings: s.settings) }
+        }
+        assertIEError(.usage, contains: ["--window=0: got 0, expected a width > 0"]) {
+            try s.model("Demo", minimalRunnable)
+            _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(["--window=0"]))
+        }
+        // The edges that are valid: an inverted output range (LinearTransform handles it), percentiles 0 and 100,
+        // beta 0, no weight decay.
+        try s.model("Edges", runnable(with: "output_range: [1, -1]\ntrim_percentiles: [0, 100]\nadam_betas: [0, 0.5]\nweight_decay: 0\nwindow: 1\n"))
+        let c = try ModelConfig.load(name: "Edges", settings: s.settings)
+        XCTAssertEqual(c.outputRange.0, 1)
+        XCTAssertEqual(c.weightDecay, 0)
+    }
 }
