@@ -83,6 +83,10 @@ public enum ConfigOverrides {
                 result.append(ConfigOverride(name: name, value: .none, flag: "--\(name)=\(text)"))
                 continue
             }
+            if spec.type == .transforms, let problem = YAMLGuard.problem(in: text) {
+                // Name the option only: the value may be thousands of brackets long.
+                throw IEError.usage("--\(name): \(problem.message)")
+            }
             guard let value = spec.type.parse(text) else {
                 throw IEError.usage("--\(name)=\(text): cannot use '\(text)', expected \(spec.type.expectation)")
             }

@@ -156,7 +156,9 @@ public enum ParameterType: Equatable, Sendable {
 
     /// A YAML (or JSON) list of mappings as compact JSON with sorted keys, nil when the text is anything else.
     static func canonicalMappingList(_ text: String) -> String? {
-        guard let loaded = try? Yams.load(yaml: text), let list = loaded as? [Any],
+        // Deep nesting would crash Yams and aliases could expand without bound (YAMLGuard); callers that can
+        // say why run YAMLGuard themselves first.
+        guard YAMLGuard.problem(in: text) == nil, let loaded = try? Yams.load(yaml: text), let list = loaded as? [Any],
               list.allSatisfy({ $0 is [String: Any] }), JSONSerialization.isValidJSONObject(list),
               let data = try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]) else { return nil }
         return String(decoding: data, as: UTF8.self)

@@ -129,6 +129,7 @@ public struct ModelConfig: Sendable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw IEError.usage("cannot read model config", file: path)
         }
+        try YAMLGuard.check(text, file: path)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw IEError.usage("invalid YAML (\(yamlProblem(error))), expected a mapping of parameters", file: path)
@@ -150,6 +151,11 @@ public struct ModelConfig: Sendable {
                 }
                 result.base = (s.string, line)
                 continue
+            }
+            if key == "<<" {
+                // YAML 1.1's merge key copies a mapping given by an alias, and aliases are refused (YAMLGuard).
+                throw IEError.usage("YAML merge key '<<' is not supported, expected every parameter written out (or base: OtherConfig)",
+                                    file: path, line: line)
             }
             guard let spec = ParameterSchema.byName[key] else {
                 let hint = closestMatch(key, in: ParameterSchema.names + ParameterSchema.structuralKeys).map { " (closest known key: \($0))" } ?? ""
@@ -189,7 +195,15 @@ public struct ModelConfig: Sendable {
                 switch element {
                 case .scalar(let s): parts.append(s.string)
                 // Nested lists, e.g. mixture_loss_components [[0.5, Focal, 0.2], ...], become weight:type:power.
-                case .sequence(let inner): parts.append(inner.map { $0.string ?? "" }.joined(separator: ":"))
+                // Only lists of entries take them: elsewhere [[a, b], c] would silently become the name "a:b".
+                case .sequence(let inner):
+                    guard ParameterSchema.takesNestedLists(spec) else { throw fail("a nested list") }
+                    var fields: [String] = []
+                    for field in inner {
+                        guard case .scalar(let f) = field else { throw fail("a list nested more than two deep") }
+                        fields.append(f.string)
+                    }
+                    parts.append(fields.joined(separator: ":"))
                 case .mapping(let m) where spec.type == .namedEntries:
                     for (k, v) in m { parts.append("\(k.string ?? "")=\(v.string ?? "")") }
                 case .mapping(let m):
@@ -317,6 +331,11 @@ public struct ModelConfig: Sendable {
         return IEError.usage("\(key): \(message)", file: file)
     }
 
+    /// The largest crop_size, test_crop_size or inference_stride_size per axis: NIfTI-1 stores sizes as int16.
+    public static let maxPatchAxis = 32767
+    /// The most voxels in one crop_size or test_crop_size patch (512^3).
+    public static let maxPatchVoxels = 512 * 512 * 512
+
     /// Cross-parameter checks (InnerEye's validate plus our UNet3D size rule). Errors name the file:line or flag
     /// that set the offending value.
     public func validate() throws {
@@ -327,7 +346,25 @@ public struct ModelConfig: Sendable {
             try positive(key)
         }
         if kernelSize % 2 == 0 { throw fail("kernel_size", "got \(kernelSize), expected an odd number") }
-        if window < 0 { throw fail("window", "got \(window), expected a width >= 0") }
+        // A width of 0 maps every intensity through (level, level): a division by zero, NaN images and an
+        // all-background segmentation.
+        if window <= 0 { throw fail("window", "got \(window), expected a width > 0") }
+        let range = outputRange
+        // An empty range makes every normalised image constant; a reversed one is a valid inverted mapping.
+        if range.0 == range.1 {
+            throw fail("output_range", "got \(ConfigValue.format(range.0)),\(ConfigValue.format(range.1)), expected two different values")
+        }
+        let trim = trimPercentiles
+        // Percentiles outside 0...100 index outside the sorted voxels; lower >= upper keeps no voxel.
+        if !(trim.0 >= 0 && trim.0 < trim.1 && trim.1 <= 100) {
+            throw fail("trim_percentiles", "got \(ConfigValue.format(trim.0)),\(ConfigValue.format(trim.1)), expected 0 <= lower < upper <= 100")
+        }
+        let betas = adamBetas
+        // PyTorch's Adam refuses these too ("Invalid beta parameter"); beta = 1 never updates its averages.
+        if !(betas.0 >= 0 && betas.0 < 1 && betas.1 >= 0 && betas.1 < 1) {
+            throw fail("adam_betas", "got \(ConfigValue.format(betas.0)),\(ConfigValue.format(betas.1)), expected each beta in [0, 1)")
+        }
+        if weightDecay < 0 { throw fail("weight_decay", "got \(weightDecay), expected a decay >= 0 (PyTorch's rule)") }
         // A sigma of 1e30 mm would size the smoothing kernel beyond any integer; no image is a metre across.
         if let sigma = posteriorSmoothingMM, let bad = sigma.first(where: { !($0 >= 0 && $0 <= 1000) }) {
             throw fail("posterior_smoothing_mm", "got \(bad), expected sigmas between 0 and 1000 mm")
@@ -344,6 +381,15 @@ public struct ModelConfig: Sendable {
             if architecture == "UNet3D" && key != "inference_stride_size" && l.contains(where: { $0 % unitSize != 0 }) {
                 throw fail(key, "got \(l.map(String.init).joined(separator: ",")), expected multiples of \(unitSize) per axis for UNet3D")
             }
+            // Upper bounds, so that a typo (100000) is a config error and not an allocation that aborts a run
+            // half-way (left "running"): NIfTI's own limit per axis, and 512^3 voxels per patch, far above the
+            // largest shipped patch (test_crop_size 144,512,512: 38M voxels).
+            if let big = l.first(where: { $0 > ModelConfig.maxPatchAxis }) {
+                throw fail(key, "got \(big) on an axis, expected at most \(ModelConfig.maxPatchAxis) (NIfTI's limit)")
+            }
+            if key != "inference_stride_size", l.reduce(1, *) > ModelConfig.maxPatchVoxels {
+                throw fail(key, "got \(l.map(String.init).joined(separator: ",")) = \(l.reduce(1, *)) voxels per patch, expected at most \(ModelConfig.maxPatchVoxels) (512^3)")
+            }
         }
         if !(inferenceOverlap >= 0 && inferenceOverlap < 1) {
             throw fail("inference_overlap", "got \(inferenceOverlap), expected 0 <= overlap < 1 (MONAI's rule)")
@@ -359,6 +405,12 @@ public struct ModelConfig: Sendable {
             throw fail("mask_id", "'\(m)' is also an image or ground-truth channel, expected a separate mask channel")
         }
         if Set(structures).count != structures.count { throw fail("ground_truth_ids", "expected distinct names") }
+        // Inference writes <name>.nii.gz and posterior_<name>.nii.gz per class (background first) beside
+        // segmentation.nii.gz and uncertainty.nii.gz: structures named segmentation, uncertainty, background or
+        // posterior_<other structure> would overwrite another output of the same subject.
+        if !structures.isEmpty, let twice = SubjectOutputNames.collision(classNames: [SubjectOutputNames.backgroundClass] + structures) {
+            throw fail("ground_truth_ids", "\(structures.joined(separator: ",")) would write \(twice) twice per subject, expected names other than \(SubjectOutputNames.backgroundClass), segmentation, uncertainty and posterior_<another structure>")
+        }
         if Set(channels).count != channels.count { throw fail("image_channels", "expected distinct names") }
         if let w = classWeights {
             if !structures.isEmpty && w.count != structures.count + 1 {

@@ -154,6 +154,12 @@ public enum ParameterSchema {
 
     public static var names: [String] { parameters.map(\.name) }
 
+    /// Whether a YAML value of `spec` may be a list of lists, each inner list one colon-joined entry:
+    /// mixture_loss_components `[[0.5, Focal, 0.2], ...]` and the records (`[[brainstem, spinal_cord, False]]`).
+    static func takesNestedLists(_ spec: ParameterSpec) -> Bool {
+        spec.type.isRecords || spec.name == "mixture_loss_components"
+    }
+
     /// Keys that are part of the config file format but not parameters.
     public static let structuralKeys = ["base"]
 }

@@ -64,6 +64,7 @@ public struct Settings: Sendable {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var settings = defaults(relativeTo: folder)
         settings.file = path
+        try YAMLGuard.check(text, file: path)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw IEError.usage("invalid YAML (\(yamlProblem(error))), expected a settings mapping", file: path)

@@ -233,7 +233,7 @@ public enum RunPipeline {
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: nil, spacing: volumes[0].spacing)
         try SubjectOutputs.write(directory: outputFolder, posteriors: result.posteriors, labels: result.labels,
-                                 classNames: ["background"] + config.groundTruthIds, reference: volumes[0],
+                                 classNames: [SubjectOutputNames.backgroundClass] + config.groundTruthIds, reference: volumes[0],
                                  threads: models.first?.engine.threads ?? 1)
     }
 
@@ -248,7 +248,7 @@ public enum RunPipeline {
         let members = try models ?? runModels(run: run, epoch: epoch, architecture: .configured(config))
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let folder = run.epochFolder(epoch: epoch, mode: mode)
-        let classNames = ["background"] + config.groundTruthIds
+        let classNames = [SubjectOutputNames.backgroundClass] + config.groundTruthIds
         let progress = Progress("inference \(mode)", total: subjects.count)
         for subject in subjects {
             let (prepared, raw) = try preparation.load(subject)

@@ -7,11 +7,9 @@ import IECore
 import IEImage
 
 public enum SubjectOutputs {
-    /// The file names written for these classes (background first), in writing order.
-    public static func fileNames(classNames: [String]) -> [String] {
-        ["segmentation.nii.gz"] + classNames.map { "posterior_\($0).nii.gz" } + classNames.map { "\($0).nii.gz" }
-            + ["uncertainty.nii.gz"]
-    }
+    /// The file names written for these classes (background first), in writing order (the rule is
+    /// IECore's SubjectOutputNames, which config loading also checks).
+    public static func fileNames(classNames: [String]) -> [String] { SubjectOutputNames.fileNames(classNames: classNames) }
 
     /// Writes the files into `directory` (created if needed), each atomically.
     /// - posteriors: [K, Z, Y, X] after post-processing; labels: [Z, Y, X] class indices;
@@ -21,8 +19,8 @@ public enum SubjectOutputs {
                                 reference: Volume<T>, threads: Int = 1) throws {
         let k = classNames.count, n = reference.count
         guard k >= 2 else { throw IEError.usage("\(k) class names, expected background and at least one structure") }
-        guard Set(classNames).count == k, classNames.allSatisfy({ SafeName.problem($0) == nil }) else {
-            throw IEError.usage("class names \(classNames) must be distinct file-name-safe names")
+        guard SubjectOutputNames.collision(classNames: classNames) == nil, classNames.allSatisfy({ SafeName.problem($0) == nil }) else {
+            throw IEError.usage("class names \(classNames) must be file-name-safe names whose output files differ")
         }
         guard posteriors.count == k * n, labels.count == n else {
             throw IEError.failure("posteriors (\(posteriors.count)) / labels (\(labels.count)) do not match \(k) classes x \(reference.shape)")
@@ -32,14 +30,14 @@ public enum SubjectOutputs {
 
         // The 2K + 2 files are independent: each one's voxels are made and deflated on its own thread (up to
         // `threads` at once), so gzip is not a serial tail after inference. The files are the same either way.
-        var jobs: [(name: String, voxels: () -> [UInt8])] = [("segmentation.nii.gz", { labels })]
+        var jobs: [(name: String, voxels: () -> [UInt8])] = [(SubjectOutputNames.segmentation, { labels })]
         for (c, name) in classNames.enumerated() {
-            jobs.append(("posterior_\(name).nii.gz", { PostProcessing.toUInt8(posteriors[(c * n)..<((c + 1) * n)]) }))
+            jobs.append((SubjectOutputNames.posterior(name), { PostProcessing.toUInt8(posteriors[(c * n)..<((c + 1) * n)]) }))
         }
         for (c, name) in classNames.enumerated() {
-            jobs.append(("\(name).nii.gz", { labels.map { $0 == UInt8(c) ? UInt8(1) : 0 } }))
+            jobs.append((SubjectOutputNames.binaryMask(name), { labels.map { $0 == UInt8(c) ? UInt8(1) : 0 } }))
         }
-        jobs.append(("uncertainty.nii.gz", {
+        jobs.append((SubjectOutputNames.uncertainty, {
             PostProcessing.toUInt8(PostProcessing.normalisedEntropy(posteriors, classCount: k)[...])
         }))
         let failures = FirstError()
