@@ -76,7 +76,15 @@ public struct RunLayout: Sendable, Equatable {
 
     // MARK: outputs/epoch_NNN/<Mode>/ written by the evaluation pipeline
 
-    public static func epochFolderName(_ epoch: Int) -> String { String(format: "epoch_%03d", epoch) }
+    public static func epochFolderName(_ epoch: Int) -> String { "epoch_" + zeroPadded(epoch, width: 3) }
+
+    /// Python's `f"{n:03d}"` (the sign counts towards the width) for any 64-bit Int: `String(format: "%03d")`
+    /// reads only 32 bits on Linux, so subject 4294967297 became folder 001 (subject 1's).
+    public static func zeroPadded(_ n: Int, width: Int) -> String {
+        let digits = String(n.magnitude)
+        let sign = n < 0 ? "-" : ""
+        return sign + String(repeating: "0", count: max(0, width - sign.count - digits.count)) + digits
+    }
 
     /// The epoch of an `epoch_NNN` folder name, nil for any other name.
     public static func epoch(folderName name: String) -> Int? {
@@ -89,7 +97,7 @@ public struct RunLayout: Sendable, Equatable {
 
     /// The folder name of a subject: `<subject:03d>` for integer ids, the id itself otherwise.
     public static func subjectFolderName(_ subject: String) -> String {
-        if let n = Int(subject) { return String(format: "%03d", n) }
+        if let n = Int(subject) { return zeroPadded(n, width: 3) }
         return subject
     }
 

@@ -233,7 +233,7 @@ public enum Splits {
 
     /// The split a config asks for: explicit lists if any is set, else per institution, else by group, else
     /// proportional; then the cross-validation fold when number_of_cross_validation_splits > 1 and
-    /// cross_validation_split_index >= 0.
+    /// cross_validation_split_index >= 0 (for a parent, index -1, every fold is checked and the base returned).
     public static func split(_ dataset: Dataset, config: ModelConfig) throws -> DatasetSplit {
         var base: DatasetSplit
         if config.trainSubjects != nil || config.valSubjects != nil || config.testSubjects != nil {
@@ -251,6 +251,13 @@ public enum Splits {
         if config.performCrossValidation && config.crossValidationSplitIndex >= 0 {
             base = try crossValidationFold(base, dataset: dataset, folds: config.numberOfCrossValidationSplits,
                                            index: config.crossValidationSplitIndex, groupColumn: config.groupColumn)
+        } else if config.performCrossValidation {
+            // A cross-validation parent: every fold its children will make must be possible now, not when
+            // `ie-crossval folds` runs (a parent that can never run is worse than an error here).
+            for index in 0..<config.numberOfCrossValidationSplits {
+                _ = try crossValidationFold(base, dataset: dataset, folds: config.numberOfCrossValidationSplits,
+                                            index: index, groupColumn: config.groupColumn)
+            }
         }
         return base
     }

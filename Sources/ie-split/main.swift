@@ -91,7 +91,7 @@ struct Split: ParsableCommand {
         if printConfig { return try StandardStream.write(ConfigListing.text(config)) }
         let csvPath = try dataset.map { resolve($0, against: cwd) } ?? config.datasetCSVPath(settings: settings)
 
-        func splitInto(_ folder: String) throws {
+        func splitInto(_ folder: String, config: ModelConfig) throws {
             let data = try Dataset.load(path: csvPath)
             // A classification/regression dataset: labels and feature columns checked now (file:line errors).
             if config.category.isScalar { _ = try ScalarDataset.load(path: csvPath, options: ScalarDatasetOptions(config: config)) }
@@ -110,13 +110,15 @@ struct Split: ParsableCommand {
         }
 
         if let outputFolder {
-            try splitInto(resolve(outputFolder, against: cwd))
+            try splitInto(resolve(outputFolder, against: cwd), config: config)
             return
         }
         let run: RunDirectory
         let isNew = runDir == nil
+        var splitConfig = config
         if let runDir {
             run = try RunDirectory.open(path: resolve(runDir, against: cwd))
+            splitConfig = try existingRunConfig(run, settings: settings)
         } else {
             let name = try RunIDs.experimentName(explicit: experiment)
             run = try RunDirectory.create(runsDir: settings.runsDir, experiment: name, model: config.name)
@@ -125,8 +127,10 @@ struct Split: ParsableCommand {
             try run.openLog(tool: "ie-split")
             defer { run.closeLog() }
             do {
-                try splitInto(run.outputs)
+                try splitInto(run.outputs, config: splitConfig)
                 try run.update { $0.dataset = csvPath }
+                // The overrides of a re-split are the run's from now on (ie-train --print_config shows them).
+                if !isNew { _ = try run.modelConfig(settings: settings, extra: try parameters.flags(), record: true) }
                 if isNew {
                     try run.writeArguments(config)
                     try run.writeBuildInformation()

@@ -48,3 +48,18 @@ final class RunLayoutTests: XCTestCase {
         XCTAssertEqual(shape.coordinates(23), Shape3D(1, 0, 3))
     }
 }
+
+/// Folder names of subjects and epochs are Python's `f"{n:03d}"` for any 64-bit integer (issue found by the
+/// first-contact audit: `String(format: "%03d")` reads 32 bits on Linux, so subject 4294967297 got subject 1's
+/// folder and overwrote its segmentation).
+final class ZeroPaddedNameTests: XCTestCase {
+    func testMatchesPythonsFormatForLargeAndNegativeIds() {
+        let ids = [0, 1, 7, 42, 999, 1000, -1, -12, -123, 2147483647, 2147483648, 3000000000, 4294967297, Int.max, Int.min + 1]
+        // What Python prints for each (f"{n:03d}"), written out by hand.
+        let python = ["000", "001", "007", "042", "999", "1000", "-01", "-12", "-123", "2147483647", "2147483648", "3000000000", "4294967297", "9223372036854775807", "-9223372036854775807"]
+        XCTAssertEqual(ids.map { RunLayout.zeroPadded($0, width: 3) }, python)
+        XCTAssertEqual(RunLayout.subjectFolderName("4294967297"), "4294967297")
+        XCTAssertNotEqual(RunLayout.subjectFolderName("4294967297"), RunLayout.subjectFolderName("1"))
+        XCTAssertEqual(RunLayout.epochFolderName(99999999999), "epoch_99999999999")
+    }
+}

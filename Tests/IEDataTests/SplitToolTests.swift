@@ -78,6 +78,12 @@ final class SplitToolTests: XCTestCase {
                          "--allow_incomplete_labels"], code: 3, ["\(real):4:", "structures region and region_1 overlap"])
         try assertError(["--dataset=\(real)", "--output_folder=\(s.root)/out", "--check", "--image_channels=ct", "--ground_truth_ids=region,region_1",
                          "--no-check_exclusive"], code: 3, ["\(real):8:", "subject 3 has no row for channel region"])
+        // A cross-validation parent whose folds cannot all be made is refused when it is split, not when its
+        // folds run: 7 subjects, 20 folds.
+        let csv = fixtures + "/innereye_dataset.csv"
+        try assertError(["--dataset=\(csv)", "--output_folder=\(s.root)/parent", "--number_of_cross_validation_splits=20"], code: 3,
+                        ["training+validation subjects cannot make 20 folds"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.root + "/parent/dataset.csv"))
     }
 
     /// Hostile dataset.csv contents (issue: subject ids that escape the run folder, Latin-1 bytes): one-line
@@ -154,5 +160,24 @@ final class SplitToolTests: XCTestCase {
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runPath + "/run.json"))) as! [String: Any]
         XCTAssertEqual(info["model"] as? String, "Tiny")
         XCTAssertEqual(info["status"] as? String, "queued")
+
+        // --run_dir re-splits a run that has not trained, with its own model, and records the new overrides.
+        let settings = "--settings=\(s.root)/settings.yml"
+        let resplit = try run(["--model=Tiny", settings, "--run_dir=\(runPath)", "--proportion_train=0.4", "--proportion_val=0.4",
+                               "--proportion_test=0.2"])
+        XCTAssertEqual(resplit.code, 0, resplit.stderr)
+        XCTAssertTrue(try String(contentsOfFile: runPath + "/outputs/config_overrides.txt", encoding: .utf8).contains("--proportion_train=0.4"))
+        let before = try Data(contentsOf: URL(fileURLWithPath: runPath + "/outputs/val_dataset.csv"))
+        // Another model's name, or a run that has trained: refused (exit 2), nothing written, the status kept.
+        _ = try s.write("configs/segmentation/Other.yml", "base: Tiny\n")
+        try assertError(["--model=Other", settings, "--run_dir=\(runPath)"], code: 2, ["the run is of model Tiny, expected --model=Tiny"])
+        var edited = info
+        edited["status"] = "completed"
+        try JSONSerialization.data(withJSONObject: edited).write(to: URL(fileURLWithPath: runPath + "/run.json"))
+        let runJSON = try Data(contentsOf: URL(fileURLWithPath: runPath + "/run.json"))
+        try assertError(["--model=Tiny", settings, "--run_dir=\(runPath)", "--proportion_train=0.2", "--proportion_val=0.6",
+                         "--proportion_test=0.2"], code: 2, ["the run has already trained (status completed)"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: runPath + "/outputs/val_dataset.csv")), before)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: runPath + "/run.json")), runJSON)
     }
 }

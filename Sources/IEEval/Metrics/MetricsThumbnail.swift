@@ -119,6 +119,6 @@ public enum MetricsThumbnail {
 
     /// `<subject:03d>_<structure>_slice_<z:03d>.png`; a subject that is not a number is used as it is.
     public static func fileName(subject: String, structure: String, z: Int) -> String {
-        return "\(RunLayout.subjectFolderName(subject))_\(structure)_slice_\(String(format: "%03d", z)).png"
+        return "\(RunLayout.subjectFolderName(subject))_\(structure)_slice_\(RunLayout.zeroPadded(z, width: 3)).png"
     }
 }
