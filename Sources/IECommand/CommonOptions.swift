@@ -95,3 +95,10 @@ public enum Mode: String, CaseIterable, Sendable, ExpressibleByArgument {
         }
     }
 }
+
+/// `--epoch=N` of the tools that read or write `epoch_NNN` folders: a positive integer (`--epoch=-1` looked for
+/// `epoch_-01.ckpt`). Use as `@Option(help: ..., transform: epochNumber)`.
+public func epochNumber(_ text: String) throws -> Int {
+    guard let epoch = Int(text), epoch >= 1 else { throw ValidationError("expected an epoch number of at least 1") }
+    return epoch
+}

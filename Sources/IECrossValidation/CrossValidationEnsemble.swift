@@ -81,8 +81,13 @@ public enum CrossValidationEnsemble {
     /// Registered last, so that a failed step leaves no ensemble in the registry (each fold registered itself).
     static func register(parent: RunDirectory, children: [RunDirectory], config: ModelConfig, settings: Settings,
                          checkpoints: [String], epoch: Int) throws -> Result {
-        let registered = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: checkpoints,
-                                                                        sourceRunIds: children.map { $0.recoveryID.description })
+        let registry = ModelRegistry(settings: settings)
+        if let existing = registry.registered(try parent.readInfo().registeredModel, holding: checkpoints) {
+            Log.info("the \(children.count)-fold ensemble is already registered as \(existing.id)")
+            return Result(crossValResults: parent.layout.crossValResults, ensembleModelID: existing.id, epoch: epoch)
+        }
+        let registered = try registry.register(name: config.name, config: config, checkpoints: checkpoints,
+                                               sourceRunIds: children.map { $0.recoveryID.description })
         try parent.update { $0.registeredModel = registered.id }
         Log.info("registered the \(children.count)-fold ensemble as \(registered.id) in \(registered.folder)")
         return Result(crossValResults: parent.layout.crossValResults, ensembleModelID: registered.id, epoch: epoch)

@@ -13,7 +13,7 @@ import IETrain
 public struct SegmentationOptions: ParsableArguments {
     @Option(name: .customLong("run"), help: "Run folder whose split (--mode) is segmented into outputs/epoch_NNN/<Mode>/.")
     public var runFolder: String?
-    @Option(help: "Epoch folder to write (default: the run's epochs_to_test).") public var epoch: Int?
+    @Option(help: "Epoch folder to write (default: the run's epochs_to_test).", transform: epochNumber) public var epoch: Int?
     @Option(help: "The run's split: Train, Val or Test.") public var mode: Mode = .test
     @Option(help: "Model config name (with --checkpoint and --image_file).") public var model: String?
     @Option(help: "Checkpoint file: ours, or PyTorch's (torch.save/Lightning .ckpt, safetensors); repeat for an ensemble.")

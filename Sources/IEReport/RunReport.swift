@@ -21,6 +21,24 @@ public enum RunReport {
     /// The epoch a report uses: best mean validation Dice among the epoch folders, else the highest.
     public static func bestEpoch(_ outputs: String) -> Int? { EpochChoice.bestEpoch(outputs) }
 
+    /// What ie-report checks before it replaces a report: the folder is a run's (its run.json, or training or
+    /// evaluation outputs), and an asked-for epoch was evaluated. Without this a typo wrote a report into any
+    /// folder, and `--epoch=100` replaced a good report with an empty one (exit 0).
+    public static func requireReportable(outputs: String, epoch: Int?, given: String) throws {
+        let layout = RunLayout(outputs: outputs)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []
+        let epochs = names.compactMap(RunLayout.epoch(folderName:)).sorted()
+        let isRun = FileManager.default.fileExists(atPath: layout.runJSON) || !epochs.isEmpty
+            || names.contains { ["Train", "Val", "CrossValResults"].contains($0) }
+        guard isRun else {
+            throw IEError.usage("not a run folder (no run.json, no Train/ or epoch_NNN/ outputs), expected a run made by ie-split", file: given)
+        }
+        if let epoch, !epochs.contains(epoch) {
+            let known = epochs.isEmpty ? "none evaluated yet" : "evaluated: " + epochs.map(String.init).joined(separator: ", ")
+            throw IEError.badInput("no \(RunLayout.epochFolderName(epoch)) folder (\(known)), expected --epoch of an evaluated epoch", file: outputs)
+        }
+    }
+
     /// Writes both files atomically into the run's outputs folder (or `outputFolder`).
     @discardableResult
     public static func write(run: String, outputFolder: String? = nil, epoch: Int? = nil,

@@ -109,6 +109,16 @@ public struct ModelRegistry: Sendable {
         return model
     }
 
+    /// The model `id` (a run's registered_model) when it holds exactly `checkpoints` (same SHA-256, same order):
+    /// rerunning a finished step finds its registration instead of adding a copy under a new version.
+    public func registered(_ id: String?, holding checkpoints: [String]) -> RegisteredModel? {
+        guard let id, let model = try? resolve(id), model.checkpoints.count == checkpoints.count else { return nil }
+        for (entry, path) in zip(model.checkpoints, checkpoints) where (try? SHA256.hex(file: path)) != entry.sha256 {
+            return nil
+        }
+        return model
+    }
+
     /// Resolves `Name:version` (or `Name:latest`) to a complete registered model.
     public func resolve(_ modelID: String) throws -> RegisteredModel {
         let parts = modelID.split(separator: ":", omittingEmptySubsequences: false).map(String.init)

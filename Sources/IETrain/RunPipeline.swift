@@ -19,6 +19,14 @@ public enum RunPipeline {
     }
 
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
+        guard FileManager.default.fileExists(atPath: path) else {
+            // Name what there is: a run's checkpoints folder lists the epochs that can be asked for.
+            let folder = (path as NSString).deletingLastPathComponent
+            let saved = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+                .filter { $0.hasPrefix("epoch_") && $0.hasSuffix(".ckpt") }.sorted()
+            let hint = saved.isEmpty ? "" : " (saved: \(saved.joined(separator: ", ")))"
+            throw IEError.badInput("checkpoint not found\(hint), expected an epoch that was saved", file: path)
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IEError.badInput("cannot read checkpoint, expected a file written by ie-train or PyTorch", file: path)
         }
@@ -65,7 +73,11 @@ public enum RunPipeline {
     static func registerFinalModel(run: RunDirectory, config: ModelConfig, settings: Settings) throws {
         let last = checkpointPath(run: run, epoch: config.numEpochs)
         guard FileManager.default.fileExists(atPath: last) else { return }
-        let model = try ModelRegistry(settings: settings).register(name: config.name, config: config, checkpoints: [last],
+        let registry = ModelRegistry(settings: settings)
+        if let existing = registry.registered(try run.readInfo().registeredModel, holding: [last]) {
+            return Log.info("already registered as model \(existing.id)")
+        }
+        let model = try registry.register(name: config.name, config: config, checkpoints: [last],
                                                                   sourceRunIds: [run.recoveryID.description])
         try run.update { $0.registeredModel = model.id }
         Log.info("registered model \(model.id) in \(model.folder)")

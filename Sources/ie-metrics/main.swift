@@ -62,7 +62,7 @@ struct RunMetrics: ParsableCommand {
         """)
 
     @OptionGroup var runFolder: RunOption
-    @Option(help: "Epoch (default: the run's epochs_to_test).") var epoch: Int?
+    @Option(help: "Epoch (default: the run's epochs_to_test).", transform: epochNumber) var epoch: Int?
     @Option(help: "The run's split: Train, Val or Test.") var mode: Mode = .test
     @Flag(name: .customLong("allow_missing"),
           help: "Score a split whose segmentations are incomplete; missing subjects become rows with empty values.")

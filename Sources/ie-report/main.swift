@@ -32,12 +32,13 @@ struct Report: ParsableCommand {
           ie-report --run=RUN \\
               --baseline=OLD=runs/Prostate/Prostate_20251201T090000Z_cd34
           ie-report --run=runs/Prostate/PARENT_RUN --epoch=100
-          ie-report --run=RUN --output-dir=/tmp/report
+          ie-report --run=RUN --output_folder=/tmp/report
         """)
 
     @Option(name: .customLong("run"), help: "Run folder (or its outputs folder).") var runFolder: String
-    @Option(help: "Epoch folder to report (default: best validation epoch).") var epoch: Int?
-    @Option(help: "Write the two files here instead of the run's outputs folder.") var outputDir: String?
+    @Option(help: "Epoch folder to report (default: best validation epoch).", transform: epochNumber) var epoch: Int?
+    @Option(name: [.customLong("output_folder"), .customLong("output-dir")],
+            help: "Write the two files here instead of the run's outputs folder.") var outputDir: String?
     @Option(help: "Baseline run as NAME=RUN_FOLDER to compare with first (repeatable).") var baseline: [String] = []
     @Flag(help: "Write the CrossValResults/ statistics files first (cross-validation parent).")
     var crossValidation = false
@@ -70,6 +71,7 @@ struct Report: ParsableCommand {
             }
             try BaselineComparison.run(outputs: outputs, epoch: e, baselines: try baselines())
         }
+        try RunReport.requireReportable(outputs: outputs, epoch: epoch, given: runFolder)
         let result = try RunReport.write(run: runFolder, outputFolder: outputDir, epoch: epoch)
         if !log.quiet {
             StandardStream.writeBestEffort("ie-report: wrote \(result.notebookPath) and \(result.htmlPath)\n")

@@ -41,7 +41,7 @@ struct AcrossRuns: ParsableCommand {
         """)
 
     @Argument(help: "Runs as [NAME=]PATH.") var runs: [String]
-    @Option(help: "Epoch folder to read (default: best validation epoch of each run).") var epoch: Int?
+    @Option(help: "Epoch folder to read (default: best validation epoch of each run).", transform: epochNumber) var epoch: Int?
     @Option(help: "dataset.csv to join instead of each run's own.") var dataset: String?
     @Flag(help: "Write pandas' unnamed index column first (as InnerEye's baseline comparison file).")
     var index = false

@@ -36,6 +36,21 @@ final class RunRecordTests: XCTestCase {
         XCTAssertEqual(after["finished"] as? String, finished)
         XCTAssertEqual(after["registered_model"] as? String, "HelloWorld:1")
 
+        // An epoch that was never saved names the saved ones; a negative epoch is a usage error.
+        let unsaved = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--epoch=20", "--threads=1"])
+        XCTAssertEqual(unsaved.status, 3, unsaved.stderr)
+        XCTAssertTrue(unsaved.stderr.contains("epoch_020.ckpt: checkpoint not found (saved: epoch_001.ckpt)"), unsaved.stderr)
+        let negative = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--epoch=-1"])
+        XCTAssertEqual(negative.status, 2, negative.stderr)
+        XCTAssertTrue(negative.stderr.contains("expected an epoch number of at least 1"), negative.stderr)
+
+        // Rerunning the finished training step finds its registration: no second copy under HelloWorld:2.
+        let again = try runner.run("train", ["--run=\(run)", "--resume"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("already registered as model HelloWorld:1"), again.stderr)
+        XCTAssertFalse(runner.exists("models/HelloWorld/2"))
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["registered_model"] as? String, "HelloWorld:1")
+
         let list = try runner.run("models", ["list"])
         XCTAssertEqual(list.status, 0, list.stderr)
         XCTAssertTrue(list.stdout.hasPrefix("HelloWorld:1  model  created "), list.stdout)
@@ -77,6 +92,12 @@ final class RunRecordTests: XCTestCase {
         for k in 0..<2 {
             XCTAssertNotNil(try HPCTest.json("\(parent)_\(k)/run.json")["registered_model"] as? String, "fold \(k)")
         }
+
+        // The ensemble step run again finds its registration (no copy of HelloWorld:3 as HelloWorld:4).
+        let again = try HPCTest.run(bin + "/ie-crossval", ["ensemble", settings, "--run=\(parent)", "--threads=1"], in: project)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("already registered as HelloWorld:3"), again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: project + "/models/HelloWorld/4"))
 
         let list = try HPCTest.run(bin + "/ie-models", [settings, "list"], in: project)
         XCTAssertEqual(list.status, 0, list.stderr)
