@@ -32,5 +32,8 @@ public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, argumen
 func usageMessage(_ text: String, tool: String) -> String {
     let line = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
         .filter { !$0.isEmpty }.joined(separator: " ")
-    return line.contains("expected") ? line : line + ", expected the options of \(tool) --help"
+    // "Unexpected argument" and "Missing expected argument" contain the word but do not say what was expected.
+    if line.contains(", expected") { return line }
+    let sentence = line.hasSuffix(".") ? String(line.dropLast()) : line
+    return sentence + ", expected the options of \(tool) --help"
 }

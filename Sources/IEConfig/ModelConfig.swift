@@ -127,7 +127,7 @@ public struct ModelConfig: Sendable {
     /// Reads one YAML file: every key must be a known parameter (or `base`), every value of the right type.
     static func parseFile(path: String) throws -> ParsedFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw IEError.usage("cannot read model config", file: path)
+            throw IEError.usage(FileManager.default.isReadableFile(atPath: path) ? "cannot read model config: not UTF-8 text, expected a YAML file in UTF-8" : "cannot read model config, expected a readable YAML file", file: path)
         }
         try YAMLGuard.check(text, file: path)
         let node: Node?

@@ -59,7 +59,7 @@ public struct Settings: Sendable {
     /// Reads a settings file; relative paths in it are relative to the file's folder.
     public static func load(path: String) throws -> Settings {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw IEError.usage("cannot read settings file", file: path)
+            throw IEError.usage(FileManager.default.isReadableFile(atPath: path) ? "cannot read settings file: not UTF-8 text, expected a YAML file in UTF-8" : "cannot read settings file, expected a readable YAML file", file: path)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var settings = defaults(relativeTo: folder)

@@ -12,7 +12,7 @@ public enum AtomicFile {
         }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try createFolder(dir, for: path)
         // A short hidden name: the target's own name may already be near the 255-byte limit.
         let tmp = dir + "/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -35,6 +35,21 @@ public enum AtomicFile {
     }
 
     static func isRegularFile(_ mode: mode_t) -> Bool { (mode & S_IFMT) == S_IFREG }
+
+    /// The output's folder, created as needed (each missing level with mkdir); a failure (a regular file in the
+    /// way, no permission) is one line naming the output and the reason, not Foundation's NSError text.
+    public static func createFolder(_ dir: String, for path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw IEError.failure("cannot write into \(dir): it is not a folder", file: path) }
+            return
+        }
+        let parent = (dir as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != dir { try createFolder(parent, for: path) }
+        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
+            throw IEError.failure("cannot create its folder \(dir): \(String(cString: strerror(errno)))", file: path)
+        }
+    }
 
     /// Writes a device or FIFO directly (no temporary file can stand in for it).
     static func writeInPlace(_ data: Data, to path: String) throws {

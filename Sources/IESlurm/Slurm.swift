@@ -135,7 +135,7 @@ public enum Slurm {
         let info = try run("sinfo", ["-h", "-N", "-o", SlurmPartitions.sinfoFormat])
         guard info.status == 0 else {
             let reason = info.stderr.split(separator: "\n").first.map(String.init) ?? "exit \(info.status)"
-            throw IEError.usage("the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
+            throw IEError.failure("the Slurm controller does not answer (sinfo: \(reason)), expected a running cluster")
         }
         try SlurmPartitions(sinfoOutput: info.stdout).check(options)
         // The other options (account, time, extra) are checked by sbatch itself without submitting.
@@ -155,7 +155,7 @@ public enum Slurm {
             .trimmingCharacters(in: .whitespaces) ?? ""
         guard result.status == 0, !id.isEmpty, id.allSatisfy(\.isNumber) else {
             let reason = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: " ")
-            throw IEError.usage("sbatch failed (\(reason.isEmpty ? "exit \(result.status)" : reason)), expected a job id")
+            throw IEError.failure("sbatch failed (\(reason.isEmpty ? "exit \(result.status)" : reason)), expected a job id")
         }
         return id
     }

@@ -59,7 +59,14 @@ struct ParentOptions: ParsableArguments {
 struct All: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create, train and evaluate every fold here, one after the other, then the ensemble step.",
-        discussion: "A stop signal (TERM/USR1) ends it with status 143; the same command resumes the fold.")
+        discussion: """
+        A stop signal (TERM/USR1) ends it with status 143; the same command resumes
+        the fold.
+
+        Examples:
+          ie-crossval all --run=$RUN --threads=2
+          ie-crossval all --run=$RUN --num_epochs=5   # recorded in parent and folds
+        """)
     @OptionGroup var options: ParentOptions
 
     func run() throws {
@@ -75,7 +82,12 @@ struct All: ParsableCommand {
 
 struct Folds: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Create the fold runs (or open those that exist) and print their folders, one a line.")
+        abstract: "Create the fold runs (or open those that exist) and print their folders, one a line.",
+        discussion: """
+        Examples:
+          ie-crossval folds --run=$RUN
+          ie-crossval folds --run=$RUN | xargs -I{} ie-train --run={}
+        """)
     @OptionGroup var options: ParentOptions
 
     func run() throws {
@@ -90,7 +102,12 @@ struct Folds: ParsableCommand {
 struct Ensemble: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "After every fold is trained and evaluated: the ensemble on Val and Test, CrossValResults/, "
-            + "the report and the registered ensemble, whose model id is printed.")
+            + "the report and the registered ensemble, whose model id is printed.",
+        discussion: """
+        Examples:
+          ie-crossval ensemble --run=$RUN
+          ie-models show "$(ie-crossval ensemble --run=$RUN)"
+        """)
     @OptionGroup var options: ParentOptions
 
     func run() throws {

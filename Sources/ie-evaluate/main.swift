@@ -12,19 +12,21 @@ struct Evaluate: ParsableCommand {
         commandName: "ie-evaluate",
         abstract: "Evaluates a trained run: inference, metrics, outliers, comparisons and the report (SPEC §9).",
         discussion: """
-        For each of the run's epochs_to_test and each of Val and Test (inference_on_val_set,
-        inference_on_test_set, non-empty split): inference with the epoch's checkpoint, then in
-        outputs/epoch_NNN/<Mode>/ metrics.csv, metrics_aggregates.csv, <Mode>_outliers.txt,
-        metrics_boxplot.png and thumbnails/; on Test of a run that is not a cross-validation
-        fold, the comparison with the config's comparison_runs; last outputs/report.ipynb and
-        report.html. The same pipeline runs in `make evaluate`, the Slurm jobs of ie-submit and
-        the cross-validation ensemble step (ie-crossval), so a run ends with the same files
-        whichever way it was started. A cross-validation parent is evaluated by its ensemble
-        step (ie-crossval ensemble --run=PARENT), not here.
+        For each of the run's epochs_to_test and each of Val and Test
+        (inference_on_val_set, inference_on_test_set, non-empty split): inference with
+        the epoch's checkpoint, then in outputs/epoch_NNN/<Mode>/ metrics.csv,
+        metrics_aggregates.csv, <Mode>_outliers.txt, metrics_boxplot.png and
+        thumbnails/; on Test of a run that is not a cross-validation fold, the
+        comparison with the config's comparison_runs; last outputs/report.ipynb and
+        report.html. The same pipeline runs in `make evaluate`, the Slurm jobs of
+        ie-submit and the cross-validation ensemble step (ie-crossval), so a run ends
+        with the same files whichever way it was started. A cross-validation parent is
+        evaluated by its ensemble step (ie-crossval ensemble --run=PARENT), not here.
 
         Without --mark_completed the run's status and times are left alone (a failure is
-        recorded in run.json as ie-metrics' is); with it (the step after training in a Slurm
-        job or a make rule) the run is marked completed, and a failed fold fails its parent.
+        recorded in run.json as ie-metrics' is); with it (the step after training in a
+        Slurm job or a make rule) the run is marked completed, and a failed fold fails
+        its parent.
 
         Examples:
           ie-evaluate --run=$RUN

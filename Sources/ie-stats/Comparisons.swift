@@ -8,12 +8,15 @@ struct Wilcoxon: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Paired Wilcoxon signed-rank tests of runs per structure (Dice).",
         discussion: """
-        Inputs are metrics CSVs. A file with a split column contributes one run per split; any other file is
-        one run, named by --names or its path. Pairs: all against all, or each run against --against.
-        Subjects pair on seriesId when present, else Patient.
-        --method=innereye (default): InnerEye's test, z deflated by 1.25 (2 for skin/external), one-sided p;
-        WORSE if p < threshold/2, BETTER if p > 1 - threshold/2.
-        --method=exact|approx: two-sided test as scipy.stats.wilcoxon; verdict when p < threshold.
+        Inputs are metrics CSVs. A file with a split column contributes one run per
+        split; any other file is one run, named by --names or its path. Pairs: all
+        against all, or each run against --against. Subjects pair on seriesId when
+        present, else Patient.
+        --method=innereye (default): InnerEye's test, z deflated by 1.25 (2 for
+        skin/external), one-sided p; WORSE if p < threshold/2, BETTER if p > 1 -
+        threshold/2.
+        --method=exact|approx: two-sided test as scipy.stats.wilcoxon; verdict when p <
+        threshold.
 
         Examples:
           ie-stats wilcoxon old/metrics.csv new/metrics.csv --names=OLD,NEW
@@ -41,6 +44,7 @@ struct Wilcoxon: ParsableCommand {
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one metrics CSV") }
+        if !(threshold > 0 && threshold < 1) { throw ValidationError("--threshold=\(threshold), expected a significance level between 0 and 1") }
         if adjust == .holm && method == .innereye {
             throw ValidationError("--adjust=holm needs --method=exact or --method=approx")
         }
@@ -78,9 +82,10 @@ struct MannWhitney: ParsableCommand {
         commandName: "mannwhitney",
         abstract: "Unpaired Mann-Whitney U tests between groups (institutions) per structure and split.",
         discussion: """
-        Groups with at least 10 values for a structure are compared pairwise; rows are sorted by p.
-        --method=asymptotic (default, scipy with tie and continuity correction) or exact (small samples
-        without ties).
+        Groups with at least 10 values for a structure are compared pairwise; rows are
+        sorted by p.
+        --method=asymptotic (default, scipy with tie and continuity correction) or exact
+        (small samples without ties).
 
         Examples:
           ie-stats mannwhitney MetricsAcrossAllRuns.csv --by=institutionId

@@ -29,9 +29,10 @@ struct AcrossRuns: ParsableCommand {
         commandName: "across-runs",
         abstract: "MetricsAcrossAllRuns.csv from the Test/Val metrics of several runs.",
         discussion: """
-        Each RUN is [NAME=]PATH: a run folder (with outputs/), an outputs folder or a CrossValResults/<k>
-        folder. NAME (default: the folder name) fills the split column. The epoch is --epoch, else each run's
-        best validation epoch. seriesId and institutionId come from the run's dataset.csv.
+        Each RUN is [NAME=]PATH: a run folder (with outputs/), an outputs folder or a
+        CrossValResults/<k> folder. NAME (default: the folder name) fills the split
+        column. The epoch is --epoch, else each run's best validation epoch. seriesId
+        and institutionId come from the run's dataset.csv.
 
         Examples:
           ie-stats across-runs CrossValResults/0 CrossValResults/1 \\
@@ -68,7 +69,8 @@ struct Outliers: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "<Mode>_outliers.txt: subjects with Dice < mean - R sd or Hausdorff > mean + R sd.",
         discussion: """
-        The mode comes from the file's mode (or data_split) column, else --mode. With several modes,
+        The mode comes from the file's mode (or data_split) column, else --mode. With
+        several modes,
         --output-dir writes one <Mode>_outliers.txt each.
 
         Examples:
@@ -83,7 +85,7 @@ struct Outliers: ParsableCommand {
     @OptionGroup var out: OutputOption
 
     func validate() throws {
-        if range < 0 { throw ValidationError("--range must be >= 0") }
+        if !(range >= 0 && range.isFinite) { throw ValidationError("--range=\(range), expected a finite number of standard deviations >= 0") }
     }
 
     func run() throws {

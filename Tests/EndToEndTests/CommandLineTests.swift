@@ -39,7 +39,7 @@ final class CommandLineTests: XCTestCase {
                 let help = try runner.run(tool, arguments, environment: ["COLUMNS": "80"])
                 XCTAssertEqual(help.status, 0, "\(name): \(help.stderr)")
                 let examples = Self.exampleLines(help.stdout)
-                if arguments.count == 1 { XCTAssertFalse(examples.isEmpty, "\(name) --help shows examples:\n\(help.stdout)") }
+                XCTAssertFalse(examples.isEmpty, "\(name) --help shows examples:\n\(help.stdout)")
                 var continued = false
                 for line in examples {
                     XCTAssertLessThanOrEqual(line.count, 80, "\(name): example line over 80 columns: '\(line)'")
@@ -48,6 +48,12 @@ final class CommandLineTests: XCTestCase {
                     continued = line.hasSuffix(" \\")
                 }
                 XCTAssertFalse(continued, "\(name): the last example line ends with '\\'")
+                // The text above USAGE is written within 80 columns: the parser re-wraps longer lines mid-sentence.
+                let wide = try runner.run(tool, arguments, environment: ["COLUMNS": "200"])
+                for line in wide.stdout.components(separatedBy: "\n").prefix(while: { !$0.hasPrefix("USAGE:") })
+                where !line.hasPrefix("OVERVIEW:") {
+                    XCTAssertLessThanOrEqual(line.count, 80, "\(name): help line over 80 columns: '\(line)'")
+                }
             }
         }
     }
@@ -70,6 +76,20 @@ final class CommandLineTests: XCTestCase {
         let mode = try runner.run("infer", ["--run=r", "--mode=Validation"])
         XCTAssertEqual(mode.status, 2, mode.stderr)
         XCTAssertTrue(mode.stderr.contains("Validation") && mode.stderr.contains("Train") && mode.stderr.contains("Test"), mode.stderr)
+        // The parser's own messages ("Unexpected argument", "Missing expected argument") say what was expected too.
+        for (tool, arguments) in [("metrics", ["frob"]), ("stats", ["frob", "x"]), ("synth", [String]()), ("infer", ["--run=r", "--mode=Foo"])] {
+            let result = try runner.run(tool, arguments)
+            XCTAssertEqual(result.status, 2, "\(tool) \(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(", expected ") && !result.stderr.contains("., expected"), result.stderr)
+        }
+        // Values that cannot mean anything are refused rather than giving a silent verdict or outlier list.
+        for (arguments, fragment) in [(["wilcoxon", "a.csv", "b.csv", "--threshold=2"], "expected a significance level between 0 and 1"),
+                                      (["wilcoxon", "a.csv", "b.csv", "--threshold=nan"], "expected a significance level between 0 and 1"),
+                                      (["outliers", "a.csv", "--range=nan"], "expected a finite number of standard deviations")] {
+            let result = try runner.run("stats", arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(fragment) && result.stderr.split(separator: "\n").count == 1, result.stderr)
+        }
     }
 
     /// `ie-split --print_config` and `ie-train --print_config`: one line per parameter with its value and source;

@@ -123,6 +123,11 @@ final class AtomicFileTests: XCTestCase {
         try AtomicFile.write("x\n", to: long)
         XCTAssertEqual(try String(contentsOfFile: long, encoding: .utf8), "x\n")
         XCTAssertTrue(AtomicFile.temporaryPath(for: dir + "/" + String(repeating: "c", count: 240) + ".nii.gz").hasSuffix(".nii.gz"))
+        // A regular file where a folder of the output should be: one line naming the output, not an NSError.
+        try AtomicFile.write("f", to: dir + "/file")
+        XCTAssertThrowsError(try AtomicFile.write("x", to: dir + "/file/sub/m.csv")) { error in
+            XCTAssertEqual("\(error)", "\(dir)/file/sub/m.csv: cannot write into \(dir)/file: it is not a folder")
+        }
         let readOnly = dir + "/ro"
         try FileManager.default.createDirectory(atPath: readOnly, withIntermediateDirectories: true)
         XCTAssertEqual(chmod(readOnly, 0o500), 0)

@@ -28,6 +28,8 @@ final class StatsAggregateTests: XCTestCase {
             ("1,liver,0.5,1.0,-inf\n", ["MeanDistance_mm", "-inf"]),
             ("1,liver,0.5\n", ["3 fields", "expected 5"]),
             ("1,liver,0.5,1,1,9\n", ["6 fields", "expected 5"]),
+            ("1,liver,nan,1.0,0.5\n", ["column Dice holds 'nan'"]),
+            ("1,liver,0x1p-1,1.0,0.5\n", ["column Dice holds '0x1p-1'"]),
         ]
         for (row, fragments) in cases {
             do {

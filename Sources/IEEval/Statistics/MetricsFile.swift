@@ -170,8 +170,11 @@ public func parseMetricValue(_ text: String) -> Double? {
     switch t.lowercased() {
     case "inf", "+inf", "infinity", "+infinity": return .infinity
     case "-inf", "-infinity": return -.infinity
-    case "nan": return .nan
-    default: return Double(t)
+    default:
+        // Decimal numbers only (SPEC §8): "nan" (only an empty field is missing) and C's hex floats ("0x1p-1")
+        // that Double(_:) would also take are refused.
+        guard t.allSatisfy({ "0123456789+-.eE".contains($0) }) else { return nil }
+        return Double(t)
     }
 }
 
