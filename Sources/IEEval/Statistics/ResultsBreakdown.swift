@@ -19,7 +19,7 @@ public enum ResultsBreakdown {
         for key in keys {
             let all = groups[key, default: []]
             let values = all.filter { !$0.isNaN }
-            let stats = [Descriptive.skipNaNMean(all), Descriptive.median(values), values.min() ?? .nan, values.max() ?? .nan]
+            let stats = [Descriptive.skipNaNMean(all), Descriptive.quantile(values, 0.5), values.min() ?? .nan, values.max() ?? .nan]
             out += (key.map(csvQuote) + stats.map(formatMetric3)).joined(separator: ",") + "\n"
         }
         return out
