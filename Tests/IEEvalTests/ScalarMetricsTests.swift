@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import IETestSupport
+import IECore
 @testable import IEEval
 
 /// The scalar (classification and regression) metrics against scikit-learn, and the optimal-threshold and
@@ -102,7 +103,46 @@ final class ScalarMetricsTests: XCTestCase {
         }
     }
 
-    /// Analytic cases: a perfect ranking, a reversed one, a single class (InnerEye: areas 1, threshold undefined).
+    /// A test set with one class only: InnerEye's MetricsDict recipe (get_metrics_at_optimal_cutoff: roc_curve,
+    /// np.argmax(tpr - fpr), binary_classification_accuracy in float32 with `>`) run by the installed
+    /// scikit-learn on random single-class sets, all positive and all negative, scores with ties.
+    func testSingleClassThresholdValuesMatchInnerEyesRecipe() throws {
+        var random = SplitMix64(seed: 5)
+        var cases: [[String: [Double]]] = []
+        for index in 0..<60 {
+            let n = 1 + index % 15
+            let label = index % 2 == 0 ? 1.0 : 0.0
+            let scores = (0..<n).map { _ in Double(random.next() % 1000) / 1000 }
+            cases.append(["labels": [Double](repeating: label, count: n), "scores": scores])
+        }
+        let reference = try XCTUnwrap(try PythonOracle.json("""
+            import json, sys, warnings, numpy as np
+            from sklearn.metrics import roc_curve
+            warnings.filterwarnings('ignore')
+            def accuracy(outputs, labels, threshold):
+                return float(np.mean((np.float32(outputs) > np.float32(threshold)) == (labels > 0.5)))
+            out = []
+            for c in json.load(sys.stdin):
+                labels, scores = np.array(c['labels']), np.array(c['scores'])
+                fpr, tpr, thr = roc_curve(labels, scores)
+                idx = np.argmax(tpr - fpr)
+                out.append([str(float(x)) for x in (thr[idx], accuracy(scores, labels, thr[idx]), fpr[idx], 1 - tpr[idx])])
+            print(json.dumps(out))
+            """, input: try JSONSerialization.data(withJSONObject: cases)) as? [[String]])
+        XCTAssertEqual(reference.count, cases.count)
+        for (c, expected) in zip(cases, reference) {
+            let labels = (c["labels"] ?? []).map { $0 > 0.5 }
+            let m = ScalarMetrics.classification(labels: labels, scores: c["scores"] ?? [])
+            let ours = [m.optimalThreshold, m.accuracyAtOptimalThreshold, m.falsePositiveRateAtOptimalThreshold,
+                        m.falseNegativeRateAtOptimalThreshold]
+            for (name, (a, b)) in zip(["threshold", "accuracy", "FPR", "FNR"], zip(ours, expected)) {
+                let value = Double(b) ?? (b == "inf" ? .infinity : .nan)
+                XCTAssertTrue(a == value || (a.isNaN && value.isNaN), "\(name) of \(c): ours \(a), InnerEye \(b)")
+            }
+        }
+    }
+
+    /// Analytic cases: a perfect ranking, a reversed one, a single class (InnerEye: areas 1, threshold +inf).
     func testAnalyticCases() {
         let perfect = ScalarMetrics.classification(labels: [false, false, true, true], scores: [0.1, 0.2, 0.7, 0.9])
         XCTAssertEqual(perfect.areaUnderROC, 1)
@@ -115,7 +155,8 @@ final class ScalarMetricsTests: XCTestCase {
         let single = ScalarMetrics.classification(labels: [true, true], scores: [0.3, 0.8])
         XCTAssertEqual(single.areaUnderROC, 1)
         XCTAssertEqual(single.areaUnderPR, 1)
-        XCTAssertTrue(single.optimalThreshold.isNaN)
+        XCTAssertEqual(single.optimalThreshold, .infinity)
+        XCTAssertEqual(single.accuracyAtOptimalThreshold, 0)
         XCTAssertEqual(single.accuracyAtThreshold05, 0.5)
         let constant = ScalarMetrics.regression(labels: [2, 2, 2], outputs: [2, 2, 2])
         XCTAssertEqual(constant.r2, 1)

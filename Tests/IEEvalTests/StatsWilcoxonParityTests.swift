@@ -112,3 +112,112 @@ final class StatsWilcoxonParityTests: XCTestCase {
         XCTAssertEqual(row.verdict, "BETTER")
     }
 }
+
+/// The Mean and Med columns of InnerEye's text on plain metrics files, where pandas reads Patient as int64 when
+/// every id is an integer: InnerEye averages the shared subjects in `sorted(shared)` order (numeric then, so
+/// 2 before 10; strings in code-point order when some id is not a number) and takes np.median, (a + b) / 2 for
+/// an even count. Values with 3 decimals put many means and medians on half-way points of `%7.3f`.
+final class StatsWilcoxonTextOrderTests: XCTestCase {
+    static let oracle = """
+        import sys, io, json, math
+        import numpy as np, pandas as pd
+        from collections import defaultdict
+        from scipy.stats import norm, rankdata
+        def stats(d1, d2, factor):
+            shared = sorted(set(k for k in d1 if k in d2))
+            v1 = [d1[k] for k in shared]; v2 = [d2[k] for k in shared]
+            d = np.array(v2) - np.array(v1); nz = d[d != 0]; n = len(nz)
+            z = 0.0
+            if n:
+                w = float(np.sum(np.sign(nz) * rankdata(np.abs(nz))))
+                z = w / math.sqrt(n * (n + 1) * (2 * n + 1) / 6.0)
+            return dict(pairs=len(shared), mean1=np.mean(v1), mean2=np.mean(v2), n1=int(np.sum(d < 0)),
+                        n2=int(np.sum(d > 0)), med1=np.median(v1), med2=np.median(v2), z=z, p=norm.cdf(z / factor))
+        header = (f"{'Name':<15s} {'N':^3s} {'Mean1':^7s} {'Mean2':^7s} {'N1>2':^4s} {'N2>1':^4s} "
+                  f"{'Med1':^7s} {'Med2':^7s} {'WilcZ':>6s} {'WilcP':^5s} {'2_vs_1':<s}")
+        out = []
+        for fa, fb in json.load(sys.stdin):
+            data = {}
+            for run, text in (('A', fa), ('B', fb)):
+                d = defaultdict(dict)
+                for t in pd.read_csv(io.StringIO(text)).itertuples():
+                    d[t.Structure][t.Patient] = float(t.Dice)
+                data[run] = d
+            res = {name: stats(data['A'][name], data['B'][name], 2.0 if name.lower() in ('skin', 'external') else 1.25)
+                   for name in data['A'] if name in data['B']}
+            width = max([0] + [len(k) for k in res]); body = []; valid = False
+            for name in sorted(res):
+                s = res[name]
+                line = (f"{name:<{width}s} {s['pairs']:3d} {s['mean1']:7.3f} {s['mean2']:7.3f} {s['n1']:4d} "
+                        f"{s['n2']:4d} {s['med1']:7.3f} {s['med2']:7.3f}")
+                if s['n1'] + s['n2'] >= 5:
+                    verdict = 'WORSE' if s['p'] < 0.025 else ('BETTER' if s['p'] > 0.975 else '')
+                    line += f" {s['z']:6.3f} {s['p']:5.3f} {verdict}"
+                    valid = True
+                body.append(line)
+            out.append('\\n'.join(['Run 1: A', 'Run 2: B', header] + body + ['']) + '\\n' if valid else
+                       'There were not enough data points for any statistically meaningful comparisons.')
+        print(json.dumps(out))
+        """
+
+    func testMeansAndMediansMatchInnerEyeOnIntegerAndStringIds() throws {
+        var random = SplitMix64(seed: 31)
+        func below(_ n: Int) -> Int { Int(random.next() % UInt64(n)) }
+        var pairs: [[String]] = []
+        for index in 0..<400 {
+            let structures = ["liver", "skin", "External", "lung", "Heart"].shuffled(using: &random).prefix(1 + below(3))
+            let n = 1 + below(30)
+            // One case in four has a non-numeric id: pandas then reads every id as a string.
+            let named = index % 4 == 3 ? below(n) : -1
+            var a = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm\n", b = a
+            for structure in structures {
+                for p in 0..<n {
+                    let id = p == named ? "p\(p + 1)" : "\(p + 1)"
+                    // Dice in a narrow band (repeats: half-way means and medians), differences often zero.
+                    // Every other case spreads over [0, 1]: the two middle values then differ a lot, and
+                    // (a + b) / 2 and the lerp b - (b - a) / 2 part more often.
+                    let base = index % 2 == 0 ? 600 + below(400) : below(1001)
+                    let delta = [0, 0, 1, -1, 2, -2, 5, -5, 13, -7, 30][below(11)]
+                    // The named id stays in both files: with it in one file only, pandas would read that
+                    // file's ids as int64 and the other's as str, and InnerEye would pair nothing (SPEC §8).
+                    let keep = p == named
+                    if keep || below(20) > 0 { a += "\(id),\(structure),\(String(format: "%.3f", Double(base) / 1000)),1.000,1.000\n" }
+                    if keep || below(20) > 0 {
+                        let v = min(max(base + delta, 0), 1000)
+                        b += "\(id),\(structure),\(String(format: "%.3f", Double(v) / 1000)),1.000,1.000\n"
+                    }
+                }
+            }
+            pairs.append([a, b])
+        }
+        let expected = try XCTUnwrap(try PythonOracle.json(Self.oracle, input: try JSONSerialization.data(withJSONObject: pairs))
+                                     as? [String])
+        XCTAssertEqual(expected.count, pairs.count)
+        var differing = 0
+        for (i, pair) in pairs.enumerated() {
+            var scores = ScoresByRun()
+            scores.add(try MetricsFile.parse(text: pair[0]), defaultRun: "A")
+            scores.add(try MetricsFile.parse(text: pair[1]), defaultRun: "B")
+            let text = WilcoxonComparison.text(WilcoxonComparison.run(scores))
+            if text != expected[i] {
+                differing += 1
+                if differing <= 3 { XCTFail("case \(i):\nours:\n\(text)InnerEye:\n\(expected[i])") }
+            }
+        }
+        XCTAssertEqual(differing, 0)
+    }
+
+    func testNumpyMedianAndKeyOrder() throws {
+        // np.median of an even count is (a + b) / 2; the quantile lerp b - (b - a) / 2 is one ulp off here.
+        let values = [0.001, 0.002, 0.008, 0.995, 0.998, 0.999]
+        let reference = numbers(try pythonReference("import numpy as np; print(repr(float(np.median(\(pythonList(values))))))"))
+        XCTAssertEqual(Descriptive.median(values).bitPattern, reference.first?.bitPattern)
+        XCTAssertNotEqual(Descriptive.quantile(values, 0.5).bitPattern, reference.first?.bitPattern)
+        XCTAssertTrue(Descriptive.median([1, .nan, 2]).isNaN)
+        XCTAssertEqual(SubjectKeyOrder.inferred(["1", "10", "2"]), .integer)
+        XCTAssertEqual(SubjectKeyOrder.inferred(["1", "2.5"]), .float)
+        XCTAssertEqual(SubjectKeyOrder.inferred(["1", "0x10"]), .string)
+        XCTAssertEqual(["10", "2", "1"].sorted(by: SubjectKeyOrder.integer.precedes), ["1", "2", "10"])
+        XCTAssertEqual(["10", "2", "1"].sorted(by: SubjectKeyOrder.string.precedes), ["1", "10", "2"])
+    }
+}

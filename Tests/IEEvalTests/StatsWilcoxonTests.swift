@@ -84,11 +84,58 @@ final class StatsWilcoxonTests: XCTestCase {
             r = wilcoxon(\(pythonList(first)), \(pythonList(second)), method='asymptotic', correction=False)
             print(r.statistic, r.pvalue)
             """))
-        // Exact requested, but ties and a zero force the normal approximation (SPEC §8).
-        let r = WilcoxonSignedRank.twoSided(first: first, second: second, method: .exact)
+        let r = WilcoxonSignedRank.twoSided(first: first, second: second, method: .approx)
         XCTAssertEqual(r.method, .approx)
         XCTAssertEqual(r.statistic, ref[0], accuracy: 1e-12)
         XCTAssertEqual(r.p, ref[1], accuracy: 1e-12)
+    }
+
+    /// `--method=exact` is scipy.stats.wilcoxon(x, y) with its defaults (method='auto', scipy >= 1.13): with ties
+    /// or zeros and at most 13 pairs, an exact permutation test over all sign flips; with more, the normal
+    /// approximation; without either, the exact distribution. Random small samples with 3-decimal scores whose
+    /// differences repeat (ties) and are often zero, some all zero. scipy's permutation test calls the statistic
+    /// once per flip (2.5 s at n = 13), so most cases have n <= 8 and a few reach 9...13 and the approximation.
+    func testExactMethodMatchesScipyAutoWithTiesAndZeros() throws {
+        var generator = SplitMix(seed: 11)
+        func below(_ n: Int) -> Int { Int(generator.next() % UInt64(n)) }
+        var cases: [[[Double]]] = []
+        let sizes = (0..<200).map { 2 + $0 % 7 } + [1, 1, 9, 10, 11, 12, 13, 14, 15, 17, 20, 30]
+        for (index, n) in sizes.enumerated() {
+            let steps = [0, 0, 1, -1, 2, -2, 3, -3, 5, -4, 7, 10 + below(20)]
+            let x = (0..<n).map { _ in Double(500 + below(400)) / 1000 }
+            let y = x.map { v in index % 37 == 0 ? v : (v * 1000 + Double(steps[below(steps.count)])) / 1000 }
+            cases.append([x, y])
+        }
+        let out = try PythonOracle.run("""
+            import sys, json, warnings
+            warnings.filterwarnings('ignore')
+            from scipy.stats import wilcoxon
+            for x, y in json.load(sys.stdin):
+                try:
+                    r = wilcoxon(x, y)
+                    print(repr(float(r.statistic)), repr(float(r.pvalue)))
+                except ValueError:  # one pair with a zero difference: permutation_test needs two
+                    print('nan nan')
+            """, input: try JSONSerialization.data(withJSONObject: cases))
+        let lines = out.split(separator: "\n")
+        XCTAssertEqual(lines.count, cases.count)
+        var permutationCases = 0, differing = 0
+        for (pair, line) in zip(cases, lines) {
+            let ref = numbers(String(line))
+            let r = WilcoxonSignedRank.twoSided(first: pair[0], second: pair[1], method: .exact)
+            let differences = zip(pair[0], pair[1]).map { $1 - $0 }
+            let tied = Set(differences.map { abs($0) }).count < differences.count
+            if pair[0].count <= 13 && tied { permutationCases += 1 }
+            // The permutation p is a ratio of integers (bit for bit); the approximation within rounding.
+            let pMatches = r.p.isNaN ? ref[1].isNaN : abs(r.p - ref[1]) <= 1e-12 * max(1, ref[1])
+            let statisticMatches = r.statistic.isNaN ? ref[1].isNaN : r.statistic == ref[0]
+            if !(pMatches && statisticMatches) {
+                differing += 1
+                if differing <= 5 { XCTFail("x=\(pair[0]) y=\(pair[1]): ours \(r.statistic) \(r.p), scipy \(ref)") }
+            }
+        }
+        XCTAssertEqual(differing, 0)
+        XCTAssertGreaterThan(permutationCases, 100, "the cases must exercise the permutation test")
     }
 
     func testHolmAdjustmentHandWorked() {

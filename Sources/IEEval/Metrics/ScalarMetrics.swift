@@ -163,10 +163,19 @@ public enum ScalarMetrics {
 
     /// All classification metrics of one set of predictions. When only one class is present the areas are 1
     /// (InnerEye's MetricsDict: "we could always get a classifier threshold that correctly classifies
-    /// everything") and the threshold-dependent values NaN.
+    /// everything"), and the threshold values are what MetricsDict's get_metrics_at_optimal_cutoff makes of
+    /// roc_curve's NaN rates for the missing class: np.argmax(tpr - fpr) over all-NaN picks index 0, the added
+    /// first point, so the threshold is its +inf (scikit-learn >= 1.3; InnerEye's pinned 0.23.2 had max score
+    /// + 1, which predicts the same), nothing is predicted positive, FPR = fpr[0] (0, or NaN without negatives)
+    /// and FNR = 1 - tpr[0] (1, or NaN without positives).
     public static func classification(labels: [Bool], scores: [Double]) -> Classification {
         let numeric = labels.map { $0 ? 1.0 : 0.0 }
-        let optimal = optimalThreshold(labels: labels, scores: scores)
+        var optimal = optimalThreshold(labels: labels, scores: scores)
+        if optimal == nil && !labels.isEmpty {
+            let allPositive = labels.allSatisfy { $0 }
+            optimal = (threshold: .infinity, falsePositiveRate: allPositive ? .nan : 0,
+                       falseNegativeRate: allPositive ? 1 : .nan)
+        }
         let singleClass: Double = labels.isEmpty ? .nan : 1
         return Classification(
             areaUnderROC: areaUnderROC(labels: labels, scores: scores) ?? singleClass,

@@ -62,7 +62,15 @@ public enum Descriptive {
         return (sum(values.map { $0.isNaN ? 0 : (m - $0) * (m - $0) }) / Double(count - 1)).squareRoot()
     }
 
-    public static func median(_ values: [Double]) -> Double { quantile(values, 0.5) }
+    /// numpy's `np.median`: the middle value, or for an even count the mean of the two middle values, (a + b) / 2
+    /// as np.mean computes it (not the quantile's lerp `b - (b - a) * 0.5`, which can differ in the last bit and
+    /// flip a half-way `%.3f`); NaN when empty or when any value is NaN. pandas' 50% is `quantile(_, 0.5)`.
+    public static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty, !values.contains(where: \.isNaN) else { return .nan }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
 
     /// Quantile with linear interpolation between order statistics (numpy's and pandas' default), computed as
     /// numpy's `_lerp` does: below the midpoint `a + (b - a) t`, from it on `b - (b - a)(1 - t)`. With infinite

@@ -17,12 +17,15 @@ public enum MetricsAggregates {
         public var min: Double
         public var max: Double
 
-        /// pandas' describe() semantics: NaNs skipped; std NaN below two values or with infinite values. The
-        /// values are rounded to 3 decimals first (InnerEye's format_metric).
+        /// pandas' describe() semantics on the group's values in InnerEye's row order (see `rows`): mean and std
+        /// as pandas' nanmean/nanvar, which sum the whole column with NaN as 0 (numpy's pairwise sum, so the
+        /// NaN positions and the order change the last bits, and with them a half-way `%.3f`); std NaN below two
+        /// values or with infinite values. The values are rounded to 3 decimals first (InnerEye's format_metric).
         public init(_ values: [Double]) {
-            let v = values.filter { !$0.isNaN }.map(MetricsCSVWriter.rounded)
-            mean = Descriptive.mean(v)
-            std = Descriptive.sampleStandardDeviation(v)
+            let rounded = values.map(MetricsCSVWriter.rounded)
+            let v = rounded.filter { !$0.isNaN }
+            mean = Descriptive.skipNaNMean(rounded)
+            std = Descriptive.skipNaNSampleStandardDeviation(rounded)
             min = v.min() ?? .nan
             max = v.max() ?? .nan
         }
@@ -36,11 +39,23 @@ public enum MetricsAggregates {
         public var meanDistance: Summary
     }
 
+    /// One row per structure. Each group's values are taken in the order of InnerEye's data frame
+    /// (MetricsPerPatientWriter.to_data_frame sorts by Patient, a str column, then Structure; pandas' multi-column
+    /// sort is stable, so equal keys keep the file order), which pandas' sums follow.
     public static func rows(_ records: [MetricsRecord]) -> [Row] {
+        let order = records.indices.sorted { i, j in
+            let (a, b) = (records[i], records[j])
+            // Code points both ways, not Swift's ==, which equates canonically equivalent strings Python tells apart.
+            if codePointOrder(a.patient, b.patient) { return true }
+            if codePointOrder(b.patient, a.patient) { return false }
+            if codePointOrder(a.structure, b.structure) { return true }
+            if codePointOrder(b.structure, a.structure) { return false }
+            return i < j
+        }
         var byStructure: [String: [MetricsRecord]] = [:]
-        for r in records { byStructure[r.structure, default: []].append(r) }
+        for i in order { byStructure[records[i].structure, default: []].append(records[i]) }
         return byStructure.keys.sorted(by: codePointOrder).map { s in
-            let rs = byStructure[s]!
+            let rs = byStructure[s, default: []]
             return Row(structure: s, count: rs.filter { !$0.dice.isNaN }.count,
                        dice: Summary(rs.map { $0.dice }),
                        hausdorffDistance: Summary(rs.map { $0.hausdorffDistance }),

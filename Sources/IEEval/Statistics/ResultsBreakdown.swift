@@ -1,7 +1,9 @@
 import Foundation
 
 /// ResultsByMode.csv and ResultsByModeAndStructure.csv (InnerEye's create_results_breakdown): mean, median,
-/// min and max of Dice per mode, and per mode and structure, `%.3f`.
+/// min and max of Dice per mode, and per mode and structure, `%.3f`. pandas' groupby().describe() keeps each
+/// group's rows in file order, and its mean sums the whole group with NaN as 0 (nanmean), which decides a
+/// half-way `%.3f`: so the mean is `Descriptive.skipNaNMean` over the group in file order.
 public enum ResultsBreakdown {
     public static func csv(_ records: [MetricsRecord], byStructure: Bool) -> String {
         var groups: [[String]: [Double]] = [:]
@@ -15,8 +17,9 @@ public enum ResultsBreakdown {
             return false
         }
         for key in keys {
-            let values = groups[key]!.filter { !$0.isNaN }
-            let stats = [Descriptive.mean(values), Descriptive.median(values), values.min() ?? .nan, values.max() ?? .nan]
+            let all = groups[key, default: []]
+            let values = all.filter { !$0.isNaN }
+            let stats = [Descriptive.skipNaNMean(all), Descriptive.quantile(values, 0.5), values.min() ?? .nan, values.max() ?? .nan]
             out += (key.map(csvQuote) + stats.map(formatMetric3)).joined(separator: ",") + "\n"
         }
         return out

@@ -3,6 +3,9 @@ import Foundation
 /// Scores arranged as InnerEye's wilcoxon_signed_rank_test.py does: run -> structure -> subject key -> Dice.
 public struct ScoresByRun: Sendable {
     public var runs: [String: [String: [String: Double]]] = [:]
+    /// How InnerEye's pandas would type each run's pairing column, which decides the order of the shared subjects
+    /// (and so numpy's summation order for the means).
+    public var keyOrders: [String: SubjectKeyOrder] = [:]
 
     public init() {}
 
@@ -13,12 +16,65 @@ public struct ScoresByRun: Sendable {
     public mutating func add(_ file: MetricsFile, defaultRun: String, subset: String = "all",
                              excluding excluded: Set<String> = []) {
         let subsetLower = subset.lowercased()
+        // pandas infers a column's dtype from all its rows, whatever mode or structure they belong to.
+        let order = SubjectKeyOrder.inferred(file.records.map { $0.pairingKey(useSeriesId: file.hasSeriesId) })
         for r in file.records {
             if subsetLower != "all", let mode = r.mode, mode.lowercased() != subsetLower { continue }
             if excluded.contains(r.structure) { continue }
             let run = (file.hasSplit ? r.split : nil) ?? defaultRun
             runs[run, default: [:]][r.structure, default: [:]][r.pairingKey(useSeriesId: file.hasSeriesId)] = r.dice
+            keyOrders[run] = keyOrders[run].map { $0.combined(with: order) } ?? order
         }
+    }
+}
+
+/// The order of subject keys in InnerEye's `sorted(shared)`: its dictionaries are keyed by the values of a column
+/// pandas read_csv parsed, int64 when every value is an integer, float64 when every value is a number, else str
+/// (read_csv never mixes types within a column). So ids sort numerically (2 before 10) unless one is not a
+/// number; then all sort as strings in code-point order.
+public enum SubjectKeyOrder: Sendable, Equatable {
+    case integer
+    case float
+    case string
+
+    public static func inferred(_ keys: some Sequence<String>) -> SubjectKeyOrder {
+        var order = SubjectKeyOrder.integer
+        for key in keys {
+            if Int64(key) != nil { continue }
+            if decimalNumber(key) != nil { order = .float; continue }
+            return .string
+        }
+        return order
+    }
+
+    /// Keys of two runs: both numeric compare as numbers (Python's 7 == 7.0). A numeric run against a string
+    /// run pairs nothing in InnerEye (7 != '7'); we pair on the text and order as strings.
+    public func combined(with other: SubjectKeyOrder) -> SubjectKeyOrder {
+        switch (self, other) {
+        case (.integer, .integer): return .integer
+        case (.string, _), (_, .string): return .string
+        default: return .float
+        }
+    }
+
+    /// A decimal number as read_csv's float parser reads one (no hex floats, which Swift's Double(String) takes).
+    static func decimalNumber(_ key: String) -> Double? {
+        guard !key.contains(where: { $0 == "x" || $0 == "X" || $0 == "p" || $0 == "P" }) else { return nil }
+        guard let value = Double(key), !value.isNaN else { return nil }
+        return value
+    }
+
+    /// Strict order for sorting; keys equal as numbers (`7`, `07`) fall back to code points so the order is total.
+    public func precedes(_ a: String, _ b: String) -> Bool {
+        switch self {
+        case .integer:
+            if let x = Int64(a), let y = Int64(b), x != y { return x < y }
+        case .float:
+            if let x = SubjectKeyOrder.decimalNumber(a), let y = SubjectKeyOrder.decimalNumber(b), x != y { return x < y }
+        case .string:
+            break
+        }
+        return codePointOrder(a, b)
     }
 }
 
@@ -63,16 +119,19 @@ public enum WilcoxonComparison {
 
     public static let notEnoughData = "There were not enough data points for any statistically meaningful comparisons."
 
-    /// Compares two structure -> subject -> score maps.
+    /// Compares two structure -> subject -> score maps. The shared subjects are taken in InnerEye's
+    /// `sorted(shared)` order (`keyOrder`; nil: inferred from the keys of both maps), which numpy's sums follow.
     public static func compare(_ first: [String: [String: Double]], _ second: [String: [String: Double]],
                                method: Method = .innereye, raw: Bool = false, threshold: Double = 0.05,
-                               holm: Bool = false) -> [WilcoxonComparisonRow] {
+                               holm: Bool = false, keyOrder: SubjectKeyOrder? = nil) -> [WilcoxonComparisonRow] {
+        let keyOrder = keyOrder ?? SubjectKeyOrder.inferred(first.values.flatMap(\.keys))
+            .combined(with: SubjectKeyOrder.inferred(second.values.flatMap(\.keys)))
         var rows: [WilcoxonComparisonRow] = []
         for structure in first.keys.sorted(by: codePointOrder) {
             guard let scores1 = first[structure], let scores2 = second[structure] else { continue }
-            let shared = scores1.keys.filter { scores2[$0] != nil }.sorted()
-            let values1 = shared.map { scores1[$0]! }
-            let values2 = shared.map { scores2[$0]! }
+            let shared = scores1.keys.filter { scores2[$0] != nil }.sorted(by: keyOrder.precedes)
+            let values1 = shared.compactMap { scores1[$0] }
+            let values2 = shared.compactMap { scores2[$0] }
             var n1 = 0, n2 = 0
             for (a, b) in zip(values1, values2) {
                 if b - a > 0 { n2 += 1 } else if b - a < 0 { n1 += 1 }
@@ -142,8 +201,9 @@ public enum WilcoxonComparison {
             let run1 = runs.removeFirst()
             for run2 in runs {
                 if let againstSet, !againstSet.contains(run2) { continue }
-                let rows = compare(scores.runs[run1]!, scores.runs[run2]!, method: method, raw: raw,
-                                   threshold: threshold, holm: holm)
+                let keyOrder = (scores.keyOrders[run1] ?? .string).combined(with: scores.keyOrders[run2] ?? .string)
+                let rows = compare(scores.runs[run1, default: [:]], scores.runs[run2, default: [:]], method: method,
+                                   raw: raw, threshold: threshold, holm: holm, keyOrder: keyOrder)
                 results.append(WilcoxonPairResult(run1: run1, run2: run2, rows: rows))
             }
         }

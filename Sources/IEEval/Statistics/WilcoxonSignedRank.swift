@@ -39,7 +39,9 @@ public enum WilcoxonSignedRank {
     }
 
     public enum Method: String, Sendable, CaseIterable {
-        /// Exact null distribution when n <= 50 and there are no ties or zero differences, else `approx`.
+        /// scipy.stats.wilcoxon's method='auto' (scipy >= 1.13): the exact null distribution when n <= 50 and
+        /// there are no ties or zero differences; else, for n <= 13 (zeros counted), the exact permutation test
+        /// over all 2^n sign flips; else `approx`.
         case exact
         /// Normal approximation with tie correction, no continuity correction (scipy's defaults).
         case approx
@@ -54,20 +56,30 @@ public enum WilcoxonSignedRank {
         /// (R+ - n(n+1)/4) / sd, NaN when the exact distribution was used.
         public var z: Double
         public var p: Double
-        /// The method that was used (exact falls back to approx with ties or zeros or n > 50).
+        /// The method that was used (exact falls back to approx with ties or zeros and n > 13, or n > 50).
         public var method: Method
     }
 
+    /// scipy's method='auto' runs a permutation test up to this many pairs (zeros included) when there are ties
+    /// or zeros: 2^13 sign flips fit its default n_resamples 9999, so every flip is enumerated (an exact test).
+    public static let permutationLimit = 13
+
     /// Two-sided test of d = second - first as scipy.stats.wilcoxon(first, second) with zero_method "wilcox",
-    /// correction False.
+    /// correction False; `.exact` follows method='auto' of scipy >= 1.13 (SPEC §8).
     public static func twoSided(first: [Double], second: [Double], method: Method = .exact) -> TwoSidedResult {
         precondition(first.count == second.count, "paired samples must have the same length")
         let all = zip(first, second).map { $1 - $0 }
         let zeroCount = all.filter { $0 == 0 }.count
         let d = all.filter { $0 != 0 }
         let n = d.count
+        // scipy's permutation_test refuses a single observation (ValueError): no p for one zero difference.
+        let permutation = method == .exact && (2...permutationLimit).contains(all.count)
         if n == 0 {
-            return TwoSidedResult(n: 0, statistic: .nan, rankSumPositive: .nan, z: .nan, p: .nan, method: method)
+            // Only zeros: every sign flip gives R+ = 0, so scipy's permutation test has p = 1 (the normal
+            // approximation divides 0 by 0).
+            return permutation && zeroCount > 0
+                ? TwoSidedResult(n: 0, statistic: 0, rankSumPositive: 0, z: .nan, p: 1, method: .exact)
+                : TwoSidedResult(n: 0, statistic: .nan, rankSumPositive: .nan, z: .nan, p: .nan, method: method)
         }
         let (ranks, tieSizes) = Descriptive.averageRanks(d.map { abs($0) })
         var rPlus = 0.0, rMinus = 0.0
@@ -75,6 +87,10 @@ public enum WilcoxonSignedRank {
         let hasTies = tieSizes.contains { $0 > 1 }
         let useExact = method == .exact && all.count <= 50 && !hasTies && zeroCount == 0
         let statistic = min(rPlus, rMinus)
+        if !useExact && permutation {
+            let p = permutationPValue(ranks: ranks, rankSumPositive: rPlus)
+            return TwoSidedResult(n: n, statistic: statistic, rankSumPositive: rPlus, z: .nan, p: p, method: .exact)
+        }
         if useExact {
             let distribution = nullDistribution(n: n)
             let total = distribution.reduce(0, +)
@@ -92,6 +108,25 @@ public enum WilcoxonSignedRank {
         let z = (rPlus - mean) / sd
         let p = min(1, 2 * Descriptive.normalSF(abs(z)))
         return TwoSidedResult(n: n, statistic: statistic, rankSumPositive: rPlus, z: z, p: p, method: .approx)
+    }
+
+    /// scipy.stats.permutation_test's two-sided p for R+ (permutation_type 'samples' on the one sample d, which
+    /// flips signs), all 2^n flips enumerated: 2 min(#{R+* <= R+ + g}, #{R+* >= R+ - g}) / 2^n, clipped to 1,
+    /// with scipy's tolerance g = 100 eps |R+|. A zero difference stays zero under a flip and is dropped, so it
+    /// only repeats every outcome twice: counting over the non-zero ranks gives the same ratio, exactly (powers
+    /// of two). Average ranks are multiples of 1/2, so every R+* is exact whatever the summation order.
+    static func permutationPValue(ranks: [Double], rankSumPositive: Double) -> Double {
+        let n = ranks.count
+        precondition(n <= 30, "the permutation test is for small samples")
+        let tolerance = abs(Double.ulpOfOne * 100 * rankSumPositive)
+        var less = 0, greater = 0
+        for mask in 0..<(1 << n) {
+            var sum = 0.0
+            for i in 0..<n where mask & (1 << i) != 0 { sum += ranks[i] }
+            if sum <= rankSumPositive + tolerance { less += 1 }
+            if sum >= rankSumPositive - tolerance { greater += 1 }
+        }
+        return min(1, 2 * Double(min(less, greater)) / Double(1 << n))
     }
 
     /// Counts of subsets of {1..n} by their sum (the exact null distribution of R+ times 2^n).
