@@ -94,16 +94,24 @@ public struct ScalarInputs {
 
     /// Images after a pipeline, stacked as [N, C, D, H, W], with the features [N, F] and labels. Every image must
     /// come out of the pipeline with the same size, and with `imageSize` when the config fixes it.
+    /// `channels` is the model's: IENet is built with -Ounchecked, so the network's own shape precondition is gone
+    /// and an image with other channels would be read out of bounds (a grey image for an RGB model gave NaN, an RGB
+    /// image for a grey model its red plane only). Checked here, for every image, as an input error.
     public static func batch(_ samples: [ScalarSample], pipeline: TransformPipeline, seed: UInt64, epoch: Int, mode: String,
-                             imageSize: [Int]?) throws -> (images: Tensor, features: Tensor, labels: [Float]) {
+                             imageSize: [Int]?, channels: Int) throws -> (images: Tensor, features: Tensor, labels: [Float]) {
         var values: [Float] = [], features: [Float] = [], labels: [Float] = []
         var shape: [Int]?
         for sample in samples {
             let image = try pipeline.apply(sample.image, seed: seed, epoch: epoch, subject: sample.id, mode: mode)
+            guard image.channels == channels else {
+                throw IEError.badInput("subject \(sample.id): \(sample.file): image has \(image.channels) channel\(image.channels == 1 ? "" : "s") (an RGB PNG has 3), expected the model's \(channels)", file: sample.datasetFile ?? sample.file, line: sample.datasetLine)
+            }
             if let size = imageSize {
+                // A 2-D image_size is [H, W] of a 2-D image: a volume (depth > 1) does not match it.
                 let spatial = size.count == 2 ? [image.height, image.width] : [image.depth, image.height, image.width]
-                guard spatial == size else {
-                    throw IEError.badInput("subject \(sample.id): \(sample.file): image size \(spatial.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: sample.datasetFile ?? sample.file, line: sample.datasetLine)
+                guard spatial == size, size.count == 3 || image.depth == 1 else {
+                    let shown = size.count == 2 && image.depth > 1 ? [image.depth, image.height, image.width] : spatial
+                    throw IEError.badInput("subject \(sample.id): \(sample.file): image size \(shown.map(String.init).joined(separator: "x")) after the \(mode) transforms, expected image_size \(size.map(String.init).joined(separator: "x")) (add a Resize or CenterCrop transform)", file: sample.datasetFile ?? sample.file, line: sample.datasetLine)
                 }
             }
             if let shape, shape != image.shape {

@@ -184,10 +184,12 @@ public final class ScalarTrainer {
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, rng.nextInt(below: i + 1)) }
         let size = setup.optimisation.batchSize
         let batches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min($0 + size, order.count)]) }
-        let (subjects, pipeline, seed, imageSize) = (train, setup.transforms.train, self.seed, setup.imageSize)
+        let (subjects, pipeline, seed, imageSize, channels) = (train, setup.transforms.train, self.seed, setup.imageSize,
+                                                               model.architecture.imageChannels)
         let data = BatchPrefetcher(count: batches.count, ahead: setup.engine.prefetchBatches, label: "scalar-train-epoch-\(epoch)") { k in
             let samples = batches[k].map { subjects[$0] }
-            let batch = try ScalarInputs.batch(samples, pipeline: pipeline, seed: seed, epoch: epoch, mode: "train", imageSize: imageSize)
+            let batch = try ScalarInputs.batch(samples, pipeline: pipeline, seed: seed, epoch: epoch, mode: "train", imageSize: imageSize,
+                                           channels: channels)
             return ScalarBatch(samples: samples, images: batch.images, features: batch.features, labels: batch.labels)
         }
         return EpochBatches(epoch: epoch, data: data)
@@ -234,7 +236,8 @@ public final class ScalarTrainer {
         for start in stride(from: 0, to: samples.count, by: size) {
             let chunk = Array(samples[start..<min(start + size, samples.count)])
             let batch = try ScalarInputs.batch(chunk, pipeline: setup.transforms.evaluation, seed: UInt64(truncatingIfNeeded: setup.seed),
-                                               epoch: 0, mode: mode, imageSize: setup.imageSize)
+                                               epoch: 0, mode: mode, imageSize: setup.imageSize,
+                                               channels: model.architecture.imageChannels)
             let logits = model.forward(batch.images, features: batch.features, training: false)
             let outputs = setup.category == .regression ? logits.data : logits.data.map(ScalarLoss.sigmoid)
             let value: Double

@@ -58,6 +58,22 @@ final class ClassificationTests: XCTestCase {
         XCTAssertEqual(infer.status, 0, infer.stderr)
         XCTAssertEqual(infer.stdout, "Default\t\(last[3])\n")
         XCTAssertTrue(runner.exists("single/model_outputs.csv"))
+        // Images the 1-channel 2-D model cannot take: an RGB PNG (3 channels; its red plane alone was used) and a
+        // volume (depth 16 against image_size [H, W]). One-line input errors (exit 3), not an output.
+        _ = try PythonOracle.run("""
+            import sys, numpy as np, nibabel as nib
+            from PIL import Image
+            grey = np.asarray(Image.open(sys.argv[1]))
+            Image.fromarray(np.stack([grey, grey // 2, grey // 3], -1)).save(sys.argv[2])
+            nib.save(nib.Nifti1Image(np.stack([grey.T] * 16, axis=2).astype(np.float32), np.eye(4)), sys.argv[3])
+            """, arguments: [runner.path("datasets/HelloClassification/\(last[2]).png"), runner.path("rgb.png"), runner.path("volume.nii.gz")])
+        for (file, fragment) in [("rgb.png", "image has 3 channels (an RGB PNG has 3), expected the model's 1"),
+                                 ("volume.nii.gz", "image size 16x")] {
+            let wrong = try runner.run("infer", ["--model=HelloClassification", "--checkpoint=\(run)/outputs/checkpoints/epoch_003.ckpt",
+                                                 "--image_file=\(file)", "--output_folder=wrong"])
+            XCTAssertEqual(wrong.status, 3, "\(file): \(wrong.stderr)")
+            XCTAssertTrue(wrong.stderr.contains(fragment) && wrong.stderr.split(separator: "\n").count == 1, wrong.stderr)
+        }
         for row in try XCTUnwrap(result["rows"] as? [[Any]]) {
             let values = row.map { $0 as? Double }
             // Outputs are written with 6 decimals, the metrics from the unrounded values.
