@@ -20,9 +20,11 @@ public enum CrossValidationRun {
         _ = try CrossValidation.foldCount(config, run: parent)
         var result: CrossValidationEnsemble.Result?
         try parent.perform(tool: tool) {
-            result = try CrossValidationEnsemble.run(parent: parent, config: config, settings: settings)
+            result = try CrossValidationEnsemble.run(parent: parent, config: config, settings: settings, report: false)
         }
         guard let result else { throw IEError.failure("the ensemble step of \(parent.id) wrote no result") }
+        // After the parent is completed, so that its report's run table says so.
+        try parent.performEvaluation(tool: tool) { try RunCompletion.writeReport(parent, epoch: result.epoch) }
         return result.ensembleModelID
     }
 
@@ -39,8 +41,9 @@ public enum CrossValidationRun {
                         return
                     }
                     // What ie-evaluate does for a fold (a fold compares with baselines in CrossValResults, not alone).
-                    try RunCompletion.evaluate(run: child, config: childConfig, settings: settings, baselines: false)
+                    try RunCompletion.evaluate(run: child, config: childConfig, settings: settings, baselines: false, report: false)
                     try child.markCompleted()
+                    try RunCompletion.writeReport(child)
                 }
                 if stopped { return }
             }

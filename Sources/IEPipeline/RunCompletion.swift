@@ -30,10 +30,14 @@ public enum RunCompletion {
                                            baselines: baselines)
             }
         }
-        if report {
-            let result = try RunReport.write(run: run.path)
-            Log.info("report: \(result.htmlPath)" + (result.missing.isEmpty ? "" : " (missing: \(result.missing.joined(separator: ", ")))"))
-        }
+        if report { try writeReport(run) }
+    }
+
+    /// The run's report.ipynb and report.html. A step that marks the run completed writes them after doing so:
+    /// the report's run table shows run.json, which said "running" while the step worked.
+    public static func writeReport(_ run: RunDirectory, epoch: Int? = nil) throws {
+        let result = try RunReport.write(run: run.path, epoch: epoch)
+        Log.info("report: \(result.htmlPath)" + (result.missing.isEmpty ? "" : " (missing: \(result.missing.joined(separator: ", ")))"))
     }
 
     /// A cross-validation fold compares with baselines in its parent's CrossValResults, not on its own.
@@ -51,11 +55,15 @@ public enum RunCompletion {
             throw IEError.usage("run \(run.id) is a cross-validation parent, expected a plain run or a fold (a parent is "
                                 + "evaluated by its ensemble step: ie-crossval ensemble --run=\(run.path))", file: run.runJSON)
         }
-        let body = { try evaluate(run: run, config: config, settings: settings, baselines: comparesWithBaselines(run)) }
         if markCompleted {
-            try run.performFailingParent(tool: tool, keepStarted: true, body)
+            try run.performFailingParent(tool: tool, keepStarted: true) {
+                try evaluate(run: run, config: config, settings: settings, baselines: comparesWithBaselines(run), report: false)
+            }
+            try run.performEvaluation(tool: tool) { try writeReport(run) }
         } else {
-            try run.performEvaluation(tool: tool, body)
+            try run.performEvaluation(tool: tool) {
+                try evaluate(run: run, config: config, settings: settings, baselines: comparesWithBaselines(run))
+            }
         }
     }
 }

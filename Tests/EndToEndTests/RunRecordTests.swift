@@ -92,6 +92,11 @@ final class RunRecordTests: XCTestCase {
         for k in 0..<2 {
             XCTAssertNotNil(try HPCTest.json("\(parent)_\(k)/run.json")["registered_model"] as? String, "fold \(k)")
         }
+        // The reports are written after their runs are completed: their run tables say so (they said "running").
+        for run in [parent, "\(parent)_0", "\(parent)_1"] {
+            let notebook = try String(contentsOfFile: run + "/outputs/report.ipynb", encoding: .utf8)
+            XCTAssertTrue(notebook.contains(#"status</td><td class=\"t\">completed"#), "\(run): the report's status is not completed")
+        }
 
         // The ensemble step run again finds its registration (no copy of HelloWorld:3 as HelloWorld:4).
         let again = try HPCTest.run(bin + "/ie-crossval", ["ensemble", settings, "--run=\(parent)", "--threads=1"], in: project)
