@@ -69,6 +69,17 @@ public final class RunLock: @unchecked Sendable {
         Glibc.close(entry.fd)
     }
 
+    /// Whether a process (of this host, or one whose file system shares flock locks) holds the run's lock now:
+    /// a shared lock that cannot be taken means a writer is at work. A missing lock file means no writer.
+    public static func isHeld(run path: String) -> Bool {
+        let fd = Glibc.open(RunLayout(run: path).lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else { return errno == EWOULDBLOCK }
+        flock(fd, LOCK_UN)
+        return false
+    }
+
     /// The holder's line of the lock file (at most 512 bytes), nil when it has not written it yet.
     static func holder(fd: Int32) -> String? {
         var buffer = [UInt8](repeating: 0, count: 512)

@@ -27,7 +27,13 @@ public enum RunStatusReport {
             let job = info.slurmJobId ?? "-"
             let state = info.slurmJobId.flatMap { states[$0] }.map { $0.reason == "None" || $0.reason.isEmpty ? $0.state : "\($0.state) (\($0.reason))" } ?? "-"
             let (epoch, loss) = lastEpoch(run)
-            return Line(run: run.id, status: info.status.rawValue, job: job, jobState: state, epoch: epoch, lastLoss: loss)
+            // run.json says "running" until its writer ends it; a writer killed by SIGKILL (or a power cut) never
+            // does. Running with no job in the queue and nobody holding the run's lock is a stopped run.
+            var status = info.status.rawValue
+            if info.status == .running, state == "-", !RunLock.isHeld(run: run.path) {
+                status = "stopped (run.json: running; nothing holds the run)"
+            }
+            return Line(run: run.id, status: status, job: job, jobState: state, epoch: epoch, lastLoss: loss)
         }
     }
 

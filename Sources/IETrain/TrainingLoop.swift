@@ -79,7 +79,8 @@ public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
-    private static let signals = [SIGTERM, SIGUSR1]
+    /// SIGINT (Ctrl-C) too: it stops at the next batch like SIGTERM, and a second Ctrl-C stops at once.
+    private static let signals = [SIGTERM, SIGUSR1, SIGINT]
 
     public static var requested: Bool { flag != 0 }
 
@@ -92,7 +93,10 @@ public enum StopSignal {
         for sig in signals {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { flag = 1 }
+            source.setEventHandler {
+                if sig == SIGINT && flag != 0 { _exit(130) }
+                flag = 1
+            }
             source.resume()
             sources.append(source)
         }

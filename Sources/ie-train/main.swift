@@ -15,10 +15,11 @@ struct Train: ParsableCommand {
         discussion: """
         The run folder comes from ie-split (which writes the train/val/test split
         CSVs). Any model parameter can be overridden as --<name>=<value>; overrides
-        given here are recorded in the run for the later tools. SIGTERM or SIGUSR1
-        stop training at the next batch boundary; the autosave then holds the last
-        completed epoch and the exit status is 143, so Slurm can requeue the job
-        and `--resume` continues it. Launched as MPI ranks (mpirun, or the srun step
+        given here are recorded in the run for the later tools. SIGTERM, SIGUSR1 or
+        Ctrl-C (SIGINT; a second one stops at once) stop training at the next batch
+        boundary; the autosave then holds the last completed epoch and the exit
+        status is 143, so Slurm can requeue the job and `--resume` continues it.
+        Launched as MPI ranks (mpirun, or the srun step
         of an ie-submit job) it trains data-parallel; rank 0 writes the run.
 
         ie-train trains only: ie-evaluate evaluates a run, ie-crossval runs a

@@ -166,7 +166,7 @@ final class PipelineTests: XCTestCase {
     /// began (the prefetch worker, OpenMP's, MPI's) inherit the main thread's mask; Dispatch's block them anyway.
     /// (OpenBLAS starts its pool before `main`: the caller sets OPENBLAS_NUM_THREADS=1, so that there is none.)
     static func assertStopSignalsBlockedInEveryThread(_ pid: Int32) throws {
-        let wanted: UInt64 = (1 << UInt64(SIGTERM - 1)) | (1 << UInt64(SIGUSR1 - 1))
+        let wanted: UInt64 = (1 << UInt64(SIGTERM - 1)) | (1 << UInt64(SIGUSR1 - 1)) | (1 << UInt64(SIGINT - 1))
         let task = "/proc/\(pid)/task"
         let threads = try FileManager.default.contentsOfDirectory(atPath: task)
         XCTAssertGreaterThan(threads.count, 2, "ie-train runs worker threads (Dispatch's, the prefetch worker)")
@@ -177,6 +177,38 @@ final class PipelineTests: XCTestCase {
             let mask = lines.first { $0.hasPrefix("SigBlk:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
             XCTAssertEqual(mask.map { $0 & wanted }, wanted, "thread \(tid) (\(name)) of ie-train can take SIGTERM/SIGUSR1")
         }
+    }
+
+    /// Ctrl-C stops training at the next batch as SIGTERM does (it ended the process with the run left "running");
+    /// a training killed outright (SIGKILL) leaves run.json "running", and ie-status says the run is stopped.
+    func testCtrlCStopsLikeSIGTERMAndStatusSeesAKilledRun() throws {
+        let runner = try ToolRunner(name: "interrupt")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let args = ["--num_epochs=500"] + Self.tiny
+        let autosave = run + "/outputs/checkpoints/autosave.ckpt"
+        let first = try runner.start("train", ["--run=\(run)"] + args)
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: autosave) && first.isRunning { usleep(25_000) }
+        kill(first.processIdentifier, SIGINT)
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationStatus, 143)
+        XCTAssertTrue(try String(contentsOfFile: run + "/logs/ie-train.log", encoding: .utf8).contains("stopped by signal"))
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "queued")
+
+        let second = try runner.start("train", ["--run=\(run)", "--resume"] + args)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && second.isRunning
+                && !((try? String(contentsOfFile: run + "/.lock", encoding: .utf8)) ?? "").contains("pid \(second.processIdentifier) ") {
+            usleep(50_000)
+        }
+        let during = try runner.run("status", [run])
+        XCTAssertTrue(during.stdout.contains(" running "), during.stdout)
+        kill(second.processIdentifier, SIGKILL)
+        second.waitUntilExit()
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "running")
+        let after = try runner.run("status", [run])
+        XCTAssertEqual(after.status, 0, after.stderr)
+        XCTAssertTrue(after.stdout.contains("stopped (run.json: running; nothing holds the run)"), after.stdout)
     }
 
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
