@@ -60,7 +60,8 @@ report:
 	@test -n "$(RUN)" || { echo "usage: make report RUN=runs/<experiment>/<run_id>"; exit 2; }
 	$(IE_BIN)/ie-report --run="$(RUN)"
 
-# Cross-validation (SPEC §10): a parent run with SPLITS folds; the folds train and evaluate as parallel Make jobs
+# Cross-validation (SPEC §10): a parent run with SPLITS folds (or the count ARGS gives; the folds made are the ones
+# trained); the folds train and evaluate as parallel Make jobs
 # (make -j2 crossval), then one step builds the ensemble, runs it on Val and Test and writes CrossValResults/.
 # With SLURM=1 the same is submitted to Slurm (a job array + an afterok job) and make returns at once.
 crossval: synth
@@ -68,8 +69,8 @@ crossval: synth
 	echo "parent run: $$run"; \
 	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
-	$(IE_BIN)/ie-crossval folds $(IE) --run="$$run" >/dev/null; \
-	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk crossval-folds PARENT="$$run" SETTINGS=$(SETTINGS); \
+	folds=$$($(IE_BIN)/ie-crossval folds $(IE) --run="$$run" | wc -l); \
+	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk crossval-folds PARENT="$$run" SPLITS=$$folds SETTINGS=$(SETTINGS); \
 	$(IE_BIN)/ie-crossval ensemble $(IE) --run="$$run"; \
 	echo "done: $$run"
 

@@ -12,8 +12,10 @@ final class CrossValidationTests: XCTestCase {
         let project = try HPCTest.makeProject(subjects: 8)
         defer { try? FileManager.default.removeItem(atPath: project) }
         try "TOOLBOX ?= \(HPCTest.checkout)\ninclude $(TOOLBOX)/ie.mk\n".write(toFile: project + "/Makefile", atomically: true, encoding: .utf8)
-        let args = (HPCTest.tinyModelArguments + ["--experiment=cv"]).joined(separator: " ")
-        let make = try HPCTest.run("make", ["-j2", "crossval", "MODEL=HelloWorld", "SPLITS=\(Self.folds)", "IE_BIN=\(bin)",
+        // The fold count in ARGS wins over SPLITS (later on ie-split's command line), and the folds trained are the
+        // ones made (make trained SPLITS folds, and the ensemble step then found one missing).
+        let args = (HPCTest.tinyModelArguments + ["--experiment=cv", "--number_of_cross_validation_splits=\(Self.folds)"]).joined(separator: " ")
+        let make = try HPCTest.run("make", ["-j2", "crossval", "MODEL=HelloWorld", "SPLITS=\(Self.folds + 1)", "IE_BIN=\(bin)",
                                             "ARGS=\(args)"], in: project)
         XCTAssertEqual(make.status, 0, "make crossval failed:\n\(make.stderr.suffix(3000))")
         guard let doneLine = make.stdout.split(separator: "\n").last(where: { $0.hasPrefix("done: ") }) else {
