@@ -38,6 +38,9 @@ synth:
 	  HelloClassification) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification;; \
 	  HelloClassification3D) $(IE_BIN)/ie-synth --output_folder="$$ds" --kind=classification --dimensions=3;; esac; fi
 
+# ARGS as ie-train takes them: without ie-split's own options (--experiment names the run ie-split creates).
+TRAIN_ARGS = $(filter-out --experiment=% --dataset=% --check,$(ARGS))
+
 # New run: split, train, then evaluate the tested epochs. RUN is printed at the end.
 # With SLURM=1 one job trains and evaluates (NODES=K: K whole nodes) and make returns at once.
 train: synth
@@ -45,7 +48,7 @@ train: synth
 	echo "run folder: $$run"; \
 	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(ARGS) $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
-	$(IE_BIN)/ie-train $(IE) --run="$$run" $(ARGS); \
+	$(IE_BIN)/ie-train $(IE) --run="$$run" $(TRAIN_ARGS); \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \
 	echo "done: $$run"
 

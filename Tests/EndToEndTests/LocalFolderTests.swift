@@ -16,7 +16,8 @@ final class LocalFolderTests: XCTestCase {
 
         let make = Process()
         make.executableURL = URL(fileURLWithPath: "/usr/bin/make")
-        make.arguments = ["-s", "-C", local, "train", "MODEL=MyHello", "IE_BIN=\(ToolRunner.binaryFolder)"]
+        // ARGS may carry ie-split's own --experiment (ie-train refused it after ie-split had made the run).
+        make.arguments = ["-s", "-C", local, "train", "MODEL=MyHello", "IE_BIN=\(ToolRunner.binaryFolder)", "ARGS=--experiment=mine"]
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = "1"
         env["IE_SETTINGS"] = nil
@@ -30,7 +31,7 @@ final class LocalFolderTests: XCTestCase {
         XCTAssertEqual(make.terminationStatus, 0, log)
 
         let runs = try FileManager.default.contentsOfDirectory(atPath: local + "/runs")
-        XCTAssertEqual(runs.count, 1, "one experiment folder in the local runs_dir")
+        XCTAssertEqual(runs, ["mine"], "one experiment folder in the local runs_dir, named by --experiment")
         let experiment = local + "/runs/" + runs[0]
         let run = experiment + "/" + (try FileManager.default.contentsOfDirectory(atPath: experiment)).first!
         for file in ["outputs/epoch_001/Test/metrics.csv", "outputs/epoch_001/Val/metrics_aggregates.csv", "outputs/report.html"] {
