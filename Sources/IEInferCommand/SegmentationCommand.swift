@@ -53,7 +53,7 @@ public struct SegmentationOptions: ParsableArguments {
         let flags = try parameters.flags() + extra
         func members(_ config: ModelConfig) throws -> [UNet3D] {
             let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
-                                                    architecture: .configured(config))
+                                                    config: config)
             if models.count > 1 { Log.info("ensemble of \(models.count) members") }
             return models
         }
