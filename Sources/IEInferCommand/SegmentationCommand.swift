@@ -53,7 +53,7 @@ public struct SegmentationOptions: ParsableArguments {
         let flags = try parameters.flags() + extra
         func members(_ config: ModelConfig) throws -> [UNet3D] {
             let models = try RunPipeline.loadModels(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue,
-                                                    architecture: .configured(config))
+                                                    config: config)
             if models.count > 1 { Log.info("ensemble of \(models.count) members") }
             return models
         }
@@ -81,11 +81,16 @@ public struct SegmentationOptions: ParsableArguments {
             return
         }
         guard let outputFolder else { throw IEError.usage("--image_file needs --output_folder=DIR") }
-        let name: String
-        if let model { name = model } else if let id = modelID.first { name = try ModelRegistry(settings: settingsValue).resolve(id).name } else {
+        // --model names the config; else the first registered model's own (what it was trained with, SPEC §6).
+        let config: ModelConfig
+        if let model {
+            config = try ModelConfig.load(name: model, settings: settingsValue, overrides: ConfigOverrides.parse(flags))
+        } else if let id = modelID.first {
+            config = try ModelRegistry(settings: settingsValue).resolve(id).modelConfig(settings: settingsValue,
+                                                                                      overrides: ConfigOverrides.parse(flags))
+        } else {
             throw IEError.usage("--checkpoint needs --model=NAME for its config")
         }
-        let config = try ModelConfig.load(name: name, settings: settingsValue, overrides: ConfigOverrides.parse(flags))
         if config.category.isScalar {
             // A classifier or regressor: its outputs on stdout (target and value) and in model_outputs.csv.
             let paths = try RunPipeline.checkpointPaths(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)

@@ -40,6 +40,43 @@ public struct RegisteredModel: Codable, Sendable {
     }
 }
 
+extension RegisteredModel {
+    /// model.json, for error messages.
+    public var jsonPath: String { folder + "/model.json" }
+
+    /// The config this model was trained with (SPEC §6), the one function every `--model_id` path builds its
+    /// config with: the named config's YAML as the base, then each stored parameter whose value differs from the
+    /// base's as an override, then `overrides` (the command line's, which win). Only the differences become
+    /// overrides so that defaults derived from other parameters (test_crop_size, display names) stay derived from
+    /// a command-line override of those. A model registered without a config (none stored) gets the YAML's.
+    /// A stored parameter that no longer exists or whose value no longer parses is bad input naming model.json.
+    public func modelConfig(settings: Settings, overrides: [ConfigOverride] = []) throws -> ModelConfig {
+        // model_name is the config the model was trained from (registration uses the same name today).
+        let configName = config["model_name"] ?? name
+        let base = try ModelConfig.load(name: configName, settings: settings, requireRunnable: false)
+        var stored: [ConfigOverride] = []
+        for key in config.keys.sorted() where key != "model_name" {
+            let text = config[key] ?? ""
+            guard let spec = ParameterSchema.byName[key] else {
+                let hint = closestMatch(key, in: ParameterSchema.names).map { " (closest: \($0))" } ?? ""
+                throw IEError.badInput("config parameter '\(key)' is not a parameter of SPEC §1.4\(hint), expected the "
+                                       + "parameters of the config \(id) was trained with (register it again)", file: jsonPath)
+            }
+            // orderedArguments stored each effective value as ConfigValue.description, which is what
+            // ConfigOverrides reads back; the same text is the same value, so it needs no override.
+            if base.value(key).description == text { continue }
+            let parsed: [ConfigOverride]
+            do { parsed = try ConfigOverrides.parse(["--\(key)=\(text)"]) } catch {
+                throw IEError.badInput("config \(key)=\(text) cannot be used, expected \(spec.type.expectation) "
+                                       + "as the config \(id) was trained with (register it again)", file: jsonPath)
+            }
+            // A later config error (validation) then names model.json and the stored value.
+            stored += parsed.map { var o = $0; o.flag = "\(jsonPath): \(key)=\(text)"; return o }
+        }
+        return try ModelConfig.load(name: configName, settings: settings, overrides: stored + overrides)
+    }
+}
+
 /// The model registry: versions count up from 1 per name and are taken atomically (mkdir is the lock); a
 /// version is complete once its model.json exists (written last).
 public struct ModelRegistry: Sendable {

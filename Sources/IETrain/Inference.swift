@@ -177,4 +177,26 @@ public enum ModelLoading {
         releaseFreeHeapMemory()   // the file's bytes and the initial weights are gone: their pages go back
         return model
     }
+
+    /// Loads a checkpoint to segment with `config`: its architecture is the config's where the checkpoint records
+    /// none, and its image channels and classes must be the config's (`requireMatch`).
+    public static func load(checkpointPath: String, config: ModelConfig,
+                            options: EngineOptions = .fromEnvironment()) throws -> UNet3D {
+        let model = try load(checkpointPath: checkpointPath, architecture: .configured(config), options: options)
+        try requireMatch(model.architecture, checkpoint: checkpointPath, config: config)
+        return model
+    }
+
+    /// A checkpoint whose image channels or classes are not the config's would read the image's channels wrongly
+    /// and write another number of class files: bad input (exit 3) naming the checkpoint and both counts, before
+    /// any inference.
+    public static func requireMatch(_ architecture: UNet3DArchitecture, checkpoint: String, config: ModelConfig) throws {
+        let channels = config.imageChannels, classes = [SubjectOutputNames.backgroundClass] + config.groundTruthIds
+        guard architecture.imageChannels != channels.count || architecture.classes != classes.count else { return }
+        func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : noun.hasSuffix("s") ? "es" : "s")" }
+        throw IEError.badInput("checkpoint has \(count(architecture.imageChannels, "image channel")) and "
+                               + "\(count(architecture.classes, "class")), expected \(count(channels.count, "image channel")) "
+                               + "(\(channels.joined(separator: ", "))) and \(count(classes.count, "class")) "
+                               + "(\(classes.joined(separator: ", "))) as model \(config.name)'s config", file: checkpoint)
+    }
 }

@@ -113,7 +113,9 @@ public enum RunPipeline {
         if config.category.isScalar {
             _ = try checkpoint.makeClassifier(source: source)
         } else {
-            try checkpoint.restore(model: try checkpoint.makeModel(source: source, configured: .configured(config)), source: source)
+            let model = try checkpoint.makeModel(source: source, configured: .configured(config))
+            try ModelLoading.requireMatch(model.architecture, checkpoint: source, config: config)
+            try checkpoint.restore(model: model, source: source)
         }
         // Weights that record no epoch (written by PyTorch) count as the finished model: epoch num_epochs.
         if epoch == 0 { epoch = checkpoint.epoch ?? config.numEpochs }
@@ -140,7 +142,8 @@ public enum RunPipeline {
         let epochs = try model.checkpointPaths.map { path -> Int in
             let checkpoint = try readCheckpoint(path)
             if config.category.isScalar { _ = try checkpoint.makeClassifier(source: path) } else {
-                _ = try checkpoint.makeModel(source: path, configured: .configured(config))
+                let model = try checkpoint.makeModel(source: path, configured: .configured(config))
+                try ModelLoading.requireMatch(model.architecture, checkpoint: path, config: config)
             }
             return checkpoint.epoch ?? 0
         }
@@ -158,18 +161,17 @@ public enum RunPipeline {
         return epoch
     }
 
-    /// The run's model of `epoch`: the members of an adopted ensemble when the run has them, else its checkpoint.
-    /// `architecture` (the run's config's) applies to checkpoints written by PyTorch.
-    public static func runModels(run: RunDirectory, epoch: Int, architecture: UNet3DArchitecture? = nil,
+    /// The run's model of `epoch`: the members of an adopted ensemble when the run has them, else its checkpoint,
+    /// each matching the run's `config` (ModelLoading.load).
+    public static func runModels(run: RunDirectory, epoch: Int, config: ModelConfig,
                                  options: EngineOptions = .fromEnvironment()) throws -> [UNet3D] {
         let folder = ensembleFolder(run: run, epoch: epoch)
         let members = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".ckpt") }.sorted()
         guard !members.isEmpty else {
-            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), architecture: architecture,
-                                          options: options)]
+            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), config: config, options: options)]
         }
         return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil,
-                              architecture: architecture, options: options)
+                              config: config, options: options)
     }
 
     static func startingPoint(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> TrainingStart {
@@ -204,13 +206,13 @@ public enum RunPipeline {
         return .fresh
     }
 
-    /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several).
-    /// `architecture` (from the model config) applies to checkpoints written by PyTorch, which do not record one.
-    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?,
-                                  architecture: UNet3DArchitecture? = nil,
+    /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several) to
+    /// segment with `config`: its architecture applies to checkpoints written by PyTorch, which do not record one,
+    /// and every member must have its image channels and classes (ModelLoading.load).
+    public static func loadModels(checkpoints: [String], modelIDs: [String], settings: Settings?, config: ModelConfig,
                                   options: EngineOptions = .fromEnvironment()) throws -> [UNet3D] {
         try checkpointPaths(checkpoints: checkpoints, modelIDs: modelIDs, settings: settings)
-            .map { try ModelLoading.load(checkpointPath: $0, architecture: architecture, options: options) }
+            .map { try ModelLoading.load(checkpointPath: $0, config: config, options: options) }
     }
 
     /// The checkpoint files of `--checkpoint` paths and `--model_id` ids (each registered model verified first).
@@ -257,7 +259,7 @@ public enum RunPipeline {
         let subjects = try run.splitSubjects(split)
         let dataset = try dataset(run: run, config: config, settings: settings)
         let preparation = try SubjectPreparation(dataset: dataset, config: config)
-        let members = try models ?? runModels(run: run, epoch: epoch, architecture: .configured(config))
+        let members = try models ?? runModels(run: run, epoch: epoch, config: config)
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let folder = run.epochFolder(epoch: epoch, mode: mode)
         let classNames = [SubjectOutputNames.backgroundClass] + config.groundTruthIds

@@ -21,6 +21,7 @@ struct Infer: ParsableCommand {
           ie-infer --run=$RUN --mode=Val     # epochs_to_test, val subjects
           ie-infer --run=$RUN --epoch=20 --mode=Test --gaussian --tta
           ie-infer --run=$RUN --mode=Test --inference_tiling=InnerEye
+          # A registered model, with the config it was trained with:
           ie-infer --model_id=HelloWorld:1 --image_file=ct.nii.gz \\
                    --output_folder=out/
           ie-infer --model=HelloWorld \\

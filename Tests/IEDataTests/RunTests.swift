@@ -165,6 +165,63 @@ final class ModelRegistryTests: XCTestCase {
         XCTAssertEqual(registry.versions(name: "Hello"), [1, 2, 4])
     }
 
+    /// RegisteredModel.modelConfig gives back the config a model was registered with, every parameter exactly
+    /// (orderedArguments' text read back by ConfigOverrides), over any base config: each runnable config of the
+    /// repository registered with HelloWorld (HelloClassification) as its model_name comes back with all its values. Command-line
+    /// overrides win; a stored parameter that no longer exists or parses is bad input naming model.json.
+    func testStoredConfigIsTheRegisteredOneOverAnyBase() throws {
+        let s = try Scratch()
+        let a = try s.write("run/epoch_002.ckpt", "abc")
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var settings = Settings.defaults(relativeTo: s.root)
+        settings.modelConfigsDirs = [repo + "/configs"]
+        let registry = ModelRegistry(settings: settings)
+        func rewrite(_ model: RegisteredModel, _ edit: (inout [String: String]) -> Void) throws {
+            var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model.jsonPath))) as? [String: Any])
+            var config = try XCTUnwrap(object["config"] as? [String: String])
+            edit(&config)
+            object["config"] = config
+            try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: model.jsonPath))
+        }
+        let names = ModelConfig.availableModels(settings: settings).filter { !$0.hasSuffix("Base") }
+        XCTAssertTrue(names.contains("HelloClassification") && names.contains("HeadAndNeckPaper"), "\(names)")
+        for name in names {
+            let trained = try ModelConfig.load(name: name, settings: settings, overrides: ConfigOverrides.parse(["--num_epochs=3"]))
+            let model = try registry.register(name: name, config: trained, checkpoints: [a], sourceRunIds: [])
+            XCTAssertEqual(try registry.resolve(model.id).modelConfig(settings: settings).orderedArguments.map { "\($0)" },
+                           trained.orderedArguments.map { "\($0)" }, name)
+            // Over another config of its category (the config folder, not a parameter, says which that is).
+            let base = trained.category.isScalar ? "HelloClassification" : "HelloWorld"
+            try rewrite(model) { $0["model_name"] = base }
+            let over = try registry.resolve(model.id).modelConfig(settings: settings)
+            XCTAssertEqual(over.name, base)
+            XCTAssertEqual(over.orderedArguments.map { "\($0)" }, trained.orderedArguments.map { "\($0)" }, "\(name) over \(base)")
+        }
+        let trained = try ModelConfig.load(name: "HelloWorld", settings: settings,
+                                           overrides: ConfigOverrides.parse(["--image_channels=ct,region_a", "--ground_truth_ids=region_b",
+                                                                             "--class_weights=0.02,0.98", "--l_rate=0.1"]))
+        let model = try registry.register(name: "HelloWorld", config: trained, checkpoints: [a], sourceRunIds: [])
+        let config = try registry.resolve(model.id).modelConfig(settings: settings, overrides: ConfigOverrides.parse(["--l_rate=0.5"]))
+        XCTAssertEqual(config.imageChannels, ["ct", "region_a"])
+        XCTAssertEqual(config.groundTruthIds, ["region_b"])
+        XCTAssertEqual(config.lRate, 0.5, "the command line wins")
+        // An older registration without a config: the config file's.
+        let bare = try registry.register(name: "HelloWorld", config: nil, checkpoints: [a], sourceRunIds: [])
+        XCTAssertEqual(try registry.resolve(bare.id).modelConfig(settings: settings).imageChannels, ["ct"])
+
+        try rewrite(model) { $0["no_such_parameter"] = "1" }
+        assertIEError(.badInput, contains: [model.jsonPath, "'no_such_parameter'"]) { _ = try registry.resolve(model.id).modelConfig(settings: settings) }
+        try rewrite(model) { $0["no_such_parameter"] = nil; $0["num_epochs"] = "many" }
+        assertIEError(.badInput, contains: [model.jsonPath, "num_epochs=many", "an integer"]) {
+            _ = try registry.resolve(model.id).modelConfig(settings: settings)
+        }
+        // A stored value the config's checks refuse names model.json and the value.
+        try rewrite(model) { $0["num_epochs"] = "2"; $0["class_weights"] = "0.5,0.25,0.25" }
+        assertIEError(.usage, contains: [model.jsonPath, "class_weights=0.5,0.25,0.25"]) {
+            _ = try registry.resolve(model.id).modelConfig(settings: settings)
+        }
+    }
+
     func testConcurrentRegistrationsTakeDistinctVersions() throws {
         let s = try Scratch()
         let a = try s.write("c.ckpt", "x")
