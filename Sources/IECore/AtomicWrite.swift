@@ -6,8 +6,11 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         // An existing device, FIFO or socket (`-o /dev/stdout`, a named pipe a reader waits on) is written as it
         // is: renaming a file over it would replace the device node or leave the reader waiting forever.
+        // So is anything under /dev or /proc (`-o /dev/stdout` redirected to a file is a regular file, but a
+        // temporary file renamed over /dev/stdout would replace the link itself, as root).
         var existing = stat()
-        if stat(path, &existing) == 0, !isRegularFile(existing.st_mode), (existing.st_mode & S_IFMT) != S_IFDIR {
+        if stat(path, &existing) == 0, (existing.st_mode & S_IFMT) != S_IFDIR,
+           !isRegularFile(existing.st_mode) || path.hasPrefix("/dev/") || path.hasPrefix("/proc/") {
             return try writeInPlace(data, to: path)
         }
         let url = URL(fileURLWithPath: path)
@@ -53,6 +56,16 @@ public enum AtomicFile {
 
     /// Writes a device or FIFO directly (no temporary file can stand in for it).
     static func writeInPlace(_ data: Data, to path: String) throws {
+        // The process's own streams are written through their descriptors (reopening /dev/stdout would start at
+        // offset 0 of a file the shell opened for appending).
+        if let own = ["/dev/stdout": STDOUT_FILENO, "/dev/stderr": STDERR_FILENO, "/dev/fd/1": STDOUT_FILENO,
+                      "/dev/fd/2": STDERR_FILENO, "/proc/self/fd/1": STDOUT_FILENO, "/proc/self/fd/2": STDERR_FILENO][path] {
+            var failure: Int32 = 0
+            guard writeAll(data, to: own, failure: &failure) else {
+                throw IEError.failure("write failed: \(String(cString: strerror(failure == 0 ? EIO : failure)))", file: path)
+            }
+            return
+        }
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw IEError.failure("cannot open for writing: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }

@@ -51,6 +51,28 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertTrue(next.stderr.contains("no inference results") && !next.stderr.contains("in use"), next.stderr)
     }
 
+    /// `-o /dev/stdout` writes to the tool's own standard output (appending where the shell appends), never
+    /// renames a file over /dev/stdout (as root that replaced the link), and `-o /dev/null` leaves the device.
+    func testOutputsToDevicePathsAreWrittenInPlace() throws {
+        let runner = try ToolRunner(name: "devout")
+        defer { runner.remove() }
+        let csv = runner.path("m.csv")
+        try "Patient,Structure,Dice\n1,liver,0.5\n2,liver,0.7\n".write(toFile: csv, atomically: false, encoding: .utf8)
+        let bin = ToolRunner.binaryFolder
+        let bash = Process()
+        bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+        bash.arguments = ["-c", "echo first > out.txt && '\(bin)/ie-stats' aggregate m.csv -o /dev/stdout >> out.txt && "
+                          + "'\(bin)/ie-stats' aggregate m.csv -o /dev/null && test -L /dev/stdout && test -c /dev/null"]
+        bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+        try bash.run()
+        bash.waitUntilExit()
+        XCTAssertEqual(bash.terminationStatus, 0)
+        let text = try String(contentsOfFile: runner.path("out.txt"), encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("first\n") && text.contains("liver"), text)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "/dev").filter { $0.hasPrefix(".tmp.") }, [],
+                       "no temporary file in /dev")
+    }
+
     /// A symbolic link planted as the run's lock file or a tool's log must not make the tool truncate or append
     /// to the file it points to outside the run: the tool refuses with one line and the file is untouched.
     func testLinksPlantedInTheRunAreNotWrittenThrough() throws {
