@@ -1,6 +1,10 @@
 # ie-toolbox: build, test, demo and benchmark targets. The pipeline rules live in ie.mk so that a user's
 # local folder (with its own settings.yml and configs/) can include them with two lines.
 SHELL := /bin/bash
+# GNU make splits file names at spaces (include, abspath, prerequisites): refuse such a folder with one clear line.
+ifneq ($(words $(CURDIR)),1)
+$(error ie-toolbox: the folder "$(CURDIR)" has a space in its path, which make's rules cannot handle; use a path without spaces (the ie-* tools themselves work anywhere))
+endif
 TOOLBOX_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 include $(TOOLBOX_DIR)/ie.mk
 

@@ -3,6 +3,10 @@
 #     include $(TOOLBOX)/ie.mk
 # then `make train MODEL=Prostate` uses that folder's settings.yml and configs/ and the toolbox's binaries.
 # Every step reads and writes files of the run folder only, so each one can be rerun alone.
+# GNU make splits file names at spaces (include, abspath, prerequisites): refuse such a folder with one clear line.
+ifneq ($(words $(CURDIR)),1)
+$(error ie-toolbox: the folder "$(CURDIR)" has a space in its path, which make's rules cannot handle; use a path without spaces (the ie-* tools themselves work anywhere))
+endif
 IE_TOOLBOX_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 IE_BIN ?= $(IE_TOOLBOX_DIR)/.build/release
 MODEL ?= HelloWorld

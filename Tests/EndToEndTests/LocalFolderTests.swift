@@ -42,4 +42,24 @@ final class LocalFolderTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: local + "/datasets/HelloWorld/dataset.csv"), "demo data in the local datasets_dir")
         XCTAssertTrue(FileManager.default.fileExists(atPath: local + "/models/MyHello/1/model.json"))
     }
+    /// GNU make cannot handle a folder with a space in its path (its rules failed with "Is a directory"): the
+    /// rules refuse it with one line saying so, before anything is made.
+    func testAFolderWithASpaceIsRefusedWithOneClearLine() throws {
+        let local = NSTemporaryDirectory() + "ie local \(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+        try "TOOLBOX ?= \(ToolRunner.repoRoot)\ninclude $(TOOLBOX)/ie.mk\n".write(toFile: local + "/Makefile", atomically: true, encoding: .utf8)
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/make")
+        make.arguments = ["-s", "train", "MODEL=HelloWorld", "IE_BIN=\(ToolRunner.binaryFolder)"]
+        make.currentDirectoryURL = URL(fileURLWithPath: local)
+        let out = Pipe()
+        (make.standardOutput, make.standardError) = (out, out)
+        try make.run()
+        let log = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        make.waitUntilExit()
+        XCTAssertEqual(make.terminationStatus, 2, log)
+        XCTAssertTrue(log.contains("has a space in its path"), log)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: local), ["Makefile"], "nothing made")
+    }
 }
