@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import IECore
+import IETestSupport
 @testable import IEEval
 
 /// The classification report's metrics on InnerEye's own test files (Tests/ML/reports/*_metrics_classification.csv,
@@ -37,6 +38,33 @@ final class ScalarReportMetricsTests: XCTestCase {
         XCTAssertEqual(low.specificity, 1.0 / 6)
         XCTAssertEqual(low.sensitivity, 5.0 / 6, accuracy: 1e-15)
         XCTAssertEqual(m.rows.map { String(format: "%.4f", $0.value) }, ["0.5417", "0.5000", "0.6000", "0.5000", "0.5000", "0.5000", "0.5000"])
+    }
+
+    /// A Val set of one class: the threshold is what the report notebook's python computes (sklearn roc_curve,
+    /// np.argmax of tpr - fpr: the first threshold, inf), and the Test metrics at it; it was NaN here, so the
+    /// saved table and the re-executed notebook disagreed.
+    func testOneClassValSetTakesTheFirstROCThreshold() throws {
+        let test = try load("test_metrics_classification.csv")
+        for positive in [true, false] {
+            let val = (labels: [Bool](repeating: positive, count: 4), scores: [0.2, 0.7, 0.4, 0.9])
+            let m = ScalarReportMetrics(thresholdSet: val, evaluated: test)
+            let reference = try XCTUnwrap(PythonOracle.json("""
+                import json, sys, warnings, numpy as np
+                from sklearn.metrics import roc_curve
+                warnings.simplefilter('ignore')
+                y = np.array(json.loads(sys.argv[1])); s = np.array(json.loads(sys.argv[2]))
+                ty = np.array(json.loads(sys.argv[3])) > 0.5; ts = np.array(json.loads(sys.argv[4]))
+                fpr, tpr, thr = roc_curve(y, s); t = float(thr[int(np.argmax(tpr - fpr))])
+                acc = float(np.mean((ts.astype(np.float32) > np.float32(t)) == ty))
+                print(json.dumps([str(t), acc, float(np.mean(ts[ty] >= t)), float(np.mean((ts[~ty] >= t) == False))]))
+                """, arguments: [val.labels.map { $0 ? 1 : 0 }.description, val.scores.description,
+                                 test.labels.map { $0 ? 1 : 0 }.description, test.scores.description]) as? [Any])
+            XCTAssertEqual(reference[0] as? String, "inf")
+            XCTAssertEqual(m.optimalThreshold, .infinity)
+            XCTAssertEqual(m.accuracyAtOptimalThreshold, reference[1] as? Double)
+            XCTAssertEqual(m.sensitivity, reference[2] as? Double)
+            XCTAssertEqual(m.specificity, reference[3] as? Double)
+        }
     }
 
     /// test_get_metrics_table_crossval: each split's Val sets the threshold for its Test rows.

@@ -25,7 +25,10 @@ public struct ScalarReportMetrics: Equatable, Sendable {
     /// A set with one class only has NaN areas (InnerEye's report; its per-epoch metrics use 1).
     public init(thresholdSet: (labels: [Bool], scores: [Double]), evaluated: (labels: [Bool], scores: [Double]),
                 threshold: Double? = nil) {
-        let chosen = threshold ?? ScalarMetrics.optimalThreshold(labels: thresholdSet.labels, scores: thresholdSet.scores)?.threshold ?? .nan
+        // A Val set of one class has no ROC curve; InnerEye's recipe (roc_curve's NaN rates, np.argmax picking the
+        // first point) then takes the first threshold, +inf, as ScalarMetrics.classification does.
+        let chosen = threshold ?? ScalarMetrics.optimalThreshold(labels: thresholdSet.labels, scores: thresholdSet.scores)?.threshold
+            ?? (thresholdSet.labels.isEmpty ? .nan : .infinity)
         let (labels, scores) = evaluated
         areaUnderPR = ScalarMetrics.areaUnderPR(labels: labels, scores: scores) ?? .nan
         areaUnderROC = ScalarMetrics.areaUnderROC(labels: labels, scores: scores) ?? .nan
