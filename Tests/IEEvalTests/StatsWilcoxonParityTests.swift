@@ -9,10 +9,42 @@ import XCTest
 /// pairing on seriesId when the column exists, a structure with fewer than 5 non-zero differences printed without
 /// z, p and verdict, a pair in which no structure qualifies left out.
 final class StatsWilcoxonParityTests: XCTestCase {
-    static let oracle = """
-        import sys, csv, io, math
+    /// InnerEye's per-pair test and its text block (statistical_tests.wilcoxon, compose_pairwise_result), shared by
+    /// the oracles below: `block(r1, r2, d1, d2)` is the block's lines, empty when no structure has 5 differences.
+    static let innerEyePairBlock = """
+        import math
         import numpy as np
         from scipy.stats import norm, rankdata
+        def stats(d1, d2, factor):
+            shared = sorted(set(k for k in d1 if k in d2))
+            v1 = [d1[k] for k in shared]; v2 = [d2[k] for k in shared]
+            d = np.array(v2) - np.array(v1); nz = d[d != 0]; n = len(nz)
+            z = 0.0
+            if n:
+                w = float(np.sum(np.sign(nz) * rankdata(np.abs(nz))))
+                z = w / math.sqrt(n * (n + 1) * (2 * n + 1) / 6.0)
+            return dict(pairs=len(shared), mean1=np.mean(v1), mean2=np.mean(v2), n1=int(np.sum(d < 0)),
+                        n2=int(np.sum(d > 0)), med1=np.median(v1), med2=np.median(v2), z=z, p=norm.cdf(z / factor))
+        header = (f"{'Name':<15s} {'N':^3s} {'Mean1':^7s} {'Mean2':^7s} {'N1>2':^4s} {'N2>1':^4s} "
+                  f"{'Med1':^7s} {'Med2':^7s} {'WilcZ':>6s} {'WilcP':^5s} {'2_vs_1':<s}")
+        def block(r1, r2, d1, d2):
+            res = {name: stats(d1[name], d2[name], 2.0 if name.lower() in ('skin', 'external') else 1.25)
+                   for name in d1 if name in d2}
+            width = max([0] + [len(k) for k in res]); body = []; valid = False
+            for name in sorted(res):
+                s = res[name]
+                line = (f"{name:<{width}s} {s['pairs']:3d} {s['mean1']:7.3f} {s['mean2']:7.3f} {s['n1']:4d} "
+                        f"{s['n2']:4d} {s['med1']:7.3f} {s['med2']:7.3f}")
+                if s['n1'] + s['n2'] >= 5:
+                    verdict = 'WORSE' if s['p'] < 0.025 else ('BETTER' if s['p'] > 0.975 else '')
+                    line += f" {s['z']:6.3f} {s['p']:5.3f} {verdict}"
+                    valid = True
+                body.append(line)
+            return ['Run 1: ' + r1, 'Run 2: ' + r2, header] + body + [''] if valid else []
+
+        """
+    static let oracle = innerEyePairBlock + """
+        import sys, csv, io
         rows = list(csv.DictReader(io.StringIO(sys.stdin.read())))
         use_series = 'seriesId' in rows[0]
         data = {}
@@ -20,36 +52,11 @@ final class StatsWilcoxonParityTests: XCTestCase {
             if r['mode'].lower() == 'test':
                 key = r['seriesId'] if use_series else r['Patient']
                 data.setdefault(r['split'], {}).setdefault(r['Structure'], {})[key] = float(r['Dice'])
-        def stats(d1, d2, factor):
-            shared = sorted(k for k in d1 if k in d2)
-            v1 = np.array([d1[k] for k in shared]); v2 = np.array([d2[k] for k in shared])
-            d = v2 - v1; nz = d[d != 0]; n = len(nz)
-            z = 0.0
-            if n:
-                w = float(np.sum(np.sign(nz) * rankdata(np.abs(nz))))
-                z = w / math.sqrt(n * (n + 1) * (2 * n + 1) / 6.0)
-            return dict(pairs=len(shared), mean1=v1.mean(), mean2=v2.mean(), n1=int(np.sum(d < 0)),
-                        n2=int(np.sum(d > 0)), med1=np.median(v1), med2=np.median(v2), z=z, p=norm.cdf(z / factor))
-        header = (f"{'Name':<15s} {'N':^3s} {'Mean1':^7s} {'Mean2':^7s} {'N1>2':^4s} {'N2>1':^4s} "
-                  f"{'Med1':^7s} {'Med2':^7s} {'WilcZ':>6s} {'WilcP':^5s} {'2_vs_1':<s}")
         runs = sorted(data); lines = []
         while runs:
             r1 = runs.pop(0)
             for r2 in runs:
-                res = {name: stats(data[r1][name], data[r2][name], 2.0 if name.lower() in ('skin', 'external') else 1.25)
-                       for name in data[r1] if name in data[r2]}
-                width = max([0] + [len(k) for k in res]); body = []; valid = False
-                for name in sorted(res):
-                    s = res[name]
-                    line = (f"{name:<{width}s} {s['pairs']:3d} {s['mean1']:7.3f} {s['mean2']:7.3f} {s['n1']:4d} "
-                            f"{s['n2']:4d} {s['med1']:7.3f} {s['med2']:7.3f}")
-                    if s['n1'] + s['n2'] >= 5:
-                        verdict = 'WORSE' if s['p'] < 0.025 else ('BETTER' if s['p'] > 0.975 else '')
-                        line += f" {s['z']:6.3f} {s['p']:5.3f} {verdict}"
-                        valid = True
-                    body.append(line)
-                if valid:
-                    lines += ['Run 1: ' + r1, 'Run 2: ' + r2, header] + body + ['']
+                lines += block(r1, r2, data[r1], data[r2])
         print('\\n'.join(lines) if lines else 'There were not enough data points for any statistically meaningful comparisons.', end='\\n' if lines else '')
         """
 
@@ -118,23 +125,10 @@ final class StatsWilcoxonParityTests: XCTestCase {
 /// 2 before 10; strings in code-point order when some id is not a number) and takes np.median, (a + b) / 2 for
 /// an even count. Values with 3 decimals put many means and medians on half-way points of `%7.3f`.
 final class StatsWilcoxonTextOrderTests: XCTestCase {
-    static let oracle = """
-        import sys, io, json, math
-        import numpy as np, pandas as pd
+    static let oracle = StatsWilcoxonParityTests.innerEyePairBlock + """
+        import sys, io, json
+        import pandas as pd
         from collections import defaultdict
-        from scipy.stats import norm, rankdata
-        def stats(d1, d2, factor):
-            shared = sorted(set(k for k in d1 if k in d2))
-            v1 = [d1[k] for k in shared]; v2 = [d2[k] for k in shared]
-            d = np.array(v2) - np.array(v1); nz = d[d != 0]; n = len(nz)
-            z = 0.0
-            if n:
-                w = float(np.sum(np.sign(nz) * rankdata(np.abs(nz))))
-                z = w / math.sqrt(n * (n + 1) * (2 * n + 1) / 6.0)
-            return dict(pairs=len(shared), mean1=np.mean(v1), mean2=np.mean(v2), n1=int(np.sum(d < 0)),
-                        n2=int(np.sum(d > 0)), med1=np.median(v1), med2=np.median(v2), z=z, p=norm.cdf(z / factor))
-        header = (f"{'Name':<15s} {'N':^3s} {'Mean1':^7s} {'Mean2':^7s} {'N1>2':^4s} {'N2>1':^4s} "
-                  f"{'Med1':^7s} {'Med2':^7s} {'WilcZ':>6s} {'WilcP':^5s} {'2_vs_1':<s}")
         out = []
         for fa, fb in json.load(sys.stdin):
             data = {}
@@ -143,19 +137,8 @@ final class StatsWilcoxonTextOrderTests: XCTestCase {
                 for t in pd.read_csv(io.StringIO(text)).itertuples():
                     d[t.Structure][t.Patient] = float(t.Dice)
                 data[run] = d
-            res = {name: stats(data['A'][name], data['B'][name], 2.0 if name.lower() in ('skin', 'external') else 1.25)
-                   for name in data['A'] if name in data['B']}
-            width = max([0] + [len(k) for k in res]); body = []; valid = False
-            for name in sorted(res):
-                s = res[name]
-                line = (f"{name:<{width}s} {s['pairs']:3d} {s['mean1']:7.3f} {s['mean2']:7.3f} {s['n1']:4d} "
-                        f"{s['n2']:4d} {s['med1']:7.3f} {s['med2']:7.3f}")
-                if s['n1'] + s['n2'] >= 5:
-                    verdict = 'WORSE' if s['p'] < 0.025 else ('BETTER' if s['p'] > 0.975 else '')
-                    line += f" {s['z']:6.3f} {s['p']:5.3f} {verdict}"
-                    valid = True
-                body.append(line)
-            out.append('\\n'.join(['Run 1: A', 'Run 2: B', header] + body + ['']) + '\\n' if valid else
+            lines = block('A', 'B', data['A'], data['B'])
+            out.append('\\n'.join(lines) + '\\n' if lines else
                        'There were not enough data points for any statistically meaningful comparisons.')
         print(json.dumps(out))
         """
