@@ -68,12 +68,18 @@ final class StatsPandasOrderTests: XCTestCase {
             """, input: try JSONSerialization.data(withJSONObject: files))
         let expected = try XCTUnwrap(reference as? [String])
         XCTAssertEqual(expected.count, files.count)
+        assertSame(ours, expected) { "file \($0):\n\(files[$0])" }
+    }
+
+    /// Every text of ours equal to pandas'; the first three differences shown (`label` names the case).
+    func assertSame(_ ours: [String], _ expected: [String], label: (Int) -> String,
+                    file: StaticString = #filePath, line: UInt = #line) {
         var differing = 0
         for (i, (a, b)) in zip(ours, expected).enumerated() where a != b {
             differing += 1
-            if differing <= 3 { XCTFail("file \(i):\n\(files[i])ours:\n\(a)pandas:\n\(b)") }
+            if differing <= 3 { XCTFail("\(label(i))ours:\n\(a)pandas:\n\(b)", file: file, line: line) }
         }
-        XCTAssertEqual(differing, 0)
+        XCTAssertEqual(differing, 0, file: file, line: line)
     }
 
     func testBreakdownMatchesPandasDescribe() throws {
@@ -111,11 +117,6 @@ final class StatsPandasOrderTests: XCTestCase {
             """, input: try JSONSerialization.data(withJSONObject: files))
         let expected = try XCTUnwrap(reference as? [String])
         XCTAssertEqual(expected.count, ours.count)
-        var differing = 0
-        for (i, (a, b)) in zip(ours, expected).enumerated() where a != b {
-            differing += 1
-            if differing <= 3 { XCTFail("file \(i / 2):\nours:\n\(a)pandas:\n\(b)") }
-        }
-        XCTAssertEqual(differing, 0)
+        assertSame(ours, expected) { "file \($0 / 2):\n" }
     }
 }
