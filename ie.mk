@@ -82,11 +82,12 @@ crossval: synth
 	echo "done: $$run"
 
 # The folds of an existing parent (PARENT=runs/<experiment>/<parent_id>), one Make job each: train, then the
-# evaluation pipeline (which marks the fold completed), as a Slurm fold job does.
+# evaluation pipeline (which marks the fold completed), as a Slurm fold job does; --resume: a rerun continues each
+# fold from its autosave.
 crossval-folds: $(addprefix crossval-fold-,$(shell seq 0 $$(( $(SPLITS) - 1 ))))
 crossval-fold-%:
 	@test -n "$(PARENT)" || { echo "usage: make crossval-folds PARENT=runs/<experiment>/<parent_id> SPLITS=N"; exit 2; }
-	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" $(FOLD_ARGS)
+	$(IE_BIN)/ie-train $(IE) --run="$(PARENT)_$*" --resume $(FOLD_ARGS)
 	$(IE_BIN)/ie-evaluate $(IE) --run="$(PARENT)_$*" --mark_completed
 
 # Local Slurm cluster for trying SLURM=1 / ie-submit (root; installs Debian's slurm and Open MPI when missing). One node, or

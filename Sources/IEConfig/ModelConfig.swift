@@ -335,6 +335,8 @@ public struct ModelConfig: Sendable {
     public static let maxPatchAxis = 32767
     /// The most voxels in one crop_size or test_crop_size patch (512^3).
     public static let maxPatchVoxels = 512 * 512 * 512
+    /// The most voxels in one batch of patches (2^31: 16 patches of 512^3, 8 GiB of float input alone).
+    public static let maxBatchVoxels = 1 << 31
 
     /// Cross-parameter checks (InnerEye's validate plus our UNet3D size rule). Errors name the file:line or flag
     /// that set the offending value.
@@ -428,6 +430,18 @@ public struct ModelConfig: Sendable {
         }
         try validatePostProcessingRules()
         try validateCategory()
+        // A batch holds batch_size patches at once: a bound on their voxels too, so that a typo such as
+        // train_batch_size=100000 is a config error and not an allocation that aborts the run half-way
+        // (InnerEye's default inference_batch_size 8 of its largest test crops stays well inside).
+        for (batchKey, patchKey) in [("train_batch_size", "crop_size"), ("inference_batch_size", "test_crop_size"),
+                                     ("train_batch_size", "image_size")] {
+            guard case .int(let batch) = value(batchKey), batch > 0, case .ints(let patch) = value(patchKey) else { continue }
+            let (voxels, overflow) = patch.reduce(1, *).multipliedReportingOverflow(by: batch)
+            if overflow || voxels > ModelConfig.maxBatchVoxels {
+                throw fail(batchKey, "got \(batch) patches of \(patchKey) \(patch.map(String.init).joined(separator: ",")), expected at most "
+                                     + "\(ModelConfig.maxBatchVoxels) (2^31) voxels per batch")
+            }
+        }
         if lossType == "Mixture" && !isSet("mixture_loss_components") {
             throw fail("loss_type", "Mixture needs mixture_loss_components, expected e.g. 0.5:Focal:0.2,0.5:SoftDice:0.1")
         }

@@ -73,6 +73,12 @@ extension ModelConfig {
             if let size = imageSize, !(2...3).contains(size.count) || size.contains(where: { $0 < 1 }) {
                 throw fail("image_size", "got \(size.map(String.init).joined(separator: ",")), expected [H, W] or [D, H, W] of positive sizes")
             }
+            // The same bounds as a segmentation patch: a typo is a config error, not an allocation that aborts.
+            if let size = imageSize, size.contains(where: { $0 > ModelConfig.maxPatchAxis })
+                || size.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }) > ModelConfig.maxPatchVoxels {
+                throw fail("image_size", "got \(size.map(String.init).joined(separator: ",")), expected at most \(ModelConfig.maxPatchAxis) "
+                                         + "per axis and \(ModelConfig.maxPatchVoxels) (512^3) voxels")
+            }
             if hiddenUnits < 1 { throw fail("hidden_units", "got \(hiddenUnits), expected a positive integer") }
             if category == .regression && !classNames.isEmpty {
                 throw fail("class_names", "a regression model has one output, expected no class_names")

@@ -6,8 +6,9 @@ import IERun
 /// `ie-submit` (SPEC §10): a plain run or a fold is one job (ie-train, then `ie-evaluate --mark_completed`); a
 /// cross-validation parent is a job array (task k trains and evaluates fold k) plus one job with
 /// `--dependency=afterok:<array>` for `ie-crossval ensemble`. Jobs are requeueable; the batch shell forwards
-/// USR1/TERM to ie-train, which writes its autosave and exits 143; a requeued job (SLURM_RESTART_COUNT > 0)
-/// continues with `--resume`. Logs go to the run's logs/; job ids to run.json.
+/// USR1/TERM to ie-train, which writes its autosave and exits 143; ie-train always runs with `--resume`, so a
+/// requeued job (SLURM_RESTART_COUNT > 0) or a resubmitted run continues from its autosave. Logs go to the run's
+/// logs/; job ids to run.json.
 public enum SlurmSubmission {
     public struct Submitted: Sendable {
         /// The training job (a plain run) or the fold array (cross-validation).
@@ -82,9 +83,9 @@ public enum SlurmSubmission {
         #!/bin/bash
         \(header)
         run=\(runExpression)
-        resume=""
+        # ie-train continues from the run's autosave whenever there is one: after a requeue, and when a stopped or
+        # failed run is submitted again (it refuses to train a run over its checkpoints without --resume).
         if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then
-            resume=--resume
             echo "ie-submit job: requeued (restart $SLURM_RESTART_COUNT), resuming $run from its autosave"
         fi
         requeue=0
@@ -98,7 +99,7 @@ public enum SlurmSubmission {
             while kill -0 "$child" 2>/dev/null; do wait "$child"; done
             wait "$child"
         }
-        step \(launch)\(invocation.tool("ie-train")) --run="$run" $resume \(fixed)
+        step \(launch)\(invocation.tool("ie-train")) --run="$run" --resume \(fixed)
         rc=$?
         if [ "$rc" -eq 0 ]; then
             step \(invocation.tool("ie-evaluate")) --run="$run" --mark_completed \(fixed)

@@ -42,6 +42,21 @@ public enum RunTraining {
         try checkNumNodes(config, environment: environment)
     }
 
+    /// Training without `--resume` starts at epoch 1 and would write its checkpoints over the ones a run already
+    /// holds (a completed run's, a stopped run's autosave), leaving a mixture of two trainings: refused, naming
+    /// what the run holds. Adopting weights (`--no-train`) writes only its own epoch and is not affected.
+    public static func checkNotTrainedBefore(_ config: ModelConfig, run: RunDirectory, resume: Bool) throws {
+        guard config.train, !resume else { return }
+        let folder = run.layout.checkpoints
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasSuffix(".ckpt") && ($0.hasPrefix("epoch_") || $0 == "autosave.ckpt") }.sorted()
+        guard !names.isEmpty else { return }
+        let status = (try? run.readInfo().status.rawValue).map { ", status \($0)" } ?? ""
+        throw IEError.usage("run \(run.id) already holds checkpoints (\(names.joined(separator: ", "))\(status)), expected --resume to "
+                            + "continue from its autosave (with a larger --num_epochs to train further), or a new run from ie-split",
+                            file: folder)
+    }
+
     /// `num_nodes` > 1 is data-parallel training over MPI ranks: ie-train must be launched as those ranks.
     public static func checkNumNodes(_ config: ModelConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let nodes = config.numNodes

@@ -55,6 +55,7 @@ struct Train: ParsableCommand {
         // Checked before anything is written.
         try RunTraining.checkTrainable(config, run: runDir)
         try RunDirectory.checkRecoveredFoldCount(config, settings: settingsValue)
+        try RunTraining.checkNotTrainedBefore(config, run: runDir, resume: resume)
         let rank = Distributed.launchedRank()
         guard rank == 0 else { return try trainAsWorker(runDir, settingsValue, extra: extra, rank: rank) }
         // One writer per run: held before the run's files are written (the recorded overrides included).

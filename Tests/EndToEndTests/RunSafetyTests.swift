@@ -51,6 +51,39 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertTrue(next.stderr.contains("no inference results") && !next.stderr.contains("in use"), next.stderr)
     }
 
+    /// ie-train without --resume on a run that holds checkpoints would train from epoch 1 over them (a mixture
+    /// of two trainings): refused before anything is written; --resume with a larger --num_epochs trains on.
+    func testTrainingOverARunsCheckpointsNeedsResume() throws {
+        let runner = try ToolRunner(name: "retrain")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        let first = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let checkpoints = run + "/outputs/checkpoints"
+        func snapshot() throws -> [String: Data] {
+            var files: [String: Data] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: checkpoints) {
+                files[name] = try Data(contentsOf: URL(fileURLWithPath: checkpoints + "/" + name))
+            }
+            return files
+        }
+        let before = try snapshot()
+        XCTAssertNotNil(before["epoch_001.ckpt"])
+        let runJSON = try Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))
+        let again = try runner.run("train", ["--run=\(run)", "--num_epochs=2"] + PipelineTests.tiny)
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertEqual(again.stderr.split(separator: "\n").count, 1, again.stderr)
+        XCTAssertTrue(again.stderr.contains("already holds checkpoints (autosave.ckpt, epoch_001.ckpt, status completed)")
+                      && again.stderr.contains("expected --resume"), again.stderr)
+        XCTAssertEqual(try snapshot(), before, "the refused ie-train left the checkpoints alone")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: run + "/run.json")), runJSON, "and run.json")
+        let resumed = try runner.run("train", ["--run=\(run)", "--resume", "--num_epochs=2"] + PipelineTests.tiny)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resuming from"), resumed.stderr)
+        XCTAssertEqual(try snapshot()["epoch_001.ckpt"], before["epoch_001.ckpt"], "epoch 1 kept")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoints + "/epoch_002.ckpt"))
+    }
+
     /// `-o /dev/stdout` writes to the tool's own standard output (appending where the shell appends), never
     /// renames a file over /dev/stdout (as root that replaced the link), and `-o /dev/null` leaves the device.
     func testOutputsToDevicePathsAreWrittenInPlace() throws {

@@ -161,6 +161,27 @@ final class HostileConfigTests: XCTestCase {
         try load(["--test_crop_size=512,512,512"])
     }
 
+    func testHugeBatchesAreRefused() throws {
+        let s = try ConfigScratch()
+        try s.model("Demo", minimalRunnable)
+        func load(_ args: [String]) throws { _ = try ModelConfig.load(name: "Demo", settings: s.settings, overrides: ConfigOverrides.parse(args)) }
+        // 100000 patches of 16x48x48 would ask for 15 GB of input alone, half-way through the run.
+        assertIEError(.usage, contains: ["--train_batch_size=100000", "100000 patches of crop_size 16,48,48", "at most 2147483648"]) {
+            try load(["--crop_size=16,48,48", "--train_batch_size=100000"])
+        }
+        assertIEError(.usage, contains: ["--inference_batch_size=17", "17 patches of test_crop_size 512,512,512"]) {
+            try load(["--test_crop_size=512,512,512", "--inference_batch_size=17"])
+        }
+        // Overflowing Int is a config error too, not a trap.
+        assertIEError(.usage, contains: ["--inference_batch_size=9223372036854775807", "voxels per batch"]) {
+            try load(["--test_crop_size=16,32,32", "--inference_batch_size=9223372036854775807"])
+        }
+        // Real sizes stay fine: Lung's 3 patches of 64,224,224, the default 8 of InnerEye's 144,512,512 test crops.
+        try load(["--crop_size=64,224,224", "--train_batch_size=3"])
+        try load(["--test_crop_size=144,512,512", "--inference_batch_size=8"])
+        try load(["--crop_size=64,64,64", "--train_batch_size=8"])
+    }
+
     // MARK: 5. Structure names that collide with output files
 
     func testStructureNamesWhoseOutputsCollideAreRefused() throws {

@@ -60,6 +60,13 @@ final class ScalarConfigTests: XCTestCase {
         assertIEError(.usage, contains: ["image_size", "expected [H, W] or [D, H, W]"]) {
             _ = try ModelConfig.load(name: "Clf", settings: s.settings, overrides: try ConfigOverrides.parse(["--image_size=32"]))
         }
+        for (size, batch, limit) in [("100000,100000", "1", "512^3"), ("1024,1024,1024", "1", "512^3"), ("512,512", "100000", "2^31")] {
+            assertIEError(.usage, contains: [limit]) {
+                _ = try ModelConfig.load(name: "Clf", settings: s.settings,
+                                         overrides: try ConfigOverrides.parse(["--image_size=\(size)", "--train_batch_size=\(batch)"]))
+            }
+        }
+        _ = try ModelConfig.load(name: "Clf", settings: s.settings, overrides: try ConfigOverrides.parse(["--image_size=512,512", "--train_batch_size=64"]))
         try s.model("Seg", minimalRunnable + "\nclass_names: [a, b]\n")
         assertIEError(.usage, contains: ["Seg.yml:", "class_names", "only in configs under classification/"]) {
             _ = try ModelConfig.load(name: "Seg", settings: s.settings)
