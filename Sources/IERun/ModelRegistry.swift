@@ -53,9 +53,17 @@ extension RegisteredModel {
     public func modelConfig(settings: Settings, overrides: [ConfigOverride] = []) throws -> ModelConfig {
         // model_name is the config the model was trained from (registration uses the same name today).
         let configName = config["model_name"] ?? name
-        let base = try ModelConfig.load(name: configName, settings: settings, requireRunnable: false)
-        var stored: [ConfigOverride] = []
-        for key in config.keys.sorted() where key != "model_name" {
+        // The category (model_category, stored as the effective one) comes first: a config file's folder says
+        // it, and a file moved to another folder would otherwise turn a classifier into a segmentation model.
+        var categoryOverride: [ConfigOverride] = []
+        if let text = config["model_category"], let stored = ModelCategory(rawValue: text),
+           (try? ModelConfig.load(name: configName, settings: settings, requireRunnable: false))?.category != stored {
+            categoryOverride = try ConfigOverrides.parse(["--model_category=\(stored.rawValue)"])
+                .map { var o = $0; o.flag = "\(jsonPath): model_category=\(text)"; return o }
+        }
+        let base = try ModelConfig.load(name: configName, settings: settings, overrides: categoryOverride, requireRunnable: false)
+        var stored: [ConfigOverride] = categoryOverride
+        for key in config.keys.sorted() where key != "model_name" && key != "model_category" {
             let text = config[key] ?? ""
             guard let spec = ParameterSchema.byName[key] else {
                 let hint = closestMatch(key, in: ParameterSchema.names).map { " (closest: \($0))" } ?? ""
@@ -136,6 +144,8 @@ public struct ModelRegistry: Sendable {
         if let config {
             configValues["model_name"] = config.name
             for (k, v) in config.orderedArguments { configValues[k] = v }
+            // The effective category, also when the config file's folder (not a parameter) gave it.
+            configValues["model_category"] = config.category.rawValue
         }
         var model = RegisteredModel(name: name, version: version, config: configValues, checkpoints: entries,
                                     sourceRunIds: sourceRunIds, created: RunIDs.isoDate(date))

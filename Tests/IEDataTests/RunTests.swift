@@ -222,6 +222,32 @@ final class ModelRegistryTests: XCTestCase {
         }
     }
 
+    /// The category is stored as the effective one: a classifier whose config file later moves from
+    /// classification/ to segmentation/ (which alone said what it is) still comes back as a classifier.
+    func testRegisteredCategorySurvivesAMovedConfigFile() throws {
+        let s = try Scratch()
+        let a = try s.write("run/epoch_002.ckpt", "abc")
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        _ = try s.write("configs/classification/Clf.yml", try String(contentsOfFile: repo + "/configs/classification/HelloClassification.yml", encoding: .utf8))
+        var settings = Settings.defaults(relativeTo: s.root)
+        settings.modelConfigsDirs = [s.root + "/configs"]
+        let registry = ModelRegistry(settings: settings)
+        let trained = try ModelConfig.load(name: "Clf", settings: settings)
+        XCTAssertEqual(trained.category, .classification)
+        let model = try registry.register(name: "Clf", config: trained, checkpoints: [a], sourceRunIds: [])
+        XCTAssertEqual(try registry.resolve(model.id).modelConfig(settings: settings).orderedArguments.map { "\($0)" },
+                       trained.orderedArguments.map { "\($0)" })
+        try FileManager.default.createDirectory(atPath: s.root + "/configs/segmentation", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: s.root + "/configs/classification/Clf.yml", toPath: s.root + "/configs/segmentation/Clf.yml")
+        assertIEError(.usage, contains: ["Clf.yml", "classification/regression"]) {
+            _ = try ModelConfig.load(name: "Clf", settings: settings, requireRunnable: false)
+        }
+        let moved = try registry.resolve(model.id).modelConfig(settings: settings)
+        XCTAssertEqual(moved.category, .classification)
+        XCTAssertEqual(moved.lossType, "BCEWithLogits")
+        XCTAssertEqual(moved.imageSize, [32, 32])
+    }
+
     func testConcurrentRegistrationsTakeDistinctVersions() throws {
         let s = try Scratch()
         let a = try s.write("c.ckpt", "x")
