@@ -100,7 +100,7 @@ fuzz: build
 
 # The kernels, the file parsers and the signal/shutdown paths under AddressSanitizer and ThreadSanitizer (own build
 # folders, debug). Leak reports are off: the ones seen come from Foundation's Process and XCTest, not the toolbox.
-SANITIZE_TESTS := TorchCheckpointHostileTests|WinogradConvTests|ImplicitWeightGradientTests|ConvLedgerTests|DNNLSubPixelTests|SubPixelAdjointTests|MetricsLabelMapTests|PNGReadingTests|CheckpointTests|DirectConvTests|DNNLConvTests|ConvTests|ElementwiseLayerTests|LossTests|UNet3DTests|NIfTIHostileTests|NIfTIReadTests|MetricsAnalyticTests|MetricsDistanceTransformTests|HostileStreamAndNameTests|testSigtermStopsWithExit143|testKilledTrainingResumes
+SANITIZE_TESTS := TorchCheckpointHostileTests|WinogradConvTests|ImplicitWeightGradientTests|ConvLedgerTests|DNNLSubPixelTests|SubPixelAdjointTests|MetricsLabelMapTests|PNGReadingTests|CheckpointTests|DirectConvTests|DNNLConvTests|ConvTests|ElementwiseLayerTests|LossTests|UNet3DTests|NIfTIHostileTests|NIfTIReadTests|MetricsAnalyticTests|MetricsDistanceTransformTests|HostileStreamAndNameTests|testSigtermStopsWithExit143|testKilledTrainingResumes|testCtrlCStopsLikeSIGTERM|AtomicFileTests|testTrainingOverARunsCheckpointsNeedsResume
 .PHONY: sanitize
 sanitize: test-deps
 	cd $(TOOLBOX_DIR) && for s in address thread; do \

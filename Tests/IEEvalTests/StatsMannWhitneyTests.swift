@@ -29,9 +29,32 @@ final class StatsMannWhitneyTests: XCTestCase {
         XCTAssertEqual(r.p, ref[1], accuracy: 1e-12)
     }
 
+    /// scipy's method='exact' keeps the no-ties distribution when there are ties (U of average ranks, truncated):
+    /// U ending in .5, a whole U with ties, all values tied but one.
+    func testExactWithTiesMatchesScipy() throws {
+        let cases: [([Double], [Double])] = [([1, 2, 2, 3, 4], [2, 3, 5, 6, 6, 7]),
+                                             ([1, 1, 2, 3], [1, 2, 4, 4, 5]),
+                                             ([5, 5, 5, 5, 5, 5, 5, 6], [5, 5, 5, 5, 5, 5, 5, 5, 5]),
+                                             // Dice-like values of two institutions, 120 and 150, rounded so some tie.
+                                             ((0..<120).map { Double(Int(80 + 15 * sin(Double($0)))) / 100 },
+                                              (0..<150).map { Double(Int(77 + 15 * cos(Double($0) * 1.3))) / 100 })]
+        for (x, y) in cases {
+            let ref = numbers(try pythonReference("""
+                from scipy.stats import mannwhitneyu
+                r = mannwhitneyu(\(pythonList(x)), \(pythonList(y)), alternative='two-sided', method='exact')
+                print(r.statistic, r.pvalue)
+                """))
+            let r = MannWhitneyU.test(x, y, method: .exact)
+            XCTAssertEqual(r.method, .exact)
+            XCTAssertEqual(r.u, ref[0], accuracy: 1e-12, "\(x) \(y)")
+            XCTAssertEqual(r.p, ref[1], accuracy: 1e-12, "\(x) \(y)")
+        }
+    }
+
     func testUDistributionHandWorked() {
         // m = n = 2: the 6 orderings give U = 0, 1, 2, 2, 3, 4.
-        XCTAssertEqual(MannWhitneyU.uDistribution(2, 2), [1, 1, 2, 1, 1])
+        for (p, q) in zip(MannWhitneyU.uDistribution(2, 2), [1.0, 1, 2, 1, 1].map { $0 / 6 }) { XCTAssertEqual(p, q, accuracy: 1e-15) }
+        XCTAssertEqual(MannWhitneyU.uDistribution(30, 40).reduce(0, +), 1, accuracy: 1e-12)
     }
 
     func testROCHandWorked() {

@@ -6,7 +6,8 @@ public enum MannWhitneyU {
     public enum Method: String, Sendable, CaseIterable {
         /// Normal approximation with tie and continuity correction.
         case asymptotic
-        /// Exact null distribution of U (no ties allowed; falls back to asymptotic when there are ties).
+        /// Exact null distribution of U without ties, also when there are ties (as scipy's method='exact':
+        /// the larger U, average ranks, truncated to an integer).
         case exact
     }
 
@@ -25,12 +26,11 @@ public enum MannWhitneyU {
         let u1 = r1 - Double(n1 * (n1 + 1)) / 2
         let u2 = Double(n1 * n2) - u1
         let u = max(u1, u2)
-        let hasTies = ties.contains { $0 > 1 }
-        if method == .exact && !hasTies {
-            let counts = uDistribution(n1, n2)
-            let total = counts.reduce(0, +)
-            let k = Int(u.rounded())
-            let sf = k < counts.count ? counts[k...].reduce(0, +) / total : 0
+        if method == .exact && n1 * n2 <= exactPairLimit {
+            let probabilities = uDistribution(n1, n2)
+            // scipy takes sf(int(U)): with ties U can end in .5, and its exact p uses the no-ties distribution.
+            let k = Int(u)
+            let sf = k < probabilities.count ? probabilities[k...].reduce(0, +) : 0
             return Result(u: u1, p: min(1, max(0, 2 * sf)), method: .exact)
         }
         let nd1 = Double(n1), nd2 = Double(n2), n = nd1 + nd2
@@ -41,29 +41,30 @@ public enum MannWhitneyU {
         return Result(u: u1, p: p, method: .asymptotic)
     }
 
-    /// Number of arrangements giving each U in 0...m*n (the exact null distribution times C(m+n, m)).
+    /// The exact null distribution of U for samples of m and n without ties: P(U = u) for u in 0...m*n.
+    /// Probabilities rather than counts, so that no C(m+n, m) overflows: the largest of the m+n values is one
+    /// of the i x's with probability i/(i+j) (it then exceeds all j y's: U grows by j), else one of the y's.
     public static func uDistribution(_ m: Int, _ n: Int) -> [Double] {
-        // f[i][j][u]: arrangements of i x's and j y's with U = u; f(i,j,u) = f(i-1,j,u-j) + f(i,j-1,u).
         var previousRow: [[Double]] = (0...n).map { _ in [1] }   // i = 0: only U = 0
         if m == 0 { return previousRow[n] }
         for i in 1...m {
-            var row: [[Double]] = []
+            var row: [[Double]] = [[1]]   // j = 0
             row.reserveCapacity(n + 1)
-            row.append([1])   // j = 0
             for j in 1...max(n, 1) where j <= n {
-                var counts = [Double](repeating: 0, count: i * j + 1)
-                // Largest element is an x (it exceeds all j y's): contributes j.
-                let fromX = previousRow[j]
-                for (u, c) in fromX.enumerated() where u + j < counts.count { counts[u + j] += c }
-                // Largest element is a y.
-                let fromY = row[j - 1]
-                for (u, c) in fromY.enumerated() { counts[u] += c }
-                row.append(counts)
+                let fromX = previousRow[j], fromY = row[j - 1]
+                let px = Double(i) / Double(i + j), py = Double(j) / Double(i + j)
+                var p = [Double](repeating: 0, count: i * j + 1)
+                for (u, q) in fromX.enumerated() where u + j < p.count { p[u + j] += px * q }
+                for (u, q) in fromY.enumerated() { p[u] += py * q }
+                row.append(p)
             }
             previousRow = row
         }
         return previousRow[n]
     }
+
+    /// Above this many pairs (n1 n2) the exact distribution costs (n1 n2)^2 / 4 steps: the normal approximation.
+    public static let exactPairLimit = 40_000
 
     /// P(x < y) + 0.5 P(x = y) over all pairs (InnerEye's "ROC").
     public static func roc(_ x: [Double], _ y: [Double]) -> Double {
