@@ -8,6 +8,7 @@ import IECore
 /// an IEError thrown while running prints `ie-<tool>: error: <file>[:<line>]: <what>` and exits with its code;
 /// any other error exits 1.
 public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, arguments: [String]? = nil) -> Never {
+    StandardStream.occupyClosedDescriptors()
     do {
         // parseAsRoot returns a help command for `--help`, whose run() throws the parser's help outcome.
         var command = try type.parseAsRoot(arguments ?? Array(CommandLine.arguments.dropFirst()))

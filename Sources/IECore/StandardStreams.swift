@@ -4,6 +4,21 @@ import Foundation
 /// `readDataToEndOfFile` trap on a closed or full stream (`ie-stats ... >/dev/full`, `<&-`); these report it as an
 /// `IEError` instead, so a tool fails with one line and exit 1 rather than a crash or a silent exit 0.
 public enum StandardStream {
+    /// A tool started with stdin, stdout or stderr closed (`>&-`, `2>&-`) would be given that descriptor number by
+    /// the first file it opens (a run's .lock, its log) and then write its output or messages into that file. Each
+    /// closed one is taken by /dev/null opened the wrong way round (stdin write-only, stdout and stderr read-only),
+    /// so the number is used up and every read or write on the closed stream still fails with EBADF, as before.
+    public static func occupyClosedDescriptors() {
+        for fd in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            let opened = open("/dev/null", fd == STDIN_FILENO ? O_WRONLY : O_RDONLY)
+            guard opened >= 0 else { continue }
+            if opened != fd {
+                dup2(opened, fd)
+                close(opened)
+            }
+        }
+    }
+
     /// Writes all of `text` to `fd` (retrying short writes and EINTR); throws `IEError.failure` naming the stream.
     public static func write(_ text: String, to fd: Int32 = STDOUT_FILENO, name: String = "standard output") throws {
         try writeAll(Data(text.utf8), to: fd, name: name)

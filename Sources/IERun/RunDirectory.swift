@@ -244,7 +244,9 @@ public struct RunDirectory: Sendable {
     /// Runs an evaluation tool's work on a run (ie-infer, ie-ensemble, ie-metrics): logs to logs/<tool>.log and
     /// leaves the run's times alone (they are its training's). A failure marks the run failed with the error,
     /// unless training is under way or has itself failed (that status and error stay); a later success of the
-    /// same tool clears its own failure again (completed when training had finished, else queued).
+    /// same tool clears its own failure again (completed when training had finished, else queued), and a success
+    /// of ie-evaluate, which reruns inference and metrics, clears theirs too. A usage error (a wrong `--epoch`, a
+    /// missing option: exit 2) leaves the status alone: the command was wrong, not the run.
     /// The run's lock is held throughout, as in `perform`.
     public func performEvaluation(tool: String, _ body: () throws -> Void) throws {
         try RunLock.process.withLock(run: path, tool: tool) { try performEvaluationLocked(tool: tool, body) }
@@ -258,6 +260,7 @@ public struct RunDirectory: Sendable {
             try body()
         } catch {
             logError(error, tool: tool)
+            if let e = error as? IEError, e.code == .usage { throw error }
             let text = (error as? IEError)?.description ?? "\(error)"
             try? update { info in
                 let failedByEvaluation = info.status == .failed && RunDirectory.isEvaluationError(info.error)
@@ -268,7 +271,7 @@ public struct RunDirectory: Sendable {
             throw error
         }
         try update { info in
-            guard info.status == .failed, info.error?.hasPrefix(prefix) == true else { return }
+            guard info.status == .failed, RunDirectory.isCleared(info.error, bySuccessOf: tool) else { return }
             info.status = info.finished == nil ? .queued : .completed
             info.error = nil
         }
@@ -276,6 +279,14 @@ public struct RunDirectory: Sendable {
 
     /// The tools that run `performEvaluation`; their errors in run.json start with `<tool>: `.
     public static let evaluationTools = ["ie-infer", "ie-ensemble", "ie-metrics", "ie-evaluate"]
+
+    /// Whether `tool` succeeding clears a recorded failure: its own, and for ie-evaluate (inference and metrics
+    /// of every evaluated epoch, then the report) those of ie-infer and ie-metrics as well.
+    static func isCleared(_ error: String?, bySuccessOf tool: String) -> Bool {
+        guard let error else { return false }
+        let covered = tool == "ie-evaluate" ? [tool, "ie-infer", "ie-metrics"] : [tool]
+        return covered.contains { error.hasPrefix($0 + ": ") }
+    }
 
     static func isEvaluationError(_ error: String?) -> Bool {
         guard let error else { return false }

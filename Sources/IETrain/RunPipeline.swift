@@ -18,6 +18,20 @@ public enum RunPipeline {
         run.layout.checkpoint(epoch: epoch)
     }
 
+    /// The run's own checkpoint of `epoch` for inference: an epoch the run never saved is a wrong `--epoch` (exit 2,
+    /// as ie-metrics and ie-report answer it), naming the epochs there are; the run itself is not at fault.
+    public static func savedCheckpoint(run: RunDirectory, epoch: Int) throws -> String {
+        let path = checkpointPath(run: run, epoch: epoch)
+        guard !FileManager.default.fileExists(atPath: path) else { return path }
+        let saved = ((try? FileManager.default.contentsOfDirectory(atPath: run.layout.checkpoints)) ?? [])
+            .filter { $0.hasPrefix("epoch_") && $0.hasSuffix(".ckpt") }.sorted()
+        if saved.isEmpty {
+            throw IEError.usage("the run has no checkpoint (not trained yet), expected ie-train --run=\(run.path) first", file: path)
+        }
+        throw IEError.usage("epoch \(epoch) has no checkpoint in the run (saved: \(saved.joined(separator: ", "))), "
+                            + "expected --epoch of a saved epoch", file: path)
+    }
+
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else {
             // Name what there is: a run's checkpoints folder lists the epochs that can be asked for.
@@ -168,7 +182,7 @@ public enum RunPipeline {
         let folder = ensembleFolder(run: run, epoch: epoch)
         let members = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".ckpt") }.sorted()
         guard !members.isEmpty else {
-            return [try ModelLoading.load(checkpointPath: checkpointPath(run: run, epoch: epoch), config: config, options: options)]
+            return [try ModelLoading.load(checkpointPath: savedCheckpoint(run: run, epoch: epoch), config: config, options: options)]
         }
         return try loadModels(checkpoints: members.map { folder + "/" + $0 }, modelIDs: [], settings: nil,
                               config: config, options: options)

@@ -44,9 +44,11 @@ public enum ScalarRun {
     /// The classifier(s) of the run's `epoch`: its checkpoint, or the members of an adopted ensemble.
     public static func models(run: RunDirectory, epoch: Int, options: EngineOptions = .fromEnvironment()) throws -> [ImageClassifier] {
         let folder = run.layout.ensembleFolder(epoch: epoch)
-        var paths = [run.layout.checkpoint(epoch: epoch)]
+        var paths: [String]
         if let members = try? FileManager.default.contentsOfDirectory(atPath: folder), !members.isEmpty {
             paths = members.filter { $0.hasSuffix(".ckpt") }.sorted().map { folder + "/" + $0 }
+        } else {
+            paths = [try RunPipeline.savedCheckpoint(run: run, epoch: epoch)]
         }
         return try paths.map { try RunPipeline.readCheckpoint($0).makeClassifier(source: $0, options: options) }
     }

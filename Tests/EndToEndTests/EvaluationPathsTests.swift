@@ -109,15 +109,17 @@ final class EvaluationPathsTests: XCTestCase {
         try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
     }
 
-    /// An untrained run fails with the missing checkpoint; a cross-validation parent is refused (its ensemble step
-    /// evaluates it).
+    /// An untrained run is refused (ie-train first), its status unchanged; a cross-validation parent is refused (its
+    /// ensemble step evaluates it).
     func testUntrainedRunAndParentAreRefused() throws {
         let runner = try ToolRunner(name: "evalmark")
         defer { runner.remove() }
         let run = try PipelineTests.makeRun(runner, subjects: 6)
         let refused = try runner.run("evaluate", ["--run=\(run)"])
-        XCTAssertEqual(refused.status, 3, "an untrained run has no checkpoint: \(refused.stderr)")
-        XCTAssertTrue(refused.stderr.hasPrefix("ie-evaluate: error: "), refused.stderr)
+        XCTAssertEqual(refused.status, 2, "an untrained run has no checkpoint: \(refused.stderr)")
+        XCTAssertTrue(refused.stderr.hasPrefix("ie-evaluate: error: ") && refused.stderr.contains("not trained yet), expected ie-train --run="),
+                      refused.stderr)
+        XCTAssertEqual(try Self.json(run + "/run.json")["status"] as? String, "queued")
         let parent = try runner.run("split", ["--model=HelloWorld", "--number_of_cross_validation_splits=2"])
         let parentRun = parent.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let onParent = try runner.run("evaluate", ["--run=\(parentRun)"])

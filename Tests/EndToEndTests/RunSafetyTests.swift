@@ -84,6 +84,70 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoints + "/epoch_002.ckpt"))
     }
 
+    /// A tool started with stdout or stderr closed (`>&-`, `2>&-`) used to get that descriptor for the run's .lock
+    /// and wrote its messages into it; they fail as a closed stream again, and the lock file holds only its line.
+    func testClosedStandardStreamsNeverLandInTheRunsFiles() throws {
+        let runner = try ToolRunner(name: "closedfd")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let bin = ToolRunner.binaryFolder
+        for (command, status) in [("'\(bin)/ie-infer' --run='\(run)' --mode=Val --epoch=1 --threads=1 2>&-", 0),
+                                  ("'\(bin)/ie-metrics' run --run='\(run)' --mode=Val --epoch=1 2>&- >&-", 0),
+                                  ("'\(bin)/ie-infer' --run='\(run)' --mode=Val --epoch=1 --threads=1 --no-such-option 2>&-", 2)] {
+            let bash = Process()
+            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+            bash.arguments = ["-c", command]
+            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+            try bash.run()
+            bash.waitUntilExit()
+            XCTAssertEqual(bash.terminationStatus, Int32(status), command)
+            let lock = try String(contentsOfFile: run + "/.lock", encoding: .utf8)
+            let lines = lock.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(command): \(lock)")
+            XCTAssertTrue(lock.hasPrefix("ie-") && lock.contains(" pid ") && lock.contains(" on host "), "\(command): \(lock)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/epoch_001/Val/metrics.csv"))
+        // A closed stdout is still an error where the output is the point.
+        let split = Process()
+        split.executableURL = URL(fileURLWithPath: "/bin/bash")
+        split.arguments = ["-c", "'\(bin)/ie-split' --model=HelloWorld >&- 2>/dev/null"]
+        split.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+        try split.run()
+        split.waitUntilExit()
+        XCTAssertEqual(split.terminationStatus, 1)
+    }
+
+    /// A wrong `--epoch` leaves a run's status alone (the command was wrong, not the run); a failed inference marks
+    /// it failed, and a later successful ie-evaluate, which reruns inference and metrics, marks it completed again.
+    func testEvaluateSuccessClearsAnInferenceFailure() throws {
+        let runner = try ToolRunner(name: "evalclear")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        func status() throws -> (String?, String?) {
+            let info = try HPCTest.json(run + "/run.json")
+            return (info["status"] as? String, info["error"] as? String)
+        }
+        let typo = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--epoch=7", "--threads=1"])
+        XCTAssertEqual(typo.status, 2, typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("epoch 7 has no checkpoint in the run (saved: epoch_001.ckpt)"), typo.stderr)
+        XCTAssertEqual(try status().0, "completed")
+        // Every image unreadable: inference fails (bad input) and marks the run failed.
+        let images = try FileManager.default.contentsOfDirectory(atPath: runner.path("datasets/HelloWorld")).filter { Int($0) != nil }
+            .map { runner.path("datasets/HelloWorld/\($0)/ct.nii.gz") }
+        for image in images { try FileManager.default.moveItem(atPath: image, toPath: image + ".bak"); try "x".write(toFile: image, atomically: true, encoding: .utf8) }
+        let broken = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--epoch=1", "--threads=1"])
+        XCTAssertEqual(broken.status, 3, broken.stderr)
+        XCTAssertEqual(try status().0, "failed")
+        XCTAssertTrue(try status().1?.hasPrefix("ie-infer: ") == true)
+        for image in images { try FileManager.default.removeItem(atPath: image); try FileManager.default.moveItem(atPath: image + ".bak", toPath: image) }
+        let evaluate = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        XCTAssertEqual(try status().0, "completed")
+        XCTAssertNil(try status().1)
+    }
+
     /// `-o /dev/stdout` writes to the tool's own standard output (appending where the shell appends), never
     /// renames a file over /dev/stdout (as root that replaced the link), and `-o /dev/null` leaves the device.
     func testOutputsToDevicePathsAreWrittenInPlace() throws {
