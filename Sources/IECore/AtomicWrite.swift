@@ -2,7 +2,13 @@ import Foundation
 
 /// Atomic file output: write to a temporary file in the same folder, fsync, then rename over the target,
 /// so a reader never sees a half-written file and a killed process leaves the old file intact.
+/// Permissions: new files are 0666 and folders 0777 less the user's umask, as `touch` and `mkdir` make them (a group
+/// that shares runs sets umask 002), and a file that is replaced keeps the permissions it had (an administrator's
+/// `chmod g+w` survives the next report).
 public enum AtomicFile {
+    /// The permission bits for a new file and a new folder; the umask is applied by the kernel.
+    public static let fileMode: mode_t = 0o666, folderMode: mode_t = 0o777
+
     public static func write(_ data: Data, to path: String) throws {
         // An existing device, FIFO or socket (`-o /dev/stdout`, a named pipe a reader waits on) is written as it
         // is: renaming a file over it would replace the device node or leave the reader waiting forever.
@@ -18,10 +24,11 @@ public enum AtomicFile {
         try createFolder(dir, for: path)
         // A short hidden name: the target's own name may already be near the 255-byte limit.
         let tmp = dir + "/.tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fileMode)
         guard fd >= 0 else {
             throw IEError.failure("cannot create a temporary file in its folder: \(String(cString: strerror(errno)))", file: path)
         }
+        keepPermissions(of: path, on: tmp)
         var failure: Int32 = 0
         if !writeAll(data, to: fd, failure: &failure), failure == 0 { failure = EIO }
         if failure == 0, fsync(fd) != 0 { failure = errno }
@@ -39,6 +46,13 @@ public enum AtomicFile {
 
     static func isRegularFile(_ mode: mode_t) -> Bool { (mode & S_IFMT) == S_IFREG }
 
+    /// The file being replaced keeps its permission bits: the temporary file that takes its place gets them.
+    static func keepPermissions(of path: String, on temporary: String) {
+        var existing = stat()
+        guard lstat(path, &existing) == 0, isRegularFile(existing.st_mode) else { return }
+        chmod(temporary, existing.st_mode & 0o7777)
+    }
+
     /// The output's folder, created as needed (each missing level with mkdir); a failure (a regular file in the
     /// way, no permission) is one line naming the output and the reason, not Foundation's NSError text.
     public static func createFolder(_ dir: String, for path: String) throws {
@@ -49,7 +63,7 @@ public enum AtomicFile {
         }
         let parent = (dir as NSString).deletingLastPathComponent
         if !parent.isEmpty && parent != dir { try createFolder(parent, for: path) }
-        guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
+        guard mkdir(dir, folderMode) == 0 || errno == EEXIST else {
             throw IEError.failure("cannot create its folder \(dir): \(String(cString: strerror(errno)))", file: path)
         }
     }
@@ -108,6 +122,7 @@ public enum AtomicFile {
     }
 
     public static func commit(temporary: String, to path: String) throws {
+        keepPermissions(of: path, on: temporary)
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)

@@ -118,7 +118,7 @@ public struct ModelRegistry: Sendable {
         let nameDir = root + "/" + name
         try FileManager.default.createDirectory(atPath: nameDir, withIntermediateDirectories: true)
         var version = (versionFolders(name: name).last ?? 0) + 1
-        while mkdir("\(nameDir)/\(version)", 0o755) != 0 {
+        while mkdir("\(nameDir)/\(version)", AtomicFile.folderMode) != 0 {
             guard errno == EEXIST else {
                 throw IEError.failure("cannot create registry folder: \(String(cString: strerror(errno)))", file: "\(nameDir)/\(version)")
             }

@@ -93,7 +93,7 @@ public struct RunDirectory: Sendable {
                 id = RunIDs.newRunID(experiment: experiment, date: date)
             }
             // mkdir is atomic: two processes can never both create the same run.
-            if mkdir(experimentDir + "/" + id, 0o755) == 0 { break }
+            if mkdir(experimentDir + "/" + id, AtomicFile.folderMode) == 0 { break }
             let reason = errno
             attempts += 1
             if reason != EEXIST || parent != nil || attempts > 100 {
@@ -162,7 +162,7 @@ public struct RunDirectory: Sendable {
     /// Read-modify-write of run.json under an exclusive lock (parallel children update their parent), written atomically.
     public func update(_ change: (inout RunInfo) throws -> Void) throws {
         let lockPath = layout.runJSONLock
-        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, AtomicFile.fileMode)
         guard fd >= 0 else { throw IEError.failure("cannot open lock file: \(String(cString: strerror(errno)))", file: lockPath) }
         defer { Glibc.close(fd) }
         guard flock(fd, LOCK_EX) == 0 else { throw IEError.failure("cannot lock: \(String(cString: strerror(errno)))", file: lockPath) }
@@ -307,7 +307,7 @@ public struct RunDirectory: Sendable {
     public func openLog(tool: String) throws {
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
         let file = layout.log(tool: tool)
-        let fd = Glibc.open(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        let fd = Glibc.open(file, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, AtomicFile.fileMode)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link, expected a regular file in the run folder"
                                         : String(cString: strerror(errno))

@@ -33,7 +33,7 @@ public final class RunLock: @unchecked Sendable {
         }
         let lockPath = RunLayout(run: path).lock
         // O_NOFOLLOW: a link planted as the lock file must not make the tool truncate a file outside the run.
-        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, AtomicFile.fileMode)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link, expected a regular file in the run folder"
                                         : String(cString: strerror(errno))

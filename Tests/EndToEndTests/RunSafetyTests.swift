@@ -148,6 +148,46 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertNil(try status().1)
     }
 
+    /// Files are made 0666 and folders 0777 less the umask (a group sharing runs uses umask 002), and a file that
+    /// is rewritten keeps the permissions it had (an administrator's chmod survives the next tool).
+    func testNewFilesFollowTheUmaskAndRewrittenFilesKeepTheirMode() throws {
+        let runner = try ToolRunner(name: "umask")
+        defer { runner.remove() }
+        let synth = try runner.run("synth", ["--output_folder=datasets/HelloWorld", "--subjects=6", "--shape=16,48,48", "--quiet"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let bin = ToolRunner.binaryFolder
+        let tiny = PipelineTests.tiny.joined(separator: " ")
+        func bash(_ command: String) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", command]
+            process.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0, command)
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let run = try bash("umask 002; R=$('\(bin)/ie-split' --model=HelloWorld) && '\(bin)/ie-train' --run=$R --num_epochs=1 \(tiny) && echo $R")
+        func mode(_ path: String) throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+        }
+        for folder in [run, run + "/outputs", run + "/outputs/checkpoints", run + "/logs", runner.path("models/HelloWorld/1")] {
+            XCTAssertEqual(try mode(folder), 0o775, folder)
+        }
+        for file in [run + "/run.json", run + "/.lock", run + "/outputs/checkpoints/epoch_001.ckpt", run + "/logs/ie-train.log",
+                     runner.path("models/HelloWorld/1/model.json")] {
+            XCTAssertEqual(try mode(file), 0o664, file)
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o660], ofItemAtPath: run + "/run.json")
+        _ = try bash("umask 022; '\(bin)/ie-evaluate' --run=\(run) --threads=1")
+        XCTAssertEqual(try mode(run + "/run.json"), 0o660, "rewritten, it keeps its mode")
+        XCTAssertEqual(try mode(run + "/outputs/report.html"), 0o644, "new under umask 022")
+    }
+
     /// `-o /dev/stdout` writes to the tool's own standard output (appending where the shell appends), never
     /// renames a file over /dev/stdout (as root that replaced the link), and `-o /dev/null` leaves the device.
     func testOutputsToDevicePathsAreWrittenInPlace() throws {
