@@ -106,6 +106,10 @@ public struct RunLayout: Sendable, Equatable {
     public static let aggregatesFileName = "metrics_aggregates.csv"
     public static let boxPlotFileName = "metrics_boxplot.png"
     public static func outliersFileName(mode: String) -> String { "\(mode)_outliers.txt" }
+    /// What ie-metrics and ie-evaluate write into a mode folder from its segmentations (stale once they change).
+    public static func evaluationFileNames(mode: String) -> [String] {
+        [metricsFileName, aggregatesFileName, boxPlotFileName, outliersFileName(mode: mode), "thumbnails"]
+    }
     /// Scalar models (SPEC §13): the model outputs, and the report's thumbnails of the best and worst subjects.
     public static let modelOutputsFileName = "model_outputs.csv"
     public func modelOutputs(epoch: Int, mode: String) -> String { modeFolder(epoch: epoch, mode: mode) + "/" + Self.modelOutputsFileName }

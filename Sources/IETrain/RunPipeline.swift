@@ -265,6 +265,26 @@ public enum RunPipeline {
                                  threads: models.first?.engine.threads ?? 1)
     }
 
+    /// Before a mode folder's segmentations are (re)written: its metrics, aggregates, outliers and thumbnails would
+    /// describe the old ones, and would look complete beside a half-rewritten folder if this inference were killed,
+    /// so they go first (ie-metrics writes them again); temporary files of a killed writer go too (the run's lock
+    /// is held, so no other writer owns them).
+    static func clearEvaluation(folder: String, mode: String) throws {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: folder) else { return }
+        var stale = RunLayout.evaluationFileNames(mode: mode).filter(entries.contains)
+        stale += entries.filter { $0.hasPrefix(".tmp.") }
+        for subject in entries where !stale.contains(subject) {
+            let inner = folder + "/" + subject
+            stale += ((try? fileManager.contentsOfDirectory(atPath: inner)) ?? []).filter { $0.hasPrefix(".tmp.") }.map { subject + "/" + $0 }
+        }
+        for name in stale {
+            do { try fileManager.removeItem(atPath: folder + "/" + name) } catch {
+                throw IEError.failure("cannot remove the stale \(name) before inference: \(error.localizedDescription)", file: folder)
+            }
+        }
+    }
+
     /// Inference of the run's epoch-`epoch` checkpoint (or the given models) on one split (`Val`, `Test`).
     public static func infer(run: RunDirectory, config: ModelConfig, settings: Settings, epoch: Int, mode: String,
                              models: [UNet3D]? = nil, gaussian: Bool = false, tta: Bool = false) throws {
@@ -276,6 +296,7 @@ public enum RunPipeline {
         let members = try models ?? runModels(run: run, epoch: epoch, config: config)
         let segmenter = try Segmenter(models: members, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
         let folder = run.epochFolder(epoch: epoch, mode: mode)
+        try clearEvaluation(folder: folder, mode: mode)
         let classNames = [SubjectOutputNames.backgroundClass] + config.groundTruthIds
         let progress = Progress("inference \(mode)", total: subjects.count)
         for subject in subjects {

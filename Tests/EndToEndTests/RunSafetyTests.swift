@@ -188,6 +188,35 @@ final class RunSafetyTests: XCTestCase {
         XCTAssertEqual(try mode(run + "/outputs/report.html"), 0o644, "new under umask 022")
     }
 
+    /// Re-inferring a mode folder first removes what was computed from its old segmentations (metrics, aggregates,
+    /// outliers, thumbnails), so a killed re-inference never leaves them looking complete beside new segmentations,
+    /// and the temporary files a killed writer left; the other mode keeps its evaluation.
+    func testReinferenceClearsTheOldEvaluationAndStaleTemporaryFiles() throws {
+        let runner = try ToolRunner(name: "reinfer")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let val = run + "/outputs/epoch_001/Val", test = run + "/outputs/epoch_001/Test"
+        let fileManager = FileManager.default
+        XCTAssertTrue(fileManager.fileExists(atPath: val + "/metrics.csv") && fileManager.fileExists(atPath: val + "/metrics_aggregates.csv"))
+        let subject = try XCTUnwrap(try fileManager.contentsOfDirectory(atPath: val).filter { Int($0) != nil }.sorted().first)
+        let planted = [val + "/.tmp.4242.17", val + "/" + subject + "/.tmp.4242.18.nii.gz"]
+        for path in planted { try "half".write(toFile: path, atomically: false, encoding: .utf8) }
+        let inferred = try runner.run("infer", ["--run=\(run)", "--mode=Val", "--epoch=1", "--threads=1"])
+        XCTAssertEqual(inferred.status, 0, inferred.stderr)
+        for name in ["metrics.csv", "metrics_aggregates.csv", "metrics_boxplot.png", "Val_outliers.txt", "thumbnails"] {
+            XCTAssertFalse(fileManager.fileExists(atPath: val + "/" + name), name)
+        }
+        for path in planted { XCTAssertFalse(fileManager.fileExists(atPath: path), path) }
+        XCTAssertTrue(fileManager.fileExists(atPath: val + "/" + subject + "/segmentation.nii.gz"))
+        XCTAssertTrue(fileManager.fileExists(atPath: test + "/metrics.csv"), "Test keeps its evaluation")
+        let metrics = try runner.run("metrics", ["run", "--run=\(run)", "--mode=Val", "--epoch=1"])
+        XCTAssertEqual(metrics.status, 0, metrics.stderr)
+        XCTAssertTrue(fileManager.fileExists(atPath: val + "/metrics.csv"))
+    }
+
     /// `-o /dev/stdout` writes to the tool's own standard output (appending where the shell appends), never
     /// renames a file over /dev/stdout (as root that replaced the link), and `-o /dev/null` leaves the device.
     func testOutputsToDevicePathsAreWrittenInPlace() throws {
