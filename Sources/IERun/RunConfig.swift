@@ -18,9 +18,38 @@ extension RunDirectory {
         flags += extra
         let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
         if record && !extra.isEmpty {
-            try AtomicFile.write(recorded + extra.joined(separator: "\n") + "\n", to: overridesFile)
+            try AtomicFile.write(recorded + RunDirectory.absolutePaths(in: extra).joined(separator: "\n") + "\n", to: overridesFile)
         }
         return config
+    }
+
+    /// The parameters whose values are files or folders named relative to the working directory.
+    static let pathParameters = ["local_weights_path", "local_dataset"]
+
+    /// Overrides as recorded in the run: a relative path is made absolute, since the later tools that read the
+    /// record may run in another directory (a cron job, a Slurm job, make -C).
+    static func absolutePaths(in arguments: [String]) -> [String] {
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ list: String) -> String {
+            list.split(separator: ",", omittingEmptySubsequences: false).map { item -> String in
+                let path = String(item)
+                return path.isEmpty || path.hasPrefix("/") ? path : URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: cwd + "/")).path
+            }.joined(separator: ",")
+        }
+        var result: [String] = []
+        var valueOf: String?   // `--name value` form: the next argument is the value
+        for argument in arguments {
+            if valueOf != nil { result.append(absolute(argument)); valueOf = nil; continue }
+            let name = argument.hasPrefix("--") ? String(argument.dropFirst(2).prefix { $0 != "=" }) : ""
+            guard pathParameters.contains(name) else { result.append(argument); continue }
+            if let eq = argument.firstIndex(of: "=") {
+                result.append(String(argument[...eq]) + absolute(String(argument[argument.index(after: eq)...])))
+            } else {
+                result.append(argument)
+                valueOf = name
+            }
+        }
+        return result
     }
 
     /// The dataset the run was split from (issue 11): ie-split's copy `outputs/dataset.csv` (its file paths made

@@ -248,6 +248,15 @@ final class ModelRegistryTests: XCTestCase {
         XCTAssertEqual(moved.imageSize, [32, 32])
     }
 
+    /// Recorded overrides name files absolutely: the later tools that read them may run in another directory.
+    func testRecordedPathOverridesAreAbsolute() {
+        let cwd = FileManager.default.currentDirectoryPath
+        XCTAssertEqual(RunDirectory.absolutePaths(in: ["--local_weights_path=runs/a/e1.ckpt,/abs/e2.ckpt", "--num_epochs=3",
+                                                       "--local_dataset", "data/x", "--local_dataset=/d", "--model_name=rel/x"]),
+                       ["--local_weights_path=\(cwd)/runs/a/e1.ckpt,/abs/e2.ckpt", "--num_epochs=3",
+                        "--local_dataset", "\(cwd)/data/x", "--local_dataset=/d", "--model_name=rel/x"])
+    }
+
     func testConcurrentRegistrationsTakeDistinctVersions() throws {
         let s = try Scratch()
         let a = try s.write("c.ckpt", "x")
