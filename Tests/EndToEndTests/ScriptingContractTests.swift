@@ -40,4 +40,62 @@ final class ScriptingContractTests: XCTestCase {
             XCTAssertTrue(help.stdout.contains("USAGE:"), help.stdout)
         }
     }
+
+    static let metricsHeader = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm\n"
+
+    /// `ie-stats wilcoxon` compares runs: inputs holding fewer than two are exit 2 naming what was found. The
+    /// "not enough data points" sentence ends its line on stdout, while `-o FILE` keeps InnerEye's file bytes
+    /// (written without a newline: SPEC §8).
+    func testWilcoxonNeedsTwoRunsAndEndsItsLineOnStdout() throws {
+        let runner = try ToolRunner(name: "wilcoxon")
+        defer { runner.remove() }
+        let rows = (1...3).map { "\($0),lung,0.\($0 + 5),1.0,0.5\n" }.joined()
+        try (Self.metricsHeader + rows).write(toFile: runner.path("a.csv"), atomically: true, encoding: .utf8)
+        try (Self.metricsHeader + rows).write(toFile: runner.path("b.csv"), atomically: true, encoding: .utf8)
+        let one = try runner.run("stats", ["wilcoxon", "a.csv"])
+        XCTAssertEqual(one.status, 2, one.stderr)
+        XCTAssertEqual(one.stdout, "")
+        XCTAssertTrue(one.stderr.hasPrefix("ie-stats: error: ") && one.stderr.contains("one run (a.csv)")
+                      && one.stderr.contains("expected at least two runs") && one.stderr.split(separator: "\n").count == 1, one.stderr)
+        // A split column holds its runs: one split is one run, two splits are two.
+        let splitHeader = "Patient,Structure,Dice,HausdorffDistance_mm,MeanDistance_mm,split\n"
+        try (splitHeader + rows.split(separator: "\n").map { $0 + ",0\n" }.joined())
+            .write(toFile: runner.path("one-split.csv"), atomically: true, encoding: .utf8)
+        try (splitHeader + rows.split(separator: "\n").flatMap { [$0 + ",0\n", $0 + ",1\n"] }.joined())
+            .write(toFile: runner.path("two-splits.csv"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runner.run("stats", ["wilcoxon", "one-split.csv"]).status, 2)
+        let sentence = "There were not enough data points for any statistically meaningful comparisons."
+        for arguments in [["a.csv", "b.csv"], ["two-splits.csv"]] {
+            let two = try runner.run("stats", ["wilcoxon"] + arguments)
+            XCTAssertEqual(two.status, 0, two.stderr)
+            XCTAssertEqual(two.stdout, sentence + "\n", "\(arguments)")
+        }
+        let file = try runner.run("stats", ["wilcoxon", "a.csv", "b.csv", "-o", "out.txt"])
+        XCTAssertEqual(file.status, 0, file.stderr)
+        XCTAssertEqual(try String(contentsOfFile: runner.path("out.txt"), encoding: .utf8), sentence)
+    }
+
+    /// `ie-models list NAME` of a name the registry lacks is exit 2 naming it and the known names; `remove` reports
+    /// on stderr, leaving stdout to data.
+    func testModelsUnknownNameAndRemoveReport() throws {
+        let runner = try ToolRunner(name: "models")
+        defer { runner.remove() }
+        let empty = try runner.run("models", ["list", "NoSuch"])
+        XCTAssertEqual(empty.status, 2, empty.stderr)
+        XCTAssertTrue(empty.stderr.contains("'NoSuch'") && empty.stderr.contains(", expected"), empty.stderr)
+        try Data("weights".utf8).write(to: URL(fileURLWithPath: runner.path("epoch_001.ckpt")))
+        let registry = ModelRegistry(root: runner.path("models"))
+        try registry.register(name: "Hello", config: nil, checkpoints: [runner.path("epoch_001.ckpt")], sourceRunIds: ["e:r"])
+        try registry.register(name: "Hello", config: nil, checkpoints: [runner.path("epoch_001.ckpt")], sourceRunIds: ["e:r2"])
+        let unknown = try runner.run("models", ["list", "Helo"])
+        XCTAssertEqual(unknown.status, 2, unknown.stderr)
+        XCTAssertEqual(unknown.stdout, "")
+        XCTAssertTrue(unknown.stderr.hasPrefix("ie-models: error: ") && unknown.stderr.contains("'Helo'")
+                      && unknown.stderr.contains("Hello") && unknown.stderr.split(separator: "\n").count == 1, unknown.stderr)
+        XCTAssertEqual(try runner.run("models", ["list", "Hello"]).status, 0)
+        let removed = try runner.run("models", ["remove", "Hello:1"])
+        XCTAssertEqual(removed.status, 0, removed.stderr)
+        XCTAssertEqual(removed.stdout, "")
+        XCTAssertTrue(removed.stderr.contains("removed Hello:1"), removed.stderr)
+    }
 }
