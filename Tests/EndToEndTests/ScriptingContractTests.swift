@@ -75,6 +75,18 @@ final class ScriptingContractTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: runner.path("out.txt"), encoding: .utf8), sentence)
     }
 
+    /// A metrics file that cannot be read says why and what was expected (exit 3).
+    func testStatsSaysWhyAFileCannotBeRead() throws {
+        let runner = try ToolRunner(name: "unreadable")
+        defer { runner.remove() }
+        for (path, reason) in [("/dev/null", "empty"), (runner.folder, "is a directory"), (runner.path("missing.csv"), "No such file")] {
+            let result = try runner.run("stats", ["aggregate", path])
+            XCTAssertEqual(result.status, 3, "\(path): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("ie-stats: error: \(path)") && result.stderr.contains(reason)
+                          && result.stderr.contains(", expected") && result.stderr.split(separator: "\n").count == 1, result.stderr)
+        }
+    }
+
     /// `ie-models list NAME` of a name the registry lacks is exit 2 naming it and the known names; `remove` reports
     /// on stderr, leaving stdout to data.
     func testModelsUnknownNameAndRemoveReport() throws {
