@@ -110,4 +110,59 @@ final class ScriptingContractTests: XCTestCase {
         XCTAssertEqual(removed.stdout, "")
         XCTAssertTrue(removed.stderr.contains("removed Hello:1"), removed.stderr)
     }
+
+    /// A temporary folder that cannot hold gnuplot's scratch folder is one line naming it and the reason.
+    func testUnwritableTemporaryFolderIsOneLine() throws {
+        let runner = try ToolRunner(name: "report-tmpdir")
+        defer { runner.remove() }
+        let run = try Self.runWithTrainingCurve(runner)
+        let report = try runner.run("report", ["--run=\(run)"], environment: ["TMPDIR": "/proc"])
+        XCTAssertEqual(report.status, 1, report.stderr)
+        let lines = report.stderr.split(separator: "\n").filter { $0.contains("error") }
+        XCTAssertEqual(lines.count, 1, report.stderr)
+        XCTAssertTrue(lines.first.map { $0.hasPrefix("ie-report: error: /proc: ") && $0.contains("), expected")
+                                        && $0.contains(", expected") && !$0.contains("NSCocoaErrorDomain") } ?? false, report.stderr)
+    }
+
+    /// A new run with training curves only (no training needed): the report's first plot is the loss curve.
+    static func runWithTrainingCurve(_ runner: ToolRunner) throws -> String {
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        try FileManager.default.createDirectory(atPath: run + "/outputs/Train", withIntermediateDirectories: true)
+        try ("epoch,loss,learning_rate,Dice/AverageAcrossStructures,seconds,cross_validation_split_index\n"
+             + "1,0.9,1e-4,0.1,1.0,-1\n2,0.8,1e-4,0.2,1.0,-1\n")
+            .write(toFile: run + "/outputs/Train/epoch_metrics.csv", atomically: true, encoding: .utf8)
+        return run
+    }
+
+    /// SIGTERM, SIGINT or SIGHUP to ie-report while gnuplot runs: gnuplot is stopped, the scratch folder
+    /// removed, and the exit status is 128 + the signal. gnuplot starts with no signal blocked.
+    func testSignalsStopGnuplotAndRemoveItsScratchFolder() throws {
+        let runner = try ToolRunner(name: "report-signal")
+        defer { runner.remove() }
+        let run = try Self.runWithTrainingCurve(runner)
+        let gnuplot = runner.path("fake-gnuplot")
+        try "#!/bin/sh\necho $$ > \"$FAKE_DIR/gnuplot.pid.tmp\"\nmv \"$FAKE_DIR/gnuplot.pid.tmp\" \"$FAKE_DIR/gnuplot.pid\"\nexec sleep 60\n"
+            .write(toFile: gnuplot, atomically: true, encoding: .utf8)
+        chmod(gnuplot, 0o755)
+        let scratch = runner.path("tmp")
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            try? FileManager.default.removeItem(atPath: runner.path("gnuplot.pid"))
+            let report = try runner.start("report", ["--run=\(run)"],
+                                          environment: ["IE_GNUPLOT": gnuplot, "TMPDIR": scratch, "FAKE_DIR": runner.folder])
+            let deadline = Date().addingTimeInterval(60)
+            while !runner.exists("gnuplot.pid") && Date() < deadline && report.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+            let child = try XCTUnwrap(pid_t(String(contentsOfFile: runner.path("gnuplot.pid"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)), "gnuplot started")
+            defer { kill(child, SIGKILL) }
+            let status = try String(contentsOfFile: "/proc/\(child)/status", encoding: .utf8)
+            XCTAssertTrue(status.contains("SigBlk:\t0000000000000000"), "gnuplot starts with no signal blocked: \(status)")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch).filter { $0.hasPrefix("ie-gnuplot-") }.count, 1)
+            kill(report.processIdentifier, sig)
+            report.waitUntilExit()
+            XCTAssertEqual(report.terminationStatus, 128 + sig, "signal \(sig)")
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), [], "signal \(sig): no scratch folder left")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "/proc/\(child)"), "signal \(sig): gnuplot \(child) is gone")
+        }
+    }
 }
