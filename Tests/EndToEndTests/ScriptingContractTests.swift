@@ -111,6 +111,57 @@ final class ScriptingContractTests: XCTestCase {
         XCTAssertTrue(removed.stderr.contains("removed Hello:1"), removed.stderr)
     }
 
+    /// ie-status asks squeue once for all the jobs of its runs, within a bounded time; a failing or silent squeue
+    /// is one warning on stderr and JOB_STATE `?` (unknown), not `-` (no job).
+    func testStatusAsksSqueueOnceAndSaysWhenItFails() throws {
+        let runner = try ToolRunner(name: "squeue")
+        defer { runner.remove() }
+        let first = try PipelineTests.makeRun(runner, subjects: 6)
+        let second = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        for (run, job) in [(first, "124"), (second, "125")] {
+            var info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/run.json"))) as? [String: Any])
+            info["slurm_job_id"] = job
+            try JSONSerialization.data(withJSONObject: info).write(to: URL(fileURLWithPath: run + "/run.json"))
+        }
+        try FileManager.default.createDirectory(atPath: runner.path("bin"), withIntermediateDirectories: true)
+        let squeue = runner.path("bin/squeue")
+        try """
+        #!/bin/sh
+        echo "$*" >> "$FAKE_DIR/squeue.calls"
+        case "$FAKE_SQUEUE" in
+          sleep) exec sleep 40 ;;
+          fail) echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2; exit 1 ;;
+          *) printf '124|124|RUNNING|None\\n125|125|PENDING|Priority\\n' ;;
+        esac
+
+        """.write(toFile: squeue, atomically: true, encoding: .utf8)
+        chmod(squeue, 0o755)
+        let path = runner.path("bin") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        for mode in ["answer", "fail", "sleep"] {
+            try? FileManager.default.removeItem(atPath: runner.path("squeue.calls"))
+            let started = Date()
+            let status = try runner.run("status", [first, second, first],
+                                        environment: ["PATH": path, "FAKE_DIR": runner.folder, "FAKE_SQUEUE": mode])
+            let seconds = Date().timeIntervalSince(started)
+            XCTAssertEqual(status.status, 0, status.stderr)
+            let calls = try String(contentsOfFile: runner.path("squeue.calls"), encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(calls.count, 1, "\(mode): one squeue call for all runs: \(calls)")
+            XCTAssertTrue(calls.first?.contains("-j 124,125") ?? false, "\(calls)")
+            let states = status.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true)[3] }
+            XCTAssertEqual(states.count, 3, status.stdout)
+            if mode == "answer" {
+                XCTAssertEqual(states, ["RUNNING", "PENDING", "RUNNING"], status.stdout)
+                XCTAssertEqual(status.stderr, "")
+            } else {
+                XCTAssertEqual(states, ["?", "?", "?"], status.stdout)
+                XCTAssertTrue(status.stderr.hasPrefix("ie-status: warning: squeue failed (") && status.stderr.hasSuffix("): job states unknown\n")
+                              && status.stderr.split(separator: "\n").count == 1, status.stderr)
+                XCTAssertLessThan(seconds, 30, "\(mode): squeue's time is bounded")
+            }
+            if mode == "fail" { XCTAssertTrue(status.stderr.contains("Unable to contact slurm controller"), status.stderr) }
+        }
+    }
+
     /// A temporary folder that cannot hold gnuplot's scratch folder is one line naming it and the reason.
     func testUnwritableTemporaryFolderIsOneLine() throws {
         let runner = try ToolRunner(name: "report-tmpdir")
