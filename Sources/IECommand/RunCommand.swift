@@ -4,14 +4,29 @@ import IECore
 
 /// The one runner of every tool (SPEC §1.3), for commands with or without subcommands:
 /// `--help` (and a subcommand's help) prints to stdout and exits 0, a failed write of it is an error (exit 1);
-/// a command-line error is one line `ie-<tool>: error: <what>, <what was expected>` and exit 2;
+/// `--version` prints `<tool> <version>` to stdout and exits 0;
+/// a command-line error is one line `ie-<tool>: error: <what>, <what was expected>` and exit 2, a missing
+/// subcommand included;
 /// an IEError thrown while running prints `ie-<tool>: error: <file>[:<line>]: <what>` and exits with its code;
 /// any other error exits 1.
 public func runCommand<C: ParsableCommand>(_ type: C.Type, tool: String, arguments: [String]? = nil) -> Never {
     StandardStream.occupyClosedDescriptors()
+    let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
+    // Answered before parsing: the tools that take model parameters would otherwise read `--version` as an
+    // override of a parameter `version` and refuse it. Arguments after `--` are operands, not options.
+    if arguments.prefix(while: { $0 != "--" }).contains("--version") {
+        do { try StandardStream.write("\(tool) \(Toolbox.version)\n") } catch { exitWithError(tool: tool, error) }
+        exit(0)
+    }
     do {
         // parseAsRoot returns a help command for `--help`, whose run() throws the parser's help outcome.
-        var command = try type.parseAsRoot(arguments ?? Array(CommandLine.arguments.dropFirst()))
+        var command = try type.parseAsRoot(arguments)
+        // A command with subcommands and no default one parses to itself when none is named; its default run()
+        // prints the help and exits 0, which a script would take for success.
+        if command is C, !type.configuration.subcommands.isEmpty {
+            let names = type.configuration.subcommands.map { $0._commandName }
+            throw IEError.usage("no subcommand given, expected one of \(names.joined(separator: ", ")) (\(tool) --help)")
+        }
         try command.run()
     } catch let error as IEError {
         exitWithError(tool: tool, error)

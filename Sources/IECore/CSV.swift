@@ -30,10 +30,7 @@ public struct CSVTable: Sendable {
         if path == "-" {
             data = try StandardStream.readAll()
         } else {
-            guard let d = FileManager.default.contents(atPath: path) else {
-                throw IEError.badInput("cannot read file", file: path)
-            }
-            data = d
+            data = try StandardStream.readFile(atPath: path, expected: "a CSV file")
         }
         return try parse(data, source: path == "-" ? "<stdin>" : path)
     }

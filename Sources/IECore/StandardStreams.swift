@@ -44,6 +44,23 @@ public enum StandardStream {
         try? writeAll(Data(text.utf8), to: fd, name: "standard error")
     }
 
+    /// The bytes of the file at `path`, or one error (bad input, exit 3) that says why not: a folder, a missing
+    /// file, no permission (FileManager.contents(atPath:) only answers nil). `expected` ends the message.
+    public static func readFile(atPath path: String, expected: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw IEError.badInput("cannot read: is a directory, expected \(expected)", file: path)
+        }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw IEError.badInput("cannot read: \(String(cString: strerror(errno))), expected \(expected)", file: path)
+        }
+        defer { close(fd) }
+        do { return try readAll(from: fd, name: "it") } catch let error as IEError {
+            throw IEError.badInput(error.message + ", expected \(expected)", file: path)
+        }
+    }
+
     /// Reads `fd` to its end; throws `IEError.failure` for a closed or unreadable stream.
     public static func readAll(from fd: Int32 = STDIN_FILENO, name: String = "standard input") throws -> Data {
         var data = Data()

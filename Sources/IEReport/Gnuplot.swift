@@ -25,36 +25,39 @@ public enum Gnuplot {
             throw IEError.failure("gnuplot not found on PATH, expected gnuplot with the pngcairo terminal "
                                   + "(Debian: apt-get install gnuplot-nox) or IE_GNUPLOT=/path/to/gnuplot")
         }
-        let scratch = FileManager.default.temporaryDirectory
-            .appendingPathComponent("ie-gnuplot-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        for (name, content) in dataFiles {
-            try Data(content.utf8).write(to: scratch.appendingPathComponent(name))
-        }
-        let script = """
-            set terminal pngcairo size \(width),\(height) noenhanced font 'sans,10'
-            set output 'plot.png'
-            \(body)
-            unset output
+        // The scratch folder and gnuplot are TerminationCleanup's: a tool stopped by SIGTERM, SIGINT or SIGHUP
+        // leaves neither behind (SPEC §11).
+        return try TerminationCleanup.withScratchFolder(prefix: "ie-gnuplot") { scratch in
+            let script = """
+                set terminal pngcairo size \(width),\(height) noenhanced font 'sans,10'
+                set output 'plot.png'
+                \(body)
+                unset output
 
-            """
-        try Data(script.utf8).write(to: scratch.appendingPathComponent("plot.gp"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: gnuplot)
-        process.arguments = ["plot.gp"]
-        process.currentDirectoryURL = scratch
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let output = scratch.appendingPathComponent("plot.png")
-        guard process.terminationStatus == 0, let data = try? Data(contentsOf: output), !data.isEmpty else {
-            let firstLine = errorText.split(separator: "\n").last.map(String.init) ?? "no message"
-            throw IEError.failure("gnuplot failed (exit \(process.terminationStatus)): \(firstLine)")
+                """
+            for (name, content) in dataFiles.sorted(by: { $0.key < $1.key }) + [("plot.gp", script)] {
+                try writeScratchFile(content, to: scratch + "/" + name)
+            }
+            let result = try ChildProcess.run(gnuplot, ["plot.gp"], currentDirectory: scratch)
+            let output = URL(fileURLWithPath: scratch + "/plot.png")
+            guard result.status == 0, let data = try? Data(contentsOf: output), !data.isEmpty else {
+                let lastLine = result.stderr.split(separator: "\n").last.map(String.init) ?? "no message"
+                throw IEError.failure("gnuplot failed (exit \(result.status)): \(lastLine)")
+            }
+            return data
         }
-        return data
+    }
+
+    /// A file of the scratch folder (no fsync and rename: the folder is thrown away), or one error with the reason.
+    static func writeScratchFile(_ text: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw IEError.failure("cannot create a file (\(String(cString: strerror(errno)))), expected a writable temporary "
+                                  + "folder (set TMPDIR)", file: path)
+        }
+        defer { close(fd) }
+        do { try StandardStream.write(text, to: fd, name: path) } catch let error as IEError {
+            throw IEError.failure(error.message + ", expected a writable temporary folder (set TMPDIR)")
+        }
     }
 }

@@ -27,6 +27,15 @@ extension ModelRegistry {
         for name in wanted where !RunIDs.isValidName(name) {
             throw IEError.usage("invalid model name '\(name)', expected letters, digits, '.', '-' or '_'")
         }
+        // A name asked for by hand that the registry does not hold is a mistake (a typo, the wrong models_dir),
+        // not an empty listing.
+        let known = names().filter { !versions(name: $0).isEmpty }
+        for name in wanted where !known.contains(name) {
+            let hint = closestMatch(name, in: known).map { " (closest: \($0))" } ?? ""
+            let expected = known.isEmpty ? "a registered model name (\(root) holds none)"
+                                         : "one of \(known.joined(separator: ", "))"
+            throw IEError.usage("no registered model '\(name)'\(hint), expected \(expected)")
+        }
         return try (wanted.isEmpty ? names() : wanted).flatMap { name in
             try versions(name: name).map { try resolve("\(name):\($0)") }
         }

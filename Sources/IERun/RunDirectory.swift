@@ -347,7 +347,7 @@ public struct RunDirectory: Sendable {
 
 /// What built the toolbox and where it runs.
 public struct BuildInformation: Codable, Sendable {
-    public static let toolboxVersion = "0.1.0"
+    public static let toolboxVersion = Toolbox.version
     public var toolboxVersion: String
     public var gitCommit: String?
     public var gitBranch: String?

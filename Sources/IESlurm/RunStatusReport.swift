@@ -15,26 +15,41 @@ public enum RunStatusReport {
         public var lastLoss: String
     }
 
-    public static func lines(for run: RunDirectory) throws -> [Line] {
-        let info = try run.readInfo()
-        var runs = [(run, info)]
-        for id in info.children {
-            let path = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(id).path
-            if let child = try? RunDirectory.open(path: path), let childInfo = try? child.readInfo() { runs.append((child, childInfo)) }
+    /// The lines of `runs` (each followed by its cross-validation children), with one squeue call for all
+    /// their jobs, and the warning to print when squeue failed (JOB_STATE is then `?`, unknown, not `-`).
+    public static func lines(for runs: [RunDirectory]) throws -> (lines: [Line], warning: String?) {
+        var all: [(RunDirectory, RunInfo)] = []
+        for run in runs {
+            let info = try run.readInfo()
+            all.append((run, info))
+            for id in info.children {
+                let path = URL(fileURLWithPath: run.path).deletingLastPathComponent().appendingPathComponent(id).path
+                if let child = try? RunDirectory.open(path: path), let childInfo = try? child.readInfo() { all.append((child, childInfo)) }
+            }
         }
-        let states = Slurm.jobStates(runs.compactMap { $0.1.slurmJobId })
-        return runs.map { run, info in
+        let query = Slurm.jobStates(all.compactMap { $0.1.slurmJobId })
+        let lines = all.map { run, info in
             let job = info.slurmJobId ?? "-"
-            let state = info.slurmJobId.flatMap { states[$0] }.map { $0.reason == "None" || $0.reason.isEmpty ? $0.state : "\($0.state) (\($0.reason))" } ?? "-"
+            var state = "-"
+            if let id = info.slurmJobId {
+                if query.failure != nil {
+                    state = "?"
+                } else if let known = query.states[id] {
+                    state = known.reason == "None" || known.reason.isEmpty ? known.state : "\(known.state) (\(known.reason))"
+                }
+            }
             let (epoch, loss) = lastEpoch(run)
             // run.json says "running" until its writer ends it; a writer killed by SIGKILL (or a power cut) never
-            // does. Running with no job in the queue and nobody holding the run's lock is a stopped run.
+            // does. Running with no job in the queue and nobody holding the run's lock is a stopped run (not when
+            // the queue could not be asked: "?").
             var status = info.status.rawValue
             if info.status == .running, state == "-", !RunLock.isHeld(run: run.path) {
                 status = "stopped (run.json: running; nothing holds the run)"
             }
             return Line(run: run.id, status: status, job: job, jobState: state, epoch: epoch, lastLoss: loss)
         }
+        let warning = query.failure.map { "squeue failed (\($0)): job states unknown" }
+        return (lines, warning)
     }
 
     /// Last row of Train/epoch_metrics.csv: (epoch, loss) as printed there, "-" when training has not logged yet.

@@ -164,21 +164,51 @@ public enum Slurm {
         _ = try? run("scancel", [jobID])
     }
 
-    /// State and reason of jobs by id (array elements as `<array>_<k>`), from squeue (finished jobs stay listed
-    /// for MinJobAge). Missing squeue or unknown ids give no entry.
-    public static func jobStates(_ ids: [String]) -> [String: (state: String, reason: String)] {
-        guard !ids.isEmpty, locate("squeue") != nil,
-              let result = try? run("squeue", ["-h", "-r", "--states=all", "-o", "%i|%A|%T|%r", "-j", ids.joined(separator: ",")]),
-              result.status == 0 else { return [:] }
-        var states: [String: (String, String)] = [:]
+    /// Job states from squeue: by id (array elements also as `<array>_<k>`), or why squeue gave none.
+    public struct JobStates: Sendable {
+        public var states: [String: JobState] = [:]
+        /// squeue's failure ("exit 1: <its message>", "no answer in 10 s"): every state is unknown; nil when it
+        /// answered or was not asked.
+        public var failure: String?
+    }
+
+    public struct JobState: Sendable, Equatable {
+        public var state: String
+        public var reason: String
+    }
+
+    /// Seconds squeue may take: a controller that does not answer makes it retry for about 18 s.
+    public static let squeueTimeout: TimeInterval = 10
+
+    /// State and reason of jobs by id (array elements as `<array>_<k>`), from one squeue call for all of them
+    /// (finished jobs stay listed for MinJobAge). Missing squeue or unknown ids give no entry; squeue failing or
+    /// taking longer than `timeout` gives `failure`.
+    public static func jobStates(_ ids: [String], timeout: TimeInterval = squeueTimeout) -> JobStates {
+        guard !ids.isEmpty, let squeue = locate("squeue") else { return JobStates() }
+        let unique = ids.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let result: ChildProcess.Output
+        do {
+            result = try ChildProcess.run(squeue, ["-h", "-r", "--states=all", "-o", "%i|%A|%T|%r", "-j", unique.joined(separator: ",")],
+                                          timeout: timeout)
+        } catch let error as IEError {
+            return JobStates(failure: error.message)
+        } catch {
+            return JobStates(failure: "\(error)")
+        }
+        if result.timedOut { return JobStates(failure: "no answer in \(Int(timeout)) s") }
+        guard result.status == 0 else {
+            let message = result.stderr.split(separator: "\n").first.map { ": " + $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            return JobStates(failure: "exit \(result.status)\(message)")
+        }
+        var states: [String: JobState] = [:]
         for line in result.stdout.split(separator: "\n") {
             let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             // An array element is known both as <array>_<k> and by its own job id (what the job records itself).
             guard fields.count == 4 else { continue }
-            states[fields[0]] = (fields[2], fields[3])
-            states[fields[1]] = (fields[2], fields[3])
+            states[fields[0]] = JobState(state: fields[2], reason: fields[3])
+            states[fields[1]] = JobState(state: fields[2], reason: fields[3])
         }
-        return states
+        return JobStates(states: states)
     }
 }
 

@@ -77,7 +77,6 @@ public enum TrainingStart {
 /// signal source), which takes blocked pending signals without interrupting anyone.
 public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
-    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
     /// SIGINT (Ctrl-C) too: it stops at the next batch like SIGTERM, and a second Ctrl-C stops at once.
     private static let signals = [SIGTERM, SIGUSR1, SIGINT]
@@ -86,19 +85,9 @@ public enum StopSignal {
 
     /// Call first, on the main thread, before the engine, MPI or any worker starts threads.
     public static func install() {
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for sig in signals { sigaddset(&mask, sig) }
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
-        for sig in signals {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                if sig == SIGINT && flag != 0 { _exit(130) }
-                flag = 1
-            }
-            source.resume()
-            sources.append(source)
+        SignalReader.start(signals, ignoring: true) { sig in
+            if sig == SIGINT && flag != 0 { _exit(130) }
+            flag = 1
         }
     }
 }

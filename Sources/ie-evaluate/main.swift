@@ -50,4 +50,6 @@ struct Evaluate: ParsableCommand {
     }
 }
 
+// First, before any thread starts: a SIGTERM, SIGINT or SIGHUP stops gnuplot and removes its scratch folder.
+TerminationCleanup.install()
 runCommand(Evaluate.self, tool: "ie-evaluate")

@@ -89,4 +89,6 @@ struct RunMetrics: ParsableCommand {
     }
 }
 
+// First, before any thread starts: a SIGTERM, SIGINT or SIGHUP stops gnuplot and removes its scratch folder.
+TerminationCleanup.install()
 runCommand(Metrics.self, tool: "ie-metrics")

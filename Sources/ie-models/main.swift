@@ -60,7 +60,8 @@ struct Models: ParsableCommand {
             try StandardStream.write(Models.details(model, folds: folds, verified: verify))
         default:
             let model = try registry.remove(try target())
-            try StandardStream.write("ie-models: removed \(model.id) (\(model.folder))\n")
+            // A report of what was done, not data: stderr, so stdout stays empty for a pipe.
+            try StandardStream.write("ie-models: removed \(model.id) (\(model.folder))\n", to: STDERR_FILENO, name: "standard error")
         }
     }
 

@@ -82,4 +82,6 @@ struct Report: ParsableCommand {
     }
 }
 
+// First, before any thread starts: a SIGTERM, SIGINT or SIGHUP stops gnuplot and removes its scratch folder.
+TerminationCleanup.install()
 runCommand(Report.self, tool: "ie-report")

@@ -54,6 +54,7 @@ struct Wilcoxon: ParsableCommand {
         let runNames = names.map { $0.split(separator: ",").map(String.init) } ?? []
         var scores = ScoresByRun()
         var plainIndex = 0
+        var runsFound: [String] = []
         for path in inputs {
             let file = try MetricsFile.read(path: path)
             var name = path
@@ -61,8 +62,18 @@ struct Wilcoxon: ParsableCommand {
                 if plainIndex < runNames.count { name = runNames[plainIndex] }
                 plainIndex += 1
             }
+            // The runs as SPEC §8 finds them (a split column: one run per split; else the file), before --subset
+            // or --exclude narrow the rows: those leave a comparison with nothing to compare, not a wrong command.
+            let runs = file.hasSplit ? file.records.map { $0.split ?? name } : [name]
+            for run in runs where !runsFound.contains(run) { runsFound.append(run) }
             scores.add(file, defaultRun: name, subset: file.hasMode ? subset : "all",
                        excluding: Set(exclude.split(separator: ",").map(String.init)))
+        }
+        // One run compares with nothing: "not enough data points" and exit 0 would hide a forgotten file.
+        guard runsFound.count >= 2 else {
+            let found = runsFound.first.map { "one run (\($0))" } ?? "no run"
+            throw IEError.usage("the inputs hold \(found), expected at least two runs to compare: two metrics CSVs, "
+                                + "or a file with a split column")
         }
         let results = WilcoxonComparison.run(
             scores, against: against.map { $0.split(separator: ",").map(String.init) },

@@ -11,7 +11,9 @@ struct OutputOption: ParsableArguments {
 
     func write(_ text: String) throws {
         if output == "-" {
-            try StandardStream.write(text)
+            // On a stream the text is lines, so a shell prompt or the next tool does not run on after it. A file
+            // keeps its bytes: InnerEye writes "There were not enough data points ..." without a newline.
+            try StandardStream.write(text.isEmpty || text.hasSuffix("\n") ? text : text + "\n")
         } else {
             try AtomicFile.write(Data(text.utf8), to: output)
         }

@@ -27,9 +27,10 @@ struct Status: ParsableCommand {
     }
 
     func run() throws {
-        var lines: [RunStatusReport.Line] = []
-        for path in runs { lines += try RunStatusReport.lines(for: RunDirectory.open(path: path)) }
-        try StandardStream.write(RunStatusReport.text(lines))
+        Log.tool = "ie-status"
+        let listing = try RunStatusReport.lines(for: runs.map { try RunDirectory.open(path: $0) })
+        if let warning = listing.warning { Log.warning(warning) }
+        try StandardStream.write(RunStatusReport.text(listing.lines))
     }
 }
 

@@ -1,0 +1,27 @@
+import Foundation
+
+/// Signals taken without a handler (docs/DESIGN.md, "Stop signals"): blocked on the calling thread, which must be
+/// the main thread before any other thread exists (threads inherit the mask), and read by Dispatch signal sources
+/// from a signalfd, so that `handler` runs as ordinary code on a Dispatch thread and no compute thread ever gets a
+/// signal frame (oneDNN's JIT kernels run with rsp in a heap workspace). Used by IETrain.StopSignal and
+/// TerminationCleanup.
+public enum SignalReader {
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    /// `ignoring`: also set the disposition to SIG_IGN (ie-train: a thread started before main, which does not
+    /// block them, must not be killed by one).
+    public static func start(_ signals: [Int32], ignoring: Bool = false, handler: @escaping @Sendable (Int32) -> Void) {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for sig in signals { sigaddset(&mask, sig) }
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        for sig in signals {
+            if ignoring { signal(sig, SIG_IGN) }
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            // Kept for the life of the process: a released source stops reading.
+            sources.append(source)
+        }
+    }
+}
