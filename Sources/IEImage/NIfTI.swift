@@ -51,8 +51,9 @@ public enum NIfTIDataType: Int32, Sendable, CaseIterable, CustomStringConvertibl
 }
 
 /// What the header of a NIfTI file says, without its voxels.
-/// Spacing, origin and shape are (Z, Y, X) as everywhere in the toolbox; `affine` is the 4x4 voxel-to-world
-/// matrix (rows x, y, z, 1; RAS+ world as in nibabel's `img.affine`) that origin and direction were taken from.
+/// Spacing, origin and shape are (Z, Y, X) as everywhere in the toolbox, in mm; `affine` is the 4x4 voxel-to-world
+/// matrix (rows x, y, z, 1; RAS+ world as in nibabel's `img.affine`, converted to mm as SimpleITK converts
+/// meters and microns) that origin and direction were taken from.
 public struct NIfTIHeaderInfo: Sendable {
     public var path: String
     /// dim[1] ... dim[dim[0]] of the header, i.e. (x, y, z, t, ...).
@@ -66,10 +67,19 @@ public struct NIfTIHeaderInfo: Sendable {
     public var direction: [Double]
     public var affine: [[Double]]
     public var geometry: NIfTIGeometry
-    /// Voxel scaling as stored; `hasScaling` is false when the slope is 0 or not finite (NIfTI: no scaling).
+    /// Voxel scaling as stored.
     public var sclSlope: Double
     public var sclInter: Double
-    public var hasScaling: Bool { sclSlope.isFinite && sclSlope != 0 }
+    /// The scaling applied on read, as SimpleITK (InnerEye's reader) applies it: a slope that is not finite or
+    /// below double epsilon in size counts as 1 and a non-finite intercept as 0, but the intercept is still added
+    /// (the NIfTI standard and nibabel drop the intercept with a zero slope; ITK does not). nil when that is
+    /// the identity.
+    public var scaling: (slope: Double, inter: Double)? {
+        let slope = sclSlope.isFinite && abs(sclSlope) >= Double.ulpOfOne ? sclSlope : 1
+        let inter = sclInter.isFinite ? sclInter : 0
+        return slope == 1 && inter == 0 ? nil : (slope, inter)
+    }
+    public var hasScaling: Bool { scaling != nil }
     /// Where the voxels start in the (uncompressed) file, and whether they are stored big-endian here.
     public var voxelOffset: Int
     public var byteSwapped: Bool = false
@@ -90,10 +100,16 @@ public struct NIfTIHeaderInfo: Sendable {
 
 /// Reading and writing NIfTI-1 images (`.nii`, `.nii.gz`) through libnifti.
 ///
-/// Geometry follows nibabel's `img.affine`: the sform when sform_code != 0, else the qform when
-/// qform_code != 0, else the Analyze-style base affine (x flipped, centred). Spacing is |pixdim[1...3]|.
-/// Direction is the affine's 3x3 part with unit columns. The raw qform/sform fields are kept in
-/// `Volume.geometry`, and `write` copies them back verbatim while they still describe the volume.
+/// What the tools compute with follows SimpleITK as InnerEye calls it (`sitk.ReadImage`; checked against it in
+/// NIfTISimpleITKParityTests): spacing is |pixdim[1...3]| in mm, converted from meters (x1000) or microns
+/// (x0.001) when xyzt_units says so; voxel values get scl_slope/scl_inter as ITK applies them (`scaling`).
+/// Origin and direction, which no result depends on, follow nibabel's `img.affine` (in mm): the sform when
+/// sform_code != 0, else the qform when qform_code != 0, else the Analyze-style base affine (x flipped, centred);
+/// direction is the affine's 3x3 part with unit columns. ITK picks differently when qform and sform disagree
+/// (it prefers the qform unless sform_code is 1), uses origin 0 and identity without either, and flips a
+/// direction axis for a negative pixdim. A written image therefore carries the input's header geometry itself:
+/// the qform/sform fields (converted to mm) and pixdim's signs are kept in `Volume.geometry`, and `write`
+/// copies them back while they still describe the volume, so SimpleITK reads a written copy as it read the input.
 public enum NIfTI {
     private static let quietLibrary: Void = { nifti_set_debug_level(0) }()
     /// Every datatype code of the NIfTI-1 standard (nifti1.h), the ones libnifti's header check accepts.
@@ -116,7 +132,7 @@ public enum NIfTI {
         return info
     }
 
-    /// Reads a 3-D image as Float voxels, with scl_slope/scl_inter applied (slope 0 = no scaling).
+    /// Reads a 3-D image as Float voxels, with scl_slope/scl_inter applied as SimpleITK does (`scaling`).
     /// Throws `IEError.badInput` naming the file for a missing, unreadable, non-3-D or unsupported image.
     public static func read(_ path: String) throws -> Volume<Float> {
         let info = try readHeader(path)
@@ -136,8 +152,7 @@ public enum NIfTI {
         let bytes = try readVoxelBytes(path, header: info, count: count, bytesPerVoxel: type.bytesPerVoxel)
         let values = bytes.withUnsafeBytes { raw in
             convertToFloat(raw.baseAddress!, count: count, type: type,
-                           slope: info.hasScaling ? info.sclSlope : nil,
-                           inter: info.sclInter.isFinite ? info.sclInter : 0)
+                           slope: info.scaling?.slope, inter: info.scaling?.inter ?? 0)
         }
         return Volume(shape: info.shape, spacing: info.spacing, origin: info.origin, direction: info.direction,
                       geometry: info.geometry, data: values)
@@ -312,21 +327,30 @@ public enum NIfTI {
         let dims = (0..<ndim).map { Int(dimArray[$0 + 1]) }
         func dim(_ i: Int) -> Int { i < dims.count ? max(dims[i], 1) : 1 }
         let shape = Shape3D(z: dim(2), y: dim(1), x: dim(0))
-        let spacing = (z: Double(abs(pixdim[3])), y: Double(abs(pixdim[2])), x: Double(abs(pixdim[1])))
+        // SimpleITK (InnerEye's reader) converts meters and microns to mm, spacing and origin alike; nibabel
+        // ignores the units. Metrics in mm and sigma_mm follow SimpleITK, so everything below is in mm.
+        let unitScale = millimetresPerUnit(xyztUnits: Int32(h.xyzt_units))
+        let spacing = (z: Double(abs(pixdim[3])) * unitScale, y: Double(abs(pixdim[2])) * unitScale,
+                       x: Double(abs(pixdim[1])) * unitScale)
 
         let magic = withUnsafeBytes(of: h.magic) { Array($0) }
         let isSingleFile = magic[0] == UInt8(ascii: "n") && magic[1] == UInt8(ascii: "+") && magic[2] == UInt8(ascii: "1")
         let isNIfTI = magic[0] == UInt8(ascii: "n") && (magic[1] == UInt8(ascii: "+") || magic[1] == UInt8(ascii: "i"))
             && magic[2] == UInt8(ascii: "1")
+        // The kept qform/sform are converted to mm with the spacing (and the units field says mm), so that a
+        // written copy reads back in SimpleITK as the input did. The signs of pixdim[1...3] are kept for the same
+        // reason: ITK turns a negative pixdim into a flipped direction axis, nibabel ignores the sign.
+        let scale = Float(unitScale)
         let geometry = NIfTIGeometry(
             qformCode: isNIfTI ? Int32(h.qform_code) : 0, sformCode: isNIfTI ? Int32(h.sform_code) : 0,
             quaternB: h.quatern_b, quaternC: h.quatern_c, quaternD: h.quatern_d,
-            qoffsetX: h.qoffset_x, qoffsetY: h.qoffset_y, qoffsetZ: h.qoffset_z,
+            qoffsetX: h.qoffset_x * scale, qoffsetY: h.qoffset_y * scale, qoffsetZ: h.qoffset_z * scale,
             qfac: pixdim[0] < 0 ? -1 : 1,
-            srowX: [h.srow_x.0, h.srow_x.1, h.srow_x.2, h.srow_x.3],
-            srowY: [h.srow_y.0, h.srow_y.1, h.srow_y.2, h.srow_y.3],
-            srowZ: [h.srow_z.0, h.srow_z.1, h.srow_z.2, h.srow_z.3],
-            xyztUnits: Int32(h.xyzt_units))
+            srowX: [h.srow_x.0, h.srow_x.1, h.srow_x.2, h.srow_x.3].map { $0 * scale },
+            srowY: [h.srow_y.0, h.srow_y.1, h.srow_y.2, h.srow_y.3].map { $0 * scale },
+            srowZ: [h.srow_z.0, h.srow_z.1, h.srow_z.2, h.srow_z.3].map { $0 * scale },
+            xyztUnits: unitScale == 1 ? Int32(h.xyzt_units) : (Int32(h.xyzt_units) & ~0x07) | niftiUnitsMillimetre,
+            pixdimSigns: (1...3).map { pixdim[$0] < 0 ? -1 : 1 })
         let affine = affine(of: geometry, spacing: spacing, shape: shape)
         let (origin, direction) = originAndDirection(of: affine)
         return NIfTIHeaderInfo(path: path, dims: dims, datatypeCode: Int32(h.datatype), shape: shape,
@@ -337,6 +361,19 @@ public enum NIfTI {
     }
 
     // MARK: Geometry
+
+    /// NIFTI_UNITS_MM, the spatial unit code of the xyzt_units field (its low three bits).
+    static let niftiUnitsMillimetre: Int32 = 2
+
+    /// How many mm one spatial unit of the header is, as ITK's NiftiImageIO scales spacing and origin:
+    /// NIFTI_UNITS_METER (1) 1000, NIFTI_UNITS_MICRON (3) 0.001, anything else (mm, unknown) 1.
+    static func millimetresPerUnit(xyztUnits: Int32) -> Double {
+        switch xyztUnits & 0x07 {
+        case 1: return 1000
+        case 3: return 0.001
+        default: return 1
+        }
+    }
 
     /// The voxel-to-world affine (4x4, rows x, y, z, 1) that nibabel's `img.affine` gives for these header
     /// fields: sform if sform_code != 0, else qform if qform_code != 0, else the Analyze base affine.
@@ -560,7 +597,10 @@ public enum NIfTI {
         withUnsafeMutableBytes(of: &h.pixdim) { raw in
             let p = raw.bindMemory(to: Float.self)
             p[0] = g.qfac < 0 ? -1 : 1
-            p[1] = Float(volume.spacing.x); p[2] = Float(volume.spacing.y); p[3] = Float(volume.spacing.z)
+            // pixdim's signs as read (see headerInfo); a malformed signs array counts as all positive.
+            let signs = g.pixdimSigns.count == 3 ? g.pixdimSigns : [1, 1, 1]
+            p[1] = Float(volume.spacing.x) * signs[0]; p[2] = Float(volume.spacing.y) * signs[1]
+            p[3] = Float(volume.spacing.z) * signs[2]
             for i in 4..<8 { p[i] = 1 }
         }
         h.vox_offset = 352

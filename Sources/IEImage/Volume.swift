@@ -4,8 +4,8 @@ import IECore
 /// Shape, spacing and origin are (Z, Y, X) triples as everywhere in the configs (SPEC conventions).
 /// `direction` is the 3x3 rotation (row-major, world = origin + direction * (index * spacing)) in (x, y, z)
 /// world/index order as NIfTI and ITK use it; `geometry` keeps the exact NIfTI qform/sform for writing back.
-/// World coordinates are NIfTI's RAS+ millimetres, exactly nibabel's `img.affine` (`NIfTI.read` documents how
-/// spacing, origin and direction are taken from the header).
+/// World coordinates are NIfTI's RAS+ millimetres, nibabel's `img.affine` converted to mm (`NIfTI` documents how
+/// spacing, origin and direction are taken from the header, and where SimpleITK's differ).
 public struct Volume<T>: @unchecked Sendable {
     public var shape: Shape3D
     public var spacing: (z: Double, y: Double, x: Double)
@@ -67,8 +67,9 @@ extension Volume where T == Float {
     }
 }
 
-/// The NIfTI header fields that define world geometry, kept verbatim so a written file carries exactly the
-/// qform/sform of the image it was derived from.
+/// The NIfTI header fields that define world geometry, kept as read (translations and sform converted to mm,
+/// with the units field saying mm, when the header used meters or microns) so a written file carries exactly
+/// the qform/sform of the image it was derived from.
 public struct NIfTIGeometry: Sendable, Equatable {
     public var qformCode: Int32
     public var sformCode: Int32
@@ -77,16 +78,20 @@ public struct NIfTIGeometry: Sendable, Equatable {
     public var qfac: Float
     public var srowX: [Float], srowY: [Float], srowZ: [Float]
     public var xyztUnits: Int32
+    /// The signs (x, y, z) of pixdim[1...3] as read, written back so that SimpleITK, which flips a direction
+    /// axis for a negative pixdim, reads a written copy as it read the input.
+    public var pixdimSigns: [Float]
 
     public init(qformCode: Int32 = 1, sformCode: Int32 = 0, quaternB: Float = 0, quaternC: Float = 0, quaternD: Float = 0,
                 qoffsetX: Float = 0, qoffsetY: Float = 0, qoffsetZ: Float = 0, qfac: Float = 1,
                 srowX: [Float] = [1, 0, 0, 0], srowY: [Float] = [0, 1, 0, 0], srowZ: [Float] = [0, 0, 1, 0],
-                xyztUnits: Int32 = 2) {
+                xyztUnits: Int32 = 2, pixdimSigns: [Float] = [1, 1, 1]) {
         self.qformCode = qformCode; self.sformCode = sformCode
         self.quaternB = quaternB; self.quaternC = quaternC; self.quaternD = quaternD
         self.qoffsetX = qoffsetX; self.qoffsetY = qoffsetY; self.qoffsetZ = qoffsetZ
         self.qfac = qfac
         self.srowX = srowX; self.srowY = srowY; self.srowZ = srowZ
         self.xyztUnits = xyztUnits
+        self.pixdimSigns = pixdimSigns
     }
 }
