@@ -55,13 +55,15 @@ extension RegisteredModel {
         let configName = config["model_name"] ?? name
         // The category (model_category, stored as the effective one) comes first: a config file's folder says
         // it, and a file moved to another folder would otherwise turn a classifier into a segmentation model.
+        // The base is the YAML alone where it loads (the stored values are compared with it); a file moved into
+        // another category's folder may load only with the stored category.
+        let plainBase = try? ModelConfig.load(name: configName, settings: settings, requireRunnable: false)
         var categoryOverride: [ConfigOverride] = []
-        if let text = config["model_category"], let stored = ModelCategory(rawValue: text),
-           (try? ModelConfig.load(name: configName, settings: settings, requireRunnable: false))?.category != stored {
+        if let text = config["model_category"], let stored = ModelCategory(rawValue: text), plainBase?.category != stored {
             categoryOverride = try ConfigOverrides.parse(["--model_category=\(stored.rawValue)"])
                 .map { var o = $0; o.flag = "\(jsonPath): model_category=\(text)"; return o }
         }
-        let base = try ModelConfig.load(name: configName, settings: settings, overrides: categoryOverride, requireRunnable: false)
+        let base = try plainBase ?? ModelConfig.load(name: configName, settings: settings, overrides: categoryOverride, requireRunnable: false)
         var stored: [ConfigOverride] = categoryOverride
         for key in config.keys.sorted() where key != "model_name" && key != "model_category" {
             let text = config[key] ?? ""

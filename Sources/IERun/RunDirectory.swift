@@ -138,6 +138,19 @@ public struct RunDirectory: Sendable {
         return RunDirectory(path: standardized, experiment: url.deletingLastPathComponent().lastPathComponent, id: url.lastPathComponent)
     }
 
+    /// The run that `folder` lies in (a run folder or one of its sub-folders, up to `<run>/outputs/epoch_NNN/<Mode>`
+    /// and a subject folder below it), or nil when it is not inside a run.
+    public static func enclosing(_ folder: String) -> RunDirectory? {
+        var url = URL(fileURLWithPath: folder).standardizedFileURL
+        for _ in 0..<5 {
+            if let run = try? open(path: url.path) { return run }
+            let parent = url.deletingLastPathComponent()
+            if parent.path == url.path { break }
+            url = parent
+        }
+        return nil
+    }
+
     /// The parent run of a cross-validation child.
     public func parentRun() throws -> RunDirectory? {
         guard let p = RunIDs.parentAndIndex(of: id) else { return nil }

@@ -4,6 +4,7 @@ import IECommand
 import IECore
 import IEData
 import IEEval
+import IERun
 
 struct PairMetrics: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,6 +80,20 @@ struct FolderMetrics: ParsableCommand {
             groundTruth: { subject, structure in data.row(subject: subject, channel: structure).map(data.absolutePath) },
             image: { subject in imageChannel.flatMap { data.row(subject: subject, channel: $0) }.map(data.absolutePath) })
         let folder = outputFolder ?? predictionDir
+        // Inside a run, folder scoring is one more writer of the run: it holds the run's lock (no scoring of files
+        // ie-infer is rewriting, no two writers of one metrics.csv), and the aggregates, box plot and outliers of
+        // the old metrics go, since this command does not rewrite them (`ie-metrics run` does).
+        guard let run = RunDirectory.enclosing(folder) else { return try score(cases, into: folder, extras: extras) }
+        try RunLock.process.withLock(run: run.path, tool: "ie-metrics") {
+            for name in [RunLayout.aggregatesFileName, RunLayout.boxPlotFileName] + ["Val", "Test", "Train"].map(RunLayout.outliersFileName) {
+                let stale = folder + "/" + name
+                if FileManager.default.fileExists(atPath: stale) { try FileManager.default.removeItem(atPath: stale) }
+            }
+            try score(cases, into: folder, extras: extras)
+        }
+    }
+
+    private func score(_ cases: [MetricsCase], into folder: String, extras: [ExtraMetric]) throws {
         let rows = try MetricsEvaluation.run(cases: cases, outputFolder: folder, extras: extras,
                                              writePNG: noThumbnails ? nil : MetricsEvaluation.writeThumbnail,
                                              threads: threads.count())

@@ -87,6 +87,68 @@ final class ScriptingContractTests: XCTestCase {
         }
     }
 
+    /// Pipes given as file arguments (`<(...)` process substitution, /dev/stdin, a named pipe) are read like files,
+    /// so two pipelines can be compared without temporary files.
+    func testStatsReadsPipesGivenAsFiles() throws {
+        let runner = try ToolRunner(name: "pipes")
+        defer { runner.remove() }
+        try "Patient,Structure,Dice\n1,liver,0.5\n2,liver,0.7\n".write(toFile: runner.path("m.csv"), atomically: true, encoding: .utf8)
+        let fifo = runner.path("fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let bin = ToolRunner.binaryFolder
+        let direct = try runner.run("stats", ["aggregate", runner.path("m.csv")])
+        XCTAssertEqual(direct.status, 0, direct.stderr)
+        for command in ["'\(bin)/ie-stats' aggregate <(cat m.csv)", "cat m.csv | '\(bin)/ie-stats' aggregate /dev/stdin",
+                        "(cat m.csv > fifo &) ; '\(bin)/ie-stats' aggregate fifo"] {
+            let bash = Process()
+            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
+            bash.arguments = ["-c", command]
+            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
+            let out = Pipe(), err = Pipe()
+            (bash.standardOutput, bash.standardError) = (out, err)
+            try bash.run()
+            let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            bash.waitUntilExit()
+            XCTAssertEqual(bash.terminationStatus, 0, "\(command): \(e)")
+            XCTAssertEqual(o, direct.stdout, command)
+        }
+    }
+
+    /// `ie-metrics folder` on a run's split folder is a writer of the run: it waits for no one and is refused while
+    /// another tool holds the run, and it removes the aggregates and box plot it does not rewrite.
+    func testFolderMetricsInsideARunHoldsItsLock() throws {
+        let runner = try ToolRunner(name: "folderlock")
+        defer { runner.remove() }
+        let run = try PipelineTests.makeRun(runner, subjects: 6)
+        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let test = run + "/outputs/epoch_001/Test"
+        let arguments = ["folder", "--prediction_dir=\(test)", "--dataset=datasets/HelloWorld/dataset.csv", "--structures=region_a", "--no-thumbnails"]
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = [run + "/.lock", "sleep", "30"]
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        var refused = try runner.run("metrics", arguments)
+        for _ in 0..<50 where !refused.stderr.contains("the run is in use") {   // until flock holds the lock
+            Thread.sleep(forTimeInterval: 0.1)
+            refused = try runner.run("metrics", arguments)
+        }
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("the run is in use"), refused.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: test + "/metrics_aggregates.csv"), "a refused writer leaves the folder alone")
+        holder.terminate()
+        holder.waitUntilExit()
+        let scored = try runner.run("metrics", arguments)
+        XCTAssertEqual(scored.status, 0, scored.stderr)
+        let metrics = try String(contentsOfFile: test + "/metrics.csv", encoding: .utf8)
+        XCTAssertFalse(metrics.contains("region_b"), metrics)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: test + "/metrics_aggregates.csv"), "stale aggregates removed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: test + "/metrics_boxplot.png"))
+    }
+
     /// `ie-models list NAME` of a name the registry lacks is exit 2 naming it and the known names; `remove` reports
     /// on stderr, leaving stdout to data.
     func testModelsUnknownNameAndRemoveReport() throws {
