@@ -145,7 +145,7 @@ public final class ScalarTrainer {
             let started = Date()
             let lr = setup.optimisation.learningRate(epoch: epoch - 1)
             guard let trainPass = try trainEpoch(epoch: epoch, lr: lr, progress: progress, prepared: upcoming) else {
-                Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
+                Log.info("stopped by signal during epoch \(epoch); " + StopSignal.resumeHint(lastCompletedEpoch: lastCompletedEpoch))
                 return false
             }
             let trainSeconds = Date().timeIntervalSince(started)

@@ -83,6 +83,12 @@ public enum StopSignal {
 
     public static var requested: Bool { flag != 0 }
 
+    /// What a stopped training leaves to continue from (nothing yet when no epoch had completed).
+    public static func resumeHint(lastCompletedEpoch: Int) -> String {
+        lastCompletedEpoch > 0 ? "the autosave holds epoch \(lastCompletedEpoch), rerun with --resume"
+                               : "no epoch had completed, so nothing was saved: rerun the same command"
+    }
+
     /// Call first, on the main thread, before the engine, MPI or any worker starts threads.
     public static func install() {
         SignalReader.start(signals, ignoring: true) { sig in
@@ -172,7 +178,7 @@ public final class Trainer {
             let lr = learningRate(epoch: epoch - 1, baseRate: setup.learningRate, minRate: setup.minLearningRate,
                                   numEpochs: setup.numEpochs, schedule: setup.schedule, warmupEpochs: setup.warmupEpochs)
             guard let trainStats = try trainEpoch(epoch: epoch, lr: lr, progress: progress, prepared: upcoming) else {
-                Log.info("stopped by signal during epoch \(epoch); the autosave holds epoch \(lastCompletedEpoch), rerun with --resume")
+                Log.info("stopped by signal during epoch \(epoch); " + StopSignal.resumeHint(lastCompletedEpoch: lastCompletedEpoch))
                 return false
             }
             let trainSeconds = Date().timeIntervalSince(started)

@@ -91,17 +91,10 @@ final class RunSafetyTests: XCTestCase {
         defer { runner.remove() }
         let run = try PipelineTests.makeRun(runner, subjects: 6)
         XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
-        let bin = ToolRunner.binaryFolder
-        for (command, status) in [("'\(bin)/ie-infer' --run='\(run)' --mode=Val --epoch=1 --threads=1 2>&-", 0),
-                                  ("'\(bin)/ie-metrics' run --run='\(run)' --mode=Val --epoch=1 2>&- >&-", 0),
-                                  ("'\(bin)/ie-infer' --run='\(run)' --mode=Val --epoch=1 --threads=1 --no-such-option 2>&-", 2)] {
-            let bash = Process()
-            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
-            bash.arguments = ["-c", command]
-            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-            try bash.run()
-            bash.waitUntilExit()
-            XCTAssertEqual(bash.terminationStatus, Int32(status), command)
+        for (command, status) in [("\"$IE/ie-infer\" --run='\(run)' --mode=Val --epoch=1 --threads=1 2>&-", 0),
+                                  ("\"$IE/ie-metrics\" run --run='\(run)' --mode=Val --epoch=1 2>&- >&-", 0),
+                                  ("\"$IE/ie-infer\" --run='\(run)' --mode=Val --epoch=1 --threads=1 --no-such-option 2>&-", 2)] {
+            XCTAssertEqual(try runner.shell(command).status, Int32(status), command)
             let lock = try String(contentsOfFile: run + "/.lock", encoding: .utf8)
             let lines = lock.split(separator: "\n")
             XCTAssertEqual(lines.count, 1, "\(command): \(lock)")
@@ -109,13 +102,7 @@ final class RunSafetyTests: XCTestCase {
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/epoch_001/Val/metrics.csv"))
         // A closed stdout is still an error where the output is the point.
-        let split = Process()
-        split.executableURL = URL(fileURLWithPath: "/bin/bash")
-        split.arguments = ["-c", "'\(bin)/ie-split' --model=HelloWorld >&- 2>/dev/null"]
-        split.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-        try split.run()
-        split.waitUntilExit()
-        XCTAssertEqual(split.terminationStatus, 1)
+        XCTAssertEqual(try runner.shell("\"$IE/ie-split\" --model=HelloWorld >&-").status, 1)
     }
 
     /// A wrong `--epoch` leaves a run's status alone (the command was wrong, not the run); a failed inference marks
@@ -155,23 +142,13 @@ final class RunSafetyTests: XCTestCase {
         defer { runner.remove() }
         let synth = try runner.run("synth", ["--output_folder=datasets/HelloWorld", "--subjects=6", "--shape=16,48,48", "--quiet"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
-        let bin = ToolRunner.binaryFolder
         let tiny = PipelineTests.tiny.joined(separator: " ")
         func bash(_ command: String) throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = ["-c", command]
-            process.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 0, command)
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let result = try runner.shell(command)
+            XCTAssertEqual(result.status, 0, "\(command): \(result.stderr)")
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let run = try bash("umask 002; R=$('\(bin)/ie-split' --model=HelloWorld) && '\(bin)/ie-train' --run=$R --num_epochs=1 \(tiny) && echo $R")
+        let run = try bash("umask 002; R=$(\"$IE/ie-split\" --model=HelloWorld) && \"$IE/ie-train\" --run=$R --num_epochs=1 \(tiny) && echo $R")
         func mode(_ path: String) throws -> Int {
             (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
         }
@@ -183,7 +160,7 @@ final class RunSafetyTests: XCTestCase {
             XCTAssertEqual(try mode(file), 0o664, file)
         }
         try FileManager.default.setAttributes([.posixPermissions: 0o660], ofItemAtPath: run + "/run.json")
-        _ = try bash("umask 022; '\(bin)/ie-evaluate' --run=\(run) --threads=1")
+        _ = try bash("umask 022; \"$IE/ie-evaluate\" --run=\(run) --threads=1")
         XCTAssertEqual(try mode(run + "/run.json"), 0o660, "rewritten, it keeps its mode")
         XCTAssertEqual(try mode(run + "/outputs/report.html"), 0o644, "new under umask 022")
     }
@@ -224,15 +201,9 @@ final class RunSafetyTests: XCTestCase {
         defer { runner.remove() }
         let csv = runner.path("m.csv")
         try "Patient,Structure,Dice\n1,liver,0.5\n2,liver,0.7\n".write(toFile: csv, atomically: false, encoding: .utf8)
-        let bin = ToolRunner.binaryFolder
-        let bash = Process()
-        bash.executableURL = URL(fileURLWithPath: "/bin/bash")
-        bash.arguments = ["-c", "echo first > out.txt && '\(bin)/ie-stats' aggregate m.csv -o /dev/stdout >> out.txt && "
-                          + "'\(bin)/ie-stats' aggregate m.csv -o /dev/null && test -L /dev/stdout && test -c /dev/null"]
-        bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-        try bash.run()
-        bash.waitUntilExit()
-        XCTAssertEqual(bash.terminationStatus, 0)
+        let result = try runner.shell("echo first > out.txt && \"$IE/ie-stats\" aggregate m.csv -o /dev/stdout >> out.txt && "
+                                      + "\"$IE/ie-stats\" aggregate m.csv -o /dev/null && test -L /dev/stdout && test -c /dev/null")
+        XCTAssertEqual(result.status, 0, result.stderr)
         let text = try String(contentsOfFile: runner.path("out.txt"), encoding: .utf8)
         XCTAssertTrue(text.hasPrefix("first\n") && text.contains("liver"), text)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "/dev").filter { $0.hasPrefix(".tmp.") }, [],
@@ -328,17 +299,9 @@ final class RunSafetyTests: XCTestCase {
                              "ie-metrics: error: cannot write to standard output: No space left on device"))
         }
         for (command, message) in commands {
-            let bash = Process()
-            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
-            bash.arguments = ["-c", command + "; echo rc=$?"]
-            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-            let out = Pipe(), err = Pipe()
-            (bash.standardOutput, bash.standardError) = (out, err)
-            try bash.run()
-            let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            bash.waitUntilExit()
-            XCTAssertEqual(o, "rc=1\n", "\(command): \(e)")
+            let result = try runner.shell(command + "; echo rc=$?")
+            let e = result.stderr
+            XCTAssertEqual(result.stdout, "rc=1\n", "\(command): \(e)")
             XCTAssertTrue(e.hasPrefix(message) && e.split(separator: "\n").count == 1, "\(command): \(e)")
         }
     }

@@ -95,23 +95,13 @@ final class ScriptingContractTests: XCTestCase {
         try "Patient,Structure,Dice\n1,liver,0.5\n2,liver,0.7\n".write(toFile: runner.path("m.csv"), atomically: true, encoding: .utf8)
         let fifo = runner.path("fifo")
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-        let bin = ToolRunner.binaryFolder
         let direct = try runner.run("stats", ["aggregate", runner.path("m.csv")])
         XCTAssertEqual(direct.status, 0, direct.stderr)
-        for command in ["'\(bin)/ie-stats' aggregate <(cat m.csv)", "cat m.csv | '\(bin)/ie-stats' aggregate /dev/stdin",
-                        "(cat m.csv > fifo &) ; '\(bin)/ie-stats' aggregate fifo"] {
-            let bash = Process()
-            bash.executableURL = URL(fileURLWithPath: "/bin/bash")
-            bash.arguments = ["-c", command]
-            bash.currentDirectoryURL = URL(fileURLWithPath: runner.folder)
-            let out = Pipe(), err = Pipe()
-            (bash.standardOutput, bash.standardError) = (out, err)
-            try bash.run()
-            let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            bash.waitUntilExit()
-            XCTAssertEqual(bash.terminationStatus, 0, "\(command): \(e)")
-            XCTAssertEqual(o, direct.stdout, command)
+        for command in ["\"$IE/ie-stats\" aggregate <(cat m.csv)", "cat m.csv | \"$IE/ie-stats\" aggregate /dev/stdin",
+                        "(cat m.csv > fifo &) ; \"$IE/ie-stats\" aggregate fifo"] {
+            let result = try runner.shell(command)
+            XCTAssertEqual(result.status, 0, "\(command): \(result.stderr)")
+            XCTAssertEqual(result.stdout, direct.stdout, command)
         }
     }
 

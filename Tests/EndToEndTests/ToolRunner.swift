@@ -39,7 +39,18 @@ struct ToolRunner {
     /// Runs `ie-<tool>` with arguments in the scratch folder and waits.
     @discardableResult
     func run(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
-        let process = try start(tool, arguments, environment: extra)
+        try collect(try start(tool, arguments, environment: extra))
+    }
+
+    /// Runs a bash command line in the scratch folder (redirections, pipes, umask: the tools as a script calls them,
+    /// `$IE` being the folder of the tools under test) and waits.
+    @discardableResult
+    func shell(_ command: String, environment extra: [String: String] = [:]) throws -> Result {
+        try collect(try launch("/bin/bash", ["-c", command], environment: extra.merging(["IE": ToolRunner.binaryFolder]) { a, _ in a }))
+    }
+
+    /// Waits for a process started by `start` or `shell`, reading both its pipes.
+    private func collect(_ process: Process) throws -> Result {
         let out = process.standardOutput as! Pipe
         let err = process.standardError as! Pipe
         // Read before waiting so a chatty tool cannot block on a full pipe.
@@ -57,8 +68,12 @@ struct ToolRunner {
     }
 
     func start(_ tool: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
+        try launch(ToolRunner.binaryFolder + "/ie-" + tool, arguments, environment: extra)
+    }
+
+    private func launch(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ToolRunner.binaryFolder + "/ie-" + tool)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         var env = ProcessInfo.processInfo.environment
