@@ -10,7 +10,10 @@ public enum SignalReader {
 
     /// `ignoring`: also set the disposition to SIG_IGN (ie-train: a thread started before main, which does not
     /// block them, must not be killed by one).
+    /// A signal the process was started ignoring stays ignored and is not read: `nohup` (SIGHUP), `trap '' TERM`,
+    /// or a non-interactive shell's background job (SIGINT) asked for that.
     public static func start(_ signals: [Int32], ignoring: Bool = false, handler: @escaping @Sendable (Int32) -> Void) {
+        let signals = signals.filter { !startedIgnoring($0) }
         var mask = sigset_t()
         sigemptyset(&mask)
         for sig in signals { sigaddset(&mask, sig) }
@@ -23,5 +26,12 @@ public enum SignalReader {
             // Kept for the life of the process: a released source stops reading.
             sources.append(source)
         }
+    }
+
+    /// Whether `sig`'s disposition is SIG_IGN now (inherited through exec).
+    public static func startedIgnoring(_ sig: Int32) -> Bool {
+        var current = sigaction()
+        guard sigaction(sig, nil, &current) == 0 else { return false }
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 }

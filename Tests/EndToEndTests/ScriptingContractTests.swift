@@ -267,5 +267,13 @@ final class ScriptingContractTests: XCTestCase {
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), [], "signal \(sig): no scratch folder left")
             XCTAssertFalse(FileManager.default.fileExists(atPath: "/proc/\(child)"), "signal \(sig): gnuplot \(child) is gone")
         }
+        // Under nohup (SIGHUP ignored from the start) a hangup stops nothing: the report finishes.
+        let fast = runner.path("fast-gnuplot")
+        try "#!/bin/sh\ntouch \"$FAKE_DIR/fast.started\"\nsleep 2\nexit 1\n".write(toFile: fast, atomically: true, encoding: .utf8)
+        chmod(fast, 0o755)
+        let nohup = try runner.shell("IE_GNUPLOT='\(fast)' TMPDIR='\(scratch)' FAKE_DIR='\(runner.folder)' nohup \"$IE/ie-report\" --run='\(run)' "
+                                     + "> report.out 2>&1 & p=$!; for i in $(seq 600); do [ -e fast.started ] && break; sleep 0.05; done; kill -HUP $p; wait $p; echo rc=$?")
+        XCTAssertFalse(nohup.stdout.contains("rc=129"), "\(nohup.stdout) \((try? String(contentsOfFile: runner.path("report.out"), encoding: .utf8)) ?? "")")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), [])
     }
 }
