@@ -15,7 +15,8 @@ public enum AtomicFile {
         // So is anything under /dev or /proc (`-o /dev/stdout` redirected to a file is a regular file, but a
         // temporary file renamed over /dev/stdout would replace the link itself, as root).
         var existing = stat()
-        if stat(path, &existing) == 0, (existing.st_mode & S_IFMT) != S_IFDIR,
+        let exists = stat(path, &existing) == 0
+        if exists, (existing.st_mode & S_IFMT) != S_IFDIR,
            !isRegularFile(existing.st_mode) || path.hasPrefix("/dev/") || path.hasPrefix("/proc/") {
             return try writeInPlace(data, to: path)
         }
@@ -28,7 +29,8 @@ public enum AtomicFile {
         guard fd >= 0 else {
             throw IEError.failure("cannot create a temporary file in its folder: \(String(cString: strerror(errno)))", file: path)
         }
-        keepPermissions(of: path, on: tmp)
+        // The file being replaced keeps its permission bits (stat'ed above).
+        if exists && isRegularFile(existing.st_mode) { fchmod(fd, existing.st_mode & 0o7777) }
         var failure: Int32 = 0
         if !writeAll(data, to: fd, failure: &failure), failure == 0 { failure = EIO }
         if failure == 0, fsync(fd) != 0 { failure = errno }
@@ -46,7 +48,8 @@ public enum AtomicFile {
 
     static func isRegularFile(_ mode: mode_t) -> Bool { (mode & S_IFMT) == S_IFREG }
 
-    /// The file being replaced keeps its permission bits: the temporary file that takes its place gets them.
+    /// The file being replaced keeps its permission bits: the temporary file that takes its place (written by a
+    /// library through `temporaryPath`) gets them.
     static func keepPermissions(of path: String, on temporary: String) {
         var existing = stat()
         guard lstat(path, &existing) == 0, isRegularFile(existing.st_mode) else { return }

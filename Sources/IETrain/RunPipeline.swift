@@ -18,13 +18,18 @@ public enum RunPipeline {
         run.layout.checkpoint(epoch: epoch)
     }
 
+    /// The epoch checkpoints (`epoch_NNN.ckpt`) in a checkpoints folder, in name order: what error messages offer.
+    public static func savedEpochCheckpoints(in folder: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasPrefix("epoch_") && $0.hasSuffix(".ckpt") }.sorted()
+    }
+
     /// The run's own checkpoint of `epoch` for inference: an epoch the run never saved is a wrong `--epoch` (exit 2,
     /// as ie-metrics and ie-report answer it), naming the epochs there are; the run itself is not at fault.
     public static func savedCheckpoint(run: RunDirectory, epoch: Int) throws -> String {
         let path = checkpointPath(run: run, epoch: epoch)
         guard !FileManager.default.fileExists(atPath: path) else { return path }
-        let saved = ((try? FileManager.default.contentsOfDirectory(atPath: run.layout.checkpoints)) ?? [])
-            .filter { $0.hasPrefix("epoch_") && $0.hasSuffix(".ckpt") }.sorted()
+        let saved = savedEpochCheckpoints(in: run.layout.checkpoints)
         if saved.isEmpty {
             throw IEError.usage("the run has no checkpoint (not trained yet), expected ie-train --run=\(run.path) first", file: path)
         }
@@ -35,9 +40,7 @@ public enum RunPipeline {
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else {
             // Name what there is: a run's checkpoints folder lists the epochs that can be asked for.
-            let folder = (path as NSString).deletingLastPathComponent
-            let saved = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-                .filter { $0.hasPrefix("epoch_") && $0.hasSuffix(".ckpt") }.sorted()
+            let saved = savedEpochCheckpoints(in: (path as NSString).deletingLastPathComponent)
             let hint = saved.isEmpty ? "" : " (saved: \(saved.joined(separator: ", ")))"
             throw IEError.badInput("checkpoint not found\(hint), expected an epoch that was saved", file: path)
         }

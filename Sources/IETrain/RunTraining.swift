@@ -48,8 +48,8 @@ public enum RunTraining {
     public static func checkNotTrainedBefore(_ config: ModelConfig, run: RunDirectory, resume: Bool) throws {
         guard config.train, !resume else { return }
         let folder = run.layout.checkpoints
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
-            .filter { $0.hasSuffix(".ckpt") && ($0.hasPrefix("epoch_") || $0 == "autosave.ckpt") }.sorted()
+        let autosave = FileManager.default.fileExists(atPath: run.layout.autosave) ? ["autosave.ckpt"] : []
+        let names = autosave + RunPipeline.savedEpochCheckpoints(in: folder)
         guard !names.isEmpty else { return }
         let status = (try? run.readInfo().status.rawValue).map { ", status \($0)" } ?? ""
         throw IEError.usage("run \(run.id) already holds checkpoints (\(names.joined(separator: ", "))\(status)), expected --resume to "

@@ -85,7 +85,8 @@ struct FolderMetrics: ParsableCommand {
         // the old metrics go, since this command does not rewrite them (`ie-metrics run` does).
         guard let run = RunDirectory.enclosing(folder) else { return try score(cases, into: folder, extras: extras) }
         try RunLock.process.withLock(run: run.path, tool: "ie-metrics") {
-            for name in [RunLayout.aggregatesFileName, RunLayout.boxPlotFileName] + ["Val", "Test", "Train"].map(RunLayout.outliersFileName) {
+            let rewritten: Set = [RunLayout.metricsFileName, "thumbnails"]
+            for name in Set(["Val", "Test", "Train"].flatMap(RunLayout.evaluationFileNames)).subtracting(rewritten) {
                 let stale = folder + "/" + name
                 if FileManager.default.fileExists(atPath: stale) { try FileManager.default.removeItem(atPath: stale) }
             }

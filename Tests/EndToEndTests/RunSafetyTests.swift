@@ -56,9 +56,7 @@ final class RunSafetyTests: XCTestCase {
     func testTrainingOverARunsCheckpointsNeedsResume() throws {
         let runner = try ToolRunner(name: "retrain")
         defer { runner.remove() }
-        let run = try PipelineTests.makeRun(runner, subjects: 6)
-        let first = try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny)
-        XCTAssertEqual(first.status, 0, first.stderr)
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
         let checkpoints = run + "/outputs/checkpoints"
         func snapshot() throws -> [String: Data] {
             var files: [String: Data] = [:]
@@ -89,8 +87,7 @@ final class RunSafetyTests: XCTestCase {
     func testClosedStandardStreamsNeverLandInTheRunsFiles() throws {
         let runner = try ToolRunner(name: "closedfd")
         defer { runner.remove() }
-        let run = try PipelineTests.makeRun(runner, subjects: 6)
-        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
         for (command, status) in [("\"$IE/ie-infer\" --run='\(run)' --mode=Val --epoch=1 --threads=1 2>&-", 0),
                                   ("\"$IE/ie-metrics\" run --run='\(run)' --mode=Val --epoch=1 2>&- >&-", 0),
                                   ("\"$IE/ie-infer\" --run='\(run)' --mode=Val --epoch=1 --threads=1 --no-such-option 2>&-", 2)] {
@@ -110,8 +107,7 @@ final class RunSafetyTests: XCTestCase {
     func testEvaluateSuccessClearsAnInferenceFailure() throws {
         let runner = try ToolRunner(name: "evalclear")
         defer { runner.remove() }
-        let run = try PipelineTests.makeRun(runner, subjects: 6)
-        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
         func status() throws -> (String?, String?) {
             let info = try HPCTest.json(run + "/run.json")
             return (info["status"] as? String, info["error"] as? String)
@@ -171,8 +167,7 @@ final class RunSafetyTests: XCTestCase {
     func testReinferenceClearsTheOldEvaluationAndStaleTemporaryFiles() throws {
         let runner = try ToolRunner(name: "reinfer")
         defer { runner.remove() }
-        let run = try PipelineTests.makeRun(runner, subjects: 6)
-        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
         let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
         let val = run + "/outputs/epoch_001/Val", test = run + "/outputs/epoch_001/Test"

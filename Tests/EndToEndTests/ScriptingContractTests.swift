@@ -110,8 +110,7 @@ final class ScriptingContractTests: XCTestCase {
     func testFolderMetricsInsideARunHoldsItsLock() throws {
         let runner = try ToolRunner(name: "folderlock")
         defer { runner.remove() }
-        let run = try PipelineTests.makeRun(runner, subjects: 6)
-        XCTAssertEqual(try runner.run("train", ["--run=\(run)", "--num_epochs=1"] + PipelineTests.tiny).status, 0)
+        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
         let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
         let test = run + "/outputs/epoch_001/Test"
