@@ -78,8 +78,10 @@ public enum TrainingStart {
 public enum StopSignal {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
 
-    /// SIGINT (Ctrl-C) too: it stops at the next batch like SIGTERM, and a second Ctrl-C stops at once.
-    private static let signals = [SIGTERM, SIGUSR1, SIGINT]
+    /// SIGINT (Ctrl-C) too: it stops at the next batch like SIGTERM, and a second Ctrl-C stops at once. SIGHUP
+    /// (the terminal or ssh session closed) stops the same way, unless the process started ignoring it (`nohup`):
+    /// SignalReader leaves a signal ignored at start alone.
+    private static let signals = [SIGTERM, SIGUSR1, SIGINT, SIGHUP]
 
     public static var requested: Bool { flag != 0 }
 

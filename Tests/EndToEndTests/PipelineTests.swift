@@ -161,12 +161,31 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(a, b, "final weights differ after SIGTERM + resume")
     }
 
+    /// A hangup (terminal or ssh session closed) stops training at the next batch like SIGTERM, keeping the
+    /// autosave (it killed ie-train with 129 and left the run `running`); under `nohup` it is ignored.
+    func testHangupStopsTrainingLikeSIGTERMButNotUnderNohup() throws {
+        let runner = try ToolRunner(name: "hangup")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner)
+        let train = "\"$IE/ie-train\" --run='\(run)' --num_epochs=500 " + Self.tiny.joined(separator: " ")
+        let waitForAutosave = "for i in $(seq 1200); do [ -e '\(run)/outputs/checkpoints/autosave.ckpt' ] && break; sleep 0.05; done"
+        let underNohup = try runner.shell("nohup \(train) > nohup.out 2>&1 & p=$!; \(waitForAutosave); kill -HUP $p; sleep 1; "
+                                          + "kill -0 $p && echo alive; kill -TERM $p; wait $p; echo rc=$?")
+        XCTAssertTrue(underNohup.stdout.contains("alive"), underNohup.stdout + underNohup.stderr)
+        XCTAssertTrue(underNohup.stdout.contains("rc=143"), underNohup.stdout + underNohup.stderr)
+        let hangup = try runner.shell("\(train) --resume > resume.out 2>&1 & p=$!; sleep 2; kill -HUP $p; wait $p; echo rc=$?")
+        XCTAssertTrue(hangup.stdout.contains("rc=143"), hangup.stdout + ((try? String(contentsOfFile: runner.path("resume.out"), encoding: .utf8)) ?? ""))
+        XCTAssertEqual(try HPCTest.json(run + "/run.json")["status"] as? String, "queued")
+        let log = try String(contentsOfFile: run + "/logs/ie-train.log", encoding: .utf8)
+        XCTAssertEqual(log.components(separatedBy: "stopped by signal").count, 3, log)
+    }
+
     /// While ie-train trains, none of its threads may take SIGTERM/SIGUSR1: a signal frame written while a oneDNN
     /// JIT GEMM kernel has rsp pointing into the heap corrupts it (see StopSignal). Threads started after `main`
     /// began (the prefetch worker, OpenMP's, MPI's) inherit the main thread's mask; Dispatch's block them anyway.
     /// (OpenBLAS starts its pool before `main`: the caller sets OPENBLAS_NUM_THREADS=1, so that there is none.)
     static func assertStopSignalsBlockedInEveryThread(_ pid: Int32) throws {
-        let wanted: UInt64 = (1 << UInt64(SIGTERM - 1)) | (1 << UInt64(SIGUSR1 - 1)) | (1 << UInt64(SIGINT - 1))
+        let wanted: UInt64 = (1 << UInt64(SIGTERM - 1)) | (1 << UInt64(SIGUSR1 - 1)) | (1 << UInt64(SIGINT - 1)) | (1 << UInt64(SIGHUP - 1))
         let task = "/proc/\(pid)/task"
         let threads = try FileManager.default.contentsOfDirectory(atPath: task)
         XCTAssertGreaterThan(threads.count, 2, "ie-train runs worker threads (Dispatch's, the prefetch worker)")
