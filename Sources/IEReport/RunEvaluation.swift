@@ -9,9 +9,11 @@ import IERun
 /// `<Mode>_outliers.txt`, `metrics_boxplot.png` and `thumbnails/` in `outputs/epoch_NNN/<Mode>/`, from
 /// ie-infer's per-subject masks and the dataset's ground truth; on Test, the comparison with comparison_runs.
 public enum RunEvaluation {
-    /// The modes the config asks for (inference_on_val_set, inference_on_test_set) whose split is not empty.
+    /// The modes the config asks for (inference_on_train_set, inference_on_val_set, inference_on_test_set) whose
+    /// split is not empty, in InnerEye's order (Train, Val, Test).
     public static func modes(run: RunDirectory, config: ModelConfig) throws -> [String] {
         var modes: [String] = []
+        if config.inferenceOnTrainSet, try !run.splitSubjects("train").isEmpty { modes.append("Train") }
         if config.inferenceOnValSet, try !run.splitSubjects("val").isEmpty { modes.append("Val") }
         if config.inferenceOnTestSet, try !run.splitSubjects("test").isEmpty { modes.append("Test") }
         return modes
@@ -64,7 +66,8 @@ public enum RunEvaluation {
                                              writePNG: thumbnails ? MetricsEvaluation.writeThumbnail : nil,
                                              missingRows: missingRows, threads: threads)
         let file = try MetricsFile.read(path: layout.metrics(epoch: epoch, mode: mode))
-        try AtomicFile.write(MetricsAggregates.csv(file.records), to: layout.aggregates(epoch: epoch, mode: mode))
+        try AtomicFile.write(MetricsAggregates.csv(file.records, totalPatients: config.allowIncompleteLabels),
+                             to: layout.aggregates(epoch: epoch, mode: mode))
         try AtomicFile.write(OutlierReport.text(file.records, hasHausdorffDistance: file.hasHausdorffDistance,
                                                 hasSeriesAndInstitution: file.hasSeriesId && file.hasInstitutionId),
                              to: layout.outliers(epoch: epoch, mode: mode))

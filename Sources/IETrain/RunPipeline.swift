@@ -114,12 +114,19 @@ public enum RunPipeline {
             }
             source = checkpointPath(run: from, epoch: config.startEpoch)
             epoch = config.startEpoch
+        } else if config.localWeightsPath.count > 1 {
+            // InnerEye: several local_weights_path checkpoints are evaluated as their ensemble.
+            return try adoptEnsemble(run: run, members: config.localWeightsPath, config: config, settings: settings,
+                                     described: "the \(config.localWeightsPath.count) checkpoints of --local_weights_path")
         } else if let weights = config.localWeightsPath.first {
             source = weights
         } else if let id = config.modelId {
             let model = try ModelRegistry(settings: settings).resolve(id)
             try model.verify()
-            if model.isEnsemble { return try adoptEnsemble(run: run, model: model, config: config, settings: settings) }
+            if model.isEnsemble {
+                return try adoptEnsemble(run: run, members: model.checkpointPaths, config: config, settings: settings,
+                                         described: "the \(model.checkpoints.count) members of ensemble \(model.id)")
+            }
             source = model.checkpointPaths.first
         }
         guard let source else {
@@ -152,28 +159,32 @@ public enum RunPipeline {
         run.layout.ensembleFolder(epoch: epoch)
     }
 
-    /// `--no-train --model_id=<a registered ensemble>`: its members are copied into the run's
-    /// checkpoints/ensemble_epoch_NNN/ and the run's epoch NNN is evaluated as that ensemble, exactly as
+    /// `--no-train --model_id=<a registered ensemble>` or `--no-train --local_weights_path=A,B,...`: the members
+    /// are copied into the run's checkpoints/ensemble_epoch_NNN/ (NNN the latest member's epoch; weights that
+    /// record none count as num_epochs) and the run's epoch NNN is evaluated as their ensemble, exactly as
     /// ie-ensemble evaluates it (the same members, loaded by loadModels, through infer).
-    static func adoptEnsemble(run: RunDirectory, model: RegisteredModel, config: ModelConfig, settings: Settings) throws -> Int {
-        let epochs = try model.checkpointPaths.map { path -> Int in
+    static func adoptEnsemble(run: RunDirectory, members: [String], config: ModelConfig, settings: Settings,
+                              described: String) throws -> Int {
+        let epochs = try members.map { path -> Int in
             let checkpoint = try readCheckpoint(path)
             if config.category.isScalar { _ = try checkpoint.makeClassifier(source: path) } else {
                 let model = try checkpoint.makeModel(source: path, configured: .configured(config))
                 try ModelLoading.requireMatch(model.architecture, checkpoint: path, config: config)
             }
-            return checkpoint.epoch ?? 0
+            return checkpoint.epoch ?? config.numEpochs
         }
-        let epoch = epochs.max() ?? 0
+        let epoch = epochs.max() ?? config.numEpochs
         let folder = ensembleFolder(run: run, epoch: epoch)
+        // Members of an earlier adoption of this epoch would join the ensemble.
+        if FileManager.default.fileExists(atPath: folder) { try FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        for (k, path) in model.checkpointPaths.enumerated() {
+        for (k, path) in members.enumerated() {
             try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: path)), to: folder + String(format: "/member_%02d.ckpt", k))
         }
         _ = try run.modelConfig(settings: settings, extra: ["--epochs_to_test=\(epoch)"], record: true)
         try run.writeArguments(config)
         try run.writeBuildInformation()
-        Log.info("no training: the \(model.checkpoints.count) members of ensemble \(model.id) are the run's epoch \(epoch) model "
+        Log.info("no training: \(described) are the run's epoch \(epoch) model "
                  + "(\(folder)), evaluated as their ensemble by ie-infer/ie-metrics")
         return epoch
     }

@@ -12,8 +12,9 @@ struct Evaluate: ParsableCommand {
         commandName: "ie-evaluate",
         abstract: "Evaluates a trained run: inference, metrics, outliers, comparisons and the report (SPEC §9).",
         discussion: """
-        For each of the run's epochs_to_test and each of Val and Test
-        (inference_on_val_set, inference_on_test_set, non-empty split): inference with
+        For each of the run's epochs_to_test and each of Train, Val and Test
+        (inference_on_train_set, inference_on_val_set, inference_on_test_set,
+        non-empty split): inference with
         the epoch's checkpoint, then in outputs/epoch_NNN/<Mode>/ metrics.csv,
         metrics_aggregates.csv, <Mode>_outliers.txt, metrics_boxplot.png and
         thumbnails/; on Test of a run that is not a cross-validation fold, the

@@ -230,6 +230,62 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(after.stdout.contains("stopped (run.json: running; nothing holds the run)"), after.stdout)
     }
 
+    /// inference_on_train_set (InnerEye's, default false) adds the Train split to the evaluation: it was accepted
+    /// and recorded but never applied.
+    func testInferenceOnTrainSetEvaluatesTheTrainingSubjects() throws {
+        let runner = try ToolRunner(name: "trainset")
+        defer { runner.remove() }
+        let run = try Self.makeRun(runner, subjects: 6)
+        let train = try runner.run("train", ["--run=\(run)", "--num_epochs=1", "--inference_on_train_set=True"] + Self.tiny)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let evaluate = try runner.run("evaluate", ["--run=\(run)"])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        // Plain comma-separated files here (synthetic subjects, no quoting).
+        func column(_ path: String, _ name: String) throws -> Set<String> {
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            let index = try XCTUnwrap(lines.first?.firstIndex(of: Substring(name)), "\(name) in \(path)")
+            return Set(lines.dropFirst().map { String($0[index]) })
+        }
+        let trainSubjects = try column(run + "/outputs/train_dataset.csv", "subject")
+        XCTAssertEqual(try column(run + "/outputs/epoch_001/Train/metrics.csv", "Patient"), trainSubjects)
+        XCTAssertFalse(trainSubjects.isEmpty)
+        for mode in ["Val", "Test"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/outputs/epoch_001/\(mode)/metrics.csv"), mode)
+        }
+    }
+
+    /// InnerEye evaluates several local_weights_path checkpoints as their ensemble; `--no-train` adopted the first
+    /// and dropped the others without a word. The run's Test posteriors must equal ie-ensemble's on the same two
+    /// checkpoints, and differ from the first checkpoint's alone.
+    func testNoTrainWithSeveralLocalWeightsEvaluatesTheirEnsemble() throws {
+        let runner = try ToolRunner(name: "localensemble")
+        defer { runner.remove() }
+        let first = try Self.trainedRun(runner, subjects: 6, epochs: 1)
+        let second = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try runner.run("train", ["--run=\(second)", "--num_epochs=2", "--random_seed=7"] + Self.tiny).status, 0)
+        let a = first + "/outputs/checkpoints/epoch_001.ckpt", b = second + "/outputs/checkpoints/epoch_002.ckpt"
+        let run = try runner.run("split", ["--model=HelloWorld"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let adopt = try runner.run("train", ["--run=\(run)", "--no-train", "--local_weights_path=\(a),\(b)", "--threads=1"])
+        XCTAssertEqual(adopt.status, 0, adopt.stderr)
+        XCTAssertTrue(adopt.stderr.contains("the 2 checkpoints of --local_weights_path"), adopt.stderr)
+        let test = ["--mode=Test", "--threads=1", "--test_crop_size=16,48,48"]
+        XCTAssertEqual(try runner.run("infer", ["--run=\(run)"] + test).status, 0)
+        let ensemble = try runner.run("ensemble", ["--run=\(run)", "--epoch=9", "--checkpoint=\(a)", "--checkpoint=\(b)"] + test)
+        XCTAssertEqual(ensemble.status, 0, ensemble.stderr)
+        let alone = try runner.run("infer", ["--run=\(run)", "--epoch=8", "--checkpoint=\(a)"] + test)
+        XCTAssertEqual(alone.status, 0, alone.stderr)
+        let subjects = try FileManager.default.contentsOfDirectory(atPath: run + "/outputs/epoch_002/Test")
+            .filter { $0.allSatisfy(\.isNumber) }
+        XCTAssertFalse(subjects.isEmpty)
+        var differsFromFirst = false
+        for subject in subjects {
+            let posterior = { (epoch: String) in try Data(contentsOf: URL(fileURLWithPath: "\(run)/outputs/\(epoch)/Test/\(subject)/posterior_region_a.nii.gz")) }
+            XCTAssertEqual(try posterior("epoch_002"), try posterior("epoch_009"), "subject \(subject)")
+            if try posterior("epoch_002") != posterior("epoch_008") { differsFromFirst = true }
+        }
+        XCTAssertTrue(differsFromFirst, "the adopted model is the first checkpoint alone")
+    }
+
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
         let runner = try ToolRunner(name: "corrupt")
         defer { runner.remove() }

@@ -78,6 +78,9 @@ struct ToolRunner {
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         var env = ProcessInfo.processInfo.environment
         env["IE_SETTINGS"] = folder + "/settings.yml"
+        // Scratch files of the tools (gnuplot's folders, which a test that kills a tool with SIGKILL leaves behind)
+        // stay inside the test's folder, removed with it.
+        env["TMPDIR"] = folder
         for (k, v) in extra { env[k] = v }
         process.environment = env
         process.standardOutput = Pipe()

@@ -30,6 +30,16 @@ final class StatsPandasOrderTests: XCTestCase {
     }
 
     func testAggregatesMatchInnerEyesPandasFrame() throws {
+        try assertAggregatesMatchPandas(totalPatients: false)
+    }
+
+    /// allow_incomplete_labels: InnerEye adds `total_patients` (distinct patients of the whole file, an integer)
+    /// after `count`; the random files lack structures for some patients, so count and total_patients differ.
+    func testAggregatesWithIncompleteLabelsHaveInnerEyesTotalPatientsColumn() throws {
+        try assertAggregatesMatchPandas(totalPatients: true)
+    }
+
+    func assertAggregatesMatchPandas(totalPatients: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
         var files: [String] = []
         for _ in 0..<150 {
             let structures = ["liver", "lung_l", "Lung", "b", "a_b", "skin"].shuffled(using: &random).prefix(1 + below(3))
@@ -46,10 +56,11 @@ final class StatsPandasOrderTests: XCTestCase {
             }
             if rows > 0 { files.append(text) }
         }
-        let ours = try files.map { MetricsAggregates.csv(try MetricsFile.parse(text: $0).records) }
+        let ours = try files.map { MetricsAggregates.csv(try MetricsFile.parse(text: $0).records, totalPatients: totalPatients) }
         // InnerEye's MetricsPerPatientWriter.save_aggregates_to_csv on the writer's format_metric values.
         let reference = try PythonOracle.json("""
             import sys, io, json, pandas as pd
+            incomplete = sys.argv[1] == 'True'
             def aggregates(text):
                 df = pd.read_csv(io.StringIO(text), dtype={'Patient': str, 'Structure': str})
                 for c in ['Dice', 'HausdorffDistance_mm', 'MeanDistance_mm']:
@@ -59,16 +70,20 @@ final class StatsPandasOrderTests: XCTestCase {
                 agg = df.groupby('Structure').describe()
                 def f(col, count=False):
                     d = agg[col][(['count'] if count else []) + ['mean', 'std', 'min', 'max']]
-                    return d.rename(columns={k: f"{col}_{k}" for k in d.columns if k != 'count'})
+                    if count and incomplete:
+                        d['total_patients'] = len(pd.unique(df['Patient']))
+                        d = d[['count', 'total_patients', 'mean', 'std', 'min', 'max']]
+                    return d.rename(columns={k: f"{col}_{k}" for k in d.columns if k not in ('count', 'total_patients')})
                 m = lambda a, b: pd.merge(a, b, left_on='Structure', right_on='Structure')
                 out = io.StringIO()
                 m(m(f('DiceNumeric', True), f('HausdorffDistance_mm')), f('MeanDistance_mm')).to_csv(out, float_format='%.3f')
                 return out.getvalue()
             print(json.dumps([aggregates(t) for t in json.load(sys.stdin)]))
-            """, input: try JSONSerialization.data(withJSONObject: files))
-        let expected = try XCTUnwrap(reference as? [String])
-        XCTAssertEqual(expected.count, files.count)
-        assertSame(ours, expected) { "file \($0):\n\(files[$0])" }
+            """, arguments: [totalPatients ? "True" : "False"], input: try JSONSerialization.data(withJSONObject: files))
+        let expected = try XCTUnwrap(reference as? [String], file: file, line: line)
+        XCTAssertEqual(expected.count, files.count, file: file, line: line)
+        if totalPatients { XCTAssertTrue(expected.allSatisfy { $0.hasPrefix("Structure,count,total_patients,DiceNumeric_mean,") }, file: file, line: line) }
+        assertSame(ours, expected, label: { "file \($0):\n\(files[$0])" }, file: file, line: line)
     }
 
     /// Every text of ours equal to pandas'; the first three differences shown (`label` names the case).

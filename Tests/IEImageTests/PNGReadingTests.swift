@@ -31,6 +31,7 @@ print(json.dumps(out))
 
     func testReadsEveryKindAsPillowDoes() throws {
         let folder = try TestFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let cases = try XCTUnwrap(PythonReference.run(Self.writeScript, arguments: [folder]) as? [[String: Any]])
         XCTAssertEqual(cases.count, 8)
         for c in cases {
@@ -49,6 +50,7 @@ print(json.dumps(out))
     /// (huge size), not a PNG at all: each an error naming the file, never a crash.
     func testDamagedFilesAreErrors() throws {
         let folder = try TestFiles.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let pixels = (0..<(13 * 9 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
         let valid = try PNG.encode(pixels: pixels, width: 13, height: 9, format: .rgb)
         XCTAssertEqual(try PNG.decode(valid).samples.map(UInt8.init), pixels)

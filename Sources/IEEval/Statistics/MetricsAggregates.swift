@@ -63,10 +63,17 @@ public enum MetricsAggregates {
         }
     }
 
-    public static func csv(_ records: [MetricsRecord]) -> String {
-        var out = header.joined(separator: ",") + "\n"
+    /// With `totalPatients` (a run with allow_incomplete_labels), InnerEye's `total_patients` column follows
+    /// `count`: the number of distinct patients in the file (every structure's row has the same), an integer, so
+    /// that a count below it shows how many patients lacked that structure's ground truth.
+    public static func csv(_ records: [MetricsRecord], totalPatients: Bool = false) -> String {
+        var columns = header
+        if totalPatients { columns.insert("total_patients", at: 2) }
+        var out = columns.joined(separator: ",") + "\n"
+        let patients = Set(records.map { $0.patient.unicodeScalars.map(\.value) }).count
         for row in rows(records) {
             var fields = [csvQuote(row.structure), String(format: "%.3f", Double(row.count))]
+            if totalPatients { fields.append(String(patients)) }
             for s in [row.dice, row.hausdorffDistance, row.meanDistance] {
                 fields += [s.mean, s.std, s.min, s.max].map(formatMetric3)
             }
