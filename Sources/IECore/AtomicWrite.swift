@@ -61,13 +61,17 @@ public enum AtomicFile {
     public static func createFolder(_ dir: String, for path: String) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw IEError.failure("cannot write into \(dir): it is not a folder", file: path) }
+            guard isDirectory.boolValue else {
+                throw IEError.failure(dir == path ? "it exists and is not a folder, expected a folder to write into"
+                                                  : "cannot write into \(dir): it is not a folder", file: path)
+            }
             return
         }
         let parent = (dir as NSString).deletingLastPathComponent
         if !parent.isEmpty && parent != dir { try createFolder(parent, for: path) }
         guard mkdir(dir, folderMode) == 0 || errno == EEXIST else {
-            throw IEError.failure("cannot create its folder \(dir): \(String(cString: strerror(errno)))", file: path)
+            let reason = String(cString: strerror(errno))
+            throw IEError.failure(dir == path ? "cannot create this folder: \(reason)" : "cannot create its folder \(dir): \(reason)", file: path)
         }
     }
 

@@ -267,7 +267,7 @@ public enum Splits {
     /// and SPEC §2 resolves relative paths against the CSV's own folder), so each file loads with `Dataset.load`.
     /// dataset.csv is written last: its presence means the split is complete.
     public static func write(_ split: DatasetSplit, dataset: Dataset, to folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(folder, for: folder)
         let layout = RunLayout(outputs: folder)
         for (name, subjects) in [("train", split.train), ("val", split.val), ("test", split.test)] {
             try AtomicFile.write(dataset.table(subjects: Set(subjects), absolutePaths: true).serialized(), to: layout.splitCSV(name))

@@ -2,15 +2,17 @@ import Foundation
 import IECore
 
 /// Comparing the grids of two images (dataset validation, SPEC §2: channels of one subject must share shape,
-/// and spacing and origin may differ by at most 1e-3 relative).
+/// and spacing and origin may differ by at most 1e-3 relative, direction cosines by 1e-3; the metrics, SPEC §7:
+/// a prediction and its ground truth, which SimpleITK's filters refuse unless they occupy the same physical space).
 public enum GridComparison {
     /// nil when the grids agree; otherwise a phrase naming what differs, for an error message.
     /// A value pair (a, b) agrees when |a - b| <= relativeTolerance * max(|a|, |b|, 1) (the 1 keeps origins
-    /// near 0 mm from being judged by a vanishing scale).
+    /// near 0 mm from being judged by a vanishing scale); direction cosines (at most 1 in size) when
+    /// |a - b| <= relativeTolerance.
     public static func mismatch(shape a: Shape3D, spacing sa: (z: Double, y: Double, x: Double),
-                                origin oa: (z: Double, y: Double, x: Double),
+                                origin oa: (z: Double, y: Double, x: Double), direction da: [Double],
                                 versus b: Shape3D, spacing sb: (z: Double, y: Double, x: Double),
-                                origin ob: (z: Double, y: Double, x: Double),
+                                origin ob: (z: Double, y: Double, x: Double), direction db: [Double],
                                 relativeTolerance: Double = 1e-3) -> String? {
         if a != b {
             return "shape (Z,Y,X) \(a.z),\(a.y),\(a.x) differs from \(b.z),\(b.y),\(b.x)"
@@ -25,22 +27,28 @@ public enum GridComparison {
         if !(close(oa.z, ob.z) && close(oa.y, ob.y) && close(oa.x, ob.x)) {
             return "origin (Z,Y,X) \(text(oa)) differs from \(text(ob)) by more than \(relativeTolerance) relative"
         }
+        if da.count != db.count || zip(da, db).contains(where: { abs($0 - $1) > relativeTolerance }) {
+            func cosines(_ d: [Double]) -> String { d.map { String(format: "%.4g", $0) }.joined(separator: ",") }
+            return "direction (row-major x,y,z by i,j,k) \(cosines(da)) differs from \(cosines(db)) by more than \(relativeTolerance)"
+        }
         return nil
     }
 }
 
 extension NIfTIHeaderInfo {
-    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing and origin.
+    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing, origin and direction.
     public func gridMismatch(with other: NIfTIHeaderInfo, relativeTolerance: Double = 1e-3) -> String? {
-        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, versus: other.shape,
-                                spacing: other.spacing, origin: other.origin, relativeTolerance: relativeTolerance)
+        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, direction: direction, versus: other.shape,
+                                spacing: other.spacing, origin: other.origin, direction: other.direction,
+                                relativeTolerance: relativeTolerance)
     }
 }
 
 extension Volume {
-    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing and origin.
+    /// nil when `other` has the same shape and, within `relativeTolerance`, the same spacing, origin and direction.
     public func gridMismatch<U>(with other: Volume<U>, relativeTolerance: Double = 1e-3) -> String? {
-        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, versus: other.shape,
-                                spacing: other.spacing, origin: other.origin, relativeTolerance: relativeTolerance)
+        GridComparison.mismatch(shape: shape, spacing: spacing, origin: origin, direction: direction, versus: other.shape,
+                                spacing: other.spacing, origin: other.origin, direction: other.direction,
+                                relativeTolerance: relativeTolerance)
     }
 }

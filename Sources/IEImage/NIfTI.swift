@@ -558,11 +558,7 @@ public enum NIfTI {
         let body = voxelBytes(volume.data, as: datatype)
 
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw IEError.failure("cannot create the folder for this image (\(error.localizedDescription))", file: path)
-        }
+        try AtomicFile.createFolder(directory, for: path)
         let temporary = AtomicFile.temporaryPath(for: path)
         var ok = false
         defer { if !ok { unlink(temporary) } }

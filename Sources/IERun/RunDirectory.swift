@@ -82,7 +82,7 @@ public struct RunDirectory: Sendable {
     public static func create(runsDir: String, experiment: String, model: String, commandLine: [String] = CommandLine.arguments,
                               parent: RunDirectory? = nil, childIndex: Int? = nil, date: Date = Date()) throws -> RunDirectory {
         let experimentDir = runsDir + "/" + experiment
-        try FileManager.default.createDirectory(atPath: experimentDir, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(experimentDir, for: experimentDir)
         var id = ""
         var attempts = 0
         while true {

@@ -25,7 +25,7 @@ public enum SubjectOutputs {
         guard posteriors.count == k * n, labels.count == n else {
             throw IEError.failure("posteriors (\(posteriors.count)) / labels (\(labels.count)) do not match \(k) classes x \(reference.shape)")
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try AtomicFile.createFolder(directory, for: directory)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
         // The 2K + 2 files are independent: each one's voxels are made and deflated on its own thread (up to

@@ -24,10 +24,10 @@ struct Evaluate: ParsableCommand {
         with the same files whichever way it was started. A cross-validation parent is
         evaluated by its ensemble step (ie-crossval ensemble --run=PARENT), not here.
 
-        Without --mark_completed the run's status and times are left alone (a failure is
-        recorded in run.json as ie-metrics' is); with it (the step after training in a
-        Slurm job or a make rule) the run is marked completed, and a failed fold fails
-        its parent.
+        Without --mark_completed the run's status and times are left alone (a failure
+        is recorded in run.json as ie-metrics' is); with it (the step after training
+        in a Slurm job or a make rule) the run is marked completed, and a failed fold
+        fails its parent.
 
         Examples:
           ie-evaluate --run=$RUN

@@ -9,12 +9,13 @@ struct LabelMetrics: ParsableCommand {
         commandName: "labels",
         abstract: "Score every label of a prediction label map against a ground-truth label map: one row per label.",
         discussion: """
-        Both files hold integer labels 0...65535 (0 is the background) on the same grid;
-        label L is scored as the binary masks (prediction == L) against (ground truth ==
-        L), as InnerEye splits a multi-label segmentation. A label absent from both maps
-        gives an empty (NaN) row. Rows are named by --names (lines '<label> <name> ...',
-        as MRIcron's atlas .nii.txt files) or by the label value. Labels are spread over
-        --threads threads; the values do not depend on it.
+        Both files hold integer labels 0...65535 (0 is the background) on one grid
+        (shape, spacing, origin and direction). Label L is scored as the binary masks
+        (prediction == L) against (ground truth == L), as InnerEye splits a
+        multi-label segmentation. A label absent from both maps gives an empty (NaN)
+        row. Rows are named by --names (lines '<label> <name> ...', as MRIcron's
+        atlas .nii.txt files) or by the label value. Labels are spread over --threads
+        threads; the values do not depend on it.
 
         Examples:
           ie-metrics labels --prediction=seg.nii.gz --ground_truth=aal.nii.gz \\

@@ -95,8 +95,8 @@ struct MannWhitney: ParsableCommand {
         discussion: """
         Groups with at least 10 values for a structure are compared pairwise; rows are
         sorted by p.
-        --method=asymptotic (default, scipy with tie and continuity correction) or exact
-        (scipy's method='exact'; the asymptotic p above 40000 pairs n1 x n2).
+        --method=asymptotic (default, scipy with tie and continuity correction) or
+        exact (scipy's method='exact'; the asymptotic p above 40000 pairs n1 x n2).
 
         Examples:
           ie-stats mannwhitney MetricsAcrossAllRuns.csv --by=institutionId

@@ -48,11 +48,12 @@ final class CommandLineTests: XCTestCase {
                     continued = line.hasSuffix(" \\")
                 }
                 XCTAssertFalse(continued, "\(name): the last example line ends with '\\'")
-                // The text above USAGE is written within 80 columns: the parser re-wraps longer lines mid-sentence.
+                // The text above USAGE is written within 79 columns: the parser re-wraps lines of 80 or more
+                // mid-sentence when the terminal is 80 wide (or unknown, as in a pipe).
                 let wide = try runner.run(tool, arguments, environment: ["COLUMNS": "200"])
                 for line in wide.stdout.components(separatedBy: "\n").prefix(while: { !$0.hasPrefix("USAGE:") })
                 where !line.hasPrefix("OVERVIEW:") {
-                    XCTAssertLessThanOrEqual(line.count, 80, "\(name): help line over 80 columns: '\(line)'")
+                    XCTAssertLessThan(line.count, 80, "\(name): help line of 80 columns or more: '\(line)'")
                 }
             }
         }

@@ -47,4 +47,40 @@ final class MetricsLabelsCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.hasPrefix("ie-metrics: error: fractional.nii.gz: voxel "), bad.stderr)
         XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
     }
+
+    /// The same anatomy stored with the x axis reversed (nibabel's as_closest_canonical gives the original back)
+    /// scored Dice 0 against the original, and a copy moved 30 mm scored Dice 1: both are refused (exit 3,
+    /// naming what differs), in `labels` and in `pair`, as SimpleITK refuses images in another physical space.
+    func testMapsOnAnotherGridAreRefused() throws {
+        let runner = try ToolRunner(name: "grids")
+        defer { runner.remove() }
+        let folder = runner.folder
+        _ = try PythonOracle.run(Self.writer + """
+
+            truth_img = nib.load(sys.argv[1] + "/truth.nii.gz")
+            flip = np.eye(4); flip[0, 0] = -1; flip[0, 3] = truth_img.shape[0] - 1
+            las = nib.Nifti1Image(np.asanyarray(truth_img.dataobj)[::-1], truth_img.affine @ flip)
+            assert np.array_equal(np.asanyarray(nib.as_closest_canonical(las).dataobj), np.asanyarray(truth_img.dataobj))
+            nib.save(las, sys.argv[1] + "/truth_las.nii.gz")
+            mirrored = truth_img.affine.copy(); mirrored[:, 0] *= -1  # the same origin, x pointing the other way
+            nib.save(nib.Nifti1Image(np.asanyarray(truth_img.dataobj), mirrored), sys.argv[1] + "/truth_mirrored.nii.gz")
+            shifted = truth_img.affine.copy(); shifted[0, 3] += 30
+            nib.save(nib.Nifti1Image(np.asanyarray(truth_img.dataobj), shifted), sys.argv[1] + "/truth_shifted.nii.gz")
+            binary = (np.asanyarray(truth_img.dataobj) == 1).astype(np.uint8)
+            nib.save(nib.Nifti1Image(binary, truth_img.affine), sys.argv[1] + "/one.nii.gz")
+            nib.save(nib.Nifti1Image(binary[::-1], truth_img.affine @ flip), sys.argv[1] + "/one_las.nii.gz")
+            """, arguments: [folder])
+        // The LAS copy's first voxel is the other corner: its origin differs first.
+        for (other, what) in [("truth_las.nii.gz", "origin"), ("truth_mirrored.nii.gz", "direction"), ("truth_shifted.nii.gz", "origin")] {
+            let labels = try runner.run("metrics", ["labels", "--prediction=truth.nii.gz", "--ground_truth=\(other)", "-o", "-"])
+            XCTAssertEqual(labels.status, 3, labels.stdout + labels.stderr)
+            XCTAssertTrue(labels.stderr.hasPrefix("ie-metrics: error: truth.nii.gz: \(what) ") && labels.stderr.contains(other), labels.stderr)
+            XCTAssertEqual(labels.stderr.split(separator: "\n").count, 1, labels.stderr)
+        }
+        let pair = try runner.run("metrics", ["pair", "--prediction=one.nii.gz", "--ground_truth=one_las.nii.gz", "-o", "-"])
+        XCTAssertEqual(pair.status, 3, pair.stdout + pair.stderr)
+        XCTAssertTrue(pair.stderr.contains("origin") && pair.stderr.contains("one_las.nii.gz"), pair.stderr)
+        let same = try runner.run("metrics", ["pair", "--prediction=one_las.nii.gz", "--ground_truth=one_las.nii.gz", "-o", "-"])
+        XCTAssertEqual(same.status, 0, same.stderr)
+    }
 }

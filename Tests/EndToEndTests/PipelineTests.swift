@@ -286,6 +286,23 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(differsFromFirst, "the adopted model is the first checkpoint alone")
     }
 
+    /// An --output_folder that is a file, or cannot be made, was Foundation's NSError text (exit 1): one line
+    /// naming the folder.
+    func testSingleImageOutputFolderErrorsNameTheFolder() throws {
+        let runner = try ToolRunner(name: "outfolder")
+        defer { runner.remove() }
+        let run = try Self.trainedRun(runner, subjects: 6, epochs: 1)
+        let image = runner.path("datasets/HelloWorld/001/ct.nii.gz")
+        try "x".write(toFile: runner.path("afile"), atomically: true, encoding: .utf8)
+        for (folder, phrase) in [(runner.path("afile"), "it exists and is not a folder"), ("/proc/ie-none", "cannot create this folder")] {
+            let infer = try runner.run("infer", ["--model=HelloWorld", "--checkpoint=\(run)/outputs/checkpoints/epoch_001.ckpt",
+                                                 "--image_file=\(image)", "--output_folder=\(folder)", "--test_crop_size=16,48,48", "--threads=1"])
+            XCTAssertEqual(infer.status, 1, infer.stderr)
+            XCTAssertTrue(infer.stderr.hasPrefix("ie-infer: error: \(folder): \(phrase)"), infer.stderr)
+            XCTAssertEqual(infer.stderr.split(separator: "\n").count, 1, infer.stderr)
+        }
+    }
+
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
         let runner = try ToolRunner(name: "corrupt")
         defer { runner.remove() }

@@ -122,7 +122,7 @@ final class MetricsLabelMapTests: XCTestCase {
         var fractional = maps.prediction
         fractional.data[40] = 1.5
         XCTAssertThrowsError(try LabelMap(fractional, path: "p.nii.gz")) { error in
-            XCTAssertTrue("\(error)".contains("p.nii.gz") && "\(error)".contains("voxel 40"), "\(error)")
+            XCTAssertTrue("\(error)".contains("p.nii.gz") && "\(error)".contains("voxel (z=0, y=2, x=2) has value 1.5"), "\(error)")
         }
         var negative = maps.truth
         negative.data[7] = -2

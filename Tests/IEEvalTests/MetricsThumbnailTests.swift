@@ -81,7 +81,7 @@ final class MetricsThumbnailTests: XCTestCase {
         XCTAssertThrowsError(try MetricsEvaluation.run(
             cases: [MetricsCase(patient: "1", structure: "s", predictionPath: "bad", groundTruthPath: "g1")],
             outputFolder: folder, load: load)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("bad: voxel 0 has value 2.0, expected a binary mask"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("bad: voxel (z=0, y=0, x=0) has value 2.0, expected a binary mask"), "\(error)")
         }
     }
 
@@ -127,7 +127,7 @@ final class MetricsThumbnailTests: XCTestCase {
         files[path("g", 4, 2)]?.data[3] = 0.5
         XCTAssertThrowsError(try MetricsEvaluation.run(cases: cases, outputFolder: root + "/bad", load: load, writePNG: nil,
                                                        threads: 3)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("g4_2: voxel 3 has value 0.5"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("g4_2: voxel (z=0, y=0, x=3) has value 0.5"), "\(error)")
         }
     }
 

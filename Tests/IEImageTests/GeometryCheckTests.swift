@@ -21,4 +21,16 @@ final class GeometryCheckTests: XCTestCase {
         XCTAssertNil(reference.gridMismatch(with: volume(spacing: (3.002, 1, 1))))
         XCTAssertEqual(reference.gridMismatch(with: volume(shape: Shape3D(2, 3, 5))), "shape (Z,Y,X) 2,3,4 differs from 2,3,5")
     }
+
+    /// The same origin with the x axis reversed (a LAS copy of a RAS image) is another grid; float noise in the
+    /// cosines is not.
+    func testGridMismatchComparesDirection() {
+        let reference = volume()
+        var flipped = volume()
+        flipped.direction = [-1, 0, 0, 0, 1, 0, 0, 0, 1]
+        XCTAssertTrue(reference.gridMismatch(with: flipped)?.hasPrefix("direction") ?? false)
+        var noisy = volume()
+        noisy.direction = [0.9999999, 0.0004, 0, -0.0004, 0.9999999, 0, 0, 0, 1]
+        XCTAssertNil(reference.gridMismatch(with: noisy))
+    }
 }

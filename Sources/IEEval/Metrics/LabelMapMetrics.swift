@@ -40,7 +40,8 @@ public struct LabelMap: Sendable {
             }
         }
         if let bad {
-            throw IEError.badInput("voxel \(bad.index) has value \(bad.value), expected an integer label "
+            let p = volume.position(ofIndex: bad.index)
+            throw IEError.badInput("voxel (z=\(p.z), y=\(p.y), x=\(p.x)) has value \(bad.value), expected an integer label "
                                    + "0...\(LabelMap.maximumLabel) (0 is the background)", file: path)
         }
         self.init(labels: labels, grid: VoxelGrid(shape: volume.shape, spacing: volume.spacing))

@@ -82,7 +82,8 @@ public enum MetricsEvaluation {
             if v == 1 {
                 mask[i] = true
             } else if v != 0 {
-                throw IEError.badInput("voxel \(i) has value \(v), expected a binary mask (0 or 1)", file: path)
+                let p = volume.position(ofIndex: i)
+                throw IEError.badInput("voxel (z=\(p.z), y=\(p.y), x=\(p.x)) has value \(v), expected a binary mask (0 or 1)", file: path)
             }
         }
         return mask
@@ -93,14 +94,14 @@ public enum MetricsEvaluation {
         VoxelGrid(shape: volume.shape, spacing: volume.spacing)
     }
 
-    /// Fails unless the two volumes have the same shape and (within 1e-3 relative) the same spacing.
+    /// Fails unless the two volumes lie on one grid: the same shape and, within 1e-3 (GridComparison), the same
+    /// spacing, origin and direction. Voxel arrays are compared index by index, so the same anatomy stored in
+    /// another axis order or shifted in space must not be scored as if it were aligned (SimpleITK's overlap and
+    /// distance filters refuse such a pair: "Inputs do not occupy the same physical space").
     public static func requireSameGrid<T, U>(_ a: Volume<T>, _ aPath: String, _ b: Volume<U>, _ bPath: String) throws {
-        guard a.sameShape(as: b) else {
-            throw IEError.badInput("shape (z,y,x) \(a.shape) differs from \(b.shape) of \(bPath), expected equal shapes", file: aPath)
-        }
-        let pairs = [(a.spacing.z, b.spacing.z), (a.spacing.y, b.spacing.y), (a.spacing.x, b.spacing.x)]
-        for (p, q) in pairs where abs(p - q) > 1e-3 * max(abs(p), abs(q)) {
-            throw IEError.badInput("spacing (z,y,x) \(a.spacing) differs from \(b.spacing) of \(bPath), expected equal spacing", file: aPath)
+        if let mismatch = a.gridMismatch(with: b) {
+            throw IEError.badInput("\(mismatch) of \(bPath), expected both on one grid (shape, spacing, origin and direction; "
+                                   + "resample one onto the other first)", file: aPath)
         }
     }
 
