@@ -204,29 +204,49 @@ public enum Splits {
         return groupOf
     }
 
-    /// InnerEye's `get_k_fold_cross_validation_splits`: the unique subjects of train then val (first-appearance
-    /// order), scikit-learn `KFold(k, shuffle=True, random_state=seed)`; fold `index` validates on the index-th
-    /// chunk and trains on the rest; the test set is unchanged. With `groupColumn`, whole groups are folded.
+    /// InnerEye's `get_k_fold_cross_validation_splits` on train + val (in that order); fold `index` validates on
+    /// its chunk and trains on the rest; the test set is unchanged.
+    /// Without `groupColumn`: the unique subjects (first-appearance order) cut by scikit-learn
+    /// `KFold(k, shuffle=True, random_state=seed)`.
+    /// With `groupColumn`: scikit-learn `GroupKFold(k)` (see `groupKFoldSplits`; the seed plays no part), whose
+    /// samples are InnerEye's table rows, not subjects: a group weighs as many as its subjects' dataset.csv rows
+    /// (one per channel), and groups of equal weight are taken in numpy 1.19's argsort order.
     public static func crossValidationFold(_ split: DatasetSplit, dataset: Dataset, folds k: Int, index: Int,
                                            groupColumn: String? = nil, seed: UInt32 = 0) throws -> DatasetSplit {
         guard k >= 2, index >= 0, index < k else {
             throw IEError.usage("cross-validation fold \(index) of \(k), expected number_of_cross_validation_splits >= 2 and 0 <= cross_validation_split_index < it")
         }
         let pool = split.train + split.val
-        var keys = pool
-        var groupOf: [String: String] = [:]
+        let valSubjects: Set<String>
         if let groupColumn {
-            groupOf = try groups(dataset, column: groupColumn)
-            var seen = Set<String>()
-            keys = pool.compactMap { s in seen.insert(groupOf[s]!).inserted ? groupOf[s]! : nil }
+            let groupOf = try groups(dataset, column: groupColumn)
+            // One sample per dataset row, as InnerEye passes every row of its train + val tables to GroupKFold.
+            var rowCount: [String: Int] = [:]
+            for row in dataset.rows { rowCount[row.subject, default: 0] += 1 }
+            var sampleSubjects: [String] = [], sampleGroups: [String] = []
+            for subject in pool {
+                let group = groupOf[subject] ?? ""
+                for _ in 0..<(rowCount[subject] ?? 0) {
+                    sampleSubjects.append(subject)
+                    sampleGroups.append(group)
+                }
+            }
+            let groupCount = Set(sampleGroups).count
+            guard groupCount >= k else {
+                throw IEError.badInput("\(groupCount) training+validation groups cannot make \(k) folds, expected at least \(k)", file: dataset.path)
+            }
+            let fold = groupKFoldSplits(groups: sampleGroups, folds: k)[index]
+            valSubjects = Set(fold.validation.map { sampleSubjects[$0] })
+        } else {
+            guard pool.count >= k else {
+                throw IEError.badInput("\(pool.count) training+validation subjects cannot make \(k) folds, expected at least \(k)", file: dataset.path)
+            }
+            let fold = kFoldSplits(count: pool.count, folds: k, seed: seed)[index]
+            valSubjects = Set(fold.validation.map { pool[$0] })
         }
-        guard keys.count >= k else {
-            throw IEError.badInput("\(keys.count) training+validation \(groupColumn == nil ? "subjects" : "groups") cannot make \(k) folds, expected at least \(k)", file: dataset.path)
-        }
-        let fold = kFoldSplits(count: keys.count, folds: k, seed: seed)[index]
-        let valKeys = Set(fold.validation.map { keys[$0] })
-        let inVal: (String) -> Bool = { s in valKeys.contains(groupColumn == nil ? s : groupOf[s]!) }
-        let result = DatasetSplit(train: pool.filter { !inVal($0) }, val: pool.filter(inVal), test: split.test)
+        // InnerEye filters its train + val table by the fold's subject ids, so both keep that table's order.
+        let result = DatasetSplit(train: pool.filter { !valSubjects.contains($0) }, val: pool.filter(valSubjects.contains),
+                                  test: split.test)
         try check(result, dataset: dataset)
         return result
     }

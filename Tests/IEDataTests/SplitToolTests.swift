@@ -125,6 +125,28 @@ final class SplitToolTests: XCTestCase {
         XCTAssertTrue(e.hasPrefix("ie-split: error: cannot write to standard output: No space left on device"), e)
     }
 
+    /// The audit's command, `ie-split --model=HelloWorld --dataset_id=HW40 --group_column=patient_group
+    /// --number_of_cross_validation_splits=3 --cross_validation_split_index=i`, validates on the subjects InnerEye's
+    /// own split code chose (scikit-learn GroupKFold), written to val_dataset.csv; test is the base split's.
+    func testGroupedCrossValidationFoldsAreInnerEyes() throws {
+        let s = try Scratch()
+        _ = try s.write("settings.yml", "model_configs_dirs: [configs]\nruns_dir: runs\ndatasets_dir: data\n")
+        _ = try s.write("configs/segmentation/HelloWorld.yml", "dataset_id: HelloWorld\nimage_channels: [ct]\nground_truth_ids: [region_a, region_b]\nmask_id: mask\nfeature_channels: [8]\ncrop_size: [16, 48, 48]\nproportion_train: 0.6\nproportion_val: 0.2\nproportion_test: 0.2\n")
+        _ = try s.write("data/HW40/dataset.csv", hw40DatasetText())
+        let expectedValidation = [[2, 4, 9, 11, 16, 18, 23], [1, 7, 8, 14, 15, 21, 22], [5, 6, 12, 13, 19, 20]]
+        for (index, expected) in expectedValidation.enumerated() {
+            let r = try run(["--model=HelloWorld", "--settings=\(s.root)/settings.yml", "--dataset_id=HW40", "--group_column=patient_group",
+                             "--number_of_cross_validation_splits=3", "--cross_validation_split_index=\(index)", "--output_folder=\(s.root)/fold\(index)"])
+            XCTAssertEqual(r.code, 0, r.stderr)
+            func subjects(_ name: String) throws -> [Int] {
+                Set(try CSVTable.read(path: "\(s.root)/fold\(index)/\(name)_dataset.csv").rows.compactMap { Int($0[0]) }).sorted()
+            }
+            XCTAssertEqual(try subjects("val"), expected, "fold \(index)")
+            XCTAssertEqual(try subjects("test"), [3, 10, 17], "fold \(index)")
+            XCTAssertEqual(try subjects("train"), Set(1...23).subtracting(expected + [3, 10, 17]).sorted(), "fold \(index)")
+        }
+    }
+
     func testSplitsIntoFolderAndNewRun() throws {
         let s = try Scratch()
         let csv = fixtures + "/innereye_dataset.csv"
