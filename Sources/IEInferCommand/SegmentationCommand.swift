@@ -22,6 +22,8 @@ public struct SegmentationOptions: ParsableArguments {
     public var modelID: [String] = []
     @Option(name: .customLong("image_file"), help: "Image file, one per image channel in image_channels order.")
     public var imageFile: [String] = []
+    @Option(name: .customLong("mask_file"), help: "Mask of the single image (0/1 on its grid), for a model with a mask_id.")
+    public var maskFile: String?
     @Option(name: .customLong("output_folder"), help: "Where the single-image results go.") public var outputFolder: String?
     @Flag(help: "Gaussian weighting of overlapping patches (sigma = patch/8).") public var gaussian = false
     @Flag(help: "Test-time augmentation: average over the 8 mirrorings.") public var tta = false
@@ -36,7 +38,10 @@ public struct SegmentationOptions: ParsableArguments {
     public var hasMembers: Bool { !checkpoint.isEmpty || !modelID.isEmpty }
 
     public func validate() throws {
-        guard runFolder == nil else { return }
+        guard runFolder == nil else {
+            if maskFile != nil { throw ValidationError("--mask_file is for --image_file; a run's subjects have their mask channel") }
+            return
+        }
         guard !imageFile.isEmpty, outputFolder != nil else {
             throw ValidationError("give --run=RUN, or --image_file=... with --output_folder=DIR and --model_id or --checkpoint")
         }
@@ -92,14 +97,15 @@ public struct SegmentationOptions: ParsableArguments {
             throw IEError.usage("--checkpoint needs --model=NAME for its config")
         }
         if config.category.isScalar {
+            guard maskFile == nil else { throw IEError.usage("--mask_file is for segmentation models, expected none for \(config.name)") }
             // A classifier or regressor: its outputs on stdout (target and value) and in model_outputs.csv.
             let paths = try RunPipeline.checkpointPaths(checkpoints: checkpoint, modelIDs: modelID, settings: settingsValue)
             let outputs = try ScalarRun.inferImage(files: imageFile, config: config, checkpoints: paths, outputFolder: outputFolder)
             try StandardStream.write(outputs.map { "\($0.target)\t" + String(format: "%.6f", $0.output) + "\n" }.joined())
             return
         }
-        try RunPipeline.inferImage(files: imageFile, config: config, models: try members(config), outputFolder: outputFolder,
-                                   gaussian: gaussian, tta: tta)
+        try RunPipeline.inferImage(files: imageFile, maskFile: maskFile, config: config, models: try members(config),
+                                   outputFolder: outputFolder, gaussian: gaussian, tta: tta)
         Log.info("wrote \(outputFolder)")
     }
 }

@@ -255,9 +255,11 @@ public enum RunPipeline {
         return paths
     }
 
-    /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`.
-    public static func inferImage(files: [String], config: ModelConfig, models: [UNet3D], outputFolder: String,
-                                  gaussian: Bool, tta: Bool) throws {
+    /// Segments one image given as one file per channel, writing the SPEC §5 files into `outputFolder`. A model
+    /// with a mask_id normalises and segments inside `maskFile` (a 0/1 volume on the image's grid) as the run's
+    /// inference does with the subject's mask; without one it takes the whole image, with a warning.
+    public static func inferImage(files: [String], maskFile: String? = nil, config: ModelConfig, models: [UNet3D],
+                                  outputFolder: String, gaussian: Bool, tta: Bool) throws {
         guard files.count == config.imageChannels.count else {
             throw IEError.usage("\(files.count) --image_file given, expected one per image channel (\(config.imageChannels.joined(separator: ", ")))")
         }
@@ -270,13 +272,38 @@ public enum RunPipeline {
             throw IEError.badInput("image shape \(v.shape) differs from the first channel's \(volumes[0].shape), expected one grid", file: files[i])
         }
         let shape = Shape3D(volumes[0].shape.z, volumes[0].shape.y, volumes[0].shape.x)
+        let mask = try imageMask(maskFile, config: config, image: volumes[0], imageFile: files[0])
         let normalisation = try PhotometricNormalisation(config: config)
-        let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: nil)
+        let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: mask)
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
-        let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: nil, spacing: volumes[0].spacing)
+        let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: mask, spacing: volumes[0].spacing)
         try SubjectOutputs.write(directory: outputFolder, posteriors: result.posteriors, labels: result.labels,
                                  classNames: [SubjectOutputNames.backgroundClass] + config.groundTruthIds, reference: volumes[0],
                                  threads: models.first?.engine.threads ?? 1)
+    }
+
+    /// The mask of a single image: `maskFile` read as the dataset's mask channel is (0 and 1 only, on the image's
+    /// grid); nil, with a warning, for a model with a mask_id when none is given.
+    static func imageMask(_ maskFile: String?, config: ModelConfig, image: Volume<Float>, imageFile: String) throws -> [UInt8]? {
+        guard let maskFile else {
+            if let maskId = config.maskId {
+                Log.warning("the model normalises and segments inside its mask (mask_id \(maskId)) and no --mask_file was given: "
+                            + "the whole image is used, so results differ from a run's inference of the same subject")
+            }
+            return nil
+        }
+        guard config.maskId != nil else {
+            throw IEError.usage("--mask_file given but model \(config.name) has no mask_id, expected no mask (it would not be used)")
+        }
+        let volume = try NIfTI.read(maskFile)
+        if let mismatch = volume.gridMismatch(with: image) {
+            throw IEError.badInput("\(mismatch) of \(imageFile), expected the mask on the image's grid", file: maskFile)
+        }
+        return try volume.data.enumerated().map { i, v in
+            if v == 0 || v == 1 { return UInt8(v) }
+            let p = volume.position(ofIndex: i)
+            throw IEError.badInput("voxel (z=\(p.z), y=\(p.y), x=\(p.x)) has value \(v), expected a binary mask of 0 and 1", file: maskFile)
+        }
     }
 
     /// Before a mode folder's segmentations are (re)written: its metrics, aggregates, outliers and thumbnails would

@@ -296,11 +296,41 @@ final class PipelineTests: XCTestCase {
         try "x".write(toFile: runner.path("afile"), atomically: true, encoding: .utf8)
         for (folder, phrase) in [(runner.path("afile"), "it exists and is not a folder"), ("/proc/ie-none", "cannot create this folder")] {
             let infer = try runner.run("infer", ["--model=HelloWorld", "--checkpoint=\(run)/outputs/checkpoints/epoch_001.ckpt",
-                                                 "--image_file=\(image)", "--output_folder=\(folder)", "--test_crop_size=16,48,48", "--threads=1"])
+                                                 "--image_file=\(image)", "--mask_file=\(runner.path("datasets/HelloWorld/001/mask.nii.gz"))",
+                                                 "--output_folder=\(folder)", "--test_crop_size=16,48,48", "--threads=1"])
             XCTAssertEqual(infer.status, 1, infer.stderr)
             XCTAssertTrue(infer.stderr.hasPrefix("ie-infer: error: \(folder): \(phrase)"), infer.stderr)
             XCTAssertEqual(infer.stderr.split(separator: "\n").count, 1, infer.stderr)
         }
+    }
+
+    /// A single image segmented by a model with a mask_id: with --mask_file the result is the run's own inference
+    /// of that subject (its mask channel); without it the whole image is segmented, with a warning (it was silent).
+    func testSingleImageWithMaskFileMatchesTheRunsInference() throws {
+        let runner = try ToolRunner(name: "maskfile")
+        defer { runner.remove() }
+        let run = try Self.trainedRun(runner, subjects: 6, epochs: 1)
+        XCTAssertEqual(try runner.run("infer", ["--run=\(run)", "--mode=Test", "--threads=1"]).status, 0)
+        let subjects = try FileManager.default.contentsOfDirectory(atPath: run + "/outputs/epoch_001/Test").filter { $0.allSatisfy(\.isNumber) }
+        let subject = try XCTUnwrap(subjects.sorted().first)
+        let data = runner.path("datasets/HelloWorld/\(subject)")
+        let single = ["--model=HelloWorld", "--checkpoint=\(run)/outputs/checkpoints/epoch_001.ckpt", "--image_file=\(data)/ct.nii.gz",
+                      "--test_crop_size=16,48,48", "--threads=1"]
+        let masked = try runner.run("infer", single + ["--mask_file=\(data)/mask.nii.gz", "--output_folder=masked"])
+        XCTAssertEqual(masked.status, 0, masked.stderr)
+        XCTAssertFalse(masked.stderr.contains("warning"), masked.stderr)
+        let unmasked = try runner.run("infer", single + ["--output_folder=unmasked"])
+        XCTAssertEqual(unmasked.status, 0, unmasked.stderr)
+        XCTAssertTrue(unmasked.stderr.contains("no --mask_file was given"), unmasked.stderr)
+        for name in ["segmentation.nii.gz", "posterior_region_a.nii.gz", "posterior_background.nii.gz"] {
+            let inRun = try Data(contentsOf: URL(fileURLWithPath: "\(run)/outputs/epoch_001/Test/\(subject)/\(name)"))
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: runner.path("masked/\(name)"))), inRun, name)
+        }
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: runner.path("unmasked/posterior_background.nii.gz"))),
+                          try Data(contentsOf: URL(fileURLWithPath: runner.path("masked/posterior_background.nii.gz"))))
+        let notBinary = try runner.run("infer", single + ["--mask_file=\(data)/ct.nii.gz", "--output_folder=bad"])
+        XCTAssertEqual(notBinary.status, 3, notBinary.stderr)
+        XCTAssertTrue(notBinary.stderr.hasPrefix("ie-infer: error: \(data)/ct.nii.gz: voxel (z="), notBinary.stderr)
     }
 
     func testCheckpointWithOneFlippedByteIsRefusedWithExitCode3() throws {
