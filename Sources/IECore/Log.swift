@@ -61,16 +61,32 @@ public final class Progress {
     var done = 0
     let start = Date()
     let bar: Bool
+    /// Seconds between two reports (0: every step). Fine-grained steps (sliding-window patches) would otherwise
+    /// write thousands of log lines or redraw the bar faster than anyone reads it.
+    let interval: TimeInterval
+    var lastReport: Date?
 
-    public init(_ label: String, total: Int) {
+    public init(_ label: String, total: Int, every interval: TimeInterval = 0) {
         self.label = label
         self.total = max(total, 1)
         self.bar = Log.stderrIsTerminal && Log.level != .quiet
+        self.interval = interval
+        // The first report comes after one interval, when there is an ETA worth reading.
+        lastReport = interval > 0 ? start : nil
     }
 
     public func step(_ detail: String = "") {
-        done += 1
-        let elapsed = Date().timeIntervalSince(start)
+        advance(to: done + 1, detail: detail)
+    }
+
+    /// `done` steps of `total` are finished; reported unless the last report is less than `interval` ago (the
+    /// last step is always reported).
+    public func advance(to done: Int, detail: String = "") {
+        self.done = done
+        let now = Date()
+        if interval > 0, done < total, let last = lastReport, now.timeIntervalSince(last) < interval { return }
+        lastReport = now
+        let elapsed = now.timeIntervalSince(start)
         let remaining = done < total ? String(format: ", ETA %.0fs", elapsed / Double(done) * Double(total - done)) : ""
         if bar {
             let width = 30

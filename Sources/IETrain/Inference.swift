@@ -77,6 +77,9 @@ public final class Segmenter {
     public let models: [UNet3D]
     public let settings: InferenceSettings
     public let classCount: Int
+    /// With a label, `segment` reports its sliding-window patches (every model's, with an ETA) at most every
+    /// 5 s: a single large image is otherwise silent for minutes. nil: quiet (a run's inference reports subjects).
+    public var progressLabel: String?
 
     public init(models: [UNet3D], settings: InferenceSettings) throws {
         guard let first = models.first else { throw IEError.usage("no model given, expected at least one checkpoint") }
@@ -93,7 +96,8 @@ public final class Segmenter {
     }
 
     /// Softmax posteriors [K, Z, Y, X] of one model over the whole normalised image [C, Z, Y, X].
-    func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3D) throws -> [Float] {
+    func posteriors(model: UNet3D, image: [Float], channels: Int, shape: Shape3D,
+                    patchProgress: ((Int, Int) -> Void)? = nil) throws -> [Float] {
         let weighting: SlidingWindow.Weighting
         switch settings.tiling {
         case .gaussian: weighting = .gaussian
@@ -111,9 +115,9 @@ public final class Segmenter {
             return model.predictProbabilities(input).data
         }
         if settings.tiling == .innerEye {
-            return try window.runInnerEye(image: image, channels: channels, shape: shape, predict: predict)
+            return try window.runInnerEye(image: image, channels: channels, shape: shape, progress: patchProgress, predict: predict)
         }
-        return try window.run(image: image, channels: channels, shape: shape, predict: predict)
+        return try window.run(image: image, channels: channels, shape: shape, progress: patchProgress, predict: predict)
     }
 
     /// Averaged posteriors, post-processed, and labels (SPEC §5, §6).
@@ -121,8 +125,15 @@ public final class Segmenter {
                         spacing: (z: Double, y: Double, x: Double)) throws -> (posteriors: [Float], labels: [UInt8]) {
         var mean = [Float]()
         var votes: [[UInt8]] = []
-        for model in models {
-            let p = try posteriors(model: model, image: image, channels: channels, shape: shape)
+        var progress: IECore.Progress?
+        for (m, model) in models.enumerated() {
+            let report: ((Int, Int) -> Void)? = progressLabel.map { label in
+                { [models] done, total in
+                    if progress == nil { progress = IECore.Progress(label, total: models.count * total, every: 5) }
+                    progress?.advance(to: m * total + done, detail: models.count > 1 ? "(model \(m + 1) of \(models.count))" : "")
+                }
+            }
+            let p = try posteriors(model: model, image: image, channels: channels, shape: shape, patchProgress: report)
             // A NaN posterior would become background in the label map and 0 in the uint8 posteriors: a silent,
             // plausible-looking empty segmentation. Refuse it instead.
             if let bad = p.firstIndex(where: { !$0.isFinite }) {

@@ -276,6 +276,7 @@ public enum RunPipeline {
         let normalisation = try PhotometricNormalisation(config: config)
         let image = try normalisation.apply(image: volumes.flatMap(\.data), channels: volumes.count, mask: mask)
         let segmenter = try Segmenter(models: models, settings: InferenceSettings(config: config, gaussian: gaussian, tta: tta))
+        segmenter.progressLabel = "segmenting patches"
         let result = try segmenter.segment(image: image, channels: volumes.count, shape: shape, mask: mask, spacing: volumes[0].spacing)
         try SubjectOutputs.write(directory: outputFolder, posteriors: result.posteriors, labels: result.labels,
                                  classNames: [SubjectOutputNames.backgroundClass] + config.groundTruthIds, reference: volumes[0],

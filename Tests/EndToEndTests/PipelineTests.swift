@@ -297,7 +297,7 @@ final class PipelineTests: XCTestCase {
         for (folder, phrase) in [(runner.path("afile"), "it exists and is not a folder"), ("/proc/ie-none", "cannot create this folder")] {
             let infer = try runner.run("infer", ["--model=HelloWorld", "--checkpoint=\(run)/outputs/checkpoints/epoch_001.ckpt",
                                                  "--image_file=\(image)", "--mask_file=\(runner.path("datasets/HelloWorld/001/mask.nii.gz"))",
-                                                 "--output_folder=\(folder)", "--test_crop_size=16,48,48", "--threads=1"])
+                                                 "--output_folder=\(folder)", "--test_crop_size=16,48,48", "--threads=1", "--quiet"])
             XCTAssertEqual(infer.status, 1, infer.stderr)
             XCTAssertTrue(infer.stderr.hasPrefix("ie-infer: error: \(folder): \(phrase)"), infer.stderr)
             XCTAssertEqual(infer.stderr.split(separator: "\n").count, 1, infer.stderr)
@@ -319,6 +319,12 @@ final class PipelineTests: XCTestCase {
         let masked = try runner.run("infer", single + ["--mask_file=\(data)/mask.nii.gz", "--output_folder=masked"])
         XCTAssertEqual(masked.status, 0, masked.stderr)
         XCTAssertFalse(masked.stderr.contains("warning"), masked.stderr)
+        // Patch progress, at most every 5 s: this small image reports only its last step, "N/N".
+        let progress = masked.stderr.split(separator: "\n").filter { $0.hasPrefix("segmenting patches ") }
+        XCTAssertEqual(progress.count, 1, masked.stderr)
+        let counts = progress.first?.split(separator: " ").first { $0.contains("/") }?.split(separator: "/")
+        XCTAssertEqual(counts?.count, 2, masked.stderr)
+        XCTAssertEqual(counts?.first, counts?.last, masked.stderr)
         let unmasked = try runner.run("infer", single + ["--output_folder=unmasked"])
         XCTAssertEqual(unmasked.status, 0, unmasked.stderr)
         XCTAssertTrue(unmasked.stderr.contains("no --mask_file was given"), unmasked.stderr)
