@@ -96,6 +96,8 @@ final class CrashConsistencyTests: XCTestCase {
             process.executableURL = URL(fileURLWithPath: bin + "/ie-crossval")
             process.arguments = arguments
             process.currentDirectoryURL = URL(fileURLWithPath: project)
+            // gnuplot's scratch folder of a killed step stays in the project, removed with it.
+            process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": project]) { _, new in new }
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

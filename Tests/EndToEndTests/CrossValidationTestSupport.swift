@@ -37,7 +37,13 @@ enum HPCTest {
             process.arguments = [program] + arguments
         }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        if let environment { process.environment = environment }
+        if let environment {
+            process.environment = environment
+        } else if let directory {
+            // The tools' scratch files (gnuplot's folder, left behind by a test that kills a tool with SIGKILL) stay
+            // in the test's project folder, removed with it.
+            process.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": directory]) { _, new in new }
+        }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("hpc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
