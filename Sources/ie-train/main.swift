@@ -14,8 +14,10 @@ struct Train: ParsableCommand {
         abstract: "Train one run: a model config's UNet3D in a run folder (checkpoints, epoch metrics, resume).",
         discussion: """
         The run folder comes from ie-split (which writes the train/val/test split
-        CSVs). Any model parameter can be overridden as --<name>=<value>; overrides
-        given here are recorded in the run for the later tools. SIGTERM, SIGUSR1 or
+        CSVs and alone chooses the subjects: a split parameter given here must keep
+        the run's value). Any other model parameter can be overridden as
+        --<name>=<value> (or --<name> <value>); overrides are recorded in the run
+        for the later tools once training starts. SIGTERM, SIGUSR1 or
         Ctrl-C (SIGINT; a second one stops at once) stop training at the next batch
         boundary; the autosave then holds the last completed epoch and the exit
         status is 143, so Slurm can requeue the job and `--resume` continues it.
