@@ -72,8 +72,9 @@ extension ModelConfig {
         let allowed = category.lossTypes
         if !allowed.contains(loss) {
             let kind = ParameterSchema.lossTypes.contains(loss) ? "a segmentation loss"
-                : loss == "MSE" ? "a regression loss"
-                : ParameterSchema.scalarLossTypes.contains(loss) ? "a classification loss" : "not a loss this toolbox has"
+                : !ParameterSchema.scalarLossTypes.contains(loss) ? "not a loss this toolbox has"
+                : !category.isScalar ? "a classification/regression loss"
+                : loss == "MSE" ? "a regression loss" : "a classification loss"
             let expected = allowed.count == 1 ? allowed[0] : "one of " + allowed.joined(separator: ", ")
             let innerEye = allowed.flatMap(ChoiceAliases.aliases(of:))
             throw fail("loss_type", "\(loss) is \(kind), expected \(expected) for a \(category.rawValue.lowercased()) model"

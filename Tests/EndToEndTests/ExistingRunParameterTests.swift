@@ -75,6 +75,25 @@ final class ExistingRunParameterTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: overrides, encoding: .utf8).contains("--num_epochs=1"), "a call that trains records")
     }
 
+    /// ie-crossval records in the parent (and its folds copy the record): a recovery it cannot make is refused
+    /// before either is written.
+    func testCrossValidationRecordsOnlyOverridesItCanActOn() throws {
+        let runner = try ToolRunner(name: "cvrecord")
+        defer { runner.remove() }
+        let source = URL(fileURLWithPath: try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1))
+        let recovery = source.deletingLastPathComponent().lastPathComponent + ":" + source.lastPathComponent
+        let parent = try runner.run("split", ["--model=HelloWorld", "--number_of_cross_validation_splits=2"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let missing = try runner.run("crossval", ["folds", "--run=\(parent)", "--run_recovery_id=\(recovery)", "--start_epoch=5"])
+        XCTAssertEqual(missing.status, 3, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("epoch_005.ckpt"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: parent + "/outputs/config_overrides.txt"), "recorded in the parent")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: parent + "_0"), "a fold was made")
+        let folds = try runner.run("crossval", ["folds", "--run=\(parent)", "--run_recovery_id=\(recovery)", "--start_epoch=1"])
+        XCTAssertEqual(folds.status, 0, folds.stderr)
+        XCTAssertTrue(try String(contentsOfFile: parent + "/outputs/config_overrides.txt", encoding: .utf8).contains("--start_epoch=1"))
+    }
+
     func testWeightSourcesInnerEyeRefuses() throws {
         let runner = try ToolRunner(name: "weights")
         defer { runner.remove() }

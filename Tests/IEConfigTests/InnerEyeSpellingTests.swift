@@ -74,7 +74,7 @@ final class InnerEyeSpellingTests: XCTestCase {
             }
         }
         try s.model("Seg", minimalRunnable)
-        assertIEError(.usage, contains: ["--loss_type=MeanSquaredError", "MSE is a regression loss", "SoftDice", "segmentation model"]) {
+        assertIEError(.usage, contains: ["--loss_type=MeanSquaredError", "MSE is a classification/regression loss", "SoftDice", "segmentation model"]) {
             _ = try ModelConfig.load(name: "Seg", settings: s.settings, overrides: ConfigOverrides.parse(["--loss_type=MeanSquaredError"]))
         }
     }
