@@ -50,7 +50,7 @@ TRAIN_ARGS = $(filter-out --experiment=% --dataset=% --check,$(ARGS))
 train: synth
 	@set -e; run=$$($(IE_BIN)/ie-split $(IE) --model=$(MODEL) $(ARGS)); \
 	echo "run folder: $$run"; \
-	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(ARGS) $(SUBMIT); \
+	if [ -n "$(SLURM)" ]; then $(IE_BIN)/ie-submit $(IE) --run="$$run" $(TRAIN_ARGS) $(SUBMIT); \
 	  echo "submitted; follow with: make status RUN=$$run"; exit 0; fi; \
 	$(IE_BIN)/ie-train $(IE) --run="$$run" $(TRAIN_ARGS); \
 	$(MAKE) --no-print-directory -f $(IE_TOOLBOX_DIR)/ie.mk evaluate RUN="$$run" SETTINGS=$(SETTINGS); \

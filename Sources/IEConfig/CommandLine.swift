@@ -37,7 +37,8 @@ import IECore
 /// Alternatively split argv up front with `ConfigOverrides.split(_:)` and hand the rest to the command's
 /// `parseAsRoot(_:)`; overrides and tool options may interleave freely either way.
 public enum ConfigOverrides {
-    /// Parses `--name=value`, `--name value`, `--flag`, `--no-flag` arguments. Anything that is not a known
+    /// Parses `--name=value`, `--name value`, `--flag`, `--no-flag` arguments (a boolean's value as InnerEye's
+    /// parse_bool reads it, `--flag True` included: BooleanSpelling). Anything that is not a known
     /// parameter, or a value of the wrong type, is a usage error (exit 2) naming the flag and the closest key.
     /// `toolOptions` are the tool's own long option names, offered as suggestions too.
     public static func parse(_ arguments: [String], toolOptions: [String] = []) throws -> [ConfigOverride] {
@@ -69,7 +70,14 @@ public enum ConfigOverrides {
             }
             if raw == nil {
                 if spec.type == .bool {
-                    result.append(ConfigOverride(name: name, value: .bool(true), flag: arg))
+                    // InnerEye's argparse takes `--flag value` too; a bare `--flag` sets it (ours for every boolean,
+                    // InnerEye's for those that default to False).
+                    if i < arguments.count, let word = BooleanSpelling.parse(arguments[i]) {
+                        result.append(ConfigOverride(name: name, value: .bool(word), flag: "--\(name)=\(arguments[i])"))
+                        i += 1
+                    } else {
+                        result.append(ConfigOverride(name: name, value: .bool(true), flag: arg))
+                    }
                     continue
                 }
                 guard i < arguments.count, !arguments[i].hasPrefix("--") else {
@@ -78,7 +86,7 @@ public enum ConfigOverrides {
                 raw = arguments[i]
                 i += 1
             }
-            let text = raw!
+            guard let text = raw else { continue }
             if ModelConfig.nullWords.contains(text) && !(text == "None" && spec.type == .choice(ParameterSchema.normMethods)) && spec.defaultValue.isNone {
                 result.append(ConfigOverride(name: name, value: .none, flag: "--\(name)=\(text)"))
                 continue
@@ -87,7 +95,7 @@ public enum ConfigOverrides {
                 // Name the option only: the value may be thousands of brackets long.
                 throw IEError.usage("--\(name): \(problem.message)")
             }
-            guard let value = spec.type.parse(text) else {
+            guard let value = spec.parse(text) else {
                 throw IEError.usage("--\(name)=\(text): cannot use '\(text)', expected \(spec.type.expectation)")
             }
             result.append(ConfigOverride(name: name, value: value, flag: "--\(name)=\(text)"))
@@ -111,7 +119,9 @@ public enum ConfigOverrides {
             let name = body.firstIndex(of: "=").map { String(body[..<$0]) } ?? String(body)
             if let spec = ParameterSchema.byName[name] {
                 overrides.append(arg)
-                if !body.contains("="), spec.type != .bool, i < arguments.count, !arguments[i].hasPrefix("--") {
+                // `--name value`; a boolean's value only when it is one (`--flag` alone sets it).
+                if !body.contains("="), i < arguments.count, !arguments[i].hasPrefix("--"),
+                   spec.type != .bool || BooleanSpelling.parse(arguments[i]) != nil {
                     overrides.append(arguments[i]); i += 1
                 }
             } else if name.hasPrefix("no-"), ParameterSchema.byName[String(name.dropFirst(3))]?.type == .bool, !body.contains("=") {

@@ -36,15 +36,52 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
     public var isNone: Bool { if case .none = self { return true } else { return false } }
 }
 
-/// Boolean spellings accepted exactly as InnerEye's command line (SPEC §1.3).
+/// Boolean spellings accepted exactly as InnerEye's command line (SPEC §1.3; generic_parsing.py's parse_bool):
+/// on, t, true, y, yes, 1 and off, f, false, n, no, 0, in any letter case.
 public enum BooleanSpelling {
-    public static let trueWords: Set<String> = ["True", "true", "T", "t", "Yes", "yes", "Y", "y", "On", "on", "1"]
-    public static let falseWords: Set<String> = ["False", "false", "F", "f", "No", "no", "N", "n", "Off", "off", "0"]
+    public static let trueWords: Set<String> = ["on", "t", "true", "y", "yes", "1"]
+    public static let falseWords: Set<String> = ["off", "f", "false", "n", "no", "0"]
 
     public static func parse(_ text: String) -> Bool? {
-        if trueWords.contains(text) { return true }
-        if falseWords.contains(text) { return false }
+        let word = text.lowercased()
+        if trueWords.contains(word) { return true }
+        if falseWords.contains(word) { return false }
         return nil
+    }
+}
+
+/// The values InnerEye's enums have on its command line (generic_parsing.py builds an enum from its value, e.g.
+/// `PaddingMode("constant")`) and the member names of its configs where they differ from ours, each with the name
+/// we keep (SPEC §1.4, §13.1). A choice accepts these besides its own names, in any letter case.
+public enum ChoiceAliases {
+    public static let canonical: [String: String] = [
+        // PaddingMode values.
+        "constant": "Zero", "no_padding": "NoPadding",
+        // PhotometricNormalizationMethod values, and its member Unchanged (value "None").
+        "CT Window": "CtWindow", "MRI Window": "MriWindow", "Simple Norm": "SimpleNorm", "Trimmed Norm": "TrimmedNorm",
+        "Unchanged": "None",
+        // ScalarLoss values (= its member names).
+        "BinaryCrossEntropyWithLogits": "BCEWithLogits", "WeightedCrossEntropyWithLogits": "WeightedCrossEntropy",
+        "MeanSquaredError": "MSE",
+    ]
+
+    static let byLowercased: [String: String] = Dictionary(uniqueKeysWithValues: canonical.map { ($0.key.lowercased(), $0.value) })
+
+    /// The aliases of `name`, sorted, for messages.
+    public static func aliases(of name: String) -> [String] { canonical.filter { $0.value == name }.map(\.key).sorted() }
+
+    /// The choice among `options` that `text` names: an option itself or an alias of one, in any letter case.
+    static func match(_ text: String, in options: [String]) -> String? {
+        let lower = text.lowercased()
+        if let option = options.first(where: { $0.lowercased() == lower }) { return option }
+        if let option = byLowercased[lower], options.contains(option) { return option }
+        return nil
+    }
+
+    /// `Zero (constant)`: an option with its aliases, for the list of what a choice accepts.
+    static func describe(_ option: String) -> String {
+        let aliases = aliases(of: option)
+        return aliases.isEmpty ? option : "\(option) (\(aliases.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: ", ")))"
     }
 }
 
@@ -54,7 +91,8 @@ public enum ParameterType: Equatable, Sendable {
     case int
     case float
     case string
-    /// One of a fixed set of names, matched case-insensitively and stored in the canonical spelling.
+    /// One of a fixed set of names, matched case-insensitively (InnerEye's enum values too: ChoiceAliases) and
+    /// stored in the canonical spelling.
     case choice([String])
     case names
     /// Names that become file or folder names (subjects, structures, channels): `names` that also pass `SafeName`.
@@ -77,11 +115,11 @@ public enum ParameterType: Equatable, Sendable {
 
     public var expectation: String {
         switch self {
-        case .bool: return "a boolean (True/False, yes/no, on/off, 1/0)"
+        case .bool: return "a boolean (true/false, t/f, yes/no, y/n, on/off, 1/0, any letter case)"
         case .int: return "an integer"
         case .float: return "a finite number"
         case .string: return "a string"
-        case .choice(let c): return "one of " + c.joined(separator: ", ")
+        case .choice(let c): return "one of " + c.map(ChoiceAliases.describe).joined(separator: ", ")
         case .names: return "a comma-separated list of names"
         case .fileNames: return "a comma-separated list of names usable as file names (no '/', '..' or control characters)"
         case .ints: return "a comma-separated list of integers"
@@ -110,8 +148,7 @@ public enum ParameterType: Equatable, Sendable {
         case .string:
             return .string(text)
         case .choice(let options):
-            if let match = options.first(where: { $0.lowercased() == text.lowercased() }) { return .string(match) }
-            return nil
+            return ChoiceAliases.match(text, in: options).map(ConfigValue.string)
         case .names:
             let items = ParameterType.items(text)
             guard items.allSatisfy({ !$0.isEmpty }) else { return nil }

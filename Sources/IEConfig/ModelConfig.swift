@@ -232,7 +232,7 @@ public struct ModelConfig: Sendable {
             guard spec.type == .namedEntries else { throw fail("a mapping") }
             text = m.map { "\($0.key.string ?? "")=\($0.value.string ?? "")" }.joined(separator: ",")
         }
-        guard let value = spec.type.parse(text) else { throw fail(text) }
+        guard let value = spec.parse(text) else { throw fail(text) }
         return value
     }
 
@@ -463,6 +463,7 @@ public struct ModelConfig: Sendable {
         }
         if saveStepEpochs < 1 { throw fail("save_step_epochs", "got \(saveStepEpochs), expected a positive integer") }
         if startEpoch < 0 { throw fail("start_epoch", "got \(startEpoch), expected an epoch >= 0") }
+        try validateTraining()
         if let e = epochsToTest.first(where: { $0 < 1 || $0 > numEpochs }) {
             throw fail("epochs_to_test", "got \(e), expected epochs between 1 and num_epochs (\(numEpochs))")
         }
@@ -470,6 +471,33 @@ public struct ModelConfig: Sendable {
             if case .float(let v) = value(p), v < 0 || v > 1 { throw fail(p, "got \(v), expected a fraction between 0 and 1") }
         }
         _ = try comparisonRuns()
+    }
+}
+
+extension ModelConfig {
+    /// InnerEye's bounds of the training keys (deep_learning_config.py) and what a run starts from: checked when
+    /// the config loads, so every tool refuses them alike and names where the value was set.
+    func validateTraining() throws {
+        let eps = labelSmoothingEps
+        if !(0...1).contains(eps) { throw fail("label_smoothing_eps", "got \(eps), expected a value between 0 and 1 (InnerEye's bounds)") }
+        let components = try mixtureLossComponents()
+        let focal = lossType == "Focal" || (lossType == "Mixture" && components.contains { $0.lossType == "Focal" })
+        if eps != 0 && !category.isScalar && focal {
+            throw fail("label_smoothing_eps", "got \(eps) with a Focal loss, expected 0 (InnerEye's focal loss needs one-hot targets)")
+        }
+        if lRateWarmupEpochs < 0 { throw fail("l_rate_warmup_epochs", "got \(lRateWarmupEpochs), expected an epoch count >= 0 (InnerEye's bounds)") }
+        if startEpoch > 0 && runRecoveryId == nil {
+            throw fail("start_epoch", "got \(startEpoch) without run_recovery_id, expected --run_recovery_id=EXPERIMENT:RUN_ID "
+                                      + "with it (the run whose epoch-\(startEpoch) checkpoint training continues from)")
+        }
+        if !localWeightsPath.isEmpty, let id = modelId {
+            throw fail("model_id", "model_id \(id) and local_weights_path (\(sourceDescription("local_weights_path") ?? "set")) are both set, "
+                                   + "expected only one of them (InnerEye: cannot specify more than one of local_weights_path, weights_url or model_id)")
+        }
+        if train && localWeightsPath.count > 1 {
+            throw fail("local_weights_path", "\(localWeightsPath.count) checkpoints with train true, expected one: training starts from one "
+                                             + "checkpoint (several are for --no-train)")
+        }
     }
 }
 

@@ -10,6 +10,15 @@ public enum ModelCategory: String, Sendable, CaseIterable {
 
     public var isScalar: Bool { self != .segmentation }
 
+    /// The loss_type values a model of this category takes (SPEC §1.4, §13.1), the default first.
+    public var lossTypes: [String] {
+        switch self {
+        case .segmentation: return ParameterSchema.lossTypes
+        case .classification: return ["BCEWithLogits", "WeightedCrossEntropy"]
+        case .regression: return ["MSE"]
+        }
+    }
+
     public var defaultLossType: String {
         switch self {
         case .segmentation: return "SoftDice"
@@ -60,16 +69,18 @@ extension ModelConfig {
     /// segmentation models none of the scalar keys.
     func validateCategory() throws {
         let loss = lossType
+        let allowed = category.lossTypes
+        if !allowed.contains(loss) {
+            let kind = ParameterSchema.lossTypes.contains(loss) ? "a segmentation loss"
+                : !ParameterSchema.scalarLossTypes.contains(loss) ? "not a loss this toolbox has"
+                : !category.isScalar ? "a classification/regression loss"
+                : loss == "MSE" ? "a regression loss" : "a classification loss"
+            let expected = allowed.count == 1 ? allowed[0] : "one of " + allowed.joined(separator: ", ")
+            let innerEye = allowed.flatMap(ChoiceAliases.aliases(of:))
+            throw fail("loss_type", "\(loss) is \(kind), expected \(expected) for a \(category.rawValue.lowercased()) model"
+                                    + (innerEye.isEmpty ? "" : " (InnerEye's \(innerEye.joined(separator: ", ")) too)"))
+        }
         if category.isScalar {
-            guard ParameterSchema.scalarLossTypes.contains(loss) else {
-                throw fail("loss_type", "\(loss) is a segmentation loss, expected one of \(ParameterSchema.scalarLossTypes.joined(separator: ", ")) for a \(category.rawValue.lowercased()) model")
-            }
-            if category == .regression && loss != "MSE" {
-                throw fail("loss_type", "\(loss) needs class labels, expected MSE for a regression model")
-            }
-            if category == .classification && loss == "MSE" {
-                throw fail("loss_type", "MSE is a regression loss, expected BCEWithLogits or WeightedCrossEntropy for a classification model")
-            }
             if let size = imageSize, !(2...3).contains(size.count) || size.contains(where: { $0 < 1 }) {
                 throw fail("image_size", "got \(size.map(String.init).joined(separator: ",")), expected [H, W] or [D, H, W] of positive sizes")
             }
@@ -84,9 +95,6 @@ extension ModelConfig {
                 throw fail("class_names", "a regression model has one output, expected no class_names")
             }
         } else {
-            if ParameterSchema.scalarLossTypes.contains(loss) {
-                throw fail("loss_type", "\(loss) is a classification/regression loss, expected one of \(ParameterSchema.lossTypes.joined(separator: ", ")) for a segmentation model")
-            }
             for key in ["label_channels", "numerical_columns", "categorical_columns", "non_image_feature_channels", "class_names",
                         "image_size", "train_transforms", "val_transforms"] where isSet(key) {
                 throw fail(key, "is a classification/regression key, expected it only in configs under classification/ (or with model_category)")

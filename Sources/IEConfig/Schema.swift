@@ -14,6 +14,14 @@ public struct ParameterSpec: Sendable {
         self.defaultValue = defaultValue
         self.doc = doc
     }
+
+    /// Converts command-line or YAML text (`type.parse`). loss_type keeps a name it does not know as given: which
+    /// losses a model takes depends on its category, so ModelConfig.validateCategory refuses it naming those.
+    public func parse(_ text: String) -> ConfigValue? {
+        if let value = type.parse(text) { return value }
+        let name = text.trimmingCharacters(in: .whitespaces)
+        return self.name == "loss_type" && !name.isEmpty ? .string(name) : nil
+    }
 }
 
 /// The full parameter schema, in the order args.txt lists it.
@@ -55,7 +63,7 @@ public enum ParameterSchema {
         ParameterSpec("number_of_cross_validation_splits", .int, .int(0), "k of k-fold cross-validation (0: none)"),
         ParameterSpec("cross_validation_split_index", .int, .int(-1), "the fold of this run (-1: none)"),
         // Model
-        ParameterSpec("architecture", .choice(["UNet3D", "Basic"]), .string("UNet3D"), "network architecture"),
+        ParameterSpec("architecture", .choice(["UNet3D"]), .string("UNet3D"), "network architecture (InnerEye's Basic and UNet2D are not built)"),
         ParameterSpec("feature_channels", .ints, .none, "feature channels of the first level"),
         ParameterSpec("kernel_size", .int, .int(3), "convolution kernel size"),
         ParameterSpec("num_downsampling_paths", .int, .int(4), "UNet levels"),
@@ -74,7 +82,7 @@ public enum ParameterSchema {
         ParameterSpec("mixture_loss_components", .names, .none, "weight:loss_type:class_weight_power entries for Mixture"),
         ParameterSpec("focal_loss_gamma", .float, .float(1.0), "Focal loss gamma"),
         ParameterSpec("loss_class_weight_power", .float, .none, "power of the class weights in the loss (None: unweighted)"),
-        ParameterSpec("label_smoothing_eps", .float, .float(0.0), "label smoothing of the CrossEntropy loss target"),
+        ParameterSpec("label_smoothing_eps", .float, .float(0.0), "label smoothing of the CrossEntropy loss target, 0 ... 1"),
         // Normalisation
         ParameterSpec("norm_method", .choice(normMethods), .string("CtWindow"), "photometric normalisation"),
         ParameterSpec("window", .int, .int(600), "CT window width"),
@@ -101,7 +109,7 @@ public enum ParameterSchema {
         ParameterSpec("l_rate_multi_step_gamma", .float, .float(0.1), "MultiStep schedule factor"),
         ParameterSpec("l_rate_multi_step_milestones", .ints, .none, "MultiStep milestones (epochs)"),
         ParameterSpec("l_rate_warmup", .choice(["NoWarmUp", "Linear"]), .string("NoWarmUp"), "learning-rate warm-up"),
-        ParameterSpec("l_rate_warmup_epochs", .int, .int(0), "warm-up epochs"),
+        ParameterSpec("l_rate_warmup_epochs", .int, .int(0), "warm-up epochs (>= 0)"),
         ParameterSpec("optimizer_type", .choice(optimizers), .string("Adam"), "optimizer"),
         ParameterSpec("adam_betas", .floatTuple(2), .floats([0.9, 0.999]), "Adam betas"),
         ParameterSpec("opt_eps", .float, .float(1e-4), "Adam/RMSprop epsilon"),
@@ -153,6 +161,15 @@ public enum ParameterSchema {
     }()
 
     public static var names: [String] { parameters.map(\.name) }
+
+    /// The parameters ie-split chooses a run's subjects with (SPEC §3): its dataset and split rules. A tool working
+    /// on an existing run takes them only with the run's own values (RunDirectory.modelConfig).
+    public static let splitParameters = [
+        "dataset_id", "local_dataset", "dataset_csv", "train_subjects", "val_subjects", "test_subjects",
+        "proportion_train", "proportion_val", "proportion_test", "split_by_institution", "exclude_institutions",
+        "institutions_for_test_only", "subject_ids_for_test_only", "group_column", "number_of_cross_validation_splits",
+        "cross_validation_split_index",
+    ]
 
     /// Whether a YAML value of `spec` may be a list of lists, each inner list one colon-joined entry:
     /// mixture_loss_components `[[0.5, Focal, 0.2], ...]` and the records (`[[brainstem, spinal_cord, False]]`).

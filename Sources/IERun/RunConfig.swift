@@ -9,18 +9,62 @@ extension RunDirectory {
     public var overridesFile: String { layout.configOverrides }
 
     /// The run's model config: its model, the overrides on the command line that created it, the overrides
-    /// recorded by later tools, then `extra` (later wins). With `record`, `extra` is added to the record.
-    public func modelConfig(settings: Settings, extra: [String] = [], record: Bool = false) throws -> ModelConfig {
+    /// recorded by later tools, then `extra` (later wins). With `record`, `extra` is added to the record (call it
+    /// once the tool has checked them and is about to act: `recordOverrides`). Unless `resplit` (ie-split
+    /// --run_dir), `extra` may not change the run's split (`checkSplitKept`).
+    public func modelConfig(settings: Settings, extra: [String] = [], record: Bool = false, resplit: Bool = false) throws -> ModelConfig {
         let info = try readInfo()
-        var flags = ConfigOverrides.split(Array(info.commandLine.dropFirst())).overrides
-        let recorded = (try? String(contentsOfFile: overridesFile, encoding: .utf8)) ?? ""
-        flags += recorded.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-        flags += extra
-        let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
-        if record && !extra.isEmpty {
-            try AtomicFile.write(recorded + RunDirectory.absolutePaths(in: extra).joined(separator: "\n") + "\n", to: overridesFile)
+        let flags = ConfigOverrides.split(Array(info.commandLine.dropFirst())).overrides + recordedOverrides()
+        let extraOverrides = try ConfigOverrides.parse(extra)
+        if !resplit && extraOverrides.contains(where: { ParameterSchema.splitParameters.contains($0.name) }) {
+            let own = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags))
+            try checkSplitKept(own: own, extra: extraOverrides, info: info, settings: settings)
         }
+        let config = try ModelConfig.load(name: info.model, settings: settings, overrides: ConfigOverrides.parse(flags + extra))
+        if record { try recordOverrides(extra) }
         return config
+    }
+
+    /// The `--name=value` lines of config_overrides.txt.
+    func recordedOverrides() -> [String] {
+        let recorded = (try? String(contentsOfFile: overridesFile, encoding: .utf8)) ?? ""
+        return recorded.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+    }
+
+    /// Adds `extra` to config_overrides.txt (relative paths made absolute). A tool calls it once it has checked the
+    /// overrides and is about to act on them, never before a step that can still refuse them (SPEC §1.3).
+    public func recordOverrides(_ extra: [String]) throws {
+        guard !extra.isEmpty else { return }
+        let recorded = (try? String(contentsOfFile: overridesFile, encoding: .utf8)) ?? ""
+        try AtomicFile.write(recorded + RunDirectory.absolutePaths(in: extra).joined(separator: "\n") + "\n", to: overridesFile)
+    }
+
+    static let datasetParameters: Set<String> = ["dataset_id", "local_dataset", "dataset_csv"]
+
+    /// A run's subjects are ie-split's: a later tool given a split parameter (ParameterSchema.splitParameters) with
+    /// a value other than the run's own would train or evaluate the old split under the new value's name, so it is
+    /// refused (exit 2) naming the parameters. The same value (make passes ARGS to ie-split and ie-train alike)
+    /// is accepted, lists of subjects in any order, and a dataset named another way that is the same file.
+    func checkSplitKept(own: ModelConfig, extra: [ConfigOverride], info: RunInfo, settings: Settings) throws {
+        var given = own
+        try given.apply(extra)
+        var last: [String: ConfigOverride] = [:]
+        for o in extra where ParameterSchema.splitParameters.contains(o.name) { last[o.name] = o }
+        func same(_ a: ConfigValue, _ b: ConfigValue) -> Bool {
+            if case .strings(let x) = a, case .strings(let y) = b { return x.sorted() == y.sorted() }
+            return a == b
+        }
+        var changed = ParameterSchema.splitParameters.filter { last[$0] != nil && !same(own.value($0), given.value($0)) }
+        if changed.contains(where: RunDirectory.datasetParameters.contains), let csv = try? given.datasetCSVPath(settings: settings),
+           csv == info.dataset || csv == (try? own.datasetCSVPath(settings: settings)) {
+            changed.removeAll(where: RunDirectory.datasetParameters.contains)
+        }
+        guard !changed.isEmpty else { return }
+        let flags = changed.compactMap { last[$0]?.flag }.joined(separator: " ")
+        let runs = changed.map { "\($0) \(own.value($0).description)" }.joined(separator: ", ")
+        throw IEError.usage("\(flags): the run's split is ie-split's (the run has \(runs)), expected the run's own value or none; "
+                            + "ie-split --model=\(info.model) --run_dir=\(path) \(flags) re-splits a run that has not trained, "
+                            + "ie-split --model=\(info.model) \(flags) makes a new run")
     }
 
     /// The parameters whose values are files or folders named relative to the working directory.

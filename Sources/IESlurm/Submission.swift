@@ -13,6 +13,7 @@ public enum Submission {
         let options = SlurmJobOptions(settings: settings.slurm, cluster: cluster ?? config.cluster, nodes: config.numNodes)
         do {
             try RunTraining.checkNodeCount(config.numNodes)
+            try CrossValidation.checkWeightSources(config: config, run: run, settings: settings)
             try Slurm.checkSetup(options: options)
         } catch {
             recordFailedSubmission(run: run, error: error)

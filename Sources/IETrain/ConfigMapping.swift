@@ -68,9 +68,6 @@ extension TrainingSetup {
         guard let f = config.featureChannels.first, f > 0 else {
             throw IEError.usage("\(config.name): feature_channels is not set, expected a positive integer", file: config.file)
         }
-        guard config.architecture == "UNet3D" else {
-            throw IEError.usage("\(config.name): architecture \(config.architecture) is not available in this version, expected UNet3D", file: config.file)
-        }
         self.init(modelName: config.name, structureNames: config.groundTruthIds, imageChannels: config.imageChannels.count,
                   featureChannels: f, cropSize: Shape3D(crop))
         downsamplingPaths = config.numDownsamplingPaths
@@ -97,19 +94,13 @@ extension TrainingSetup {
 
     static func loss(config: ModelConfig) throws -> SegmentationLoss {
         // InnerEye's create_segmentation_loss_function: label smoothing reaches CrossEntropy and Focal only, and
-        // Focal then refuses the non-one-hot target.
+        // Focal then refuses the non-one-hot target (ModelConfig.validate refuses that, and a value outside 0...1,
+        // when the config loads).
         let smoothing = config.labelSmoothingEps
-        guard (0...1).contains(smoothing) else {
-            throw IEError.usage("\(config.name): label_smoothing_eps \(smoothing), expected 0 ... 1", file: config.file)
-        }
         func single(_ type: String, power: Double?) throws -> SegmentationLoss {
             switch type {
             case "CrossEntropy": return .crossEntropy(classWeightPower: power, smoothingEps: smoothing)
-            case "Focal":
-                guard smoothing == 0 else {
-                    throw IEError.usage("\(config.name): label_smoothing_eps \(smoothing) with a Focal loss, expected 0 (InnerEye's focal loss needs one-hot targets)", file: config.file)
-                }
-                return .focal(gamma: config.focalLossGamma, classWeightPower: power)
+            case "Focal": return .focal(gamma: config.focalLossGamma, classWeightPower: power)
             default: return .softDice(classWeightPower: power)
             }
         }

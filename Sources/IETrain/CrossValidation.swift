@@ -46,6 +46,24 @@ public enum CrossValidation {
         return exists ? child.description : nil
     }
 
+    /// What a run's training will start from, checked before a tool records its overrides or submits jobs
+    /// (ie-crossval, ie-submit; SPEC §1.3): RunPipeline.checkWeightSources for a plain run or a fold (which resume
+    /// from their autosave when they have one); for a cross-validation parent, for each fold that has no autosave
+    /// yet, recovering a parent's fold k from that parent's fold k.
+    public static func checkWeightSources(config: ModelConfig, run: RunDirectory, settings: Settings) throws {
+        guard config.performCrossValidation && config.crossValidationSplitIndex < 0 else {
+            return try RunPipeline.checkWeightSources(config: config, run: run, settings: settings, resume: true)
+        }
+        for k in 0..<config.numberOfCrossValidationSplits
+        where !FileManager.default.fileExists(atPath: RunLayout(run: childPath(parent: run, index: k)).autosave) {
+            var fold = config
+            if let recovery = try childRecoveryID(config: config, runsDir: settings.runsDir, index: k) {
+                try fold.apply(ConfigOverrides.parse(["--run_recovery_id=\(recovery)"]))
+            }
+            try RunPipeline.checkWeightSources(config: fold, run: run, settings: settings, resume: false)
+        }
+    }
+
     /// Creates the N children of `parent` with their fold splits (train/val/test CSVs, args.txt), or opens the
     /// ones that exist (a child is complete once its dataset.csv is written, so a half-made child is redone).
     /// The parent's recorded overrides (config_overrides.txt) are copied so a child trains what its parent asked.

@@ -37,13 +37,17 @@ public enum RunPipeline {
                             + "expected --epoch of a saved epoch", file: path)
     }
 
+    /// A checkpoint file that is not there is bad input (exit 3) naming the epochs saved beside it.
+    static func requireCheckpointFile(_ path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else { return }
+        // Name what there is: a run's checkpoints folder lists the epochs that can be asked for.
+        let saved = savedEpochCheckpoints(in: (path as NSString).deletingLastPathComponent)
+        let hint = saved.isEmpty ? "" : " (saved: \(saved.joined(separator: ", ")))"
+        throw IEError.badInput("checkpoint not found\(hint), expected an epoch that was saved", file: path)
+    }
+
     public static func readCheckpoint(_ path: String) throws -> Checkpoint {
-        guard FileManager.default.fileExists(atPath: path) else {
-            // Name what there is: a run's checkpoints folder lists the epochs that can be asked for.
-            let saved = savedEpochCheckpoints(in: (path as NSString).deletingLastPathComponent)
-            let hint = saved.isEmpty ? "" : " (saved: \(saved.joined(separator: ", ")))"
-            throw IEError.badInput("checkpoint not found\(hint), expected an epoch that was saved", file: path)
-        }
+        try requireCheckpointFile(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IEError.badInput("cannot read checkpoint, expected a file written by ie-train or PyTorch", file: path)
         }
@@ -53,9 +57,14 @@ public enum RunPipeline {
     /// Trains a run created by ie-split. `resume` continues from the run's autosave when there is one.
     /// Returns false when a stop signal ended training early.
     @discardableResult
+    /// `beforeTraining` runs once everything is loaded and checked, just before the first epoch (ie-train records
+    /// its overrides there).
     public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
-                             options: EngineOptions = .fromEnvironment()) throws -> Bool {
-        if config.category.isScalar { return try ScalarRun.train(run: run, config: config, settings: settings, resume: resume, options: options) }
+                             options: EngineOptions = .fromEnvironment(), beforeTraining: () throws -> Void = {}) throws -> Bool {
+        if config.category.isScalar {
+            return try ScalarRun.train(run: run, config: config, settings: settings, resume: resume, options: options,
+                                       beforeTraining: beforeTraining)
+        }
         try config.checkRunnable()
         var setup = try TrainingSetup(config: config)
         setup.engine = options
@@ -81,6 +90,7 @@ public enum RunPipeline {
                  "\(trainSubjects.count) train / \(valSubjects.count) val subjects, crop \(setup.cropSize), " +
                  "batch \(setup.batchSize), epochs \(trainer.lastCompletedEpoch + 1)...\(setup.numEpochs), threads \(options.threads), " +
                  "convolutions \(options.summary)")
+        try beforeTraining()
         let finished = try trainer.run()
         if finished && reducer.rank == 0 { try registerFinalModel(run: run, config: config, settings: settings) }
         return finished
@@ -107,12 +117,8 @@ public enum RunPipeline {
     public static func adoptWeights(run: RunDirectory, config: ModelConfig, settings: Settings) throws -> Int {
         var source: String?
         var epoch = 0
-        if let recovery = config.runRecoveryId {
-            let from = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
-            guard config.startEpoch > 0 else {
-                throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to evaluate")
-            }
-            source = checkpointPath(run: from, epoch: config.startEpoch)
+        if config.runRecoveryId != nil {
+            source = try recoveryCheckpoint(config: config, settings: settings)
             epoch = config.startEpoch
         } else if config.localWeightsPath.count > 1 {
             // InnerEye: several local_weights_path checkpoints are evaluated as their ensemble.
@@ -129,9 +135,7 @@ public enum RunPipeline {
             }
             source = model.checkpointPaths.first
         }
-        guard let source else {
-            throw IEError.usage("--no-train needs weights to evaluate, expected --local_weights_path, --model_id or --run_recovery_id with --start_epoch")
-        }
+        guard let source else { throw noWeightsToEvaluate }
         let checkpoint = try readCheckpoint(source)
         // Every tensor checked now (against the config's architecture for a PyTorch state_dict), not at ie-infer.
         if config.category.isScalar {
@@ -208,13 +212,8 @@ public enum RunPipeline {
             Log.info("resuming from \(autosave)")
             return .state(try readCheckpoint(autosave), source: autosave)
         }
-        if let recovery = config.runRecoveryId {
-            let source = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
-            let epoch = config.startEpoch
-            guard epoch > 0 else {
-                throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to continue from")
-            }
-            let path = checkpointPath(run: source, epoch: epoch)
+        if config.runRecoveryId != nil {
+            let path = try recoveryCheckpoint(config: config, settings: settings)
             Log.info("recovering from \(path)")
             return .state(try readCheckpoint(path), source: path)
         }
@@ -222,16 +221,54 @@ public enum RunPipeline {
             return .weights(try readCheckpoint(weights), source: weights)
         }
         if let id = config.modelId {
-            let model = try ModelRegistry(settings: settings).resolve(id)
+            let model = try modelToTrainFrom(id: id, settings: settings)
             try model.verify()
-            guard !model.isEnsemble else {
-                throw IEError.usage("--model_id=\(id) is an ensemble of \(model.checkpoints.count) models and training starts from one, "
-                                    + "expected one model's id (a fold's), or --no-train to evaluate the ensemble", file: model.folder)
-            }
             guard let path = model.checkpointPaths.first else { throw IEError.badInput("model \(id) has no checkpoint", file: model.folder) }
             return .weights(try readCheckpoint(path), source: path)
         }
         return .fresh
+    }
+
+    /// The run_recovery_id run's checkpoint of start_epoch (not read): what recovery starts from, or with
+    /// `--no-train` evaluates.
+    static func recoveryCheckpoint(config: ModelConfig, settings: Settings) throws -> String {
+        guard let recovery = config.runRecoveryId else { throw IEError.failure("no run_recovery_id to recover from") }
+        let from = try RunDirectory.open(runsDir: settings.runsDir, recoveryID: RunRecoveryID(parsing: recovery))
+        guard config.startEpoch > 0 else {
+            throw IEError.usage("--run_recovery_id=\(recovery) needs --start_epoch=N, expected the epoch to "
+                                + (config.train ? "continue from" : "evaluate") + " (SPEC §4.4)")
+        }
+        return checkpointPath(run: from, epoch: config.startEpoch)
+    }
+
+    static let noWeightsToEvaluate = IEError.usage("--no-train needs weights to evaluate, expected --local_weights_path, --model_id or "
+                                                   + "--run_recovery_id with --start_epoch")
+
+    /// The registered model `model_id` names, for training to start from: one model, not an ensemble.
+    static func modelToTrainFrom(id: String, settings: Settings) throws -> RegisteredModel {
+        let model = try ModelRegistry(settings: settings).resolve(id)
+        guard !model.isEnsemble else {
+            throw IEError.usage("--model_id=\(id) is an ensemble of \(model.checkpoints.count) models and training starts from one, "
+                                + "expected one model's id (a fold's), or --no-train to evaluate the ensemble", file: model.folder)
+        }
+        return model
+    }
+
+    /// What a run trains from or, with train false, adopts, checked before anything is recorded or written
+    /// (ie-train): the run_recovery_id run and its start_epoch checkpoint, the local_weights_path files, the
+    /// registered model_id (one model when training); with `--no-train`, that one of them is given. A resumed
+    /// run's autosave wins over all of them. The errors are those of reading them later (exit 2 or 3).
+    public static func checkWeightSources(config: ModelConfig, run: RunDirectory, settings: Settings, resume: Bool) throws {
+        if config.train && resume && FileManager.default.fileExists(atPath: run.layout.autosave) { return }
+        if config.runRecoveryId != nil {
+            try requireCheckpointFile(recoveryCheckpoint(config: config, settings: settings))
+        } else if !config.localWeightsPath.isEmpty {
+            for path in config.localWeightsPath { try requireCheckpointFile(path) }
+        } else if let id = config.modelId {
+            if config.train { _ = try modelToTrainFrom(id: id, settings: settings) } else { _ = try ModelRegistry(settings: settings).resolve(id) }
+        } else if !config.train {
+            throw noWeightsToEvaluate
+        }
     }
 
     /// The model instances of `--checkpoint` paths or `--model_id=Name:version` ids (ensembles give several) to

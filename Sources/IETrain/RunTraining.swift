@@ -75,13 +75,19 @@ public enum RunTraining {
 
     /// Trains (or, with train false, adopts the given weights as the run's checkpoint). False when a stop
     /// signal ended training: the run is then left queued (it is meant to come back: a Slurm requeue or --resume).
-    public static func trainOrAdopt(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool) throws -> Bool {
+    /// `beforeActing` runs once the weights to start from are checked (RunPipeline.checkWeightSources) and, when
+    /// training, everything is loaded, just before the first epoch: ie-train records its overrides there, so a call
+    /// that fails on them leaves no record.
+    public static func trainOrAdopt(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
+                                    beforeActing: () throws -> Void = {}) throws -> Bool {
+        try RunPipeline.checkWeightSources(config: config, run: run, settings: settings, resume: resume)
         if config.train {
-            guard try RunPipeline.train(run: run, config: config, settings: settings, resume: resume) else {
+            guard try RunPipeline.train(run: run, config: config, settings: settings, resume: resume, beforeTraining: beforeActing) else {
                 try run.update { $0.status = .queued }
                 return false
             }
         } else {
+            try beforeActing()
             try RunPipeline.adoptWeights(run: run, config: config, settings: settings)
         }
         return true

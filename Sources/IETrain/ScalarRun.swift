@@ -17,7 +17,7 @@ public enum ScalarRun {
     /// Trains the run; false when a stop signal ended training early (resume with `resume`).
     @discardableResult
     public static func train(run: RunDirectory, config: ModelConfig, settings: Settings, resume: Bool,
-                             options: EngineOptions = .fromEnvironment()) throws -> Bool {
+                             options: EngineOptions = .fromEnvironment(), beforeTraining: () throws -> Void = {}) throws -> Bool {
         try config.checkRunnable()
         // Data-parallel training (several MPI ranks) is the UNet's; ranks of a scalar model would write the same files.
         guard Distributed.launchedRanks() == 1 else {
@@ -36,6 +36,7 @@ public enum ScalarRun {
         Log.info("\(config.name): \(config.category.rawValue.lowercased()) \(trainer.model.architecture), \(trainer.model.parameterCount) parameters, "
                  + "\(train.count) train / \(validation.count) val subjects, batch \(setup.optimisation.batchSize), "
                  + "epochs \(trainer.lastCompletedEpoch + 1)...\(setup.optimisation.numEpochs), threads \(options.threads)")
+        try beforeTraining()
         let finished = try trainer.run()
         if finished { try RunPipeline.registerFinalModel(run: run, config: config, settings: settings) }
         return finished

@@ -39,7 +39,9 @@ struct ParentOptions: ParsableArguments {
     @OptionGroup var log: LogOptions
     @OptionGroup var parameters: ModelParameters
 
-    func withParent(_ body: (RunDirectory, ModelConfig, Settings) throws -> Void) throws {
+    /// `checksWeights`: the folds' weight sources are checked before the overrides are recorded (not for the
+    /// ensemble step, which trains nothing).
+    func withParent(checksWeights: Bool = true, _ body: (RunDirectory, ModelConfig, Settings) throws -> Void) throws {
         log.apply(tool: "ie-crossval")
         let settingsValue = try Settings.locate(explicitPath: settings.settings)
         let parent = try RunDirectory.open(path: run.path)
@@ -48,6 +50,7 @@ struct ParentOptions: ParsableArguments {
         let checked = try parent.modelConfig(settings: settingsValue, extra: extra)
         _ = try CrossValidation.foldCount(checked, run: parent)
         try RunDirectory.checkRecoveredFoldCount(checked, settings: settingsValue)
+        if checksWeights { try CrossValidation.checkWeightSources(config: checked, run: parent, settings: settingsValue) }
         try RunLock.process.withLock(run: parent.path, tool: "ie-crossval") {
             let config = try parent.modelConfig(settings: settingsValue, extra: extra, record: true)
             EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
@@ -111,7 +114,7 @@ struct Ensemble: ParsableCommand {
     @OptionGroup var options: ParentOptions
 
     func run() throws {
-        try options.withParent { parent, config, settings in
+        try options.withParent(checksWeights: false) { parent, config, settings in
             let model = try CrossValidationRun.ensembleStep(parent: parent, config: config, settings: settings, tool: "ie-crossval")
             try StandardStream.write(model + "\n")
         }

@@ -19,6 +19,6 @@ extension Split {
                                 + "expected a run that has not started training: its split must match its results "
                                 + "(split a new run with ie-split --model=\(info.model))", file: run.path)
         }
-        return try run.modelConfig(settings: settings, extra: try parameters.flags())
+        return try run.modelConfig(settings: settings, extra: try parameters.flags(), resplit: true)
     }
 }

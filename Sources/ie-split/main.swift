@@ -130,7 +130,7 @@ struct Split: ParsableCommand {
                 try splitInto(run.outputs, config: splitConfig)
                 try run.update { $0.dataset = csvPath }
                 // The overrides of a re-split are the run's from now on (ie-train --print_config shows them).
-                if !isNew { _ = try run.modelConfig(settings: settings, extra: try parameters.flags(), record: true) }
+                if !isNew { try run.recordOverrides(try parameters.flags()) }
                 if isNew {
                     try run.writeArguments(config)
                     try run.writeBuildInformation()

@@ -10,7 +10,8 @@ struct Aggregate: ParsableCommand {
         discussion: """
         Examples:
           ie-stats aggregate epoch_010/Test/metrics.csv
-          ie-metrics pair ... -o - | ie-stats aggregate -o metrics_aggregates.csv
+          ie-metrics pair --prediction=p.nii.gz --ground_truth=g.nii.gz \\
+              | ie-stats aggregate -o metrics_aggregates.csv
         """)
 
     @Argument(help: "metrics.csv files ('-' = stdin, the default); rows of all files are pooled.")

@@ -33,7 +33,8 @@ struct Stats: ParsableCommand {
         text or CSV to stdout or -o.
 
         Examples:
-          ie-metrics pair ... -o - | ie-stats aggregate
+          ie-metrics pair --prediction=p.nii.gz --ground_truth=g.nii.gz \\
+              | ie-stats aggregate
           ie-stats aggregate outputs/epoch_100/Test/metrics.csv \\
               -o metrics_aggregates.csv
           ie-stats across-runs CrossValResults/0 CrossValResults/1 \\

@@ -14,8 +14,10 @@ struct Train: ParsableCommand {
         abstract: "Train one run: a model config's UNet3D in a run folder (checkpoints, epoch metrics, resume).",
         discussion: """
         The run folder comes from ie-split (which writes the train/val/test split
-        CSVs). Any model parameter can be overridden as --<name>=<value>; overrides
-        given here are recorded in the run for the later tools. SIGTERM, SIGUSR1 or
+        CSVs and alone chooses the subjects: a split parameter given here must keep
+        the run's value). Any other model parameter can be overridden as
+        --<name>=<value> (or --<name> <value>); overrides are recorded in the run
+        for the later tools once training starts. SIGTERM, SIGUSR1 or
         Ctrl-C (SIGINT; a second one stops at once) stop training at the next batch
         boundary; the autosave then holds the last completed epoch and the exit
         status is 143, so Slurm can requeue the job and `--resume` continues it.
@@ -29,7 +31,8 @@ struct Train: ParsableCommand {
           RUN=$(ie-split --model=HelloWorld) && ie-train --run=$RUN
           ie-train --run=$RUN --num_epochs=20 --l_rate=3e-4 --threads=2
           ie-train --run=$RUN --resume          # continue from the autosave
-          ie-train --run=$NEW --run_recovery_id=main:<run_id> --start_epoch=10
+          ie-train --run=$NEW --start_epoch=10 \\
+              --run_recovery_id=main:main_20260101T120000Z_1a2b
           ie-train --run=$NEW --no-train --local_weights_path=model.ckpt
           mpirun -np 2 ie-train --run=$RUN --threads=1   # 2 MPI ranks (DDP)
           ie-train --run=$RUN --print_config    # parameters, values, sources
@@ -56,16 +59,19 @@ struct Train: ParsableCommand {
         try RunTraining.checkTrainable(config, run: runDir)
         try RunDirectory.checkRecoveredFoldCount(config, settings: settingsValue)
         try RunTraining.checkNotTrainedBefore(config, run: runDir, resume: resume)
+        try RunPipeline.checkWeightSources(config: config, run: runDir, settings: settingsValue, resume: resume)
         let rank = Distributed.launchedRank()
         guard rank == 0 else { return try trainAsWorker(runDir, settingsValue, extra: extra, rank: rank) }
         // One writer per run: held before the run's files are written (the recorded overrides included).
         try RunLock.process.withLock(run: runDir.path, tool: "ie-train") {
-            let config = try runDir.modelConfig(settings: settingsValue, extra: extra, record: true)
+            let config = try runDir.modelConfig(settings: settingsValue, extra: extra)
             StopSignal.install()
             EngineOptions.fromCommandLine(threads: threads.threads, precision: precision.precision)
             var finished = true
             try runDir.performFailingParent(tool: "ie-train", completes: false) {
-                finished = try RunTraining.trainOrAdopt(run: runDir, config: config, settings: settingsValue, resume: resume)
+                // The overrides are recorded once checked, as training or adopting starts (SPEC §1.3).
+                finished = try RunTraining.trainOrAdopt(run: runDir, config: config, settings: settingsValue, resume: resume,
+                                                        beforeActing: { try runDir.recordOverrides(extra) })
             }
             guard finished else {
                 // Queued, not failed: the job is meant to come back (Slurm requeue, or the same command with --resume).

@@ -45,6 +45,8 @@ final class CommandLineTests: XCTestCase {
                     XCTAssertLessThanOrEqual(line.count, 80, "\(name): example line over 80 columns: '\(line)'")
                     XCTAssertTrue(continued || Self.startsCommand(line),
                                   "\(name): '\(line)' continues a command whose line does not end with ' \\'")
+                    // A placeholder does not paste: bash reads `<run_id>` as a redirection and `...` as an argument.
+                    XCTAssertFalse(["<", ">", "..."].contains { line.contains($0) }, "\(name): '\(line)' has a placeholder")
                     continued = line.hasSuffix(" \\")
                 }
                 XCTAssertFalse(continued, "\(name): the last example line ends with '\\'")

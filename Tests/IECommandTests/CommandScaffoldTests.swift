@@ -35,6 +35,16 @@ final class CommandScaffoldTests: XCTestCase {
         XCTAssertEqual(overrides.first { $0.name == "num_epochs" }?.value, .int(3))
     }
 
+    /// InnerEye's spellings reach the parameters through the tool's parser: a boolean's value as the next argument,
+    /// in any letter case, and an enum's InnerEye value with its space.
+    func testInnerEyeSpellingsPassTheToolsParser() throws {
+        let probe = try Probe.parse(["--train", "FALSE", "--mode=Val", "--check_exclusive", "ON", "--norm_method", "CT Window",
+                                     "--threads=1", "--padding_mode=constant"])
+        XCTAssertEqual(probe.mode, .val)
+        XCTAssertEqual(try probe.parameters.flags(), ["--train=FALSE", "--check_exclusive=ON", "--norm_method=CT Window", "--padding_mode=constant"])
+        XCTAssertEqual(try probe.parameters.overrides().map(\.value), [.bool(false), .bool(true), .string("CtWindow"), .string("Zero")])
+    }
+
     /// A misspelt parameter, a bad value, a bad mode and a bad thread count are usage errors naming the argument.
     func testBadArgumentsAreUsageErrorsNamingThem() {
         let cases: [([String], [String])] = [

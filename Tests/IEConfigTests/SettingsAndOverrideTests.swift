@@ -51,7 +51,7 @@ final class OverrideTests: XCTestCase {
         XCTAssertEqual(try ConfigOverrides.parse(["--apply_augmentations"]).first?.value, .bool(true))
         XCTAssertEqual(try ConfigOverrides.parse(["--no-check_exclusive"]).first,
                        ConfigOverride(name: "check_exclusive", value: .bool(false), flag: "--no-check_exclusive"))
-        for word in ["TRUE", "maybe", "2", "yess", ""] {
+        for word in ["maybe", "2", "yess", "", "oui"] {
             assertIEError(.usage, contains: ["--check_exclusive=\(word)", "a boolean"]) { _ = try ConfigOverrides.parse(["--check_exclusive=\(word)"]) }
         }
     }
