@@ -17,10 +17,11 @@ struct Train: ParsableCommand {
         CSVs and alone chooses the subjects: a split parameter given here must keep
         the run's value). Any other model parameter can be overridden as
         --<name>=<value> (or --<name> <value>); overrides are recorded in the run
-        for the later tools once training starts. SIGTERM, SIGUSR1 or
-        Ctrl-C (SIGINT; a second one stops at once) stop training at the next batch
-        boundary; the autosave then holds the last completed epoch and the exit
-        status is 143, so Slurm can requeue the job and `--resume` continues it.
+        for the later tools once training starts. SIGTERM, SIGUSR1, Ctrl-C (SIGINT;
+        a second one stops at once) or SIGHUP (a closed terminal; not under nohup)
+        stop training at the next batch boundary; the autosave then holds the last
+        completed epoch and the exit status is 143, so Slurm can requeue the job
+        and `--resume` continues it.
         Launched as MPI ranks (mpirun, or the srun step
         of an ie-submit job) it trains data-parallel; rank 0 writes the run.
 
