@@ -8,18 +8,18 @@ import Foundation
 public enum SignalReader {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
-    /// `ignoring`: also set the disposition to SIG_IGN (ie-train: a thread started before main, which does not
-    /// block them, must not be killed by one).
+    /// A thread started before main (OpenBLAS's pool) does not block them; libdispatch installs a handler for each
+    /// signal it reads that blocks the signal in whichever thread takes it and passes it on to its reader, so such
+    /// a thread neither dies of one nor loses it.
     /// A signal the process was started ignoring stays ignored and is not read: `nohup` (SIGHUP), `trap '' TERM`,
     /// or a non-interactive shell's background job (SIGINT) asked for that.
-    public static func start(_ signals: [Int32], ignoring: Bool = false, handler: @escaping @Sendable (Int32) -> Void) {
+    public static func start(_ signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
         let signals = signals.filter { !startedIgnoring($0) }
         var mask = sigset_t()
         sigemptyset(&mask)
         for sig in signals { sigaddset(&mask, sig) }
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         for sig in signals {
-            if ignoring { signal(sig, SIG_IGN) }
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { handler(sig) }
             source.resume()

@@ -40,9 +40,6 @@ public struct SubjectRequest: Sendable {
 }
 
 extension Dataset {
-    /// Relative tolerance for spacing, origin and direction agreement between one subject's channels (SPEC §2).
-    public static let geometryTolerance = 1e-3
-
     /// Loads and validates one subject (SPEC §2). Every failure is `IEError.badInput` naming this CSV and the
     /// line of the offending row.
     public func loadSubject(_ subject: String, _ request: SubjectRequest) throws -> SubjectData {
@@ -62,15 +59,10 @@ extension Dataset {
                 guard volume.sameShape(as: first) else {
                     throw IEError.badInput("subject \(row.subject) channel \(row.channel) has shape \(Dataset.text(volume.shape)) (Z,Y,X) but channel \(firstRow.channel) has \(Dataset.text(first.shape)), expected one shape per subject", file: path, line: row.line)
                 }
-                // Direction too: a channel stored in another axis order (LAS against RAS) with the same origin
-                // would otherwise be stacked voxel by voxel with anatomy that does not correspond.
-                let pairs: [(String, [Double], [Double], String)] = [
-                    ("spacing", [volume.spacing.z, volume.spacing.y, volume.spacing.x], [first.spacing.z, first.spacing.y, first.spacing.x], "(Z,Y,X)"),
-                    ("origin", [volume.origin.z, volume.origin.y, volume.origin.x], [first.origin.z, first.origin.y, first.origin.x], "(Z,Y,X)"),
-                    ("direction", volume.direction, first.direction, "(row-major x,y,z by i,j,k)"),
-                ]
-                for (what, a, b, axes) in pairs where a.count != b.count || zip(a, b).contains(where: { !Dataset.close($0, $1) }) {
-                    throw IEError.badInput("subject \(row.subject) channel \(row.channel) has \(what) \(Dataset.text(a)) \(axes) but channel \(firstRow.channel) has \(Dataset.text(b)), expected them to agree within \(Dataset.geometryTolerance) relative", file: path, line: row.line)
+                // Spacing, origin and direction (a channel stored in another axis order, LAS against RAS, would
+                // otherwise be stacked voxel by voxel with anatomy that does not correspond): GridComparison's rule.
+                if let mismatch = volume.gridMismatch(with: first) {
+                    throw IEError.badInput("subject \(row.subject) channel \(row.channel): \(mismatch) of channel \(firstRow.channel), expected them to agree", file: path, line: row.line)
                 }
             } else {
                 reference = (volume, row)
@@ -142,10 +134,5 @@ extension Dataset {
         }
     }
 
-    static func close(_ a: Double, _ b: Double) -> Bool {
-        abs(a - b) <= geometryTolerance * max(1, abs(a), abs(b))
-    }
-
     static func text(_ s: Shape3D) -> String { "\(s.z)x\(s.y)x\(s.x)" }
-    static func text(_ v: [Double]) -> String { "(" + v.map { String(format: "%g", $0) }.joined(separator: ", ") + ")" }
 }

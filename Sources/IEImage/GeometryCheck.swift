@@ -20,16 +20,16 @@ public enum GridComparison {
         func close(_ u: Double, _ v: Double) -> Bool {
             abs(u - v) <= relativeTolerance * max(abs(u), abs(v), 1)
         }
-        func text(_ t: (z: Double, y: Double, x: Double)) -> String { "\(t.z),\(t.y),\(t.x)" }
+        func text(_ v: [Double]) -> String { "(" + v.map { String(format: "%g", $0) }.joined(separator: ", ") + ")" }
+        func text(_ t: (z: Double, y: Double, x: Double)) -> String { text([t.z, t.y, t.x]) }
         if !(close(sa.z, sb.z) && close(sa.y, sb.y) && close(sa.x, sb.x)) {
-            return "spacing (Z,Y,X) \(text(sa)) differs from \(text(sb)) by more than \(relativeTolerance) relative"
+            return "spacing \(text(sa)) (Z,Y,X) differs from \(text(sb)) by more than \(relativeTolerance) relative"
         }
         if !(close(oa.z, ob.z) && close(oa.y, ob.y) && close(oa.x, ob.x)) {
-            return "origin (Z,Y,X) \(text(oa)) differs from \(text(ob)) by more than \(relativeTolerance) relative"
+            return "origin \(text(oa)) (Z,Y,X) differs from \(text(ob)) by more than \(relativeTolerance) relative"
         }
         if da.count != db.count || zip(da, db).contains(where: { abs($0 - $1) > relativeTolerance }) {
-            func cosines(_ d: [Double]) -> String { d.map { String(format: "%.4g", $0) }.joined(separator: ",") }
-            return "direction (row-major x,y,z by i,j,k) \(cosines(da)) differs from \(cosines(db)) by more than \(relativeTolerance)"
+            return "direction \(text(da)) (row-major x,y,z by i,j,k) differs from \(text(db)) by more than \(relativeTolerance)"
         }
         return nil
     }

@@ -35,8 +35,7 @@ extension RunDirectory {
     /// overrides and is about to act on them, never before a step that can still refuse them (SPEC §1.3).
     public func recordOverrides(_ extra: [String]) throws {
         guard !extra.isEmpty else { return }
-        let recorded = (try? String(contentsOfFile: overridesFile, encoding: .utf8)) ?? ""
-        try AtomicFile.write(recorded + RunDirectory.absolutePaths(in: extra).joined(separator: "\n") + "\n", to: overridesFile)
+        try AtomicFile.write((recordedOverrides() + RunDirectory.absolutePaths(in: extra)).joined(separator: "\n") + "\n", to: overridesFile)
     }
 
     static let datasetParameters: Set<String> = ["dataset_id", "local_dataset", "dataset_csv"]

@@ -2,6 +2,7 @@ import Foundation
 import IECore
 import IEConfig
 import IEData
+import IEEval
 import IEImage
 import IEDistributed
 import IENet
@@ -337,11 +338,7 @@ public enum RunPipeline {
         if let mismatch = volume.gridMismatch(with: image) {
             throw IEError.badInput("\(mismatch) of \(imageFile), expected the mask on the image's grid", file: maskFile)
         }
-        return try volume.data.enumerated().map { i, v in
-            if v == 0 || v == 1 { return UInt8(v) }
-            let p = volume.position(ofIndex: i)
-            throw IEError.badInput("voxel (z=\(p.z), y=\(p.y), x=\(p.x)) has value \(v), expected a binary mask of 0 and 1", file: maskFile)
-        }
+        return try MetricsEvaluation.binaryMask(volume, path: maskFile).map { $0 ? 1 : 0 }
     }
 
     /// Before a mode folder's segmentations are (re)written: its metrics, aggregates, outliers and thumbnails would

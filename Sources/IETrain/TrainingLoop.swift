@@ -93,7 +93,7 @@ public enum StopSignal {
 
     /// Call first, on the main thread, before the engine, MPI or any worker starts threads.
     public static func install() {
-        SignalReader.start(signals, ignoring: true) { sig in
+        SignalReader.start(signals) { sig in
             if sig == SIGINT && flag != 0 { _exit(130) }
             flag = 1
         }

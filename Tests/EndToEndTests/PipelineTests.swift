@@ -24,6 +24,14 @@ final class PipelineTests: XCTestCase {
         return run
     }
 
+    /// A run as `trainedRun` makes it, then evaluated by ie-evaluate (its Val and Test metrics, its report).
+    static func evaluatedRun(_ runner: ToolRunner, subjects: Int, epochs: Int) throws -> String {
+        let run = try trainedRun(runner, subjects: subjects, epochs: epochs)
+        let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        return run
+    }
+
     func testTrainInferMetricsReportLeaveTheRunLayout() throws {
         let runner = try ToolRunner(name: "pipeline")
         defer { runner.remove() }

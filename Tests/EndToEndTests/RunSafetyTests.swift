@@ -167,9 +167,7 @@ final class RunSafetyTests: XCTestCase {
     func testReinferenceClearsTheOldEvaluationAndStaleTemporaryFiles() throws {
         let runner = try ToolRunner(name: "reinfer")
         defer { runner.remove() }
-        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
-        let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
-        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let run = try PipelineTests.evaluatedRun(runner, subjects: 6, epochs: 1)
         let val = run + "/outputs/epoch_001/Val", test = run + "/outputs/epoch_001/Test"
         let fileManager = FileManager.default
         XCTAssertTrue(fileManager.fileExists(atPath: val + "/metrics.csv") && fileManager.fileExists(atPath: val + "/metrics_aggregates.csv"))

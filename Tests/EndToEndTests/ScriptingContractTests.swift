@@ -110,9 +110,7 @@ final class ScriptingContractTests: XCTestCase {
     func testFolderMetricsInsideARunHoldsItsLock() throws {
         let runner = try ToolRunner(name: "folderlock")
         defer { runner.remove() }
-        let run = try PipelineTests.trainedRun(runner, subjects: 6, epochs: 1)
-        let evaluated = try runner.run("evaluate", ["--run=\(run)", "--threads=1"])
-        XCTAssertEqual(evaluated.status, 0, evaluated.stderr)
+        let run = try PipelineTests.evaluatedRun(runner, subjects: 6, epochs: 1)
         let test = run + "/outputs/epoch_001/Test"
         let arguments = ["folder", "--prediction_dir=\(test)", "--dataset=datasets/HelloWorld/dataset.csv", "--structures=region_a", "--no-thumbnails"]
         let holder = Process()

@@ -70,7 +70,7 @@ public enum MetricsAggregates {
         var columns = header
         if totalPatients { columns.insert("total_patients", at: 2) }
         var out = columns.joined(separator: ",") + "\n"
-        let patients = Set(records.map { $0.patient.unicodeScalars.map(\.value) }).count
+        let patients = totalPatients ? Set(records.map { $0.patient.unicodeScalars.map(\.value) }).count : 0
         for row in rows(records) {
             var fields = [csvQuote(row.structure), String(format: "%.3f", Double(row.count))]
             if totalPatients { fields.append(String(patients)) }
