@@ -35,17 +35,18 @@ final class BF16ConvTests: XCTestCase {
 
     /// Every conv geometry of the UNet3D f=32 (InnerEye's: strided encoder convs, 3x3x3 convs, ConvTranspose3d
     /// k4 s2 p1 decoders, the 1x1x1 output layer) at small extents: the channel counts, and so the reduction
-    /// lengths of forward and backward-data, are the network's own. The 1-input-channel first layer stays fp32
+    /// lengths of forward and backward-data, are the network's own. Strided layers have outputs of at least 3
+    /// (smaller ones compute their weight gradient in fp32: DNNLConv.bf16Trusted). The 1-input-channel first layer stays fp32
     /// (direct / GEMM path) and is not listed.
     let unetLayers: [Layer] = [
-        Layer(cin: 32, cout: 32, k: 3, s: 1, p: 1, size: 8), Layer(cin: 32, cout: 64, k: 3, s: 2, p: 1, size: 8),
-        Layer(cin: 64, cout: 64, k: 3, s: 1, p: 1, size: 4), Layer(cin: 64, cout: 128, k: 3, s: 2, p: 1, size: 4),
-        Layer(cin: 128, cout: 128, k: 3, s: 1, p: 1, size: 4), Layer(cin: 128, cout: 256, k: 3, s: 2, p: 1, size: 4),
-        Layer(cin: 256, cout: 256, k: 3, s: 1, p: 1, size: 2), Layer(cin: 256, cout: 512, k: 3, s: 2, p: 1, size: 2),
+        Layer(cin: 32, cout: 32, k: 3, s: 1, p: 1, size: 8), Layer(cin: 32, cout: 64, k: 3, s: 2, p: 1, size: 6),
+        Layer(cin: 64, cout: 64, k: 3, s: 1, p: 1, size: 4), Layer(cin: 64, cout: 128, k: 3, s: 2, p: 1, size: 6),
+        Layer(cin: 128, cout: 128, k: 3, s: 1, p: 1, size: 4), Layer(cin: 128, cout: 256, k: 3, s: 2, p: 1, size: 6),
+        Layer(cin: 256, cout: 256, k: 3, s: 1, p: 1, size: 2), Layer(cin: 256, cout: 512, k: 3, s: 2, p: 1, size: 6),
         Layer(cin: 512, cout: 512, k: 3, s: 1, p: 1, size: 2),
-        Layer(cin: 512, cout: 256, k: 4, s: 2, p: 1, size: 2, transposed: true),
-        Layer(cin: 256, cout: 128, k: 4, s: 2, p: 1, size: 2, transposed: true),
-        Layer(cin: 128, cout: 64, k: 4, s: 2, p: 1, size: 4, transposed: true),
+        Layer(cin: 512, cout: 256, k: 4, s: 2, p: 1, size: 3, transposed: true),
+        Layer(cin: 256, cout: 128, k: 4, s: 2, p: 1, size: 3, transposed: true),
+        Layer(cin: 128, cout: 64, k: 4, s: 2, p: 1, size: 3, transposed: true),
         Layer(cin: 64, cout: 32, k: 4, s: 2, p: 1, size: 4, transposed: true),
         Layer(cin: 32, cout: 2, k: 1, s: 1, p: 0, size: 8),
     ]
@@ -112,34 +113,79 @@ final class BF16ConvTests: XCTestCase {
         }
     }
 
-    /// One training step of a UNet3D (forward, backward on a fixed output gradient) in bf16 against fp32: every
-    /// parameter gradient within a first-order bound. Each convolution adds at most 2u relative error (norm-wise)
-    /// to what flows through it; a gradient passes at most all C convolutions forward and all C backward, so its
-    /// relative L2 error stays below 2C * 2u to first order (a norm bound assuming no layer amplifies error).
+    /// oneDNN 2.6's bf16 weight gradient of strided convolutions is wrong, or writes out of bounds, where an output
+    /// extent is under 3 (DNNLConv.bf16Trusted keeps those on fp32). Every direction of the UNet's strided
+    /// geometries, over extents 1 to 9 along each axis and all three, must agree with fp32 to the bf16 rounding
+    /// level (relative L2 error ~2.4e-3 for random data; 1e-2 allowed): on the unguarded kernel these cases gave
+    /// errors of 0.4 to 1e36 and heap corruption.
+    func testStridedWeightGradientsOfSmallExtents() throws {
+        try requireBF16()
+        for (cin, cout, k) in [(32, 64, 3), (64, 32, 4), (16, 16, 3)] {
+            for n in 1...9 {
+                for shape in [[n, 12, 12], [12, n, 12], [12, 12, n], [n, n, n]] where shape.allSatisfy({ $0 + 2 >= k }) {
+                    func results(_ precision: Precision) -> [[Float]] {
+                        var rng = SeededGenerator(seed: 5)
+                        var random = TestRandom(6)
+                        let conv = Conv3d(name: "c", inChannels: cin, outChannels: cout, kernel: k, stride: 2, padding: 1,
+                                          bias: false, rng: &rng, engine: Engine(options(precision)))
+                        let y = conv.forward(random.tensor([2, cin] + shape))
+                        let gradInput = conv.backward(random.tensor(y.shape))
+                        return [y.data, gradInput?.data ?? [], conv.weight.grad]
+                    }
+                    let (bf16, fp32) = (results(.bf16), results(.fp32))
+                    for (index, name) in ["forward", "input gradient", "weight gradient"].enumerated() {
+                        var diff2 = 0.0, norm2 = 0.0
+                        for (p, q) in zip(bf16[index], fp32[index]) {
+                            diff2 += Double(p - q) * Double(p - q); norm2 += Double(q) * Double(q)
+                        }
+                        let error = (diff2 / max(norm2, 1e-30)).squareRoot()
+                        XCTAssertLessThan(error, 1e-2, "\(cin)->\(cout) k\(k) s2 input \(shape) \(name)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// One training step of a UNet3D (forward, backward on a fixed output gradient) in bf16 against fp32. A
+    /// per-entry rounding bound does not carry through a deep BatchNorm+ReLU stack: a pre-activation within rounding
+    /// of zero falls on the other side of the ReLU, which replaces that voxel's gradient, so any perturbation at
+    /// bf16's level moves the early layers' gradients by 5-30 % (measured: fp32 with only the input image scaled by
+    /// 1 + 2^-9 noise, half a bf16 unit, moves them by 0.05-0.21 relative L2). The sound comparison is with that
+    /// sensitivity: every convolution's weight gradient in bf16 stays within 3x the change that the input's half-unit
+    /// perturbation causes in fp32 (measured 1.3-1.6x), and the output layer's, which no ReLU separates from the
+    /// output gradient, within 4 bf16 units. Realistic extents (64^3, batch 2) keep BatchNorm's statistics sound.
     func testUNetTrainingStepGradientsPerLayer() throws {
         try requireBF16()
-        func step(_ precision: Precision) -> (grads: [(String, [Float])], used: Precision) {
+        func step(_ precision: Precision, perturbed: Bool = false) -> (grads: [(String, [Float])], used: Precision) {
             let net = UNet3D(imageChannels: 1, classes: 2, featureChannels: 4, seed: 3, options: options(precision))
             var random = TestRandom(4)
-            let x = random.tensor([2, 1, 16, 16, 16])
+            var x = random.tensor([2, 1, 64, 64, 64])
+            if perturbed {
+                var noise = TestRandom(77)
+                x = Tensor(shape: x.shape, data: zip(x.data, noise.tensor(x.shape).data).map { $0 * (1 + 0x1p-9 * $1) })
+            }
             let logits = net.forward(x, training: true)
             net.backward(random.tensor(logits.shape))
-            return (net.parameters.map { ($0.shape.count == 5 ? "conv " + $0.name : $0.name, $0.grad) }, net.engine.precision)
+            return (net.parameters.filter { $0.shape.count == 5 }.map { ($0.name, $0.grad) }, net.engine.precision)
         }
         let (bf16, used) = step(.bf16)
         XCTAssertEqual(used, .bf16)
-        let (fp32, _) = step(.fp32)
-        let convolutions = fp32.filter { $0.0.hasPrefix("conv ") }.count
-        let tolerance = 2 * Double(convolutions) * 2 * Self.bf16Unit
-        var anyDifference = false
-        for ((name, a), (_, b)) in zip(bf16, fp32) {
+        let fp32 = step(.fp32).grads, sensitivity = step(.fp32, perturbed: true).grads
+        func relativeError(_ a: [Float], _ b: [Float]) -> Double {
             var diff2 = 0.0, norm2 = 0.0
             for (p, q) in zip(a, b) { diff2 += Double(p - q) * Double(p - q); norm2 += Double(q) * Double(q) }
-            guard norm2 > 0 else { continue }
-            anyDifference = anyDifference || diff2 > 0
-            XCTAssertLessThan((diff2 / norm2).squareRoot(), tolerance, "\(name): bf16 gradient off by more than the bound")
+            return (diff2 / max(norm2, 1e-30)).squareRoot()
         }
-        XCTAssertTrue(anyDifference, "bf16 and fp32 gradients identical: bf16 did not run")
+        XCTAssertEqual(bf16.count, fp32.count)
+        for ((name, a), ((_, b), (_, c))) in zip(bf16, zip(fp32, sensitivity)) {
+            let error = relativeError(a, b)
+            XCTAssertGreaterThan(error, 0, "\(name): identical to fp32, bf16 did not run")
+            if name == "output_layer.weight" {
+                XCTAssertLessThan(error, 4 * Self.bf16Unit, "\(name): beyond the forward rounding")
+            } else {
+                XCTAssertLessThan(error, 3 * relativeError(c, b), "\(name): bf16 moves the gradient more than 3x a half-unit input perturbation")
+            }
+        }
     }
 
     /// Where bf16 cannot run (forced here by `bf16Unavailable`, as on a CPU without AVX512_BF16), a requested
