@@ -184,11 +184,32 @@ func adamStepKernel(value: UnsafeMutablePointer<Float>, grad: UnsafePointer<Floa
             value[i] -= stepSize * m[i] / (vmax[i].squareRoot() / correction2Root + eps)
         }
     } else {
-        for i in 0..<n {
+        // 16 lanes at a time: the compiler cannot vectorize the scalar loop (the four buffers might alias), and its
+        // division and square root per element made Adam 0.12 s of a 2.6 s UNet step. The same operations in the
+        // same order per lane: the bits equal the scalar loop's (tail) for every element.
+        typealias Lanes = SIMD16<Float>
+        let width = Lanes.scalarCount
+        let (oneMinusB1, oneMinusB2) = (1 - b1, 1 - b2)
+        var i = 0
+        while i + width <= n {
+            let (pv, pg, pm, ps) = (UnsafeMutableRawPointer(value + i), UnsafeRawPointer(grad + i),
+                                    UnsafeMutableRawPointer(m + i), UnsafeMutableRawPointer(v + i))
+            let x = pv.loadUnaligned(as: Lanes.self)
+            let g = pg.loadUnaligned(as: Lanes.self) + wd * x
+            let first = b1 * pm.loadUnaligned(as: Lanes.self) + oneMinusB1 * g
+            let second = b2 * ps.loadUnaligned(as: Lanes.self) + oneMinusB2 * g * g
+            let updated = x - stepSize * first / (second.squareRoot() / correction2Root + eps)
+            pm.storeBytes(of: first, as: Lanes.self)
+            ps.storeBytes(of: second, as: Lanes.self)
+            pv.storeBytes(of: updated, as: Lanes.self)
+            i += width
+        }
+        while i < n {
             let g = grad[i] + wd * value[i]
-            m[i] = b1 * m[i] + (1 - b1) * g
-            v[i] = b2 * v[i] + (1 - b2) * g * g
+            m[i] = b1 * m[i] + oneMinusB1 * g
+            v[i] = b2 * v[i] + oneMinusB2 * g * g
             value[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + eps)
+            i += 1
         }
     }
 }

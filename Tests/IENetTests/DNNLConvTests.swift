@@ -144,6 +144,59 @@ final class DNNLConvTests: XCTestCase {
             XCTAssertEqual(first, second, "oneDNN results differ between runs with \(threads) thread(s)")
         }
     }
+
+    /// A backward converts the operand its two primitives share once (diff_dst of a convolution's two gradients,
+    /// src of a transposed convolution's weight gradient and input gradient): the bits must equal those of the two
+    /// primitives run one by one, each converting for itself, in fp32 and (where the CPU has it) bf16.
+    func testSharedConversionGivesTheSeparateBits() throws {
+        var precisions: [Precision] = [.fp32]
+        if ConvBackend.dnnlBF16Obstacle() == nil { precisions.append(.bf16) }
+        for precision in precisions {
+            for (cin, cout, k, s, p, size) in [(16, 32, 3, 1, 1, 8), (32, 16, 4, 2, 1, 8), (32, 32, 3, 2, 1, 9)] {
+                var engineOptions = options(.dnnl)
+                engineOptions.precision = precision
+                let engine = Engine(engineOptions)
+                guard let algorithm = engine.algorithms.first(where: { $0.name == "dnnl" }) else {
+                    return XCTFail("no oneDNN backend in the engine")
+                }
+                let g = ConvGeometry(inChannels: cin, outChannels: cout, kernel: k, stride: s, padding: p,
+                                     inD: size, inH: size - 1, inW: size + 1)
+                let batch = 2
+                var random = TestRandom(51)
+                let input = random.tensor([batch * cin * g.inSpatial]).data
+                let gradOutput = random.tensor([batch * cout * g.outSpatial]).data
+                let weight = random.tensor([cout * cin * k * k * k]).data
+                let label = "\(cin)->\(cout) k\(k) s\(s), \(precision)"
+                /// Weight gradient and the other gradient of g (conv: input gradient, sharing: diff_dst) or of its
+                /// adjoint (convT: the source gradient, sharing src), fused and one by one.
+                func compare(_ kind: String, otherCount: Int, fused: (inout [Float], inout [Float]) -> Void,
+                             alone: (inout [Float], inout [Float]) -> Void) {
+                    var (fusedW, fusedOther) = ([Float](repeating: 0, count: weight.count), [Float](repeating: 0, count: otherCount))
+                    var (aloneW, aloneOther) = (fusedW, fusedOther)
+                    fused(&fusedW, &fusedOther)
+                    alone(&aloneW, &aloneOther)
+                    XCTAssertEqual(fusedW, aloneW, "\(kind) weight gradient \(label)")
+                    XCTAssertEqual(fusedOther, aloneOther, "\(kind) other gradient \(label)")
+                    XCTAssertTrue(fusedW.contains { $0 != 0 } && fusedOther.contains { $0 != 0 }, "vacuous \(kind) \(label)")
+                }
+                compare("conv", otherCount: input.count, fused: { w, x in
+                    algorithm.backward(g, batch: batch, input: input, weight: weight, gradOutput: gradOutput,
+                                       gradWeight: &w, gradInput: &x)
+                }, alone: { w, x in
+                    algorithm.accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: &w)
+                    algorithm.backwardData(g, batch: batch, gradOutput: gradOutput, weight: weight, gradInput: &x)
+                })
+                // The transposed convolution (g's adjoint): its source has g's output shape, its target g's input's.
+                compare("convT", otherCount: gradOutput.count, fused: { w, s in
+                    algorithm.adjointBackward(g, batch: batch, source: gradOutput, weight: weight, gradTarget: input,
+                                              gradWeight: &w, gradSource: &s)
+                }, alone: { w, s in
+                    algorithm.accumulateWeightGradient(g, batch: batch, input: input, gradOutput: gradOutput, gradWeight: &w)
+                    algorithm.forward(g, batch: batch, input: input, weight: weight, output: &s)
+                })
+            }
+        }
+    }
 }
 
 /// EngineOptions.fromEnvironment (SPEC 12); needs no oneDNN.

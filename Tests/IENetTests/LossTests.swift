@@ -152,6 +152,38 @@ final class OptimizerTests: XCTestCase {
         XCTAssertEqual(adam.stepCount, 2)
     }
 
+    /// Adam runs 16 lanes at a time with a scalar tail: every element of a long parameter (lanes) must get the bits
+    /// that the same element alone (the scalar tail) gets, and both follow PyTorch's rule evaluated in Double.
+    func testAdamLanesEqualTheScalarRule() {
+        let n = 16 * 5 + 7
+        var random = TestRandom(31)
+        let start = random.tensor([n]).data
+        let long = Parameter(name: "long", shape: [n], value: start)
+        let singles = start.map { single($0) }
+        let settings = OptimizerSettings(eps: 1e-4, weightDecay: 1e-4)
+        let adam = Optimizer(kind: .adam, parameters: [long], settings: settings)
+        let alone = singles.map { Optimizer(kind: .adam, parameters: [$0], settings: settings) }
+        var (m, v, x) = ([Double](repeating: 0, count: n), [Double](repeating: 0, count: n), start.map(Double.init))
+        for t in 1...3 {
+            let grads = random.tensor([n]).data
+            long.grad = grads
+            adam.step(lr: 1e-3)
+            for i in 0..<n {
+                singles[i].grad = [grads[i]]
+                alone[i].step(lr: 1e-3)
+                let g = Double(grads[i]) + 1e-4 * x[i]
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g * g
+                let stepSize = 1e-3 / (1 - pow(0.9, Double(t)))
+                x[i] -= stepSize * m[i] / (v[i].squareRoot() / (1 - pow(0.999, Double(t))).squareRoot() + 1e-4)
+            }
+            for i in 0..<n {
+                XCTAssertEqual(long.value[i].bitPattern, singles[i].value[0].bitPattern, "element \(i), step \(t)")
+                XCTAssertEqual(Double(long.value[i]), x[i], accuracy: 1e-6 * max(1, abs(x[i])), "element \(i), step \(t)")
+            }
+        }
+    }
+
     func testAdamWeightDecayIsL2OnGradient() {
         let p = single(2)
         let adam = Optimizer(kind: .adam, parameters: [p], settings: OptimizerSettings(eps: 1e-8, weightDecay: 0.5))
