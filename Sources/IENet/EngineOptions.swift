@@ -53,7 +53,8 @@ public struct EngineOptions: Sendable, Equatable {
     public var dnnlSubPixel = true
     /// The eval-mode forward (inference, validation) of 3x3x3 stride-1 convolutions with at least
     /// winogradMinimumChannels channels in and out and winogradMinimumVoxels output voxels runs as Winograd
-    /// F(2x2x2, 3x3x3) (WinogradConv; IENET_WINOGRAD=0 keeps it on the layer's backend; last bits differ).
+    /// F(2x2x2, 3x3x3) (WinogradConv; IENET_WINOGRAD=0 keeps it on the layer's backend; last bits differ). fp32
+    /// only: with bf16 the layer's oneDNN bf16 kernel is faster.
     public var winograd = true
     public var winogradMinimumChannels = 16
     public var winogradMinimumVoxels = 16 * 16 * 16

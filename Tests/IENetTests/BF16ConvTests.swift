@@ -188,6 +188,17 @@ final class BF16ConvTests: XCTestCase {
         }
     }
 
+    /// Winograd is an fp32 kernel: with bf16 the eval forward of 3x3x3 layers stays on oneDNN's bf16 kernel
+    /// (faster on AVX512_BF16), while fp32 keeps Winograd.
+    func testBF16EvalForwardRunsOnOneDNNNotWinograd() throws {
+        try requireBF16()
+        let g = ConvGeometry(inChannels: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1, inD: 32, inH: 32, inW: 32)
+        XCTAssertNotNil(Engine(options(.fp32)).plan(g, batch: 1, adjoint: false).evalForward, "fp32: Winograd")
+        let bf16 = Engine(options(.bf16)).plan(g, batch: 1, adjoint: false)
+        XCTAssertNil(bf16.evalForward, "bf16: no Winograd")
+        XCTAssertEqual(bf16.algorithm.name, "dnnl")
+    }
+
     /// Where bf16 cannot run (forced here by `bf16Unavailable`, as on a CPU without AVX512_BF16), a requested
     /// bf16 gives the fp32 bits and one warning however many models and option reads ask for it.
     func testFallbackWarnsOnceAndGivesFP32Bits() throws {
