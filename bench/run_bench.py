@@ -9,7 +9,7 @@ Runs, one after the other on this machine (standard library only; the peers run 
   2. each section of ie-bench in its own process (so that its peak memory is its own), then the section's peer
      where `make bench-torch` installed the peers (PEER_PYTHON, default .venv-torch/bin/python3):
        engine     conv layers and the UNet3D training step (fp32, bf16)   PyTorch    bench_torch.py
-       inference  sliding-window inference of UNet3D f=32               MONAI      bench_monai.py
+       inference  sliding-window inference of UNet3D f=32 (fp32, bf16)  MONAI      bench_monai.py
        aal        Dice/Hausdorff/MSD of the 116 AAL regions             SimpleITK  bench_sitk_metrics.py
        loader     time the training thread waits for data (prefetch on/off; no peer)
 Every program prints its figures as `BENCH {json}` lines, paired here by (figure, threads, precision).
@@ -152,7 +152,8 @@ def table(ours_records, peer_records, peak):
             peer = peers.get((figure, impl, threads, precision)) or peers.get((figure, impl, threads, "fp32"))
             if peer:
                 notes.append(f"{impl} {peer.get('precision', 'fp32')} {fmt_value(peer)}: {comparison(record, peer)}")
-                record = {**{k: v for k, v in peer.items() if k.startswith("max_abs_diff")}, **record}
+                if peer.get("precision", "fp32") == precision:  # the peer's differences are to our run of its precision
+                    record = {**{k: v for k, v in peer.items() if k.startswith("max_abs_diff")}, **record}
             else:
                 notes.append(f"{impl}: not measured")
         extra = ", ".join(f"{k} {v}" for k, v in sorted(record.items())

@@ -8,15 +8,17 @@ import IETrain
 /// MONAI's tiling (SPEC §5, MONAI and MONAIGaussian), the figures `sliding_window_constant` / `_gaussian` that
 /// bench/reference/bench_monai.py measures with MONAI's sliding_window_inference on the same weights and volume.
 ///   ie-bench [--threads 1,2] [--repeats R] [--skip-inference] [--inference-size 64,160,160] [--inference-batch 1]
-///            [--inference-overlap 0.25] [--inference-modes constant,gaussian] [--inference-dir .build/bench-inference]
+///            [--inference-overlap 0.25] [--inference-modes constant,gaussian] [--inference-precisions fp32,bf16]
+///            [--inference-dir .build/bench-inference]
 ///   ie-bench --inference ...          this section only
 ///   ie-bench --inference-export DIR   only write DIR (bench_monai.py does when ie-bench has not run)
-///   ie-bench --inference-run DIR --mode constant|gaussian --threads N --repeats R   one measured configuration
+///   ie-bench --inference-run DIR --mode constant|gaussian --threads N --repeats R [--precision bf16]   one
+///                                     measured configuration (bf16 only where it runs: otherwise no figure)
 /// DIR holds weights.safetensors (our seed-42 network, BatchNorm statistics moved off (0, 1) by three training-mode
 /// forwards so that the posteriors are not saturated), volume.f32 (already normalised) and setup.json; it is
 /// rewritten only when the setup changes. Every (mode, threads) runs in a fresh child process, so its peak RSS is
 /// that run's alone; it writes its posteriors to DIR/ie_<mode>_<threads>.f32, against which bench_monai.py reports
-/// max_abs_diff. seconds (cpu_seconds) = best wall (CPU) time of min(R, 2) calls of the whole sliding-window
+/// max_abs_diff (bf16: DIR/ie_<mode>_<threads>_bf16.f32, with max_abs_diff_vs_fp32 against our fp32 posteriors). seconds (cpu_seconds) = best wall (CPU) time of min(R, 2) calls of the whole sliding-window
 /// inference (patches, network, softmax, blending), model and volume loading excluded.
 func runInferenceBenchmark(arguments: [String]) -> Int32 {
     func option(_ name: String) -> String? {
@@ -30,7 +32,7 @@ func runInferenceBenchmark(arguments: [String]) -> Int32 {
     do {
         if let dir = option("--inference-run") {
             try InferenceBench.child(dir: dir, mode: option("--mode") ?? "constant", threads: ints(option("--threads"), [1]).first ?? 1,
-                                     repeats: repeats)
+                                     repeats: repeats, precision: option("--precision") ?? "fp32")
             return 0
         }
         let size = ints(option("--inference-size"), [64, 160, 160])
@@ -47,15 +49,19 @@ func runInferenceBenchmark(arguments: [String]) -> Int32 {
         let modes = (option("--inference-modes") ?? "constant,gaussian").split(separator: ",").map(String.init)
         print("sliding-window inference, MONAI tiling: UNet3D f=\(InferenceBench.features), volume \(size), patch 64^3, "
               + "overlap \(setup.overlap), sw_batch_size \(setup.batch), one child process per configuration")
+        let precisions = (option("--inference-precisions") ?? "fp32,bf16").split(separator: ",").map(String.init)
         for mode in modes {
-            for threads in ints(option("--threads"), [1, 2]) {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-                process.arguments = ["--inference-run", dir, "--mode", mode, "--threads", String(threads), "--repeats", String(repeats)]
-                fflush(stdout)
-                try process.run()   // its BENCH line goes straight to our standard output
-                process.waitUntilExit()
-                guard process.terminationStatus == 0 else { throw IEError.failure("inference child (\(mode), \(threads) threads) exited with status \(process.terminationStatus)") }
+            for precision in precisions {
+                for threads in ints(option("--threads"), [1, 2]) {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+                    process.arguments = ["--inference-run", dir, "--mode", mode, "--threads", String(threads), "--repeats",
+                                         String(repeats), "--precision", precision]
+                    fflush(stdout)
+                    try process.run()   // its BENCH line goes straight to our standard output
+                    process.waitUntilExit()
+                    guard process.terminationStatus == 0 else { throw IEError.failure("inference child (\(mode), \(precision), \(threads) threads) exited with status \(process.terminationStatus)") }
+                }
             }
         }
         return 0
@@ -117,9 +123,13 @@ enum InferenceBench {
     }
 
     /// One measured configuration (a fresh process): prints its BENCH line, writes DIR/ie_<mode>.f32.
-    static func child(dir: String, mode: String, threads: Int, repeats: Int) throws {
+    static func child(dir: String, mode: String, threads: Int, repeats: Int, precision: String) throws {
         let setup = try JSONDecoder().decode(Setup.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/setup.json")))
-        let options = EngineOptions.fromCommandLine(threads: threads)
+        let options = EngineOptions.fromCommandLine(threads: threads, precision: precision)
+        guard options.precision.rawValue == precision else {
+            print("  sliding_window_\(mode), \(threads) thread(s): \(precision) does not run here (\(options.bf16Obstacle ?? "?"))")
+            return
+        }
         debugMemory("start")
         // As ie-infer loads a model (the file records no architecture: the configured one, as for a PyTorch file).
         let net = try ModelLoading.load(checkpointPath: dir + "/weights.safetensors",
@@ -145,8 +155,15 @@ enum InferenceBench {
             best = min(best, now() - start)
             bestCPU = min(bestCPU, cpuSeconds() - startCPU)
         }
-        try AtomicFile.write(posteriors.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/ie_\(mode)_\(threads).f32")
-        if mode == "constant" {
+        let suffix = options.precision == .fp32 ? "" : "_" + precision
+        try AtomicFile.write(posteriors.withUnsafeBufferPointer { Data(buffer: $0) }, to: dir + "/ie_\(mode)_\(threads)\(suffix).f32")
+        var values: [String: Any] = [:]
+        if options.precision != .fp32, let fp32 = try? Data(contentsOf: URL(fileURLWithPath: dir + "/ie_\(mode)_\(threads).f32")),
+           fp32.count == posteriors.count * 4 {
+            let reference = fp32.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            values["max_abs_diff_vs_fp32"] = zip(posteriors, reference).map { Double(abs($0 - $1)) }.max() ?? 0
+        }
+        if mode == "constant" && options.precision == .fp32 {
             // What ie-infer writes after the posteriors (SPEC §5): 2K + 2 gzipped NIfTI files, in parallel.
             let labels = PostProcessing.argmax(posteriors, classCount: 2)
             let start = now()
@@ -156,10 +173,10 @@ enum InferenceBench {
             print(String(format: "  ie-infer's 6 output files (NIfTI, gzip level 1) of this volume, %d thread(s): %.2f s",
                          threads, now() - start))
         }
-        benchLine(figure: "sliding_window_\(mode)", threads: threads, [
+        benchLine(figure: "sliding_window_\(mode)", threads: threads, precision: precision, values.merging([
                     "seconds": best, "cpu_seconds": bestCPU, "peak_rss_mib": peakRSSMiB(), "shape": setup.shape.array, "patch": setup.patch,
                     "overlap": setup.overlap, "sw_batch_size": setup.batch,
-                    "windows": window.geometry(for: setup.shape).origins.count])
+                    "windows": window.geometry(for: setup.shape).origins.count]) { $1 })
     }
 
     static func debugMemory(_ label: String) {
