@@ -34,7 +34,7 @@ final class DNNLConv: ConvAlgorithm {
     private var cache: [Key: Plan?] = [:]
     let engine: dnnl_engine_t
     let stream: dnnl_stream_t
-    /// Four 64-byte aligned buffers for the blocked copies of a primitive's arguments. Convolutions run one after
+    /// Five 64-byte aligned buffers for the blocked copies of a primitive's arguments. Convolutions run one after
     /// another and each uses a slot per argument, so the layers of a model share them.
     /// Slot 3: the plain weights of a sub-pixel class (DNNLSubPixelPlan); slot 4 (sharedSlot): an operand that two
     /// primitives of one backward read in the same layout, converted once (Plan.Sharing).
@@ -290,8 +290,8 @@ final class DNNLConv: ConvAlgorithm {
 
     /// Whether oneDNN 2.6's bf16 kernel may run this direction of g. Its bf16 weight gradient
     /// (jit_bf16:avx512_core_bf16, backward_weights) of a strided convolution with an output extent under 3 is wrong
-    /// or writes out of bounds: measured on an AVX512_BF16 CPU, 3^3 convs stride 2 with input depth 3 (output 2) and
-    /// k4 s2 with input depth 4 gave relative errors of 0.4 to 1e36, and input height 1 or 2 (output 1) corrupted the
+    /// or writes out of bounds: measured on an AVX512_BF16 CPU, k3 s2 p1 with input depth 3 (output 2) and k4 s2 p1
+    /// with input depth 4 gave relative errors of 0.4 to 1e36, and input height 1 or 2 (output 1) corrupted the
     /// heap ("double free or corruption"); with every output extent >= 3, or stride 1, all swept shapes agreed with
     /// fp32 (BF16ConvTests.testStridedWeightGradientsOfSmallExtents). Those layers are small: fp32 costs nothing.
     static func bf16Trusted(_ g: ConvGeometry, _ direction: Direction) -> Bool {

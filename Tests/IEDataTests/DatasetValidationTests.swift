@@ -50,6 +50,12 @@ final class DatasetValidationTests: XCTestCase {
         return s
     }()
 
+    /// A static Scratch is never deinitialised: its folder would stay in TMPDIR after every run.
+    override class func tearDown() {
+        try? FileManager.default.removeItem(atPath: scratch.root)
+        super.tearDown()
+    }
+
     let request = SubjectRequest(imageChannels: ["ct", "ct2"], groundTruthIds: ["a", "b"], maskId: "mask")
 
     /// A two-subject CSV; `replace` swaps the file of (subject 2, channel).
