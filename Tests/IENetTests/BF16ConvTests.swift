@@ -36,8 +36,8 @@ final class BF16ConvTests: XCTestCase {
     /// Every conv geometry of the UNet3D f=32 (InnerEye's: strided encoder convs, 3x3x3 convs, ConvTranspose3d
     /// k4 s2 p1 decoders, the 1x1x1 output layer) at small extents: the channel counts, and so the reduction
     /// lengths of forward and backward-data, are the network's own. Strided layers have outputs of at least 3
-    /// (smaller ones compute their weight gradient in fp32: DNNLConv.bf16Trusted). The 1-input-channel first layer stays fp32
-    /// (direct / GEMM path) and is not listed.
+    /// (smaller ones compute their weight gradient in fp32: DNNLConv.bf16Trusted). The 1-input-channel first layer
+    /// stays fp32 (direct / GEMM path) and is not listed.
     let unetLayers: [Layer] = [
         Layer(cin: 32, cout: 32, k: 3, s: 1, p: 1, size: 8), Layer(cin: 32, cout: 64, k: 3, s: 2, p: 1, size: 6),
         Layer(cin: 64, cout: 64, k: 3, s: 1, p: 1, size: 4), Layer(cin: 64, cout: 128, k: 3, s: 2, p: 1, size: 6),
