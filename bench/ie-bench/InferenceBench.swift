@@ -18,7 +18,8 @@ import IETrain
 /// forwards so that the posteriors are not saturated), volume.f32 (already normalised) and setup.json; it is
 /// rewritten only when the setup changes. Every (mode, threads) runs in a fresh child process, so its peak RSS is
 /// that run's alone; it writes its posteriors to DIR/ie_<mode>_<threads>.f32, against which bench_monai.py reports
-/// max_abs_diff (bf16: DIR/ie_<mode>_<threads>_bf16.f32, with max_abs_diff_vs_fp32 against our fp32 posteriors). seconds (cpu_seconds) = best wall (CPU) time of min(R, 2) calls of the whole sliding-window
+/// max_abs_diff (bf16: DIR/ie_<mode>_<threads>_bf16.f32, with max_abs_diff_vs_fp32 against our fp32 posteriors).
+/// seconds (cpu_seconds) = best wall (CPU) time of min(R, 2) calls of the whole sliding-window
 /// inference (patches, network, softmax, blending), model and volume loading excluded.
 func runInferenceBenchmark(arguments: [String]) -> Int32 {
     func option(_ name: String) -> String? {
