@@ -17,11 +17,28 @@ public enum ChildProcess {
         public var timedOut: Bool
     }
 
-    /// Runs `executable` (a path) with `arguments`, stdin from /dev/null, and collects stdout and stderr. With
-    /// `currentDirectory`, the child runs there. With `timeout`, the child's process group is killed (SIGKILL)
-    /// once that many seconds have passed, and what it wrote so far is returned with `timedOut`.
+    /// Runs `executable` (a path) with `arguments`, stdin from /dev/null (or the text `stdin`, through a private
+    /// temporary file), and collects stdout and stderr. With `currentDirectory`, the child runs there. With
+    /// `timeout`, the child's process group is killed (SIGKILL) once that many seconds have passed, and what it
+    /// wrote so far is returned with `timedOut`.
     public static func run(_ executable: String, _ arguments: [String], currentDirectory: String? = nil,
-                           timeout: TimeInterval? = nil) throws -> Output {
+                           stdin: String? = nil, timeout: TimeInterval? = nil) throws -> Output {
+        var stdinFile: String?
+        if let stdin {
+            var template = Array((NSTemporaryDirectory() + "/ie-stdin-XXXXXX").utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { throw IEError.failure("cannot create a temporary file for \(executable)'s input: \(String(cString: strerror(errno)))") }
+            let path = String(cString: template)
+            stdinFile = path
+            let bytes = Array(stdin.utf8)
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            guard written == bytes.count else {
+                unlink(path)
+                throw IEError.failure("cannot write \(executable)'s input to \(path)")
+            }
+        }
+        defer { if let stdinFile { unlink(stdinFile) } }
         var argv = [executable] + arguments
         var program = executable
         if let currentDirectory {
@@ -30,7 +47,7 @@ public enum ChildProcess {
             program = "/bin/sh"
             argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", currentDirectory] + argv
         }
-        let (pid, out, err) = try TerminationCleanup.spawn(program, argv)
+        let (pid, out, err) = try TerminationCleanup.spawn(program, argv, stdinFile: stdinFile)
         var streams = [(fd: out, data: Data()), (fd: err, data: Data())]
         let deadline = timeout.map { Date().addingTimeInterval($0) }
         var timedOut = false
@@ -108,7 +125,7 @@ public enum TerminationCleanup {
 
     /// Starts `argv` (argv[0] = `path`) with an empty signal mask, default dispositions and its own process
     /// group, stdin from /dev/null, stdout and stderr into pipes; returns the child and the pipes' read ends.
-    static func spawn(_ path: String, _ argv: [String]) throws -> (pid_t, Int32, Int32) {
+    static func spawn(_ path: String, _ argv: [String], stdinFile: String? = nil) throws -> (pid_t, Int32, Int32) {
         lock.lock()
         defer { lock.unlock() }
         var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
@@ -124,7 +141,7 @@ public enum TerminationCleanup {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdinFile ?? "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         var attributes = posix_spawnattr_t()

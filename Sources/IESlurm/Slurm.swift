@@ -90,39 +90,27 @@ public enum Slurm {
         return nil
     }
 
-    /// Runs a Slurm client tool and collects its output.
-    public static func run(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
+    /// Seconds a Slurm client tool may take (IE_SLURM_TIMEOUT, default 120): a controller that does not answer
+    /// would otherwise hang ie-submit, or an ie-status run from cron, for good.
+    public static var timeoutSeconds: TimeInterval {
+        ProcessInfo.processInfo.environment["IE_SLURM_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 120
+    }
+
+    /// Runs a Slurm client tool and collects its output (ChildProcess: clean signal state, its own process
+    /// group); one still running after `timeout` seconds is killed with whatever it started, and reported as a
+    /// failure naming it.
+    public static func run(_ tool: String, _ arguments: [String], stdin: String? = nil,
+                           timeout: TimeInterval = timeoutSeconds) throws -> Output {
         guard let path = locate(tool) else {
             throw IEError.usage("\(tool) is not on PATH, expected the Slurm client tools (tools/start-local-slurm.sh starts a local cluster)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        do { try process.run() } catch {
-            throw IEError.failure("cannot run \(path): \(error.localizedDescription)")
+        let result = try ChildProcess.run(path, arguments, stdin: stdin, timeout: timeout)
+        if result.timedOut {
+            let queued = tool == "sbatch" ? " (the job may still have been queued: check squeue before submitting again)" : ""
+            throw IEError.failure("\(tool) did not answer within \(Int(timeout)) s and was stopped: is the Slurm controller "
+                                  + "reachable (scontrol ping)? IE_SLURM_TIMEOUT sets the limit\(queued)")
         }
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
-        }
-        // Read both pipes before waiting, so a chatty tool cannot block on a full pipe.
-        final class Collected: @unchecked Sendable { var data = Data() }
-        let errData = Collected()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData.data = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self))
+        return Output(status: result.status, stdout: result.stdout, stderr: result.stderr)
     }
 
     /// Checks what a submission needs before anything is written: sbatch and sinfo on PATH, a responding

@@ -175,4 +175,33 @@ final class SlurmOptionsTests: XCTestCase {
             XCTAssertEqual(bash.terminationStatus, 0, script)
         }
     }
+    /// A Slurm client tool that does not answer (a controller down, a hung NFS home) is stopped after the time
+    /// limit and reported naming the tool and IE_SLURM_TIMEOUT, instead of hanging ie-submit or a cron job for good;
+    /// sbatch's message warns that the job may still have been queued. A tool that answers in time is unaffected.
+    func testAHungSlurmToolIsStoppedAfterTheTimeLimit() throws {
+        let folder = NSTemporaryDirectory() + "ie-slurm-timeout-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for (tool, body) in [("sinfo", "sleep 60"), ("sbatch", "exec sleep 60"), ("squeue", "echo 42")] {
+            let path = folder + "/" + tool
+            try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: false, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        }
+        let oldPath = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        setenv("PATH", folder + ":" + oldPath, 1)
+        defer { setenv("PATH", oldPath, 1) }
+        for tool in ["sinfo", "sbatch"] {
+            let start = Date()
+            XCTAssertThrowsError(try Slurm.run(tool, [], timeout: 1)) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.contains("\(tool) did not answer within 1 s"), text)
+                XCTAssertTrue(text.contains("IE_SLURM_TIMEOUT"), text)
+                XCTAssertEqual(text.contains("may still have been queued"), tool == "sbatch", text)
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(start), 15, "\(tool) was not stopped")
+        }
+        let answered = try Slurm.run("squeue", [], timeout: 5)
+        XCTAssertEqual(answered.status, 0)
+        XCTAssertEqual(answered.stdout, "42\n")
+    }
 }
