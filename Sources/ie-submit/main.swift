@@ -20,6 +20,8 @@ struct Submit: ParsableCommand {
         each node), then evaluates on one node. Jobs are requeued before their time
         limit and resume from the autosave. Model parameters given here are
         recorded in the run, as ie-train does. Job ids are printed on stdout.
+        A Slurm tool that does not answer within $IE_SLURM_TIMEOUT seconds
+        (default 120) is stopped and ie-submit fails naming it.
 
         Examples:
           RUN=$(ie-split --model=HelloWorld) && ie-submit --run=$RUN
