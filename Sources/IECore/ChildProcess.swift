@@ -25,7 +25,7 @@ public enum ChildProcess {
                            stdin: String? = nil, timeout: TimeInterval? = nil) throws -> Output {
         var stdinFile: String?
         if let stdin {
-            var template = Array((NSTemporaryDirectory() + "/ie-stdin-XXXXXX").utf8CString)
+            var template = Array((URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ie-stdin-XXXXXX").path).utf8CString)
             let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             guard fd >= 0 else { throw IEError.failure("cannot create a temporary file for \(executable)'s input: \(String(cString: strerror(errno)))") }
             let path = String(cString: template)
@@ -124,7 +124,8 @@ public enum TerminationCleanup {
     }
 
     /// Starts `argv` (argv[0] = `path`) with an empty signal mask, default dispositions and its own process
-    /// group, stdin from /dev/null, stdout and stderr into pipes; returns the child and the pipes' read ends.
+    /// group, stdin from `stdinFile` (default /dev/null), stdout and stderr into pipes; returns the child and the
+    /// pipes' read ends.
     static func spawn(_ path: String, _ argv: [String], stdinFile: String? = nil) throws -> (pid_t, Int32, Int32) {
         lock.lock()
         defer { lock.unlock() }

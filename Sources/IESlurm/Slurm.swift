@@ -75,11 +75,8 @@ public struct SlurmJobOptions: Sendable, Equatable {
 
 /// Calls to the Slurm client tools (sbatch, squeue, scancel, sinfo), found on PATH.
 public enum Slurm {
-    public struct Output: Sendable {
-        public var status: Int32
-        public var stdout: String
-        public var stderr: String
-    }
+    /// A tool's status and output (ChildProcess's; `timedOut` is never true here: `run` throws instead).
+    public typealias Output = ChildProcess.Output
 
     /// The full path of `tool` on PATH, nil when missing.
     public static func locate(_ tool: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
@@ -110,7 +107,7 @@ public enum Slurm {
             throw IEError.failure("\(tool) did not answer within \(Int(timeout)) s and was stopped: is the Slurm controller "
                                   + "reachable (scontrol ping)? IE_SLURM_TIMEOUT sets the limit\(queued)")
         }
-        return Output(status: result.status, stdout: result.stdout, stderr: result.stderr)
+        return result
     }
 
     /// Checks what a submission needs before anything is written: sbatch and sinfo on PATH, a responding
