@@ -5,7 +5,8 @@ Runs, one after the other on this machine (standard library only; the peers run 
   1. the sgemm peak: `ie-bench --sgemm-only` once per OpenBLAS kernel set this CPU can run (OPENBLAS_CORETYPE is
      read when the library loads: as set in the environment, auto-detected, and the AVX-512 sets where the CPU
      has AVX-512) plus oneDNN's JIT sgemm; the best is the peak the conv rows are measured against, and our own
-     figures then run with the best OpenBLAS kernels;
+     figures then run with the best OpenBLAS kernels; where the CPU has AVX512_BF16 also oneDNN's bf16 matmul,
+     the peak the bf16 conv rows are measured against;
   2. each section of ie-bench in its own process (so that its peak memory is its own), then the section's peer
      where `make bench-torch` installed the peers (PEER_PYTHON, default .venv-torch/bin/python3):
        engine     conv layers and the UNet3D training step (fp32, bf16)   PyTorch    bench_torch.py
@@ -95,14 +96,15 @@ def sgemm_peak(ie_bench, threads, repeats):
                 if previous is None or record["gflops"] > previous[0]:
                     best_core[record["threads"]] = (record["gflops"], core)
         records += found
-    peak = {}
+    peak, bf16_peak = {}, {}
     for record in records:
+        chosen_peak = bf16_peak if record.get("precision") == "bf16" else peak
         key = record["threads"]
-        if key not in peak or record["gflops"] > peak[key]["gflops"]:
-            peak[key] = record
+        if key not in chosen_peak or record["gflops"] > chosen_peak[key]["gflops"]:
+            chosen_peak[key] = record
     winners = [core for _, core in best_core.values()]
     chosen = max(set(winners), key=winners.count) if winners else None
-    return records, peak, chosen
+    return records, peak, bf16_peak, chosen
 
 
 def fmt_value(record):
@@ -127,7 +129,7 @@ def comparison(ours, peer):
     return text
 
 
-def table(ours_records, peer_records, peak):
+def table(ours_records, peer_records, peak, bf16_peak):
     peers = {}
     for record in peer_records:
         peers[(record["figure"], record["impl"], record["threads"], record.get("precision", "fp32"))] = record
@@ -136,11 +138,17 @@ def table(ours_records, peer_records, peak):
     for threads, record in sorted(peak.items()):
         print(f"{'sgemm peak (best kernels)':34} {threads:>3} {'fp32':4}  {fmt_value(record):24}  "
               f"{record['impl']} {record.get('kernels', '')}")
+    for threads, record in sorted(bf16_peak.items()):
+        ratio = f"; {record['gflops'] / peak[threads]['gflops']:.2f}x the fp32 sgemm peak" if threads in peak else ""
+        print(f"{'bf16 matmul peak':34} {threads:>3} {'bf16':4}  {fmt_value(record):24}  "
+              f"{record['impl']} {record.get('kernels', '')}{ratio}")
     for record in ours_records:
         figure, threads, precision = record["figure"], record["threads"], record.get("precision", "fp32")
         notes = []
         if figure.startswith("conv_") and threads in peak and "gflops" in record:
             notes.append(f"{100 * record['gflops'] / peak[threads]['gflops']:.0f}% of sgemm peak")
+        if figure.startswith("conv_") and precision == "bf16" and threads in bf16_peak and "gflops" in record:
+            notes.append(f"{100 * record['gflops'] / bf16_peak[threads]['gflops']:.0f}% of bf16 matmul peak")
         if figure.startswith("conv_") and "sgemm_beside_gflops" in record and "gflops" in record:
             notes.append(f"{100 * record['gflops'] / record['sgemm_beside_gflops']:.0f}% of the sgemm timed beside it "
                          f"({record['sgemm_beside_gflops']:.1f})")
@@ -182,9 +190,9 @@ def main():
           f"{args.repeats}; raw output on standard error")
 
     sections = args.sections.split(",")
-    peak, coretype = {}, None
+    peak, bf16_peak, coretype = {}, {}, None
     if "sgemm" in sections:
-        _, peak, coretype = sgemm_peak(args.ie_bench, args.threads, args.repeats)
+        _, peak, bf16_peak, coretype = sgemm_peak(args.ie_bench, args.threads, args.repeats)
     env = dict(os.environ)
     if coretype == "":
         env.pop("OPENBLAS_CORETYPE", None)
@@ -232,7 +240,7 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
-    table([r for r in ours if r.get("impl") == "ie"], peer_records, peak)
+    table([r for r in ours if r.get("impl") == "ie"], peer_records, peak, bf16_peak)
 
 
 if __name__ == "__main__":

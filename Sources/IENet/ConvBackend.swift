@@ -23,6 +23,12 @@ public enum ConvBackend: String, CaseIterable, Sendable {
         guard let registration = dnnlRegistration else { return "this build has no oneDNN" }
         return registration.bf16Obstacle()
     }
+
+    /// A oneDNN bf16 convolution's time over the same one in fp32 on this CPU, measured once per process
+    /// (nil: bf16 cannot run here).
+    static func dnnlBF16TimeOverFP32() -> Double? {
+        dnnlRegistration?.bf16TimeOverFP32()
+    }
 }
 
 /// One convolution library: the three products of a `ConvGeometry` g over NCDHW tensors and [out, in, k, k, k]
@@ -90,6 +96,8 @@ struct ConvBackendRegistration: Sendable {
     let describe: @Sendable (EngineOptions) -> String
     /// Why the library cannot run bf16 convolutions on this CPU (nil: it can).
     let bf16Obstacle: @Sendable () -> String?
+    /// A bf16 convolution's time over fp32's on this CPU, measured once (nil: bf16 cannot run).
+    let bf16TimeOverFP32: @Sendable () -> Double?
 }
 
 /// The backend chosen for one layer's geometry and batch: made when the layer first sees an input of that shape.

@@ -154,12 +154,29 @@ public struct EngineOptions: Sendable, Equatable {
     }
 
     /// These options with a requested bf16 that cannot run replaced by fp32, warned about once per process.
+    /// A bf16 that runs but is slower than fp32 on this CPU stays bf16 (the user asked for its arithmetic) with
+    /// one warning that says so.
     public func resolvingPrecision() -> EngineOptions {
-        guard precision == .bf16, let obstacle = bf16Obstacle else { return self }
+        guard precision == .bf16 else { return self }
+        guard let obstacle = bf16Obstacle else {
+            if let ratio = ConvBackend.dnnlBF16TimeOverFP32(), let warning = Self.bf16SpeedWarning(timeOverFP32: ratio) {
+                Log.warningOnce(warning)
+            }
+            return self
+        }
         Log.warningOnce("--precision=bf16 requested but \(obstacle): using fp32")
         var resolved = self
         resolved.precision = .fp32
         return resolved
+    }
+
+    /// The warning for a bf16 convolution that took `timeOverFP32` times fp32's in the start-up check; nil up to
+    /// 1.25x (bf16's smaller memory traffic can still pay off near 1, and the check's timing varies by a few %).
+    static func bf16SpeedWarning(timeOverFP32 ratio: Double) -> String? {
+        guard ratio > 1.25 else { return nil }
+        return "--precision=bf16: on this CPU oneDNN's bf16 convolutions take " + String(format: "%.1f", ratio)
+            + "x the time of fp32 ones (a start-up check; its bf16 dot products are slower than its fp32 FMAs, as "
+            + "on Intel CPUs without AMX): bf16 runs as asked, --precision fp32 would be faster here"
     }
 
     /// For a tool's `--threads`: a given count becomes the process's OMP_NUM_THREADS (what `fromEnvironment`,

@@ -228,6 +228,27 @@ final class BF16ConvTests: XCTestCase {
         XCTAssertTrue(warnings.first?.contains("IENET_BF16_UNAVAILABLE") ?? false, "the warning names the reason")
     }
 
+    /// A bf16 that runs but is clearly slower than fp32 (Intel CPUs with AVX512_BF16 but no AMX: oneDNN's bf16
+    /// matmul measured 0.51x its fp32 sgemm) is warned about; near 1 or faster (AMD's AVX512_BF16) it is not.
+    func testSpeedWarningOnlyWhereBF16IsClearlySlower() {
+        XCTAssertNil(EngineOptions.bf16SpeedWarning(timeOverFP32: 0.5))
+        XCTAssertNil(EngineOptions.bf16SpeedWarning(timeOverFP32: 1.2), "within the start-up check's spread")
+        let warning = EngineOptions.bf16SpeedWarning(timeOverFP32: 2.04) ?? ""
+        XCTAssertTrue(warning.contains("2.0x the time of fp32"), warning)
+        XCTAssertTrue(warning.contains("--precision fp32 would be faster"), warning)
+    }
+
+    /// The start-up check times both precisions of one real convolution: a plausible ratio (the two kernels are
+    /// within a factor of 4 of each other on every CPU measured: 0.5 AMD, 2.0 Intel without AMX).
+    func testStartUpSpeedCheckTimesBothPrecisions() throws {
+        try requireBF16()
+        let ratio = try XCTUnwrap(ConvBackend.dnnlBF16TimeOverFP32())
+        XCTAssertTrue(ratio > 0.25 && ratio < 4, "bf16 time / fp32 time \(ratio)")
+        var bf16 = options(.bf16)
+        bf16.bf16Unavailable = false
+        XCTAssertEqual(bf16.resolvingPrecision().precision, .bf16, "a slow bf16 still runs as asked")
+    }
+
     /// Without oneDNN among the backends bf16 cannot run either (needs no oneDNN in the build).
     func testBF16NeedsTheOneDNNBackend() {
         var gemm = EngineOptions(threads: 1, convBackend: .gemm)

@@ -39,3 +39,33 @@ final class SgemmBeside {
         return max(openblasGFLOPs, dnnl?.gflops ?? 0)
     }
 }
+
+/// oneDNN's bf16 matmul (DNNLBF16MatMul: operands rounded to bf16, fp32 accumulation), the peak bf16 convolutions
+/// are measured against where the CPU has AVX512_BF16. Also returns the largest difference from OpenBLAS's fp32
+/// product of the same bf16-rounded operands, relative to the largest entry: the two differ by summation order
+/// only, so a kernel that computed something else shows here. nil where oneDNN cannot make the matmul.
+func oneDNNBF16GEMM(size n: Int, threads: Int, repeats: Int, a: [Float], b: [Float])
+    -> (gflops: Double, gflopsPerCPUSecond: Double, relativeError: Double)? {
+    guard let matmul = DNNLBF16MatMul(m: n, n: n, k: n, a: a, b: b, threads: threads) else { return nil }
+    var ok = true
+    let seconds = best(repeats) { ok = matmul.run() && ok }
+    let cpuSeconds = lastBestCPU
+    let product = matmul.result()
+    guard ok, product.count == n * n else { return nil }
+    func roundedToBF16(_ x: Float) -> Float {  // round to nearest even, as oneDNN's reorder (finite inputs)
+        let bits = x.bitPattern
+        return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+    }
+    let aRounded = a.map(roundedToBF16), bRounded = b.map(roundedToBF16)
+    var reference = [Float](repeating: 0, count: n * n)
+    let size = Int32(n)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1, aRounded, size, bRounded, size, 0,
+                &reference, size)
+    var largestDifference: Float = 0, largest: Float = 0
+    for i in 0..<(n * n) {
+        largestDifference = max(largestDifference, abs(product[i] - reference[i]))
+        largest = max(largest, abs(reference[i]))
+    }
+    let flops = 2 * Double(n) * Double(n) * Double(n)
+    return (flops / seconds / 1e9, flops / cpuSeconds / 1e9, Double(largestDifference / max(largest, .leastNormalMagnitude)))
+}

@@ -170,6 +170,21 @@ for threads in threadCounts {
                   labels: ["kernels": "oneDNN JIT"])
     }
 }
+// bf16 GEMM peak: where the CPU has AVX512_BF16, the rate bf16 convolutions are measured against (make bench).
+if ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains("avx512_bf16") {
+    for threads in threadCounts {
+        guard let bf16 = oneDNNBF16GEMM(size: gemmSize, threads: threads, repeats: repeats, a: a, b: b) else {
+            print("oneDNN bf16 matmul: not available in this build or on this CPU")
+            break
+        }
+        print(String(format: "oneDNN bf16 matmul %d^3, %d thread(s): %.1f GFLOP/s wall, %.1f per CPU-second; largest "
+                     + "difference from fp32 on the same bf16 operands %.1e of the largest entry", gemmSize, threads,
+                     bf16.gflops, bf16.gflopsPerCPUSecond, bf16.relativeError))
+        benchLine(figure: "bf16_gemm_\(gemmSize)", impl: "dnnl", threads: threads, precision: "bf16",
+                  ["gflops": bf16.gflops, "gflops_per_cpu_second": bf16.gflopsPerCPUSecond,
+                   "relative_error_vs_fp32": bf16.relativeError], labels: ["kernels": "oneDNN JIT"])
+    }
+}
 // --sgemm-only: `make bench` runs this once per OpenBLAS kernel set (OPENBLAS_CORETYPE is read when the library
 // loads) to find the machine's best sgemm, the peak the conv rows are measured against.
 if arguments.contains("--sgemm-only") { exit(0) }
