@@ -7,8 +7,9 @@ Runs, one after the other on this machine (standard library only; the peers run 
      has AVX-512) plus oneDNN's JIT sgemm; the best is the peak the conv rows are measured against, and our own
      figures then run with the best OpenBLAS kernels; where the CPU has AVX512_BF16 also oneDNN's bf16 matmul,
      the peak the bf16 conv rows are measured against;
-  2. each section of ie-bench in its own process (so that its peak memory is its own), then the section's peer
-     where `make bench-torch` installed the peers (PEER_PYTHON, default .venv-torch/bin/python3):
+  2. each section of ie-bench in its own process per thread count (so that its peak memory is its own), each
+     followed by the peer's run of the same configuration where `make bench-torch` installed the peers
+     (PEER_PYTHON, default .venv-torch/bin/python3; side by side because the VM's speed drifts):
        engine     conv layers and the UNet3D training step (fp32, bf16)   PyTorch    bench_torch.py
        inference  sliding-window inference of UNet3D f=32 (fp32, bf16)  MONAI      bench_monai.py
        aal        Dice/Hausdorff/MSD of the 116 AAL regions             SimpleITK  bench_sitk_metrics.py
@@ -210,23 +211,28 @@ def main():
     ours, peer_records = [], []
     label = f"OPENBLAS_CORETYPE={env.get('OPENBLAS_CORETYPE', '(unset)')}"
     try:
+        # Ours and the peer's run of each configuration follow each other: this VM's speed drifts by 10-25 %
+        # within minutes (measured), which would skew a ratio of figures taken a section apart.
         if "engine" in sections:
             for threads in args.threads.split(","):
                 ours += run([args.ie_bench, "--threads", threads, "--skip-inference"] + common
                             + shlex.split(args.ie_args), env,
                             f"ie-bench, {threads} thread(s), {label}")
-            if peers:
-                peer_records += run([args.peer_python, os.path.join(reference, "bench_torch.py"), "--threads",
-                                     args.threads] + common, None, "PyTorch: bench_torch.py")
+                if peers:
+                    peer_records += run([args.peer_python, os.path.join(reference, "bench_torch.py"), "--threads",
+                                         threads] + common, None, f"PyTorch: bench_torch.py, {threads} thread(s)")
         if "inference" in sections:
             directory = os.path.join(work, "inference")
-            ours += run([args.ie_bench, "--inference", "--threads", args.threads, "--inference-dir", directory]
-                        + common, env,
-                        f"ie-bench --inference, {label}")
-            if peers:
-                peer_records += run([args.peer_python, os.path.join(reference, "bench_monai.py"), "--threads",
-                                     args.threads, "--dir", directory, "--ie-bench", args.ie_bench] + common, None,
-                                    "MONAI: bench_monai.py")
+            for mode in ("constant", "gaussian"):
+                for threads in args.threads.split(","):
+                    ours += run([args.ie_bench, "--inference", "--threads", threads, "--inference-modes", mode,
+                                 "--inference-dir", directory] + common, env,
+                                f"ie-bench --inference, {mode}, {threads} thread(s), {label}")
+                    if peers:  # after ours: it reports max_abs_diff against the posteriors ours wrote
+                        peer_records += run([args.peer_python, os.path.join(reference, "bench_monai.py"), "--threads",
+                                             threads, "--modes", mode, "--dir", directory, "--ie-bench",
+                                             args.ie_bench] + common, None,
+                                            f"MONAI: bench_monai.py, {mode}, {threads} thread(s)")
         if "aal" in sections:
             directory = os.path.join(work, "aal")
             ours += run([args.ie_bench, "--aal-metrics", "--threads", args.threads, "--work", directory] + common,
