@@ -82,9 +82,10 @@ final class DNNLConv: ConvAlgorithm {
 
     /// The time of one bf16 convolution over the same convolution in fp32, measured once per process (a 32->32
     /// 3x3x3 forward at 16^3 on 1 thread, best of 3 each after a warm-up: ~20 ms). Where it is well above 1 the
-    /// CPU's bf16 dot products are slower than its fp32 FMAs: measured 2.0 on an Intel Xeon with AVX512_BF16 but
-    /// no AMX (oneDNN's bf16 matmul at 0.51x its fp32 sgemm), 0.5 on an AMD EPYC with AVX512_BF16. nil where
-    /// bf16 cannot run here.
+    /// CPU's bf16 dot products are slower than its fp32 FMAs: 1.6-1.9 measured on an Intel Xeon with AVX512_BF16
+    /// but no AMX (oneDNN's bf16 matmul at 0.52x its fp32 sgemm there); on the AMD EPYC with AVX512_BF16 of an
+    /// earlier session the bf16 conv primitives ran at about twice fp32's rate (this check was not run there).
+    /// nil where bf16 cannot run here.
     static let bf16TimeOverFP32: Double? = {
         guard bf16Obstacle == nil else { return nil }
         let g = ConvGeometry(inChannels: 32, outChannels: 32, kernel: 3, stride: 1, padding: 1, inD: 16, inH: 16, inW: 16)

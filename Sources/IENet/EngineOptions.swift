@@ -175,8 +175,8 @@ public struct EngineOptions: Sendable, Equatable {
     static func bf16SpeedWarning(timeOverFP32 ratio: Double) -> String? {
         guard ratio > 1.25 else { return nil }
         return "--precision=bf16: on this CPU oneDNN's bf16 convolutions take " + String(format: "%.1f", ratio)
-            + "x the time of fp32 ones (a start-up check; its bf16 dot products are slower than its fp32 FMAs, as "
-            + "on Intel CPUs without AMX): bf16 runs as asked, --precision fp32 would be faster here"
+            + "x the time of fp32 ones in a start-up check (as where bf16 dot products run slower than fp32 FMAs, "
+            + "e.g. Intel CPUs without AMX): bf16 runs as asked, --precision fp32 would be faster here"
     }
 
     /// For a tool's `--threads`: a given count becomes the process's OMP_NUM_THREADS (what `fromEnvironment`,
