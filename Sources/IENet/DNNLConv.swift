@@ -97,6 +97,7 @@ final class DNNLConv: ConvAlgorithm {
             var options = EngineOptions(threads: 1)
             options.precision = precision
             let conv = DNNLConv(options)
+            guard conv.handles(g, batch: 1, adjoint: false) else { return .infinity }  // no primitive: no timing
             var best = Double.infinity
             for attempt in 0..<4 {
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -107,7 +108,7 @@ final class DNNLConv: ConvAlgorithm {
             return best
         }
         let fp32 = seconds(.fp32), bf16 = seconds(.bf16)
-        return fp32 > 0 && bf16.isFinite ? bf16 / fp32 : nil
+        return fp32 > 0 && fp32.isFinite && bf16.isFinite ? bf16 / fp32 : nil
     }()
 
     /// oneDNN's name of the instruction set it uses on this CPU.
